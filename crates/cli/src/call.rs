@@ -1,0 +1,33 @@
+//! `outlet call`: one call, JSON in and out.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use outlet_host::Host;
+use outlet_manifest::Manifest;
+use outlet_protocol::Transport;
+
+use crate::dynamic;
+
+pub fn run(manifest: &Path, method: &str, json: &str) -> anyhow::Result<ExitCode> {
+    let manifest = Manifest::load(manifest)?;
+    let service = dynamic::service(&manifest)?;
+    let method = dynamic::method(&service, method)?;
+    let json = if json == "-" {
+        let mut input = String::new();
+        std::io::stdin()
+            .read_to_string(&mut input)
+            .context("reading the request from stdin")?;
+        input
+    } else {
+        json.to_owned()
+    };
+    let request = dynamic::encode(&method, &json)?;
+    let plugin = Host::new().load_manifest(manifest)?;
+    let response = plugin.call(&dynamic::path(&method), &request);
+    let _ = plugin.shutdown();
+    println!("{:#}", dynamic::decode(&method, &response?)?);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,80 @@
+//! `outlet demo`: the greeter through every mechanism this build has.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use greeter::{GreetRequest, GreeterClient};
+use outlet_host::{Host, MECHANISMS, Plugin};
+use outlet_manifest::Manifest;
+
+pub fn run(manifests: &Path) -> anyhow::Result<ExitCode> {
+    let host = Host::new();
+    let names: Vec<&str> = MECHANISMS.iter().map(|m| m.name()).collect();
+    println!(
+        "Outlet demo: the greeter through every mechanism in this build ({})",
+        names.join(", ")
+    );
+    for mechanism in MECHANISMS {
+        let file = manifests.join(format!("{mechanism}.toml"));
+        println!("\n[{mechanism}] {}", file.display());
+        let started = Instant::now();
+        let plugin = host.load(&file).with_context(|| {
+            format!(
+                "loading {}; run the README's demo command, which builds the example plugins",
+                file.display()
+            )
+        })?;
+        let hello = plugin.hello();
+        let agreed = plugin.negotiated();
+        println!(
+            "  loaded    {} {} in {:.2?}: app v{}, capabilities: {}",
+            hello.name,
+            hello.version,
+            started.elapsed(),
+            agreed.app_version,
+            agreed.capabilities.join(", ")
+        );
+        greet(&plugin, "world")?;
+        let config = BTreeMap::from([("greeting".to_owned(), "Howdy".to_owned())]);
+        plugin.configure(config)?;
+        println!("  configure greeting = \"Howdy\", no restart");
+        greet(&plugin, "world")?;
+        let health = plugin.health()?;
+        println!("  health    {:?}", health.status());
+        plugin.shutdown()?;
+        println!("  shutdown  ok");
+    }
+
+    println!("\n[policy] an untrusted plugin asks to run in-process:");
+    let refused = Manifest::parse(
+        r#"
+        name = "stranger"
+        mechanism = "native"
+        path = "libstranger.so"
+        interface = "outlet.examples.greeter.v1.Greeter"
+        trust = "untrusted"
+        sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+        "#,
+        Path::new("stranger.toml"),
+    );
+    match refused {
+        Err(error) => println!("  refused   {error}"),
+        Ok(_) => anyhow::bail!("the trust policy let an untrusted native plugin through"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn greet(plugin: &Plugin, name: &str) -> anyhow::Result<()> {
+    let greeter = plugin.client::<GreeterClient<_>>()?;
+    let started = Instant::now();
+    let reply = greeter.greet(GreetRequest { name: name.into() })?;
+    println!(
+        "  greet     {name:?} -> {:?} in {:.2?}",
+        reply.message,
+        started.elapsed()
+    );
+    Ok(())
+}

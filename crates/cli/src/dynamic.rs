@@ -1,0 +1,77 @@
+//! Calls described at run time: the interface's `.proto` is compiled when
+//! the command runs, and requests and responses go through protobuf's JSON
+//! mapping, as grpcurl does for gRPC.
+
+use anyhow::{Context, bail};
+use outlet_manifest::Manifest;
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, ServiceDescriptor};
+
+/// The service a manifest names, from the `.proto` it names.
+pub fn service(manifest: &Manifest) -> anyhow::Result<ServiceDescriptor> {
+    let Some(proto) = &manifest.proto else {
+        bail!(
+            "{}: plugin `{}` names no `proto`; add `proto = \"path/to/interface.proto\"` \
+             so that requests can be encoded from JSON",
+            manifest.file.display(),
+            manifest.name
+        );
+    };
+    let include = proto.parent().unwrap_or(std::path::Path::new("."));
+    let files = protox::compile([proto], [include])
+        .with_context(|| format!("plugin `{}`: compiling {}", manifest.name, proto.display()))?;
+    let pool = DescriptorPool::from_file_descriptor_set(files)
+        .with_context(|| format!("plugin `{}`: reading {}", manifest.name, proto.display()))?;
+    pool.get_service_by_name(&manifest.interface)
+        .with_context(|| {
+            let found: Vec<String> = pool.services().map(|s| s.full_name().to_owned()).collect();
+            format!(
+                "plugin `{}`: {} declares no service `{}` (it declares {found:?}); fix `interface` \
+             or `proto` in {}",
+                manifest.name,
+                proto.display(),
+                manifest.interface,
+                manifest.file.display()
+            )
+        })
+}
+
+/// The method of that name (`Greet`; case is ignored).
+pub fn method(service: &ServiceDescriptor, name: &str) -> anyhow::Result<MethodDescriptor> {
+    service
+        .methods()
+        .find(|m| m.name().eq_ignore_ascii_case(name))
+        .with_context(|| {
+            let names: Vec<String> = service.methods().map(|m| m.name().to_owned()).collect();
+            format!(
+                "`{}` has no method `{name}`; its methods are {}",
+                service.full_name(),
+                names.join(", ")
+            )
+        })
+}
+
+/// The gRPC path of a method, `/package.Service/Method`.
+pub fn path(method: &MethodDescriptor) -> String {
+    format!("/{}/{}", method.parent_service().full_name(), method.name())
+}
+
+/// Encodes a JSON request as the method's input message.
+pub fn encode(method: &MethodDescriptor, json: &str) -> anyhow::Result<Vec<u8>> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    let message = DynamicMessage::deserialize(method.input(), &mut deserializer)
+        .and_then(|m| deserializer.end().map(|()| m))
+        .with_context(|| {
+            format!(
+                "the request is not a {} in JSON: {json}",
+                method.input().full_name()
+            )
+        })?;
+    Ok(prost_reflect::prost::Message::encode_to_vec(&message))
+}
+
+/// Decodes the method's output message as JSON.
+pub fn decode(method: &MethodDescriptor, bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+    let message = DynamicMessage::decode(method.output(), bytes)
+        .with_context(|| format!("the response is not a {}", method.output().full_name()))?;
+    Ok(serde_json::to_value(&message)?)
+}

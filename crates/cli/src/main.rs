@@ -1,0 +1,122 @@
+//! `outlet`: load, call, check and measure Outlet plugins from the shell.
+
+mod advise;
+mod bench;
+mod call;
+mod check;
+mod demo;
+mod dynamic;
+mod inspect;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use outlet_manifest::{Deploy, Perf, Trust};
+
+/// One plugin API over five mechanisms: native, cabi, rpc, wasm, exec.
+#[derive(Parser)]
+#[command(name = "outlet", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the greeter through every mechanism this build has, and call it.
+    Demo {
+        /// The folder holding the greeter's manifests.
+        #[arg(long, default_value = "examples/greeter/manifests")]
+        manifests: PathBuf,
+    },
+    /// Call one method of a plugin, with the request and response as JSON.
+    Call {
+        /// The plugin's manifest (it must name the interface's `proto`).
+        manifest: PathBuf,
+        /// The method's name, as in the `.proto` (`Greet`).
+        method: String,
+        /// The request, in protobuf's JSON mapping; `-` reads it from stdin.
+        #[arg(long, default_value = "{}")]
+        json: String,
+    },
+    /// Validate manifests, their artifacts and the trust policy.
+    Check {
+        /// The manifests.
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
+    },
+    /// Load a plugin and show its Hello and what was negotiated.
+    Inspect {
+        /// The plugin's manifest.
+        manifest: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pick a mechanism from trust, call rate and deployment.
+    Advise {
+        /// How far the plugin's author is trusted: tight, open or untrusted.
+        #[arg(long)]
+        trust: Trust,
+        /// How hot the calls are: high, medium or low.
+        #[arg(long)]
+        perf: Perf,
+        /// How it ships: same-build, cross-platform or independent.
+        #[arg(long)]
+        deploy: Deploy,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure every mechanism's round trip side by side on this machine.
+    Bench {
+        /// The folder holding the greeter's manifests.
+        #[arg(long, default_value = "examples/greeter/manifests")]
+        manifests: PathBuf,
+        /// Calls per measurement.
+        #[arg(long, default_value_t = 500)]
+        calls: usize,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OUTLET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,outlet::plugin=info")),
+        )
+        .init();
+    let result = match Cli::parse().command {
+        Command::Demo { manifests } => demo::run(&manifests),
+        Command::Call {
+            manifest,
+            method,
+            json,
+        } => call::run(&manifest, &method, &json),
+        Command::Check { manifests } => check::run(&manifests),
+        Command::Inspect { manifest, json } => inspect::run(&manifest, json),
+        Command::Advise {
+            trust,
+            perf,
+            deploy,
+            json,
+        } => advise::run(trust, perf, deploy, json),
+        Command::Bench {
+            manifests,
+            calls,
+            json,
+        } => bench::run(&manifests, calls, json.as_deref()),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The exec mechanism's guest side: one call per process.
+//!
+//! The host writes one `Call` frame to stdin; the plugin writes one `Reply`
+//! frame to stdout and exits. Stdout is kept for that frame: anything the
+//! plugin's code prints goes to stderr, which the host turns into log events.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+
+use outlet_protocol::core::{Call, Reply};
+use outlet_protocol::prost::Message;
+use outlet_protocol::{Status, frame};
+
+use crate::Plugin;
+
+/// The largest call the guest reads: far above any host's limit, so the
+/// host's `limits.max_message_bytes` is what counts.
+const MAX_CALL: usize = 1 << 30;
+
+/// Serves one call from stdin and exits.
+///
+/// Exits with 0 when a reply was written, even if the reply is an error
+/// status; with 1 when there was no call to read or no way to reply (a
+/// message on stderr says which).
+pub fn serve(plugin: &Plugin) -> ExitCode {
+    match serve_one(plugin) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("outlet-guest: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve_one(plugin: &Plugin) -> io::Result<()> {
+    // Keep the real stdout for the reply; send everything else printed there
+    // to stderr, so a stray `println!` cannot corrupt the frame.
+    let mut out = File::from(rustix::io::dup(io::stdout().as_fd())?);
+    rustix::stdio::dup2_stdout(io::stderr().as_fd())?;
+
+    let call = frame::read(&mut io::stdin().lock(), MAX_CALL).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!(
+                "reading a call from stdin: {error}; this program is an Outlet exec plugin \
+                 and is started by an Outlet host, not by hand"
+            ),
+        )
+    })?;
+    let reply = match Call::decode(&call[..]) {
+        Ok(call) => answer(plugin, call),
+        Err(error) => Err(Status::invalid_argument(format!(
+            "the call does not decode: {error}"
+        ))),
+    };
+    let reply = match reply {
+        Ok(body) => Reply { body, status: None },
+        Err(status) => Reply {
+            body: Vec::new(),
+            status: Some((&status).into()),
+        },
+    };
+    out.write_all(&frame::encode(&reply))?;
+    out.flush()
+}
+
+fn answer(plugin: &Plugin, call: Call) -> Result<Vec<u8>, Status> {
+    if !call.config.is_empty() {
+        plugin.configure(&call.config.into_iter().collect())?;
+    }
+    plugin.call(&call.method, &call.body)
+}

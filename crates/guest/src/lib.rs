@@ -1,0 +1,37 @@
+//! The plugin author's side of Outlet.
+//!
+//! Implement the trait that `outlet-build` generated from the interface's
+//! `.proto`, wrap it in its generated server, describe the plugin with
+//! [`Plugin`], and hand it to the mechanism's `serve`:
+//!
+//! ```no_run
+//! use outlet_guest::{Plugin, Service, Status};
+//!
+//! // Generated code provides this for a real interface (`GreeterServer<T>`).
+//! struct Echo;
+//! impl Service for Echo {
+//!     fn name(&self) -> &'static str { "demo.Echo" }
+//!     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+//!         Ok(request.to_vec())
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     let plugin = Plugin::new("echo", env!("CARGO_PKG_VERSION")).service(Echo);
+//!     outlet_guest::exec::serve(&plugin)
+//! }
+//! ```
+//!
+//! The example in the repository's README shows a whole plugin.
+//!
+//! | mechanism | entry point |
+//! |---|---|
+//! | `exec` | [`exec::serve`]: one call from stdin, the reply on stdout |
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod exec;
+mod plugin;
+
+pub use outlet_protocol::{Service, Status};
+pub use plugin::Plugin;

@@ -1,0 +1,143 @@
+//! [`Plugin`]: who the plugin is, what it serves, and the core protocol.
+
+use std::collections::BTreeMap;
+
+use outlet_protocol::core::{
+    self, ConfigureRequest, ConfigureResponse, HealthRequest, HealthResponse, HelloRequest,
+    HelloResponse, ShutdownRequest, ShutdownResponse, health_response::ServingStatus,
+};
+use outlet_protocol::{CORE_VERSIONS, Service, Status, capability, handle};
+
+type ConfigureHook = Box<dyn Fn(&BTreeMap<String, String>) -> Result<(), Status> + Send + Sync>;
+
+/// A plugin: its name and version, the interface versions it speaks, its
+/// services, and what it does on Configure. Every mechanism serves it the
+/// same way: the core protocol (Hello, Configure, Health, Shutdown) is
+/// answered here, every other call goes to the service it names.
+///
+/// # Examples
+/// ```
+/// use outlet_guest::Plugin;
+/// use outlet_protocol::{core, prost::Message};
+///
+/// let plugin = Plugin::new("greeter", "1.0.0").versions(&[1, 2]);
+/// let hello = plugin.call(core::HELLO, &core::HelloRequest::default().encode_to_vec())?;
+/// let hello = core::HelloResponse::decode(&hello[..]).unwrap();
+/// assert_eq!((hello.name.as_str(), hello.app_versions), ("greeter", vec![1, 2]));
+/// # Ok::<(), outlet_protocol::Status>(())
+/// ```
+pub struct Plugin {
+    name: String,
+    version: String,
+    versions: Vec<u32>,
+    capabilities: Vec<String>,
+    services: Vec<Box<dyn Service>>,
+    configure: Option<ConfigureHook>,
+}
+
+impl Plugin {
+    /// A plugin with no services yet, speaking interface version 1.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Plugin {
+        Plugin {
+            name: name.into(),
+            version: version.into(),
+            versions: vec![1],
+            capabilities: Vec::new(),
+            services: Vec::new(),
+            configure: None,
+        }
+    }
+
+    /// The interface versions it speaks.
+    pub fn versions(mut self, versions: &[u32]) -> Plugin {
+        self.versions = versions.to_vec();
+        self
+    }
+
+    /// Announces a capability in Hello.
+    pub fn capability(mut self, capability: impl Into<String>) -> Plugin {
+        self.capabilities.push(capability.into());
+        self
+    }
+
+    /// Adds a service: a generated `XServer` around the implementation.
+    pub fn service(mut self, service: impl Service) -> Plugin {
+        self.services.push(Box::new(service));
+        self
+    }
+
+    /// Runs `hook` with the whole new config on every Configure, and
+    /// announces the `configure` capability. An error refuses the config.
+    ///
+    /// On the exec mechanism, every call starts a fresh process, so the hook
+    /// also runs before each call with the config the host holds.
+    pub fn on_configure(
+        mut self,
+        hook: impl Fn(&BTreeMap<String, String>) -> Result<(), Status> + Send + Sync + 'static,
+    ) -> Plugin {
+        self.configure = Some(Box::new(hook));
+        self.capabilities.push(capability::CONFIGURE.into());
+        self
+    }
+
+    /// What the plugin says in Hello.
+    pub fn hello(&self) -> HelloResponse {
+        HelloResponse {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            core_versions: CORE_VERSIONS.to_vec(),
+            app_versions: self.versions.clone(),
+            capabilities: self.capabilities.clone(),
+            services: self.services.iter().map(|s| s.name().to_owned()).collect(),
+        }
+    }
+
+    /// Applies a config through the `on_configure` hook, if there is one.
+    ///
+    /// # Errors
+    /// The hook's error.
+    pub fn configure(&self, config: &BTreeMap<String, String>) -> Result<(), Status> {
+        match &self.configure {
+            Some(hook) => hook(config),
+            None => Ok(()),
+        }
+    }
+
+    /// Serves one call: the core protocol here, anything else by the service
+    /// the path names.
+    ///
+    /// # Errors
+    /// `Unimplemented` for a service the plugin lacks; the service's errors.
+    pub fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        match method {
+            core::HELLO => handle(method, request, |_: HelloRequest| Ok(self.hello())),
+            core::CONFIGURE => handle(method, request, |r: ConfigureRequest| {
+                let config = r.config.into_iter().collect();
+                self.configure(&config).map(|()| ConfigureResponse {})
+            }),
+            core::HEALTH => handle(method, request, |_: HealthRequest| {
+                Ok(HealthResponse {
+                    status: ServingStatus::Serving.into(),
+                    message: String::new(),
+                })
+            }),
+            core::SHUTDOWN => handle(method, request, |_: ShutdownRequest| {
+                Ok(ShutdownResponse {})
+            }),
+            _ => {
+                let service = method
+                    .strip_prefix('/')
+                    .and_then(|path| path.split_once('/'))
+                    .map(|(service, _)| service)
+                    .unwrap_or_default();
+                match self.services.iter().find(|s| s.name() == service) {
+                    Some(s) => s.call(method, request),
+                    None => Err(Status::unimplemented(format!(
+                        "plugin `{}` serves no service `{service}` (method {method})",
+                        self.name
+                    ))),
+                }
+            }
+        }
+    }
+}

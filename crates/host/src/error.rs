@@ -1,0 +1,87 @@
+//! [`LoadError`]: why a plugin could not be loaded.
+
+use outlet_manifest::{ManifestError, Mechanism};
+use outlet_protocol::{NegotiationError, Status};
+
+/// A plugin that could not be loaded. Every variant names the plugin; the
+/// message says what went wrong and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The manifest is unreadable, invalid, refused by the trust policy, or
+    /// its artifact is missing or does not match its `sha256`.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The manifest names a mechanism this build of Outlet does not have.
+    #[error(
+        "plugin `{plugin}`: the `{mechanism}` mechanism is not available in this build of \
+         Outlet; run the plugin as one of: {available}"
+    )]
+    Unsupported {
+        /// The plugin's name.
+        plugin: String,
+        /// The mechanism its manifest asks for.
+        mechanism: Mechanism,
+        /// The mechanisms this build has.
+        available: String,
+    },
+    /// A plugin of that name is loaded already.
+    #[error(
+        "plugin `{plugin}` is loaded already; unload it first, or give the new one another \
+         `name` in its manifest"
+    )]
+    Duplicate {
+        /// The plugin's name.
+        plugin: String,
+    },
+    /// The plugin did not answer Hello.
+    #[error("plugin `{plugin}`: Hello failed: {status}")]
+    Hello {
+        /// The plugin's name.
+        plugin: String,
+        /// What went wrong.
+        status: Status,
+    },
+    /// Host and plugin share no protocol or interface version.
+    #[error("plugin `{plugin}`: {source}")]
+    Negotiation {
+        /// The plugin's name.
+        plugin: String,
+        /// The versions on both sides.
+        source: NegotiationError,
+    },
+    /// The plugin does not serve the interface its manifest names.
+    #[error(
+        "plugin `{plugin}`: the manifest says it implements `{expected}`, but its Hello lists \
+         {found:?}; fix `interface` in the manifest, or load the right artifact"
+    )]
+    Interface {
+        /// The plugin's name.
+        plugin: String,
+        /// The manifest's `interface`.
+        expected: String,
+        /// The services the plugin's Hello lists.
+        found: Vec<String>,
+    },
+    /// The manifest's config was refused by the plugin's Configure.
+    #[error("plugin `{plugin}`: the manifest's [config] was refused: {status}")]
+    Config {
+        /// The plugin's name.
+        plugin: String,
+        /// The plugin's answer.
+        status: Status,
+    },
+    /// A typed client was asked for an interface the plugin does not implement.
+    #[error(
+        "plugin `{plugin}` implements `{found}`, not `{expected}`; use the client generated \
+         from `{found}`, or load another plugin"
+    )]
+    WrongClient {
+        /// The plugin's name.
+        plugin: String,
+        /// The client's interface.
+        expected: &'static str,
+        /// The manifest's interface.
+        found: String,
+    },
+}

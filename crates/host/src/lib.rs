@@ -1,0 +1,42 @@
+//! The host side of Outlet: load plugins from manifests under the trust
+//! policy, and call them through one typed API whatever their mechanism.
+//!
+//! - [`Host`] (long-lived, cheap to clone) reads a manifest, checks the trust
+//!   policy and the artifact's hash, starts the plugin's mechanism, says
+//!   Hello, negotiates versions and capabilities, and applies the config.
+//! - [`Plugin`] (cheap to clone) is the loaded plugin: a
+//!   [`Transport`](outlet_protocol::Transport) that generated clients run
+//!   over, plus Configure, Health and Shutdown.
+//! - Calls fail with a [`Status`](outlet_protocol::Status) carrying a gRPC
+//!   code, the same on every mechanism; loading fails with a [`LoadError`].
+//!
+//! | mechanism | in this build | a call costs |
+//! |---|---|---|
+//! | `exec` | yes | one process: spawn, one frame each way, exit (about a millisecond) |
+//!
+//! A plugin's log lines (its stderr) become `tracing` events with target
+//! `outlet::plugin` and a `plugin` field holding its name.
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+mod error;
+mod host;
+mod log;
+mod mechanism;
+mod plugin;
+
+pub use error::LoadError;
+pub use host::Host;
+pub use mechanism::AVAILABLE as MECHANISMS;
+pub use plugin::Plugin;
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn handles_are_send_sync_and_clone() {
+        assert_send_sync::<super::Host>();
+        assert_send_sync::<super::Plugin>();
+    }
+}

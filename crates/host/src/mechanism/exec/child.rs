@@ -1,0 +1,314 @@
+//! One conversation with an exec child: write the call to its stdin, read the
+//! reply from its stdout, turn its stderr into log events, all in one thread
+//! with `poll`, under the call's deadline; then make sure nothing of it is
+//! left running.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus};
+use std::time::Instant;
+
+use outlet_protocol::frame::{self, FrameError};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::process::{Pid, PidfdFlags, Signal};
+
+use crate::log;
+
+/// How much of a plugin's stderr one call logs; the rest is read and dropped.
+const MAX_LOGGED: usize = 1 << 20;
+/// How much of the end of stderr an error message quotes.
+const TAIL: usize = 512;
+
+/// How a conversation ended.
+pub(super) struct Outcome {
+    /// The reply frame's payload, if a whole one arrived.
+    pub reply: Option<Vec<u8>>,
+    /// Why no reply arrived or why it cannot be used.
+    pub failure: Option<Failure>,
+    /// How the child ended (after a kill, if the host had to kill it).
+    pub status: Option<ExitStatus>,
+    /// The last bytes of its stderr, for error messages.
+    pub stderr_tail: String,
+}
+
+/// Why the host stopped a conversation early.
+pub(super) enum Failure {
+    /// The deadline passed.
+    Timeout,
+    /// Stdout did not hold a valid frame.
+    Frame(FrameError),
+    /// Talking to the child failed at the OS level.
+    Io(io::Error),
+}
+
+/// Runs one conversation with `child`, which must have been spawned with all
+/// three standard streams piped. Kills the child's process group and reaps
+/// the child before returning, whatever happened.
+pub(super) fn converse(
+    mut child: Child,
+    input: &[u8],
+    deadline: Instant,
+    max_reply: usize,
+    plugin: &str,
+) -> Outcome {
+    let pid = Pid::from_child(&child);
+    let mut talk = Talk {
+        stdin: child.stdin.take(),
+        stdout: child.stdout.take(),
+        stderr: child.stderr.take(),
+        input,
+        written: 0,
+        reply: Vec::new(),
+        reply_len: None,
+        max_reply,
+        log: StderrLog::new(plugin),
+    };
+    let failure = talk.run(pid, deadline).err();
+    // The group, not just the child: a plugin's own children go too. The
+    // child is not reaped yet, so its pid (the group's id) cannot be reused.
+    let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+    drop(talk.stdout.take());
+    drop(talk.stdin.take());
+    let status = child.wait().ok();
+    talk.log.flush();
+    let complete = talk
+        .reply_len
+        .is_some_and(|len| talk.reply.len() == frame::HEADER_LEN + len);
+    Outcome {
+        reply: complete.then(|| talk.reply.split_off(frame::HEADER_LEN)),
+        failure,
+        status,
+        stderr_tail: talk.log.tail(),
+    }
+}
+
+struct Talk<'a> {
+    stdin: Option<ChildStdin>,
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+    input: &'a [u8],
+    written: usize,
+    reply: Vec<u8>,
+    reply_len: Option<usize>,
+    max_reply: usize,
+    log: StderrLog<'a>,
+}
+
+impl Talk<'_> {
+    fn run(&mut self, pid: Pid, deadline: Instant) -> Result<(), Failure> {
+        let pidfd: OwnedFd =
+            rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(io_failure)?;
+        for fd in [
+            self.stdin.as_ref().map(AsFd::as_fd),
+            self.stdout.as_ref().map(AsFd::as_fd),
+            self.stderr.as_ref().map(AsFd::as_fd),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            rustix::io::ioctl_fionbio(fd, true).map_err(io_failure)?;
+        }
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Failure::Timeout);
+            }
+            let timeout = Timespec::try_from(deadline - now).unwrap_or(Timespec {
+                tv_sec: i64::MAX,
+                tv_nsec: 0,
+            });
+            let (exited, writable, readable, errable) = {
+                let mut fds = Vec::with_capacity(4);
+                fds.push(PollFd::new(&pidfd, PollFlags::IN));
+                let stdout = self.stdout.as_ref().map(|s| {
+                    fds.push(PollFd::new(s, PollFlags::IN));
+                    fds.len() - 1
+                });
+                let stderr = self.stderr.as_ref().map(|s| {
+                    fds.push(PollFd::new(s, PollFlags::IN));
+                    fds.len() - 1
+                });
+                let stdin = self.stdin.as_ref().map(|s| {
+                    fds.push(PollFd::new(s, PollFlags::OUT));
+                    fds.len() - 1
+                });
+                match rustix::event::poll(&mut fds, Some(&timeout)) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => return Err(io_failure(e)),
+                }
+                let ready = |i: Option<usize>| i.is_some_and(|i| !fds[i].revents().is_empty());
+                (ready(Some(0)), ready(stdin), ready(stdout), ready(stderr))
+            };
+            if writable {
+                self.write_input()?;
+            }
+            if readable {
+                self.read_stdout()?;
+            }
+            if errable {
+                self.read_stderr();
+            }
+            if exited {
+                // What the child wrote before it exited is in the pipes: take
+                // it, but do not wait for end-of-file, which a grandchild
+                // holding the pipe could put off forever.
+                self.read_stdout()?;
+                self.read_stderr();
+                return Ok(());
+            }
+        }
+    }
+
+    fn write_input(&mut self) -> Result<(), Failure> {
+        let Some(stdin) = &mut self.stdin else {
+            return Ok(());
+        };
+        match stdin.write(&self.input[self.written..]) {
+            Ok(n) => self.written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            // The child closed stdin: it will not read the call. Its exit
+            // status and stderr tell why.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.written = self.input.len(),
+            Err(e) => return Err(Failure::Io(e)),
+        }
+        if self.written == self.input.len() {
+            self.stdin = None; // end of input
+        }
+        Ok(())
+    }
+
+    fn read_stdout(&mut self) -> Result<(), Failure> {
+        while let Some(stdout) = &mut self.stdout {
+            let wanted = match self.reply_len {
+                None => frame::HEADER_LEN,
+                Some(len) => frame::HEADER_LEN + len,
+            };
+            if self.reply.len() == wanted && self.reply_len.is_some() {
+                // A whole reply: anything more is not ours to read. Closing
+                // the pipe makes further writes fail in the child.
+                self.stdout = None;
+                return Ok(());
+            }
+            let have = self.reply.len();
+            self.reply.resize(wanted, 0);
+            let result = stdout.read(&mut self.reply[have..]);
+            let n = match result {
+                Ok(n) => n,
+                Err(e) => {
+                    self.reply.truncate(have);
+                    if e.kind() == io::ErrorKind::WouldBlock {
+                        return Ok(());
+                    }
+                    return Err(Failure::Io(e));
+                }
+            };
+            self.reply.truncate(have + n);
+            if n == 0 {
+                self.stdout = None; // end of file
+                return Ok(());
+            }
+            if self.reply_len.is_none() && self.reply.len() == frame::HEADER_LEN {
+                let header: &[u8; frame::HEADER_LEN] =
+                    self.reply[..].try_into().expect("the header is complete");
+                let len = frame::parse_header(header, self.max_reply).map_err(Failure::Frame)?;
+                self.reply.reserve_exact(len);
+                self.reply_len = Some(len);
+            }
+        }
+        Ok(())
+    }
+
+    fn read_stderr(&mut self) {
+        let mut chunk = [0; 8192];
+        while let Some(stderr) = &mut self.stderr {
+            match stderr.read(&mut chunk) {
+                Ok(0) => self.stderr = None,
+                Ok(n) => self.log.write(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => self.stderr = None,
+            }
+        }
+    }
+}
+
+fn io_failure(errno: rustix::io::Errno) -> Failure {
+    Failure::Io(errno.into())
+}
+
+/// Splits stderr into lines and logs them, within [`MAX_LOGGED`] bytes a
+/// call, and keeps the last [`TAIL`] bytes for error messages.
+struct StderrLog<'a> {
+    plugin: &'a str,
+    line: Vec<u8>,
+    logged: usize,
+    dropped: usize,
+    tail: VecDeque<u8>,
+}
+
+impl<'a> StderrLog<'a> {
+    fn new(plugin: &'a str) -> StderrLog<'a> {
+        StderrLog {
+            plugin,
+            line: Vec::new(),
+            logged: 0,
+            dropped: 0,
+            tail: VecDeque::with_capacity(TAIL),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let keep = bytes.len().min(TAIL);
+        if self.tail.len() + keep > TAIL {
+            self.tail.drain(..self.tail.len() + keep - TAIL);
+        }
+        self.tail.extend(&bytes[bytes.len() - keep..]);
+
+        if self.logged >= MAX_LOGGED {
+            self.dropped += bytes.len();
+            return;
+        }
+        self.logged += bytes.len();
+        for piece in bytes.split_inclusive(|b| *b == b'\n') {
+            if self.line.len() < log::MAX_LINE {
+                let room = log::MAX_LINE - self.line.len();
+                self.line.extend_from_slice(&piece[..piece.len().min(room)]);
+            }
+            if piece.ends_with(b"\n") {
+                self.emit();
+            }
+        }
+    }
+
+    fn emit(&mut self) {
+        log::line(self.plugin, &self.line);
+        self.line.clear();
+    }
+
+    fn flush(&mut self) {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+        if self.dropped > 0 {
+            tracing::warn!(
+                target: "outlet::plugin",
+                plugin = self.plugin,
+                "the plugin wrote more than {MAX_LOGGED} bytes to stderr in one call; \
+                 {} bytes were not logged",
+                self.dropped
+            );
+        }
+    }
+
+    /// The last lines of stderr, without Rust's backtrace hint.
+    fn tail(&self) -> String {
+        let bytes: Vec<u8> = self.tail.iter().copied().collect();
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect();
+        lines[lines.len().saturating_sub(3)..].join(" | ")
+    }
+}

@@ -1,0 +1,306 @@
+//! The exec mechanism: one child process per call.
+//!
+//! Each call spawns the plugin's binary in a process group of its own, with
+//! an empty environment (plus what the manifest passes), the manifest's
+//! resource limits and a parent-death signal; writes one `Call` frame to its
+//! stdin and reads one `Reply` frame from its stdout, while its stderr
+//! becomes log events. At the deadline the group is killed. Whatever happens,
+//! the group is killed and the child reaped before the call returns: no
+//! process outlives its call.
+//!
+//! Nothing is kept between calls but the config and what Hello negotiated,
+//! which travel in every `Call`. A new binary at the same path serves the
+//! next call; with `sha256` in the manifest, it must still match.
+
+mod child;
+mod limits;
+
+use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Mutex, RwLock};
+use std::time::{Instant, SystemTime};
+
+use outlet_manifest::{Limits, Manifest};
+use outlet_protocol::core::{Call, Reply};
+use outlet_protocol::prost::Message;
+use outlet_protocol::{Status, frame};
+
+use super::{Backend, Session};
+use crate::LoadError;
+use child::{Failure, Outcome};
+use limits::ChildLimits;
+
+pub(crate) struct Exec {
+    plugin: String,
+    program: PathBuf,
+    env: Vec<(OsString, OsString)>,
+    limits: Limits,
+    child_limits: ChildLimits,
+    artifact: Artifact,
+    session: RwLock<Session>,
+}
+
+impl Exec {
+    pub(crate) fn new(manifest: &Manifest) -> Result<Exec, LoadError> {
+        let artifact_error = |source| outlet_manifest::ManifestError::Artifact {
+            plugin: manifest.name.clone(),
+            path: manifest.path.clone(),
+            source,
+        };
+        let program = manifest.path.canonicalize().map_err(artifact_error)?;
+        let mut env: Vec<(OsString, OsString)> = manifest
+            .permissions
+            .inherit_env
+            .iter()
+            .filter_map(|name| Some((name.into(), std::env::var_os(name)?)))
+            .collect();
+        env.extend(
+            manifest
+                .permissions
+                .env
+                .iter()
+                .map(|(k, v)| (k.into(), v.into())),
+        );
+        Ok(Exec {
+            plugin: manifest.name.clone(),
+            artifact: Artifact::new(&program, manifest.sha256.clone()).map_err(artifact_error)?,
+            program,
+            env,
+            limits: manifest.limits.clone(),
+            child_limits: ChildLimits::new(&manifest.limits),
+            session: RwLock::new(Session::default()),
+        })
+    }
+
+    fn spawn(&self) -> Result<std::process::Child, Status> {
+        let mut command = Command::new(&self.program);
+        command
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .process_group(0)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.child_limits.install(&mut command);
+        command.spawn().map_err(|error| {
+            Status::unavailable(format!(
+                "plugin `{}`: cannot start {}: {error}",
+                self.plugin,
+                self.program.display()
+            ))
+        })
+    }
+
+    /// Turns a finished conversation into the call's result.
+    fn finish(&self, method: &str, outcome: Outcome) -> Result<Vec<u8>, Status> {
+        let plugin = &self.plugin;
+        let said = if outcome.stderr_tail.is_empty() {
+            String::new()
+        } else {
+            format!("; its stderr ended with: {}", outcome.stderr_tail)
+        };
+        match outcome.failure {
+            Some(Failure::Timeout) => {
+                return Err(Status::deadline_exceeded(format!(
+                    "plugin `{plugin}`: {method} did not finish within {} ms \
+                     (limits.timeout_ms); its process was killed{said}",
+                    self.limits.timeout_ms
+                )));
+            }
+            Some(Failure::Frame(frame::FrameError::TooLarge { len, limit })) => {
+                return Err(Status::resource_exhausted(format!(
+                    "plugin `{plugin}`: its reply to {method} is {len} bytes, over the limit of \
+                     {limit} (limits.max_message_bytes); its process was killed"
+                )));
+            }
+            Some(Failure::Frame(error)) => {
+                return Err(Status::internal(format!(
+                    "plugin `{plugin}`: its stdout does not hold a reply to {method} ({error}); \
+                     an exec plugin writes only its reply there (outlet_guest::exec::serve \
+                     does) and logs to stderr{said}"
+                )));
+            }
+            Some(Failure::Io(error)) => {
+                return Err(Status::unavailable(format!(
+                    "plugin `{plugin}`: talking to its process failed: {error}"
+                )));
+            }
+            None => {}
+        }
+        let Some(reply) = outcome.reply else {
+            let ended = outcome.status.map_or("ended".into(), |s| self.describe(s));
+            return Err(Status::unavailable(format!(
+                "plugin `{plugin}`: {ended} without replying to {method}{said}"
+            )));
+        };
+        if let Some(status) = outcome.status.filter(|s| !s.success()) {
+            tracing::warn!(
+                target: "outlet::plugin",
+                plugin,
+                "replied to {method}, then {}",
+                self.describe(status)
+            );
+        }
+        let reply = Reply::decode(&reply[..]).map_err(|error| {
+            Status::internal(format!(
+                "plugin `{plugin}`: its reply to {method} does not decode: {error}"
+            ))
+        })?;
+        match reply.status {
+            Some(status) if status.code != 0 => Err(status.into()),
+            _ => Ok(reply.body),
+        }
+    }
+
+    fn describe(&self, status: ExitStatus) -> String {
+        match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(number)) if number == signal::XCPU => format!(
+                "was stopped by SIGXCPU: it used up its CPU time (limits.cpu_seconds = {})",
+                self.limits.cpu_seconds.unwrap_or_default()
+            ),
+            (None, Some(number)) => {
+                format!("was killed by signal {number} ({})", signal::name(number))
+            }
+            (None, None) => "ended".into(),
+        }
+    }
+}
+
+impl Backend for Exec {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let started = Instant::now();
+        let deadline = started + self.limits.timeout();
+        if request.len() > self.limits.max_message_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{}`: the request to {method} is {} bytes, over the limit of {} \
+                 (limits.max_message_bytes)",
+                self.plugin,
+                request.len(),
+                self.limits.max_message_bytes
+            )));
+        }
+        self.artifact.check(&self.plugin)?;
+        let input = {
+            let session = self.session.read().unwrap_or_else(|e| e.into_inner());
+            frame::encode(&Call {
+                method: method.to_owned(),
+                body: request.to_vec(),
+                config: session.config.clone().into_iter().collect(),
+                app_version: session.negotiated.app_version,
+                capabilities: session.negotiated.capabilities.clone(),
+            })
+        };
+        let child = self.spawn()?;
+        let outcome = child::converse(
+            child,
+            &input,
+            deadline,
+            self.limits.max_message_bytes,
+            &self.plugin,
+        );
+        self.finish(method, outcome)
+    }
+
+    fn set_session(&self, session: Session) {
+        *self.session.write().unwrap_or_else(|e| e.into_inner()) = session;
+    }
+
+    fn stop(&self) {}
+}
+
+/// The artifact as it was verified: a changed file is hashed again before
+/// it runs, so `sha256` holds for every call, not just the first.
+struct Artifact {
+    path: PathBuf,
+    sha256: Option<String>,
+    stamp: Mutex<Stamp>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> std::io::Result<Stamp> {
+        let meta = std::fs::metadata(path)?;
+        Ok(Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
+impl Artifact {
+    fn new(path: &Path, sha256: Option<String>) -> std::io::Result<Artifact> {
+        Ok(Artifact {
+            path: path.to_owned(),
+            sha256,
+            stamp: Mutex::new(Stamp::of(path)?),
+        })
+    }
+
+    /// Costs one `stat` when the manifest pins a hash; reads and hashes the
+    /// file only when it changed.
+    fn check(&self, plugin: &str) -> Result<(), Status> {
+        let Some(expected) = &self.sha256 else {
+            return Ok(());
+        };
+        let path = self.path.display();
+        let gone = |error: std::io::Error| {
+            Status::unavailable(format!(
+                "plugin `{plugin}`: cannot read its artifact {path}: {error}; rebuild it, \
+                 or fix `path` in the manifest"
+            ))
+        };
+        let now = Stamp::of(&self.path).map_err(gone)?;
+        let mut stamp = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if *stamp == now {
+            return Ok(());
+        }
+        let found = outlet_manifest::sha256_hex(&std::fs::read(&self.path).map_err(gone)?);
+        if &found != expected {
+            return Err(Status::failed_precondition(format!(
+                "plugin `{plugin}`: {path} changed since it was loaded, and its SHA-256 is now \
+                 {found}, not the manifest's {expected}; if the new build is the one you mean \
+                 to run, put its hash in `sha256` and load the plugin again"
+            )));
+        }
+        *stamp = now;
+        Ok(())
+    }
+}
+
+/// Names of the signals a plugin is likely to die of (Linux numbering).
+mod signal {
+    pub(super) const XCPU: i32 = 24;
+
+    pub(super) fn name(signal: i32) -> &'static str {
+        match signal {
+            1 => "SIGHUP",
+            2 => "SIGINT",
+            3 => "SIGQUIT",
+            4 => "SIGILL",
+            6 => "SIGABRT",
+            7 => "SIGBUS",
+            8 => "SIGFPE",
+            9 => "SIGKILL",
+            11 => "SIGSEGV",
+            13 => "SIGPIPE",
+            14 => "SIGALRM",
+            15 => "SIGTERM",
+            24 => "SIGXCPU",
+            25 => "SIGXFSZ",
+            _ => "unknown signal",
+        }
+    }
+}

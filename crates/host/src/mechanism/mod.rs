@@ -1,0 +1,60 @@
+//! The mechanisms: each turns the host's calls into calls on a plugin.
+//!
+//! A mechanism is a [`Backend`]; `start` picks one from the manifest. The
+//! same name is used everywhere: the manifest's `mechanism`, the module here,
+//! the `Mechanism` variant.
+
+use std::collections::BTreeMap;
+
+use outlet_manifest::{Manifest, Mechanism};
+use outlet_protocol::{Negotiated, Status};
+
+use crate::LoadError;
+
+pub(crate) mod exec;
+
+/// What the host agreed with a plugin, and the config it holds for it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Session {
+    pub negotiated: Negotiated,
+    pub config: BTreeMap<String, String>,
+}
+
+/// One mechanism's way of reaching a loaded plugin.
+pub(crate) trait Backend: Send + Sync {
+    /// Sends one call (core protocol or interface method) and waits for the answer.
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status>;
+
+    /// Hello or Configure changed what the host and plugin agreed on. A
+    /// mechanism that keeps no process between calls carries it in each call.
+    fn set_session(&self, session: Session);
+
+    /// Releases what the mechanism holds for the plugin, after Shutdown.
+    fn stop(&self);
+}
+
+impl outlet_protocol::Transport for dyn Backend + '_ {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        Backend::call(self, method, request)
+    }
+}
+
+/// The mechanisms this build of Outlet can load.
+pub const AVAILABLE: &[Mechanism] = &[Mechanism::Exec];
+
+/// Starts the mechanism the manifest names. Checks nothing the manifest
+/// crate already checked; the plugin has not been called yet.
+pub(crate) fn start(manifest: &Manifest) -> Result<Box<dyn Backend>, LoadError> {
+    match manifest.mechanism {
+        Mechanism::Exec => Ok(Box::new(exec::Exec::new(manifest)?)),
+        mechanism => Err(LoadError::Unsupported {
+            plugin: manifest.name.clone(),
+            mechanism,
+            available: AVAILABLE
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}

@@ -1,0 +1,192 @@
+//! The mechanism advisor: the seed's decision matrix, extended to every
+//! combination of trust, call rate and deployment.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Mechanism, Trust};
+
+/// How often and how hot a plugin is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Perf {
+    /// Many small calls on a hot path: nanoseconds matter.
+    High,
+    /// Calls per request or per event: microseconds matter.
+    Medium,
+    /// Rare or heavy calls: milliseconds do not matter.
+    Low,
+}
+
+/// How host and plugin are built and shipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deploy {
+    /// Built together: same rustc, same interface crate.
+    SameBuild,
+    /// Built apart, possibly in another language, shipped with the host.
+    CrossPlatform,
+    /// Released on its own cadence.
+    Independent,
+}
+
+/// The advisor's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Advice {
+    /// The mechanism to pick.
+    pub mechanism: Mechanism,
+    /// Why, in a sentence or two.
+    pub reason: String,
+}
+
+/// Picks the simplest mechanism that the trust level allows and that meets
+/// the call rate and the deployment (seed §1: "pick the simplest one that
+/// satisfies your needs").
+///
+/// # Examples
+/// ```
+/// use outlet_manifest::{advise, Deploy, Mechanism, Perf, Trust};
+///
+/// let advice = advise(Trust::Untrusted, Perf::Medium, Deploy::Independent);
+/// assert_eq!(advice.mechanism, Mechanism::Wasm);
+/// ```
+pub fn advise(trust: Trust, perf: Perf, deploy: Deploy) -> Advice {
+    use Mechanism::{Cabi, Exec, Native, Rpc, Wasm};
+    let (mechanism, reason) = match (trust, perf, deploy) {
+        (_, Perf::Low, _) => (
+            Exec,
+            "calls are rare, so a fresh child process per call costs nothing that matters, \
+             and it gives OS isolation with no state to supervise",
+        ),
+        (Trust::Tight, _, Deploy::SameBuild) => (
+            Native,
+            "trusted code built with the host can be called directly, at the cost of a \
+             function call; a crash in it is a crash in the host",
+        ),
+        (Trust::Tight, Perf::High, _) | (Trust::Tight, Perf::Medium, Deploy::CrossPlatform) => (
+            Cabi,
+            "trusted code built apart needs a stable ABI: a versioned C function table \
+             is nanoseconds per call and works from any language",
+        ),
+        (Trust::Tight | Trust::Open, Perf::Medium, Deploy::Independent)
+        | (Trust::Open, Perf::Medium, _) => (
+            Rpc,
+            "a plugin on its own release cadence belongs in its own process: a crash stays \
+             there, and gRPC keeps the interface stable across versions (as go-plugin does)",
+        ),
+        (Trust::Open, Perf::High, _) => (
+            Wasm,
+            "in-process code needs trust = \"tight\"; the fastest isolated choice is a \
+             wasm sandbox, about a microsecond per call",
+        ),
+        (Trust::Untrusted, _, _) => (
+            Wasm,
+            "untrusted code must not run in the host's process or with the host's rights: \
+             a wasm sandbox reaches only what the host grants, at about a microsecond per call",
+        ),
+    };
+    Advice {
+        mechanism,
+        reason: reason.into(),
+    }
+}
+
+/// A value for `--perf` or `--deploy` that is not one of the names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{found}` is not one of {expected}")]
+pub struct UnknownName {
+    found: String,
+    expected: &'static str,
+}
+
+macro_rules! names {
+    ($ty:ty, $expected:literal, $($name:literal => $value:expr),*) => {
+        impl FromStr for $ty {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s {
+                    $($name => Ok($value),)*
+                    _ => Err(UnknownName { found: s.into(), expected: $expected }),
+                }
+            }
+        }
+    };
+}
+
+names!(Trust, "tight, open, untrusted",
+    "tight" => Trust::Tight, "open" => Trust::Open, "untrusted" => Trust::Untrusted);
+names!(Perf, "high, medium, low", "high" => Perf::High, "medium" => Perf::Medium, "low" => Perf::Low);
+names!(Deploy, "same-build, cross-platform, independent",
+    "same-build" => Deploy::SameBuild, "cross-platform" => Deploy::CrossPlatform,
+    "independent" => Deploy::Independent);
+
+impl fmt::Display for Perf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Perf::High => "high",
+            Perf::Medium => "medium",
+            Perf::Low => "low",
+        })
+    }
+}
+
+impl fmt::Display for Deploy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Deploy::SameBuild => "same-build",
+            Deploy::CrossPlatform => "cross-platform",
+            Deploy::Independent => "independent",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_matrix_rows_hold() {
+        use Mechanism::*;
+        let rows = [
+            ("tight", "high", "same-build", Native),
+            ("tight", "high", "cross-platform", Cabi),
+            ("open", "medium", "independent", Rpc),
+            ("untrusted", "medium", "independent", Wasm),
+            ("tight", "low", "independent", Exec),
+            ("untrusted", "low", "independent", Exec),
+        ];
+        for (trust, perf, deploy, expected) in rows {
+            let advice = advise(
+                trust.parse().unwrap(),
+                perf.parse().unwrap(),
+                deploy.parse().unwrap(),
+            );
+            assert_eq!(advice.mechanism, expected, "{trust} {perf} {deploy}");
+        }
+    }
+
+    #[test]
+    fn advice_always_obeys_the_trust_policy() {
+        for trust in [Trust::Tight, Trust::Open, Trust::Untrusted] {
+            for perf in [Perf::High, Perf::Medium, Perf::Low] {
+                for deploy in [
+                    Deploy::SameBuild,
+                    Deploy::CrossPlatform,
+                    Deploy::Independent,
+                ] {
+                    let advice = advise(trust, perf, deploy);
+                    assert!(trust.allows(advice.mechanism), "{trust} {perf} {deploy}");
+                    assert!(!advice.reason.is_empty());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_choices() {
+        assert_eq!(
+            "cross-platform".parse::<Deploy>().unwrap().to_string(),
+            "cross-platform"
+        );
+        let error = "fast".parse::<Perf>().unwrap_err();
+        assert_eq!(error.to_string(), "`fast` is not one of high, medium, low");
+    }
+}

@@ -1,0 +1,101 @@
+//! [`ManifestError`]: every way a manifest can be refused, with the evidence.
+
+use std::path::PathBuf;
+
+use crate::{Mechanism, Trust};
+
+/// A manifest that cannot be used. Each variant names the file or plugin, what
+/// is wrong and what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// The file could not be read.
+    #[error("{}: cannot read the manifest: {source}; check the path", file.display())]
+    Read {
+        /// The manifest file.
+        file: PathBuf,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+    /// The file is not TOML, or has a field of the wrong type or an unknown field.
+    #[error("{}: {}", file.display(), message.trim_end())]
+    Toml {
+        /// The manifest file.
+        file: PathBuf,
+        /// The parser's message, with line, column and the expected values.
+        message: String,
+    },
+    /// A field breaks a rule.
+    #[error("{}: field `{field}` {problem}; {fix}", file.display())]
+    Invalid {
+        /// The manifest file.
+        file: PathBuf,
+        /// The field, dotted for nested tables (`limits.timeout_ms`).
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do.
+        fix: String,
+    },
+    /// The trust policy refuses the manifest.
+    #[error(
+        "{}: plugin `{plugin}` is refused by the trust policy: {rule}; {fix}",
+        file.display()
+    )]
+    Policy {
+        /// The manifest file.
+        file: PathBuf,
+        /// The plugin's name.
+        plugin: String,
+        /// The rule it breaks.
+        rule: String,
+        /// What to do.
+        fix: String,
+    },
+    /// The artifact is missing or unreadable.
+    #[error("plugin `{plugin}`: cannot read its artifact {}: {source}; build it, or fix `path` in the manifest", path.display())]
+    Artifact {
+        /// The plugin's name.
+        plugin: String,
+        /// The artifact's path.
+        path: PathBuf,
+        /// Why reading failed.
+        source: std::io::Error,
+    },
+    /// The artifact's SHA-256 is not the manifest's.
+    #[error(
+        "plugin `{plugin}`: {} has SHA-256 {found}, but the manifest says {expected}; \
+         if the new artifact is the one you mean to run, put its hash in `sha256`",
+        path.display()
+    )]
+    Checksum {
+        /// The plugin's name.
+        plugin: String,
+        /// The artifact's path.
+        path: PathBuf,
+        /// The manifest's hash.
+        expected: String,
+        /// The artifact's hash.
+        found: String,
+    },
+}
+
+impl ManifestError {
+    pub(crate) fn policy(manifest: &crate::Manifest, rule: String, fix: String) -> ManifestError {
+        ManifestError::Policy {
+            file: manifest.file.clone(),
+            plugin: manifest.name.clone(),
+            rule,
+            fix,
+        }
+    }
+}
+
+/// The rule's text for a trust level and mechanism it does not allow.
+pub(crate) fn mechanism_rule(trust: Trust, mechanism: Mechanism) -> String {
+    let allowed: Vec<&str> = trust.allowed().map(Mechanism::name).collect();
+    format!(
+        "trust = \"{trust}\" allows only {}, not `{mechanism}`",
+        allowed.join(", ")
+    )
+}

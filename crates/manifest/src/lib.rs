@@ -1,0 +1,30 @@
+//! Outlet's plugin manifests: one TOML file per plugin, parsed into a
+//! [`Manifest`], checked against the trust [`policy`], and the [`advise`]r
+//! that picks a mechanism from trust, call rate and deployment.
+//!
+//! Parsing is pure: it reads the file and nothing else. The artifact is
+//! checked by [`Manifest::verify_artifact`], which the host runs at load.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod advise;
+mod error;
+mod manifest;
+mod mechanism;
+pub mod policy;
+
+pub use advise::{Advice, Deploy, Perf, UnknownName, advise};
+pub use error::ManifestError;
+pub use manifest::{Limits, Manifest, Permissions};
+pub use mechanism::{Mechanism, Trust};
+
+/// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::fmt::Write;
+    let digest = sha2::Sha256::digest(bytes);
+    digest.iter().fold(String::with_capacity(64), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}

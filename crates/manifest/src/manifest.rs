@@ -1,0 +1,342 @@
+//! [`Manifest`]: one TOML file per plugin, parsed and validated.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{ManifestError, Mechanism, Trust};
+
+/// One plugin's manifest. Paths in it are relative to the manifest's folder.
+///
+/// ```toml
+/// name = "greeter"
+/// mechanism = "exec"              # native | cabi | rpc | wasm | exec
+/// path = "../bin/greeter-exec"    # the artifact
+/// interface = "outlet.examples.greeter.v1.Greeter"
+/// proto = "../greeter.proto"      # for `outlet call` and `outlet inspect`
+/// versions = [1]                  # interface versions the host accepts
+/// trust = "untrusted"             # tight | open | untrusted
+/// sha256 = "…"                    # required unless trust = "tight"
+///
+/// [limits]
+/// timeout_ms = 2000
+///
+/// [permissions]
+/// env = { LANG = "C.UTF-8" }
+///
+/// [config]
+/// greeting = "Hello"
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Manifest {
+    /// The file it was read from (or a label for text parsed in memory).
+    pub file: PathBuf,
+    /// The plugin's name: letters, digits, `-` and `_`.
+    pub name: String,
+    /// How it is loaded and called.
+    pub mechanism: Mechanism,
+    /// The artifact (binary, library or module), resolved against the manifest's folder.
+    pub path: PathBuf,
+    /// The protobuf service it implements, `package.Service`.
+    pub interface: String,
+    /// The `.proto` file declaring `interface`, resolved like `path`.
+    pub proto: Option<PathBuf>,
+    /// Interface versions the host accepts from this plugin.
+    pub versions: Vec<u32>,
+    /// How far its author is trusted.
+    pub trust: Trust,
+    /// The artifact's SHA-256, lowercase hex.
+    pub sha256: Option<String>,
+    /// Resource and time limits.
+    pub limits: Limits,
+    /// What the plugin may reach.
+    pub permissions: Permissions,
+    /// Handed to the plugin with Configure.
+    pub config: BTreeMap<String, String>,
+}
+
+/// Resource and time limits. What each one means per mechanism is documented
+/// on the field; a limit a mechanism cannot enforce is refused at load.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Wall-clock time per call, in milliseconds. Default 10 000.
+    #[serde(default = "Limits::default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Memory, in MiB: address space of an exec child (`RLIMIT_AS`).
+    pub memory_mb: Option<u64>,
+    /// CPU seconds of an exec child (`RLIMIT_CPU`).
+    pub cpu_seconds: Option<u64>,
+    /// Open file descriptors of an exec child (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+    /// Largest request or response, in bytes. Default 4 MiB.
+    #[serde(default = "Limits::default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Restarts before a crashing plugin is given up on. Default 5.
+    #[serde(default = "Limits::default_restarts")]
+    pub restarts: u32,
+}
+
+impl Limits {
+    fn default_timeout_ms() -> u64 {
+        10_000
+    }
+    fn default_max_message_bytes() -> usize {
+        4 << 20
+    }
+    fn default_restarts() -> u32 {
+        5
+    }
+
+    /// The per-call time limit.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            timeout_ms: Limits::default_timeout_ms(),
+            memory_mb: None,
+            cpu_seconds: None,
+            open_files: None,
+            max_message_bytes: Limits::default_max_message_bytes(),
+            restarts: Limits::default_restarts(),
+        }
+    }
+}
+
+/// What a plugin may reach. Everything not listed is denied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Permissions {
+    /// Environment variables set for the plugin, by value.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Environment variables passed through from the host's environment.
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
+    /// Other plugins it may call through the host.
+    #[serde(default)]
+    pub call: Vec<String>,
+}
+
+/// The manifest as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: String,
+    mechanism: Mechanism,
+    path: PathBuf,
+    interface: String,
+    proto: Option<PathBuf>,
+    #[serde(default = "default_versions")]
+    versions: Vec<u32>,
+    trust: Trust,
+    sha256: Option<String>,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    permissions: Permissions,
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
+}
+
+fn default_versions() -> Vec<u32> {
+    vec![1]
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    ///
+    /// # Errors
+    /// [`ManifestError`] naming the file, the field and the fix, when the file
+    /// cannot be read, is not TOML, or breaks a rule (including the trust policy).
+    pub fn load(file: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
+        let file = file.as_ref();
+        let text = std::fs::read_to_string(file).map_err(|source| ManifestError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Manifest::parse(&text, file)
+    }
+
+    /// Parses and validates manifest text; `file` names it in errors, and its
+    /// folder is what relative paths are resolved against.
+    ///
+    /// # Errors
+    /// As [`Manifest::load`], except for reading.
+    ///
+    /// # Examples
+    /// ```
+    /// use outlet_manifest::{Manifest, Mechanism};
+    ///
+    /// let manifest = Manifest::parse(r#"
+    ///     name = "greeter"
+    ///     mechanism = "exec"
+    ///     path = "greeter-exec"
+    ///     interface = "outlet.examples.greeter.v1.Greeter"
+    ///     trust = "tight"
+    /// "#, "plugins/greeter.toml".as_ref())?;
+    /// assert_eq!(manifest.mechanism, Mechanism::Exec);
+    /// assert_eq!(manifest.path, std::path::Path::new("plugins/greeter-exec"));
+    ///
+    /// let refused = Manifest::parse(r#"
+    ///     name = "greeter"
+    ///     mechanism = "native"
+    ///     path = "libgreeter.so"
+    ///     interface = "outlet.examples.greeter.v1.Greeter"
+    ///     trust = "untrusted"
+    /// "#, "plugins/greeter.toml".as_ref());
+    /// assert!(refused.unwrap_err().to_string().contains("untrusted"));
+    /// # Ok::<(), outlet_manifest::ManifestError>(())
+    /// ```
+    pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+        let raw: Raw = toml::from_str(text).map_err(|source| ManifestError::Toml {
+            file: file.to_owned(),
+            message: source.to_string(),
+        })?;
+        let dir = file.parent().unwrap_or(Path::new(""));
+        let invalid = |field: &'static str, problem: String, fix: String| ManifestError::Invalid {
+            file: file.to_owned(),
+            field,
+            problem,
+            fix,
+        };
+
+        if raw.name.is_empty()
+            || !raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "name",
+                format!("{:?} is not a plugin name", raw.name),
+                "use letters, digits, `-` and `_` only".into(),
+            ));
+        }
+        if raw.path.as_os_str().is_empty() {
+            return Err(invalid(
+                "path",
+                "is empty".into(),
+                "name the plugin's artifact, relative to the manifest's folder".into(),
+            ));
+        }
+        let valid_interface = raw.interface.split('.').count() >= 2
+            && raw.interface.split('.').all(|part| {
+                !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            });
+        if !valid_interface {
+            return Err(invalid(
+                "interface",
+                format!("{:?} is not a protobuf service name", raw.interface),
+                "write the service's full name, `package.Service`".into(),
+            ));
+        }
+        if raw.versions.is_empty() || raw.versions.contains(&0) {
+            return Err(invalid(
+                "versions",
+                format!("{:?} is not a list of interface versions", raw.versions),
+                "list the versions the host accepts, each 1 or more, e.g. `versions = [1]`".into(),
+            ));
+        }
+        if let Some(sha) = &raw.sha256 {
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "sha256",
+                    format!("{sha:?} is not a SHA-256 in hex"),
+                    "write the 64 hex digits that `sha256sum <artifact>` prints".into(),
+                ));
+            }
+        }
+        if raw.limits.timeout_ms == 0 {
+            return Err(invalid(
+                "limits.timeout_ms",
+                "is 0".into(),
+                "give each call at least 1 ms, e.g. `timeout_ms = 2000`".into(),
+            ));
+        }
+        for (field, value) in [
+            ("limits.memory_mb", raw.limits.memory_mb),
+            ("limits.cpu_seconds", raw.limits.cpu_seconds),
+            ("limits.open_files", raw.limits.open_files),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(
+                    field,
+                    "is 0".into(),
+                    format!("remove `{field}` for no limit, or raise it"),
+                ));
+            }
+        }
+        let mut config = BTreeMap::new();
+        for (key, value) in raw.config {
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
+                    value.to_string()
+                }
+                other => {
+                    return Err(invalid(
+                        "config",
+                        format!(
+                            "`{key}` is a {}, and config values are flat",
+                            other.type_str()
+                        ),
+                        "give each config key a string, number or boolean".into(),
+                    ));
+                }
+            };
+            config.insert(key, value);
+        }
+
+        let manifest = Manifest {
+            file: file.to_owned(),
+            name: raw.name,
+            mechanism: raw.mechanism,
+            path: dir.join(raw.path),
+            interface: raw.interface,
+            proto: raw.proto.map(|p| dir.join(p)),
+            versions: raw.versions,
+            trust: raw.trust,
+            sha256: raw.sha256.map(|s| s.to_ascii_lowercase()),
+            limits: raw.limits,
+            permissions: raw.permissions,
+            config,
+        };
+        crate::policy::check(&manifest)?;
+        Ok(manifest)
+    }
+
+    /// Checks that the artifact exists and, when `sha256` is given, that it
+    /// has that hash. Reads the whole artifact.
+    ///
+    /// # Errors
+    /// [`ManifestError::Artifact`] or [`ManifestError::Checksum`].
+    pub fn verify_artifact(&self) -> Result<(), ManifestError> {
+        let bytes = std::fs::read(&self.path).map_err(|source| ManifestError::Artifact {
+            plugin: self.name.clone(),
+            path: self.path.clone(),
+            source,
+        })?;
+        if let Some(expected) = &self.sha256 {
+            let found = crate::sha256_hex(&bytes);
+            if &found != expected {
+                return Err(ManifestError::Checksum {
+                    plugin: self.name.clone(),
+                    path: self.path.clone(),
+                    expected: expected.clone(),
+                    found,
+                });
+            }
+        }
+        Ok(())
+    }
+}

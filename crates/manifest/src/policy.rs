@@ -1,0 +1,37 @@
+//! The trust policy, checked on every manifest at parse time.
+
+use crate::error::mechanism_rule;
+use crate::{Manifest, ManifestError, Trust};
+
+/// Refuses a manifest whose trust does not allow its mechanism, or that has no
+/// `sha256` while its trust is not `tight`.
+///
+/// # Errors
+/// [`ManifestError::Policy`] naming the rule and the fix.
+pub fn check(manifest: &Manifest) -> Result<(), ManifestError> {
+    let (trust, mechanism) = (manifest.trust, manifest.mechanism);
+    if !trust.allows(mechanism) {
+        let fix = if mechanism.in_process() {
+            "run it out of process (`wasm`, `exec`, or `rpc` for trust = \"open\"), \
+             or raise trust to \"tight\" if you build and ship this code yourself"
+        } else {
+            "run it as `wasm` or `exec`, or raise trust to \"open\" if you know its author"
+        };
+        return Err(ManifestError::policy(
+            manifest,
+            mechanism_rule(trust, mechanism),
+            fix.into(),
+        ));
+    }
+    if manifest.sha256.is_none() && trust != Trust::Tight {
+        return Err(ManifestError::policy(
+            manifest,
+            format!("a plugin with trust = \"{trust}\" must pin its artifact with `sha256`"),
+            format!(
+                "add `sha256 = \"…\"` with the output of `sha256sum {}`",
+                manifest.path.display()
+            ),
+        ));
+    }
+    Ok(())
+}

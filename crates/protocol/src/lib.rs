@@ -1,0 +1,64 @@
+//! Outlet's core protocol, with no I/O: what every mechanism and both sides
+//! of every plugin share.
+//!
+//! - [`core`]: the messages of `proto/outlet/core/v1/core.proto` (Hello,
+//!   Configure, Health, Shutdown, and the exec mechanism's envelopes).
+//! - [`Status`] and [`Code`]: how a call fails, with gRPC codes, on every mechanism.
+//! - [`negotiate`]: the highest common version and the common capabilities.
+//! - [`Transport`] and [`Service`]: the seam between typed code and mechanisms.
+//! - [`frame`]: length-prefixed messages on a byte stream.
+//!
+//! ```
+//! use outlet_protocol::{Service, Status, Transport, Local};
+//!
+//! struct Echo;
+//! impl Service for Echo {
+//!     fn name(&self) -> &'static str { "demo.Echo" }
+//!     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+//!         match method {
+//!             "/demo.Echo/Echo" => Ok(request.to_vec()),
+//!             _ => Err(Status::unimplemented(method)),
+//!         }
+//!     }
+//! }
+//! assert_eq!(Local(Echo).call("/demo.Echo/Echo", b"hi")?, b"hi");
+//! # Ok::<(), Status>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod frame;
+mod negotiate;
+mod status;
+mod transport;
+
+/// The core protocol's messages, generated from `core.proto`.
+#[allow(missing_docs)]
+pub mod core {
+    include!(concat!(env!("OUT_DIR"), "/outlet.core.v1.rs"));
+
+    /// The core protocol's service name.
+    pub const SERVICE: &str = "outlet.core.v1.Plugin";
+    /// The gRPC path of Hello.
+    pub const HELLO: &str = "/outlet.core.v1.Plugin/Hello";
+    /// The gRPC path of Configure.
+    pub const CONFIGURE: &str = "/outlet.core.v1.Plugin/Configure";
+    /// The gRPC path of Health.
+    pub const HEALTH: &str = "/outlet.core.v1.Plugin/Health";
+    /// The gRPC path of Shutdown.
+    pub const SHUTDOWN: &str = "/outlet.core.v1.Plugin/Shutdown";
+}
+
+/// Capabilities Outlet itself knows about, as they appear in Hello.
+pub mod capability {
+    /// The plugin accepts `Configure` and applies new config without a restart.
+    pub const CONFIGURE: &str = "configure";
+}
+
+pub use negotiate::{CORE_VERSIONS, Negotiated, NegotiationError, negotiate};
+pub use status::{Code, Status};
+pub use transport::{Client, Local, Service, Transport, handle, unary};
+
+/// Re-exported for generated code, so a crate with generated clients
+/// needs no direct dependency on `prost` beyond the messages.
+pub use prost;
