@@ -340,3 +340,179 @@ impl Manifest {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        name = "greeter"
+        mechanism = "exec"
+        path = "bin/greeter"
+        interface = "outlet.examples.greeter.v1.Greeter"
+        proto = "greeter.proto"
+        trust = "tight"
+        [limits]
+        timeout_ms = 250
+        memory_mb = 64
+        [permissions]
+        env = { LANG = "C" }
+        [config]
+        greeting = "Hi"
+        retries = 3
+    "#;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("plugins/greeter.toml"))
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_manifest_resolves_paths_and_flattens_config() {
+        let m = parse(GOOD).unwrap();
+        assert_eq!(m.path, Path::new("plugins/bin/greeter"));
+        assert_eq!(m.proto.as_deref(), Some(Path::new("plugins/greeter.proto")));
+        assert_eq!(m.limits.timeout(), Duration::from_millis(250));
+        assert_eq!(m.limits.memory_mb, Some(64));
+        assert_eq!(m.limits.max_message_bytes, 4 << 20);
+        assert_eq!(m.versions, [1]);
+        assert_eq!(m.permissions.env["LANG"], "C");
+        assert_eq!(m.config["retries"], "3");
+    }
+
+    #[test]
+    fn malformed_toml_names_the_file_and_the_line() {
+        let text = error("name = \"greeter\"\nmechanism = ");
+        assert!(text.starts_with("plugins/greeter.toml: "), "{text}");
+        assert!(text.contains("line 2"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_mechanism_lists_the_known_ones() {
+        let text = error(&GOOD.replace("\"exec\"", "\"dll\""));
+        assert!(text.contains("plugins/greeter.toml"), "{text}");
+        assert!(
+            text.contains("`dll`") && text.contains("`native`, `cabi`, `rpc`, `wasm`, `exec`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_not_ignored() {
+        let text = error(&GOOD.replace("timeout_ms", "timeout_seconds"));
+        assert!(text.contains("unknown field `timeout_seconds`"), "{text}");
+    }
+
+    #[test]
+    fn invalid_fields_name_the_field_and_the_fix() {
+        let cases = [
+            (
+                GOOD.replace("\"greeter\"\n", "\"my plugin\"\n"),
+                "field `name`",
+            ),
+            (
+                GOOD.replace("outlet.examples.greeter.v1.Greeter", "Greeter"),
+                "field `interface`",
+            ),
+            (
+                GOOD.replace("timeout_ms = 250", "timeout_ms = 0"),
+                "field `limits.timeout_ms`",
+            ),
+            (
+                GOOD.replace("memory_mb = 64", "memory_mb = 0"),
+                "field `limits.memory_mb`",
+            ),
+            (
+                GOOD.replace("trust = \"tight\"", "trust = \"tight\"\nversions = []"),
+                "field `versions`",
+            ),
+            (
+                GOOD.replace("trust = \"tight\"", "trust = \"tight\"\nsha256 = \"abc\""),
+                "field `sha256`",
+            ),
+            (
+                GOOD.replace("retries = 3", "nested = { a = 1 }"),
+                "field `config`",
+            ),
+        ];
+        for (text, field) in cases {
+            let message = error(&text);
+            assert!(message.starts_with("plugins/greeter.toml: "), "{message}");
+            assert!(message.contains(field), "{field}: {message}");
+        }
+    }
+
+    #[test]
+    fn the_trust_policy_is_checked_at_parse() {
+        let native = GOOD
+            .replace("\"exec\"", "\"native\"")
+            .replace("\"tight\"", "\"untrusted\"");
+        let text = error(&native);
+        assert!(
+            text.contains("plugin `greeter` is refused by the trust policy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("allows only wasm, exec, not `native`"),
+            "{text}"
+        );
+
+        let rpc = GOOD
+            .replace("\"exec\"", "\"rpc\"")
+            .replace("\"tight\"", "\"untrusted\"");
+        assert!(error(&rpc).contains("not `rpc`"));
+
+        let open = GOOD
+            .replace("\"exec\"", "\"rpc\"")
+            .replace("\"tight\"", "\"open\"");
+        let text = error(&open);
+        assert!(
+            text.contains("must pin its artifact with `sha256`"),
+            "{text}"
+        );
+        assert!(text.contains("sha256sum plugins/bin/greeter"), "{text}");
+
+        let pinned = open.replace(
+            "[limits]",
+            &format!("sha256 = \"{}\"\n[limits]", "ab".repeat(32)),
+        );
+        assert_eq!(parse(&pinned).unwrap().mechanism, Mechanism::Rpc);
+    }
+
+    #[test]
+    fn artifacts_are_checked_against_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("greeter.toml");
+        let artifact = dir.path().join("bin/greeter");
+        let manifest = Manifest::parse(GOOD, &file).unwrap();
+        let missing = manifest.verify_artifact().unwrap_err().to_string();
+        assert!(
+            missing.contains("plugin `greeter`: cannot read its artifact"),
+            "{missing}"
+        );
+
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(&artifact, b"hello").unwrap();
+        let hash = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let pinned = GOOD.replace("[limits]", &format!("sha256 = \"{hash}\"\n[limits]"));
+        Manifest::parse(&pinned, &file)
+            .unwrap()
+            .verify_artifact()
+            .unwrap();
+
+        std::fs::write(&artifact, b"hello!").unwrap();
+        let changed = Manifest::parse(&pinned, &file)
+            .unwrap()
+            .verify_artifact()
+            .unwrap_err();
+        assert!(matches!(changed, ManifestError::Checksum { .. }));
+        let text = changed.to_string();
+        assert!(
+            text.contains(hash) && text.contains("put its hash in `sha256`"),
+            "{text}"
+        );
+    }
+}

@@ -4,9 +4,10 @@
 //! left running.
 
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, ExitStatus};
+use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
 use std::time::Instant;
 
 use outlet_protocol::frame::{self, FrameError};
@@ -42,23 +43,50 @@ pub(super) enum Failure {
     Io(io::Error),
 }
 
-/// Runs one conversation with `child`, which must have been spawned with all
-/// three standard streams piped. Kills the child's process group and reaps
-/// the child before returning, whatever happened.
+/// Puts as much of `input` as fits into a new pipe at once, so that a small
+/// call is waiting in the child's stdin when it starts (and costs the host
+/// no wake-up). Returns the pipe's read end for the child, and its write end
+/// if some input is left to stream.
+pub(super) fn preload(input: &[u8]) -> io::Result<(OwnedFd, Option<(File, usize)>)> {
+    use rustix::pipe::{PipeFlags, pipe_with};
+    let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
+    rustix::io::ioctl_fionbio(&write, true)?;
+    let mut write = File::from(write);
+    let mut written = 0;
+    while written < input.len() {
+        match write.write(&input[written..]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let rest = (written < input.len()).then_some((write, written));
+    Ok((read, rest))
+}
+
+/// Runs one conversation with `child`, spawned with stdout and stderr piped
+/// and stdin from [`preload`]; `rest` is what `preload` returned beside it.
+/// Kills the child's process group and reaps the child before returning,
+/// whatever happened.
 pub(super) fn converse(
     mut child: Child,
     input: &[u8],
+    rest: Option<(File, usize)>,
     deadline: Instant,
     max_reply: usize,
     plugin: &str,
 ) -> Outcome {
     let pid = Pid::from_child(&child);
+    let (stdin, written) = match rest {
+        Some((stdin, written)) => (Some(stdin), written),
+        None => (None, input.len()),
+    };
     let mut talk = Talk {
-        stdin: child.stdin.take(),
+        stdin,
         stdout: child.stdout.take(),
         stderr: child.stderr.take(),
         input,
-        written: 0,
+        written,
         reply: Vec::new(),
         reply_len: None,
         max_reply,
@@ -84,7 +112,7 @@ pub(super) fn converse(
 }
 
 struct Talk<'a> {
-    stdin: Option<ChildStdin>,
+    stdin: Option<File>,
     stdout: Option<ChildStdout>,
     stderr: Option<ChildStderr>,
     input: &'a [u8],
@@ -100,7 +128,6 @@ impl Talk<'_> {
         let pidfd: OwnedFd =
             rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(io_failure)?;
         for fd in [
-            self.stdin.as_ref().map(AsFd::as_fd),
             self.stdout.as_ref().map(AsFd::as_fd),
             self.stderr.as_ref().map(AsFd::as_fd),
         ]

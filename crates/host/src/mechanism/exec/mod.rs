@@ -16,6 +16,7 @@ mod child;
 mod limits;
 
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -75,13 +76,13 @@ impl Exec {
         })
     }
 
-    fn spawn(&self) -> Result<std::process::Child, Status> {
+    fn spawn(&self, stdin: OwnedFd) -> Result<std::process::Child, Status> {
         let mut command = Command::new(&self.program);
         command
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .process_group(0)
-            .stdin(Stdio::piped())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         self.child_limits.install(&mut command);
@@ -194,10 +195,17 @@ impl Backend for Exec {
                 capabilities: session.negotiated.capabilities.clone(),
             })
         };
-        let child = self.spawn()?;
+        let (stdin, rest) = child::preload(&input).map_err(|error| {
+            Status::unavailable(format!(
+                "plugin `{}`: cannot make a pipe for its stdin: {error}",
+                self.plugin
+            ))
+        })?;
+        let child = self.spawn(stdin)?;
         let outcome = child::converse(
             child,
             &input,
+            rest,
             deadline,
             self.limits.max_message_bytes,
             &self.plugin,

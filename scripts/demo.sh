@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds Outlet and the example plugins with optimizations, then loads the
+# greeter through every mechanism: `target/release/outlet demo`.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+setup
+
+cargo build --release -p outlet-cli
+# The exec greeter is linked statically: a process per call then skips the
+# dynamic loader, which is most of a small program's start-up time.
+triple=$(host_triple)
+cargo build --release -p greeter-example --bin greeter-exec --target "$triple" \
+    --config "target.$triple.rustflags = ['-C', 'target-feature=+crt-static']"
+link_examples "target/$triple/release"
+
+target/release/outlet demo "$@"

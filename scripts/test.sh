@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit, integration and doc tests, with
+# real plugin processes.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+setup
+
+cargo fmt --all -- --check
+cargo build --workspace --bins
+link_examples target/debug
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace

@@ -1,0 +1,265 @@
+//! The exec mechanism with real child processes, well-behaved and not.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use outlet_protocol::{Code, Transport};
+
+use crate::support::{capture_logs, fixture, fixture_for, greet, greeter_exec, peak_rss};
+
+#[test]
+fn greets_through_a_child_process_and_logs_its_stderr_under_its_name() {
+    let f = fixture("polite", "", "");
+    let plugin = f.load();
+    let (reply, logs) = capture_logs(|| greet(&plugin, "Ada"));
+    assert_eq!(reply.unwrap(), "Hello, Ada!");
+    assert!(logs.contains("plugin=\"polite\""), "{logs}");
+    assert!(logs.contains("greeting Ada"), "{logs}");
+    // What the plugin printed to stdout went to the log, not into the reply.
+    assert!(logs.contains("this line goes to stderr"), "{logs}");
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn the_example_greeter_takes_new_config_without_a_restart() {
+    let f = fixture_for(
+        "greeter",
+        &greeter_exec(),
+        "",
+        "[config]\ngreeting = \"Hello\"\n",
+    );
+    let plugin = f.load();
+    assert_eq!(greet(&plugin, "world").unwrap(), "Hello, world!");
+    let config = |g: &str| BTreeMap::from([("greeting".to_owned(), g.to_owned())]);
+    plugin.configure(config("Howdy")).unwrap();
+    assert_eq!(greet(&plugin, "world").unwrap(), "Howdy, world!");
+
+    let refused = plugin.configure(config(" ")).unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("`greeting` is empty"),
+        "{refused}"
+    );
+    assert_eq!(plugin.config()["greeting"], "Howdy");
+    assert_eq!(greet(&plugin, "world").unwrap(), "Howdy, world!");
+    assert_eq!(
+        plugin.health().unwrap().status(),
+        outlet_protocol::core::health_response::ServingStatus::Serving
+    );
+}
+
+#[test]
+fn a_plugin_without_configure_says_so() {
+    let f = fixture("stubborn", "", "");
+    let plugin = f.load();
+    let error = plugin.configure(BTreeMap::new()).unwrap_err();
+    assert_eq!(error.code(), Code::FailedPrecondition);
+    assert!(error.message().contains("plugin `stubborn`"), "{error}");
+}
+
+#[test]
+fn a_plugin_that_exits_non_zero_fails_the_call_with_its_last_words() {
+    let f = fixture("quitter", "exit", "");
+    let plugin = f.load_err();
+    assert!(plugin.contains("plugin `quitter`"), "{plugin}");
+    assert!(plugin.contains("exited with status 3"), "{plugin}");
+    assert!(
+        plugin.contains("giving up before reading the call"),
+        "{plugin}"
+    );
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn a_plugin_that_prints_garbage_is_refused_with_what_it_printed() {
+    let f = fixture("chatty", "garbage", "");
+    let error = f.load_err();
+    assert!(error.contains("plugin `chatty`"), "{error}");
+    assert!(error.contains("does not hold a reply"), "{error}");
+    assert!(error.contains("Hello, w"), "{error}");
+}
+
+#[test]
+fn a_hanging_plugin_is_killed_at_its_deadline() {
+    let hang = fixture("hangs", "hang", "[limits]\ntimeout_ms = 300\n");
+    let started = Instant::now();
+    let error = hang.load_err();
+    assert!(
+        error.contains("plugin `hangs`") && error.contains("300 ms"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    hang.assert_no_leftovers();
+
+    // The deadline is per call: Hello is quick, Greet sleeps past it.
+    let f = fixture("sleepy", "sleep", "[limits]\ntimeout_ms = 100\n");
+    let plugin = f.load();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded);
+    assert!(error.message().contains("plugin `sleepy`"), "{error}");
+    assert!(error.message().contains("limits.timeout_ms"), "{error}");
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn a_gigabyte_on_stdout_is_refused_in_bounded_memory() {
+    let before = peak_rss();
+    let raw = fixture("flood", "flood", "");
+    let error = raw.load_err();
+    assert!(
+        error.contains("plugin `flood`") && error.contains("xxxx"),
+        "{error}"
+    );
+
+    let framed = fixture("frame-flood", "flood-frame", "");
+    let error = framed.load_err();
+    assert!(error.contains("1073741824 bytes"), "{error}");
+    assert!(error.contains("limits.max_message_bytes"), "{error}");
+
+    let grown = peak_rss().saturating_sub(before);
+    assert!(grown < 256 << 20, "the host grew by {grown} bytes");
+    raw.assert_no_leftovers();
+    framed.assert_no_leftovers();
+}
+
+#[test]
+fn a_flood_on_stderr_is_logged_up_to_a_limit_and_the_call_still_works() {
+    let f = fixture("loud", "flood-stderr", "");
+    let plugin = f.load();
+    let (reply, logs) = capture_logs(|| greet(&plugin, "Bo"));
+    assert_eq!(reply.unwrap(), "Hello, Bo!");
+    assert!(
+        logs.contains("bytes were not logged"),
+        "{}",
+        &logs[logs.len().saturating_sub(500)..]
+    );
+    assert!(logs.len() < 8 << 20, "{} bytes of logs", logs.len());
+}
+
+#[test]
+fn children_of_a_plugin_die_with_its_call() {
+    let f = fixture("parent", "fork-hang", "");
+    let started = Instant::now();
+    let (plugin, logs) = capture_logs(|| f.load());
+    // The grandchild holds stdout open, and the call did not wait for it.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(logs.contains("grandchild"), "{logs}");
+    assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn the_environment_holds_only_what_the_manifest_passes() {
+    let f = fixture(
+        "env",
+        "env",
+        "[permissions]\ninherit_env = [\"PATH\", \"OUTLET_NOT_SET_ANYWHERE\"]\n",
+    );
+    let reply = greet(&f.load(), "x").unwrap();
+    let mut vars: Vec<&str> = reply
+        .split(' ')
+        .map(|kv| kv.split('=').next().unwrap())
+        .collect();
+    vars.sort();
+    assert_eq!(
+        vars,
+        ["OUTLET_TEST_MARKER", "OUTLET_TEST_MODE", "PATH"],
+        "{reply}"
+    );
+}
+
+#[test]
+fn resource_limits_from_the_manifest_apply_to_the_child() {
+    let limits = "[limits]\nmemory_mb = 256\ncpu_seconds = 3\nopen_files = 16\n";
+    let reply = greet(&fixture("limited", "limits", limits).load(), "x").unwrap();
+    assert_eq!(
+        reply,
+        format!(
+            "as=Some({})/Some({}) cpu=Some(3)/Some(4) nofile=Some(16)/Some(16)",
+            256 << 20,
+            256 << 20
+        )
+    );
+
+    let files = fixture("files", "files", "[limits]\nopen_files = 16\n");
+    let error = greet(&files.load(), "x").unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted);
+    assert!(error.message().contains("Too many open files"), "{error}");
+
+    let memory = fixture("hungry", "alloc", "[limits]\nmemory_mb = 64\n");
+    let error = greet(&memory.load(), "x").unwrap_err();
+    assert!(error.message().contains("plugin `hungry`"), "{error}");
+    assert!(error.message().contains("memory allocation"), "{error}");
+
+    let cpu = fixture(
+        "spinner",
+        "spin",
+        "[limits]\ncpu_seconds = 1\ntimeout_ms = 20000\n",
+    );
+    let error = greet(&cpu.load(), "x").unwrap_err();
+    assert!(
+        error.message().contains("limits.cpu_seconds = 1"),
+        "{error}"
+    );
+    cpu.assert_no_leftovers();
+}
+
+#[test]
+fn a_panicking_plugin_fails_the_call_and_the_next_call_works() {
+    let f = fixture("panicky", "panic", "");
+    let plugin = f.load();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable);
+    assert!(error.message().contains("plugin `panicky`"), "{error}");
+    assert!(
+        error.message().contains("exited with status 101"),
+        "{error}"
+    );
+    assert!(error.message().contains("panics on purpose"), "{error}");
+    assert!(plugin.health().is_ok());
+}
+
+#[test]
+fn a_plugins_own_error_reaches_the_caller_unchanged() {
+    let plugin = fixture("picky", "refuse", "").load();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert_eq!(error.message(), "names are not accepted today");
+    let error = plugin
+        .call("/outlet.examples.greeter.v1.Greeter/Wave", &[])
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented);
+}
+
+#[test]
+fn calls_from_many_threads_run_at_once() {
+    let plugin = fixture("busy", "", "").load();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let plugin = &plugin;
+            s.spawn(move || {
+                for i in 0..4 {
+                    let name = format!("t{t}c{i}");
+                    assert_eq!(greet(plugin, &name).unwrap(), format!("Hello, {name}!"));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn after_shutdown_calls_fail_as_unavailable() {
+    let plugin = fixture("done", "", "").load();
+    plugin.shutdown().unwrap();
+    plugin.shutdown().unwrap();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable);
+    assert!(
+        error.message().contains("plugin `done` was shut down"),
+        "{error}"
+    );
+}

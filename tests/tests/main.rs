@@ -1,0 +1,6 @@
+//! Outlet's integration tests: real plugins in real processes. One test
+//! binary for the whole workspace, so its dependencies link once.
+
+mod exec;
+mod load;
+mod support;

@@ -1,0 +1,180 @@
+//! What the tests share: manifests for the test plugin, log capture, and a
+//! look at the process table.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use greeter::{GreetRequest, GreeterClient};
+use outlet_host::{Host, Plugin};
+use outlet_protocol::Status;
+
+/// The misbehaving test plugin.
+pub fn test_plugin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_outlet-test-plugin"))
+}
+
+/// The example greeter's exec plugin, built beside the test plugin.
+pub fn greeter_exec() -> PathBuf {
+    let path = test_plugin().with_file_name("greeter-exec");
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace's binaries first (`cargo build --workspace --bins`, \
+         as the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A folder holding one manifest, for one test.
+pub struct Fixture {
+    _dir: tempfile::TempDir,
+    pub manifest: PathBuf,
+    /// A value in the plugin's environment that marks its processes.
+    pub marker: String,
+}
+
+/// A manifest for the test plugin in `mode`; `extra` is appended to it
+/// (tables such as `[limits]` go there).
+pub fn fixture(name: &str, mode: &str, extra: &str) -> Fixture {
+    fixture_for(name, &test_plugin(), mode, extra)
+}
+
+pub fn fixture_for(name: &str, program: &Path, mode: &str, extra: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("{name}-{}", std::process::id());
+    let manifest = dir.path().join(format!("{name}.toml"));
+    let extra = if extra.contains("[permissions]") {
+        extra.replace(
+            "[permissions]",
+            &format!("[permissions]\nenv = {{ OUTLET_TEST_MODE = \"{mode}\", OUTLET_TEST_MARKER = \"{marker}\" }}"),
+        )
+    } else {
+        format!(
+            "{extra}\n[permissions]\nenv = {{ OUTLET_TEST_MODE = \"{mode}\", OUTLET_TEST_MARKER = \"{marker}\" }}\n"
+        )
+    };
+    let text = format!(
+        "name = \"{name}\"\nmechanism = \"exec\"\npath = \"{}\"\n\
+         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n{extra}",
+        program.display()
+    );
+    std::fs::write(&manifest, text).unwrap();
+    Fixture {
+        _dir: dir,
+        manifest,
+        marker,
+    }
+}
+
+impl Fixture {
+    pub fn load(&self) -> Plugin {
+        Host::new()
+            .load(&self.manifest)
+            .unwrap_or_else(|e| panic!("loading {}: {e}", self.manifest.display()))
+    }
+
+    /// The error loading fails with, as text.
+    pub fn load_err(&self) -> String {
+        match Host::new().load(&self.manifest) {
+            Ok(plugin) => panic!("{} loaded: {plugin:?}", self.manifest.display()),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    /// Asserts that no process of this fixture is left: none alive, and no
+    /// zombie of this test process. A killed process takes a moment to die,
+    /// so this looks again for up to two seconds.
+    pub fn assert_no_leftovers(&self) {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "processes left behind: {left:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        let me = std::process::id().to_string();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let pid = entry.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+                continue;
+            };
+            let wanted = format!("OUTLET_TEST_MARKER={}", self.marker);
+            if !environ
+                .split(|b| *b == 0)
+                .any(|var| var == wanted.as_bytes())
+            {
+                continue;
+            }
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid …
+            let fields: Vec<&str> = stat
+                .rsplit(')')
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect();
+            let (state, ppid) = (fields[0], fields[1]);
+            if state != "Z" || ppid == me {
+                found.push(format!("pid {pid} state {state} ppid {ppid}"));
+            }
+        }
+        found
+    }
+}
+
+/// One Greet call.
+pub fn greet(plugin: &Plugin, name: &str) -> Result<String, Status> {
+    let client = plugin.client::<GreeterClient<_>>().unwrap();
+    Ok(client.greet(GreetRequest { name: name.into() })?.message)
+}
+
+/// Runs `f` with `tracing` events of this thread captured as text.
+pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    (result, text)
+}
+
+/// The peak resident memory of this test process, in bytes.
+pub fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
+}
