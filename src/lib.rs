@@ -1,5 +1,7 @@
-//! Outlet: one typed plugin API over five mechanisms.
-pub use outlet_host::{Host, LoadError, Plugin};
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub use outlet_host::{Host, LoadError, MECHANISMS, Plugin};
 pub use outlet_manifest as manifest;
 pub use outlet_protocol as protocol;
 pub use outlet_protocol::{Code, Status};

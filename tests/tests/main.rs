@@ -3,4 +3,5 @@
 
 mod exec;
 mod load;
+mod readme;
 mod support;

@@ -12,15 +12,13 @@
 //! `.proto` files are parsed with `protox`, in Rust: no `protoc` needed.
 //!
 //! ```no_run
-//! // build.rs
-//! fn main() {
-//!     outlet_build::compile(&["greeter.proto"], &["."]).unwrap();
-//! }
+//! // in build.rs's `fn main`:
+//! outlet_build::compile(&["greeter.proto"], &["."]).expect("generate the interface");
 //! ```
 //!
 //! and in the crate:
 //!
-//! ```ignore
+//! ```text
 //! include!(concat!(env!("OUT_DIR"), "/outlet.examples.greeter.v1.rs"));
 //! ```
 //!

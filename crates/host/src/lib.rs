@@ -14,6 +14,20 @@
 //! |---|---|---|
 //! | `exec` | yes | one process: spawn, one frame each way, exit (about a millisecond) |
 //!
+//! ```
+//! use outlet_host::Host;
+//! use outlet_protocol::{Code, Transport};
+//!
+//! let host = Host::new();
+//! let plugin = host.load("../../examples/greeter/manifests/exec.toml")?;
+//! assert_eq!(plugin.hello().services, ["outlet.examples.greeter.v1.Greeter"]);
+//!
+//! // Any method, by its gRPC path, with encoded messages (generated clients do this).
+//! let error = plugin.call("/outlet.examples.greeter.v1.Greeter/Wave", &[]).unwrap_err();
+//! assert_eq!(error.code(), Code::Unimplemented);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! A plugin's log lines (its stderr) become `tracing` events with target
 //! `outlet::plugin` and a `plugin` field holding its name.
 #![deny(missing_docs)]

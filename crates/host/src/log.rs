@@ -33,27 +33,29 @@ enum Level {
 }
 
 fn parse(line: &str) -> (Level, std::borrow::Cow<'_, str>) {
-    if line.starts_with('{') {
-        if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(line) {
-            let level = match fields.get("@level").and_then(|l| l.as_str()) {
-                Some("trace") => Level::Trace,
-                Some("debug") => Level::Debug,
-                Some("warn") => Level::Warn,
-                Some("error") => Level::Error,
-                _ => Level::Info,
-            };
-            let mut message = fields
-                .get("@message")
-                .and_then(|m| m.as_str())
-                .unwrap_or_default()
-                .to_owned();
-            for (key, value) in fields.iter().filter(|(k, _)| !k.starts_with('@')) {
-                message.push_str(&format!(" {key}={value}"));
-            }
-            return (level, message.into());
-        }
+    let Some(serde_json::Value::Object(fields)) = line
+        .starts_with('{')
+        .then(|| serde_json::from_str(line).ok())
+        .flatten()
+    else {
+        return (Level::Info, line.into());
+    };
+    let level = match fields.get("@level").and_then(|l| l.as_str()) {
+        Some("trace") => Level::Trace,
+        Some("debug") => Level::Debug,
+        Some("warn") => Level::Warn,
+        Some("error") => Level::Error,
+        _ => Level::Info,
+    };
+    let mut message = fields
+        .get("@message")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_owned();
+    for (key, value) in fields.iter().filter(|(k, _)| !k.starts_with('@')) {
+        message.push_str(&format!(" {key}={value}"));
     }
-    (Level::Info, line.into())
+    (level, message.into())
 }
 
 #[cfg(test)]

@@ -247,14 +247,14 @@ impl Manifest {
                 "list the versions the host accepts, each 1 or more, e.g. `versions = [1]`".into(),
             ));
         }
-        if let Some(sha) = &raw.sha256 {
-            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(invalid(
-                    "sha256",
-                    format!("{sha:?} is not a SHA-256 in hex"),
-                    "write the 64 hex digits that `sha256sum <artifact>` prints".into(),
-                ));
-            }
+        if let Some(sha) = &raw.sha256
+            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(invalid(
+                "sha256",
+                format!("{sha:?} is not a SHA-256 in hex"),
+                "write the 64 hex digits that `sha256sum <artifact>` prints".into(),
+            ));
         }
         if raw.limits.timeout_ms == 0 {
             return Err(invalid(

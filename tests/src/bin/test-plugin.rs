@@ -28,7 +28,9 @@ fn main() -> ExitCode {
         "flood" => return flood(&mut std::io::stdout().lock(), None),
         "flood-frame" => return flood(&mut std::io::stdout().lock(), Some(1 << 30)),
         "fork-hang" => {
-            // A child of our own that holds stdout and stderr open forever.
+            // A child of our own that holds stdout and stderr open forever;
+            // not waiting for it is the point.
+            #[allow(clippy::zombie_processes)]
             let child = std::process::Command::new(std::env::current_exe().unwrap())
                 .env("OUTLET_TEST_MODE", "hang")
                 .spawn()

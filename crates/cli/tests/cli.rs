@@ -1,0 +1,144 @@
+//! The `outlet` command, run as a user runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn outlet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_outlet"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const EXEC: &str = "examples/greeter/manifests/exec.toml";
+
+#[test]
+fn call_prints_the_response_as_json() {
+    let out = outlet(&["call", EXEC, "Greet", "--json", r#"{"name": "world"}"#]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply, serde_json::json!({"message": "Hello, world!"}));
+}
+
+#[test]
+fn call_errors_go_to_stderr_with_a_non_zero_exit() {
+    let out = outlet(&["call", EXEC, "Wave", "--json", "{}"]);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).contains("has no method `Wave`; its methods are Greet"));
+
+    let out = outlet(&["call", EXEC, "Greet", "--json", r#"{"nom": 1}"#]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("outlet.examples.greeter.v1.GreetRequest"),
+        "{err}"
+    );
+
+    let out = outlet(&["call", "no/such/manifest.toml", "Greet"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no/such/manifest.toml: cannot read the manifest"));
+}
+
+#[test]
+fn check_passes_good_manifests_and_refuses_bad_ones_with_reasons() {
+    let out = outlet(&["check", EXEC]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).starts_with("ok "));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "name = \"x\"\nmechanism = \"native\"\npath = \"x.so\"\n\
+         interface = \"a.B\"\ntrust = \"open\"\n",
+    )
+    .unwrap();
+    let out = outlet(&["check", EXEC, bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("refused") && stdout.contains("trust = \"open\""),
+        "{stdout}"
+    );
+    assert!(text(&out.stderr).contains("1 of 2 manifests refused"));
+}
+
+#[test]
+fn inspect_shows_hello_and_the_negotiation() {
+    let out = outlet(&["inspect", EXEC, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["hello"]["name"], "greeter");
+    assert_eq!(info["negotiated"]["app_version"], 1);
+    assert_eq!(
+        info["negotiated"]["capabilities"],
+        serde_json::json!(["configure"])
+    );
+
+    let out = outlet(&["inspect", EXEC]);
+    assert!(text(&out.stdout).contains("negotiated    core v1, app v1, capabilities: configure"));
+}
+
+#[test]
+fn advise_prints_the_mechanism_first_then_the_reason() {
+    let cases = [
+        ("tight", "high", "same-build", "native"),
+        ("tight", "high", "cross-platform", "cabi"),
+        ("open", "medium", "independent", "rpc"),
+        ("untrusted", "medium", "independent", "wasm"),
+        ("open", "low", "independent", "exec"),
+    ];
+    for (trust, perf, deploy, expected) in cases {
+        let out = outlet(&[
+            "advise", "--trust", trust, "--perf", perf, "--deploy", deploy,
+        ]);
+        let stdout = text(&out.stdout);
+        let mut lines = stdout.lines();
+        assert_eq!(lines.next(), Some(expected), "{trust} {perf} {deploy}");
+        assert!(!lines.next().unwrap_or_default().is_empty());
+    }
+    let out = outlet(&[
+        "advise",
+        "--trust",
+        "open",
+        "--perf",
+        "fast",
+        "--deploy",
+        "independent",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("`fast` is not one of high, medium, low"));
+}
+
+#[test]
+fn demo_and_bench_run() {
+    let out = outlet(&["demo"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("\"Hello, world!\"") && stdout.contains("\"Howdy, world!\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("refused"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = outlet(&["bench", "--calls", "10", "--json", json.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let exec = &results["rows"][0];
+    assert_eq!(exec["mechanism"], "exec");
+    assert!(exec["median_ns"].as_u64().unwrap() > 0);
+    assert!(exec["ratio"].as_f64().unwrap() > 0.0);
+}

@@ -1,0 +1,16 @@
+use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
+use outlet_guest::{Plugin, Status};
+
+struct Hello;
+
+impl Greeter for Hello {
+    fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
+        let message = format!("Hello, {}!", request.name);
+        Ok(GreetResponse { message })
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let plugin = Plugin::new("greeter", "1.0.0").service(GreeterServer::new(Hello));
+    outlet_guest::exec::serve(&plugin)
+}
