@@ -11,6 +11,6 @@ cargo build --release -p outlet-cli
 triple=$(host_triple)
 cargo build --release -p greeter-example --bin greeter-exec --target "$triple" \
     --config "target.$triple.rustflags = ['-C', 'target-feature=+crt-static']"
-link_examples "target/$triple/release"
+install_examples "target/$triple/release"
 
 target/release/outlet demo "$@"

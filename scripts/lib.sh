@@ -9,12 +9,22 @@ setup() {
     fi
 }
 
-# link_examples DIR: points examples/*/bin/<artifact> at the artifacts in DIR,
-# the folder cargo built them in; the example manifests name them there.
+# link_examples DIR: points examples/greeter/bin/<artifact> at the artifacts
+# cargo built in DIR; the example manifests name them there. Links follow
+# rebuilds, which suits tests.
 link_examples() {
-    local dir=$1
     mkdir -p examples/greeter/bin
-    ln -sfn "../../../$dir/greeter-exec" examples/greeter/bin/greeter-exec
+    ln -sfn "../../../$1/greeter-exec" examples/greeter/bin/greeter-exec
+}
+
+# install_examples DIR: copies the artifacts instead, as a deployment would.
+# A binary fresh from the linker sits in the page cache in small pages and
+# starts measurably slower than a copy of it (see docs/exec.md), which
+# matters to the exec mechanism's benchmark.
+install_examples() {
+    mkdir -p examples/greeter/bin
+    rm -f examples/greeter/bin/greeter-exec
+    install -m 755 "$1/greeter-exec" examples/greeter/bin/greeter-exec
 }
 
 # The host's target triple, for builds that must not touch build scripts.

@@ -315,27 +315,33 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Checks that the artifact exists and, when `sha256` is given, that it
-    /// has that hash. Reads the whole artifact.
+    /// Checks that the artifact is a readable file and, when `sha256` is
+    /// given, that it has that hash. Costs a `stat`, or reading and hashing
+    /// the whole artifact when `sha256` is given.
     ///
     /// # Errors
     /// [`ManifestError::Artifact`] or [`ManifestError::Checksum`].
     pub fn verify_artifact(&self) -> Result<(), ManifestError> {
-        let bytes = std::fs::read(&self.path).map_err(|source| ManifestError::Artifact {
+        let unreadable = |source| ManifestError::Artifact {
             plugin: self.name.clone(),
             path: self.path.clone(),
             source,
-        })?;
-        if let Some(expected) = &self.sha256 {
-            let found = crate::sha256_hex(&bytes);
-            if &found != expected {
-                return Err(ManifestError::Checksum {
-                    plugin: self.name.clone(),
-                    path: self.path.clone(),
-                    expected: expected.clone(),
-                    found,
-                });
+        };
+        let Some(expected) = &self.sha256 else {
+            let meta = std::fs::metadata(&self.path).map_err(unreadable)?;
+            if !meta.is_file() {
+                return Err(unreadable(std::io::Error::other("it is not a file")));
             }
+            return Ok(());
+        };
+        let found = crate::sha256_hex(&std::fs::read(&self.path).map_err(unreadable)?);
+        if &found != expected {
+            return Err(ManifestError::Checksum {
+                plugin: self.name.clone(),
+                path: self.path.clone(),
+                expected: expected.clone(),
+                found,
+            });
         }
         Ok(())
     }
