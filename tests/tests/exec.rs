@@ -106,6 +106,25 @@ fn a_hanging_plugin_is_killed_at_its_deadline() {
 }
 
 #[test]
+fn a_plugin_that_replies_but_lingers_is_killed_and_its_reply_kept() {
+    let f = fixture("lingerer", "linger", "[limits]\ntimeout_ms = 5000\n");
+    let plugin = f.load();
+    let started = Instant::now();
+    let (reply, logs) = capture_logs(|| greet(&plugin, "x"));
+    assert_eq!(reply.unwrap(), "Hello, x!");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        logs.contains("did not exit") && logs.contains("lingerer"),
+        "{logs}"
+    );
+    f.assert_no_leftovers();
+}
+
+#[test]
 fn a_gigabyte_on_stdout_is_refused_in_bounded_memory() {
     let before = peak_rss();
     let raw = fixture("flood", "flood", "");

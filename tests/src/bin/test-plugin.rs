@@ -40,10 +40,18 @@ fn main() -> ExitCode {
         _ => {}
     }
     let versions: &[u32] = if mode == "version7" { &[7] } else { &[1] };
+    let linger = mode == "linger";
     let plugin = Plugin::new("test-plugin", "0.0.1")
         .versions(versions)
         .service(GreeterServer::new(Misbehaving(mode)));
-    outlet_guest::exec::serve(&plugin)
+    let code = outlet_guest::exec::serve(&plugin);
+    if linger {
+        // Replied, and now never exits.
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    code
 }
 
 /// Writes a gigabyte to stdout, after a frame header if one is given.

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use outlet_protocol::frame::{self, FrameError};
 use rustix::event::{PollFd, PollFlags, Timespec};
@@ -18,6 +18,8 @@ use crate::log;
 
 /// How much of a plugin's stderr one call logs; the rest is read and dropped.
 const MAX_LOGGED: usize = 1 << 20;
+/// How long a child may take to exit once it has replied.
+const EXIT_GRACE: Duration = Duration::from_millis(250);
 /// How much of the end of stderr an error message quotes.
 const TAIL: usize = 512;
 
@@ -124,7 +126,7 @@ struct Talk<'a> {
 }
 
 impl Talk<'_> {
-    fn run(&mut self, pid: Pid, deadline: Instant) -> Result<(), Failure> {
+    fn run(&mut self, pid: Pid, mut deadline: Instant) -> Result<(), Failure> {
         let pidfd: OwnedFd =
             rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(io_failure)?;
         for fd in [
@@ -136,9 +138,23 @@ impl Talk<'_> {
         {
             rustix::io::ioctl_fionbio(fd, true).map_err(io_failure)?;
         }
+        let mut replied = false;
         loop {
             let now = Instant::now();
+            if !replied && self.has_reply() {
+                // The reply is in: the child has nothing left to do but exit.
+                replied = true;
+                deadline = deadline.min(now + EXIT_GRACE);
+            }
             if now >= deadline {
+                if replied {
+                    tracing::warn!(
+                        target: "outlet::plugin",
+                        plugin = self.log.plugin,
+                        "replied, then did not exit within {EXIT_GRACE:?}; killed"
+                    );
+                    return Ok(());
+                }
                 return Err(Failure::Timeout);
             }
             let timeout = Timespec::try_from(deadline - now).unwrap_or(Timespec {
@@ -185,6 +201,11 @@ impl Talk<'_> {
                 return Ok(());
             }
         }
+    }
+
+    fn has_reply(&self) -> bool {
+        self.reply_len
+            .is_some_and(|len| self.reply.len() == frame::HEADER_LEN + len)
     }
 
     fn write_input(&mut self) -> Result<(), Failure> {
