@@ -5,12 +5,13 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 setup
 
-cargo build --release -p outlet-cli
+cargo build --release -p outlet-cli -p greeter-cabi
+build_c target/release -O2
 # The exec greeter is linked statically: a process per call then skips the
 # dynamic loader, which is most of a small program's start-up time.
 triple=$(host_triple)
 cargo build --release -p greeter-example --bin greeter-exec --target "$triple" \
     --config "target.$triple.rustflags = ['-C', 'target-feature=+crt-static']"
-install_examples "target/$triple/release"
+install_examples "target/$triple/release" target/release
 
 target/release/outlet demo "$@"

@@ -9,22 +9,46 @@ setup() {
     fi
 }
 
-# link_examples DIR: points examples/greeter/bin/<artifact> at the artifacts
-# cargo built in DIR; the example manifests name them there. Links follow
-# rebuilds, which suits tests.
-link_examples() {
-    mkdir -p examples/greeter/bin
-    ln -sfn "../../../$1/greeter-exec" examples/greeter/bin/greeter-exec
+# The example plugins' artifacts, as the manifests in examples/greeter name them.
+ARTIFACTS=(greeter-exec libgreeter_c.so libgreeter_cabi.so)
+
+# build_c DIR [CFLAGS...]: the C greeter, with the system C compiler.
+build_c() {
+    local dir=$1
+    shift
+    cc -shared -fPIC "$@" -I include examples/greeter/c/greeter.c -o "$dir/libgreeter_c.so"
 }
 
-# install_examples DIR: copies the artifacts instead, as a deployment would.
-# A binary fresh from the linker sits in the page cache in small pages and
-# starts measurably slower than a copy of it (see docs/exec.md), which
-# matters to the exec mechanism's benchmark.
+# link_examples DIR...: points examples/greeter/bin/<artifact> at the first
+# DIR holding it. Links follow rebuilds, which suits tests.
+link_examples() {
+    mkdir -p examples/greeter/bin
+    local artifact dir
+    for artifact in "${ARTIFACTS[@]}"; do
+        for dir in "$@"; do
+            if [ -e "$dir/$artifact" ]; then
+                ln -sfn "../../../$dir/$artifact" "examples/greeter/bin/$artifact"
+                break
+            fi
+        done
+    done
+}
+
+# install_examples DIR...: copies the artifacts instead, as a deployment
+# would. A binary fresh from the linker sits in the page cache in small
+# pages and starts measurably slower than a copy (see docs/exec.md).
 install_examples() {
     mkdir -p examples/greeter/bin
-    rm -f examples/greeter/bin/greeter-exec
-    install -m 755 "$1/greeter-exec" examples/greeter/bin/greeter-exec
+    local artifact dir
+    for artifact in "${ARTIFACTS[@]}"; do
+        for dir in "$@"; do
+            if [ -e "$dir/$artifact" ]; then
+                rm -f "examples/greeter/bin/$artifact"
+                install -m 755 "$dir/$artifact" "examples/greeter/bin/$artifact"
+                break
+            fi
+        done
+    done
 }
 
 # The host's target triple, for builds that must not touch build scripts.

@@ -6,7 +6,8 @@ source "$(dirname "$0")/lib.sh"
 setup
 
 cargo fmt --all -- --check
-cargo build --workspace --bins
+cargo build --workspace
+build_c target/debug -O2 -Wall -Wextra -Werror
 link_examples target/debug
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

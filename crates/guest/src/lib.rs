@@ -27,9 +27,13 @@
 //! | mechanism | entry point |
 //! |---|---|
 //! | `exec` | [`exec::serve`]: one call from stdin, the reply on stdout |
+//! | `cabi` | [`export_cabi!`]: the entry symbol of `include/outlet.h`, in a `cdylib` |
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
+#[allow(unsafe_code)]
+pub mod cabi;
 pub mod exec;
 mod plugin;
 

@@ -48,6 +48,16 @@ impl Plugin {
         }
     }
 
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugin's release version.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
     /// The interface versions it speaks.
     pub fn versions(mut self, versions: &[u32]) -> Plugin {
         self.versions = versions.to_vec();

@@ -34,6 +34,14 @@ pub enum LoadError {
         /// The plugin's name.
         plugin: String,
     },
+    /// The shared library of a native or cabi plugin cannot be used.
+    #[error("plugin `{plugin}`: {source}")]
+    Library {
+        /// The plugin's name.
+        plugin: String,
+        /// Which loading step failed, with the path and what was found.
+        source: outlet_dylib::DylibError,
+    },
     /// The plugin did not answer Hello.
     #[error("plugin `{plugin}`: Hello failed: {status}")]
     Hello {

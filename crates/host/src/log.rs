@@ -14,6 +14,23 @@ pub(crate) fn line(plugin: &str, line: &[u8]) {
         return;
     }
     let (level, message) = parse(line);
+    at(plugin, level, &message);
+}
+
+/// Emits a message at a level given as a number: 0 trace, 1 debug, 2 info,
+/// 3 warn, 4 (or more) error, as `outlet.h` numbers them.
+pub(crate) fn numbered(plugin: &str, level: i32, message: &[u8]) {
+    let level = match level {
+        ..=0 => Level::Trace,
+        1 => Level::Debug,
+        2 => Level::Info,
+        3 => Level::Warn,
+        _ => Level::Error,
+    };
+    at(plugin, level, String::from_utf8_lossy(message).trim_end());
+}
+
+fn at(plugin: &str, level: Level, message: &str) {
     match level {
         Level::Trace => tracing::trace!(target: "outlet::plugin", plugin, "{message}"),
         Level::Debug => tracing::debug!(target: "outlet::plugin", plugin, "{message}"),

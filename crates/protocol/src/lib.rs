@@ -7,6 +7,7 @@
 //! - [`negotiate`]: the highest common version and the common capabilities.
 //! - [`Transport`] and [`Service`]: the seam between typed code and mechanisms.
 //! - [`frame`]: length-prefixed messages on a byte stream.
+//! - [`cabi`]: the C ABI of `include/outlet.h`, as Rust types.
 //!
 //! ```
 //! use outlet_protocol::{Service, Status, Transport, Local};
@@ -27,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod cabi;
 pub mod frame;
 mod negotiate;
 mod status;

@@ -11,6 +11,7 @@ use outlet_protocol::{Negotiated, Status};
 
 use crate::LoadError;
 
+pub(crate) mod cabi;
 pub(crate) mod exec;
 
 /// What the host agreed with a plugin, and the config it holds for it.
@@ -40,13 +41,14 @@ impl outlet_protocol::Transport for dyn Backend + '_ {
 }
 
 /// The mechanisms this build of Outlet can load.
-pub const AVAILABLE: &[Mechanism] = &[Mechanism::Exec];
+pub const AVAILABLE: &[Mechanism] = &[Mechanism::Cabi, Mechanism::Exec];
 
 /// Starts the mechanism the manifest names. Checks nothing the manifest
 /// crate already checked; the plugin has not been called yet.
 pub(crate) fn start(manifest: &Manifest) -> Result<Box<dyn Backend>, LoadError> {
     match manifest.mechanism {
         Mechanism::Exec => Ok(Box::new(exec::Exec::new(manifest)?)),
+        Mechanism::Cabi => Ok(Box::new(cabi::Cabi::new(manifest)?)),
         mechanism => Err(LoadError::Unsupported {
             plugin: manifest.name.clone(),
             mechanism,

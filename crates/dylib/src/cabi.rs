@@ -1,0 +1,329 @@
+//! Loading a cabi plugin: open → ELF check → entry symbol → table header
+//! (ABI version, size) → every function present → use. Each step fails
+//! with its own error carrying the path and what was found.
+
+use std::ffi::{CStr, c_void};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use outlet_protocol::cabi::{ABI_VERSION, Buf, ENTRY_SYMBOL, HostTable, PluginTable};
+use outlet_protocol::{Code, Status};
+
+use crate::DylibError;
+
+/// Receives a plugin's log line, at a level 0–4 (trace … error).
+pub type LogHook = Box<dyn Fn(i32, &[u8]) + Send + Sync>;
+/// Serves a plugin's call into the host, by gRPC path.
+pub type CallHook = Box<dyn Fn(&str, &[u8]) -> Result<Vec<u8>, Status> + Send + Sync>;
+
+/// What the host does when a plugin logs or calls back into it.
+pub struct Hooks {
+    /// Log lines.
+    pub log: LogHook,
+    /// Calls into the host.
+    pub call: CallHook,
+}
+
+/// A loaded cabi plugin. Calls may come from many threads, as `outlet.h`
+/// requires plugins to allow.
+pub struct CabiLibrary {
+    table: &'static PluginTable,
+    /// Who the host calls this plugin, for error messages.
+    label: String,
+    name: String,
+    version: String,
+    /// Handed to the plugin in Hello; boxed so its address is stable.
+    host: Box<HostTable>,
+    /// What `host.host` points to.
+    _hooks: Box<Hooks>,
+    path: PathBuf,
+    /// Declared last: dropped (unmapped) after everything that points into it.
+    _library: libloading::Library,
+}
+
+// SAFETY: the plugin table holds function pointers and static strings;
+// `outlet.h` requires a plugin to accept calls from several threads at once.
+// `Hooks` is `Send + Sync`, and `HostTable` only points at it.
+unsafe impl Send for CabiLibrary {}
+// SAFETY: as for `Send`; no method takes `&mut self`.
+unsafe impl Sync for CabiLibrary {}
+
+impl std::fmt::Debug for CabiLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CabiLibrary")
+            .field("path", &self.path)
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CabiLibrary {
+    /// Opens a cabi plugin and checks its table. Runs the library's
+    /// initializers and its entry function, nothing else.
+    ///
+    /// # Safety
+    /// Loading a library runs its code in this process with no isolation:
+    /// the caller must trust it (Outlet's policy allows cabi only for
+    /// `trust = "tight"`). The library must implement `include/outlet.h`
+    /// truthfully beyond what can be checked: that its functions have the
+    /// declared signatures and never unwind into the host.
+    ///
+    /// # Errors
+    /// [`DylibError`], naming the path and what was found.
+    pub unsafe fn open(
+        path: &Path,
+        label: &str,
+        hooks: Hooks,
+    ) -> Result<CabiLibrary, DylibError> {
+        crate::elf::check(path)?;
+        // SAFETY: the caller vouches for the library (this function's contract).
+        let library = unsafe { crate::open(path)? };
+        let table = {
+            // SAFETY: `outlet.h` declares the entry symbol with exactly this
+            // signature; the caller vouches that the library follows it.
+            let entry = unsafe {
+                library.get::<extern "C" fn() -> *const PluginTable>(ENTRY_SYMBOL.as_bytes())
+            }
+            .map_err(|_| DylibError::MissingSymbol {
+                path: path.to_owned(),
+                symbol: ENTRY_SYMBOL,
+            })?;
+            entry()
+        };
+        if table.is_null() {
+            return Err(DylibError::NullTable {
+                path: path.to_owned(),
+            });
+        }
+        // SAFETY: every version of the table starts with two `u32`s (ABI
+        // version and size), so these 8 bytes can be read whatever the
+        // version; the table lives as long as the library.
+        let [abi_version, struct_size] = unsafe { *table.cast::<[u32; 2]>() };
+        if abi_version != ABI_VERSION {
+            return Err(DylibError::AbiVersion {
+                path: path.to_owned(),
+                expected: ABI_VERSION,
+                found: abi_version,
+            });
+        }
+        let expected = std::mem::size_of::<PluginTable>();
+        if (struct_size as usize) < expected {
+            return Err(DylibError::TableSize {
+                path: path.to_owned(),
+                expected,
+                found: struct_size as usize,
+            });
+        }
+        // SAFETY: version and size say the pointer holds a whole
+        // `PluginTable` of this ABI, which lives as long as `library`, and
+        // `CabiLibrary` keeps `library` loaded for as long as it hands out
+        // `table`.
+        let table: &'static PluginTable = unsafe { &*table };
+        let missing = [
+            ("hello", table.hello.is_none()),
+            ("call", table.call.is_none()),
+            ("free", table.free.is_none()),
+            ("configure", table.configure.is_none()),
+            ("shutdown", table.shutdown.is_none()),
+        ]
+        .into_iter()
+        .find_map(|(name, null)| null.then_some(name));
+        let text = |ptr: *const std::ffi::c_char, field: &'static str| {
+            if ptr.is_null() {
+                return Err(DylibError::NullField {
+                    path: path.to_owned(),
+                    field,
+                });
+            }
+            // SAFETY: non-null, and `outlet.h` requires a NUL-terminated
+            // static string.
+            Ok(unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+        };
+        if let Some(field) = missing {
+            return Err(DylibError::NullField {
+                path: path.to_owned(),
+                field,
+            });
+        }
+        let name = text(table.name, "name")?;
+        let version = text(table.version, "version")?;
+        let mut hooks = Box::new(hooks);
+        let host = Box::new(HostTable {
+            abi_version: ABI_VERSION,
+            struct_size: std::mem::size_of::<HostTable>() as u32,
+            host: (&mut *hooks as *mut Hooks).cast::<c_void>(),
+            log: Some(host_log),
+            call: Some(host_call),
+            free_response: Some(host_free),
+        });
+        Ok(CabiLibrary {
+            table,
+            label: label.to_owned(),
+            name,
+            version,
+            host,
+            _hooks: hooks,
+            path: path.to_owned(),
+            _library: library,
+        })
+    }
+
+    /// The name in the plugin's table.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version in the plugin's table.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Hello, with an encoded `HelloRequest`; hands the plugin the host table.
+    ///
+    /// # Errors
+    /// The plugin's status; `ResourceExhausted` for an answer over `limit`.
+    pub fn hello(&self, request: &[u8], limit: usize) -> Result<Vec<u8>, Status> {
+        let hello = self.table.hello.expect("checked at open");
+        let host: *const HostTable = &*self.host;
+        self.answer(limit, |out| {
+            hello(host, request.as_ptr(), request.len(), out)
+        })
+    }
+
+    /// One call of the interface, by gRPC path.
+    ///
+    /// # Errors
+    /// As [`CabiLibrary::hello`].
+    pub fn call(&self, method: &str, request: &[u8], limit: usize) -> Result<Vec<u8>, Status> {
+        let call = self.table.call.expect("checked at open");
+        self.answer(limit, |out| {
+            call(
+                method.as_ptr(),
+                method.len(),
+                request.as_ptr(),
+                request.len(),
+                out,
+            )
+        })
+    }
+
+    /// Configure, with an encoded `ConfigureRequest`.
+    ///
+    /// # Errors
+    /// As [`CabiLibrary::hello`].
+    pub fn configure(&self, request: &[u8], limit: usize) -> Result<Vec<u8>, Status> {
+        let configure = self.table.configure.expect("checked at open");
+        self.answer(limit, |out| {
+            configure(request.as_ptr(), request.len(), out)
+        })
+    }
+
+    /// The plugin's last call.
+    pub fn shutdown(&self) {
+        (self.table.shutdown.expect("checked at open"))();
+    }
+
+    /// Runs one function of the table and takes its answer: the bytes on
+    /// success, the message on failure, always released with `free`.
+    fn answer(&self, limit: usize, f: impl FnOnce(*mut Buf) -> i32) -> Result<Vec<u8>, Status> {
+        let mut out = Buf::EMPTY;
+        let code = f(&mut out);
+        let free = self.table.free.expect("checked at open");
+        let bytes = if out.ptr.is_null() {
+            if out.len != 0 {
+                return Err(Status::internal(format!(
+                    "plugin `{}` answered with a null pointer and a length of {} bytes",
+                    self.label, out.len
+                )));
+            }
+            Vec::new()
+        } else if out.len > limit {
+            free(out);
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{}`: its answer is {} bytes, over the limit of {limit} \
+                 (limits.max_message_bytes)",
+                self.label, out.len
+            )));
+        } else {
+            // SAFETY: `outlet.h` makes `ptr` point at `len` bytes the plugin
+            // wrote and keeps until `free`; the bytes are copied out before
+            // `free` is called below.
+            let bytes = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
+            free(out);
+            bytes
+        };
+        match code {
+            0 => Ok(bytes),
+            code => Err(Status::new(
+                Code::from_i32(code),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )),
+        }
+    }
+}
+
+fn hooks<'a>(host: *mut c_void) -> &'a Hooks {
+    // SAFETY: `host` is the pointer `CabiLibrary::open` put in the host
+    // table: a `Box<Hooks>` that the `CabiLibrary` keeps alive and unmoved
+    // for as long as the plugin can call back.
+    unsafe { &*host.cast::<Hooks>() }
+}
+
+extern "C" fn host_log(host: *mut c_void, level: i32, message: *const u8, len: usize) {
+    if message.is_null() {
+        return;
+    }
+    // SAFETY: `outlet.h` makes `message` point at `len` bytes for the call.
+    let message = unsafe { std::slice::from_raw_parts(message, len) };
+    // A panic must not unwind into the plugin's C frames.
+    let _ = catch_unwind(AssertUnwindSafe(|| (hooks(host).log)(level, message)));
+}
+
+extern "C" fn host_call(
+    host: *mut c_void,
+    method: *const u8,
+    method_len: usize,
+    request: *const u8,
+    request_len: usize,
+    response: *mut Buf,
+) -> i32 {
+    if response.is_null() {
+        return Code::InvalidArgument.as_i32();
+    }
+    let bytes = |ptr: *const u8, len: usize| {
+        if ptr.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: `outlet.h` makes the pointer valid for `len` bytes
+            // for the duration of the call.
+            unsafe { std::slice::from_raw_parts(ptr, len) }
+        }
+    };
+    let method = String::from_utf8_lossy(bytes(method, method_len));
+    let request = bytes(request, request_len);
+    let result = catch_unwind(AssertUnwindSafe(|| (hooks(host).call)(&method, request)))
+        .unwrap_or_else(|_| Err(Status::internal("the host panicked serving the call")));
+    let (code, answer) = match result {
+        Ok(bytes) => (0, bytes),
+        Err(status) => (status.code().as_i32(), status.message().as_bytes().to_vec()),
+    };
+    let answer = Box::into_raw(answer.into_boxed_slice());
+    // SAFETY: checked non-null above; the plugin passes a place to write.
+    unsafe {
+        *response = Buf {
+            ptr: answer.cast::<u8>(),
+            len: answer.len(),
+        };
+    }
+    code
+}
+
+extern "C" fn host_free(_host: *mut c_void, response: Buf) {
+    if !response.ptr.is_null() {
+        let slice = std::ptr::slice_from_raw_parts_mut(response.ptr, response.len);
+        // SAFETY: `host_call` made this buffer with `Box::into_raw` of a
+        // boxed slice of exactly this length; `outlet.h` hands it back once.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+}

@@ -1,0 +1,115 @@
+//! The host side's `unsafe`: loading shared libraries for the `native` and
+//! `cabi` mechanisms, and checking them before their code is trusted.
+//!
+//! Loading is a numbered pipeline, each step with its own error carrying
+//! the path and what was found: (1) the file is an ELF shared object for
+//! this machine (before `dlopen` runs anything), (2) `dlopen`, (3) the entry
+//! symbol, (4) the table's ABI version and size, (5) every entry present.
+//!
+//! Every `unsafe` block says why it holds in a `// SAFETY:` comment; the
+//! one entry point that needs the caller's trust is an `unsafe fn`
+//! ([`CabiLibrary::open`]) whose `# Safety` section states the contract.
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(missing_docs)]
+
+mod cabi;
+pub mod elf;
+
+use std::path::{Path, PathBuf};
+
+pub use cabi::{CabiLibrary, CallHook, Hooks, LogHook};
+
+/// A library that cannot be loaded or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DylibError {
+    /// The file cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The library's path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a shared library for this machine.
+    #[error("{} is not a shared library: {why}", path.display())]
+    NotSharedLibrary {
+        /// The file's path.
+        path: PathBuf,
+        /// What it is instead.
+        why: String,
+    },
+    /// `dlopen` failed.
+    #[error("cannot load {}: {message}", path.display())]
+    Open {
+        /// The library's path.
+        path: PathBuf,
+        /// The dynamic loader's message.
+        message: String,
+    },
+    /// The library does not export the entry symbol.
+    #[error(
+        "{} does not export `{symbol}`; a cabi plugin exports it as `outlet.h` declares",
+        path.display()
+    )]
+    MissingSymbol {
+        /// The library's path.
+        path: PathBuf,
+        /// The symbol.
+        symbol: &'static str,
+    },
+    /// The entry function returned a null table.
+    #[error("{}: the entry function returned no table (a null pointer)", path.display())]
+    NullTable {
+        /// The library's path.
+        path: PathBuf,
+    },
+    /// The table is of another ABI version.
+    #[error(
+        "{}: its table is ABI version {found}, and this host speaks version {expected}; \
+         rebuild the plugin against this host's `outlet.h`",
+        path.display()
+    )]
+    AbiVersion {
+        /// The library's path.
+        path: PathBuf,
+        /// The host's version.
+        expected: u32,
+        /// The table's version.
+        found: u32,
+    },
+    /// The table is smaller than this ABI's.
+    #[error(
+        "{}: its table is {found} bytes, and ABI version 1's is {expected}; rebuild the plugin \
+         against this host's `outlet.h`",
+        path.display()
+    )]
+    TableSize {
+        /// The library's path.
+        path: PathBuf,
+        /// This ABI's size.
+        expected: usize,
+        /// The table's size.
+        found: usize,
+    },
+    /// A required entry of the table is null.
+    #[error("{}: its table has no `{field}` (a null pointer)", path.display())]
+    NullField {
+        /// The library's path.
+        path: PathBuf,
+        /// The entry.
+        field: &'static str,
+    },
+}
+
+/// `dlopen`s a library.
+///
+/// # Safety
+/// Runs the library's initializers in this process: the caller must trust it.
+unsafe fn open(path: &Path) -> Result<libloading::Library, DylibError> {
+    // SAFETY: the caller vouches for the library (this function's contract).
+    unsafe { libloading::Library::new(path) }.map_err(|error| DylibError::Open {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })
+}

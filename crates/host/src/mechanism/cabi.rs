@@ -1,0 +1,74 @@
+//! The cabi mechanism: a C-ABI shared library in the host's process, called
+//! through the function table of `include/outlet.h` with protobuf bytes in
+//! and out. The loading and its checks live in `outlet-dylib`.
+
+use outlet_dylib::{CabiLibrary, Hooks};
+use outlet_manifest::Manifest;
+use outlet_protocol::Status;
+use outlet_protocol::core::{self, HealthResponse, ShutdownResponse, health_response::ServingStatus};
+use outlet_protocol::prost::Message;
+
+use super::{Backend, Session};
+use crate::LoadError;
+
+pub(crate) struct Cabi {
+    library: CabiLibrary,
+    limit: usize,
+}
+
+impl Cabi {
+    pub(crate) fn new(manifest: &Manifest) -> Result<Cabi, LoadError> {
+        let plugin = manifest.name.clone();
+        let path = manifest.path.canonicalize().map_err(|source| {
+            outlet_manifest::ManifestError::Artifact {
+                plugin: plugin.clone(),
+                path: manifest.path.clone(),
+                source,
+            }
+        })?;
+        let logged = plugin.clone();
+        let hooks = Hooks {
+            log: Box::new(move |level, line| crate::log::numbered(&logged, level, line)),
+            call: Box::new(|method, _| {
+                Err(Status::unimplemented(format!(
+                    "this host offers plugins no service with the method {method}"
+                )))
+            }),
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: `CabiLibrary::open` runs the library's code in this process.
+        // The trust policy admits the cabi mechanism only for manifests with
+        // trust = "tight", whose authors vouch for their plugins as for the
+        // host's own code; `open` checks everything `outlet.h` lets it check
+        // (ELF type, entry symbol, ABI version, table size, null entries).
+        let library = unsafe { CabiLibrary::open(&path, &plugin, hooks) }
+            .map_err(|source| LoadError::Library { plugin, source })?;
+        Ok(Cabi {
+            library,
+            limit: manifest.limits.max_message_bytes,
+        })
+    }
+}
+
+impl Backend for Cabi {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        match method {
+            core::HELLO => self.library.hello(request, self.limit),
+            core::CONFIGURE => self.library.configure(request, self.limit),
+            core::HEALTH => Ok(HealthResponse {
+                status: ServingStatus::Serving.into(),
+                message: String::new(),
+            }
+            .encode_to_vec()),
+            core::SHUTDOWN => {
+                self.library.shutdown();
+                Ok(ShutdownResponse {}.encode_to_vec())
+            }
+            _ => self.library.call(method, request, self.limit),
+        }
+    }
+
+    fn set_session(&self, _session: Session) {}
+
+    fn stop(&self) {}
+}

@@ -1,0 +1,94 @@
+//! The C ABI of `include/outlet.h`, as Rust types: the one definition that
+//! the host's loader and the guest SDK's exporter share. Only types and
+//! constants live here; the code that crosses the boundary is in
+//! `outlet-dylib` (host) and `outlet_guest::cabi` (plugin).
+//!
+//! Function pointers are `Option`s, so a table with a null entry is
+//! representable and can be refused instead of called.
+
+use std::ffi::{c_char, c_void};
+
+/// The ABI version this build speaks (`OUTLET_ABI_VERSION`).
+pub const ABI_VERSION: u32 = 1;
+
+/// The symbol a cabi plugin exports (`OUTLET_ENTRY_SYMBOL`).
+pub const ENTRY_SYMBOL: &str = "outlet_plugin_entry";
+
+/// Bytes written by one side, released by the same side (`outlet_buf`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Buf {
+    /// The bytes; null when `len` is 0.
+    pub ptr: *mut u8,
+    /// How many.
+    pub len: usize,
+}
+
+impl Buf {
+    /// No bytes.
+    pub const EMPTY: Buf = Buf {
+        ptr: std::ptr::null_mut(),
+        len: 0,
+    };
+}
+
+/// `outlet_host_table`: what the host offers a plugin.
+#[repr(C)]
+#[derive(Debug)]
+pub struct HostTable {
+    /// [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// `size_of::<HostTable>()` as the host built it.
+    pub struct_size: u32,
+    /// Opaque to the plugin: passed back to the functions below.
+    pub host: *mut c_void,
+    /// Logs one line (UTF-8, not NUL-terminated) at a level 0–4
+    /// (trace, debug, info, warn, error).
+    pub log: Option<extern "C" fn(host: *mut c_void, level: i32, message: *const u8, len: usize)>,
+    /// Calls into the host; returns a gRPC code and writes the answer.
+    pub call: Option<extern "C" fn(
+        host: *mut c_void,
+        method: *const u8,
+        method_len: usize,
+        request: *const u8,
+        request_len: usize,
+        response: *mut Buf,
+    ) -> i32>,
+    /// Releases an answer of `call`.
+    pub free_response: Option<extern "C" fn(host: *mut c_void, response: Buf)>,
+}
+
+/// `outlet_plugin_table`: what a plugin offers the host.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginTable {
+    /// [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// `size_of::<PluginTable>()` as the plugin built it.
+    pub struct_size: u32,
+    /// The plugin's name, NUL-terminated.
+    pub name: *const c_char,
+    /// The plugin's version, NUL-terminated.
+    pub version: *const c_char,
+    /// Hello: an encoded `HelloRequest` in, an encoded `HelloResponse` out.
+    pub hello: Option<extern "C" fn(
+        host: *const HostTable,
+        request: *const u8,
+        request_len: usize,
+        response: *mut Buf,
+    ) -> i32>,
+    /// One call of the interface, by gRPC path.
+    pub call: Option<extern "C" fn(
+        method: *const u8,
+        method_len: usize,
+        request: *const u8,
+        request_len: usize,
+        response: *mut Buf,
+    ) -> i32>,
+    /// Releases a buffer the plugin wrote.
+    pub free: Option<extern "C" fn(buffer: Buf)>,
+    /// Configure: an encoded `ConfigureRequest` in, nothing out.
+    pub configure: Option<extern "C" fn(request: *const u8, request_len: usize, response: *mut Buf) -> i32>,
+    /// The last call.
+    pub shutdown: Option<extern "C" fn()>,
+}

@@ -1,0 +1,158 @@
+//! The cabi mechanism: shared libraries in C and Rust behind `outlet.h`,
+//! built for real, loaded for real, and broken on purpose.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use outlet_host::{Host, LoadError, Plugin};
+use outlet_protocol::Code;
+
+use crate::support::{capture_logs, greet, test_plugin};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds a C source into a shared library with the system compiler.
+fn compile_c(source: &Path, defines: &[&str], out: &Path) {
+    let mut cc = Command::new("cc");
+    cc.args(["-shared", "-fPIC", "-O2", "-I"])
+        .arg(root().join("include"))
+        .arg(source)
+        .arg("-o")
+        .arg(out);
+    for define in defines {
+        cc.arg(format!("-D{define}"));
+    }
+    let status = cc.status().expect("run the system C compiler, `cc`");
+    assert!(status.success(), "cc failed on {}", source.display());
+}
+
+fn manifest(dir: &Path, name: &str, library: &Path, extra: &str) -> PathBuf {
+    let file = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "name = \"{name}\"\nmechanism = \"cabi\"\npath = \"{}\"\n\
+         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n{extra}",
+        library.display()
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn load(file: &Path) -> Result<Plugin, LoadError> {
+    Host::new().load(file)
+}
+
+fn config(greeting: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([("greeting".to_owned(), greeting.to_owned())])
+}
+
+#[test]
+fn the_c_greeter_built_here_greets_configures_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libgreeter_c.so");
+    compile_c(&root().join("examples/greeter/c/greeter.c"), &[], &library);
+    let file = manifest(dir.path(), "c-greeter", &library, "");
+    let (plugin, logs) = capture_logs(|| load(&file).unwrap());
+    assert!(logs.contains("greeter-c ready") && logs.contains("plugin=\"c-greeter\""), "{logs}");
+    assert_eq!(plugin.hello().name, "greeter-c");
+    assert_eq!(greet(&plugin, "C").unwrap(), "Hello, C!");
+
+    plugin.configure(config("Howdy")).unwrap();
+    assert_eq!(greet(&plugin, "C").unwrap(), "Howdy, C!");
+    let refused = plugin.configure(config("")).unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("`greeting`"), "{refused}");
+    assert_eq!(greet(&plugin, "C").unwrap(), "Howdy, C!");
+
+    let error = outlet_protocol::Transport::call(&plugin, "/outlet.examples.greeter.v1.Greeter/Wave", &[])
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented);
+    plugin.shutdown().unwrap();
+}
+
+#[test]
+fn the_rust_cabi_greeter_serves_the_same_plugin() {
+    let library = test_plugin().with_file_name("libgreeter_cabi.so");
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), "rust-cabi", &library, "[config]\ngreeting = \"Hi\"\n");
+    let plugin = load(&file).unwrap();
+    assert_eq!(plugin.hello().name, "greeter");
+    assert_eq!(greet(&plugin, "Rust").unwrap(), "Hi, Rust!");
+    // The guest's own error crosses the ABI with its code.
+    let refused = plugin.configure(config(" ")).unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+}
+
+#[test]
+fn files_that_are_not_cabi_plugins_are_refused_before_their_code_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.so");
+    std::fs::write(&text, "these are not the bytes of a library").unwrap();
+    let error = load(&manifest(dir.path(), "text", &text, "")).unwrap_err().to_string();
+    assert!(error.contains("plugin `text`") && error.contains("not an ELF file"), "{error}");
+
+    let object = dir.path().join("greeter.o");
+    let status = Command::new("cc")
+        .args(["-c", "-fPIC", "-I"])
+        .arg(root().join("include"))
+        .arg(root().join("examples/greeter/c/greeter.c"))
+        .arg("-o")
+        .arg(&object)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let error = load(&manifest(dir.path(), "object", &object, "")).unwrap_err().to_string();
+    assert!(error.contains("not a shared object"), "{error}");
+
+    let error = load(&manifest(dir.path(), "program", &test_plugin(), ""))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("plugin `program`: cannot load"), "{error}");
+}
+
+#[test]
+fn broken_tables_are_refused_with_what_was_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = root().join("tests/c/bad_plugins.c");
+    let cases = [
+        ("NO_ENTRY", "does not export `outlet_plugin_entry`"),
+        ("NULL_TABLE", "returned no table"),
+        ("ABI_VERSION=2", "ABI version 2, and this host speaks version 1"),
+        ("SMALL_TABLE", "its table is 16 bytes"),
+        ("NO_CONFIGURE", "its table has no `configure`"),
+    ];
+    for (define, expected) in cases {
+        let name = define.split('=').next().unwrap().to_lowercase().replace('_', "-");
+        let library = dir.path().join(format!("lib{name}.so"));
+        compile_c(&source, &[define], &library);
+        let error = load(&manifest(dir.path(), &name, &library, "")).unwrap_err();
+        assert!(matches!(error, LoadError::Library { .. }), "{define}: {error}");
+        let text = error.to_string();
+        assert!(text.contains(&format!("plugin `{name}`")) && text.contains(expected), "{text}");
+    }
+}
+
+#[test]
+fn bad_answers_fail_the_call_and_the_host_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = root().join("tests/c/bad_plugins.c");
+
+    let library = dir.path().join("libnull.so");
+    compile_c(&source, &["NULL_ANSWER"], &library);
+    let plugin = load(&manifest(dir.path(), "null", &library, "")).unwrap();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::Internal);
+    assert!(error.message().contains("plugin `null` answered with a null pointer"), "{error}");
+
+    let library = dir.path().join("libhuge.so");
+    compile_c(&source, &["HUGE_ANSWER"], &library);
+    let limits = "[limits]\nmax_message_bytes = 65536\n";
+    let plugin = load(&manifest(dir.path(), "huge", &library, limits)).unwrap();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted);
+    assert!(error.message().contains("1048576 bytes, over the limit of 65536"), "{error}");
+    // Still callable: the failure was the call's, not the plugin's.
+    assert!(plugin.health().is_ok());
+}
