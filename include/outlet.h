@@ -12,8 +12,10 @@
  *
  * Messages cross the boundary as protobuf bytes: requests are borrowed from
  * the host for the duration of a call; responses are written by the plugin
- * into an `outlet_buf` that the host hands back to `free` once it has
- * copied them. A function returns 0 (OK) and the encoded response, or a
+ * into an `outlet_buf` that the host hands back to `free` once it has read
+ * them, on the thread that made the call and before that thread's next call
+ * into the plugin (so a plugin may lend one buffer per thread). A function
+ * returns 0 (OK) and the encoded response, or a
  * gRPC status code (1..16) and a UTF-8 message in the buffer. No function
  * may unwind or longjmp into the host.
  *

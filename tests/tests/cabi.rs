@@ -55,7 +55,10 @@ fn the_c_greeter_built_here_greets_configures_and_logs() {
     compile_c(&root().join("examples/greeter/c/greeter.c"), &[], &library);
     let file = manifest(dir.path(), "c-greeter", &library, "");
     let (plugin, logs) = capture_logs(|| load(&file).unwrap());
-    assert!(logs.contains("greeter-c ready") && logs.contains("plugin=\"c-greeter\""), "{logs}");
+    assert!(
+        logs.contains("greeter-c ready") && logs.contains("plugin=\"c-greeter\""),
+        "{logs}"
+    );
     assert_eq!(plugin.hello().name, "greeter-c");
     assert_eq!(greet(&plugin, "C").unwrap(), "Hello, C!");
 
@@ -66,8 +69,9 @@ fn the_c_greeter_built_here_greets_configures_and_logs() {
     assert!(refused.message().contains("`greeting`"), "{refused}");
     assert_eq!(greet(&plugin, "C").unwrap(), "Howdy, C!");
 
-    let error = outlet_protocol::Transport::call(&plugin, "/outlet.examples.greeter.v1.Greeter/Wave", &[])
-        .unwrap_err();
+    let error =
+        outlet_protocol::Transport::call(&plugin, "/outlet.examples.greeter.v1.Greeter/Wave", &[])
+            .unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented);
     plugin.shutdown().unwrap();
 }
@@ -76,7 +80,12 @@ fn the_c_greeter_built_here_greets_configures_and_logs() {
 fn the_rust_cabi_greeter_serves_the_same_plugin() {
     let library = test_plugin().with_file_name("libgreeter_cabi.so");
     let dir = tempfile::tempdir().unwrap();
-    let file = manifest(dir.path(), "rust-cabi", &library, "[config]\ngreeting = \"Hi\"\n");
+    let file = manifest(
+        dir.path(),
+        "rust-cabi",
+        &library,
+        "[config]\ngreeting = \"Hi\"\n",
+    );
     let plugin = load(&file).unwrap();
     assert_eq!(plugin.hello().name, "greeter");
     assert_eq!(greet(&plugin, "Rust").unwrap(), "Hi, Rust!");
@@ -90,8 +99,13 @@ fn files_that_are_not_cabi_plugins_are_refused_before_their_code_runs() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("notes.so");
     std::fs::write(&text, "these are not the bytes of a library").unwrap();
-    let error = load(&manifest(dir.path(), "text", &text, "")).unwrap_err().to_string();
-    assert!(error.contains("plugin `text`") && error.contains("not an ELF file"), "{error}");
+    let error = load(&manifest(dir.path(), "text", &text, ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("plugin `text`") && error.contains("not an ELF file"),
+        "{error}"
+    );
 
     let object = dir.path().join("greeter.o");
     let status = Command::new("cc")
@@ -103,7 +117,9 @@ fn files_that_are_not_cabi_plugins_are_refused_before_their_code_runs() {
         .status()
         .unwrap();
     assert!(status.success());
-    let error = load(&manifest(dir.path(), "object", &object, "")).unwrap_err().to_string();
+    let error = load(&manifest(dir.path(), "object", &object, ""))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("not a shared object"), "{error}");
 
     let error = load(&manifest(dir.path(), "program", &test_plugin(), ""))
@@ -119,18 +135,32 @@ fn broken_tables_are_refused_with_what_was_found() {
     let cases = [
         ("NO_ENTRY", "does not export `outlet_plugin_entry`"),
         ("NULL_TABLE", "returned no table"),
-        ("ABI_VERSION=2", "ABI version 2, and this host speaks version 1"),
+        (
+            "ABI_VERSION=2",
+            "ABI version 2, and this host speaks version 1",
+        ),
         ("SMALL_TABLE", "its table is 16 bytes"),
         ("NO_CONFIGURE", "its table has no `configure`"),
     ];
     for (define, expected) in cases {
-        let name = define.split('=').next().unwrap().to_lowercase().replace('_', "-");
+        let name = define
+            .split('=')
+            .next()
+            .unwrap()
+            .to_lowercase()
+            .replace('_', "-");
         let library = dir.path().join(format!("lib{name}.so"));
         compile_c(&source, &[define], &library);
         let error = load(&manifest(dir.path(), &name, &library, "")).unwrap_err();
-        assert!(matches!(error, LoadError::Library { .. }), "{define}: {error}");
+        assert!(
+            matches!(error, LoadError::Library { .. }),
+            "{define}: {error}"
+        );
         let text = error.to_string();
-        assert!(text.contains(&format!("plugin `{name}`")) && text.contains(expected), "{text}");
+        assert!(
+            text.contains(&format!("plugin `{name}`")) && text.contains(expected),
+            "{text}"
+        );
     }
 }
 
@@ -144,7 +174,12 @@ fn bad_answers_fail_the_call_and_the_host_stays_up() {
     let plugin = load(&manifest(dir.path(), "null", &library, "")).unwrap();
     let error = greet(&plugin, "x").unwrap_err();
     assert_eq!(error.code(), Code::Internal);
-    assert!(error.message().contains("plugin `null` answered with a null pointer"), "{error}");
+    assert!(
+        error
+            .message()
+            .contains("plugin `null` answered with a null pointer"),
+        "{error}"
+    );
 
     let library = dir.path().join("libhuge.so");
     compile_c(&source, &["HUGE_ANSWER"], &library);
@@ -152,7 +187,12 @@ fn bad_answers_fail_the_call_and_the_host_stays_up() {
     let plugin = load(&manifest(dir.path(), "huge", &library, limits)).unwrap();
     let error = greet(&plugin, "x").unwrap_err();
     assert_eq!(error.code(), Code::ResourceExhausted);
-    assert!(error.message().contains("1048576 bytes, over the limit of 65536"), "{error}");
+    assert!(
+        error
+            .message()
+            .contains("1048576 bytes, over the limit of 65536"),
+        "{error}"
+    );
     // Still callable: the failure was the call's, not the plugin's.
     assert!(plugin.health().is_ok());
 }

@@ -224,13 +224,13 @@ impl prost_build::ServiceGenerator for Generator {
                  pub fn new(implementation: T) -> Self {{\n        Self(implementation)\n    }}\n}}\n\n\
              impl<T: {name}> {p}::Service for {server}<T> {{\n    \
                  fn name(&self) -> &'static str {{\n        \"{full}\"\n    }}\n\n    \
-                 fn call(&self, method: &str, request: &[u8]) -> ::core::result::Result<::std::vec::Vec<u8>, {p}::Status> {{\n        \
+                 fn call(&self, method: &str, request: &[u8], response: &mut ::std::vec::Vec<u8>) -> ::core::result::Result<(), {p}::Status> {{\n        \
                      match method {{"
         );
         for m in &service.methods {
             let _ = writeln!(
                 buf,
-                "            \"{}\" => {p}::handle(method, request, |request| self.0.{}(request)),",
+                "            \"{}\" => {p}::handle(method, request, response, |request| self.0.{}(request)),",
                 path(m),
                 m.name
             );

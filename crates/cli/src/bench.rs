@@ -6,7 +6,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use greeter::{GreetRequest, GreeterClient};
+use greeter::{GreetRequest, Greeter, GreeterClient};
 use outlet_host::Host;
 
 /// One measured row: a mechanism's round trip and, measured interleaved
@@ -42,7 +42,8 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
         "--calls must be at least 10 to give a median and a p99"
     );
     let host = Host::new();
-    let rows = vec![exec(&host, manifests, calls)?];
+    let mut rows = cabi(&host, manifests, calls)?;
+    rows.push(exec(&host, manifests, calls)?);
 
     println!("Outlet bench: {calls} calls per row, each row interleaved with its baseline");
     println!(
@@ -71,8 +72,12 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
         );
     }
     println!("\nseed §9 quotes, for comparison:");
+    let mut seen = Vec::new();
     for row in &rows {
-        println!("  {:<8} {}", row.mechanism, row.seed);
+        if !seen.contains(&row.mechanism) {
+            seen.push(row.mechanism);
+            println!("  {:<8} {}", row.mechanism, row.seed);
+        }
     }
 
     if let Some(file) = json {
@@ -103,6 +108,83 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
             .with_context(|| format!("writing {}", file.display()))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Greet calls per timed batch for in-process mechanisms, whose calls are
+/// too short to time one by one.
+const BATCH: u32 = 1000;
+
+/// Times `a` and `b` in alternating batches of `batch` calls; returns the
+/// per-call summary of each.
+fn side_by_side(
+    samples: usize,
+    batch: u32,
+    mut a: impl FnMut() -> anyhow::Result<()>,
+    mut b: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(Summary, Summary)> {
+    let time = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        for _ in 0..batch {
+            f()?;
+        }
+        Ok(started.elapsed() / batch)
+    };
+    for _ in 0..samples / 10 {
+        time(&mut a)?;
+        time(&mut b)?;
+    }
+    let (mut first, mut second) = (Vec::with_capacity(samples), Vec::with_capacity(samples));
+    for _ in 0..samples {
+        first.push(time(&mut a)?);
+        second.push(time(&mut b)?);
+    }
+    Ok((Summary::of(first), Summary::of(second)))
+}
+
+/// cabi: Greet through the C ABI, protobuf bytes in and out, against the
+/// same Rust greeter called directly in this process.
+fn cabi(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Vec<Row>> {
+    let direct = greeter::Hello::default();
+    let request = GreetRequest {
+        name: "bench".into(),
+    };
+    let mut rows = Vec::new();
+    let cases = [
+        ("cabi.toml", "Greet, C plugin, protobuf via outlet.h"),
+        (
+            "cabi-rust.toml",
+            "Greet, Rust plugin, protobuf via outlet.h",
+        ),
+    ];
+    for (file, case) in cases {
+        let file = manifests.join(file);
+        let plugin = host
+            .load(&file)
+            .with_context(|| format!("loading {}", file.display()))?;
+        let greeter = plugin.client::<GreeterClient<_>>()?;
+        let (ours, base) = side_by_side(
+            calls,
+            BATCH,
+            || {
+                std::hint::black_box(greeter.greet(std::hint::black_box(request.clone()))?);
+                Ok(())
+            },
+            || {
+                let reply = Greeter::greet(&direct, std::hint::black_box(request.clone()));
+                std::hint::black_box(reply?);
+                Ok(())
+            },
+        )?;
+        host.unload(plugin.name());
+        rows.push(Row {
+            mechanism: "cabi",
+            case,
+            seed: "c-shared: as plugin package, ~5 ns per direct call",
+            samples: ours,
+            baseline: Some(("direct Rust greet", base)),
+        });
+    }
+    Ok(rows)
 }
 
 /// exec: a Greet round trip, one process per call, against spawning
@@ -139,7 +221,7 @@ fn exec(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
         greeter.greet(request.clone())?;
         ours.push(started.elapsed());
     }
-    plugin.shutdown()?;
+    host.unload(plugin.name());
     Ok(Row {
         mechanism: "exec",
         case: "Greet, one process per call",

@@ -137,8 +137,17 @@ fn demo_and_bench_run() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    let exec = &results["rows"][0];
-    assert_eq!(exec["mechanism"], "exec");
-    assert!(exec["median_ns"].as_u64().unwrap() > 0);
+    let rows = results["rows"].as_array().unwrap();
+    let mechanisms: Vec<&str> = rows
+        .iter()
+        .map(|r| r["mechanism"].as_str().unwrap())
+        .collect();
+    assert_eq!(mechanisms, ["cabi", "cabi", "exec"]);
+    for row in rows {
+        assert!(row["median_ns"].as_u64().unwrap() > 0, "{row}");
+        assert!(row["ratio"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    let exec = &rows[2];
+    assert_eq!(exec["baseline"]["case"], "spawn /bin/true");
     assert!(exec["ratio"].as_f64().unwrap() > 0.0);
 }

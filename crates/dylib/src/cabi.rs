@@ -71,11 +71,7 @@ impl CabiLibrary {
     ///
     /// # Errors
     /// [`DylibError`], naming the path and what was found.
-    pub unsafe fn open(
-        path: &Path,
-        label: &str,
-        hooks: Hooks,
-    ) -> Result<CabiLibrary, DylibError> {
+    pub unsafe fn open(path: &Path, label: &str, hooks: Hooks) -> Result<CabiLibrary, DylibError> {
         crate::elf::check(path)?;
         // SAFETY: the caller vouches for the library (this function's contract).
         let library = unsafe { crate::open(path)? };
@@ -138,7 +134,9 @@ impl CabiLibrary {
             }
             // SAFETY: non-null, and `outlet.h` requires a NUL-terminated
             // static string.
-            Ok(unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+            Ok(unsafe { CStr::from_ptr(ptr) }
+                .to_string_lossy()
+                .into_owned())
         };
         if let Some(field) = missing {
             return Err(DylibError::NullField {
@@ -196,16 +194,37 @@ impl CabiLibrary {
     /// # Errors
     /// As [`CabiLibrary::hello`].
     pub fn call(&self, method: &str, request: &[u8], limit: usize) -> Result<Vec<u8>, Status> {
+        let mut answer = Vec::new();
+        self.call_with(method, request, limit, &mut |bytes| answer = bytes.to_vec())?;
+        Ok(answer)
+    }
+
+    /// One call of the interface, lending the answer to `response` before
+    /// the plugin frees it: no copy.
+    ///
+    /// # Errors
+    /// As [`CabiLibrary::hello`].
+    pub fn call_with(
+        &self,
+        method: &str,
+        request: &[u8],
+        limit: usize,
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
         let call = self.table.call.expect("checked at open");
-        self.answer(limit, |out| {
-            call(
-                method.as_ptr(),
-                method.len(),
-                request.as_ptr(),
-                request.len(),
-                out,
-            )
-        })
+        self.lend(
+            limit,
+            |out| {
+                call(
+                    method.as_ptr(),
+                    method.len(),
+                    request.as_ptr(),
+                    request.len(),
+                    out,
+                )
+            },
+            response,
+        )
     }
 
     /// Configure, with an encoded `ConfigureRequest`.
@@ -214,9 +233,7 @@ impl CabiLibrary {
     /// As [`CabiLibrary::hello`].
     pub fn configure(&self, request: &[u8], limit: usize) -> Result<Vec<u8>, Status> {
         let configure = self.table.configure.expect("checked at open");
-        self.answer(limit, |out| {
-            configure(request.as_ptr(), request.len(), out)
-        })
+        self.answer(limit, |out| configure(request.as_ptr(), request.len(), out))
     }
 
     /// The plugin's last call.
@@ -224,42 +241,61 @@ impl CabiLibrary {
         (self.table.shutdown.expect("checked at open"))();
     }
 
-    /// Runs one function of the table and takes its answer: the bytes on
-    /// success, the message on failure, always released with `free`.
+    /// Runs one function of the table and takes its answer as bytes.
     fn answer(&self, limit: usize, f: impl FnOnce(*mut Buf) -> i32) -> Result<Vec<u8>, Status> {
+        let mut answer = Vec::new();
+        self.lend(limit, f, &mut |bytes| answer = bytes.to_vec())?;
+        Ok(answer)
+    }
+
+    /// Runs one function of the table and lends its answer to `response`
+    /// on success; on failure the answer is the status's message. The
+    /// plugin's buffer is released with its `free` in every case.
+    fn lend(
+        &self,
+        limit: usize,
+        f: impl FnOnce(*mut Buf) -> i32,
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
         let mut out = Buf::EMPTY;
         let code = f(&mut out);
+        if out.ptr.is_null() && out.len != 0 {
+            return Err(Status::internal(format!(
+                "plugin `{}` answered with a null pointer and a length of {} bytes",
+                self.label, out.len
+            )));
+        }
         let free = self.table.free.expect("checked at open");
-        let bytes = if out.ptr.is_null() {
-            if out.len != 0 {
-                return Err(Status::internal(format!(
-                    "plugin `{}` answered with a null pointer and a length of {} bytes",
-                    self.label, out.len
-                )));
-            }
-            Vec::new()
-        } else if out.len > limit {
-            free(out);
-            return Err(Status::resource_exhausted(format!(
+        let result = if out.len > limit {
+            Err(Status::resource_exhausted(format!(
                 "plugin `{}`: its answer is {} bytes, over the limit of {limit} \
                  (limits.max_message_bytes)",
                 self.label, out.len
-            )));
+            )))
         } else {
-            // SAFETY: `outlet.h` makes `ptr` point at `len` bytes the plugin
-            // wrote and keeps until `free`; the bytes are copied out before
-            // `free` is called below.
-            let bytes = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
-            free(out);
-            bytes
+            let bytes = if out.ptr.is_null() {
+                &[][..]
+            } else {
+                // SAFETY: `outlet.h` makes `ptr` point at `len` bytes the
+                // plugin wrote and keeps until `free`, which is called only
+                // after the last use of `bytes` below.
+                unsafe { std::slice::from_raw_parts(out.ptr, out.len) }
+            };
+            match code {
+                0 => {
+                    response(bytes);
+                    Ok(())
+                }
+                code => Err(Status::new(
+                    Code::from_i32(code),
+                    String::from_utf8_lossy(bytes).into_owned(),
+                )),
+            }
         };
-        match code {
-            0 => Ok(bytes),
-            code => Err(Status::new(
-                Code::from_i32(code),
-                String::from_utf8_lossy(&bytes).into_owned(),
-            )),
+        if !out.ptr.is_null() {
+            free(out);
         }
+        result
     }
 }
 

@@ -34,7 +34,9 @@ pub fn check(path: &Path) -> Result<(), DylibError> {
     };
     if read < header.len() || header[..4] != *b"\x7fELF" {
         let start = String::from_utf8_lossy(&header[..read.min(8)]).into_owned();
-        return Err(not(format!("it is not an ELF file (it starts with {start:?})")));
+        return Err(not(format!(
+            "it is not an ELF file (it starts with {start:?})"
+        )));
     }
     if header[4] != 2 || header[5] != 1 {
         return Err(not("it is not a 64-bit little-endian ELF file".into()));

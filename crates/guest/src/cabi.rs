@@ -5,6 +5,7 @@
 //! functions of the table are here. Every one catches panics, which become a
 //! status with the panic's message: nothing unwinds into the host.
 
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
@@ -64,40 +65,72 @@ pub fn entry(make: fn() -> Plugin) -> *const PluginTable {
     &exported.table
 }
 
-/// Runs `f` with the plugin (made on first use), catching panics, and writes
-/// its answer (the bytes, or the status's message) into `out`.
-fn answer(out: *mut Buf, f: impl FnOnce(&Plugin) -> Result<Vec<u8>, Status>) -> i32 {
-    let result = catch_unwind(AssertUnwindSafe(|| {
-        let plugin = PLUGIN
-            .get()
-            .ok_or_else(|| Status::internal("the entry symbol was not called"))?;
-        f(plugin)
-    }))
-    .unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic with no message".into());
-        Err(Status::internal(format!("the plugin panicked: {message}")))
-    });
-    let (code, bytes) = match result {
-        Ok(bytes) => (0, bytes),
-        Err(status) => (status.code().as_i32(), status.message().as_bytes().to_vec()),
-    };
+thread_local! {
+    /// Answers are written here and lent to the host, which reads them and
+    /// calls `free` on this thread before its next call: no allocation per
+    /// call. (`outlet.h` states the rule for hosts.)
+    static ANSWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with the plugin, catching panics, and hands its answer (the
+/// response, or the status's message) to the host through `out`.
+fn answer(out: *mut Buf, f: impl FnOnce(&Plugin, &mut Vec<u8>) -> Result<(), Status>) -> i32 {
     if out.is_null() {
         return outlet_protocol::Code::InvalidArgument.as_i32();
     }
-    let bytes = Box::into_raw(bytes.into_boxed_slice());
+    let run = |buffer: &mut Vec<u8>| {
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let plugin = PLUGIN
+                .get()
+                .ok_or_else(|| Status::internal("the entry symbol was not called"))?;
+            f(plugin, buffer)
+        }));
+        let status = match result {
+            Ok(Ok(())) => return 0,
+            Ok(Err(status)) => status,
+            Err(panic) => Status::internal(panic_message(panic)),
+        };
+        buffer.clear();
+        buffer.extend_from_slice(status.message().as_bytes());
+        status.code().as_i32()
+    };
+    let (code, lent) = ANSWER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            let code = run(&mut buffer);
+            let lent = Buf {
+                ptr: buffer.as_mut_ptr(),
+                len: buffer.len(),
+            };
+            (code, lent)
+        }
+        // Called again on this thread while an answer is being made (the
+        // plugin called the host, which called the plugin): a buffer of its
+        // own, which `free` releases.
+        Err(_) => {
+            let mut buffer = Vec::new();
+            let code = run(&mut buffer);
+            let boxed = Box::into_raw(buffer.into_boxed_slice());
+            let lent = Buf {
+                ptr: boxed.cast::<u8>(),
+                len: boxed.len(),
+            };
+            (code, lent)
+        }
+    });
     // SAFETY: `out` is non-null, and `outlet.h` has the host pass a place
     // for the answer that is valid for the call.
-    unsafe {
-        *out = Buf {
-            ptr: bytes.cast::<u8>(),
-            len: bytes.len(),
-        };
-    }
+    unsafe { *out = lent };
     code
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".into());
+    format!("the plugin panicked: {message}")
 }
 
 /// The bytes the host lends for a call.
@@ -112,11 +145,13 @@ fn borrowed<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 
 extern "C" fn hello(host: *const HostTable, request: *const u8, len: usize, out: *mut Buf) -> i32 {
     let request = borrowed(request, len);
-    answer(out, |plugin| {
+    answer(out, |plugin, out| {
         if host.is_null() {
-            return Err(Status::failed_precondition("Hello came without a host table"));
+            return Err(Status::failed_precondition(
+                "Hello came without a host table",
+            ));
         }
-        plugin.call(core::HELLO, request)
+        plugin.serve(core::HELLO, request, out)
     })
 }
 
@@ -127,23 +162,32 @@ extern "C" fn call(
     len: usize,
     out: *mut Buf,
 ) -> i32 {
-    let method = String::from_utf8_lossy(borrowed(method, method_len));
+    let method = std::str::from_utf8(borrowed(method, method_len));
     let request = borrowed(request, len);
-    answer(out, |plugin| plugin.call(&method, request))
+    answer(out, |plugin, out| {
+        let method = method.map_err(|_| Status::invalid_argument("the method is not UTF-8"))?;
+        plugin.serve(method, request, out)
+    })
 }
 
 extern "C" fn configure(request: *const u8, len: usize, out: *mut Buf) -> i32 {
     let request = borrowed(request, len);
-    answer(out, |plugin| plugin.call(core::CONFIGURE, request))
+    answer(out, |plugin, out| {
+        plugin.serve(core::CONFIGURE, request, out)
+    })
 }
 
 extern "C" fn free(buffer: Buf) {
-    if !buffer.ptr.is_null() {
-        let slice = std::ptr::slice_from_raw_parts_mut(buffer.ptr, buffer.len);
-        // SAFETY: `answer` made this buffer with `Box::into_raw` of a boxed
-        // slice of this length, and `outlet.h` has the host free it once.
-        drop(unsafe { Box::from_raw(slice) });
+    let lent = ANSWER.with(|cell| cell.try_borrow_mut().map(|mut b| b.as_mut_ptr()).ok());
+    if buffer.ptr.is_null() || lent == Some(buffer.ptr) {
+        return; // this thread's answer buffer, kept for the next call
     }
+    let slice = std::ptr::slice_from_raw_parts_mut(buffer.ptr, buffer.len);
+    // SAFETY: a buffer that is not this thread's answer buffer was made by
+    // `answer` with `Box::into_raw` of a boxed slice of this length (the
+    // re-entrant case), and `outlet.h` has the host free it once, on the
+    // thread that received it.
+    drop(unsafe { Box::from_raw(slice) });
 }
 
 extern "C" fn shutdown() {

@@ -11,8 +11,8 @@
 //! struct Echo;
 //! impl Service for Echo {
 //!     fn name(&self) -> &'static str { "demo.Echo" }
-//!     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-//!         Ok(request.to_vec())
+//!     fn call(&self, method: &str, request: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
+//!         Ok(out.extend_from_slice(request))
 //!     }
 //! }
 //!

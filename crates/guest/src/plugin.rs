@@ -113,35 +113,59 @@ impl Plugin {
         }
     }
 
+    /// Serves one call and returns the encoded response; see [`Plugin::serve`].
+    ///
+    /// # Errors
+    /// As [`Plugin::serve`].
+    pub fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let mut response = Vec::new();
+        self.serve(method, request, &mut response)?;
+        Ok(response)
+    }
+
     /// Serves one call: the core protocol here, anything else by the service
-    /// the path names.
+    /// the path names. Appends the encoded response to `response`.
     ///
     /// # Errors
     /// `Unimplemented` for a service the plugin lacks; the service's errors.
-    pub fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+    pub fn serve(
+        &self,
+        method: &str,
+        request: &[u8],
+        response: &mut Vec<u8>,
+    ) -> Result<(), Status> {
         match method {
-            core::HELLO => handle(method, request, |_: HelloRequest| Ok(self.hello())),
-            core::CONFIGURE => handle(method, request, |r: ConfigureRequest| {
+            core::HELLO => handle(
+                method,
+                request,
+                response,
+                |_: HelloRequest| Ok(self.hello()),
+            ),
+            core::CONFIGURE => handle(method, request, response, |r: ConfigureRequest| {
                 let config = r.config.into_iter().collect();
                 self.configure(&config).map(|()| ConfigureResponse {})
             }),
-            core::HEALTH => handle(method, request, |_: HealthRequest| {
+            core::HEALTH => handle(method, request, response, |_: HealthRequest| {
                 Ok(HealthResponse {
                     status: ServingStatus::Serving.into(),
                     message: String::new(),
                 })
             }),
-            core::SHUTDOWN => handle(method, request, |_: ShutdownRequest| {
+            core::SHUTDOWN => handle(method, request, response, |_: ShutdownRequest| {
                 Ok(ShutdownResponse {})
             }),
             _ => {
+                // One service (the usual case): it checks the path itself.
+                if let [service] = &self.services[..] {
+                    return service.call(method, request, response);
+                }
                 let service = method
                     .strip_prefix('/')
                     .and_then(|path| path.split_once('/'))
                     .map(|(service, _)| service)
                     .unwrap_or_default();
                 match self.services.iter().find(|s| s.name() == service) {
-                    Some(s) => s.call(method, request),
+                    Some(s) => s.call(method, request, response),
                     None => Err(Status::unimplemented(format!(
                         "plugin `{}` serves no service `{service}` (method {method})",
                         self.name

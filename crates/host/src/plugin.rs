@@ -163,14 +163,31 @@ impl Plugin {
     }
 }
 
-impl Transport for Plugin {
-    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+impl Plugin {
+    fn check_running(&self) -> Result<(), Status> {
         if self.0.stopped.load(Ordering::Acquire) {
             return Err(Status::unavailable(format!(
                 "plugin `{}` was shut down; load it again to call it",
                 self.name()
             )));
         }
+        Ok(())
+    }
+}
+
+impl Transport for Plugin {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        self.check_running()?;
         self.0.backend.call(method, request)
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        request: &[u8],
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
+        self.check_running()?;
+        self.0.backend.call_with(method, request, response)
     }
 }

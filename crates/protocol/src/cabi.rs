@@ -46,14 +46,16 @@ pub struct HostTable {
     /// (trace, debug, info, warn, error).
     pub log: Option<extern "C" fn(host: *mut c_void, level: i32, message: *const u8, len: usize)>,
     /// Calls into the host; returns a gRPC code and writes the answer.
-    pub call: Option<extern "C" fn(
-        host: *mut c_void,
-        method: *const u8,
-        method_len: usize,
-        request: *const u8,
-        request_len: usize,
-        response: *mut Buf,
-    ) -> i32>,
+    pub call: Option<
+        extern "C" fn(
+            host: *mut c_void,
+            method: *const u8,
+            method_len: usize,
+            request: *const u8,
+            request_len: usize,
+            response: *mut Buf,
+        ) -> i32,
+    >,
     /// Releases an answer of `call`.
     pub free_response: Option<extern "C" fn(host: *mut c_void, response: Buf)>,
 }
@@ -71,24 +73,29 @@ pub struct PluginTable {
     /// The plugin's version, NUL-terminated.
     pub version: *const c_char,
     /// Hello: an encoded `HelloRequest` in, an encoded `HelloResponse` out.
-    pub hello: Option<extern "C" fn(
-        host: *const HostTable,
-        request: *const u8,
-        request_len: usize,
-        response: *mut Buf,
-    ) -> i32>,
+    pub hello: Option<
+        extern "C" fn(
+            host: *const HostTable,
+            request: *const u8,
+            request_len: usize,
+            response: *mut Buf,
+        ) -> i32,
+    >,
     /// One call of the interface, by gRPC path.
-    pub call: Option<extern "C" fn(
-        method: *const u8,
-        method_len: usize,
-        request: *const u8,
-        request_len: usize,
-        response: *mut Buf,
-    ) -> i32>,
+    pub call: Option<
+        extern "C" fn(
+            method: *const u8,
+            method_len: usize,
+            request: *const u8,
+            request_len: usize,
+            response: *mut Buf,
+        ) -> i32,
+    >,
     /// Releases a buffer the plugin wrote.
     pub free: Option<extern "C" fn(buffer: Buf)>,
     /// Configure: an encoded `ConfigureRequest` in, nothing out.
-    pub configure: Option<extern "C" fn(request: *const u8, request_len: usize, response: *mut Buf) -> i32>,
+    pub configure:
+        Option<extern "C" fn(request: *const u8, request_len: usize, response: *mut Buf) -> i32>,
     /// The last call.
     pub shutdown: Option<extern "C" fn()>,
 }

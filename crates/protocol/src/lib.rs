@@ -15,9 +15,9 @@
 //! struct Echo;
 //! impl Service for Echo {
 //!     fn name(&self) -> &'static str { "demo.Echo" }
-//!     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+//!     fn call(&self, method: &str, request: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
 //!         match method {
-//!             "/demo.Echo/Echo" => Ok(request.to_vec()),
+//!             "/demo.Echo/Echo" => Ok(out.extend_from_slice(request)),
 //!             _ => Err(Status::unimplemented(method)),
 //!         }
 //!     }

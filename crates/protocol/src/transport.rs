@@ -1,6 +1,7 @@
 //! The seam between typed code and mechanisms: [`Transport`] on the caller's
 //! side, [`Service`] on the plugin's side. Both move encoded messages.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use prost::Message;
@@ -18,25 +19,45 @@ pub trait Transport: Send + Sync {
     /// A [`Status`] from the plugin, or from the mechanism when the call
     /// could not be made (`Unavailable`, `DeadlineExceeded`, …).
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status>;
-}
 
-impl<T: Transport + ?Sized> Transport for &T {
-    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        (**self).call(method, request)
+    /// Sends one call and hands the answer's bytes to `response` without
+    /// keeping them: a mechanism whose answer sits in memory it will free
+    /// (a shared library's buffer) lends it instead of copying it. The
+    /// default copies through [`Transport::call`].
+    ///
+    /// # Errors
+    /// As [`Transport::call`].
+    fn call_with(
+        &self,
+        method: &str,
+        request: &[u8],
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
+        response(&self.call(method, request)?);
+        Ok(())
     }
 }
 
-impl<T: Transport + ?Sized> Transport for Arc<T> {
-    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        (**self).call(method, request)
-    }
+macro_rules! forward {
+    ($($ty:ty),*) => {$(
+        impl<T: Transport + ?Sized> Transport for $ty {
+            fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+                (**self).call(method, request)
+            }
+
+            fn call_with(
+                &self,
+                method: &str,
+                request: &[u8],
+                response: &mut dyn FnMut(&[u8]),
+            ) -> Result<(), Status> {
+                (**self).call_with(method, request, response)
+            }
+        }
+    )*};
 }
 
-impl<T: Transport + ?Sized> Transport for Box<T> {
-    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        (**self).call(method, request)
-    }
-}
+forward!(&T, Arc<T>, Box<T>);
 
 /// Serves encoded calls: what a plugin exposes to a mechanism. Generated
 /// code implements it for `GreeterServer<T: Greeter>`.
@@ -44,12 +65,14 @@ pub trait Service: Send + Sync + 'static {
     /// The protobuf service's fully qualified name, `package.Service`.
     fn name(&self) -> &'static str;
 
-    /// Decodes the request, runs the method, encodes the response.
+    /// Decodes the request, runs the method, and appends the encoded
+    /// response to `response` (which the caller passes empty, and may reuse
+    /// between calls to spare an allocation).
     ///
     /// # Errors
     /// `Unimplemented` for a method the service lacks, `InvalidArgument` for
     /// a request that does not decode, or the method's own [`Status`].
-    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status>;
+    fn call(&self, method: &str, request: &[u8], response: &mut Vec<u8>) -> Result<(), Status>;
 }
 
 /// A typed client that can be built over any transport (generated code
@@ -70,7 +93,9 @@ pub struct Local<S>(pub S);
 
 impl<S: Service> Transport for Local<S> {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        self.0.call(method, request)
+        let mut response = Vec::new();
+        self.0.call(method, request, &mut response)?;
+        Ok(response)
     }
 }
 
@@ -84,24 +109,55 @@ pub fn unary<Q: Message, R: Message + Default>(
     method: &str,
     request: &Q,
 ) -> Result<R, Status> {
-    let bytes = transport.call(method, &request.encode_to_vec())?;
-    R::decode(&bytes[..]).map_err(|error| {
-        Status::internal(format!("the response to {method} does not decode: {error}"))
-    })
+    thread_local! {
+        /// Reused for encoding requests, to spare an allocation per call.
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    let mut decoded = None;
+    let mut send = |bytes: &[u8]| {
+        transport.call_with(method, bytes, &mut |answer| {
+            decoded = Some(R::decode(answer));
+        })
+    };
+    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.clear();
+            request
+                .encode(&mut *buffer)
+                .expect("a Vec grows to fit any message");
+            send(&buffer)
+        }
+        // A call made while this thread is inside another (a plugin calling
+        // back into the host): encode into a buffer of its own.
+        Err(_) => send(&request.encode_to_vec()),
+    })?;
+    match decoded {
+        Some(Ok(response)) => Ok(response),
+        Some(Err(error)) => Err(Status::internal(format!(
+            "the response to {method} does not decode: {error}"
+        ))),
+        None => Err(Status::internal(format!(
+            "the transport returned no response to {method}"
+        ))),
+    }
 }
 
-/// Decodes a request, runs `method` on it, encodes its response. Generated
-/// servers call this.
+/// Decodes a request, runs `method` on it, appends its encoded response to
+/// `response`. Generated servers call this.
 ///
 /// # Errors
 /// `InvalidArgument` when the request does not decode; `method`'s own error.
 pub fn handle<Q: Message + Default, R: Message>(
     path: &str,
     request: &[u8],
+    response: &mut Vec<u8>,
     method: impl FnOnce(Q) -> Result<R, Status>,
-) -> Result<Vec<u8>, Status> {
+) -> Result<(), Status> {
     let request = Q::decode(request).map_err(|error| {
         Status::invalid_argument(format!("the request to {path} does not decode: {error}"))
     })?;
-    Ok(method(request)?.encode_to_vec())
+    method(request)?
+        .encode(response)
+        .expect("a Vec grows to fit any message");
+    Ok(())
 }

@@ -5,7 +5,9 @@
 use outlet_dylib::{CabiLibrary, Hooks};
 use outlet_manifest::Manifest;
 use outlet_protocol::Status;
-use outlet_protocol::core::{self, HealthResponse, ShutdownResponse, health_response::ServingStatus};
+use outlet_protocol::core::{
+    self, HealthResponse, ShutdownResponse, health_response::ServingStatus,
+};
 use outlet_protocol::prost::Message;
 
 use super::{Backend, Session};
@@ -66,6 +68,20 @@ impl Backend for Cabi {
             }
             _ => self.library.call(method, request, self.limit),
         }
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        request: &[u8],
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
+        if method.starts_with("/outlet.core.v1.") {
+            response(&self.call(method, request)?);
+            return Ok(());
+        }
+        self.library
+            .call_with(method, request, self.limit, response)
     }
 
     fn set_session(&self, _session: Session) {}

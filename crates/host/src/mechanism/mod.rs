@@ -26,6 +26,18 @@ pub(crate) trait Backend: Send + Sync {
     /// Sends one call (core protocol or interface method) and waits for the answer.
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status>;
 
+    /// As `call`, lending the answer to `response` instead of returning it
+    /// (see `Transport::call_with`).
+    fn call_with(
+        &self,
+        method: &str,
+        request: &[u8],
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
+        response(&self.call(method, request)?);
+        Ok(())
+    }
+
     /// Hello or Configure changed what the host and plugin agreed on. A
     /// mechanism that keeps no process between calls carries it in each call.
     fn set_session(&self, session: Session);
@@ -37,6 +49,15 @@ pub(crate) trait Backend: Send + Sync {
 impl outlet_protocol::Transport for dyn Backend + '_ {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         Backend::call(self, method, request)
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        request: &[u8],
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
+        Backend::call_with(self, method, request, response)
     }
 }
 
