@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 setup
 
-cargo build --release -p outlet-cli -p greeter-cabi
+cargo build --release -p outlet-cli -p greeter-cabi -p greeter-native
 build_c target/release -O2
 # The exec greeter is linked statically: a process per call then skips the
 # dynamic loader, which is most of a small program's start-up time.

@@ -10,7 +10,7 @@ setup() {
 }
 
 # The example plugins' artifacts, as the manifests in examples/greeter name them.
-ARTIFACTS=(greeter-exec libgreeter_c.so libgreeter_cabi.so)
+ARTIFACTS=(greeter-exec libgreeter_c.so libgreeter_cabi.so libgreeter_native.so)
 
 # build_c DIR [CFLAGS...]: the C greeter, with the system C compiler.
 build_c() {

@@ -91,6 +91,7 @@ impl Builder {
         prost_build::Config::new()
             .service_generator(Box::new(Generator {
                 protocol: self.protocol_crate.clone(),
+                proto_sha256: proto_sha256(files)?,
                 errors: errors.clone(),
             }))
             .compile_fds(descriptors)?;
@@ -104,6 +105,8 @@ impl Builder {
 
 struct Generator {
     protocol: String,
+    /// The SHA-256 of the `.proto` files, in the order given.
+    proto_sha256: String,
     /// What could not be generated: prost's hook cannot fail, so errors wait here.
     errors: Rc<RefCell<Vec<String>>>,
 }
@@ -122,126 +125,229 @@ impl prost_build::ServiceGenerator for Generator {
             ));
             return;
         }
-        let p = &self.protocol;
-        let name = &service.name;
         let full = if service.package.is_empty() {
             service.proto_name.clone()
         } else {
             format!("{}.{}", service.package, service.proto_name)
         };
-        let client = format!("{name}Client");
-        let server = format!("{name}Server");
-        let path = |m: &prost_build::Method| format!("/{full}/{}", m.proto_name);
-
-        // The trait.
-        let _ = writeln!(buf);
-        doc(buf, "", &service.comments.leading);
-        let _ = writeln!(buf, "pub trait {name}: Send + Sync + 'static {{");
-        for m in &service.methods {
-            doc(buf, "    ", &m.comments.leading);
-            let _ = writeln!(
-                buf,
-                "    fn {}(&self, request: {}) -> ::core::result::Result<{}, {p}::Status>;",
-                m.name, m.input_type, m.output_type
-            );
-        }
-        let _ = writeln!(buf, "}}\n");
-
-        let _ = writeln!(
-            buf,
-            "impl<T: {name} + ?Sized> {name} for ::std::sync::Arc<T> {{"
-        );
-        for m in &service.methods {
-            let _ = writeln!(
-                buf,
-                "    fn {0}(&self, request: {1}) -> ::core::result::Result<{2}, {p}::Status> {{\n        \
-                     (**self).{0}(request)\n    }}",
-                m.name, m.input_type, m.output_type
-            );
-        }
-        let _ = writeln!(buf, "}}\n");
-
-        // The client.
-        let _ = writeln!(
-            buf,
-            "/// A typed client of `{full}`: its calls go through any transport.\n\
-             #[derive(Debug, Clone)]\n\
-             pub struct {client}<T> {{\n    transport: T,\n}}\n\n\
-             impl<T: {p}::Transport> {client}<T> {{\n    \
-                 /// The protobuf service's full name.\n    \
-                 pub const SERVICE: &'static str = \"{full}\";\n\n    \
-                 /// A client whose calls go through `transport`.\n    \
-                 pub fn new(transport: T) -> Self {{\n        Self {{ transport }}\n    }}\n\n    \
-                 /// The transport underneath.\n    \
-                 pub fn transport(&self) -> &T {{\n        &self.transport\n    }}"
-        );
-        for m in &service.methods {
-            let _ = writeln!(buf);
-            if m.comments.leading.is_empty() {
-                let _ = writeln!(buf, "    /// Calls `{}`.", m.proto_name);
+        let fill = |template: &str, method: Option<&prost_build::Method>| {
+            let mut out = template
+                .replace("%P%", &self.protocol)
+                .replace("%Trait%", &service.name)
+                .replace("%FULL%", &full)
+                .replace("%SHA%", &self.proto_sha256)
+                .replace("%UPPER%", &upper_snake(&service.name));
+            if let Some(m) = method {
+                out = out
+                    .replace("%method%", &m.name)
+                    .replace("%Method%", &m.proto_name)
+                    .replace("%In%", &m.input_type)
+                    .replace("%Out%", &m.output_type)
+                    .replace("%PATH%", &format!("/{full}/{}", m.proto_name));
             }
-            doc(buf, "    ", &m.comments.leading);
-            let _ = writeln!(
-                buf,
-                "    pub fn {}(&self, request: {}) -> ::core::result::Result<{}, {p}::Status> {{\n        \
-                     {p}::unary(&self.transport, \"{}\", &request)\n    }}",
-                m.name,
-                m.input_type,
-                m.output_type,
-                path(m)
-            );
-        }
-        let _ = writeln!(buf, "}}\n");
-        let _ = writeln!(
-            buf,
-            "impl<T: {p}::Transport + 'static> {name} for {client}<T> {{"
-        );
-        for m in &service.methods {
-            let _ = writeln!(
-                buf,
-                "    fn {0}(&self, request: {1}) -> ::core::result::Result<{2}, {p}::Status> {{\n        \
-                     {client}::{0}(self, request)\n    }}",
-                m.name, m.input_type, m.output_type
-            );
-        }
-        let _ = writeln!(buf, "}}\n");
-        let _ = writeln!(
-            buf,
-            "impl<T: {p}::Transport> {p}::Client for {client}<T> {{\n    \
-                 type Transport = T;\n    \
-                 const SERVICE: &'static str = \"{full}\";\n    \
-                 fn from_transport(transport: T) -> Self {{\n        Self::new(transport)\n    }}\n}}\n"
-        );
+            out
+        };
+        let each = |template: &str| -> String {
+            service
+                .methods
+                .iter()
+                .map(|m| {
+                    let mut docs = String::new();
+                    doc(&mut docs, "    ", &m.comments.leading);
+                    if docs.is_empty() {
+                        docs = format!("    /// Calls `{}`.\n", m.proto_name);
+                    }
+                    fill(template, Some(m)).replace("%DOCS%", &docs)
+                })
+                .collect()
+        };
+        let mut docs = String::new();
+        doc(&mut docs, "", &service.comments.leading);
 
-        // The server glue.
-        let _ = writeln!(
-            buf,
-            "/// Serves a [`{name}`] implementation from any mechanism.\n\
-             #[derive(Debug, Clone)]\n\
-             pub struct {server}<T>(pub T);\n\n\
-             impl<T: {name}> {server}<T> {{\n    \
-                 /// Wraps an implementation for serving.\n    \
-                 pub fn new(implementation: T) -> Self {{\n        Self(implementation)\n    }}\n}}\n\n\
-             impl<T: {name}> {p}::Service for {server}<T> {{\n    \
-                 fn name(&self) -> &'static str {{\n        \"{full}\"\n    }}\n\n    \
-                 fn call(&self, method: &str, request: &[u8], response: &mut ::std::vec::Vec<u8>) -> ::core::result::Result<(), {p}::Status> {{\n        \
-                     match method {{"
-        );
-        for m in &service.methods {
-            let _ = writeln!(
-                buf,
-                "            \"{}\" => {p}::handle(method, request, response, |request| self.0.{}(request)),",
-                path(m),
-                m.name
-            );
-        }
-        let _ = writeln!(
-            buf,
-            "            _ => ::core::result::Result::Err({p}::Status::unimplemented(::std::format!(\n                \
-                             \"{full} has no method {{method}}\"\n            ))),\n        \
-                     }}\n    }}\n}}"
-        );
+        buf.push('\n');
+        buf.push_str(&fill(SERVICE_TOP, None).replace("%DOCS%", &docs));
+        buf.push_str(&each(TRAIT_METHOD));
+        buf.push_str(&fill(ARC_TOP, None));
+        buf.push_str(&each(ARC_METHOD));
+        buf.push_str(&fill(CLIENT_TOP, None));
+        buf.push_str(&each(CLIENT_METHOD));
+        buf.push_str(&fill(CLIENT_TRAIT_TOP, None));
+        buf.push_str(&each(CLIENT_TRAIT_METHOD));
+        buf.push_str(&fill(GUARD_TOP, None));
+        buf.push_str(&each(GUARD_METHOD));
+        buf.push_str(&fill(SERVER_TOP, None));
+        buf.push_str(&each(SERVER_METHOD));
+        buf.push_str(&fill(SERVER_BOTTOM, None));
     }
+}
+
+fn upper_snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+const SERVICE_TOP: &str = r#"/// The SHA-256 of the `.proto` files `%FULL%` was generated from.
+pub const %UPPER%_PROTO_SHA256: &str = "%SHA%";
+
+%DOCS%pub trait %Trait%: Send + Sync + 'static {
+"#;
+
+const TRAIT_METHOD: &str = r#"%DOCS%    fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status>;
+"#;
+
+const ARC_TOP: &str = r#"}
+
+impl<T: %Trait% + ?Sized> %Trait% for ::std::sync::Arc<T> {
+"#;
+
+const ARC_METHOD: &str = r#"    fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
+        (**self).%method%(request)
+    }
+"#;
+
+const CLIENT_TOP: &str = r#"}
+
+/// A typed client of `%FULL%`: its calls go through any transport, or
+/// straight to the implementation when the plugin is native to this build.
+#[derive(Debug, Clone)]
+pub struct %Trait%Client<T> {
+    transport: T,
+}
+
+impl<T: %P%::Transport> %Trait%Client<T> {
+    /// The protobuf service's full name.
+    pub const SERVICE: &'static str = "%FULL%";
+
+    /// A client whose calls go through `transport`.
+    pub fn new(transport: T) -> Self {
+        Self { transport }
+    }
+
+    /// The transport underneath.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+"#;
+
+const CLIENT_METHOD: &str = r#"
+%DOCS%    pub fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
+        match %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", request, |native, request| native.%method%(request)) {
+            ::core::result::Result::Ok(answer) => answer,
+            ::core::result::Result::Err(request) => %P%::unary(&self.transport, "%PATH%", &request),
+        }
+    }
+"#;
+
+const CLIENT_TRAIT_TOP: &str = r#"}
+
+impl<T: %P%::Transport + 'static> %Trait% for %Trait%Client<T> {
+"#;
+
+const CLIENT_TRAIT_METHOD: &str = r#"    fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
+        %Trait%Client::%method%(self, request)
+    }
+"#;
+
+const GUARD_TOP: &str = r#"}
+
+impl<T: %P%::Transport> %P%::Client for %Trait%Client<T> {
+    type Transport = T;
+    const SERVICE: &'static str = "%FULL%";
+    fn from_transport(transport: T) -> Self {
+        Self::new(transport)
+    }
+}
+
+/// Catches panics in an implementation, in the plugin's own code: a call
+/// that panics fails with `Internal` and poisons the server.
+struct %Trait%Guard<T> {
+    inner: T,
+    poisoned: ::std::sync::Arc<::std::sync::atomic::AtomicBool>,
+}
+
+impl<T: %Trait%> %Trait% for %Trait%Guard<T> {
+"#;
+
+const GUARD_METHOD: &str = r#"    fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
+        %P%::guard(&self.poisoned, "%PATH%", || self.inner.%method%(request))
+    }
+"#;
+
+const SERVER_TOP: &str = r#"}
+
+/// Serves a [`%Trait%`] implementation from any mechanism. A panic in the
+/// implementation fails that call with `Internal` and poisons the server:
+/// later calls fail with `Unavailable` (its state may be corrupt).
+#[derive(Clone)]
+pub struct %Trait%Server {
+    inner: ::std::sync::Arc<dyn %Trait%>,
+    poisoned: ::std::sync::Arc<::std::sync::atomic::AtomicBool>,
+}
+
+impl %Trait%Server {
+    /// Wraps an implementation for serving.
+    pub fn new(implementation: impl %Trait%) -> Self {
+        let poisoned = ::std::sync::Arc::new(::std::sync::atomic::AtomicBool::new(false));
+        let inner = ::std::sync::Arc::new(%Trait%Guard {
+            inner: implementation,
+            poisoned: poisoned.clone(),
+        });
+        Self { inner, poisoned }
+    }
+}
+
+impl %P%::Service for %Trait%Server {
+    fn name(&self) -> &'static str {
+        "%FULL%"
+    }
+
+    fn call(&self, method: &str, request: &[u8], response: &mut ::std::vec::Vec<u8>) -> ::core::result::Result<(), %P%::Status> {
+        match method {
+"#;
+
+const SERVER_METHOD: &str = r#"            "%PATH%" => %P%::handle(method, request, response, |request| self.inner.%method%(request)),
+"#;
+
+const SERVER_BOTTOM: &str = r#"            _ => ::core::result::Result::Err(%P%::Status::unimplemented(::std::format!(
+                "%FULL% has no method {method}"
+            ))),
+        }
+    }
+
+    fn as_any(&self) -> ::core::option::Option<&(dyn ::core::any::Any + Send + Sync)> {
+        ::core::option::Option::Some(&self.inner)
+    }
+
+    fn poisoned(&self) -> bool {
+        self.poisoned.load(::std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn proto_sha256(&self) -> &'static str {
+        %UPPER%_PROTO_SHA256
+    }
+}
+"#;
+
+/// The SHA-256 of the files' bytes, one after the other, in lowercase hex.
+fn proto_sha256(files: &[impl AsRef<Path>]) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    for file in files {
+        hash.update(std::fs::read(file)?);
+    }
+    Ok(hash
+        .finalize()
+        .iter()
+        .fold(String::with_capacity(64), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        }))
 }
 
 fn doc(buf: &mut String, indent: &str, comments: &[String]) {

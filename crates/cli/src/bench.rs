@@ -42,7 +42,8 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
         "--calls must be at least 10 to give a median and a p99"
     );
     let host = Host::new();
-    let mut rows = cabi(&host, manifests, calls)?;
+    let mut rows = vec![native(&host, manifests, calls)?];
+    rows.extend(cabi(&host, manifests, calls)?);
     rows.push(exec(&host, manifests, calls)?);
 
     println!("Outlet bench: {calls} calls per row, each row interleaved with its baseline");
@@ -139,6 +140,42 @@ fn side_by_side(
         second.push(time(&mut b)?);
     }
     Ok((Summary::of(first), Summary::of(second)))
+}
+
+/// native: Greet through the generated client, which calls the plugin's
+/// implementation directly, against the same greeter compiled into this
+/// process and called directly.
+fn native(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
+    let file = manifests.join("native.toml");
+    let plugin = host
+        .load(&file)
+        .with_context(|| format!("loading {}", file.display()))?;
+    let greeter = plugin.client::<GreeterClient<_>>()?;
+    let direct = greeter::Hello::default();
+    let request = GreetRequest {
+        name: "bench".into(),
+    };
+    let (ours, base) = side_by_side(
+        calls,
+        BATCH,
+        || {
+            std::hint::black_box(greeter.greet(std::hint::black_box(request.clone()))?);
+            Ok(())
+        },
+        || {
+            let reply = Greeter::greet(&direct, std::hint::black_box(request.clone()));
+            std::hint::black_box(reply?);
+            Ok(())
+        },
+    )?;
+    host.unload(plugin.name());
+    Ok(Row {
+        mechanism: "native",
+        case: "Greet, Rust dylib, direct trait call",
+        seed: "plugin package: direct call ~5 ns",
+        samples: ours,
+        baseline: Some(("direct Rust greet", base)),
+    })
 }
 
 /// cabi: Greet through the C ABI, protobuf bytes in and out, against the

@@ -24,9 +24,9 @@ pub fn check(path: &Path) -> Result<(), DylibError> {
     let mut header = [0u8; 20];
     let read = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut header))
-        .map_err(|source| DylibError::Read {
+        .map_err(|error| DylibError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
     let not = |why: String| DylibError::NotSharedLibrary {
         path: path.to_owned(),

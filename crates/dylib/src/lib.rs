@@ -14,22 +14,24 @@
 
 mod cabi;
 pub mod elf;
+mod native;
 
 use std::path::{Path, PathBuf};
 
 pub use cabi::{CabiLibrary, CallHook, Hooks, LogHook};
+pub use native::NativeLibrary;
 
 /// A library that cannot be loaded or used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DylibError {
     /// The file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         /// The library's path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not a shared library for this machine.
     #[error("{} is not a shared library: {why}", path.display())]
@@ -91,6 +93,29 @@ pub enum DylibError {
         expected: usize,
         /// The table's size.
         found: usize,
+    },
+    /// A native plugin from another build.
+    #[error(
+        "{}: the plugin was built as \"{plugin}\", and this host as \"{host}\"; a native plugin \
+         must come from the host's own build: rebuild both together (or run the plugin as cabi, \
+         rpc or exec)",
+        path.display()
+    )]
+    Fingerprint {
+        /// The library's path.
+        path: PathBuf,
+        /// The host's build fingerprint.
+        host: &'static str,
+        /// The plugin's build fingerprint.
+        plugin: String,
+    },
+    /// Making a native plugin panicked.
+    #[error("{}: making the plugin panicked: {message}", path.display())]
+    Make {
+        /// The library's path.
+        path: PathBuf,
+        /// The panic's message.
+        message: String,
     },
     /// A required entry of the table is null.
     #[error("{}: its table has no `{field}` (a null pointer)", path.display())]

@@ -27,6 +27,7 @@
 //! | mechanism | entry point |
 //! |---|---|
 //! | `exec` | [`exec::serve`]: one call from stdin, the reply on stdout |
+//! | `native` | [`export_native!`]: a static the host checks, then calls directly, in a `cdylib` |
 //! | `cabi` | [`export_cabi!`]: the entry symbol of `include/outlet.h`, in a `cdylib` |
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -35,6 +36,8 @@
 #[allow(unsafe_code)]
 pub mod cabi;
 pub mod exec;
+#[allow(unsafe_code)]
+pub mod native;
 mod plugin;
 
 pub use outlet_protocol::{Service, Status};

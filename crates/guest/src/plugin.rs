@@ -85,7 +85,12 @@ impl Plugin {
         mut self,
         hook: impl Fn(&BTreeMap<String, String>) -> Result<(), Status> + Send + Sync + 'static,
     ) -> Plugin {
-        self.configure = Some(Box::new(hook));
+        // Generic, so this closure is compiled into the plugin's own code
+        // and a panic in the hook is caught there (see `outlet_protocol::guard`).
+        let poisoned = std::sync::atomic::AtomicBool::new(false);
+        self.configure = Some(Box::new(move |config| {
+            outlet_protocol::guard(&poisoned, core::CONFIGURE, || hook(config))
+        }));
         self.capabilities.push(capability::CONFIGURE.into());
         self
     }
@@ -111,6 +116,31 @@ impl Plugin {
             Some(hook) => hook(config),
             None => Ok(()),
         }
+    }
+
+    /// The implementation behind `service`, for a host of the same build
+    /// (see `outlet_protocol::Transport::with_native`).
+    pub fn native(&self, service: &str) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        let found = match &self.services[..] {
+            [only] => Some(only),
+            all => all.iter().find(|s| s.name() == service),
+        };
+        found
+            .filter(|s| s.name() == service)
+            .and_then(|s| s.as_any())
+    }
+
+    /// The service of that name.
+    pub fn find_service(&self, name: &str) -> Option<&dyn Service> {
+        self.services
+            .iter()
+            .find(|s| s.name() == name)
+            .map(|s| &**s)
+    }
+
+    /// Whether a call panicked in any of its services.
+    pub fn poisoned(&self) -> bool {
+        self.services.iter().any(|s| s.poisoned())
     }
 
     /// Serves one call and returns the encoded response; see [`Plugin::serve`].

@@ -35,12 +35,28 @@ pub enum LoadError {
         plugin: String,
     },
     /// The shared library of a native or cabi plugin cannot be used.
-    #[error("plugin `{plugin}`: {source}")]
+    #[error("plugin `{plugin}`: {error}")]
     Library {
         /// The plugin's name.
         plugin: String,
         /// Which loading step failed, with the path and what was found.
-        source: outlet_dylib::DylibError,
+        error: outlet_dylib::DylibError,
+    },
+    /// A native plugin was generated from another version of its interface.
+    #[error(
+        "plugin `{plugin}`: it was generated from a .proto with SHA-256 {found}, but {} has \
+         SHA-256 {manifest}; rebuild the plugin and the host from the same .proto",
+        proto.display()
+    )]
+    ProtoMismatch {
+        /// The plugin's name.
+        plugin: String,
+        /// The manifest's `proto`.
+        proto: std::path::PathBuf,
+        /// That file's hash.
+        manifest: String,
+        /// The hash the plugin was generated from.
+        found: &'static str,
     },
     /// The plugin did not answer Hello.
     #[error("plugin `{plugin}`: Hello failed: {status}")]
@@ -51,12 +67,12 @@ pub enum LoadError {
         status: Status,
     },
     /// Host and plugin share no protocol or interface version.
-    #[error("plugin `{plugin}`: {source}")]
+    #[error("plugin `{plugin}`: {error}")]
     Negotiation {
         /// The plugin's name.
         plugin: String,
         /// The versions on both sides.
-        source: NegotiationError,
+        error: NegotiationError,
     },
     /// The plugin does not serve the interface its manifest names.
     #[error(

@@ -72,9 +72,9 @@ impl Host {
                 plugin: plugin.clone(),
                 status,
             })?;
-        let negotiated = negotiate(&offer, &hello).map_err(|source| LoadError::Negotiation {
+        let negotiated = negotiate(&offer, &hello).map_err(|error| LoadError::Negotiation {
             plugin: plugin.clone(),
-            source,
+            error,
         })?;
         if !hello.services.contains(&manifest.interface) {
             return Err(LoadError::Interface {

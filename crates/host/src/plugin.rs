@@ -190,4 +190,10 @@ impl Transport for Plugin {
         self.check_running()?;
         self.0.backend.call_with(method, request, response)
     }
+
+    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
+        if !self.0.stopped.load(Ordering::Acquire) {
+            self.0.backend.with_native(service, f);
+        }
+    }
 }

@@ -10,12 +10,12 @@ use crate::{Mechanism, Trust};
 #[non_exhaustive]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("{}: cannot read the manifest: {source}; check the path", file.display())]
+    #[error("{}: cannot read the manifest: {error}; check the path", file.display())]
     Read {
         /// The manifest file.
         file: PathBuf,
         /// Why reading failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not TOML, or has a field of the wrong type or an unknown field.
     #[error("{}: {}", file.display(), message.trim_end())]
@@ -53,14 +53,14 @@ pub enum ManifestError {
         fix: String,
     },
     /// The artifact is missing or unreadable.
-    #[error("plugin `{plugin}`: cannot read its artifact {}: {source}; build it, or fix `path` in the manifest", path.display())]
+    #[error("plugin `{plugin}`: cannot read its artifact {}: {error}; build it, or fix `path` in the manifest", path.display())]
     Artifact {
         /// The plugin's name.
         plugin: String,
         /// The artifact's path.
         path: PathBuf,
         /// Why reading failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The artifact's SHA-256 is not the manifest's.
     #[error(

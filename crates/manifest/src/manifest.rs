@@ -160,9 +160,9 @@ impl Manifest {
     /// cannot be read, is not TOML, or breaks a rule (including the trust policy).
     pub fn load(file: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
         let file = file.as_ref();
-        let text = std::fs::read_to_string(file).map_err(|source| ManifestError::Read {
+        let text = std::fs::read_to_string(file).map_err(|error| ManifestError::Read {
             file: file.to_owned(),
-            source,
+            error,
         })?;
         Manifest::parse(&text, file)
     }
@@ -322,10 +322,10 @@ impl Manifest {
     /// # Errors
     /// [`ManifestError::Artifact`] or [`ManifestError::Checksum`].
     pub fn verify_artifact(&self) -> Result<(), ManifestError> {
-        let unreadable = |source| ManifestError::Artifact {
+        let unreadable = |error| ManifestError::Artifact {
             plugin: self.name.clone(),
             path: self.path.clone(),
-            source,
+            error,
         };
         let Some(expected) = &self.sha256 else {
             let meta = std::fs::metadata(&self.path).map_err(unreadable)?;

@@ -30,6 +30,7 @@
 
 pub mod cabi;
 pub mod frame;
+mod native;
 mod negotiate;
 mod status;
 mod transport;
@@ -51,12 +52,27 @@ pub mod core {
     pub const SHUTDOWN: &str = "/outlet.core.v1.Plugin/Shutdown";
 }
 
+/// What a native plugin and its host must share to call each other's Rust
+/// code directly: the compiler, this crate's version, the target, and
+/// whether debug assertions are on. The native mechanism refuses a plugin
+/// whose fingerprint differs from the host's.
+pub const BUILD_FINGERPRINT: &str = concat!(
+    env!("OUTLET_RUSTC"),
+    "; outlet ",
+    env!("CARGO_PKG_VERSION"),
+    "; ",
+    env!("OUTLET_TARGET"),
+    "; debug assertions ",
+    env!("OUTLET_DEBUG_ASSERTIONS"),
+);
+
 /// Capabilities Outlet itself knows about, as they appear in Hello.
 pub mod capability {
     /// The plugin accepts `Configure` and applies new config without a restart.
     pub const CONFIGURE: &str = "configure";
 }
 
+pub use native::{guard, native, panic_message};
 pub use negotiate::{CORE_VERSIONS, Negotiated, NegotiationError, negotiate};
 pub use status::{Code, Status};
 pub use transport::{Client, Local, Service, Transport, handle, unary};

@@ -1,6 +1,7 @@
 //! The seam between typed code and mechanisms: [`Transport`] on the caller's
 //! side, [`Service`] on the plugin's side. Both move encoded messages.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -36,6 +37,18 @@ pub trait Transport: Send + Sync {
         response(&self.call(method, request)?);
         Ok(())
     }
+
+    /// Runs `f` with the plugin's own implementation of `service`, when the
+    /// plugin lives in this process and was built with this very build (the
+    /// native mechanism): generated clients then call it directly, with no
+    /// encoding. `f` receives what the plugin's generated server exposes, an
+    /// `Arc<dyn Trait>`, to downcast. The default has none and does nothing.
+    ///
+    /// The implementation is only borrowed, for the length of `f`: code in a
+    /// library must not outlive the library.
+    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
+        let _ = (service, f);
+    }
 }
 
 macro_rules! forward {
@@ -52,6 +65,10 @@ macro_rules! forward {
                 response: &mut dyn FnMut(&[u8]),
             ) -> Result<(), Status> {
                 (**self).call_with(method, request, response)
+            }
+
+            fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
+                (**self).with_native(service, f)
             }
         }
     )*};
@@ -73,6 +90,24 @@ pub trait Service: Send + Sync + 'static {
     /// `Unimplemented` for a method the service lacks, `InvalidArgument` for
     /// a request that does not decode, or the method's own [`Status`].
     fn call(&self, method: &str, request: &[u8], response: &mut Vec<u8>) -> Result<(), Status>;
+
+    /// The implementation behind the service, for callers in the same
+    /// build (see [`Transport::with_native`]). Generated servers return their
+    /// `Arc<dyn Trait>`.
+    fn as_any(&self) -> Option<&(dyn Any + Send + Sync)> {
+        None
+    }
+
+    /// Whether a call panicked in this service, leaving its state in doubt.
+    fn poisoned(&self) -> bool {
+        false
+    }
+
+    /// The SHA-256 of the `.proto` files the service was generated from
+    /// (empty when unknown): part of a native plugin's fingerprint.
+    fn proto_sha256(&self) -> &'static str {
+        ""
+    }
 }
 
 /// A typed client that can be built over any transport (generated code
@@ -96,6 +131,12 @@ impl<S: Service> Transport for Local<S> {
         let mut response = Vec::new();
         self.0.call(method, request, &mut response)?;
         Ok(response)
+    }
+
+    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
+        if let Some(native) = self.0.as_any().filter(|_| self.0.name() == service) {
+            f(native);
+        }
     }
 }
 

@@ -67,3 +67,69 @@ pub fn plugin() -> outlet_guest::Plugin {
         .service(GreeterServer::new(hello))
         .on_configure(move |config| configured.configure(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use outlet_protocol::prost::Message;
+    use outlet_protocol::{Code, Local, Service, Transport};
+
+    #[test]
+    fn the_server_answers_on_the_grpc_path_of_the_proto() {
+        let server = GreeterServer::new(Hello::default());
+        let request = GreetRequest {
+            name: "path".into(),
+        };
+        let bytes = Local(server.clone())
+            .call(
+                "/outlet.examples.greeter.v1.Greeter/Greet",
+                &request.encode_to_vec(),
+            )
+            .unwrap();
+        assert_eq!(
+            GreetResponse::decode(&bytes[..]).unwrap().message,
+            "Hello, path!"
+        );
+        let wrong = Local(server.clone()).call("/outlet.examples.greeter.v1.Greeter/Wave", &[]);
+        assert_eq!(wrong.unwrap_err().code(), Code::Unimplemented);
+        assert_eq!(server.name(), "outlet.examples.greeter.v1.Greeter");
+        assert_eq!(server.proto_sha256(), GREETER_PROTO_SHA256);
+        assert_eq!(GREETER_PROTO_SHA256.len(), 64);
+    }
+
+    #[test]
+    fn a_client_over_a_local_server_calls_the_implementation_directly() {
+        struct Counting(std::sync::atomic::AtomicUsize);
+        impl Greeter for Counting {
+            fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(GreetResponse {
+                    message: request.name,
+                })
+            }
+        }
+        /// Offers only the direct path: an encoded call fails the test.
+        struct DirectOnly(Local<GreeterServer>);
+        impl Transport for DirectOnly {
+            fn call(&self, method: &str, _: &[u8]) -> Result<Vec<u8>, Status> {
+                panic!("{method} went through the encoded path");
+            }
+            fn with_native(
+                &self,
+                service: &str,
+                f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync)),
+            ) {
+                self.0.with_native(service, f)
+            }
+        }
+        let counting = std::sync::Arc::new(Counting(Default::default()));
+        let client = GreeterClient::new(DirectOnly(Local(GreeterServer::new(counting.clone()))));
+        let reply = client
+            .greet(GreetRequest {
+                name: "direct".into(),
+            })
+            .unwrap();
+        assert_eq!(reply.message, "direct");
+        assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+}

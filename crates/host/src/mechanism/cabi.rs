@@ -21,11 +21,11 @@ pub(crate) struct Cabi {
 impl Cabi {
     pub(crate) fn new(manifest: &Manifest) -> Result<Cabi, LoadError> {
         let plugin = manifest.name.clone();
-        let path = manifest.path.canonicalize().map_err(|source| {
+        let path = manifest.path.canonicalize().map_err(|error| {
             outlet_manifest::ManifestError::Artifact {
                 plugin: plugin.clone(),
                 path: manifest.path.clone(),
-                source,
+                error,
             }
         })?;
         let logged = plugin.clone();
@@ -44,7 +44,7 @@ impl Cabi {
         // host's own code; `open` checks everything `outlet.h` lets it check
         // (ELF type, entry symbol, ABI version, table size, null entries).
         let library = unsafe { CabiLibrary::open(&path, &plugin, hooks) }
-            .map_err(|source| LoadError::Library { plugin, source })?;
+            .map_err(|error| LoadError::Library { plugin, error })?;
         Ok(Cabi {
             library,
             limit: manifest.limits.max_message_bytes,

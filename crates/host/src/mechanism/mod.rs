@@ -13,6 +13,7 @@ use crate::LoadError;
 
 pub(crate) mod cabi;
 pub(crate) mod exec;
+pub(crate) mod native;
 
 /// What the host agreed with a plugin, and the config it holds for it.
 #[derive(Clone, Debug, Default)]
@@ -38,6 +39,13 @@ pub(crate) trait Backend: Send + Sync {
         Ok(())
     }
 
+    /// Runs `f` with the plugin's own implementation of `service`, for a
+    /// mechanism whose plugin is native to this build (see
+    /// `Transport::with_native`).
+    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
+        let _ = (service, f);
+    }
+
     /// Hello or Configure changed what the host and plugin agreed on. A
     /// mechanism that keeps no process between calls carries it in each call.
     fn set_session(&self, session: Session);
@@ -59,10 +67,14 @@ impl outlet_protocol::Transport for dyn Backend + '_ {
     ) -> Result<(), Status> {
         Backend::call_with(self, method, request, response)
     }
+
+    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
+        Backend::with_native(self, service, f)
+    }
 }
 
 /// The mechanisms this build of Outlet can load.
-pub const AVAILABLE: &[Mechanism] = &[Mechanism::Cabi, Mechanism::Exec];
+pub const AVAILABLE: &[Mechanism] = &[Mechanism::Native, Mechanism::Cabi, Mechanism::Exec];
 
 /// Starts the mechanism the manifest names. Checks nothing the manifest
 /// crate already checked; the plugin has not been called yet.
@@ -70,6 +82,7 @@ pub(crate) fn start(manifest: &Manifest) -> Result<Box<dyn Backend>, LoadError> 
     match manifest.mechanism {
         Mechanism::Exec => Ok(Box::new(exec::Exec::new(manifest)?)),
         Mechanism::Cabi => Ok(Box::new(cabi::Cabi::new(manifest)?)),
+        Mechanism::Native => Ok(Box::new(native::Native::new(manifest)?)),
         mechanism => Err(LoadError::Unsupported {
             plugin: manifest.name.clone(),
             mechanism,

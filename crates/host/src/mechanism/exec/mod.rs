@@ -46,10 +46,10 @@ pub(crate) struct Exec {
 
 impl Exec {
     pub(crate) fn new(manifest: &Manifest) -> Result<Exec, LoadError> {
-        let artifact_error = |source| outlet_manifest::ManifestError::Artifact {
+        let artifact_error = |error| outlet_manifest::ManifestError::Artifact {
             plugin: manifest.name.clone(),
             path: manifest.path.clone(),
-            source,
+            error,
         };
         let program = manifest.path.canonicalize().map_err(artifact_error)?;
         let mut env: Vec<(OsString, OsString)> = manifest

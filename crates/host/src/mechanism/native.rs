@@ -1,0 +1,84 @@
+//! The native mechanism: a Rust plugin from the host's own build, in the
+//! host's process. Generated clients call the plugin's implementation of
+//! the trait directly (`Transport::with_native`); calls by gRPC path (the
+//! core protocol, `outlet call`) go through its generated server.
+//! The loading and its checks live in `outlet-dylib`.
+
+use std::any::Any;
+
+use outlet_dylib::NativeLibrary;
+use outlet_manifest::Manifest;
+use outlet_protocol::Status;
+
+use super::{Backend, Session};
+use crate::LoadError;
+
+pub(crate) struct Native {
+    library: NativeLibrary,
+}
+
+impl Native {
+    pub(crate) fn new(manifest: &Manifest) -> Result<Native, LoadError> {
+        let plugin = manifest.name.clone();
+        let path = manifest.path.canonicalize().map_err(|error| {
+            outlet_manifest::ManifestError::Artifact {
+                plugin: plugin.clone(),
+                path: manifest.path.clone(),
+                error,
+            }
+        })?;
+        #[allow(unsafe_code)]
+        // SAFETY: `NativeLibrary::open` runs the library's code in this
+        // process. The trust policy admits the native mechanism only for
+        // trust = "tight", whose authors vouch for their plugins as for the
+        // host's own code; `open` checks the ELF type, the declaration's ABI
+        // version and size, and the build fingerprint before it calls any
+        // Rust code of the library.
+        let library =
+            unsafe { NativeLibrary::open(&path) }.map_err(|error| LoadError::Library {
+                plugin: plugin.clone(),
+                error,
+            })?;
+        if let (Some(proto), Some(service)) = (
+            &manifest.proto,
+            library.plugin().find_service(&manifest.interface),
+        ) {
+            let expected = std::fs::read(proto)
+                .map(|bytes| outlet_manifest::sha256_hex(&bytes))
+                .map_err(|error| outlet_manifest::ManifestError::Artifact {
+                    plugin: plugin.clone(),
+                    path: proto.clone(),
+                    error,
+                })?;
+            if service.proto_sha256() != expected {
+                return Err(LoadError::ProtoMismatch {
+                    plugin,
+                    proto: proto.clone(),
+                    manifest: expected,
+                    found: service.proto_sha256(),
+                });
+            }
+        }
+        Ok(Native { library })
+    }
+}
+
+impl Backend for Native {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let mut response = Vec::new();
+        self.library
+            .plugin()
+            .serve(method, request, &mut response)?;
+        Ok(response)
+    }
+
+    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
+        if let Some(implementation) = self.library.plugin().native(service) {
+            f(implementation);
+        }
+    }
+
+    fn set_session(&self, _session: Session) {}
+
+    fn stop(&self) {}
+}
