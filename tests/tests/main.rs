@@ -4,5 +4,6 @@
 mod cabi;
 mod exec;
 mod load;
+mod native;
 mod readme;
 mod support;

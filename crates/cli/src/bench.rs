@@ -43,6 +43,8 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
     );
     let host = Host::new();
     let mut rows = vec![native(&host, manifests, calls)?];
+    let loading = native_load(&host, manifests, calls / 5)?;
+    rows.push(loading.row);
     rows.extend(cabi(&host, manifests, calls)?);
     rows.push(exec(&host, manifests, calls)?);
 
@@ -72,6 +74,14 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
             ratio
         );
     }
+    println!(
+        "\nnative loading: 100 distinct plugins loaded in {}; resident memory {} KiB before, \
+         {} KiB with one plugin loaded, {} KiB after 100 load/unload cycles",
+        human(loading.hundred),
+        loading.rss[0] >> 10,
+        loading.rss[1] >> 10,
+        loading.rss[2] >> 10
+    );
     println!("\nseed §9 quotes, for comparison:");
     let mut seen = Vec::new();
     for row in &rows {
@@ -104,7 +114,16 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
                 value
             })
             .collect();
-        let out = serde_json::json!({ "calls": calls, "rows": rows });
+        let out = serde_json::json!({
+            "calls": calls,
+            "rows": rows,
+            "native_loading": {
+                "hundred_distinct_ns": loading.hundred.as_nanos() as u64,
+                "rss_before": loading.rss[0],
+                "rss_one_loaded": loading.rss[1],
+                "rss_after_100_cycles": loading.rss[2],
+            },
+        });
         std::fs::write(file, format!("{out:#}\n"))
             .with_context(|| format!("writing {}", file.display()))?;
     }
@@ -176,6 +195,96 @@ fn native(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
         samples: ours,
         baseline: Some(("direct Rust greet", base)),
     })
+}
+
+/// What loading native plugins costs.
+struct Loading {
+    /// Loading one (open, checks, Hello) and unloading it, beside a bare
+    /// `dlopen` + `dlclose` of the same file.
+    row: Row,
+    /// Loading 100 distinct copies, one after the other.
+    hundred: Duration,
+    /// Resident memory: before loading, with one loaded, after 100 load
+    /// and unload cycles.
+    rss: [u64; 3],
+}
+
+fn native_load(host: &Host, manifests: &Path, samples: usize) -> anyhow::Result<Loading> {
+    let manifest = outlet_manifest::Manifest::load(manifests.join("native.toml"))?;
+    let dir = tempfile::tempdir()?;
+    // Copies, so every load maps a file of its own (the dynamic loader
+    // shares one mapping per path).
+    let copy = |i: usize| -> anyhow::Result<outlet_manifest::Manifest> {
+        let path = dir.path().join(format!("libgreeter_native_{i}.so"));
+        if !path.exists() {
+            std::fs::copy(&manifest.path, &path)
+                .with_context(|| format!("copying {}", manifest.path.display()))?;
+        }
+        let mut copy = manifest.clone();
+        copy.path = path;
+        copy.name = format!("{}-{i}", manifest.name);
+        Ok(copy)
+    };
+    let rss_before = resident()?;
+    let one = copy(0)?;
+    let (ours, base) = side_by_side(
+        samples,
+        1,
+        || {
+            let plugin = host.load_manifest(one.clone())?;
+            host.unload(plugin.name());
+            Ok(())
+        },
+        || {
+            #[allow(unsafe_code)]
+            // SAFETY: the example plugin is built from this repository, and
+            // loading it is what the row next to this one does anyway.
+            unsafe { outlet_dylib::open_and_close(&one.path) }?;
+            Ok(())
+        },
+    )?;
+    let plugin = host.load_manifest(one.clone())?;
+    let rss_one = resident()?;
+    host.unload(plugin.name());
+    drop(plugin);
+    for _ in 0..100 {
+        let plugin = host.load_manifest(one.clone())?;
+        host.unload(plugin.name());
+    }
+    let rss_cycled = resident()?;
+
+    let copies: Vec<_> = (1..=100).map(copy).collect::<anyhow::Result<_>>()?;
+    let started = Instant::now();
+    let loaded: Vec<_> = copies
+        .into_iter()
+        .map(|m| host.load_manifest(m))
+        .collect::<Result<_, _>>()?;
+    let hundred = started.elapsed();
+    for plugin in loaded {
+        host.unload(plugin.name());
+    }
+    Ok(Loading {
+        row: Row {
+            mechanism: "native",
+            case: "load (open, checks, Hello) + unload",
+            seed: "plugin package: direct call ~5 ns",
+            samples: ours,
+            baseline: Some(("bare dlopen + dlclose", base)),
+        },
+        hundred,
+        rss: [rss_before, rss_one, rss_cycled],
+    })
+}
+
+/// This process's resident memory, in bytes.
+fn resident() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .context("no VmRSS in /proc/self/status")?;
+    Ok(kb.parse::<u64>()? * 1024)
 }
 
 /// cabi: Greet through the C ABI, protobuf bytes in and out, against the

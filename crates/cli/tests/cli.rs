@@ -142,12 +142,17 @@ fn demo_and_bench_run() {
         .iter()
         .map(|r| r["mechanism"].as_str().unwrap())
         .collect();
-    assert_eq!(mechanisms, ["native", "cabi", "cabi", "exec"]);
+    assert_eq!(mechanisms, ["native", "native", "cabi", "cabi", "exec"]);
     for row in rows {
         assert!(row["median_ns"].as_u64().unwrap() > 0, "{row}");
         assert!(row["ratio"].as_f64().unwrap() > 0.0, "{row}");
     }
-    let exec = &rows[3];
+    let exec = &rows[4];
     assert_eq!(exec["baseline"]["case"], "spawn /bin/true");
+    let loading = &results["native_loading"];
+    assert!(
+        loading["rss_after_100_cycles"].as_u64().unwrap() > 0,
+        "{loading}"
+    );
     assert!(exec["ratio"].as_f64().unwrap() > 0.0);
 }

@@ -127,6 +127,24 @@ pub enum DylibError {
     },
 }
 
+/// `dlopen`s a library and closes it again, and nothing else: the baseline
+/// that `outlet bench` holds loading a plugin against.
+///
+/// # Safety
+/// Runs the library's initializers and finalizers in this process: the
+/// caller must trust it.
+///
+/// # Errors
+/// [`DylibError::Open`].
+pub unsafe fn open_and_close(path: &Path) -> Result<(), DylibError> {
+    // SAFETY: the caller vouches for the library (this function's contract).
+    let library = unsafe { open(path)? };
+    library.close().map_err(|error| DylibError::Open {
+        path: path.to_owned(),
+        message: error.to_string(),
+    })
+}
+
 /// `dlopen`s a library.
 ///
 /// # Safety

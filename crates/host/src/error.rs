@@ -56,7 +56,7 @@ pub enum LoadError {
         /// That file's hash.
         manifest: String,
         /// The hash the plugin was generated from.
-        found: &'static str,
+        found: String,
     },
     /// The plugin did not answer Hello.
     #[error("plugin `{plugin}`: Hello failed: {status}")]
@@ -94,6 +94,14 @@ pub enum LoadError {
         plugin: String,
         /// The plugin's answer.
         status: Status,
+    },
+    /// A reload found a new build that cannot replace the running one.
+    #[error("plugin `{plugin}`: cannot reload: {why}")]
+    Reload {
+        /// The plugin's name.
+        plugin: String,
+        /// Why.
+        why: String,
     },
     /// A typed client was asked for an interface the plugin does not implement.
     #[error(

@@ -6,9 +6,41 @@ use std::sync::{Arc, RwLock};
 
 use outlet_manifest::Manifest;
 use outlet_protocol::core::{self, HelloRequest, HelloResponse};
-use outlet_protocol::{CORE_VERSIONS, capability, negotiate, unary};
+use outlet_protocol::{CORE_VERSIONS, Negotiated, capability, negotiate, unary};
 
-use crate::{LoadError, Plugin, mechanism};
+use crate::mechanism::{self, Backend};
+use crate::{LoadError, Plugin};
+
+/// Says Hello to a started plugin, negotiates, and checks that it serves
+/// the manifest's interface.
+pub(crate) fn handshake(
+    manifest: &Manifest,
+    backend: &dyn Backend,
+) -> Result<(HelloResponse, Negotiated), LoadError> {
+    let plugin = &manifest.name;
+    let offer = HelloRequest {
+        core_versions: CORE_VERSIONS.to_vec(),
+        app_versions: manifest.versions.clone(),
+        capabilities: vec![capability::CONFIGURE.into()],
+    };
+    let hello: HelloResponse =
+        unary(backend, core::HELLO, &offer).map_err(|status| LoadError::Hello {
+            plugin: plugin.clone(),
+            status,
+        })?;
+    let negotiated = negotiate(&offer, &hello).map_err(|error| LoadError::Negotiation {
+        plugin: plugin.clone(),
+        error,
+    })?;
+    if !hello.services.contains(&manifest.interface) {
+        return Err(LoadError::Interface {
+            plugin: plugin.clone(),
+            expected: manifest.interface.clone(),
+            found: hello.services,
+        });
+    }
+    Ok((hello, negotiated))
+}
 
 /// The host side of Outlet: loads plugins from manifests under the trust
 /// policy and hands out [`Plugin`] handles. Long-lived, `Send + Sync`, and
@@ -59,30 +91,9 @@ impl Host {
             });
         }
         manifest.verify_artifact()?;
-        let backend = mechanism::start(&manifest)?;
+        let backend = mechanism::start(&manifest, false)?;
+        let (hello, negotiated) = handshake(&manifest, &*backend)?;
         let plugin = manifest.name.clone();
-
-        let offer = HelloRequest {
-            core_versions: CORE_VERSIONS.to_vec(),
-            app_versions: manifest.versions.clone(),
-            capabilities: vec![capability::CONFIGURE.into()],
-        };
-        let hello: HelloResponse =
-            unary(&*backend, core::HELLO, &offer).map_err(|status| LoadError::Hello {
-                plugin: plugin.clone(),
-                status,
-            })?;
-        let negotiated = negotiate(&offer, &hello).map_err(|error| LoadError::Negotiation {
-            plugin: plugin.clone(),
-            error,
-        })?;
-        if !hello.services.contains(&manifest.interface) {
-            return Err(LoadError::Interface {
-                plugin,
-                expected: manifest.interface.clone(),
-                found: hello.services,
-            });
-        }
         let config = manifest.config.clone();
         let loaded = Plugin::new(manifest, hello, negotiated, backend);
         if !config.is_empty() {

@@ -1,10 +1,10 @@
 //! [`Plugin`]: a loaded plugin, whatever its mechanism.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-use outlet_manifest::Manifest;
+use outlet_manifest::{Manifest, OnPanic};
 use outlet_protocol::core::{
     self, ConfigureRequest, ConfigureResponse, HealthRequest, HealthResponse, HelloResponse,
     ShutdownRequest, ShutdownResponse,
@@ -12,7 +12,7 @@ use outlet_protocol::core::{
 use outlet_protocol::{Client, Negotiated, Status, Transport, capability, unary};
 
 use crate::LoadError;
-use crate::mechanism::{Backend, Session};
+use crate::mechanism::{self, Backend, Session};
 
 /// A loaded plugin. Cheap to clone (one `Arc`); `Send + Sync`, so one handle
 /// serves calls from many threads at once.
@@ -26,9 +26,15 @@ struct Inner {
     manifest: Manifest,
     hello: HelloResponse,
     negotiated: Negotiated,
-    backend: Box<dyn Backend>,
+    /// Calls hold the read side; a reload takes the write side to swap in
+    /// the new instance, so the old one is dropped (a library unmapped)
+    /// only once no call is in it.
+    backend: RwLock<Box<dyn Backend>>,
     config: Mutex<BTreeMap<String, String>>,
     stopped: AtomicBool,
+    reloads: AtomicU64,
+    /// Held by the one reload at a time.
+    reloading: Mutex<()>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -57,9 +63,11 @@ impl Plugin {
             manifest,
             hello,
             negotiated,
-            backend,
+            backend: RwLock::new(backend),
             config: Mutex::new(config),
             stopped: AtomicBool::new(false),
+            reloads: AtomicU64::new(0),
+            reloading: Mutex::new(()),
         }))
     }
 
@@ -130,12 +138,85 @@ impl Plugin {
                 config: config.clone().into_iter().collect(),
             },
         )?;
-        self.0.backend.set_session(Session {
+        self.backend().set_session(Session {
             negotiated: self.0.negotiated.clone(),
             config: config.clone(),
         });
         *current = config;
         Ok(())
+    }
+
+    /// Loads a fresh instance of the plugin's artifact beside the running
+    /// one, says Hello and applies the current config, then switches new
+    /// calls to it; the old instance is stopped and dropped (a shared
+    /// library unmapped) once the calls still in it have returned. No call
+    /// fails because of a reload. For exec, where every call starts the
+    /// artifact afresh, this checks the new build's Hello.
+    ///
+    /// Costs a load: for a shared library, a copy of the file (the dynamic
+    /// loader would hand back the old mapping for the same path) and `dlopen`.
+    ///
+    /// # Errors
+    /// [`LoadError`] when the new instance cannot be loaded or negotiates
+    /// other versions than the running one; the running one then stays.
+    pub fn reload(&self) -> Result<(), LoadError> {
+        let _one_at_a_time = self.0.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        self.reload_locked()
+    }
+
+    fn reload_locked(&self) -> Result<(), LoadError> {
+        let manifest = &self.0.manifest;
+        let plugin = manifest.name.clone();
+        manifest.verify_artifact()?;
+        let fresh = mechanism::start(manifest, true)?;
+        let (_, negotiated) = crate::host::handshake(manifest, &*fresh)?;
+        if negotiated != self.0.negotiated {
+            return Err(LoadError::Reload {
+                plugin,
+                why: format!(
+                    "the new build negotiates {negotiated:?}, and the running one {:?}; \
+                     load it as a new plugin instead",
+                    self.0.negotiated
+                ),
+            });
+        }
+        let config = self.config();
+        fresh.set_session(Session {
+            negotiated,
+            config: config.clone(),
+        });
+        if !config.is_empty() && self.0.negotiated.supports(capability::CONFIGURE) {
+            let _: ConfigureResponse = unary(
+                &*fresh,
+                core::CONFIGURE,
+                &ConfigureRequest {
+                    config: config.into_iter().collect(),
+                },
+            )
+            .map_err(|status| LoadError::Config {
+                plugin: plugin.clone(),
+                status,
+            })?;
+        }
+        let old = {
+            let mut backend = self.0.backend.write().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *backend, fresh)
+        };
+        let _: Result<ShutdownResponse, Status> = unary(&*old, core::SHUTDOWN, &ShutdownRequest {});
+        old.stop();
+        drop(old);
+        self.0.reloads.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(target: "outlet::plugin", plugin, "reloaded");
+        Ok(())
+    }
+
+    /// How many times the plugin was reloaded.
+    pub fn reloads(&self) -> u64 {
+        self.0.reloads.load(Ordering::Relaxed)
+    }
+
+    fn backend(&self) -> RwLockReadGuard<'_, Box<dyn Backend>> {
+        self.0.backend.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Asks the plugin whether it can serve.
@@ -158,27 +239,63 @@ impl Plugin {
         let answer: Result<ShutdownResponse, Status> =
             unary(self, core::SHUTDOWN, &ShutdownRequest {});
         self.0.stopped.store(true, Ordering::Release);
-        self.0.backend.stop();
+        self.backend().stop();
         answer.map(drop)
     }
 }
 
 impl Plugin {
-    fn check_running(&self) -> Result<(), Status> {
+    /// The fast path's check: running, and not poisoned.
+    fn healthy(&self, backend: &dyn Backend) -> bool {
+        !self.0.stopped.load(Ordering::Acquire) && !backend.poisoned()
+    }
+
+    /// Fails fast for a plugin that was shut down, or that panicked with
+    /// `on_panic = "fail"`; reloads one that panicked with `"reload"`.
+    fn ready(&self) -> Result<(), Status> {
         if self.0.stopped.load(Ordering::Acquire) {
             return Err(Status::unavailable(format!(
                 "plugin `{}` was shut down; load it again to call it",
                 self.name()
             )));
         }
-        Ok(())
+        if !self.backend().poisoned() {
+            return Ok(());
+        }
+        match self.0.manifest.limits.on_panic {
+            OnPanic::Fail => Err(Status::unavailable(format!(
+                "plugin `{}` panicked in an earlier call, so its state may be corrupt, and \
+                 limits.on_panic = \"fail\"; reload it (Plugin::reload), or set \
+                 on_panic = \"reload\" to have that done at once",
+                self.name()
+            ))),
+            OnPanic::Reload => {
+                // Only one caller reloads; the others find it done.
+                let _one_at_a_time = self.0.reloading.lock().unwrap_or_else(|e| e.into_inner());
+                if !self.backend().poisoned() {
+                    return Ok(());
+                }
+                self.reload_locked().map_err(|error| {
+                    Status::unavailable(format!(
+                        "plugin `{}` panicked in an earlier call, and reloading it failed: {error}",
+                        self.name()
+                    ))
+                })
+            }
+        }
     }
 }
 
 impl Transport for Plugin {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        self.check_running()?;
-        self.0.backend.call(method, request)
+        {
+            let backend = self.backend();
+            if self.healthy(&**backend) {
+                return backend.call(method, request);
+            }
+        }
+        self.ready()?;
+        self.backend().call(method, request)
     }
 
     fn call_with(
@@ -187,13 +304,22 @@ impl Transport for Plugin {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
-        self.check_running()?;
-        self.0.backend.call_with(method, request, response)
+        {
+            let backend = self.backend();
+            if self.healthy(&**backend) {
+                return backend.call_with(method, request, response);
+            }
+        }
+        self.ready()?;
+        self.backend().call_with(method, request, response)
     }
 
     fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
-        if !self.0.stopped.load(Ordering::Acquire) {
-            self.0.backend.with_native(service, f);
+        // A poisoned or stopped plugin is not offered: the client then takes
+        // the encoded path, whose `ready` says why.
+        let backend = self.backend();
+        if self.healthy(&**backend) {
+            backend.with_native(service, f);
         }
     }
 }

@@ -79,6 +79,22 @@ pub struct Limits {
     /// Restarts before a crashing plugin is given up on. Default 5.
     #[serde(default = "Limits::default_restarts")]
     pub restarts: u32,
+    /// What happens after a call panicked inside an in-process plugin (its
+    /// state may be corrupt): `"fail"` (the default) refuses further calls
+    /// until the host reloads it; `"reload"` loads a fresh copy at once.
+    #[serde(default)]
+    pub on_panic: OnPanic,
+}
+
+/// What the host does with an in-process plugin after a panic in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnPanic {
+    /// Fail every later call fast, until the plugin is reloaded.
+    #[default]
+    Fail,
+    /// Load a fresh copy of the plugin, and serve later calls from it.
+    Reload,
 }
 
 impl Limits {
@@ -107,6 +123,7 @@ impl Default for Limits {
             open_files: None,
             max_message_bytes: Limits::default_max_message_bytes(),
             restarts: Limits::default_restarts(),
+            on_panic: OnPanic::Fail,
         }
     }
 }

@@ -10,7 +10,7 @@ use outlet_protocol::core::{
 };
 use outlet_protocol::prost::Message;
 
-use super::{Backend, Session};
+use super::{Backend, LibraryPath, Session};
 use crate::LoadError;
 
 pub(crate) struct Cabi {
@@ -19,15 +19,9 @@ pub(crate) struct Cabi {
 }
 
 impl Cabi {
-    pub(crate) fn new(manifest: &Manifest) -> Result<Cabi, LoadError> {
+    pub(crate) fn new(manifest: &Manifest, fresh: bool) -> Result<Cabi, LoadError> {
         let plugin = manifest.name.clone();
-        let path = manifest.path.canonicalize().map_err(|error| {
-            outlet_manifest::ManifestError::Artifact {
-                plugin: plugin.clone(),
-                path: manifest.path.clone(),
-                error,
-            }
-        })?;
+        let path = LibraryPath::new(manifest, fresh)?;
         let logged = plugin.clone();
         let hooks = Hooks {
             log: Box::new(move |level, line| crate::log::numbered(&logged, level, line)),
@@ -43,7 +37,7 @@ impl Cabi {
         // trust = "tight", whose authors vouch for their plugins as for the
         // host's own code; `open` checks everything `outlet.h` lets it check
         // (ELF type, entry symbol, ABI version, table size, null entries).
-        let library = unsafe { CabiLibrary::open(&path, &plugin, hooks) }
+        let library = unsafe { CabiLibrary::open(&path.path, &plugin, hooks) }
             .map_err(|error| LoadError::Library { plugin, error })?;
         Ok(Cabi {
             library,

@@ -5,6 +5,8 @@
 //! the `Mechanism` variant.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use outlet_manifest::{Manifest, Mechanism};
 use outlet_protocol::{Negotiated, Status};
@@ -52,6 +54,55 @@ pub(crate) trait Backend: Send + Sync {
 
     /// Releases what the mechanism holds for the plugin, after Shutdown.
     fn stop(&self);
+
+    /// Whether a call panicked inside the plugin (in-process mechanisms).
+    fn poisoned(&self) -> bool {
+        false
+    }
+}
+
+/// The path to load a shared library from: the artifact itself, or for a
+/// fresh instance, a private copy that is removed once it is mapped.
+pub(crate) struct LibraryPath {
+    pub path: PathBuf,
+    copy: bool,
+}
+
+impl LibraryPath {
+    pub(crate) fn new(manifest: &Manifest, fresh: bool) -> Result<LibraryPath, LoadError> {
+        let artifact_error = |error| outlet_manifest::ManifestError::Artifact {
+            plugin: manifest.name.clone(),
+            path: manifest.path.clone(),
+            error,
+        };
+        let path = manifest.path.canonicalize().map_err(artifact_error)?;
+        if !fresh {
+            return Ok(LibraryPath { path, copy: false });
+        }
+        static COPIES: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!("outlet-{}", std::process::id()));
+        let copy = dir.join(format!(
+            "{}-{}.so",
+            manifest.name,
+            COPIES.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::copy(&path, &copy))
+            .map_err(artifact_error)?;
+        Ok(LibraryPath {
+            path: copy,
+            copy: true,
+        })
+    }
+}
+
+impl Drop for LibraryPath {
+    /// A mapped library needs no file: the copy goes once it is loaded.
+    fn drop(&mut self) {
+        if self.copy {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl outlet_protocol::Transport for dyn Backend + '_ {
@@ -78,11 +129,15 @@ pub const AVAILABLE: &[Mechanism] = &[Mechanism::Native, Mechanism::Cabi, Mechan
 
 /// Starts the mechanism the manifest names. Checks nothing the manifest
 /// crate already checked; the plugin has not been called yet.
-pub(crate) fn start(manifest: &Manifest) -> Result<Box<dyn Backend>, LoadError> {
+///
+/// `fresh` asks for a new instance beside one already running (a reload):
+/// a shared library is then loaded from a private copy, since the dynamic
+/// loader hands back the mapping it already has for a path it has opened.
+pub(crate) fn start(manifest: &Manifest, fresh: bool) -> Result<Box<dyn Backend>, LoadError> {
     match manifest.mechanism {
         Mechanism::Exec => Ok(Box::new(exec::Exec::new(manifest)?)),
-        Mechanism::Cabi => Ok(Box::new(cabi::Cabi::new(manifest)?)),
-        Mechanism::Native => Ok(Box::new(native::Native::new(manifest)?)),
+        Mechanism::Cabi => Ok(Box::new(cabi::Cabi::new(manifest, fresh)?)),
+        Mechanism::Native => Ok(Box::new(native::Native::new(manifest, fresh)?)),
         mechanism => Err(LoadError::Unsupported {
             plugin: manifest.name.clone(),
             mechanism,

@@ -10,7 +10,7 @@ use outlet_dylib::NativeLibrary;
 use outlet_manifest::Manifest;
 use outlet_protocol::Status;
 
-use super::{Backend, Session};
+use super::{Backend, LibraryPath, Session};
 use crate::LoadError;
 
 pub(crate) struct Native {
@@ -18,15 +18,9 @@ pub(crate) struct Native {
 }
 
 impl Native {
-    pub(crate) fn new(manifest: &Manifest) -> Result<Native, LoadError> {
+    pub(crate) fn new(manifest: &Manifest, fresh: bool) -> Result<Native, LoadError> {
         let plugin = manifest.name.clone();
-        let path = manifest.path.canonicalize().map_err(|error| {
-            outlet_manifest::ManifestError::Artifact {
-                plugin: plugin.clone(),
-                path: manifest.path.clone(),
-                error,
-            }
-        })?;
+        let path = LibraryPath::new(manifest, fresh)?;
         #[allow(unsafe_code)]
         // SAFETY: `NativeLibrary::open` runs the library's code in this
         // process. The trust policy admits the native mechanism only for
@@ -35,7 +29,7 @@ impl Native {
         // version and size, and the build fingerprint before it calls any
         // Rust code of the library.
         let library =
-            unsafe { NativeLibrary::open(&path) }.map_err(|error| LoadError::Library {
+            unsafe { NativeLibrary::open(&path.path) }.map_err(|error| LoadError::Library {
                 plugin: plugin.clone(),
                 error,
             })?;
@@ -55,7 +49,8 @@ impl Native {
                     plugin,
                     proto: proto.clone(),
                     manifest: expected,
-                    found: service.proto_sha256(),
+                    // Copied: the library's statics go when it is unloaded.
+                    found: service.proto_sha256().to_owned(),
                 });
             }
         }
@@ -81,4 +76,8 @@ impl Backend for Native {
     fn set_session(&self, _session: Session) {}
 
     fn stop(&self) {}
+
+    fn poisoned(&self) -> bool {
+        self.library.plugin().poisoned()
+    }
 }

@@ -1,0 +1,224 @@
+//! The native mechanism: a Rust dylib of this very build, called directly;
+//! libraries of other builds refused before their Rust code runs; panics
+//! contained; reloads that no call notices.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use greeter::{GreetRequest, GreeterClient};
+use outlet_host::{Host, LoadError, Plugin};
+use outlet_protocol::{Code, Transport};
+
+use crate::support::{greet, test_plugin};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn library(name: &str) -> PathBuf {
+    test_plugin().with_file_name(name)
+}
+
+fn manifest(dir: &Path, name: &str, library: &Path, extra: &str) -> PathBuf {
+    let file = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "name = \"{name}\"\nmechanism = \"native\"\npath = \"{}\"\n\
+         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n{extra}",
+        library.display()
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn load(file: &Path) -> Result<Plugin, LoadError> {
+    Host::new().load(file)
+}
+
+fn compile_c(source: &Path, defines: &[&str], out: &Path) {
+    let mut cc = Command::new("cc");
+    cc.args(["-shared", "-fPIC"]).arg(source).arg("-o").arg(out);
+    for define in defines {
+        cc.arg(format!("-D{define}"));
+    }
+    assert!(cc.status().expect("run `cc`").success());
+}
+
+/// Mapped copies of a plugin's library, made by reloads in this process.
+fn mapped_copies(plugin: &str) -> usize {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let marker = format!("outlet-{}/{plugin}-", std::process::id());
+    let mut paths: Vec<&str> = maps
+        .lines()
+        .filter(|l| l.contains(&marker))
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths.len()
+}
+
+#[test]
+fn the_native_greeter_is_called_directly_and_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let proto = root().join("examples/greeter/greeter.proto");
+    let extra = format!(
+        "proto = \"{}\"\n[config]\ngreeting = \"Hi\"\n",
+        proto.display()
+    );
+    let file = manifest(
+        dir.path(),
+        "native",
+        &library("libgreeter_native.so"),
+        &extra,
+    );
+    let plugin = load(&file).unwrap();
+    assert_eq!(greet(&plugin, "Rust").unwrap(), "Hi, Rust!");
+    plugin
+        .configure(BTreeMap::from([("greeting".into(), "Howdy".into())]))
+        .unwrap();
+    assert_eq!(greet(&plugin, "Rust").unwrap(), "Howdy, Rust!");
+    // By gRPC path, as `outlet call` does: through the generated server.
+    let error = plugin
+        .call("/outlet.examples.greeter.v1.Greeter/Wave", &[])
+        .unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented);
+}
+
+#[test]
+fn a_library_of_another_build_is_refused_with_both_fingerprints() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = root().join("tests/c/foreign_native.c");
+    let foreign = dir.path().join("libforeign.so");
+    compile_c(&source, &[], &foreign);
+    let error = load(&manifest(dir.path(), "foreign", &foreign, "")).unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, LoadError::Library { .. }), "{text}");
+    assert!(text.contains("plugin `foreign`"), "{text}");
+    assert!(text.contains("rustc 1.0.0 (elsewhere)"), "{text}");
+    assert!(text.contains(outlet_protocol::BUILD_FINGERPRINT), "{text}");
+    assert!(text.contains("rebuild both together"), "{text}");
+
+    for (define, expected) in [("ABI=7", "ABI version 7"), ("SIZE=16", "16 bytes")] {
+        let library = dir.path().join(format!("lib{}.so", &define[..3]));
+        compile_c(&source, &[define], &library);
+        let text = load(&manifest(dir.path(), "odd", &library, ""))
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains(expected), "{text}");
+    }
+
+    let cabi = dir.path().join("libcabi.so");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-I"])
+        .arg(root().join("include"))
+        .arg(root().join("examples/greeter/c/greeter.c"))
+        .arg("-o")
+        .arg(&cabi)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = load(&manifest(dir.path(), "cabi", &cabi, ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("does not export `OUTLET_NATIVE_PLUGIN`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_plugin_from_another_proto_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("greeter.proto");
+    let original = std::fs::read_to_string(root().join("examples/greeter/greeter.proto")).unwrap();
+    std::fs::write(
+        &proto,
+        original.replace("string name = 1;", "string name = 1; int32 age = 2;"),
+    )
+    .unwrap();
+    let extra = format!("proto = \"{}\"\n", proto.display());
+    let file = manifest(
+        dir.path(),
+        "skewed",
+        &library("libgreeter_native.so"),
+        &extra,
+    );
+    let text = load(&file).unwrap_err().to_string();
+    assert!(
+        text.contains("plugin `skewed`") && text.contains("rebuild the plugin"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_panic_is_contained_and_the_manifest_decides_what_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let fragile = library("liboutlet_test_native.so");
+
+    let plugin = load(&manifest(dir.path(), "fail-fast", &fragile, "")).unwrap();
+    let error = greet(&plugin, "panic").unwrap_err();
+    assert_eq!(error.code(), Code::Internal);
+    assert!(
+        error.message().contains("panicked: asked to panic"),
+        "{error}"
+    );
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable);
+    assert!(
+        error
+            .message()
+            .contains("plugin `fail-fast` panicked in an earlier call"),
+        "{error}"
+    );
+    plugin.reload().unwrap();
+    assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
+
+    let extra = "[limits]\non_panic = \"reload\"\n";
+    let plugin = load(&manifest(dir.path(), "self-healing", &fragile, extra)).unwrap();
+    assert!(greet(&plugin, "panic").is_err());
+    assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
+    assert_eq!(plugin.reloads(), 1);
+}
+
+#[test]
+fn a_reload_under_load_fails_no_call_and_unmaps_the_old_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), "reloaded", &library("libgreeter_native.so"), "");
+    let plugin = load(&file).unwrap();
+    let client = plugin.client::<GreeterClient<_>>().unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let calls = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut calls = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let reply = client.greet(GreetRequest {
+                            name: "load".into(),
+                        });
+                        assert_eq!(reply.unwrap().message, "Hello, load!");
+                        calls += 1;
+                    }
+                    calls
+                })
+            })
+            .collect();
+        let started = Instant::now();
+        for _ in 0..10 {
+            plugin.reload().unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(started.elapsed() < Duration::from_secs(30));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        workers.into_iter().map(|w| w.join().unwrap()).sum::<u64>()
+    });
+    assert!(calls > 0);
+    assert_eq!(plugin.reloads(), 10);
+    // Only the running copy is mapped; the ten before it are gone.
+    assert_eq!(mapped_copies("reloaded"), 1);
+    drop(client);
+    drop(plugin);
+    assert_eq!(mapped_copies("reloaded"), 0);
+}
