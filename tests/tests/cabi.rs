@@ -73,6 +73,11 @@ fn the_c_greeter_built_here_greets_configures_and_logs() {
         outlet_protocol::Transport::call(&plugin, "/outlet.examples.greeter.v1.Greeter/Wave", &[])
             .unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented);
+    // A reload loads a fresh copy: its statics start over, and the config
+    // the host holds is applied to it.
+    plugin.reload().unwrap();
+    assert_eq!(greet(&plugin, "C").unwrap(), "Howdy, C!");
+    assert_eq!(plugin.reloads(), 1);
     plugin.shutdown().unwrap();
 }
 
