@@ -130,6 +130,14 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// The request every row sends: a name of 58 bytes, so that request and
+/// response are about 64 bytes each once encoded.
+fn request() -> GreetRequest {
+    GreetRequest {
+        name: "Ada Lovelace, Charles Babbage and the Analytical Engine 1843"[..58].into(),
+    }
+}
+
 /// Greet calls per timed batch for in-process mechanisms, whose calls are
 /// too short to time one by one.
 const BATCH: u32 = 1000;
@@ -171,9 +179,7 @@ fn native(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
         .with_context(|| format!("loading {}", file.display()))?;
     let greeter = plugin.client::<GreeterClient<_>>()?;
     let direct = greeter::Hello::default();
-    let request = GreetRequest {
-        name: "bench".into(),
-    };
+    let request = request();
     let (ours, base) = side_by_side(
         calls,
         BATCH,
@@ -291,9 +297,7 @@ fn resident() -> anyhow::Result<u64> {
 /// same Rust greeter called directly in this process.
 fn cabi(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Vec<Row>> {
     let direct = greeter::Hello::default();
-    let request = GreetRequest {
-        name: "bench".into(),
-    };
+    let request = request();
     let mut rows = Vec::new();
     let cases = [
         ("cabi.toml", "Greet, C plugin, protobuf via outlet.h"),
@@ -341,9 +345,7 @@ fn exec(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
         .load(&file)
         .with_context(|| format!("loading {}", file.display()))?;
     let greeter = plugin.client::<GreeterClient<_>>()?;
-    let request = GreetRequest {
-        name: "bench".into(),
-    };
+    let request = request();
     let spawn = || -> anyhow::Result<()> {
         let status = Command::new("/bin/true")
             .stdin(Stdio::null())

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-use outlet_manifest::{Manifest, OnPanic};
+use outlet_manifest::{Manifest, Mechanism, OnPanic};
 use outlet_protocol::core::{
     self, ConfigureRequest, ConfigureResponse, HealthRequest, HealthResponse, HelloResponse,
     ShutdownRequest, ShutdownResponse,
@@ -315,6 +315,9 @@ impl Transport for Plugin {
     }
 
     fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
+        if self.0.manifest.mechanism != Mechanism::Native {
+            return;
+        }
         // A poisoned or stopped plugin is not offered: the client then takes
         // the encoded path, whose `ready` says why.
         let backend = self.backend();
