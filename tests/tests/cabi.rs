@@ -201,3 +201,42 @@ fn bad_answers_fail_the_call_and_the_host_stays_up() {
     // Still callable: the failure was the call's, not the plugin's.
     assert!(plugin.health().is_ok());
 }
+
+#[test]
+fn a_plugin_calls_the_services_its_host_offers() {
+    struct Shouting;
+    impl greeter::Greeter for Shouting {
+        fn greet(
+            &self,
+            request: greeter::GreetRequest,
+        ) -> Result<greeter::GreetResponse, outlet_protocol::Status> {
+            Ok(greeter::GreetResponse {
+                message: format!("HELLO, {}!", request.name.to_uppercase()),
+            })
+        }
+    }
+    let library = test_plugin().with_file_name("liboutlet_test_native.so");
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(dir.path(), "caller", &library, "");
+
+    let host = Host::new();
+    let plugin = host.load(&file).unwrap();
+    let error = greet(&plugin, "host:Ada").unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented);
+    assert!(
+        error.message().contains("plugin `caller` called"),
+        "{error}"
+    );
+    assert!(
+        error
+            .message()
+            .contains("no service `outlet.examples.greeter.v1.Greeter`"),
+        "{error}"
+    );
+
+    host.serve(greeter::GreeterServer::new(Shouting));
+    assert_eq!(
+        greet(&plugin, "host:Ada").unwrap(),
+        "the host says: HELLO, ADA!"
+    );
+}

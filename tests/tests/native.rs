@@ -183,6 +183,21 @@ fn a_panic_is_contained_and_the_manifest_decides_what_follows() {
 }
 
 #[test]
+fn a_panic_while_making_the_plugin_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("libpanic-in-make.so");
+    std::fs::copy(library("liboutlet_test_native.so"), &copy).unwrap();
+    let error = load(&manifest(dir.path(), "unmakeable", &copy, "")).unwrap_err();
+    let text = error.to_string();
+    assert!(matches!(error, LoadError::Library { .. }), "{text}");
+    assert!(text.contains("plugin `unmakeable`"), "{text}");
+    assert!(
+        text.contains("making the plugin panicked: asked to panic while being made"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_reload_under_load_fails_no_call_and_unmaps_the_old_library() {
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), "reloaded", &library("libgreeter_native.so"), "");

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::ffi::CString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use outlet_protocol::Status;
 use outlet_protocol::cabi::{ABI_VERSION, Buf, HostTable};
@@ -143,6 +144,58 @@ fn borrowed<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(ptr, len) }
 }
 
+/// The host's table, from Hello; valid until `shutdown` returns.
+static HOST: AtomicPtr<HostTable> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The host, as a transport: a plugin calls the services its host offers
+/// through a generated client over it, e.g. `GreeterClient::new(Host)`.
+/// Calls fail with `Unavailable` before Hello and after Shutdown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Host;
+
+impl outlet_protocol::Transport for Host {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let table = HOST.load(Ordering::Acquire);
+        if table.is_null() {
+            return Err(Status::unavailable(
+                "the host is not reachable: no Hello yet, or after Shutdown",
+            ));
+        }
+        // SAFETY: `HOST` holds the table the host passed to Hello, which
+        // `outlet.h` keeps valid until `shutdown` returns; `shutdown` clears
+        // `HOST` first.
+        let table = unsafe { &*table };
+        let (Some(call), Some(free)) = (table.call, table.free_response) else {
+            return Err(Status::unimplemented("the host offers no calls"));
+        };
+        let mut out = Buf::EMPTY;
+        let code = call(
+            table.host,
+            method.as_ptr(),
+            method.len(),
+            request.as_ptr(),
+            request.len(),
+            &mut out,
+        );
+        let bytes = if out.ptr.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: the host wrote `len` bytes at `ptr`, valid until
+            // `free_response`, called right after this copy.
+            let bytes = unsafe { std::slice::from_raw_parts(out.ptr, out.len) }.to_vec();
+            free(table.host, out);
+            bytes
+        };
+        match code {
+            0 => Ok(bytes),
+            code => Err(Status::new(
+                outlet_protocol::Code::from_i32(code),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )),
+        }
+    }
+}
+
 extern "C" fn hello(host: *const HostTable, request: *const u8, len: usize, out: *mut Buf) -> i32 {
     let request = borrowed(request, len);
     answer(out, |plugin, out| {
@@ -151,6 +204,7 @@ extern "C" fn hello(host: *const HostTable, request: *const u8, len: usize, out:
                 "Hello came without a host table",
             ));
         }
+        HOST.store(host.cast_mut(), Ordering::Release);
         plugin.serve(core::HELLO, request, out)
     })
 }
@@ -192,6 +246,7 @@ extern "C" fn free(buffer: Buf) {
 
 extern "C" fn shutdown() {
     let _ = catch_unwind(|| {
+        HOST.store(std::ptr::null_mut(), Ordering::Release);
         if let Some(plugin) = PLUGIN.get() {
             let _ = plugin.call(core::SHUTDOWN, &[]);
         }

@@ -9,6 +9,7 @@ use outlet_protocol::core::{self, HelloRequest, HelloResponse};
 use outlet_protocol::{CORE_VERSIONS, Negotiated, capability, negotiate, unary};
 
 use crate::mechanism::{self, Backend};
+use crate::services::HostServices;
 use crate::{LoadError, Plugin};
 
 /// Says Hello to a started plugin, negotiates, and checks that it serves
@@ -54,6 +55,7 @@ pub struct Host(Arc<Inner>);
 #[derive(Default)]
 struct Inner {
     plugins: RwLock<BTreeMap<String, Plugin>>,
+    services: Arc<HostServices>,
 }
 
 impl std::fmt::Debug for Host {
@@ -91,11 +93,17 @@ impl Host {
             });
         }
         manifest.verify_artifact()?;
-        let backend = mechanism::start(&manifest, false)?;
+        let backend = mechanism::start(&manifest, false, &self.0.services)?;
         let (hello, negotiated) = handshake(&manifest, &*backend)?;
         let plugin = manifest.name.clone();
         let config = manifest.config.clone();
-        let loaded = Plugin::new(manifest, hello, negotiated, backend);
+        let loaded = Plugin::new(
+            manifest,
+            hello,
+            negotiated,
+            backend,
+            self.0.services.clone(),
+        );
         if !config.is_empty() {
             loaded
                 .configure(config)
@@ -110,6 +118,34 @@ impl Host {
         }
         plugins.insert(plugin, loaded.clone());
         Ok(loaded)
+    }
+
+    /// Offers a service to the plugins: they reach it by calling back into
+    /// the host (a cabi plugin through its host table), by the service's
+    /// gRPC paths. A service of the same name is replaced.
+    ///
+    /// ```
+    /// use outlet_host::Host;
+    /// use outlet_protocol::{Service, Status};
+    ///
+    /// struct Clock;
+    /// impl Service for Clock {
+    ///     fn name(&self) -> &'static str { "demo.Clock" }
+    ///     fn call(&self, _: &str, _: &[u8], out: &mut Vec<u8>) -> Result<(), Status> {
+    ///         Ok(out.extend_from_slice(b"noon"))
+    ///     }
+    /// }
+    /// let host = Host::new();
+    /// host.serve(Clock);
+    /// assert_eq!(host.services(), ["demo.Clock"]);
+    /// ```
+    pub fn serve(&self, service: impl outlet_protocol::Service) {
+        self.0.services.add(std::sync::Arc::new(service));
+    }
+
+    /// The names of the services the host offers its plugins.
+    pub fn services(&self) -> Vec<&'static str> {
+        self.0.services.names()
     }
 
     /// The loaded plugin of that name.

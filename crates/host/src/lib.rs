@@ -43,6 +43,7 @@ mod host;
 mod log;
 mod mechanism;
 mod plugin;
+mod services;
 
 pub use error::LoadError;
 pub use host::Host;

@@ -13,6 +13,7 @@ use outlet_protocol::{Client, Negotiated, Status, Transport, capability, unary};
 
 use crate::LoadError;
 use crate::mechanism::{self, Backend, Session};
+use crate::services::HostServices;
 
 /// A loaded plugin. Cheap to clone (one `Arc`); `Send + Sync`, so one handle
 /// serves calls from many threads at once.
@@ -33,6 +34,8 @@ struct Inner {
     config: Mutex<BTreeMap<String, String>>,
     stopped: AtomicBool,
     reloads: AtomicU64,
+    /// What the plugin reaches when it calls the host; kept for reloads.
+    services: Arc<HostServices>,
     /// Held by the one reload at a time.
     reloading: Mutex<()>,
 }
@@ -53,6 +56,7 @@ impl Plugin {
         hello: HelloResponse,
         negotiated: Negotiated,
         backend: Box<dyn Backend>,
+        services: Arc<HostServices>,
     ) -> Plugin {
         let config = manifest.config.clone();
         backend.set_session(Session {
@@ -67,6 +71,7 @@ impl Plugin {
             config: Mutex::new(config),
             stopped: AtomicBool::new(false),
             reloads: AtomicU64::new(0),
+            services,
             reloading: Mutex::new(()),
         }))
     }
@@ -168,7 +173,7 @@ impl Plugin {
         let manifest = &self.0.manifest;
         let plugin = manifest.name.clone();
         manifest.verify_artifact()?;
-        let fresh = mechanism::start(manifest, true)?;
+        let fresh = mechanism::start(manifest, true, &self.0.services)?;
         let (_, negotiated) = crate::host::handshake(manifest, &*fresh)?;
         if negotiated != self.0.negotiated {
             return Err(LoadError::Reload {

@@ -1,4 +1,7 @@
-//! A native greeter that panics when asked to greet "panic".
+//! A greeter exported both as a native and as a cabi plugin, for the tests:
+//! it panics when asked to greet "panic", passes a greeting of "host:<name>"
+//! on to the host's own Greeter service (cabi), and panics while being made
+//! when its library's file name contains "panic-in-make".
 
 use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
 use outlet_guest::{Plugin, Status};
@@ -10,6 +13,13 @@ impl Greeter for Fragile {
         if request.name == "panic" {
             panic!("asked to panic");
         }
+        if let Some(name) = request.name.strip_prefix("host:") {
+            let host = greeter::GreeterClient::new(outlet_guest::cabi::Host);
+            let reply = host.greet(GreetRequest { name: name.into() })?;
+            return Ok(GreetResponse {
+                message: format!("the host says: {}", reply.message),
+            });
+        }
         Ok(GreetResponse {
             message: format!("Hello, {}!", request.name),
         })
@@ -17,7 +27,29 @@ impl Greeter for Fragile {
 }
 
 fn plugin() -> Plugin {
+    if own_path().contains("panic-in-make") {
+        panic!("asked to panic while being made");
+    }
     Plugin::new("fragile", "0.0.1").service(GreeterServer::new(Fragile))
 }
 
+/// The file this library was loaded from: the mapping that holds `MARK`.
+fn own_path() -> String {
+    static MARK: u8 = 0;
+    let address = &MARK as *const u8 as usize;
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    maps.lines()
+        .find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (start, end) = fields.next()?.split_once('-')?;
+            let start = usize::from_str_radix(start, 16).ok()?;
+            let end = usize::from_str_radix(end, 16).ok()?;
+            (start..end)
+                .contains(&address)
+                .then(|| fields.nth(4).unwrap_or_default().to_owned())
+        })
+        .unwrap_or_default()
+}
+
 outlet_guest::export_native!(plugin);
+outlet_guest::export_cabi!(plugin);

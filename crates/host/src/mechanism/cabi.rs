@@ -2,6 +2,8 @@
 //! through the function table of `include/outlet.h` with protobuf bytes in
 //! and out. The loading and its checks live in `outlet-dylib`.
 
+use std::sync::Arc;
+
 use outlet_dylib::{CabiLibrary, Hooks};
 use outlet_manifest::Manifest;
 use outlet_protocol::Status;
@@ -12,6 +14,7 @@ use outlet_protocol::prost::Message;
 
 use super::{Backend, LibraryPath, Session};
 use crate::LoadError;
+use crate::services::HostServices;
 
 pub(crate) struct Cabi {
     library: CabiLibrary,
@@ -19,17 +22,17 @@ pub(crate) struct Cabi {
 }
 
 impl Cabi {
-    pub(crate) fn new(manifest: &Manifest, fresh: bool) -> Result<Cabi, LoadError> {
+    pub(crate) fn new(
+        manifest: &Manifest,
+        fresh: bool,
+        services: Arc<HostServices>,
+    ) -> Result<Cabi, LoadError> {
         let plugin = manifest.name.clone();
         let path = LibraryPath::new(manifest, fresh)?;
-        let logged = plugin.clone();
+        let (logged, caller) = (plugin.clone(), plugin.clone());
         let hooks = Hooks {
             log: Box::new(move |level, line| crate::log::numbered(&logged, level, line)),
-            call: Box::new(|method, _| {
-                Err(Status::unimplemented(format!(
-                    "this host offers plugins no service with the method {method}"
-                )))
-            }),
+            call: Box::new(move |method, request| services.call(&caller, method, request)),
         };
         #[allow(unsafe_code)]
         // SAFETY: `CabiLibrary::open` runs the library's code in this process.

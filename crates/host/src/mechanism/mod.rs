@@ -6,12 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use outlet_manifest::{Manifest, Mechanism};
 use outlet_protocol::{Negotiated, Status};
 
 use crate::LoadError;
+use crate::services::HostServices;
 
 pub(crate) mod cabi;
 pub(crate) mod exec;
@@ -133,10 +135,18 @@ pub const AVAILABLE: &[Mechanism] = &[Mechanism::Native, Mechanism::Cabi, Mechan
 /// `fresh` asks for a new instance beside one already running (a reload):
 /// a shared library is then loaded from a private copy, since the dynamic
 /// loader hands back the mapping it already has for a path it has opened.
-pub(crate) fn start(manifest: &Manifest, fresh: bool) -> Result<Box<dyn Backend>, LoadError> {
+pub(crate) fn start(
+    manifest: &Manifest,
+    fresh: bool,
+    services: &Arc<HostServices>,
+) -> Result<Box<dyn Backend>, LoadError> {
     match manifest.mechanism {
         Mechanism::Exec => Ok(Box::new(exec::Exec::new(manifest)?)),
-        Mechanism::Cabi => Ok(Box::new(cabi::Cabi::new(manifest, fresh)?)),
+        Mechanism::Cabi => Ok(Box::new(cabi::Cabi::new(
+            manifest,
+            fresh,
+            services.clone(),
+        )?)),
         Mechanism::Native => Ok(Box::new(native::Native::new(manifest, fresh)?)),
         mechanism => Err(LoadError::Unsupported {
             plugin: manifest.name.clone(),
