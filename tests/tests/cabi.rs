@@ -8,36 +8,10 @@ use std::process::Command;
 use outlet_host::{Host, LoadError, Plugin};
 use outlet_protocol::Code;
 
-use crate::support::{capture_logs, greet, test_plugin};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// Builds a C source into a shared library with the system compiler.
-fn compile_c(source: &Path, defines: &[&str], out: &Path) {
-    let mut cc = Command::new("cc");
-    cc.args(["-shared", "-fPIC", "-O2", "-I"])
-        .arg(root().join("include"))
-        .arg(source)
-        .arg("-o")
-        .arg(out);
-    for define in defines {
-        cc.arg(format!("-D{define}"));
-    }
-    let status = cc.status().expect("run the system C compiler, `cc`");
-    assert!(status.success(), "cc failed on {}", source.display());
-}
+use crate::support::{capture_logs, compile_c, greet, library_manifest, root, test_plugin};
 
 fn manifest(dir: &Path, name: &str, library: &Path, extra: &str) -> PathBuf {
-    let file = dir.join(format!("{name}.toml"));
-    let text = format!(
-        "name = \"{name}\"\nmechanism = \"cabi\"\npath = \"{}\"\n\
-         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n{extra}",
-        library.display()
-    );
-    std::fs::write(&file, text).unwrap();
-    file
+    library_manifest(dir, "cabi", name, library, extra)
 }
 
 fn load(file: &Path) -> Result<Plugin, LoadError> {

@@ -11,38 +11,14 @@ use greeter::{GreetRequest, GreeterClient};
 use outlet_host::{Host, LoadError, Plugin};
 use outlet_protocol::{Code, Transport};
 
-use crate::support::{greet, test_plugin};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn library(name: &str) -> PathBuf {
-    test_plugin().with_file_name(name)
-}
+use crate::support::{compile_c, greet, library, library_manifest, root};
 
 fn manifest(dir: &Path, name: &str, library: &Path, extra: &str) -> PathBuf {
-    let file = dir.join(format!("{name}.toml"));
-    let text = format!(
-        "name = \"{name}\"\nmechanism = \"native\"\npath = \"{}\"\n\
-         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n{extra}",
-        library.display()
-    );
-    std::fs::write(&file, text).unwrap();
-    file
+    library_manifest(dir, "native", name, library, extra)
 }
 
 fn load(file: &Path) -> Result<Plugin, LoadError> {
     Host::new().load(file)
-}
-
-fn compile_c(source: &Path, defines: &[&str], out: &Path) {
-    let mut cc = Command::new("cc");
-    cc.args(["-shared", "-fPIC"]).arg(source).arg("-o").arg(out);
-    for define in defines {
-        cc.arg(format!("-D{define}"));
-    }
-    assert!(cc.status().expect("run `cc`").success());
 }
 
 /// Mapped copies of a plugin's library, made by reloads in this process.

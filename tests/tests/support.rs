@@ -178,3 +178,46 @@ pub fn peak_rss() -> u64 {
         .unwrap()
         * 1024
 }
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A shared library built next to the test plugin by cargo.
+pub fn library(name: &str) -> PathBuf {
+    test_plugin().with_file_name(name)
+}
+
+/// A manifest for a plugin of an in-process mechanism; `extra` is appended.
+pub fn library_manifest(
+    dir: &Path,
+    mechanism: &str,
+    name: &str,
+    library: &Path,
+    extra: &str,
+) -> PathBuf {
+    let file = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "name = \"{name}\"\nmechanism = \"{mechanism}\"\npath = \"{}\"\n\
+         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n{extra}",
+        library.display()
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+/// Builds a C source into a shared library with the system compiler.
+pub fn compile_c(source: &Path, defines: &[&str], out: &Path) {
+    let mut cc = std::process::Command::new("cc");
+    cc.args(["-shared", "-fPIC", "-O2", "-I"])
+        .arg(root().join("include"))
+        .arg(source)
+        .arg("-o")
+        .arg(out);
+    for define in defines {
+        cc.arg(format!("-D{define}"));
+    }
+    let status = cc.status().expect("run the system C compiler, `cc`");
+    assert!(status.success(), "cc failed on {}", source.display());
+}

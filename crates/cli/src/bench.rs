@@ -170,12 +170,31 @@ fn side_by_side(
 }
 
 /// native: Greet through the generated client, which calls the plugin's
-/// implementation directly, against the same greeter compiled into this
-/// process and called directly.
+/// implementation directly.
 fn native(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
     let file = manifests.join("native.toml");
+    in_process(
+        host,
+        &file,
+        calls,
+        "native",
+        "Greet, Rust dylib, direct trait call",
+        "plugin package: direct call ~5 ns",
+    )
+}
+
+/// Greet through an in-process plugin against the same greeter compiled
+/// into this process and called directly, in interleaved batches.
+fn in_process(
+    host: &Host,
+    file: &Path,
+    calls: usize,
+    mechanism: &'static str,
+    case: &'static str,
+    seed: &'static str,
+) -> anyhow::Result<Row> {
     let plugin = host
-        .load(&file)
+        .load(file)
         .with_context(|| format!("loading {}", file.display()))?;
     let greeter = plugin.client::<GreeterClient<_>>()?;
     let direct = greeter::Hello::default();
@@ -195,9 +214,9 @@ fn native(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
     )?;
     host.unload(plugin.name());
     Ok(Row {
-        mechanism: "native",
-        case: "Greet, Rust dylib, direct trait call",
-        seed: "plugin package: direct call ~5 ns",
+        mechanism,
+        case,
+        seed,
         samples: ours,
         baseline: Some(("direct Rust greet", base)),
     })
@@ -293,48 +312,20 @@ fn resident() -> anyhow::Result<u64> {
     Ok(kb.parse::<u64>()? * 1024)
 }
 
-/// cabi: Greet through the C ABI, protobuf bytes in and out, against the
-/// same Rust greeter called directly in this process.
+/// cabi: Greet through the C ABI, protobuf bytes in and out, from a C
+/// plugin and from a Rust one.
 fn cabi(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Vec<Row>> {
-    let direct = greeter::Hello::default();
-    let request = request();
-    let mut rows = Vec::new();
-    let cases = [
+    let seed = "c-shared: as plugin package, ~5 ns per direct call";
+    [
         ("cabi.toml", "Greet, C plugin, protobuf via outlet.h"),
         (
             "cabi-rust.toml",
             "Greet, Rust plugin, protobuf via outlet.h",
         ),
-    ];
-    for (file, case) in cases {
-        let file = manifests.join(file);
-        let plugin = host
-            .load(&file)
-            .with_context(|| format!("loading {}", file.display()))?;
-        let greeter = plugin.client::<GreeterClient<_>>()?;
-        let (ours, base) = side_by_side(
-            calls,
-            BATCH,
-            || {
-                std::hint::black_box(greeter.greet(std::hint::black_box(request.clone()))?);
-                Ok(())
-            },
-            || {
-                let reply = Greeter::greet(&direct, std::hint::black_box(request.clone()));
-                std::hint::black_box(reply?);
-                Ok(())
-            },
-        )?;
-        host.unload(plugin.name());
-        rows.push(Row {
-            mechanism: "cabi",
-            case,
-            seed: "c-shared: as plugin package, ~5 ns per direct call",
-            samples: ours,
-            baseline: Some(("direct Rust greet", base)),
-        });
-    }
-    Ok(rows)
+    ]
+    .into_iter()
+    .map(|(file, case)| in_process(host, &manifests.join(file), calls, "cabi", case, seed))
+    .collect()
 }
 
 /// exec: a Greet round trip, one process per call, against spawning
