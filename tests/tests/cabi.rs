@@ -214,3 +214,24 @@ fn a_plugin_calls_the_services_its_host_offers() {
         "the host says: HELLO, ADA!"
     );
 }
+
+#[test]
+fn one_library_loaded_twice_keeps_two_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libgreeter_c.so");
+    compile_c(&root().join("examples/greeter/c/greeter.c"), &[], &library);
+    let host = Host::new();
+    let first = host
+        .load(manifest(dir.path(), "first", &library, ""))
+        .unwrap();
+    let second = host
+        .load(manifest(dir.path(), "second", &library, ""))
+        .unwrap();
+    first.configure(config("Howdy")).unwrap();
+    // The C greeter keeps its greeting in a static: the second load got a
+    // private copy of the library, with statics of its own.
+    assert_eq!(greet(&first, "x").unwrap(), "Howdy, x!");
+    assert_eq!(greet(&second, "x").unwrap(), "Hello, x!");
+    first.shutdown().unwrap();
+    assert_eq!(greet(&second, "x").unwrap(), "Hello, x!");
+}

@@ -21,13 +21,14 @@ fn load(file: &Path) -> Result<Plugin, LoadError> {
     Host::new().load(file)
 }
 
-/// Mapped copies of a plugin's library, made by reloads in this process.
+/// Mapped private copies of a plugin's library (made by reloads, each in a
+/// folder `outlet-*` of its own, and removed once mapped).
 fn mapped_copies(plugin: &str) -> usize {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let marker = format!("outlet-{}/{plugin}-", std::process::id());
+    let file = format!("/{plugin}.so");
     let mut paths: Vec<&str> = maps
         .lines()
-        .filter(|l| l.contains(&marker))
+        .filter(|l| l.contains("/outlet-") && l.contains(&file))
         .filter_map(|l| l.split_whitespace().nth(5))
         .collect();
     paths.sort();

@@ -34,8 +34,8 @@ pub struct CabiLibrary {
     version: String,
     /// Handed to the plugin in Hello; boxed so its address is stable.
     host: Box<HostTable>,
-    /// What `host.host` points to.
-    _hooks: Box<Hooks>,
+    /// What `host.host` points to: from `Box::into_raw`, freed in `Drop`.
+    hooks: *mut Hooks,
     path: PathBuf,
     /// Declared last: dropped (unmapped) after everything that points into it.
     _library: libloading::Library,
@@ -77,14 +77,18 @@ impl CabiLibrary {
         let library = unsafe { crate::open(path)? };
         let table = {
             // SAFETY: `outlet.h` declares the entry symbol with exactly this
-            // signature; the caller vouches that the library follows it.
+            // signature (an `Option`, since a symbol's value may be null);
+            // the caller vouches that the library follows it.
             let entry = unsafe {
-                library.get::<extern "C" fn() -> *const PluginTable>(ENTRY_SYMBOL.as_bytes())
-            }
-            .map_err(|_| DylibError::MissingSymbol {
-                path: path.to_owned(),
-                symbol: ENTRY_SYMBOL,
-            })?;
+                library
+                    .get::<Option<extern "C" fn() -> *const PluginTable>>(ENTRY_SYMBOL.as_bytes())
+            };
+            let Some(entry) = entry.ok().and_then(|symbol| *symbol) else {
+                return Err(DylibError::MissingSymbol {
+                    path: path.to_owned(),
+                    symbol: ENTRY_SYMBOL,
+                });
+            };
             entry()
         };
         if table.is_null() {
@@ -146,11 +150,11 @@ impl CabiLibrary {
         }
         let name = text(table.name, "name")?;
         let version = text(table.version, "version")?;
-        let mut hooks = Box::new(hooks);
+        let hooks = Box::into_raw(Box::new(hooks));
         let host = Box::new(HostTable {
             abi_version: ABI_VERSION,
             struct_size: std::mem::size_of::<HostTable>() as u32,
-            host: (&mut *hooks as *mut Hooks).cast::<c_void>(),
+            host: hooks.cast::<c_void>(),
             log: Some(host_log),
             call: Some(host_call),
             free_response: Some(host_free),
@@ -161,7 +165,7 @@ impl CabiLibrary {
             name,
             version,
             host,
-            _hooks: hooks,
+            hooks,
             path: path.to_owned(),
             _library: library,
         })
@@ -266,43 +270,58 @@ impl CabiLibrary {
             )));
         }
         let free = self.table.free.expect("checked at open");
-        let result = if out.len > limit {
-            Err(Status::resource_exhausted(format!(
+        /// Frees the plugin's buffer however this function is left, a
+        /// panic in `response` included.
+        struct Release(Buf, extern "C" fn(Buf));
+        impl Drop for Release {
+            fn drop(&mut self) {
+                if !self.0.ptr.is_null() {
+                    (self.1)(self.0);
+                }
+            }
+        }
+        let _release = Release(out, free);
+        if out.len > limit {
+            return Err(Status::resource_exhausted(format!(
                 "plugin `{}`: its answer is {} bytes, over the limit of {limit} \
                  (limits.max_message_bytes)",
                 self.label, out.len
-            )))
-        } else {
-            let bytes = if out.ptr.is_null() {
-                &[][..]
-            } else {
-                // SAFETY: `outlet.h` makes `ptr` point at `len` bytes the
-                // plugin wrote and keeps until `free`, which is called only
-                // after the last use of `bytes` below.
-                unsafe { std::slice::from_raw_parts(out.ptr, out.len) }
-            };
-            match code {
-                0 => {
-                    response(bytes);
-                    Ok(())
-                }
-                code => Err(Status::new(
-                    Code::from_i32(code),
-                    String::from_utf8_lossy(bytes).into_owned(),
-                )),
-            }
-        };
-        if !out.ptr.is_null() {
-            free(out);
+            )));
         }
-        result
+        let bytes = if out.ptr.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: `outlet.h` makes `ptr` point at `len` bytes the plugin
+            // wrote and keeps until `free`, which `_release` calls only after
+            // the last use of `bytes` below.
+            unsafe { std::slice::from_raw_parts(out.ptr, out.len) }
+        };
+        match code {
+            0 => {
+                response(bytes);
+                Ok(())
+            }
+            code => Err(Status::new(
+                Code::from_i32(code),
+                String::from_utf8_lossy(bytes).into_owned(),
+            )),
+        }
+    }
+}
+
+impl Drop for CabiLibrary {
+    fn drop(&mut self) {
+        // SAFETY: `open` made `hooks` with `Box::into_raw`, and nothing uses
+        // it after this: the plugin may call back only until `shutdown`, and
+        // the library is unmapped right after this, when `_library` drops.
+        drop(unsafe { Box::from_raw(self.hooks) });
     }
 }
 
 fn hooks<'a>(host: *mut c_void) -> &'a Hooks {
     // SAFETY: `host` is the pointer `CabiLibrary::open` put in the host
-    // table: a `Box<Hooks>` that the `CabiLibrary` keeps alive and unmoved
-    // for as long as the plugin can call back.
+    // table: a leaked `Box<Hooks>` that the `CabiLibrary` frees only when it
+    // is dropped, after the plugin's last call.
     unsafe { &*host.cast::<Hooks>() }
 }
 

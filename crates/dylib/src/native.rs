@@ -68,9 +68,15 @@ impl NativeLibrary {
                 })?;
             *symbol
         };
-        // SAFETY: `get` returned the static's address, non-null, valid while
-        // `library` is loaded, and every version of the declaration starts
-        // with this header.
+        if declaration.is_null() {
+            return Err(DylibError::MissingSymbol {
+                path: path.to_owned(),
+                symbol: SYMBOL,
+            });
+        }
+        // SAFETY: `get` returned the static's address, checked non-null just
+        // above, valid while `library` is loaded, and every version of the
+        // declaration starts with this header.
         let header = unsafe { &*declaration };
         if header.abi_version != ABI_VERSION {
             return Err(DylibError::AbiVersion {

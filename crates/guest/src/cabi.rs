@@ -5,7 +5,7 @@
 //! functions of the table are here. Every one catches panics, which become a
 //! status with the panic's message: nothing unwinds into the host.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::CString;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
@@ -67,10 +67,14 @@ pub fn entry(make: fn() -> Plugin) -> *const PluginTable {
 }
 
 thread_local! {
-    /// Answers are written here and lent to the host, which reads them and
-    /// calls `free` on this thread before its next call: no allocation per
-    /// call. (`outlet.h` states the rule for hosts.)
+    /// Answers are written here and lent to the host until it calls `free`
+    /// (on this thread, before its next call: `outlet.h`), so a call
+    /// allocates nothing for its answer.
     static ANSWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Whether `ANSWER` is lent out now. A call that comes while it is (the
+    /// host called again from inside its handling of an answer) gets a
+    /// buffer of its own.
+    static LENT: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` with the plugin, catching panics, and hands its answer (the
@@ -95,30 +99,29 @@ fn answer(out: *mut Buf, f: impl FnOnce(&Plugin, &mut Vec<u8>) -> Result<(), Sta
         buffer.extend_from_slice(status.message().as_bytes());
         status.code().as_i32()
     };
-    let (code, lent) = ANSWER.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buffer) => {
+    let shared = !LENT.get() && ANSWER.with(|cell| cell.try_borrow_mut().is_ok());
+    let (code, lent) = if shared {
+        ANSWER.with(|cell| {
+            let mut buffer = cell.borrow_mut();
             buffer.clear();
             let code = run(&mut buffer);
+            LENT.set(true);
             let lent = Buf {
                 ptr: buffer.as_mut_ptr(),
                 len: buffer.len(),
             };
             (code, lent)
-        }
-        // Called again on this thread while an answer is being made (the
-        // plugin called the host, which called the plugin): a buffer of its
-        // own, which `free` releases.
-        Err(_) => {
-            let mut buffer = Vec::new();
-            let code = run(&mut buffer);
-            let boxed = Box::into_raw(buffer.into_boxed_slice());
-            let lent = Buf {
-                ptr: boxed.cast::<u8>(),
-                len: boxed.len(),
-            };
-            (code, lent)
-        }
-    });
+        })
+    } else {
+        let mut buffer = Vec::new();
+        let code = run(&mut buffer);
+        let boxed = Box::into_raw(buffer.into_boxed_slice());
+        let lent = Buf {
+            ptr: boxed.cast::<u8>(),
+            len: boxed.len(),
+        };
+        (code, lent)
+    };
     // SAFETY: `out` is non-null, and `outlet.h` has the host pass a place
     // for the answer that is valid for the call.
     unsafe { *out = lent };
@@ -232,15 +235,21 @@ extern "C" fn configure(request: *const u8, len: usize, out: *mut Buf) -> i32 {
 }
 
 extern "C" fn free(buffer: Buf) {
-    let lent = ANSWER.with(|cell| cell.try_borrow_mut().map(|mut b| b.as_mut_ptr()).ok());
-    if buffer.ptr.is_null() || lent == Some(buffer.ptr) {
-        return; // this thread's answer buffer, kept for the next call
+    let shared = ANSWER.with(|cell| {
+        cell.try_borrow_mut()
+            .is_ok_and(|mut b| LENT.get() && b.as_mut_ptr() == buffer.ptr)
+    });
+    if shared {
+        LENT.set(false); // this thread's answer buffer, kept for the next call
+        return;
+    }
+    if buffer.ptr.is_null() {
+        return;
     }
     let slice = std::ptr::slice_from_raw_parts_mut(buffer.ptr, buffer.len);
-    // SAFETY: a buffer that is not this thread's answer buffer was made by
-    // `answer` with `Box::into_raw` of a boxed slice of this length (the
-    // re-entrant case), and `outlet.h` has the host free it once, on the
-    // thread that received it.
+    // SAFETY: an answer that is not the lent `ANSWER` was made by `answer`
+    // with `Box::into_raw` of a boxed slice of this length, and `outlet.h`
+    // has the host free each answer once.
     drop(unsafe { Box::from_raw(slice) });
 }
 

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use outlet_manifest::{Manifest, Mechanism, OnPanic};
 use outlet_protocol::core::{
@@ -27,16 +28,18 @@ struct Inner {
     manifest: Manifest,
     hello: HelloResponse,
     negotiated: Negotiated,
-    /// Calls hold the read side; a reload takes the write side to swap in
-    /// the new instance, so the old one is dropped (a library unmapped)
-    /// only once no call is in it.
-    backend: RwLock<Box<dyn Backend>>,
+    /// The running instance; `None` once shut down. A call holds a clone
+    /// of the `Arc` for its length, so an instance a reload replaced is
+    /// dropped (its library shut down and unmapped) when its last call
+    /// returns, and a plugin that calls back into the host, which calls it
+    /// again, takes no lock twice.
+    backend: RwLock<Option<Arc<dyn Backend>>>,
     config: Mutex<BTreeMap<String, String>>,
     stopped: AtomicBool,
     reloads: AtomicU64,
     /// What the plugin reaches when it calls the host; kept for reloads.
     services: Arc<HostServices>,
-    /// Held by the one reload at a time.
+    /// Held by the one reload or Configure at a time; taken before `config`.
     reloading: Mutex<()>,
 }
 
@@ -67,7 +70,7 @@ impl Plugin {
             manifest,
             hello,
             negotiated,
-            backend: RwLock::new(backend),
+            backend: RwLock::new(Some(Arc::from(backend))),
             config: Mutex::new(config),
             stopped: AtomicBool::new(false),
             reloads: AtomicU64::new(0),
@@ -135,15 +138,20 @@ impl Plugin {
                 self.name()
             )));
         }
+        let _one_at_a_time = self.0.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let mut current = self.0.config.lock().unwrap_or_else(|e| e.into_inner());
+        let backend = self.instance()?;
+        if backend.poisoned() {
+            return Err(self.poisoned_error());
+        }
         let _: ConfigureResponse = unary(
-            self,
+            &*backend,
             core::CONFIGURE,
             &ConfigureRequest {
                 config: config.clone().into_iter().collect(),
             },
         )?;
-        self.backend().set_session(Session {
+        backend.set_session(Session {
             negotiated: self.0.negotiated.clone(),
             config: config.clone(),
         });
@@ -169,9 +177,16 @@ impl Plugin {
         self.reload_locked()
     }
 
+    /// As [`Plugin::reload`], with `reloading` held by the caller.
     fn reload_locked(&self) -> Result<(), LoadError> {
         let manifest = &self.0.manifest;
         let plugin = manifest.name.clone();
+        if self.0.stopped.load(Ordering::Acquire) {
+            return Err(LoadError::Reload {
+                plugin,
+                why: "it was shut down; load it again instead".into(),
+            });
+        }
         manifest.verify_artifact()?;
         let fresh = mechanism::start(manifest, true, &self.0.services)?;
         let (_, negotiated) = crate::host::handshake(manifest, &*fresh)?;
@@ -203,12 +218,12 @@ impl Plugin {
                 status,
             })?;
         }
+        // The old instance goes when its last call returns: in-process
+        // mechanisms shut it down as they drop it.
         let old = {
             let mut backend = self.0.backend.write().unwrap_or_else(|e| e.into_inner());
-            std::mem::replace(&mut *backend, fresh)
+            backend.replace(Arc::from(fresh))
         };
-        let _: Result<ShutdownResponse, Status> = unary(&*old, core::SHUTDOWN, &ShutdownRequest {});
-        old.stop();
         drop(old);
         self.0.reloads.fetch_add(1, Ordering::Relaxed);
         tracing::info!(target: "outlet::plugin", plugin, "reloaded");
@@ -220,8 +235,15 @@ impl Plugin {
         self.0.reloads.load(Ordering::Relaxed)
     }
 
-    fn backend(&self) -> RwLockReadGuard<'_, Box<dyn Backend>> {
-        self.0.backend.read().unwrap_or_else(|e| e.into_inner())
+    /// The running instance, for one call.
+    fn instance(&self) -> Result<Arc<dyn Backend>, Status> {
+        let backend = self.0.backend.read().unwrap_or_else(|e| e.into_inner());
+        backend.clone().ok_or_else(|| {
+            Status::unavailable(format!(
+                "plugin `{}` was shut down; load it again to call it",
+                self.name()
+            ))
+        })
     }
 
     /// Asks the plugin whether it can serve.
@@ -238,46 +260,54 @@ impl Plugin {
     /// # Errors
     /// The plugin's answer to Shutdown; the plugin is released all the same.
     pub fn shutdown(&self) -> Result<(), Status> {
-        if self.0.stopped.load(Ordering::Acquire) {
+        if self.0.stopped.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        let taken = {
+            let mut backend = self.0.backend.write().unwrap_or_else(|e| e.into_inner());
+            backend.take()
+        };
+        let Some(backend) = taken else {
+            return Ok(());
+        };
+        // Shutdown is the last call: wait for the calls still running.
+        let deadline = Instant::now() + self.0.manifest.limits.timeout();
+        while Arc::strong_count(&backend) > 1 {
+            if Instant::now() >= deadline {
+                return Err(Status::unavailable(format!(
+                    "plugin `{}`: calls were still running after {} ms (limits.timeout_ms); it \
+                     will be released when they return",
+                    self.name(),
+                    self.0.manifest.limits.timeout_ms
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let answer: Result<ShutdownResponse, Status> =
-            unary(self, core::SHUTDOWN, &ShutdownRequest {});
-        self.0.stopped.store(true, Ordering::Release);
-        self.backend().stop();
+            unary(&*backend, core::SHUTDOWN, &ShutdownRequest {});
+        backend.stop();
         answer.map(drop)
     }
 }
 
 impl Plugin {
-    /// The fast path's check: running, and not poisoned.
-    fn healthy(&self, backend: &dyn Backend) -> bool {
-        !self.0.stopped.load(Ordering::Acquire) && !backend.poisoned()
+    fn poisoned_error(&self) -> Status {
+        Status::unavailable(format!(
+            "plugin `{}` panicked in an earlier call, so its state may be corrupt, and \
+             limits.on_panic = \"fail\"; reload it (Plugin::reload), or set \
+             on_panic = \"reload\" to have that done at once",
+            self.name()
+        ))
     }
 
-    /// Fails fast for a plugin that was shut down, or that panicked with
-    /// `on_panic = "fail"`; reloads one that panicked with `"reload"`.
-    fn ready(&self) -> Result<(), Status> {
-        if self.0.stopped.load(Ordering::Acquire) {
-            return Err(Status::unavailable(format!(
-                "plugin `{}` was shut down; load it again to call it",
-                self.name()
-            )));
-        }
-        if !self.backend().poisoned() {
-            return Ok(());
-        }
+    /// After a panic: fails fast with `on_panic = "fail"`; reloads (once,
+    /// whoever gets here first) with `"reload"`.
+    fn recover(&self) -> Result<(), Status> {
         match self.0.manifest.limits.on_panic {
-            OnPanic::Fail => Err(Status::unavailable(format!(
-                "plugin `{}` panicked in an earlier call, so its state may be corrupt, and \
-                 limits.on_panic = \"fail\"; reload it (Plugin::reload), or set \
-                 on_panic = \"reload\" to have that done at once",
-                self.name()
-            ))),
+            OnPanic::Fail => Err(self.poisoned_error()),
             OnPanic::Reload => {
-                // Only one caller reloads; the others find it done.
                 let _one_at_a_time = self.0.reloading.lock().unwrap_or_else(|e| e.into_inner());
-                if !self.backend().poisoned() {
+                if !self.instance()?.poisoned() {
                     return Ok(());
                 }
                 self.reload_locked().map_err(|error| {
@@ -289,18 +319,23 @@ impl Plugin {
             }
         }
     }
+
+    /// The instance to call: the running one, or after a panic, what
+    /// `on_panic` makes of it.
+    fn ready(&self) -> Result<Arc<dyn Backend>, Status> {
+        let backend = self.instance()?;
+        if !backend.poisoned() {
+            return Ok(backend);
+        }
+        drop(backend);
+        self.recover()?;
+        self.instance()
+    }
 }
 
 impl Transport for Plugin {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        {
-            let backend = self.backend();
-            if self.healthy(&**backend) {
-                return backend.call(method, request);
-            }
-        }
-        self.ready()?;
-        self.backend().call(method, request)
+        self.ready()?.call(method, request)
     }
 
     fn call_with(
@@ -309,14 +344,7 @@ impl Transport for Plugin {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
-        {
-            let backend = self.backend();
-            if self.healthy(&**backend) {
-                return backend.call_with(method, request, response);
-            }
-        }
-        self.ready()?;
-        self.backend().call_with(method, request, response)
+        self.ready()?.call_with(method, request, response)
     }
 
     fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
@@ -324,9 +352,10 @@ impl Transport for Plugin {
             return;
         }
         // A poisoned or stopped plugin is not offered: the client then takes
-        // the encoded path, whose `ready` says why.
-        let backend = self.backend();
-        if self.healthy(&**backend) {
+        // the encoded path, which says why.
+        if let Ok(backend) = self.instance()
+            && !backend.poisoned()
+        {
             backend.with_native(service, f);
         }
     }

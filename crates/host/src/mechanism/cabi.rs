@@ -3,6 +3,7 @@
 //! and out. The loading and its checks live in `outlet-dylib`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use outlet_dylib::{CabiLibrary, Hooks};
 use outlet_manifest::Manifest;
@@ -12,13 +13,17 @@ use outlet_protocol::core::{
 };
 use outlet_protocol::prost::Message;
 
-use super::{Backend, LibraryPath, Session};
+use super::{Backend, Claim, LibraryPath, Session};
 use crate::LoadError;
 use crate::services::HostServices;
 
 pub(crate) struct Cabi {
     library: CabiLibrary,
     limit: usize,
+    /// Whether `shutdown` was called: it is the plugin's last call, made
+    /// once, at Shutdown or when the instance is dropped.
+    shut: AtomicBool,
+    _claim: Option<Claim>,
 }
 
 impl Cabi {
@@ -28,7 +33,7 @@ impl Cabi {
         services: Arc<HostServices>,
     ) -> Result<Cabi, LoadError> {
         let plugin = manifest.name.clone();
-        let path = LibraryPath::new(manifest, fresh)?;
+        let mut path = LibraryPath::new(manifest, fresh)?;
         let (logged, caller) = (plugin.clone(), plugin.clone());
         let hooks = Hooks {
             log: Box::new(move |level, line| crate::log::numbered(&logged, level, line)),
@@ -45,7 +50,19 @@ impl Cabi {
         Ok(Cabi {
             library,
             limit: manifest.limits.max_message_bytes,
+            shut: AtomicBool::new(false),
+            _claim: path.claim(),
         })
+    }
+}
+
+impl Drop for Cabi {
+    /// An instance replaced by a reload, or never shut down, gets its last
+    /// call here, when no call is in it any more.
+    fn drop(&mut self) {
+        if !self.shut.swap(true, Ordering::AcqRel) {
+            self.library.shutdown();
+        }
     }
 }
 
@@ -60,7 +77,9 @@ impl Backend for Cabi {
             }
             .encode_to_vec()),
             core::SHUTDOWN => {
-                self.library.shutdown();
+                if !self.shut.swap(true, Ordering::AcqRel) {
+                    self.library.shutdown();
+                }
                 Ok(ShutdownResponse {}.encode_to_vec())
             }
             _ => self.library.call(method, request, self.limit),

@@ -6,8 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use outlet_manifest::{Manifest, Mechanism};
 use outlet_protocol::{Negotiated, Status};
@@ -63,11 +62,32 @@ pub(crate) trait Backend: Send + Sync {
     }
 }
 
-/// The path to load a shared library from: the artifact itself, or for a
-/// fresh instance, a private copy that is removed once it is mapped.
+/// The path to load a shared library from: the artifact itself, or a
+/// private copy, removed once it is mapped, when the artifact is open
+/// already in this process (the dynamic loader would hand back the open
+/// mapping, statics and all) or a fresh instance is wanted (a reload).
 pub(crate) struct LibraryPath {
     pub path: PathBuf,
-    copy: bool,
+    /// The private folder holding the copy, if any.
+    _copy: Option<tempfile::TempDir>,
+    claim: Option<Claim>,
+}
+
+/// Counts this process's loads of an artifact by path; released on drop.
+pub(crate) struct Claim(PathBuf);
+
+static OPEN: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.0) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.0);
+            }
+        }
+    }
 }
 
 impl LibraryPath {
@@ -78,32 +98,52 @@ impl LibraryPath {
             error,
         };
         let path = manifest.path.canonicalize().map_err(artifact_error)?;
-        if !fresh {
-            return Ok(LibraryPath { path, copy: false });
+        let in_use = {
+            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+            let count = open.entry(path.clone()).or_insert(0);
+            *count += 1;
+            *count > 1
+        };
+        let claim = Some(Claim(path.clone()));
+        if !fresh && !in_use {
+            return Ok(LibraryPath {
+                path,
+                _copy: None,
+                claim,
+            });
         }
-        static COPIES: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!("outlet-{}", std::process::id()));
-        let copy = dir.join(format!(
-            "{}-{}.so",
-            manifest.name,
-            COPIES.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::copy(&path, &copy))
+        // A folder of our own (mode 0700, random name), so nobody can swap
+        // the copy between the copying and the loading.
+        let dir = tempfile::Builder::new()
+            .prefix("outlet-")
+            .tempdir()
             .map_err(artifact_error)?;
+        let copy = dir.path().join(format!("{}.so", manifest.name));
+        std::fs::copy(&path, &copy).map_err(artifact_error)?;
+        if let Some(expected) = &manifest.sha256 {
+            let bytes = std::fs::read(&copy).map_err(artifact_error)?;
+            let found = outlet_manifest::sha256_hex(&bytes);
+            if &found != expected {
+                return Err(outlet_manifest::ManifestError::Checksum {
+                    plugin: manifest.name.clone(),
+                    path: manifest.path.clone(),
+                    expected: expected.clone(),
+                    found,
+                }
+                .into());
+            }
+        }
         Ok(LibraryPath {
             path: copy,
-            copy: true,
+            _copy: Some(dir),
+            claim,
         })
     }
-}
 
-impl Drop for LibraryPath {
-    /// A mapped library needs no file: the copy goes once it is loaded.
-    fn drop(&mut self) {
-        if self.copy {
-            let _ = std::fs::remove_file(&self.path);
-        }
+    /// What the loaded library keeps for as long as it is loaded; the copy
+    /// (if any) goes with `self`.
+    pub(crate) fn claim(&mut self) -> Option<Claim> {
+        self.claim.take()
     }
 }
 

@@ -10,17 +10,18 @@ use outlet_dylib::NativeLibrary;
 use outlet_manifest::Manifest;
 use outlet_protocol::Status;
 
-use super::{Backend, LibraryPath, Session};
+use super::{Backend, Claim, LibraryPath, Session};
 use crate::LoadError;
 
 pub(crate) struct Native {
     library: NativeLibrary,
+    _claim: Option<Claim>,
 }
 
 impl Native {
     pub(crate) fn new(manifest: &Manifest, fresh: bool) -> Result<Native, LoadError> {
         let plugin = manifest.name.clone();
-        let path = LibraryPath::new(manifest, fresh)?;
+        let mut path = LibraryPath::new(manifest, fresh)?;
         #[allow(unsafe_code)]
         // SAFETY: `NativeLibrary::open` runs the library's code in this
         // process. The trust policy admits the native mechanism only for
@@ -54,7 +55,10 @@ impl Native {
                 });
             }
         }
-        Ok(Native { library })
+        Ok(Native {
+            library,
+            _claim: path.claim(),
+        })
     }
 }
 

@@ -90,6 +90,7 @@ pub(super) fn converse(
         input,
         written,
         reply: Vec::new(),
+        filled: 0,
         reply_len: None,
         max_reply,
         log: StderrLog::new(plugin),
@@ -98,15 +99,16 @@ pub(super) fn converse(
     // The group, not just the child: a plugin's own children go too. The
     // child is not reaped yet, so its pid (the group's id) cannot be reused.
     let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+    // And the child itself, should it have left its group.
+    let _ = child.kill();
     drop(talk.stdout.take());
     drop(talk.stdin.take());
     let status = child.wait().ok();
     talk.log.flush();
-    let complete = talk
-        .reply_len
-        .is_some_and(|len| talk.reply.len() == frame::HEADER_LEN + len);
     Outcome {
-        reply: complete.then(|| talk.reply.split_off(frame::HEADER_LEN)),
+        reply: talk
+            .has_reply()
+            .then(|| talk.reply.split_off(frame::HEADER_LEN)),
         failure,
         status,
         stderr_tail: talk.log.tail(),
@@ -120,6 +122,8 @@ struct Talk<'a> {
     input: &'a [u8],
     written: usize,
     reply: Vec<u8>,
+    /// How many bytes of `reply` hold what was read.
+    filled: usize,
     reply_len: Option<usize>,
     max_reply: usize,
     log: StderrLog<'a>,
@@ -205,7 +209,7 @@ impl Talk<'_> {
 
     fn has_reply(&self) -> bool {
         self.reply_len
-            .is_some_and(|len| self.reply.len() == frame::HEADER_LEN + len)
+            .is_some_and(|len| self.filled == frame::HEADER_LEN + len)
     }
 
     fn write_input(&mut self) -> Result<(), Failure> {
@@ -226,53 +230,56 @@ impl Talk<'_> {
         Ok(())
     }
 
+    /// Reads the reply: the header, then exactly the payload it announces
+    /// (the buffer is sized once, when the header is in).
     fn read_stdout(&mut self) -> Result<(), Failure> {
         while let Some(stdout) = &mut self.stdout {
-            let wanted = match self.reply_len {
-                None => frame::HEADER_LEN,
-                Some(len) => frame::HEADER_LEN + len,
-            };
-            if self.reply.len() == wanted && self.reply_len.is_some() {
+            let wanted = frame::HEADER_LEN + self.reply_len.unwrap_or(0);
+            if self.reply_len.is_some() && self.filled == wanted {
                 // A whole reply: anything more is not ours to read. Closing
                 // the pipe makes further writes fail in the child.
                 self.stdout = None;
                 return Ok(());
             }
-            let have = self.reply.len();
-            self.reply.resize(wanted, 0);
-            let result = stdout.read(&mut self.reply[have..]);
-            let n = match result {
-                Ok(n) => n,
-                Err(e) => {
-                    self.reply.truncate(have);
-                    if e.kind() == io::ErrorKind::WouldBlock {
-                        return Ok(());
-                    }
-                    return Err(Failure::Io(e));
-                }
-            };
-            self.reply.truncate(have + n);
-            if n == 0 {
-                self.stdout = None; // end of file
-                return Ok(());
+            if self.reply.len() < wanted {
+                self.reply.resize(wanted, 0);
             }
-            if self.reply_len.is_none() && self.reply.len() == frame::HEADER_LEN {
-                let header: &[u8; frame::HEADER_LEN] =
-                    self.reply[..].try_into().expect("the header is complete");
+            let n = match stdout.read(&mut self.reply[self.filled..wanted]) {
+                Ok(0) => {
+                    self.stdout = None; // end of file
+                    return Ok(());
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(Failure::Io(e)),
+            };
+            self.filled += n;
+            if self.reply_len.is_none() && self.filled == frame::HEADER_LEN {
+                let header: &[u8; frame::HEADER_LEN] = self.reply[..frame::HEADER_LEN]
+                    .try_into()
+                    .expect("the header is complete");
                 let len = frame::parse_header(header, self.max_reply).map_err(Failure::Frame)?;
-                self.reply.reserve_exact(len);
                 self.reply_len = Some(len);
             }
         }
         Ok(())
     }
 
+    /// Reads what stderr holds, up to 1 MiB at a time, so that a process
+    /// that writes without pause cannot keep this loop from its deadline.
     fn read_stderr(&mut self) {
         let mut chunk = [0; 8192];
+        let mut budget = 1usize << 20;
         while let Some(stderr) = &mut self.stderr {
             match stderr.read(&mut chunk) {
                 Ok(0) => self.stderr = None,
-                Ok(n) => self.log.write(&chunk[..n]),
+                Ok(n) => {
+                    self.log.write(&chunk[..n]);
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        return;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => self.stderr = None,
             }

@@ -18,11 +18,22 @@ pub(super) struct ChildLimits {
 }
 
 impl ChildLimits {
+    /// Each limit is capped at the host's own hard limit, which a child
+    /// could not raise anyway (and asking for more would fail the spawn).
     pub(super) fn new(limits: &Limits) -> ChildLimits {
+        let capped = |resource, wanted: Option<u64>| {
+            let hard = rustix::process::getrlimit(resource).maximum;
+            wanted.map(|w| hard.map_or(w, |h| w.min(h)))
+        };
         ChildLimits {
-            address_space: limits.memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
-            cpu_seconds: limits.cpu_seconds,
-            open_files: limits.open_files,
+            address_space: capped(
+                Resource::As,
+                limits.memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
+            ),
+            // One second above the soft limit for the SIGKILL that follows SIGXCPU.
+            cpu_seconds: capped(Resource::Cpu, limits.cpu_seconds.map(|s| s + 1))
+                .map(|s| s.saturating_sub(1).max(1)),
+            open_files: capped(Resource::Nofile, limits.open_files),
         }
     }
 
