@@ -7,11 +7,12 @@ setup
 
 cargo build --release -p outlet-cli -p greeter-cabi -p greeter-native
 build_c target/release -O2
+build_wasm --release
 # The exec greeter is linked statically: a process per call then skips the
 # dynamic loader, which is most of a small program's start-up time.
 triple=$(host_triple)
 cargo build --release -p greeter-example --bin greeter-exec --target "$triple" \
     --config "target.$triple.rustflags = ['-C', 'target-feature=+crt-static']"
-install_examples "target/$triple/release" target/release
+install_examples "target/$triple/release" target/release target/wasm32-unknown-unknown/release
 
 target/release/outlet demo "$@"

@@ -7,10 +7,19 @@ setup() {
         echo "cargo is missing: install Rust with rustup first" >&2
         exit 1
     fi
+    # wasm guests are built for this target.
+    if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+        rustup target add wasm32-unknown-unknown
+    fi
+}
+
+# build_wasm PROFILE_FLAG...: the wasm example guests.
+build_wasm() {
+    cargo build --target wasm32-unknown-unknown -p greeter-wasm "$@"
 }
 
 # The example plugins' artifacts, as the manifests in examples/greeter name them.
-ARTIFACTS=(greeter-exec libgreeter_c.so libgreeter_cabi.so libgreeter_native.so)
+ARTIFACTS=(greeter-exec libgreeter_c.so libgreeter_cabi.so libgreeter_native.so greeter_wasm.wasm)
 
 # build_c DIR [CFLAGS...]: the C greeter, with the system C compiler.
 build_c() {

@@ -8,6 +8,7 @@ setup
 cargo fmt --all -- --check
 cargo build --workspace
 build_c target/debug -O2 -Wall -Wextra -Werror
-link_examples target/debug
+build_wasm
+link_examples target/debug target/wasm32-unknown-unknown/debug
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -55,13 +55,13 @@ fn a_mechanism_missing_from_this_build_is_named() {
     let f = fixture("sandboxed", "", "");
     let text = std::fs::read_to_string(&f.manifest)
         .unwrap()
-        .replace("\"exec\"", "\"wasm\"");
+        .replace("\"exec\"", "\"rpc\"");
     std::fs::write(&f.manifest, text).unwrap();
     let error = Host::new().load(&f.manifest).unwrap_err();
     assert!(matches!(error, LoadError::Unsupported { .. }), "{error}");
     let text = error.to_string();
     assert!(
-        text.contains("plugin `sandboxed`") && text.contains("`wasm`"),
+        text.contains("plugin `sandboxed`") && text.contains("`rpc`"),
         "{text}"
     );
 }

@@ -7,3 +7,4 @@ mod load;
 mod native;
 mod readme;
 mod support;
+mod wasm;

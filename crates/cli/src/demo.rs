@@ -17,8 +17,22 @@ pub fn run(manifests: &Path) -> anyhow::Result<ExitCode> {
         "Outlet demo: the greeter through every mechanism in this build ({})",
         names.join(", ")
     );
-    for mechanism in MECHANISMS {
-        let file = manifests.join(format!("{mechanism}.toml"));
+    // One greeter per mechanism, and a second one in another language where
+    // the mechanism is for any language.
+    let files = [
+        "native.toml",
+        "cabi.toml",
+        "cabi-rust.toml",
+        "wasm.toml",
+        "wasm-rust.toml",
+        "exec.toml",
+    ];
+    for name in files {
+        let file = manifests.join(name);
+        let mechanism = Manifest::load(&file)?.mechanism;
+        if !MECHANISMS.contains(&mechanism) {
+            continue;
+        }
         println!("\n[{mechanism}] {}", file.display());
         let started = Instant::now();
         let plugin = host.load(&file).with_context(|| {
@@ -38,10 +52,14 @@ pub fn run(manifests: &Path) -> anyhow::Result<ExitCode> {
             agreed.capabilities.join(", ")
         );
         greet(&plugin, "world")?;
-        let config = BTreeMap::from([("greeting".to_owned(), "Howdy".to_owned())]);
-        plugin.configure(config)?;
-        println!("  configure greeting = \"Howdy\", no restart");
-        greet(&plugin, "world")?;
+        if agreed.supports(outlet_protocol::capability::CONFIGURE) {
+            let config = BTreeMap::from([("greeting".to_owned(), "Howdy".to_owned())]);
+            plugin.configure(config)?;
+            println!("  configure greeting = \"Howdy\", no restart");
+            greet(&plugin, "world")?;
+        } else {
+            println!("  configure not offered by this plugin");
+        }
         let health = plugin.health()?;
         println!("  health    {:?}", health.status());
         plugin.shutdown()?;

@@ -28,6 +28,7 @@
 //! |---|---|
 //! | `exec` | [`exec::serve`]: one call from stdin, the reply on stdout |
 //! | `native` | [`export_native!`]: a static the host checks, then calls directly, in a `cdylib` |
+//! | `wasm` | [`export_wasm!`]: the exports of `docs/wasm-abi.md`, built for `wasm32-unknown-unknown` |
 //! | `cabi` | [`export_cabi!`]: the entry symbol of `include/outlet.h`, in a `cdylib` |
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -35,10 +36,13 @@
 
 #[allow(unsafe_code)]
 pub mod cabi;
+#[cfg(unix)]
 pub mod exec;
 #[allow(unsafe_code)]
 pub mod native;
 mod plugin;
+#[allow(unsafe_code)]
+pub mod wasm;
 
 pub use outlet_protocol::{Service, Status};
 pub use plugin::Plugin;

@@ -42,6 +42,14 @@ pub enum LoadError {
         /// Which loading step failed, with the path and what was found.
         error: outlet_dylib::DylibError,
     },
+    /// A wasm module that cannot be used.
+    #[error("plugin `{plugin}`: {why}")]
+    Wasm {
+        /// The plugin's name.
+        plugin: String,
+        /// What is wrong with the module, and what to do.
+        why: String,
+    },
     /// A native plugin was generated from another version of its interface.
     #[error(
         "plugin `{plugin}`: it was generated from a .proto with SHA-256 {found}, but {} has \

@@ -67,12 +67,15 @@ pub struct Limits {
     /// Wall-clock time per call, in milliseconds. Default 10 000.
     #[serde(default = "Limits::default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Memory, in MiB: address space of an exec child (`RLIMIT_AS`).
+    /// Memory, in MiB: address space of an exec child (`RLIMIT_AS`), linear
+    /// memory of a wasm instance.
     pub memory_mb: Option<u64>,
     /// CPU seconds of an exec child (`RLIMIT_CPU`).
     pub cpu_seconds: Option<u64>,
     /// Open file descriptors of an exec child (`RLIMIT_NOFILE`).
     pub open_files: Option<u64>,
+    /// Fuel per wasm call (roughly, instructions); none means unmetered.
+    pub fuel: Option<u64>,
     /// Largest request or response, in bytes. Default 4 MiB.
     #[serde(default = "Limits::default_max_message_bytes")]
     pub max_message_bytes: usize,
@@ -121,6 +124,7 @@ impl Default for Limits {
             memory_mb: None,
             cpu_seconds: None,
             open_files: None,
+            fuel: None,
             max_message_bytes: Limits::default_max_message_bytes(),
             restarts: Limits::default_restarts(),
             on_panic: OnPanic::Fail,
@@ -284,6 +288,7 @@ impl Manifest {
             ("limits.memory_mb", raw.limits.memory_mb),
             ("limits.cpu_seconds", raw.limits.cpu_seconds),
             ("limits.open_files", raw.limits.open_files),
+            ("limits.fuel", raw.limits.fuel),
         ] {
             if value == Some(0) {
                 return Err(invalid(

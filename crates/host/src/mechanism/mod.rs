@@ -17,6 +17,8 @@ use crate::services::HostServices;
 pub(crate) mod cabi;
 pub(crate) mod exec;
 pub(crate) mod native;
+#[cfg(feature = "wasm")]
+pub(crate) mod wasm;
 
 /// What the host agreed with a plugin, and the config it holds for it.
 #[derive(Clone, Debug, Default)]
@@ -167,7 +169,13 @@ impl outlet_protocol::Transport for dyn Backend + '_ {
 }
 
 /// The mechanisms this build of Outlet can load.
-pub const AVAILABLE: &[Mechanism] = &[Mechanism::Native, Mechanism::Cabi, Mechanism::Exec];
+pub const AVAILABLE: &[Mechanism] = &[
+    Mechanism::Native,
+    Mechanism::Cabi,
+    #[cfg(feature = "wasm")]
+    Mechanism::Wasm,
+    Mechanism::Exec,
+];
 
 /// Starts the mechanism the manifest names. Checks nothing the manifest
 /// crate already checked; the plugin has not been called yet.
@@ -188,6 +196,8 @@ pub(crate) fn start(
             services.clone(),
         )?)),
         Mechanism::Native => Ok(Box::new(native::Native::new(manifest, fresh)?)),
+        #[cfg(feature = "wasm")]
+        Mechanism::Wasm => Ok(Box::new(wasm::Wasm::new(manifest, services.clone())?)),
         mechanism => Err(LoadError::Unsupported {
             plugin: manifest.name.clone(),
             mechanism,

@@ -1,0 +1,212 @@
+//! The wasm mechanism's guest side: the exports of `docs/wasm-abi.md`, and
+//! the host's imports as Rust functions.
+//!
+//! [`export_wasm!`](crate::export_wasm) defines the exports; a crate built
+//! for `wasm32-unknown-unknown` with it is a plugin. The module is single
+//! threaded: one instance serves one call at a time.
+
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use outlet_protocol::Status;
+
+use crate::Plugin;
+
+/// The version of the guest ABI.
+pub const ABI_VERSION: i32 = 1;
+
+static PLUGIN: OnceLock<Plugin> = OnceLock::new();
+
+thread_local! {
+    /// Where the host writes the next call.
+    static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// The last answer, kept until the next call.
+    static ANSWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "outlet")]
+unsafe extern "C" {
+    fn log(level: i32, ptr: *const u8, len: usize);
+    fn config(key_ptr: *const u8, key_len: usize) -> i64;
+    fn call(
+        method_ptr: *const u8,
+        method_len: usize,
+        request_ptr: *const u8,
+        request_len: usize,
+    ) -> i64;
+    fn take(ptr: *mut u8);
+}
+
+/// Logs a line through the host, at 0 trace … 4 error.
+pub fn host_log(level: i32, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: the import reads `len` bytes at `ptr`, which `message` holds.
+    unsafe {
+        log(level, message.as_ptr(), message.len())
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = (level, message);
+}
+
+/// The value of a config key, as the host holds it.
+pub fn host_config(key: &str) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        // SAFETY: the import reads `key_len` bytes at `key_ptr`.
+        let len = unsafe { config(key.as_ptr(), key.len()) };
+        let len = usize::try_from(len).ok()?;
+        let mut value = vec![0u8; len];
+        // SAFETY: `value` has room for the pending value's `len` bytes.
+        unsafe { take(value.as_mut_ptr()) };
+        String::from_utf8(value).ok()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = key;
+        None
+    }
+}
+
+/// The host, as a transport: a plugin calls the services its host offers
+/// through a generated client over it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Host;
+
+impl outlet_protocol::Transport for Host {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            // SAFETY: the import reads the two byte ranges it is given.
+            let packed = unsafe {
+                call(
+                    method.as_ptr(),
+                    method.len(),
+                    request.as_ptr(),
+                    request.len(),
+                )
+            };
+            let (code, len) = ((packed >> 32) as i32, (packed & 0xffff_ffff) as usize);
+            let mut answer = vec![0u8; len];
+            // SAFETY: `answer` has room for the pending answer's `len` bytes.
+            unsafe { take(answer.as_mut_ptr()) };
+            match code {
+                0 => Ok(answer),
+                code => Err(Status::new(
+                    outlet_protocol::Code::from_i32(code),
+                    String::from_utf8_lossy(&answer).into_owned(),
+                )),
+            }
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = (method, request);
+            Err(Status::unavailable("not running as a wasm plugin"))
+        }
+    }
+}
+
+/// `outlet_alloc`: a buffer for the host to write the next call into.
+#[doc(hidden)]
+pub fn alloc(len: usize) -> *mut u8 {
+    INPUT.with(|input| {
+        let mut input = input.borrow_mut();
+        input.clear();
+        input.resize(len, 0);
+        input.as_mut_ptr()
+    })
+}
+
+/// `outlet_call`: runs the call written into the input buffer.
+#[doc(hidden)]
+pub fn call_exported(
+    make: fn() -> Plugin,
+    method: (usize, usize),
+    request: (usize, usize),
+    out: usize,
+) -> i32 {
+    INPUT.with(|input| {
+        ANSWER.with(|answer| {
+            let input = input.borrow();
+            let mut answer = answer.borrow_mut();
+            answer.clear();
+            let base = input.as_ptr() as usize;
+            let slice = |(ptr, len): (usize, usize)| {
+                ptr.checked_sub(base)
+                    .and_then(|start| input.get(start..start.checked_add(len)?))
+            };
+            let code = match (slice(method), slice(request)) {
+                (Some(method), Some(request)) => {
+                    let plugin = PLUGIN.get_or_init(make);
+                    let result = std::str::from_utf8(method)
+                        .map_err(|_| Status::invalid_argument("the method is not UTF-8"))
+                        .and_then(|method| plugin.serve(method, request, &mut answer));
+                    match result {
+                        Ok(()) => 0,
+                        Err(status) => {
+                            answer.clear();
+                            answer.extend_from_slice(status.message().as_bytes());
+                            status.code().as_i32()
+                        }
+                    }
+                }
+                _ => {
+                    answer
+                        .extend_from_slice(b"the call is not inside the buffer outlet_alloc gave");
+                    outlet_protocol::Code::InvalidArgument.as_i32()
+                }
+            };
+            let slot = [answer.as_ptr() as u32, answer.len() as u32];
+            let bytes = [slot[0].to_le_bytes(), slot[1].to_le_bytes()].concat();
+            // The slot is the first 8 bytes of the input buffer (the ABI).
+            if out == base && input.len() >= 8 {
+                // SAFETY: `out` is the start of `input`, which is at least 8
+                // bytes long and not otherwise borrowed mutably here; the
+                // host reads the slot after the call returns.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out as *mut u8, 8) };
+            }
+            code
+        })
+    })
+}
+
+/// Exports a Rust plugin as a wasm module with the exports of
+/// `docs/wasm-abi.md`. Build the crate as a `cdylib` for
+/// `wasm32-unknown-unknown`.
+///
+/// ```text
+/// outlet_guest::export_wasm!(greeter::plugin);
+/// ```
+#[macro_export]
+macro_rules! export_wasm {
+    ($make:path) => {
+        /// The guest ABI's version.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn outlet_abi_version() -> i32 {
+            $crate::wasm::ABI_VERSION
+        }
+
+        /// A buffer for the host to write the next call into.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn outlet_alloc(len: usize) -> *mut u8 {
+            $crate::wasm::alloc(len)
+        }
+
+        /// Runs one call.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn outlet_call(
+            method_ptr: usize,
+            method_len: usize,
+            request_ptr: usize,
+            request_len: usize,
+            out_ptr: usize,
+        ) -> i32 {
+            $crate::wasm::call_exported(
+                $make,
+                (method_ptr, method_len),
+                (request_ptr, request_len),
+                out_ptr,
+            )
+        }
+    };
+}

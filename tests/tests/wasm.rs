@@ -1,0 +1,297 @@
+//! The wasm mechanism: guests in Rust and in hand-written WebAssembly text,
+//! well-behaved and not, in a real wasmtime sandbox.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use outlet_host::{Host, LoadError, Plugin};
+use outlet_protocol::Code;
+
+use crate::support::{capture_logs, greet, library_manifest, root};
+
+fn manifest(dir: &Path, name: &str, module: &Path, extra: &str) -> PathBuf {
+    library_manifest(dir, "wasm", name, module, extra)
+}
+
+fn load(file: &Path) -> Result<Plugin, LoadError> {
+    Host::new().load(file)
+}
+
+/// The Rust greeter guest, built for wasm32 by the README's test command.
+fn rust_guest() -> PathBuf {
+    let path = root().join("target/wasm32-unknown-unknown/debug/greeter_wasm.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: run the README's test command, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// A guest in WebAssembly text: Hello answers like the WAT greeter, and
+/// `greet` is the body of what Greet does, with `$out` the answer slot.
+fn wat_guest(dir: &Path, name: &str, imports: &str, greet: &str) -> PathBuf {
+    let text = format!(
+        r#"(module
+  {imports}
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\0a\04test\1a\01\01\22\01\01\32\22outlet.examples.greeter.v1.Greeter")
+  (func (export "outlet_abi_version") (result i32) (i32.const 1))
+  (func (export "outlet_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "outlet_call")
+    (param $method i32) (param $method_len i32) (param $request i32) (param $request_len i32)
+    (param $out i32) (result i32)
+    (if (i32.eq (local.get $method_len) (i32.const 28))
+      (then
+        (i32.store (local.get $out) (i32.const 0))
+        (i32.store offset=4 (local.get $out) (i32.const 48))
+        (return (i32.const 0))))
+    {greet})
+)"#
+    );
+    let file = dir.join(format!("{name}.wat"));
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+#[test]
+fn the_greeters_in_rust_and_in_wat_greet() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(
+        dir.path(),
+        "rusty",
+        &rust_guest(),
+        "[config]\ngreeting = \"Hi\"\n",
+    );
+    let plugin = load(&file).unwrap();
+    assert_eq!(greet(&plugin, "wasm").unwrap(), "Hi, wasm!");
+
+    let wat = root().join("examples/greeter/wat/greeter.wat");
+    let (plugin, logs) = capture_logs(|| load(&manifest(dir.path(), "textual", &wat, "")).unwrap());
+    assert!(
+        logs.contains("greeter-wat ready") && logs.contains("plugin=\"textual\""),
+        "{logs}"
+    );
+    assert_eq!(plugin.hello().name, "greeter-wat");
+    assert_eq!(greet(&plugin, "wat").unwrap(), "Hello, wat!");
+    let error =
+        outlet_protocol::Transport::call(&plugin, "/outlet.examples.greeter.v1.Greeter/Wave", &[])
+            .unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented);
+}
+
+#[test]
+fn an_endless_loop_is_stopped_at_the_deadline_and_the_next_call_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_guest(
+        dir.path(),
+        "spin",
+        "",
+        "(loop $forever (br $forever)) (i32.const 0)",
+    );
+    let plugin = load(&manifest(
+        dir.path(),
+        "spinner",
+        &module,
+        "[limits]\ntimeout_ms = 100\n",
+    ))
+    .unwrap();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let error = greet(&plugin, "x").unwrap_err();
+        assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
+        assert!(error.message().contains("plugin `spinner`"), "{error}");
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert!(plugin.health().is_err() || plugin.health().is_ok());
+}
+
+#[test]
+fn traps_fail_the_call_and_a_fresh_instance_serves_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    // Greet traps for the name "trap" (a 6-byte request) and otherwise
+    // answers an empty GreetResponse.
+    let module = wat_guest(
+        dir.path(),
+        "trap",
+        "",
+        "(if (i32.eq (local.get $request_len) (i32.const 6)) (then (unreachable)))
+    (i32.store (local.get $out) (i32.const 0))
+    (i32.store offset=4 (local.get $out) (i32.const 0))
+    (i32.const 0)",
+    );
+    let plugin = load(&manifest(dir.path(), "trapper", &module, "")).unwrap();
+    for _ in 0..3 {
+        let error = greet(&plugin, "trap").unwrap_err();
+        assert_eq!(error.code(), Code::Internal);
+        assert!(
+            error.message().contains("plugin `trapper`") && error.message().contains("unreachable"),
+            "{error}"
+        );
+        // The host is fine, and a fresh instance serves the next call.
+        assert_eq!(greet(&plugin, "fine, thanks").unwrap(), "");
+    }
+}
+
+#[test]
+fn a_memory_bomb_hits_the_manifest_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_guest(
+        dir.path(),
+        "bomb",
+        "",
+        "(loop $more (br_if $more (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) (i32.const 0)",
+    );
+    let plugin = load(&manifest(
+        dir.path(),
+        "bomber",
+        &module,
+        "[limits]\nmemory_mb = 4\n",
+    ))
+    .unwrap();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error}");
+    assert!(error.message().contains("limits.memory_mb = 4"), "{error}");
+}
+
+#[test]
+fn answers_outside_the_memory_or_over_the_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = wat_guest(
+        dir.path(),
+        "outside",
+        "",
+        "(i32.store (local.get $out) (i32.const 65000)) (i32.store offset=4 (local.get $out) (i32.const 1000)) (i32.const 0)",
+    );
+    let plugin = load(&manifest(dir.path(), "wild", &outside, "")).unwrap();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert!(
+        error.message().contains("lies outside its memory"),
+        "{error}"
+    );
+
+    let big = wat_guest(
+        dir.path(),
+        "big",
+        "",
+        "(i32.store (local.get $out) (i32.const 0)) (i32.store offset=4 (local.get $out) (i32.const 60000)) (i32.const 0)",
+    );
+    let plugin = load(&manifest(
+        dir.path(),
+        "big",
+        &big,
+        "[limits]\nmax_message_bytes = 1024\n",
+    ))
+    .unwrap();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted);
+    assert!(
+        error.message().contains("over the limit of 1024"),
+        "{error}"
+    );
+}
+
+#[test]
+fn modules_that_break_the_abi_are_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, [0xffu8, 0x00, 0x13, 0x37]).unwrap();
+    let text = load(&manifest(dir.path(), "garbage", &garbage, ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("plugin `garbage`") && text.contains("is not WebAssembly"),
+        "{text}"
+    );
+
+    let sneaky = wat_guest(
+        dir.path(),
+        "sneaky",
+        r#"(import "env" "open" (func (param i32) (result i32)))"#,
+        "(i32.const 0)",
+    );
+    let text = load(&manifest(dir.path(), "sneaky", &sneaky, ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("plugin `sneaky`") && text.contains("env"),
+        "{text}"
+    );
+    assert!(text.contains("may import only"), "{text}");
+
+    let bare = dir.path().join("bare.wat");
+    std::fs::write(&bare, "(module (memory (export \"memory\") 1))").unwrap();
+    let text = load(&manifest(dir.path(), "bare", &bare, ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("does not export the func `outlet_abi_version`"),
+        "{text}"
+    );
+
+    let hello_trap = dir.path().join("hello-trap.wat");
+    let source = std::fs::read_to_string(wat_guest(dir.path(), "x", "", "(i32.const 0)")).unwrap();
+    std::fs::write(
+        &hello_trap,
+        source.replace(
+            "(i32.store (local.get $out) (i32.const 0))",
+            "(unreachable)",
+        ),
+    )
+    .unwrap();
+    let text = load(&manifest(dir.path(), "hello-trap", &hello_trap, ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("plugin `hello-trap`") && text.contains("trapped"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_guest_calls_the_host_through_its_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    // Greet forwards the request to the host's Greeter and returns its answer.
+    let module = wat_guest(
+        dir.path(),
+        "forward",
+        r#"(import "outlet" "call" (func $call (param i32 i32 i32 i32) (result i64)))
+  (import "outlet" "take" (func $take (param i32)))
+  (data (i32.const 200) "/outlet.examples.greeter.v1.Greeter/Greet")
+  (global $answer (mut i64) (i64.const 0))"#,
+        "(global.set $answer (call $call (i32.const 200) (i32.const 41) (local.get $request) (local.get $request_len)))
+    (call $take (i32.const 8192))
+    (i32.store (local.get $out) (i32.const 8192))
+    (i32.store offset=4 (local.get $out) (i32.wrap_i64 (global.get $answer)))
+    (i32.wrap_i64 (i64.shr_u (global.get $answer) (i64.const 32)))",
+    );
+    let host = Host::new();
+    host.serve(greeter::GreeterServer::new(greeter::Hello::default()));
+    let plugin = host
+        .load(manifest(dir.path(), "forwarder", &module, ""))
+        .unwrap();
+    assert_eq!(greet(&plugin, "via host").unwrap(), "Hello, via host!");
+}
+
+#[test]
+fn calls_from_many_threads_run_in_instances_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = load(&manifest(dir.path(), "crowded", &rust_guest(), "")).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let plugin = &plugin;
+            s.spawn(move || {
+                for i in 0..50 {
+                    let name = format!("t{t}c{i}");
+                    assert_eq!(greet(plugin, &name).unwrap(), format!("Hello, {name}!"));
+                }
+            });
+        }
+    });
+    plugin.reload().unwrap();
+    assert_eq!(greet(&plugin, "after").unwrap(), "Hello, after!");
+}
