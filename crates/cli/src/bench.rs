@@ -42,11 +42,16 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
         "--calls must be at least 10 to give a median and a p99"
     );
     let host = Host::new();
+    // exec first: once a wasm engine has mapped its code and reserved
+    // memories, `fork` copies more page tables (see docs/exec.md).
+    let exec_row = exec(&host, manifests, calls)?;
     let mut rows = vec![native(&host, manifests, calls)?];
     let loading = native_load(&host, manifests, calls / 5)?;
     rows.push(loading.row);
     rows.extend(cabi(&host, manifests, calls)?);
-    rows.push(exec(&host, manifests, calls)?);
+    let wasm_rows = wasm(&host, manifests, calls)?;
+    rows.extend(wasm_rows.rows);
+    rows.push(exec_row);
 
     println!("Outlet bench: {calls} calls per row, each row interleaved with its baseline");
     println!(
@@ -81,6 +86,14 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
         loading.rss[0] >> 10,
         loading.rss[1] >> 10,
         loading.rss[2] >> 10
+    );
+    println!(
+        "wasm loading: compile {} (cold), {} (from the disk cache); resident memory {} KiB \
+         before, {} KiB after 100 loads and 10,000 instances made and dropped",
+        human(wasm_rows.compile_cold),
+        human(wasm_rows.compile_cached),
+        wasm_rows.rss[0] >> 10,
+        wasm_rows.rss[1] >> 10
     );
     println!("\nseed §9 quotes, for comparison:");
     let mut seen = Vec::new();
@@ -117,6 +130,12 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
         let out = serde_json::json!({
             "calls": calls,
             "rows": rows,
+            "wasm_loading": {
+                "compile_cold_ns": wasm_rows.compile_cold.as_nanos() as u64,
+                "compile_cached_ns": wasm_rows.compile_cached.as_nanos() as u64,
+                "rss_before": wasm_rows.rss[0],
+                "rss_after_100_loads_and_10000_instances": wasm_rows.rss[1],
+            },
             "native_loading": {
                 "hundred_distinct_ns": loading.hundred.as_nanos() as u64,
                 "rss_before": loading.rss[0],
@@ -326,6 +345,125 @@ fn cabi(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Vec<Row>>
     .into_iter()
     .map(|(file, case)| in_process(host, &manifests.join(file), calls, "cabi", case, seed))
     .collect()
+}
+
+/// What the wasm rows measured.
+struct WasmRows {
+    rows: Vec<Row>,
+    compile_cold: Duration,
+    compile_cached: Duration,
+    /// Resident memory before, and after 100 loads and 10,000 instances.
+    rss: [u64; 2],
+}
+
+/// wasm: Greet into a warm instance, from a Rust guest and a WAT one,
+/// against the same greeter called directly; and what loading costs.
+fn wasm(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<WasmRows> {
+    let seed = "WASM call (wazero) ~1 µs";
+    let mut rows = Vec::new();
+    for (file, case) in [
+        ("wasm-rust.toml", "Greet, Rust guest, warm instance"),
+        ("wasm.toml", "Greet, WAT guest, warm instance"),
+    ] {
+        rows.push(in_process(
+            host,
+            &manifests.join(file),
+            calls,
+            "wasm",
+            case,
+            seed,
+        )?);
+    }
+
+    // Loading: a module never seen (a cache folder of its own), then the
+    // same module from that cache.
+    let manifest = outlet_manifest::Manifest::load(manifests.join("wasm-rust.toml"))?;
+    let (compile_cold, compile_cached) = wasm_load(host, &manifest)?;
+
+    let rss_before = resident()?;
+    for i in 0..100 {
+        let mut copy = manifest.clone();
+        copy.name = format!("{}-{i}", manifest.name);
+        let plugin = host.load_manifest(copy)?;
+        host.unload(plugin.name());
+    }
+    // 10,000 instances: a guest whose Greet traps, so that every call gets
+    // a fresh instance and drops it.
+    let dir = tempfile::tempdir()?;
+    let module = dir.path().join("trap.wat");
+    std::fs::write(
+        &module,
+        r#"(module (memory (export "memory") 1)
+  (data (i32.const 0) "\0a\04trap\1a\01\01\22\01\01\32\22outlet.examples.greeter.v1.Greeter")
+  (func (export "outlet_abi_version") (result i32) (i32.const 1))
+  (func (export "outlet_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "outlet_call") (param i32 i32 i32 i32 i32) (result i32)
+    (if (i32.ne (local.get 1) (i32.const 28)) (then (unreachable)))
+    (i32.store (local.get 4) (i32.const 0))
+    (i32.store offset=4 (local.get 4) (i32.const 48))
+    (i32.const 0)))"#,
+    )?;
+    let trap = outlet_manifest::Manifest::parse(
+        &format!(
+            "name = \"trap\"\nmechanism = \"wasm\"\npath = \"{}\"\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n",
+            module.display()
+        ),
+        &dir.path().join("trap.toml"),
+    )?;
+    let plugin = host.load_manifest(trap)?;
+    let greeter = plugin.client::<GreeterClient<_>>()?;
+    for _ in 0..10_000 {
+        anyhow::ensure!(
+            greeter.greet(request()).is_err(),
+            "the trap guest did not trap"
+        );
+    }
+    host.unload(plugin.name());
+    let rss_after = resident()?;
+    Ok(WasmRows {
+        rows,
+        compile_cold,
+        compile_cached,
+        rss: [rss_before, rss_after],
+    })
+}
+
+/// The time to load a wasm plugin whose module is not cached yet (compile),
+/// and then again (from the cache), Hello included.
+fn wasm_load(
+    host: &Host,
+    manifest: &outlet_manifest::Manifest,
+) -> anyhow::Result<(Duration, Duration)> {
+    // The same module with a custom section of a name never used before:
+    // a hash the cache has not seen, so the first load compiles.
+    let bytes = std::fs::read(&manifest.path)?;
+    let dir = tempfile::tempdir()?;
+    let unique = dir.path().join("fresh.wasm");
+    let mut fresh = bytes.clone();
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos()
+        .to_string();
+    // Custom section: id 0, size, name length, name.
+    let name = format!("outlet-bench-{nonce}");
+    fresh.push(0);
+    fresh.push((1 + name.len()) as u8);
+    fresh.push(name.len() as u8);
+    fresh.extend_from_slice(name.as_bytes());
+    std::fs::write(&unique, &fresh)?;
+    let mut copy = manifest.clone();
+    copy.path = unique;
+    copy.name = format!("{}-cold", manifest.name);
+    let started = Instant::now();
+    let plugin = host.load_manifest(copy.clone())?;
+    let cold = started.elapsed();
+    host.unload(plugin.name());
+    let started = Instant::now();
+    let plugin = host.load_manifest(copy)?;
+    let cached = started.elapsed();
+    host.unload(plugin.name());
+    Ok((cold, cached))
 }
 
 /// exec: a Greet round trip, one process per call, against spawning

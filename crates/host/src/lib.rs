@@ -14,6 +14,7 @@
 //! |---|---|
 //! | `native` | a direct call of the plugin's trait implementation, plus a lock read (~1.4× a plain call) |
 //! | `cabi` | a protobuf encode and decode on each side of a C function call (a few hundred ns) |
+//! | `wasm` | two calls into a pooled wasmtime instance, the request and answer copied through linear memory |
 //! | `exec` | one process: spawn, one frame each way, exit (about a millisecond) |
 //!
 //! [`Plugin::reload`] loads a fresh instance beside the running one and
@@ -32,6 +33,12 @@
 //! assert_eq!(error.code(), Code::Unimplemented);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Features
+//!
+//! - `wasm` (default): the wasm mechanism, on wasmtime. Without it, the
+//!   crate builds in a fraction of the time, and a wasm manifest is refused
+//!   as a mechanism this build does not have.
 //!
 //! A plugin's log lines (its stderr) become `tracing` events with target
 //! `outlet::plugin` and a `plugin` field holding its name.
