@@ -233,6 +233,22 @@ fn modules_that_break_the_abi_are_refused_at_load() {
         "{text}"
     );
 
+    // `memory_mb` holds per memory: a second memory would double it.
+    let source = std::fs::read_to_string(wat_guest(dir.path(), "y", "", "(i32.const 0)")).unwrap();
+    let twice = dir.path().join("twice.wat");
+    std::fs::write(
+        &twice,
+        source.replace(
+            "(memory (export \"memory\") 1)",
+            "(memory (export \"memory\") 1) (memory 1)",
+        ),
+    )
+    .unwrap();
+    let text = load(&manifest(dir.path(), "twice", &twice, ""))
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("plugin `twice`"), "{text}");
+
     let hello_trap = dir.path().join("hello-trap.wat");
     let source = std::fs::read_to_string(wat_guest(dir.path(), "x", "", "(i32.const 0)")).unwrap();
     std::fs::write(

@@ -63,10 +63,53 @@ struct Env {
     session: RwLock<Session>,
 }
 
+/// The store's limits, and whether one of them refused a request: that,
+/// not a message the guest could imitate, says a trap was the memory limit.
+struct Limiter {
+    limits: StoreLimits,
+    hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grown = self.limits.memory_growing(current, desired, maximum);
+        self.hit |= !matches!(grown, Ok(true));
+        grown
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grown = self.limits.table_growing(current, desired, maximum);
+        self.hit |= !matches!(grown, Ok(true));
+        grown
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
 /// A store's data.
 struct State {
     env: Arc<Env>,
-    limits: StoreLimits,
+    limits: Limiter,
     /// The value `take` hands over next.
     pending: Vec<u8>,
 }
@@ -98,7 +141,8 @@ impl Wasm {
             why,
         };
         let engine = engine(manifest.limits.fuel.is_some()).map_err(&refuse)?;
-        let module = load_module(engine, &manifest.path).map_err(&refuse)?;
+        let module =
+            load_module(engine, &manifest.path, manifest.sha256.as_deref()).map_err(&refuse)?;
         for (name, want) in [
             ("memory", "memory"),
             ("outlet_abi_version", "func"),
@@ -155,13 +199,26 @@ impl Wasm {
 
     fn instantiate(&self) -> Result<Instance, Status> {
         let plugin = self.plugin();
-        let mut limits = StoreLimitsBuilder::new().trap_on_grow_failure(true);
+        // One memory and a few small tables: `memory_size` holds per memory,
+        // so more memories would multiply it.
+        let mut limits = StoreLimitsBuilder::new()
+            .trap_on_grow_failure(true)
+            .instances(1)
+            .memories(1)
+            .tables(8)
+            .table_elements(1 << 16);
         if let Some(mb) = self.limits.memory_mb {
-            limits = limits.memory_size(usize::try_from(mb << 20).unwrap_or(usize::MAX));
+            let bytes = mb
+                .checked_mul(1 << 20)
+                .and_then(|b| usize::try_from(b).ok());
+            limits = limits.memory_size(bytes.unwrap_or(usize::MAX));
         }
         let state = State {
             env: self.env.clone(),
-            limits: limits.build(),
+            limits: Limiter {
+                limits: limits.build(),
+                hit: false,
+            },
             pending: Vec::new(),
         };
         let mut store = Store::new(self.pre.module().engine(), state);
@@ -172,10 +229,10 @@ impl Wasm {
                 .set_fuel(fuel)
                 .map_err(|e| Status::internal(format!("plugin `{plugin}`: {e}")))?;
         }
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| trapped(plugin, "starting the module", e, &self.limits))?;
+        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            let hit = store.data().limits.hit;
+            trapped(plugin, "starting the module", e, &self.limits, hit)
+        })?;
         let bad = |what: &str, e: wasmtime::Error| {
             Status::internal(format!("plugin `{plugin}`: its export {what}: {e}"))
         };
@@ -184,7 +241,7 @@ impl Wasm {
             .map_err(|e| bad("outlet_abi_version", e))?;
         let version = version
             .call(&mut store, ())
-            .map_err(|e| trapped(plugin, "outlet_abi_version", e, &self.limits))?;
+            .map_err(|e| trapped(plugin, "outlet_abi_version", e, &self.limits, false))?;
         if version != 1 {
             return Err(Status::failed_precondition(format!(
                 "plugin `{plugin}` speaks guest ABI version {version}, and this host version 1; \
@@ -247,14 +304,8 @@ impl Wasm {
     ) -> Result<(), Status> {
         let plugin = self.plugin();
         let limit = self.limits.max_message_bytes;
-        if request.len() > limit {
-            return Err(Status::resource_exhausted(format!(
-                "plugin `{plugin}`: the request to {method} is {} bytes, over the limit of \
-                 {limit} (limits.max_message_bytes)",
-                request.len()
-            )));
-        }
         let store = &mut instance.store;
+        store.data_mut().pending.clear();
         store.set_epoch_deadline(deadline_ticks(self.limits.timeout()));
         if let Some(fuel) = self.fuel {
             store
@@ -262,11 +313,15 @@ impl Wasm {
                 .map_err(|e| Status::internal(format!("plugin `{plugin}`: {e}")))?;
         }
         let total = 8 + method.len() + request.len();
-        let base = instance
-            .alloc
-            .call(&mut *store, i32::try_from(total).unwrap_or(i32::MAX))
-            .map_err(|e| trapped(plugin, method, e, &self.limits))? as u32
-            as usize;
+        let Ok(total_i32) = i32::try_from(total) else {
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{plugin}`: a call of {total} bytes does not fit a wasm guest"
+            )));
+        };
+        let base = instance.alloc.call(&mut *store, total_i32).map_err(|e| {
+            let hit = store.data().limits.hit;
+            trapped(plugin, method, e, &self.limits, hit)
+        })? as u32 as usize;
         let memory = instance.memory.data_mut(&mut *store);
         let Some(area) = memory.get_mut(base..base + total).filter(|_| base != 0) else {
             return Err(Status::resource_exhausted(format!(
@@ -289,7 +344,10 @@ impl Wasm {
                     at(0),
                 ),
             )
-            .map_err(|e| trapped(plugin, method, e, &self.limits))?;
+            .map_err(|e| {
+                let hit = store.data().limits.hit;
+                trapped(plugin, method, e, &self.limits, hit)
+            })?;
         let memory = instance.memory.data(&*store);
         let slot = &memory[base..base + 8];
         let ptr = u32::from_le_bytes(slot[..4].try_into().expect("4 bytes")) as usize;
@@ -325,10 +383,15 @@ fn deadline_ticks(timeout: Duration) -> u64 {
 }
 
 /// A failure inside the guest, as a status naming the plugin.
-fn trapped(plugin: &str, what: &str, error: wasmtime::Error, limits: &Limits) -> Status {
-    // The whole chain: a failed `memory.grow` is a cause, not the top error.
+fn trapped(
+    plugin: &str,
+    what: &str,
+    error: wasmtime::Error,
+    limits: &Limits,
+    limit_hit: bool,
+) -> Status {
     let chain = format!("{error:?}");
-    if chain.contains("forcing trap when growing memory") {
+    if limit_hit {
         return Status::resource_exhausted(format!(
             "plugin `{plugin}`: {what} asked for more memory than limits.memory_mb = {} allows",
             limits.memory_mb.unwrap_or_default()
@@ -365,8 +428,34 @@ impl Backend for Wasm {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
-        let mut instance = self.take()?;
-        let result = self.run(&mut instance, method, request, response);
+        let limit = self.limits.max_message_bytes;
+        if request.len() > limit {
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{}`: the request to {method} is {} bytes, over the limit of {limit} \
+                 (limits.max_message_bytes)",
+                self.plugin(),
+                request.len()
+            )));
+        }
+        // A guest calling the host, which calls a guest, and so on: each
+        // level a store of its own, so the depth is bounded here.
+        thread_local! {
+            static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        }
+        if DEPTH.get() >= 8 {
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{}`: calls between wasm plugins and the host nest more than 8 deep",
+                self.plugin()
+            )));
+        }
+        DEPTH.set(DEPTH.get() + 1);
+        let instance = self.take();
+        let result = instance.map(|mut instance| {
+            let result = self.run(&mut instance, method, request, response);
+            (instance, result)
+        });
+        DEPTH.set(DEPTH.get() - 1);
+        let (instance, result) = result?;
         let broken = matches!(&result, Err(status) if matches!(
             status.code(),
             Code::DeadlineExceeded | Code::ResourceExhausted | Code::Internal
@@ -436,6 +525,11 @@ fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
             let method = String::from_utf8_lossy(&method).into_owned();
             let env = caller.data().env.clone();
             let (code, answer) = match env.services.call(&env.plugin, &method, &request) {
+                // The length must fit the low 32 bits of the answer.
+                Ok(bytes) if bytes.len() > u32::MAX as usize / 2 => (
+                    i64::from(Code::ResourceExhausted.as_i32()),
+                    b"the host's answer is too large for a wasm guest".to_vec(),
+                ),
                 Ok(bytes) => (0i64, bytes),
                 Err(status) => (
                     i64::from(status.code().as_i32()),
@@ -480,8 +574,18 @@ fn read(caller: &mut Caller<'_, State>, ptr: i32, len: i32) -> wasmtime::Result<
 }
 
 /// Compiles a module, or loads it from the on-disk cache.
-fn load_module(engine: &Engine, path: &Path) -> Result<Module, String> {
+fn load_module(engine: &Engine, path: &Path, sha256: Option<&str>) -> Result<Module, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let hash = outlet_manifest::sha256_hex(&bytes);
+    // The bytes compiled are the bytes checked: the file may have changed
+    // since the manifest's check.
+    if let Some(expected) = sha256.filter(|expected| *expected != hash) {
+        return Err(format!(
+            "{} has SHA-256 {hash}, but the manifest says {expected}; if the new module is the \
+             one you mean to run, put its hash in `sha256`",
+            path.display()
+        ));
+    }
     let text = std::str::from_utf8(&bytes).is_ok();
     if !text && !bytes.starts_with(b"\0asm") {
         return Err(format!(
@@ -494,20 +598,19 @@ fn load_module(engine: &Engine, path: &Path) -> Result<Module, String> {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        format!(
-            "{}-{:016x}",
-            outlet_manifest::sha256_hex(&bytes),
-            hasher.finish()
-        )
+        format!("{hash}-{:016x}", hasher.finish())
     };
     let cached = cache_dir().map(|dir| dir.join(format!("{key}.cwasm")));
-    if let Some(file) = cached.as_ref().filter(|f| f.exists()) {
+    if let Some(serialized) = cached.as_ref().and_then(|file| read_private(file)) {
         #[allow(unsafe_code)]
-        // SAFETY: `deserialize_file` trusts the file to be wasmtime's own
-        // output for this engine. It is: this function wrote it, under a
-        // name holding the module's hash and the engine's compatibility
-        // hash, in a cache folder only this user can write (mode 0700).
-        if let Ok(module) = unsafe { Module::deserialize_file(engine, file) } {
+        // SAFETY: `deserialize` trusts the bytes to be wasmtime's own output
+        // for this engine. They are: this function wrote them, under a name
+        // holding the module's hash and the engine's compatibility hash, in
+        // a cache folder that `cache_dir` checked is a real folder (no
+        // symlink) owned by this user and writable by no one else, and
+        // `read_private` checked the same of the file before reading it into
+        // memory (so nothing can change it under the module afterwards).
+        if let Ok(module) = unsafe { Module::deserialize(engine, &serialized) } {
             return Ok(module);
         }
     }
@@ -519,26 +622,59 @@ fn load_module(engine: &Engine, path: &Path) -> Result<Module, String> {
         )
     })?;
     if let (Some(file), Ok(serialized)) = (cached, module.serialize()) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
         let temp = file.with_extension(format!("{}.tmp", std::process::id()));
-        if std::fs::write(&temp, serialized).is_ok() {
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .and_then(|mut f| f.write_all(&serialized));
+        if written.is_ok() {
             let _ = std::fs::rename(&temp, &file);
+        } else {
+            let _ = std::fs::remove_file(&temp);
         }
     }
     Ok(module)
 }
 
-/// `$XDG_CACHE_HOME/outlet/wasm` (or `~/.cache/…`), made private to this user.
+/// `$XDG_CACHE_HOME/outlet/wasm` (or `~/.cache/…`): used only if it and
+/// `outlet/` are real folders owned by this user that no one else can write.
 fn cache_dir() -> Option<PathBuf> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    let dir = base.join("outlet").join("wasm");
+    let outlet = base.join("outlet");
+    let dir = outlet.join("wasm");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)
         .ok()?;
-    let meta = std::fs::metadata(&dir).ok()?;
-    (meta.permissions().mode() & 0o077 == 0).then_some(dir)
+    (private(&outlet, true) && private(&dir, true)).then_some(dir)
+}
+
+/// Whether `path` is a real folder (or file) owned by this user that no
+/// one else can write; symlinks are not followed.
+fn private(path: &Path, folder: bool) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let kind = if folder {
+        meta.is_dir()
+    } else {
+        meta.is_file()
+    };
+    kind && meta.uid() == rustix::process::geteuid().as_raw() && meta.mode() & 0o022 == 0
+}
+
+/// A cache file's bytes, if it is a private file of this user's.
+fn read_private(file: &Path) -> Option<Vec<u8>> {
+    private(file, false)
+        .then(|| std::fs::read(file).ok())
+        .flatten()
 }
