@@ -7,12 +7,12 @@ setup
 
 cargo build --release -p outlet-cli -p greeter-cabi -p greeter-native
 build_c target/release -O2
-build_wasm --release
+build_wasm --profile wasm
 # The exec greeter is linked statically: a process per call then skips the
 # dynamic loader, which is most of a small program's start-up time.
 triple=$(host_triple)
 cargo build --release -p greeter-example --bin greeter-exec --target "$triple" \
     --config "target.$triple.rustflags = ['-C', 'target-feature=+crt-static']"
-install_examples "target/$triple/release" target/release target/wasm32-unknown-unknown/release
+install_examples "target/$triple/release" target/release target/wasm32-unknown-unknown/wasm
 
 target/release/outlet demo "$@"

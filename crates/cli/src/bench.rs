@@ -36,29 +36,65 @@ impl Summary {
     }
 }
 
-pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// The mechanisms `--only` accepts.
+pub const SECTIONS: [&str; 4] = ["native", "cabi", "wasm", "exec"];
+
+/// What one run measured: the table's rows, lines below it, and the same
+/// as JSON.
+#[derive(Default)]
+struct Report {
+    rows: Vec<Row>,
+    notes: Vec<String>,
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+pub fn run(
+    manifests: &Path,
+    calls: usize,
+    json: Option<&Path>,
+    only: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         calls >= 10,
         "--calls must be at least 10 to give a median and a p99"
     );
+    let wants = |section: &str| only.is_none_or(|only| only == section);
     let host = Host::new();
+    let mut report = Report::default();
     // exec first: once a wasm engine has mapped its code and reserved
     // memories, `fork` copies more page tables (see docs/exec.md).
-    let exec_row = exec(&host, manifests, calls)?;
-    let mut rows = vec![native(&host, manifests, calls)?];
-    let loading = native_load(&host, manifests, calls / 5)?;
-    rows.push(loading.row);
-    rows.extend(cabi(&host, manifests, calls)?);
-    let wasm_rows = wasm(&host, manifests, calls)?;
-    rows.extend(wasm_rows.rows);
-    rows.push(exec_row);
+    let exec_row = wants("exec")
+        .then(|| exec(&host, manifests, calls))
+        .transpose()?;
+    if wants("native") {
+        report.rows.push(native(&host, manifests, calls)?);
+        native_load(&host, manifests, calls / 5, &mut report)?;
+    }
+    if wants("cabi") {
+        report.rows.extend(cabi(&host, manifests, calls)?);
+    }
+    if wants("wasm") {
+        wasm(&host, manifests, calls, &mut report)?;
+    }
+    report.rows.extend(exec_row);
+    print(&report, calls);
+    if let Some(file) = json {
+        let rows: Vec<serde_json::Value> = report.rows.iter().map(Row::json).collect();
+        let mut out = serde_json::json!({ "calls": calls, "rows": rows });
+        out.as_object_mut().expect("an object").extend(report.extra);
+        std::fs::write(file, format!("{out:#}\n"))
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
+fn print(report: &Report, calls: usize) {
     println!("Outlet bench: {calls} calls per row, each row interleaved with its baseline");
     println!(
-        "{:<8} {:<36} {:>10} {:>10}  {:<28} {:>10}",
+        "{:<8} {:<40} {:>10} {:>10}  {:<30} {:>8}",
         "", "round trip", "median", "p99", "baseline (same run)", "ratio"
     );
-    for row in &rows {
+    for row in &report.rows {
         let (name, ratio) = match &row.baseline {
             Some((name, base)) => (
                 format!("{name} {}", human(base.median)),
@@ -70,7 +106,7 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
             None => (String::new(), String::new()),
         };
         println!(
-            "{:<8} {:<36} {:>10} {:>10}  {:<28} {:>10}",
+            "{:<8} {:<40} {:>10} {:>10}  {:<30} {:>8}",
             row.mechanism,
             row.case,
             human(row.samples.median),
@@ -79,74 +115,41 @@ pub fn run(manifests: &Path, calls: usize, json: Option<&Path>) -> anyhow::Resul
             ratio
         );
     }
-    println!(
-        "\nnative loading: 100 distinct plugins loaded in {}; resident memory {} KiB before, \
-         {} KiB with one plugin loaded, {} KiB after 100 load/unload cycles",
-        human(loading.hundred),
-        loading.rss[0] >> 10,
-        loading.rss[1] >> 10,
-        loading.rss[2] >> 10
-    );
-    println!(
-        "wasm loading: compile {} (cold), {} (from the disk cache); resident memory {} KiB \
-         before, {} KiB after 100 loads and 10,000 instances made and dropped",
-        human(wasm_rows.compile_cold),
-        human(wasm_rows.compile_cached),
-        wasm_rows.rss[0] >> 10,
-        wasm_rows.rss[1] >> 10
-    );
+    if !report.notes.is_empty() {
+        println!();
+    }
+    for note in &report.notes {
+        println!("{note}");
+    }
     println!("\nseed §9 quotes, for comparison:");
     let mut seen = Vec::new();
-    for row in &rows {
+    for row in &report.rows {
         if !seen.contains(&row.mechanism) {
             seen.push(row.mechanism);
             println!("  {:<8} {}", row.mechanism, row.seed);
         }
     }
+}
 
-    if let Some(file) = json {
-        let rows: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|row| {
-                let mut value = serde_json::json!({
-                    "mechanism": row.mechanism,
-                    "case": row.case,
-                    "median_ns": row.samples.median.as_nanos() as u64,
-                    "p99_ns": row.samples.p99.as_nanos() as u64,
-                });
-                if let Some((name, base)) = &row.baseline {
-                    value["baseline"] = serde_json::json!({
-                        "case": name,
-                        "median_ns": base.median.as_nanos() as u64,
-                        "p99_ns": base.p99.as_nanos() as u64,
-                    });
-                    value["ratio"] = serde_json::json!(
-                        row.samples.median.as_secs_f64() / base.median.as_secs_f64()
-                    );
-                }
-                value
-            })
-            .collect();
-        let out = serde_json::json!({
-            "calls": calls,
-            "rows": rows,
-            "wasm_loading": {
-                "compile_cold_ns": wasm_rows.compile_cold.as_nanos() as u64,
-                "compile_cached_ns": wasm_rows.compile_cached.as_nanos() as u64,
-                "rss_before": wasm_rows.rss[0],
-                "rss_after_100_loads_and_10000_instances": wasm_rows.rss[1],
-            },
-            "native_loading": {
-                "hundred_distinct_ns": loading.hundred.as_nanos() as u64,
-                "rss_before": loading.rss[0],
-                "rss_one_loaded": loading.rss[1],
-                "rss_after_100_cycles": loading.rss[2],
-            },
+impl Row {
+    fn json(&self) -> serde_json::Value {
+        let mut value = serde_json::json!({
+            "mechanism": self.mechanism,
+            "case": self.case,
+            "median_ns": self.samples.median.as_nanos() as u64,
+            "p99_ns": self.samples.p99.as_nanos() as u64,
         });
-        std::fs::write(file, format!("{out:#}\n"))
-            .with_context(|| format!("writing {}", file.display()))?;
+        if let Some((name, base)) = &self.baseline {
+            value["baseline"] = serde_json::json!({
+                "case": name,
+                "median_ns": base.median.as_nanos() as u64,
+                "p99_ns": base.p99.as_nanos() as u64,
+            });
+            value["ratio"] =
+                serde_json::json!(self.samples.median.as_secs_f64() / base.median.as_secs_f64());
+        }
+        value
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The request every row sends: a name of 58 bytes, so that request and
@@ -241,19 +244,16 @@ fn in_process(
     })
 }
 
-/// What loading native plugins costs.
-struct Loading {
-    /// Loading one (open, checks, Hello) and unloading it, beside a bare
-    /// `dlopen` + `dlclose` of the same file.
-    row: Row,
-    /// Loading 100 distinct copies, one after the other.
-    hundred: Duration,
-    /// Resident memory: before loading, with one loaded, after 100 load
-    /// and unload cycles.
-    rss: [u64; 3],
-}
-
-fn native_load(host: &Host, manifests: &Path, samples: usize) -> anyhow::Result<Loading> {
+/// What loading native plugins costs: one (open, checks, Hello) and
+/// unloading it, beside a bare `dlopen` + `dlclose` of the same file; 100
+/// distinct copies one after the other; resident memory before loading,
+/// with one loaded, and after 100 load and unload cycles.
+fn native_load(
+    host: &Host,
+    manifests: &Path,
+    samples: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let manifest = outlet_manifest::Manifest::load(manifests.join("native.toml"))?;
     let dir = tempfile::tempdir()?;
     // Copies, so every load maps a file of its own (the dynamic loader
@@ -307,19 +307,33 @@ fn native_load(host: &Host, manifests: &Path, samples: usize) -> anyhow::Result<
     for plugin in loaded {
         host.unload(plugin.name());
     }
-    Ok(Loading {
-        row: Row {
-            mechanism: "native",
-            case: "load (open, checks, Hello) + unload",
-            seed: "plugin package: direct call ~5 ns",
-            samples: ours,
-            baseline: Some(("bare dlopen + dlclose", base)),
-        },
-        hundred,
-        rss: [rss_before, rss_one, rss_cycled],
-    })
+    report.rows.push(Row {
+        mechanism: "native",
+        case: "load (open, checks, Hello) + unload",
+        seed: "plugin package: direct call ~5 ns",
+        samples: ours,
+        baseline: Some(("bare dlopen + dlclose", base)),
+    });
+    let rss = [rss_before, rss_one, rss_cycled];
+    report.notes.push(format!(
+        "native loading: 100 distinct plugins loaded in {}; resident memory {} KiB before, \
+         {} KiB with one plugin loaded, {} KiB after 100 load/unload cycles",
+        human(hundred),
+        rss[0] >> 10,
+        rss[1] >> 10,
+        rss[2] >> 10
+    ));
+    report.extra.insert(
+        "native_loading".into(),
+        serde_json::json!({
+            "hundred_distinct_ns": hundred.as_nanos() as u64,
+            "rss_before": rss[0],
+            "rss_one_loaded": rss[1],
+            "rss_after_100_cycles": rss[2],
+        }),
+    );
+    Ok(())
 }
-
 /// This process's resident memory, in bytes.
 fn resident() -> anyhow::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -347,25 +361,16 @@ fn cabi(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Vec<Row>>
     .collect()
 }
 
-/// What the wasm rows measured.
-struct WasmRows {
-    rows: Vec<Row>,
-    compile_cold: Duration,
-    compile_cached: Duration,
-    /// Resident memory before, and after 100 loads and 10,000 instances.
-    rss: [u64; 2],
-}
-
 /// wasm: Greet into a warm instance, from a Rust guest and a WAT one,
-/// against the same greeter called directly; and what loading costs.
-fn wasm(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<WasmRows> {
+/// against the same greeter called directly; what a fresh instance and
+/// loading cost; and whether memory comes back.
+fn wasm(host: &Host, manifests: &Path, calls: usize, report: &mut Report) -> anyhow::Result<()> {
     let seed = "WASM call (wazero) ~1 µs";
-    let mut rows = Vec::new();
     for (file, case) in [
         ("wasm-rust.toml", "Greet, Rust guest, warm instance"),
         ("wasm.toml", "Greet, WAT guest, warm instance"),
     ] {
-        rows.push(in_process(
+        report.rows.push(in_process(
             host,
             &manifests.join(file),
             calls,
@@ -374,11 +379,61 @@ fn wasm(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<WasmRows>
             seed,
         )?);
     }
-
-    // Loading: a module never seen (a cache folder of its own), then the
-    // same module from that cache.
     let manifest = outlet_manifest::Manifest::load(manifests.join("wasm-rust.toml"))?;
-    let (compile_cold, compile_cached) = wasm_load(host, &manifest)?;
+    // A fresh instance, readied as a call would ready it.
+    let plugin = host.load_manifest(manifest.clone())?;
+    let fresh = || -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        plugin
+            .fresh_instance()
+            .context("the wasm plugin made no instance")??;
+        Ok(started.elapsed())
+    };
+    for _ in 0..calls / 10 {
+        fresh()?;
+    }
+    let samples = (0..calls).map(|_| fresh()).collect::<anyhow::Result<_>>()?;
+    host.unload(plugin.name());
+    report.rows.push(Row {
+        mechanism: "wasm",
+        case: "fresh instance (Store, instantiate)",
+        seed,
+        samples: Summary::of(samples),
+        baseline: None,
+    });
+
+    // Loading: the module from the disk cache (the loads above put it
+    // there), and a module never seen, which compiles.
+    let load = |manifest: outlet_manifest::Manifest| -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let plugin = host.load_manifest(manifest)?;
+        let took = started.elapsed();
+        host.unload(plugin.name());
+        Ok(took)
+    };
+    let mut copy = manifest.clone();
+    copy.name = format!("{}-cached", manifest.name);
+    let samples = (0..calls / 10)
+        .map(|_| load(copy.clone()))
+        .collect::<anyhow::Result<_>>()?;
+    report.rows.push(Row {
+        mechanism: "wasm",
+        case: "load from the disk cache, Hello",
+        seed,
+        samples: Summary::of(samples),
+        baseline: None,
+    });
+    let dir = tempfile::tempdir()?;
+    let samples = (0..3)
+        .map(|i| load(never_seen(&manifest, dir.path(), i)?))
+        .collect::<anyhow::Result<_>>()?;
+    report.rows.push(Row {
+        mechanism: "wasm",
+        case: "load, compiling (cold), Hello",
+        seed,
+        samples: Summary::of(samples),
+        baseline: None,
+    });
 
     let rss_before = resident()?;
     for i in 0..100 {
@@ -389,7 +444,6 @@ fn wasm(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<WasmRows>
     }
     // 10,000 instances: a guest whose Greet traps, so that every call gets
     // a fresh instance and drops it.
-    let dir = tempfile::tempdir()?;
     let module = dir.path().join("trap.wat");
     std::fs::write(
         &module,
@@ -421,49 +475,45 @@ fn wasm(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<WasmRows>
     }
     host.unload(plugin.name());
     let rss_after = resident()?;
-    Ok(WasmRows {
-        rows,
-        compile_cold,
-        compile_cached,
-        rss: [rss_before, rss_after],
-    })
+    report.notes.push(format!(
+        "wasm memory: resident {} KiB before, {} KiB after 100 loads and 10,000 instances made \
+         and dropped",
+        rss_before >> 10,
+        rss_after >> 10
+    ));
+    report.extra.insert(
+        "wasm_memory".into(),
+        serde_json::json!({
+            "rss_before": rss_before,
+            "rss_after_100_loads_and_10000_instances": rss_after,
+        }),
+    );
+    Ok(())
 }
 
-/// The time to load a wasm plugin whose module is not cached yet (compile),
-/// and then again (from the cache), Hello included.
-fn wasm_load(
-    host: &Host,
+/// The manifest's module with a custom section of a name never used before:
+/// a hash the module cache has not seen, so loading it compiles.
+fn never_seen(
     manifest: &outlet_manifest::Manifest,
-) -> anyhow::Result<(Duration, Duration)> {
-    // The same module with a custom section of a name never used before:
-    // a hash the cache has not seen, so the first load compiles.
-    let bytes = std::fs::read(&manifest.path)?;
-    let dir = tempfile::tempdir()?;
-    let unique = dir.path().join("fresh.wasm");
-    let mut fresh = bytes.clone();
+    dir: &Path,
+    i: usize,
+) -> anyhow::Result<outlet_manifest::Manifest> {
+    let mut bytes = std::fs::read(&manifest.path)?;
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
-        .as_nanos()
-        .to_string();
+        .as_nanos();
     // Custom section: id 0, size, name length, name.
-    let name = format!("outlet-bench-{nonce}");
-    fresh.push(0);
-    fresh.push((1 + name.len()) as u8);
-    fresh.push(name.len() as u8);
-    fresh.extend_from_slice(name.as_bytes());
-    std::fs::write(&unique, &fresh)?;
+    let name = format!("outlet-bench-{nonce}-{i}");
+    bytes.push(0);
+    bytes.push((1 + name.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name.as_bytes());
     let mut copy = manifest.clone();
-    copy.path = unique;
-    copy.name = format!("{}-cold", manifest.name);
-    let started = Instant::now();
-    let plugin = host.load_manifest(copy.clone())?;
-    let cold = started.elapsed();
-    host.unload(plugin.name());
-    let started = Instant::now();
-    let plugin = host.load_manifest(copy)?;
-    let cached = started.elapsed();
-    host.unload(plugin.name());
-    Ok((cold, cached))
+    copy.path = dir.join(format!("fresh-{i}.wasm"));
+    copy.name = format!("{}-cold-{i}", manifest.name);
+    copy.sha256 = None;
+    std::fs::write(&copy.path, &bytes)?;
+    Ok(copy)
 }
 
 /// exec: a Greet round trip, one process per call, against spawning

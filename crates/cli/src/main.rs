@@ -80,6 +80,9 @@ enum Command {
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Measure one mechanism only.
+        #[arg(long, value_parser = bench::SECTIONS)]
+        only: Option<String>,
     },
 }
 
@@ -111,7 +114,8 @@ fn main() -> ExitCode {
             manifests,
             calls,
             json,
-        } => bench::run(&manifests, calls, json.as_deref()),
+            only,
+        } => bench::run(&manifests, calls, json.as_deref(), only.as_deref()),
     };
     match result {
         Ok(code) => code,

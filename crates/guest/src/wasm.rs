@@ -106,13 +106,15 @@ impl outlet_protocol::Transport for Host {
     }
 }
 
-/// `outlet_alloc`: a buffer for the host to write the next call into.
+/// `outlet_alloc`: a buffer for the host to write calls into, valid until
+/// the next `outlet_alloc`.
 #[doc(hidden)]
 pub fn alloc(len: usize) -> *mut u8 {
     INPUT.with(|input| {
         let mut input = input.borrow_mut();
-        input.clear();
-        input.resize(len, 0);
+        if input.len() != len {
+            *input = vec![0; len];
+        }
         input.as_mut_ptr()
     })
 }
@@ -156,14 +158,15 @@ pub fn call_exported(
                     outlet_protocol::Code::InvalidArgument.as_i32()
                 }
             };
-            let slot = [answer.as_ptr() as u32, answer.len() as u32];
-            let bytes = [slot[0].to_le_bytes(), slot[1].to_le_bytes()].concat();
+            let slot = (answer.as_ptr() as u64) | ((answer.len() as u64) << 32);
             // The slot is the first 8 bytes of the input buffer (the ABI).
             if out == base && input.len() >= 8 {
                 // SAFETY: `out` is the start of `input`, which is at least 8
                 // bytes long and not otherwise borrowed mutably here; the
                 // host reads the slot after the call returns.
-                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out as *mut u8, 8) };
+                unsafe {
+                    std::ptr::copy_nonoverlapping(slot.to_le_bytes().as_ptr(), out as *mut u8, 8)
+                };
             }
             code
         })

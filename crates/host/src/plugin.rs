@@ -235,6 +235,18 @@ impl Plugin {
         self.0.reloads.load(Ordering::Relaxed)
     }
 
+    /// For a mechanism that runs a plugin in instances (wasm): makes a fresh
+    /// one (a store, the module instantiated, its ABI version checked) and
+    /// drops it; what `outlet bench` times as the cost of an instance. A
+    /// call that finds no idle instance pays this, and Configure if the
+    /// plugin has a config. `None` for other mechanisms.
+    pub fn fresh_instance(&self) -> Option<Result<(), Status>> {
+        match self.instance() {
+            Ok(backend) => backend.fresh_instance(),
+            Err(status) => Some(Err(status)),
+        }
+    }
+
     /// The running instance, for one call.
     fn instance(&self) -> Result<Arc<dyn Backend>, Status> {
         let backend = self.0.backend.read().unwrap_or_else(|e| e.into_inner());

@@ -58,6 +58,12 @@ pub(crate) trait Backend: Send + Sync {
     /// Releases what the mechanism holds for the plugin, after Shutdown.
     fn stop(&self);
 
+    /// Makes a fresh instance ready for calls and drops it, for a mechanism
+    /// that has instances (see `Plugin::fresh_instance`).
+    fn fresh_instance(&self) -> Option<Result<(), Status>> {
+        None
+    }
+
     /// Whether a call panicked inside the plugin (in-process mechanisms).
     fn poisoned(&self) -> bool {
         false

@@ -3,11 +3,13 @@
 //! of module `outlet` linked here.
 //!
 //! Costs: compiling a module is milliseconds, so compiled modules are cached
-//! on disk, keyed by the module's hash and the engine's; an instance is
-//! made from an `InstancePre` in microseconds; a call copies the request
-//! into linear memory, runs the guest and copies the answer out. Instances
-//! are pooled: a call takes an idle one (or makes one), so calls from many
-//! threads run at once, each in its own instance. A trap discards the
+//! on disk, keyed by the module's hash and the engine's. An instance is made
+//! from an `InstancePre` in a few microseconds, in memory from the engine's
+//! pooling allocator. A call copies the request into linear memory, runs the
+//! guest and copies the answer out. Each plugin keeps up to `SLOTS` warm
+//! instances, one per slot; a thread calls through a slot of its own (or
+//! the next free one), so calls from many threads run at once, each in its
+//! own instance, with no lock shared by all of them. A trap discards the
 //! instance; the next call gets a fresh one.
 
 use std::path::{Path, PathBuf};
@@ -22,13 +24,30 @@ use wasmtime::{
 };
 
 use super::{Backend, Session};
+
+/// This thread's slot: threads are numbered in the order they first call a
+/// wasm plugin, so that up to `SLOTS` threads each have one of their own.
+fn home_slot() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HOME: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS;
+    }
+    HOME.with(|home| *home)
+}
 use crate::LoadError;
 use crate::services::HostServices;
 
 /// How often the engines' epoch advances: the granularity of call deadlines.
 const TICK: Duration = Duration::from_millis(2);
-/// Idle instances kept per plugin.
-const IDLE: usize = 16;
+/// Instances kept per plugin, one per slot: a thread calls through "its"
+/// slot, or the next free one.
+const SLOTS: usize = 16;
+/// Instances alive at once in this process, per engine: the pool's size.
+const POOL: u32 = 1000;
+/// Tables per instance, and elements per table.
+const TABLES: u32 = 2;
+const TABLE_ELEMENTS: usize = 1 << 16;
 
 /// The engine (with or without fuel metering), made once per process, and
 /// the thread that advances its epoch.
@@ -37,8 +56,21 @@ fn engine(fuel: bool) -> Result<&'static Engine, String> {
     static FUELED: OnceLock<Result<Engine, String>> = OnceLock::new();
     let cell = if fuel { &FUELED } else { &PLAIN };
     cell.get_or_init(|| {
+        // Instances come from a pool of memories and tables reserved once:
+        // making one maps the module's memory image copy-on-write into a
+        // slot instead of reserving and zeroing fresh memory, and dropping
+        // one resets the slot instead of unmapping it.
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_core_instances(POOL)
+            .total_memories(POOL)
+            .total_tables(POOL * TABLES)
+            .max_tables_per_module(TABLES)
+            .table_elements(TABLE_ELEMENTS);
         let mut config = Config::new();
-        config.epoch_interruption(true).consume_fuel(fuel);
+        config
+            .epoch_interruption(true)
+            .consume_fuel(fuel)
+            .allocation_strategy(pool);
         let engine = Engine::new(&config).map_err(|e| e.to_string())?;
         let ticking = engine.clone();
         std::thread::Builder::new()
@@ -120,6 +152,8 @@ struct Instance {
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
     call: TypedFunc<(i32, i32, i32, i32, i32), i32>,
+    /// The buffer `outlet_alloc` gave last, reused while calls fit it.
+    buffer: (usize, usize),
     /// The session generation this instance was configured for.
     generation: u64,
 }
@@ -129,7 +163,9 @@ pub(crate) struct Wasm {
     pre: InstancePre<State>,
     limits: Limits,
     fuel: Option<u64>,
-    idle: Mutex<Vec<Instance>>,
+    /// Warm instances. A call holds its slot's lock while it runs in the
+    /// slot's instance; no lock is shared by all calls.
+    slots: Box<[Mutex<Option<Instance>>]>,
     generation: std::sync::atomic::AtomicU64,
 }
 
@@ -178,7 +214,7 @@ impl Wasm {
             pre,
             limits: manifest.limits.clone(),
             fuel: manifest.limits.fuel,
-            idle: Mutex::new(Vec::new()),
+            slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
             generation: Default::default(),
         };
         // One instance now: a module that cannot start fails the load.
@@ -186,10 +222,9 @@ impl Wasm {
             plugin: manifest.name.clone(),
             why: status.message().to_owned(),
         })?;
-        wasm.idle
+        *wasm.slots[home_slot()]
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(instance);
+            .unwrap_or_else(|e| e.into_inner()) = Some(instance);
         Ok(wasm)
     }
 
@@ -205,8 +240,8 @@ impl Wasm {
             .trap_on_grow_failure(true)
             .instances(1)
             .memories(1)
-            .tables(8)
-            .table_elements(1 << 16);
+            .tables(TABLES as usize)
+            .table_elements(TABLE_ELEMENTS);
         if let Some(mb) = self.limits.memory_mb {
             let bytes = mb
                 .checked_mul(1 << 20)
@@ -230,6 +265,13 @@ impl Wasm {
                 .map_err(|e| Status::internal(format!("plugin `{plugin}`: {e}")))?;
         }
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            if e.is::<wasmtime::PoolConcurrencyLimitError>() {
+                return Status::resource_exhausted(format!(
+                    "plugin `{plugin}`: no room for another wasm instance: this process \
+                     holds {POOL} already, the most its pool has; unload plugins or make \
+                     fewer calls at once"
+                ));
+            }
             let hit = store.data().limits.hit;
             trapped(plugin, "starting the module", e, &self.limits, hit)
         })?;
@@ -262,17 +304,14 @@ impl Wasm {
             memory,
             alloc,
             call,
+            buffer: (0, 0),
             generation: 0,
         })
     }
 
-    /// An idle instance, or a new one; configured for the current session.
-    fn take(&self) -> Result<Instance, Status> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let mut instance = match idle {
-            Some(instance) => instance,
-            None => self.instantiate()?,
-        };
+    /// Configures an instance made before the last Configure (or never
+    /// configured) with the config the host holds.
+    fn ready(&self, instance: &mut Instance) -> Result<(), Status> {
         let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         if instance.generation != generation {
             let config = self
@@ -287,11 +326,53 @@ impl Wasm {
                     outlet_protocol::prost::Message::encode_to_vec(&core::ConfigureRequest {
                         config: config.into_iter().collect(),
                     });
-                self.run(&mut instance, core::CONFIGURE, &request, &mut |_| {})?;
+                self.run(instance, core::CONFIGURE, &request, &mut |_| {})?;
             }
             instance.generation = generation;
         }
-        Ok(instance)
+        Ok(())
+    }
+
+    /// Runs `f` in a warm instance: the one in this thread's slot, or in the
+    /// next slot not in use; made there first if the slot is empty. With
+    /// every slot in use (more threads than slots, or a call nested in a
+    /// call), in an instance made for the call. An instance that failed in
+    /// a way that may have left it broken is dropped.
+    fn in_some_instance(
+        &self,
+        f: impl FnOnce(&mut Instance) -> Result<(), Status>,
+    ) -> Result<(), Status> {
+        let broken = |result: &Result<(), Status>| {
+            matches!(result, Err(status) if matches!(
+                status.code(),
+                Code::DeadlineExceeded | Code::ResourceExhausted | Code::Internal
+            ))
+        };
+        let home = home_slot();
+        for i in 0..SLOTS {
+            let mut slot = match self.slots[(home + i) % SLOTS].try_lock() {
+                Ok(slot) => slot,
+                Err(std::sync::TryLockError::WouldBlock) => continue,
+                // A panic while the slot was held: its instance may be
+                // halfway through a call.
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => {
+                    let mut slot = poisoned.into_inner();
+                    *slot = None;
+                    slot
+                }
+            };
+            let instance = match &mut *slot {
+                Some(instance) => instance,
+                empty => empty.insert(self.instantiate()?),
+            };
+            let result = self.ready(instance).and_then(|()| f(instance));
+            if broken(&result) {
+                *slot = None;
+            }
+            return result;
+        }
+        let mut instance = self.instantiate()?;
+        self.ready(&mut instance).and_then(|()| f(&mut instance))
     }
 
     /// One call into one instance.
@@ -318,12 +399,27 @@ impl Wasm {
                 "plugin `{plugin}`: a call of {total} bytes does not fit a wasm guest"
             )));
         };
-        let base = instance.alloc.call(&mut *store, total_i32).map_err(|e| {
-            let hit = store.data().limits.hit;
-            trapped(plugin, method, e, &self.limits, hit)
-        })? as u32 as usize;
+        if total > instance.buffer.1 {
+            // Room for this call and a little more, so that calls of
+            // slightly different sizes do not each ask again; or just for
+            // this call, if the guest has no more.
+            let more = i32::try_from(total.next_power_of_two().max(256)).unwrap_or(total_i32);
+            instance.buffer = (0, 0);
+            for len in [more, total_i32] {
+                let base = instance.alloc.call(&mut *store, len).map_err(|e| {
+                    let hit = store.data().limits.hit;
+                    trapped(plugin, method, e, &self.limits, hit)
+                })? as u32 as usize;
+                if base != 0 {
+                    instance.buffer = (base, len as usize);
+                    break;
+                }
+            }
+        }
+        let base = instance.buffer.0;
         let memory = instance.memory.data_mut(&mut *store);
         let Some(area) = memory.get_mut(base..base + total).filter(|_| base != 0) else {
+            instance.buffer = (0, 0);
             return Err(Status::resource_exhausted(format!(
                 "plugin `{plugin}`: outlet_alloc gave no room for a call of {total} bytes"
             )));
@@ -449,24 +545,14 @@ impl Backend for Wasm {
             )));
         }
         DEPTH.set(DEPTH.get() + 1);
-        let instance = self.take();
-        let result = instance.map(|mut instance| {
-            let result = self.run(&mut instance, method, request, response);
-            (instance, result)
-        });
+        let result =
+            self.in_some_instance(|instance| self.run(instance, method, request, response));
         DEPTH.set(DEPTH.get() - 1);
-        let (instance, result) = result?;
-        let broken = matches!(&result, Err(status) if matches!(
-            status.code(),
-            Code::DeadlineExceeded | Code::ResourceExhausted | Code::Internal
-        ));
-        if !broken {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            if idle.len() < IDLE {
-                idle.push(instance);
-            }
-        }
         result
+    }
+
+    fn fresh_instance(&self) -> Option<Result<(), Status>> {
+        Some(self.instantiate().map(drop))
     }
 
     fn set_session(&self, session: Session) {
@@ -476,7 +562,9 @@ impl Backend for Wasm {
     }
 
     fn stop(&self) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        for slot in &self.slots {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 }
 
