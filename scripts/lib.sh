@@ -7,10 +7,14 @@ setup() {
         echo "cargo is missing: install Rust with rustup first" >&2
         exit 1
     fi
-    # wasm guests are built for this target.
-    if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
-        rustup target add wasm32-unknown-unknown
-    fi
+    # wasm guests are built for these targets.
+    local installed target
+    installed=$(rustup target list --installed)
+    for target in wasm32-unknown-unknown wasm32-wasip1; do
+        if ! grep -qx "$target" <<<"$installed"; then
+            rustup target add "$target"
+        fi
+    done
 }
 
 # build_wasm PROFILE_FLAG...: the wasm example guests.

@@ -9,6 +9,8 @@ cargo fmt --all -- --check
 cargo build --workspace
 build_c target/debug -O2 -Wall -Wextra -Werror
 build_wasm
+# The WASI test guest.
+cargo build --target wasm32-wasip1 -p outlet-test-wasi
 link_examples target/debug target/wasm32-unknown-unknown/debug
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

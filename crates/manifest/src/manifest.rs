@@ -146,6 +146,35 @@ pub struct Permissions {
     /// Other plugins it may call through the host.
     #[serde(default)]
     pub call: Vec<String>,
+    /// wasm only: host folders the plugin may open through WASI, each at a
+    /// path of its own inside the sandbox. Nothing else of the file system
+    /// is reachable.
+    #[serde(default)]
+    pub dirs: Vec<Dir>,
+    /// wasm only: whether the plugin reads the real clocks through WASI.
+    /// Without it, the clocks stand still at 0 (the Unix epoch).
+    #[serde(default)]
+    pub clock: bool,
+    /// wasm only: whether the plugin gets random bytes through WASI.
+    /// Without it, it gets the same fixed sequence every time.
+    #[serde(default)]
+    pub random: bool,
+}
+
+/// A host folder a wasm plugin may open: `{ host = "data", guest = "/data",
+/// write = false }`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Dir {
+    /// The folder on the host, relative to the manifest's folder.
+    pub host: PathBuf,
+    /// Where the plugin sees it, e.g. `/data`.
+    pub guest: String,
+    /// Whether the plugin may create, change and remove files in it;
+    /// read-only unless set.
+    #[serde(default)]
+    pub write: bool,
 }
 
 /// The manifest as written, before validation.
@@ -298,6 +327,29 @@ impl Manifest {
                 ));
             }
         }
+        let mut permissions = raw.permissions;
+        let sandboxed = permissions.dirs.is_empty() && !permissions.clock && !permissions.random;
+        if raw.mechanism != Mechanism::Wasm && !sandboxed {
+            return Err(invalid(
+                "permissions",
+                format!(
+                    "`dirs`, `clock` and `random` are granted inside a wasm sandbox, and a {} \
+                     plugin has none: it reaches what the host's user can",
+                    raw.mechanism
+                ),
+                "remove them, or run the plugin as `mechanism = \"wasm\"`".into(),
+            ));
+        }
+        for grant in &mut permissions.dirs {
+            if !grant.guest.starts_with('/') || grant.guest.split('/').any(|p| p == "..") {
+                return Err(invalid(
+                    "permissions.dirs",
+                    format!("guest path {:?} is not an absolute path", grant.guest),
+                    "give where the plugin sees the folder, e.g. `guest = \"/data\"`".into(),
+                ));
+            }
+            grant.host = dir.join(&grant.host);
+        }
         let mut config = BTreeMap::new();
         for (key, value) in raw.config {
             let value = match value {
@@ -330,7 +382,7 @@ impl Manifest {
             trust: raw.trust,
             sha256: raw.sha256.map(|s| s.to_ascii_lowercase()),
             limits: raw.limits,
-            permissions: raw.permissions,
+            permissions,
             config,
         };
         crate::policy::check(&manifest)?;
@@ -471,6 +523,36 @@ mod tests {
             assert!(message.starts_with("plugins/greeter.toml: "), "{message}");
             assert!(message.contains(field), "{field}: {message}");
         }
+    }
+
+    #[test]
+    fn sandbox_grants_resolve_for_wasm_and_are_refused_elsewhere() {
+        let wasm = GOOD.replace("\"exec\"", "\"wasm\"").replace(
+            "env = { LANG = \"C\" }",
+            "env = { LANG = \"C\" }\nclock = true\n\
+             dirs = [{ host = \"data\", guest = \"/data\", write = true }, \
+             { host = \"/etc/ssl\", guest = \"/ssl\" }]",
+        );
+        let m = parse(&wasm).unwrap();
+        assert!(m.permissions.clock && !m.permissions.random);
+        let dirs: Vec<_> = m
+            .permissions
+            .dirs
+            .iter()
+            .map(|d| (d.host.to_str().unwrap(), d.guest.as_str(), d.write))
+            .collect();
+        assert_eq!(
+            dirs,
+            [("plugins/data", "/data", true), ("/etc/ssl", "/ssl", false)]
+        );
+
+        let exec = error(&GOOD.replace("env = { LANG = \"C\" }", "random = true"));
+        assert!(
+            exec.contains("field `permissions`") && exec.contains("mechanism = \"wasm\""),
+            "{exec}"
+        );
+        let relative = error(&wasm.replace("guest = \"/data\"", "guest = \"data\""));
+        assert!(relative.contains("field `permissions.dirs`"), "{relative}");
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub(crate) mod cabi;
 pub(crate) mod exec;
 pub(crate) mod native;
 #[cfg(feature = "wasm")]
+pub(crate) mod wasi;
+#[cfg(feature = "wasm")]
 pub(crate) mod wasm;
 
 /// What the host agreed with a plugin, and the config it holds for it.

@@ -23,6 +23,7 @@ use wasmtime::{
     StoreLimitsBuilder, Trap, TypedFunc,
 };
 
+use super::wasi::{self, Grants};
 use super::{Backend, Session};
 
 /// This thread's slot: threads are numbered in the order they first call a
@@ -144,6 +145,16 @@ struct State {
     limits: Limiter,
     /// The value `take` hands over next.
     pending: Vec<u8>,
+    /// The WASI context, for a module that imports WASI.
+    wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
+}
+
+/// The store's WASI context; one granting nothing if it was not given one.
+fn wasi_of(state: &mut State) -> &mut wasmtime_wasi::p1::WasiP1Ctx {
+    let plugin = &state.env.plugin;
+    state
+        .wasi
+        .get_or_insert_with(|| wasi::locked(plugin.as_str().into()))
 }
 
 /// One instance, ready for calls.
@@ -163,6 +174,8 @@ pub(crate) struct Wasm {
     pre: InstancePre<State>,
     limits: Limits,
     fuel: Option<u64>,
+    /// What WASI grants, for a module that imports WASI.
+    grants: Option<Grants>,
     /// Warm instances. A call holds its slot's lock while it runs in the
     /// slot's instance; no lock is shared by all calls.
     slots: Box<[Mutex<Option<Instance>>]>,
@@ -199,10 +212,15 @@ impl Wasm {
         }
         let mut linker: Linker<State> = Linker::new(engine);
         link(&mut linker).map_err(|e| refuse(e.to_string()))?;
+        let imports_wasi = module.imports().any(|i| i.module() == wasi::MODULE);
+        if imports_wasi {
+            wasi::link(&mut linker, wasi_of).map_err(|e| refuse(e.to_string()))?;
+        }
         let pre = linker.instantiate_pre(&module).map_err(|e| {
             refuse(format!(
-                "{e}; a wasm plugin may import only log, config, call and take from module \
-                 `outlet`"
+                "{e}; a wasm plugin may import log, config, call and take from module \
+                 `outlet`, and WASI preview 1 (`{}`), nothing else",
+                wasi::MODULE
             ))
         })?;
         let wasm = Wasm {
@@ -214,6 +232,7 @@ impl Wasm {
             pre,
             limits: manifest.limits.clone(),
             fuel: manifest.limits.fuel,
+            grants: imports_wasi.then(|| Grants::new(manifest)),
             slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
             generation: Default::default(),
         };
@@ -255,6 +274,12 @@ impl Wasm {
                 hit: false,
             },
             pending: Vec::new(),
+            wasi: match &self.grants {
+                Some(grants) => Some(grants.context().map_err(|why| {
+                    Status::failed_precondition(format!("plugin `{plugin}`: {why}"))
+                })?),
+                None => None,
+            },
         };
         let mut store = Store::new(self.pre.module().engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -278,6 +303,14 @@ impl Wasm {
         let bad = |what: &str, e: wasmtime::Error| {
             Status::internal(format!("plugin `{plugin}`: its export {what}: {e}"))
         };
+        // A WASI reactor (what Rust builds a `cdylib` for wasm32-wasip1 as)
+        // runs its constructors in `_initialize`, before anything else.
+        if let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
+            initialize.call(&mut store, ()).map_err(|e| {
+                let hit = store.data().limits.hit;
+                trapped(plugin, "_initialize", e, &self.limits, hit)
+            })?;
+        }
         let version: TypedFunc<(), i32> = instance
             .get_typed_func(&mut store, "outlet_abi_version")
             .map_err(|e| bad("outlet_abi_version", e))?;
@@ -491,6 +524,13 @@ fn trapped(
         return Status::resource_exhausted(format!(
             "plugin `{plugin}`: {what} asked for more memory than limits.memory_mb = {} allows",
             limits.memory_mb.unwrap_or_default()
+        ));
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Status::internal(format!(
+            "plugin `{plugin}`: {what} ended the instance (WASI proc_exit({})); a wasm plugin \
+             returns from its calls instead",
+            exit.0
         ));
     }
     match error.downcast_ref::<Trap>() {

@@ -1,0 +1,237 @@
+//! WASI preview 1 for a wasm plugin whose module imports it, with only what
+//! the manifest's `[permissions]` grant: its `env` and `inherit_env`
+//! variables, the `dirs` preopened read-only or read-write, the real
+//! clocks if `clock`, real random bytes if `random`. Without those the
+//! clocks stand still at 0 and random bytes are a fixed sequence, so the
+//! guest learns nothing of the host from them; there is no network, no
+//! blocking wait (`poll_oneoff` is refused: a guest waiting in the host
+//! could not be stopped at its deadline), and stdout and stderr become log
+//! lines tagged with the plugin's name.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use outlet_manifest::Manifest;
+use wasmtime::Linker;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
+
+/// The import module of WASI preview 1.
+pub(crate) const MODULE: &str = "wasi_snapshot_preview1";
+
+/// `errno` NOTSUP.
+const NOTSUP: i32 = 58;
+
+/// What a plugin's WASI contexts are made from, one per instance.
+pub(crate) struct Grants {
+    plugin: Arc<str>,
+    env: Vec<(String, String)>,
+    dirs: Vec<(PathBuf, String, bool)>,
+    clock: bool,
+    random: bool,
+}
+
+impl Grants {
+    pub(crate) fn new(manifest: &Manifest) -> Grants {
+        let permissions = &manifest.permissions;
+        let mut env: Vec<_> = permissions.env.clone().into_iter().collect();
+        env.extend(
+            permissions
+                .inherit_env
+                .iter()
+                .filter_map(|key| Some((key.clone(), std::env::var(key).ok()?))),
+        );
+        Grants {
+            plugin: manifest.name.as_str().into(),
+            env,
+            dirs: permissions
+                .dirs
+                .iter()
+                .map(|d| (d.host.clone(), d.guest.clone(), d.write))
+                .collect(),
+            clock: permissions.clock,
+            random: permissions.random,
+        }
+    }
+
+    /// Nothing granted.
+    fn none(plugin: Arc<str>) -> Grants {
+        Grants {
+            plugin,
+            env: Vec::new(),
+            dirs: Vec::new(),
+            clock: false,
+            random: false,
+        }
+    }
+
+    /// A fresh context for one instance.
+    ///
+    /// # Errors
+    /// A granted folder that cannot be opened, naming it.
+    pub(crate) fn context(&self) -> Result<WasiP1Ctx, String> {
+        let mut wasi = WasiCtxBuilder::new();
+        // File operations run on the calling thread, which is the thread
+        // running the guest, instead of hopping to a pool; set before the
+        // folders are opened, which copy it.
+        wasi.allow_blocking_current_thread(true)
+            .envs(&self.env)
+            .stdout(Log::new(&self.plugin, 2))
+            .stderr(Log::new(&self.plugin, 3));
+        if !self.clock {
+            wasi.wall_clock(Frozen).monotonic_clock(Frozen);
+        }
+        if !self.random {
+            wasi.secure_random(Deterministic::new(vec![0x5a, 0xc3, 0x96, 0x3c]))
+                .insecure_random(Deterministic::new(vec![0xa5, 0x3c, 0x69, 0xc3]))
+                .insecure_random_seed(0);
+        }
+        for (host, guest, write) in &self.dirs {
+            let perms = if *write {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(host, guest, perms).map_err(|e| {
+                format!(
+                    "cannot open {} for permissions.dirs ({guest}): {e}; create the folder or \
+                     fix the path",
+                    host.display()
+                )
+            })?;
+        }
+        Ok(wasi.build_p1())
+    }
+}
+
+/// Links WASI preview 1 into `linker`, reaching each store's context
+/// through `context`; `poll_oneoff` is refused.
+pub(crate) fn link<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    context: fn(&mut T) -> &mut WasiP1Ctx,
+) -> wasmtime::Result<()> {
+    wasmtime_wasi::p1::add_to_linker_sync(linker, context)?;
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        MODULE,
+        "poll_oneoff",
+        |_: i32, _: i32, _: i32, _: i32| -> i32 { NOTSUP },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// A context granting nothing: what a store that was not given one uses.
+pub(crate) fn locked(plugin: Arc<str>) -> WasiP1Ctx {
+    Grants::none(plugin)
+        .context()
+        .unwrap_or_else(|_| WasiCtxBuilder::new().build_p1())
+}
+
+/// Clocks that stand still at 0.
+struct Frozen;
+
+impl HostWallClock for Frozen {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for Frozen {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// stdout or stderr of a guest: each line a log event at `level` (as
+/// `log::numbered` counts them), cut at `log::MAX_LINE`.
+#[derive(Clone)]
+struct Log {
+    plugin: Arc<str>,
+    level: i32,
+}
+
+impl Log {
+    fn new(plugin: &Arc<str>, level: i32) -> Log {
+        Log {
+            plugin: plugin.clone(),
+            level,
+        }
+    }
+}
+
+impl IsTerminal for Log {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for Log {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LogLines {
+            log: self.clone(),
+            line: Vec::new(),
+        })
+    }
+
+    /// Used by WASI 0.3 only, which is not linked.
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(tokio::io::sink())
+    }
+}
+
+/// One store's stream of a `Log`, holding the line being written.
+struct LogLines {
+    log: Log,
+    line: Vec<u8>,
+}
+
+impl LogLines {
+    fn emit(&mut self) {
+        if !self.line.is_empty() {
+            crate::log::numbered(&self.log.plugin, self.log.level, &self.line);
+            self.line.clear();
+        }
+    }
+}
+
+impl OutputStream for LogLines {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        for &byte in &bytes {
+            if byte == b'\n' {
+                self.emit();
+            } else if self.line.len() < crate::log::MAX_LINE {
+                self.line.push(byte);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LogLines {
+    async fn ready(&mut self) {}
+}
+
+impl Drop for LogLines {
+    fn drop(&mut self) {
+        self.emit();
+    }
+}
