@@ -53,6 +53,7 @@ pub fn run(
     calls: usize,
     json: Option<&Path>,
     only: Option<&str>,
+    extism: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         calls >= 10,
@@ -75,6 +76,9 @@ pub fn run(
     }
     if wants("wasm") {
         wasm(&host, manifests, calls, &mut report)?;
+        if let Some(dir) = extism {
+            self::extism(dir, calls, &mut report)?;
+        }
     }
     report.rows.extend(exec_row);
     print(&report, calls);
@@ -486,6 +490,113 @@ fn wasm(host: &Host, manifests: &Path, calls: usize, report: &mut Report) -> any
         serde_json::json!({
             "rss_before": rss_before,
             "rss_after_100_loads_and_10000_instances": rss_after,
+        }),
+    );
+    Ok(())
+}
+
+/// Extism beside the wasm rows: `bench/extism`'s program, run now, measures
+/// the same greet through Extism (see `bench/extism/README.md`).
+fn extism(dir: &Path, calls: usize, report: &mut Report) -> anyhow::Result<()> {
+    let program = dir.join("target/release/extism-bench");
+    let guest = dir.join("guest/target/wasm32-unknown-unknown/release/extism_greet_guest.wasm");
+    for file in [&program, &guest] {
+        anyhow::ensure!(
+            file.exists(),
+            "{} is missing: build it as bench/extism/README.md says, or run scripts/bench.sh",
+            file.display()
+        );
+    }
+    let out = Command::new(&program)
+        .arg(&guest)
+        .arg(calls.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        program.display(),
+        out.status
+    );
+    let mut measured = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let row: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("{} printed {line:?}", program.display()))?;
+        let ns = |key: &str| Duration::from_nanos(row[key].as_u64().unwrap_or_default());
+        let summary = Summary {
+            median: ns("median_ns"),
+            p99: ns("p99_ns"),
+        };
+        measured.insert(row["row"].as_str().unwrap_or_default().to_owned(), summary);
+    }
+    let row = |key: &str| {
+        measured
+            .get(key)
+            .copied()
+            .with_context(|| format!("{} did not measure `{key}`", program.display()))
+    };
+    let seed = "Extism, the most used WASM plugin runtime (wasmtime)";
+    let call = row("extism call")?;
+    let create = row("extism create")?;
+    let create_call = row("extism create+call")?;
+    report.rows.extend([
+        Row {
+            mechanism: "extism",
+            case: "Greet, Plugin::call, warm plugin",
+            seed,
+            samples: call,
+            baseline: Some(("direct Rust greet", row("direct greet")?)),
+        },
+        Row {
+            mechanism: "extism",
+            case: "Plugin::new_from_compiled",
+            seed,
+            samples: create,
+            baseline: None,
+        },
+        Row {
+            mechanism: "extism",
+            case: "new_from_compiled + first call",
+            seed,
+            samples: create_call,
+            baseline: None,
+        },
+        Row {
+            mechanism: "extism",
+            case: "compile (CompiledPlugin::new)",
+            seed,
+            samples: row("extism compile")?,
+            baseline: None,
+        },
+    ]);
+    let ours = |case: &str| {
+        report
+            .rows
+            .iter()
+            .find(|row| row.mechanism == "wasm" && row.case == case)
+            .map(|row| row.samples.median)
+    };
+    let times = |theirs: Duration, ours: Option<Duration>| {
+        ours.map_or(0.0, |ours| theirs.as_secs_f64() / ours.as_secs_f64())
+    };
+    let greet = times(call.median, ours("Greet, Rust guest, warm instance"));
+    let fresh = ours("fresh instance (Store, instantiate)");
+    let (create, create_call) = (
+        times(create.median, fresh),
+        times(create_call.median, fresh),
+    );
+    report.notes.push(format!(
+        "wasm vs extism, medians of this run: Greet (Rust guests) {greet:.1}x faster; a fresh \
+         instance {create:.1}x faster than new_from_compiled, {create_call:.1}x faster than \
+         new_from_compiled and the first call that instantiates the guest"
+    ));
+    report.extra.insert(
+        "wasm_vs_extism".into(),
+        serde_json::json!({
+            "greet_times_faster": greet,
+            "instance_times_faster_than_create": create,
+            "instance_times_faster_than_create_and_first_call": create_call,
         }),
     );
     Ok(())

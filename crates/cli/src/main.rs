@@ -83,6 +83,10 @@ enum Command {
         /// Measure one mechanism only.
         #[arg(long, value_parser = bench::SECTIONS)]
         only: Option<String>,
+        /// Also measure Extism with the built `bench/extism` in this folder
+        /// (`scripts/bench.sh` builds it).
+        #[arg(long)]
+        extism: Option<PathBuf>,
     },
 }
 
@@ -115,7 +119,14 @@ fn main() -> ExitCode {
             calls,
             json,
             only,
-        } => bench::run(&manifests, calls, json.as_deref(), only.as_deref()),
+            extism,
+        } => bench::run(
+            &manifests,
+            calls,
+            json.as_deref(),
+            only.as_deref(),
+            extism.as_deref(),
+        ),
     };
     match result {
         Ok(code) => code,

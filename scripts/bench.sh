@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds Outlet and the example plugins with optimizations, and Extism's
+# greeter beside them (bench/extism: a wasmtime build of its own, about ten
+# minutes the first time), then runs `target/release/outlet bench` with
+# Extism's rows. Arguments go to `outlet bench`, e.g. `--calls 2000`.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+setup
+
+./scripts/demo.sh >/dev/null
+cargo build --release --locked --target wasm32-unknown-unknown \
+    --manifest-path bench/extism/guest/Cargo.toml
+# Extism needs wasmtime 49, which declares Rust 1.96 but builds on 1.95.
+cargo build --release --locked --ignore-rust-version --manifest-path bench/extism/Cargo.toml
+
+target/release/outlet bench --extism bench/extism "$@"
