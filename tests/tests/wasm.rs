@@ -298,7 +298,8 @@ fn calls_from_many_threads_run_in_instances_of_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = load(&manifest(dir.path(), "crowded", &rust_guest(), "")).unwrap();
     std::thread::scope(|s| {
-        for t in 0..8 {
+        // More threads than an instance has slots.
+        for t in 0..20 {
             let plugin = &plugin;
             s.spawn(move || {
                 for i in 0..50 {
@@ -343,11 +344,16 @@ fn wasi_reaches_only_what_the_manifest_grants() {
         assert_eq!(greet(&plugin, "print:to the log").unwrap(), "printed");
         plugin
     });
+    let line = |text: &str| logs.lines().find(|l| l.contains(text)).unwrap_or_default();
+    let (out, err) = (line("out:to the log"), line("err:to the log"));
     assert!(
-        logs.contains("to the log") && logs.contains("to the log on stderr"),
+        out.contains(" INFO ") && out.contains("plugin=\"wasi\""),
         "{logs}"
     );
-    assert!(logs.contains("plugin=\"wasi\""), "{logs}");
+    assert!(
+        err.contains(" WARN ") && err.contains("plugin=\"wasi\""),
+        "{logs}"
+    );
 
     assert_eq!(greet(&plugin, "env:GREETING").unwrap(), "hi");
     assert_eq!(greet(&plugin, "env:HOME").unwrap(), "<unset>");
@@ -431,4 +437,35 @@ fn granted_clocks_and_randomness_are_real() {
         text.contains("plugin `wasi-missing`") && text.contains("nowhere"),
         "{text}"
     );
+
+    // A folder inside one the plugin may write: the plugin could swap it
+    // for a link, which the next instance would open.
+    std::fs::create_dir_all(dir.path().join("rw/inner")).unwrap();
+    let nested = manifest(
+        dir.path(),
+        "wasi-nested",
+        &wasi_guest(),
+        "[permissions]\ndirs = [{ host = \"rw\", guest = \"/rw\", write = true }, \
+         { host = \"rw/inner\", guest = \"/inner\" }]\n",
+    );
+    let text = load(&nested).unwrap_err().to_string();
+    assert!(
+        text.contains("plugin `wasi-nested`") && text.contains("which the plugin may write"),
+        "{text}"
+    );
+}
+
+#[test]
+fn calls_of_any_size_reuse_or_replace_the_guest_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = load(&manifest(dir.path(), "sizes", &rust_guest(), "")).unwrap();
+    // Growing, shrinking, past the rounding, and back.
+    for len in [300, 10, 5000, 70_000, 100, 200_000, 1] {
+        let name = "n".repeat(len);
+        assert_eq!(
+            greet(&plugin, &name).unwrap(),
+            format!("Hello, {name}!"),
+            "{len}"
+        );
+    }
 }

@@ -12,8 +12,9 @@ use outlet_protocol::Status;
 
 use crate::Plugin;
 
-/// The version of the guest ABI.
-pub const ABI_VERSION: i32 = 1;
+/// The version of the guest ABI: 2, where the call buffer is kept until the
+/// next `outlet_alloc`.
+pub const ABI_VERSION: i32 = 2;
 
 static PLUGIN: OnceLock<Plugin> = OnceLock::new();
 
@@ -113,7 +114,12 @@ pub fn alloc(len: usize) -> *mut u8 {
     INPUT.with(|input| {
         let mut input = input.borrow_mut();
         if input.len() != len {
-            *input = vec![0; len];
+            // The old buffer goes first, so that both are never held.
+            *input = Vec::new();
+            if input.try_reserve_exact(len).is_err() {
+                return std::ptr::null_mut();
+            }
+            input.resize(len, 0);
         }
         input.as_mut_ptr()
     })
@@ -189,7 +195,8 @@ macro_rules! export_wasm {
             $crate::wasm::ABI_VERSION
         }
 
-        /// A buffer for the host to write the next call into.
+        /// A buffer for the host to write calls into, kept until the next
+        /// `outlet_alloc`.
         #[unsafe(no_mangle)]
         pub extern "C" fn outlet_alloc(len: usize) -> *mut u8 {
             $crate::wasm::alloc(len)

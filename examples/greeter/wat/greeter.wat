@@ -24,7 +24,7 @@
   (global $input i32 (i32.const 4096))
   (global $answer i32 (i32.const 32768))
 
-  (func (export "outlet_abi_version") (result i32) (i32.const 1))
+  (func (export "outlet_abi_version") (result i32) (i32.const 2))
 
   (func (export "outlet_alloc") (param $len i32) (result i32)
     (if (result i32) (i32.le_u (local.get $len) (i32.const 16384))

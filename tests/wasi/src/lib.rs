@@ -8,7 +8,7 @@
 //! | `write:PATH=TEXT` | `ok`, or `error: …` |
 //! | `clock` | seconds since the Unix epoch |
 //! | `random` | a hash keyed by fresh random keys |
-//! | `print:TEXT` | `printed`, after printing TEXT on stdout and stderr |
+//! | `print:TEXT` | `printed`, after printing `out:TEXT` on stdout and `err:TEXT` on stderr |
 //! | `exit` | never answers: `proc_exit(3)` |
 //! | `sleep` | never answers: sleeping traps, as `poll_oneoff` is refused |
 
@@ -41,8 +41,8 @@ impl Greeter for Wasi {
                 .hash_one(1u8)
                 .to_string(),
             "print" => {
-                println!("{arg}");
-                eprintln!("{arg} on stderr");
+                println!("out:{arg}");
+                eprintln!("err:{arg}");
                 "printed".into()
             }
             "exit" => std::process::exit(3),

@@ -7,6 +7,11 @@
 //! blocking wait (`poll_oneoff` is refused: a guest waiting in the host
 //! could not be stopped at its deadline), and stdout and stderr become log
 //! lines tagged with the plugin's name.
+//!
+//! Not stopped at the deadline: a file operation that blocks in the host
+//! (a FIFO in a granted folder). And from inside a tokio runtime's task,
+//! a guest's WASI call panics (wasmtime-wasi runs it on tokio): call such
+//! plugins from a blocking thread (`spawn_blocking`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +40,14 @@ pub(crate) struct Grants {
 }
 
 impl Grants {
-    pub(crate) fn new(manifest: &Manifest) -> Grants {
+    /// The grants of a manifest. Folders are resolved once, here, to paths
+    /// without links, and each instance opens those same paths.
+    ///
+    /// # Errors
+    /// A folder that does not exist, or one inside a folder the plugin may
+    /// write: the plugin could replace it with a link to anywhere, which the
+    /// next instance would open.
+    pub(crate) fn new(manifest: &Manifest) -> Result<Grants, String> {
         let permissions = &manifest.permissions;
         let mut env: Vec<_> = permissions.env.clone().into_iter().collect();
         env.extend(
@@ -44,17 +56,39 @@ impl Grants {
                 .iter()
                 .filter_map(|key| Some((key.clone(), std::env::var(key).ok()?))),
         );
-        Grants {
+        let mut dirs = Vec::new();
+        for grant in &permissions.dirs {
+            let host = grant.host.canonicalize().map_err(|e| {
+                format!(
+                    "cannot open {} for permissions.dirs ({}): {e}; create the folder or fix \
+                     the path",
+                    grant.host.display(),
+                    grant.guest
+                )
+            })?;
+            dirs.push((host, grant.guest.clone(), grant.write));
+        }
+        for (outer, ..) in dirs.iter().filter(|(_, _, write)| *write) {
+            let nested = dirs
+                .iter()
+                .find(|(inner, ..)| inner != outer && inner.starts_with(outer));
+            if let Some((inner, ..)) = nested {
+                return Err(format!(
+                    "permissions.dirs grants {} inside {}, which the plugin may write: it could \
+                     put a link to anywhere in its place; grant only the outer folder, or make \
+                     it read-only",
+                    inner.display(),
+                    outer.display()
+                ));
+            }
+        }
+        Ok(Grants {
             plugin: manifest.name.as_str().into(),
             env,
-            dirs: permissions
-                .dirs
-                .iter()
-                .map(|d| (d.host.clone(), d.guest.clone(), d.write))
-                .collect(),
+            dirs,
             clock: permissions.clock,
             random: permissions.random,
-        }
+        })
     }
 
     /// Nothing granted.

@@ -72,7 +72,12 @@ fn engine(fuel: bool) -> Result<&'static Engine, String> {
             .epoch_interruption(true)
             .consume_fuel(fuel)
             .allocation_strategy(pool);
-        let engine = Engine::new(&config).map_err(|e| e.to_string())?;
+        let engine = Engine::new(&config).map_err(|e| {
+            format!(
+                "cannot start wasmtime: {e}; its pool of {POOL} instances reserves address \
+                 space up front, so check `ulimit -v`"
+            )
+        })?;
         let ticking = engine.clone();
         std::thread::Builder::new()
             .name("outlet-wasm-epoch".into())
@@ -165,6 +170,9 @@ struct Instance {
     call: TypedFunc<(i32, i32, i32, i32, i32), i32>,
     /// The buffer `outlet_alloc` gave last, reused while calls fit it.
     buffer: (usize, usize),
+    /// Whether the guest keeps that buffer until the next `outlet_alloc`
+    /// (ABI version 2), rather than for one call (version 1).
+    reuse: bool,
     /// The session generation this instance was configured for.
     generation: u64,
 }
@@ -223,6 +231,10 @@ impl Wasm {
                 wasi::MODULE
             ))
         })?;
+        let grants = match imports_wasi {
+            true => Some(Grants::new(manifest).map_err(&refuse)?),
+            false => None,
+        };
         let wasm = Wasm {
             env: Arc::new(Env {
                 plugin,
@@ -232,7 +244,7 @@ impl Wasm {
             pre,
             limits: manifest.limits.clone(),
             fuel: manifest.limits.fuel,
-            grants: imports_wasi.then(|| Grants::new(manifest)),
+            grants,
             slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
             generation: Default::default(),
         };
@@ -317,10 +329,10 @@ impl Wasm {
         let version = version
             .call(&mut store, ())
             .map_err(|e| trapped(plugin, "outlet_abi_version", e, &self.limits, false))?;
-        if version != 1 {
+        if !(1..=2).contains(&version) {
             return Err(Status::failed_precondition(format!(
-                "plugin `{plugin}` speaks guest ABI version {version}, and this host version 1; \
-                 rebuild it against docs/wasm-abi.md"
+                "plugin `{plugin}` speaks guest ABI version {version}, and this host versions 1 \
+                 and 2; rebuild it against docs/wasm-abi.md"
             )));
         }
         let memory = instance
@@ -338,6 +350,7 @@ impl Wasm {
             alloc,
             call,
             buffer: (0, 0),
+            reuse: version >= 2,
             generation: 0,
         })
     }
@@ -347,14 +360,16 @@ impl Wasm {
     fn ready(&self, instance: &mut Instance) -> Result<(), Status> {
         let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
         if instance.generation != generation {
-            let config = self
-                .env
-                .session
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .config
-                .clone();
-            if !config.is_empty() {
+            let (config, configurable) = {
+                let session = self.env.session.read().unwrap_or_else(|e| e.into_inner());
+                (
+                    session.config.clone(),
+                    session
+                        .negotiated
+                        .supports(outlet_protocol::capability::CONFIGURE),
+                )
+            };
+            if configurable && !config.is_empty() {
                 let request =
                     outlet_protocol::prost::Message::encode_to_vec(&core::ConfigureRequest {
                         config: config.into_iter().collect(),
@@ -383,14 +398,16 @@ impl Wasm {
         };
         let home = home_slot();
         for i in 0..SLOTS {
-            let mut slot = match self.slots[(home + i) % SLOTS].try_lock() {
+            let cell = &self.slots[(home + i) % SLOTS];
+            let mut slot = match cell.try_lock() {
                 Ok(slot) => slot,
                 Err(std::sync::TryLockError::WouldBlock) => continue,
                 // A panic while the slot was held: its instance may be
-                // halfway through a call.
+                // halfway through a call, so it goes.
                 Err(std::sync::TryLockError::Poisoned(poisoned)) => {
                     let mut slot = poisoned.into_inner();
                     *slot = None;
+                    cell.clear_poison();
                     slot
                 }
             };
@@ -432,11 +449,14 @@ impl Wasm {
                 "plugin `{plugin}`: a call of {total} bytes does not fit a wasm guest"
             )));
         };
-        if total > instance.buffer.1 {
+        if !instance.reuse || total > instance.buffer.1 {
             // Room for this call and a little more, so that calls of
-            // slightly different sizes do not each ask again; or just for
-            // this call, if the guest has no more.
-            let more = i32::try_from(total.next_power_of_two().max(256)).unwrap_or(total_i32);
+            // slightly different sizes do not each ask again; for large
+            // calls, and if the guest refuses more, just for this one.
+            let more = match total {
+                ..=65536 if instance.reuse => total.next_power_of_two().max(256) as i32,
+                _ => total_i32,
+            };
             instance.buffer = (0, 0);
             for len in [more, total_i32] {
                 let base = instance.alloc.call(&mut *store, len).map_err(|e| {
