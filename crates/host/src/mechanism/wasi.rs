@@ -102,11 +102,8 @@ impl Grants {
         }
     }
 
-    /// A fresh context for one instance.
-    ///
-    /// # Errors
-    /// A granted folder that cannot be opened, naming it.
-    pub(crate) fn context(&self) -> Result<WasiP1Ctx, String> {
+    /// The context's builder with everything but the folders.
+    fn builder(&self) -> WasiCtxBuilder {
         let mut wasi = WasiCtxBuilder::new();
         // File operations run on the calling thread, which is the thread
         // running the guest, instead of hopping to a pool; set before the
@@ -123,6 +120,15 @@ impl Grants {
                 .insecure_random(Deterministic::new(vec![0xa5, 0x3c, 0x69, 0xc3]))
                 .insecure_random_seed(0);
         }
+        wasi
+    }
+
+    /// A fresh context for one instance.
+    ///
+    /// # Errors
+    /// A granted folder that cannot be opened, naming it.
+    pub(crate) fn context(&self) -> Result<WasiP1Ctx, String> {
+        let mut wasi = self.builder();
         for (host, guest, write) in &self.dirs {
             let perms = if *write {
                 FsPerms::ReadWrite
@@ -160,9 +166,7 @@ pub(crate) fn link<T: Send + 'static>(
 
 /// A context granting nothing: what a store that was not given one uses.
 pub(crate) fn locked(plugin: Arc<str>) -> WasiP1Ctx {
-    Grants::none(plugin)
-        .context()
-        .unwrap_or_else(|_| WasiCtxBuilder::new().build_p1())
+    Grants::none(plugin).builder().build_p1()
 }
 
 /// Clocks that stand still at 0.

@@ -25,6 +25,8 @@ use wasmtime::{
 
 use super::wasi::{self, Grants};
 use super::{Backend, Session};
+use crate::LoadError;
+use crate::services::HostServices;
 
 /// This thread's slot: threads are numbered in the order they first call a
 /// wasm plugin, so that up to `SLOTS` threads each have one of their own.
@@ -36,8 +38,6 @@ fn home_slot() -> usize {
     }
     HOME.with(|home| *home)
 }
-use crate::LoadError;
-use crate::services::HostServices;
 
 /// How often the engines' epoch advances: the granularity of call deadlines.
 const TICK: Duration = Duration::from_millis(2);
@@ -604,11 +604,16 @@ impl Backend for Wasm {
                 self.plugin()
             )));
         }
+        /// Counts one level while alive, also while a panic unwinds.
+        struct Level;
+        impl Drop for Level {
+            fn drop(&mut self) {
+                DEPTH.set(DEPTH.get() - 1);
+            }
+        }
         DEPTH.set(DEPTH.get() + 1);
-        let result =
-            self.in_some_instance(|instance| self.run(instance, method, request, response));
-        DEPTH.set(DEPTH.get() - 1);
-        result
+        let _level = Level;
+        self.in_some_instance(|instance| self.run(instance, method, request, response))
     }
 
     fn fresh_instance(&self) -> Option<Result<(), Status>> {
