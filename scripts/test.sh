@@ -4,6 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 setup
+setup_go
 
 cargo fmt --all -- --check
 cargo build --workspace

@@ -6,5 +6,6 @@ mod exec;
 mod load;
 mod native;
 mod readme;
+mod rpc;
 mod support;
 mod wasm;

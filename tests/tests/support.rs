@@ -40,6 +40,11 @@ pub fn fixture(name: &str, mode: &str, extra: &str) -> Fixture {
 }
 
 pub fn fixture_for(name: &str, program: &Path, mode: &str, extra: &str) -> Fixture {
+    fixture_of("exec", name, program, mode, extra)
+}
+
+/// As [`fixture_for`], for a plugin of `mechanism`.
+pub fn fixture_of(mechanism: &str, name: &str, program: &Path, mode: &str, extra: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("{name}-{}", std::process::id());
     let manifest = dir.path().join(format!("{name}.toml"));
@@ -54,7 +59,7 @@ pub fn fixture_for(name: &str, program: &Path, mode: &str, extra: &str) -> Fixtu
         )
     };
     let text = format!(
-        "name = \"{name}\"\nmechanism = \"exec\"\npath = \"{}\"\n\
+        "name = \"{name}\"\nmechanism = \"{mechanism}\"\npath = \"{}\"\n\
          interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n{extra}",
         program.display()
     );

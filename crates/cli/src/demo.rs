@@ -23,6 +23,7 @@ pub fn run(manifests: &Path) -> anyhow::Result<ExitCode> {
         "native.toml",
         "cabi.toml",
         "cabi-rust.toml",
+        "rpc.toml",
         "wasm.toml",
         "wasm-rust.toml",
         "exec.toml",

@@ -27,6 +27,7 @@
 //! | mechanism | entry point |
 //! |---|---|
 //! | `exec` | [`exec::serve`]: one call from stdin, the reply on stdout |
+//! | `rpc` | `rpc::serve` (feature `rpc`): a child serving gRPC, go-plugin's protocol |
 //! | `native` | [`export_native!`]: a static the host checks, then calls directly, in a `cdylib` |
 //! | `wasm` | [`export_wasm!`]: the exports of `docs/wasm-abi.md`, built for `wasm32-unknown-unknown` |
 //! | `cabi` | [`export_cabi!`]: the entry symbol of `include/outlet.h`, in a `cdylib` |
@@ -41,6 +42,8 @@ pub mod exec;
 #[allow(unsafe_code)]
 pub mod native;
 mod plugin;
+#[cfg(all(unix, feature = "rpc"))]
+pub mod rpc;
 #[allow(unsafe_code)]
 pub mod wasm;
 

@@ -58,6 +58,11 @@ impl Plugin {
         &self.version
     }
 
+    /// The interface versions it speaks, as [`Plugin::versions`] set them.
+    pub fn app_versions(&self) -> &[u32] {
+        &self.versions
+    }
+
     /// The interface versions it speaks.
     pub fn versions(mut self, versions: &[u32]) -> Plugin {
         self.versions = versions.to_vec();

@@ -50,6 +50,14 @@ pub enum LoadError {
         /// What is wrong with the module, and what to do.
         why: String,
     },
+    /// An rpc plugin could not be started or reached.
+    #[error("plugin `{plugin}` (rpc): {why}")]
+    Rpc {
+        /// The plugin's name.
+        plugin: String,
+        /// What went wrong while starting it, and what to do.
+        why: String,
+    },
     /// A native plugin was generated from another version of its interface.
     #[error(
         "plugin `{plugin}`: it was generated from a .proto with SHA-256 {found}, but {} has \

@@ -56,6 +56,55 @@ pub struct Manifest {
     pub permissions: Permissions,
     /// Handed to the plugin with Configure.
     pub config: BTreeMap<String, String>,
+    /// rpc only: go-plugin's handshake settings.
+    pub handshake: Handshake,
+}
+
+/// go-plugin's `HandshakeConfig`, for an rpc plugin: the host sets the
+/// environment variable `magic_cookie_key` to `magic_cookie_value`, and the
+/// plugin refuses to start without it (so that a plugin run by hand says so
+/// instead of waiting for a host). The app protocol versions are the
+/// manifest's `versions`.
+///
+/// ```toml
+/// [handshake]
+/// magic_cookie_key = "BASIC_PLUGIN"
+/// magic_cookie_value = "hello"
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Handshake {
+    /// The variable's name. Default `OUTLET_PLUGIN`, which
+    /// `outlet_guest::rpc::serve` expects.
+    #[serde(default = "Handshake::default_key")]
+    pub magic_cookie_key: String,
+    /// The variable's value. Default `outlet`.
+    #[serde(default = "Handshake::default_value")]
+    pub magic_cookie_value: String,
+}
+
+impl Handshake {
+    /// The cookie's name when the manifest names none.
+    pub const DEFAULT_KEY: &str = "OUTLET_PLUGIN";
+    /// The cookie's value when the manifest gives none.
+    pub const DEFAULT_VALUE: &str = "outlet";
+
+    fn default_key() -> String {
+        Handshake::DEFAULT_KEY.into()
+    }
+    fn default_value() -> String {
+        Handshake::DEFAULT_VALUE.into()
+    }
+}
+
+impl Default for Handshake {
+    fn default() -> Handshake {
+        Handshake {
+            magic_cookie_key: Handshake::default_key(),
+            magic_cookie_value: Handshake::default_value(),
+        }
+    }
 }
 
 /// Resource and time limits. What each one means per mechanism is documented
@@ -82,6 +131,10 @@ pub struct Limits {
     /// Restarts before a crashing plugin is given up on. Default 5.
     #[serde(default = "Limits::default_restarts")]
     pub restarts: u32,
+    /// rpc: how long a plugin may take to print its handshake and answer
+    /// its first health check, in milliseconds. Default 10 000.
+    #[serde(default = "Limits::default_start_timeout_ms")]
+    pub start_timeout_ms: u64,
     /// What happens after a call panicked inside an in-process plugin (its
     /// state may be corrupt): `"fail"` (the default) refuses further calls
     /// until the host reloads it; `"reload"` loads a fresh copy at once.
@@ -110,6 +163,9 @@ impl Limits {
     fn default_restarts() -> u32 {
         5
     }
+    fn default_start_timeout_ms() -> u64 {
+        10_000
+    }
 
     /// The per-call time limit.
     pub fn timeout(&self) -> Duration {
@@ -127,6 +183,7 @@ impl Default for Limits {
             fuel: None,
             max_message_bytes: Limits::default_max_message_bytes(),
             restarts: Limits::default_restarts(),
+            start_timeout_ms: Limits::default_start_timeout_ms(),
             on_panic: OnPanic::Fail,
         }
     }
@@ -196,6 +253,7 @@ struct Raw {
     permissions: Permissions,
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
+    handshake: Option<Handshake>,
 }
 
 fn default_versions() -> Vec<u32> {
@@ -306,12 +364,40 @@ impl Manifest {
                 "write the 64 hex digits that `sha256sum <artifact>` prints".into(),
             ));
         }
-        if raw.limits.timeout_ms == 0 {
+        if raw.handshake.is_some() && raw.mechanism != Mechanism::Rpc {
             return Err(invalid(
-                "limits.timeout_ms",
-                "is 0".into(),
-                "give each call at least 1 ms, e.g. `timeout_ms = 2000`".into(),
+                "handshake",
+                format!(
+                    "is go-plugin's handshake, which only an rpc plugin makes; this one is {}",
+                    raw.mechanism
+                ),
+                "remove `[handshake]`, or run the plugin as `mechanism = \"rpc\"`".into(),
             ));
+        }
+        if let Some(handshake) = &raw.handshake
+            && (handshake.magic_cookie_key.is_empty()
+                || handshake.magic_cookie_key.contains(['=', '\0']))
+        {
+            return Err(invalid(
+                "handshake.magic_cookie_key",
+                format!(
+                    "{:?} is not an environment variable name",
+                    handshake.magic_cookie_key
+                ),
+                "use the key the plugin's HandshakeConfig names, e.g. `BASIC_PLUGIN`".into(),
+            ));
+        }
+        for (field, value) in [
+            ("limits.timeout_ms", raw.limits.timeout_ms),
+            ("limits.start_timeout_ms", raw.limits.start_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    field,
+                    "is 0".into(),
+                    format!("give it at least 1 ms, e.g. `{field} = 2000`, or remove it"),
+                ));
+            }
         }
         for (field, value) in [
             ("limits.memory_mb", raw.limits.memory_mb),
@@ -384,6 +470,7 @@ impl Manifest {
             limits: raw.limits,
             permissions,
             config,
+            handshake: raw.handshake.unwrap_or_default(),
         };
         crate::policy::check(&manifest)?;
         Ok(manifest)

@@ -16,7 +16,10 @@ use crate::services::HostServices;
 
 pub(crate) mod cabi;
 pub(crate) mod exec;
+mod limits;
 pub(crate) mod native;
+#[cfg(feature = "rpc")]
+pub(crate) mod rpc;
 #[cfg(feature = "wasm")]
 pub(crate) mod wasi;
 #[cfg(feature = "wasm")]
@@ -180,6 +183,8 @@ impl outlet_protocol::Transport for dyn Backend + '_ {
 pub const AVAILABLE: &[Mechanism] = &[
     Mechanism::Native,
     Mechanism::Cabi,
+    #[cfg(feature = "rpc")]
+    Mechanism::Rpc,
     #[cfg(feature = "wasm")]
     Mechanism::Wasm,
     Mechanism::Exec,
@@ -204,8 +209,12 @@ pub(crate) fn start(
             services.clone(),
         )?)),
         Mechanism::Native => Ok(Box::new(native::Native::new(manifest, fresh)?)),
+        #[cfg(feature = "rpc")]
+        Mechanism::Rpc => Ok(Box::new(rpc::Rpc::new(manifest)?)),
         #[cfg(feature = "wasm")]
         Mechanism::Wasm => Ok(Box::new(wasm::Wasm::new(manifest, services.clone())?)),
+        // Reached in builds without some mechanism's feature.
+        #[allow(unreachable_patterns)]
         mechanism => Err(LoadError::Unsupported {
             plugin: manifest.name.clone(),
             mechanism,

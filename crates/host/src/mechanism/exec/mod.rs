@@ -13,7 +13,6 @@
 //! next call; with `sha256` in the manifest, it must still match.
 
 mod child;
-mod limits;
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -29,10 +28,10 @@ use outlet_protocol::core::{Call, Reply};
 use outlet_protocol::prost::Message;
 use outlet_protocol::{Status, frame};
 
+use super::limits::ChildLimits;
 use super::{Backend, Session};
 use crate::LoadError;
 use child::{Failure, Outcome};
-use limits::ChildLimits;
 
 pub(crate) struct Exec {
     plugin: String,

@@ -11,7 +11,7 @@ use rustix::process::{Pid, Resource, Rlimit, Signal};
 /// The limits to apply in the child, computed before `fork` so the child
 /// only makes system calls.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct ChildLimits {
+pub(crate) struct ChildLimits {
     address_space: Option<u64>,
     cpu_seconds: Option<u64>,
     open_files: Option<u64>,
@@ -20,7 +20,7 @@ pub(super) struct ChildLimits {
 impl ChildLimits {
     /// Each limit is capped at the host's own hard limit, which a child
     /// could not raise anyway (and asking for more would fail the spawn).
-    pub(super) fn new(limits: &Limits) -> ChildLimits {
+    pub(crate) fn new(limits: &Limits) -> ChildLimits {
         let capped = |resource, wanted: Option<u64>| {
             let hard = rustix::process::getrlimit(resource).maximum;
             wanted.map(|w| hard.map_or(w, |h| w.min(h)))
@@ -39,7 +39,7 @@ impl ChildLimits {
 
     /// Makes `command` apply the limits, and a SIGKILL when the host dies,
     /// in the child before it runs the plugin.
-    pub(super) fn install(self, command: &mut Command) {
+    pub(crate) fn install(self, command: &mut Command) {
         let parent = rustix::process::getpid();
         #[allow(unsafe_code)]
         // SAFETY: `pre_exec` runs the closure in the forked child, where only

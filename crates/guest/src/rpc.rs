@@ -1,0 +1,290 @@
+//! The `rpc` mechanism's plugin side: a child process serving gRPC on a Unix
+//! socket, as HashiCorp go-plugin's plugins do, so that an Outlet host and a
+//! Go go-plugin host can both load it.
+//!
+//! [`serve`] checks the magic cookie, picks the app protocol version from
+//! `PLUGIN_PROTOCOL_VERSIONS`, listens on a Unix socket in
+//! `PLUGIN_UNIX_SOCKET_DIR` (or the temporary folder), prints the handshake
+//! line, and serves until the host's controller asks it to shut down. Besides
+//! the plugin's own services it serves the core protocol (Outlet's Hello and
+//! Configure), `grpc.health.v1` and go-plugin's controller. It exits by
+//! itself when its host dies.
+//!
+//! ```no_run
+//! # use outlet_guest::{Plugin, Service, Status};
+//! # struct Kv;
+//! # impl Service for Kv {
+//! #     fn name(&self) -> &'static str { "proto.KV" }
+//! #     fn call(&self, _: &str, _: &[u8], _: &mut Vec<u8>) -> Result<(), Status> { Ok(()) }
+//! # }
+//! fn main() -> std::process::ExitCode {
+//!     let plugin = Plugin::new("kv", "1.0.0").service(Kv);
+//!     // go-plugin's HandshakeConfig: the same cookie as the host's.
+//!     outlet_guest::rpc::serve_with_cookie(plugin, "BASIC_PLUGIN", "hello")
+//! }
+//! ```
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use outlet_rpc::wire::{self, Empty, HealthCheckRequest, HealthCheckResponse};
+use outlet_rpc::{CORE_PROTOCOL_VERSION, HandshakeLine, Network, Raw, env};
+use prost::Message;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+
+use crate::Plugin;
+
+/// The cookie [`serve`] expects: what an Outlet host sets when the manifest
+/// has no `[handshake]`.
+pub const DEFAULT_COOKIE: (&str, &str) = ("OUTLET_PLUGIN", "outlet");
+
+/// How long calls still running at Shutdown may take to finish: well within
+/// the two seconds go-plugin's hosts wait before they kill.
+const DRAIN: Duration = Duration::from_secs(1);
+/// How often the plugin checks that its host is still alive.
+const PARENT_WATCH: Duration = Duration::from_millis(200);
+
+/// Serves `plugin` as an rpc plugin, with Outlet's default cookie, until the
+/// host asks it to stop. See the [module docs](self).
+pub fn serve(plugin: Plugin) -> ExitCode {
+    serve_with_cookie(plugin, DEFAULT_COOKIE.0, DEFAULT_COOKIE.1)
+}
+
+/// As [`serve`], with go-plugin's magic cookie: the host must set the
+/// environment variable `key` to `value` (the manifest's `[handshake]`).
+/// Run by hand, without it, the plugin says what it is and exits with 1.
+pub fn serve_with_cookie(plugin: Plugin, key: &str, value: &str) -> ExitCode {
+    match run(plugin, key, value) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(plugin: Plugin, key: &str, value: &str) -> Result<(), String> {
+    let name = plugin.name().to_owned();
+    if std::env::var_os(key).is_none_or(|v| v != value) {
+        return Err(format!(
+            "This binary is a plugin (`{name}`). These are not meant to be executed directly.\n\
+             Please execute the program that consumes these plugins, which will\n\
+             load any plugins automatically"
+        ));
+    }
+    let offered = std::env::var(env::PROTOCOL_VERSIONS).ok();
+    let app_version =
+        outlet_rpc::negotiate(plugin.app_versions(), offered.as_deref()).ok_or_else(|| {
+            format!(
+                "plugin `{name}` speaks interface versions {:?}, and its host asks for {}; \
+                 build the plugin for one of them",
+                plugin.app_versions(),
+                offered.as_deref().unwrap_or_default()
+            )
+        })?;
+    if std::env::var_os(env::CLIENT_CERT).is_some() {
+        return Err(format!(
+            "plugin `{name}`: the host asks for mutual TLS ({}), which this plugin does not \
+             serve; load it over a Unix socket",
+            env::CLIENT_CERT
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("plugin `{name}`: cannot start its runtime: {e}"))?;
+    watch_parent();
+    let served = runtime.block_on(listen_and_serve(Arc::new(plugin), app_version));
+    // Calls still running past the drain are abandoned with the process.
+    runtime.shutdown_background();
+    served
+}
+
+/// Exits when the host that started the plugin dies, whatever host it is:
+/// a plugin left behind would hold its socket for nobody.
+fn watch_parent() {
+    let parent = rustix::process::getppid();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(PARENT_WATCH);
+            if rustix::process::getppid() != parent {
+                std::process::exit(1);
+            }
+        }
+    });
+}
+
+/// A socket path that exists only while the plugin serves.
+struct Socket(PathBuf);
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn socket_path(name: &str) -> PathBuf {
+    let dir = std::env::var_os(env::UNIX_SOCKET_DIR)
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    dir.join(format!("plugin-{name}-{}-{nanos}", std::process::id()))
+}
+
+async fn listen_and_serve(plugin: Arc<Plugin>, app_version: u32) -> Result<(), String> {
+    let name = plugin.name().to_owned();
+    let socket = Socket(socket_path(&name));
+    let listener = UnixListener::bind(&socket.0).map_err(|e| {
+        format!(
+            "plugin `{name}`: cannot listen on {}: {e}",
+            Path::new(&socket.0).display()
+        )
+    })?;
+    let line = HandshakeLine {
+        core_version: CORE_PROTOCOL_VERSION,
+        app_version,
+        network: Network::Unix,
+        address: socket.0.display().to_string(),
+        cert: None,
+    };
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .map_err(|e| format!("plugin `{name}`: cannot print its handshake: {e}"))?;
+    }
+
+    let (stop, stopping) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = stopping.clone();
+    // SIGTERM stops the plugin as the controller's Shutdown does, so that
+    // the socket file goes with it.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("plugin `{name}`: cannot watch for SIGTERM: {e}"))?;
+    // Ctrl-C in a terminal reaches the whole foreground group; the host
+    // decides when its plugins stop, as go-plugin's plugins have it.
+    if let Ok(mut interrupt) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    {
+        tokio::spawn(async move { while interrupt.recv().await.is_some() {} });
+    }
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let plugin = plugin.clone();
+                let stop = stop.clone();
+                let mut stopping = stopping.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        route(plugin.clone(), stop.clone(), request)
+                    });
+                    let connection = http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        () = stopped(&mut stopping) => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
+                });
+            }
+            () = stopped(&mut shutdown) => break,
+            _ = terminate.recv() => {
+                stop.send_replace(true);
+                break;
+            }
+        }
+    }
+    drop(listener);
+    drop(socket);
+    let _ = tokio::time::timeout(DRAIN, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+/// Returns once the controller's Shutdown came.
+async fn stopped(stopping: &mut watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+type Response = http::Response<tonic::body::Body>;
+
+async fn route(
+    plugin: Arc<Plugin>,
+    stop: Arc<watch::Sender<bool>>,
+    request: http::Request<hyper::body::Incoming>,
+) -> Result<Response, Infallible> {
+    let mut grpc = tonic::server::Grpc::new(Raw).max_decoding_message_size(usize::MAX);
+    let path = request.uri().path().to_owned();
+    let response = match path.as_str() {
+        wire::HEALTH_CHECK => {
+            let handler = tower::service_fn(move |request: tonic::Request<Bytes>| {
+                let plugin = plugin.clone();
+                async move {
+                    let asked = HealthCheckRequest::decode(request.into_inner())
+                        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+                    let known = asked.service.is_empty()
+                        || asked.service == wire::HEALTH_SERVICE
+                        || plugin.find_service(&asked.service).is_some();
+                    let status = if known {
+                        wire::SERVING
+                    } else {
+                        wire::SERVICE_UNKNOWN
+                    };
+                    Ok(tonic::Response::new(Bytes::from(
+                        HealthCheckResponse { status }.encode_to_vec(),
+                    )))
+                }
+            });
+            grpc.unary(handler, request).await
+        }
+        wire::SHUTDOWN => {
+            let handler = tower::service_fn(move |_: tonic::Request<Bytes>| {
+                // Stops accepting at once; the connections drain (this
+                // reply included) and the process exits.
+                stop.send_replace(true);
+                async { Ok(tonic::Response::new(Bytes::from(Empty {}.encode_to_vec()))) }
+            });
+            grpc.unary(handler, request).await
+        }
+        wire::BROKER | wire::STDIO => tonic::Status::unimplemented(format!(
+            "plugin `{}` does not serve {path}",
+            plugin.name()
+        ))
+        .into_http(),
+        _ => {
+            let handler = tower::service_fn(move |request: tonic::Request<Bytes>| {
+                let plugin = plugin.clone();
+                let path = path.clone();
+                async move {
+                    // The plugin's code is synchronous and may take its
+                    // time: the runtime moves its other work elsewhere.
+                    let reply =
+                        tokio::task::block_in_place(|| plugin.call(&path, request.get_ref()));
+                    reply
+                        .map(|r| tonic::Response::new(Bytes::from(r)))
+                        .map_err(outlet_rpc::to_grpc)
+                }
+            });
+            grpc.unary(handler, request).await
+        }
+    };
+    Ok(response)
+}

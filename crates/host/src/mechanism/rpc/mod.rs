@@ -1,0 +1,582 @@
+//! The rpc mechanism: the plugin is a child process serving gRPC on a Unix
+//! socket, speaking HashiCorp go-plugin's protocol, so Go go-plugin plugins
+//! load as they are.
+//!
+//! Start: the child gets go-plugin's environment (magic cookie,
+//! `PLUGIN_PROTOCOL_VERSIONS`, a private socket folder), a process group of
+//! its own and a parent-death signal; its handshake line on stdout says
+//! where it listens; the host connects, checks `grpc.health.v1` and says
+//! Hello (a plain go-plugin plugin, which has no Outlet core service, gets
+//! a Hello made up from its handshake: no extra capabilities).
+//!
+//! Supervision: the process is reaped by a thread of its own, so its death
+//! is noticed at once; calls in flight fail with `Unavailable`, and the
+//! plugin is restarted (the first time at once, then with a doubling pause)
+//! until `limits.restarts` starts in a row have failed; then calls fail fast
+//! until the plugin is reloaded.
+//!
+//! Stop: the controller's `Shutdown`, up to two seconds for the process to
+//! exit, then SIGKILL to its group; the socket folder is removed.
+
+mod process;
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use outlet_manifest::Manifest;
+use outlet_protocol::core::{self, HealthResponse, HelloResponse, health_response::ServingStatus};
+use outlet_protocol::prost::Message;
+use outlet_protocol::{CORE_VERSIONS, Status};
+use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
+use outlet_rpc::{HandshakeLine, Network, Raw};
+use tonic::transport::{Channel, Endpoint};
+
+use super::limits::ChildLimits;
+use super::{Backend, Session};
+use crate::LoadError;
+use process::{Process, Spawn, describe};
+
+/// How long a plugin has to exit after the controller's Shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// The pause before the second restart in a row; it doubles after that.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest pause between restarts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A plugin that ran this long before dying starts its count of restarts afresh.
+const STABLE: Duration = Duration::from_secs(10);
+
+pub(crate) struct Rpc {
+    shared: Arc<Shared>,
+}
+
+/// What the backend and the threads reaping its processes share.
+struct Shared {
+    plugin: String,
+    spawn: Spawn,
+    versions: Vec<u32>,
+    interface: String,
+    timeout: Duration,
+    max_message: usize,
+    restarts: u32,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+enum State {
+    Running(Arc<Instance>),
+    /// The process died; a new one is being started.
+    Restarting,
+    /// It died and could not be restarted: why.
+    Failed(String),
+    Stopped,
+}
+
+/// One process of the plugin, connected.
+struct Instance {
+    process: Process,
+    channel: Channel,
+    line: HandshakeLine,
+    started: Instant,
+    /// Restarts in a row, this one included, that led to it.
+    restarts: u32,
+}
+
+impl Rpc {
+    pub(crate) fn new(manifest: &Manifest) -> Result<Rpc, LoadError> {
+        let plugin = manifest.name.clone();
+        let program = manifest.path.canonicalize().map_err(|error| {
+            outlet_manifest::ManifestError::Artifact {
+                plugin: plugin.clone(),
+                path: manifest.path.clone(),
+                error,
+            }
+        })?;
+        let handshake = &manifest.handshake;
+        let versions = manifest
+            .versions
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut env: Vec<(OsString, OsString)> = manifest
+            .permissions
+            .inherit_env
+            .iter()
+            .filter_map(|name| Some((name.into(), std::env::var_os(name)?)))
+            .collect();
+        env.extend(
+            manifest
+                .permissions
+                .env
+                .iter()
+                .map(|(k, v)| (k.into(), v.into())),
+        );
+        env.extend([
+            (
+                handshake.magic_cookie_key.clone().into(),
+                handshake.magic_cookie_value.clone().into(),
+            ),
+            (outlet_rpc::env::PROTOCOL_VERSIONS.into(), versions.into()),
+            // go-plugin's defaults, for a plugin that listens on TCP.
+            (outlet_rpc::env::MIN_PORT.into(), "10000".into()),
+            (outlet_rpc::env::MAX_PORT.into(), "25000".into()),
+        ]);
+        let shared = Arc::new(Shared {
+            spawn: Spawn {
+                plugin: plugin.clone(),
+                program,
+                env,
+                limits: ChildLimits::new(&manifest.limits),
+                start_timeout: Duration::from_millis(manifest.limits.start_timeout_ms),
+            },
+            plugin,
+            versions: manifest.versions.clone(),
+            interface: manifest.interface.clone(),
+            timeout: manifest.limits.timeout(),
+            max_message: manifest.limits.max_message_bytes,
+            restarts: manifest.limits.restarts,
+            state: Mutex::new(State::Restarting),
+            changed: Condvar::new(),
+        });
+        let instance = Instance::start(&shared, 0).map_err(|why| LoadError::Rpc {
+            plugin: shared.plugin.clone(),
+            why,
+        })?;
+        *shared.lock() = State::Running(instance);
+        Ok(Rpc { shared })
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The running instance; waits (until `deadline`) while a restart is
+    /// under way.
+    fn instance(&self, deadline: Instant) -> Result<Arc<Instance>, Status> {
+        let mut state = self.lock();
+        loop {
+            match &*state {
+                // A process that has exited is about to be replaced.
+                State::Running(instance) if instance.process.wait(Duration::ZERO).is_none() => {
+                    return Ok(instance.clone());
+                }
+                State::Failed(why) => return Err(Status::unavailable(why.clone())),
+                State::Stopped => {
+                    return Err(Status::unavailable(format!(
+                        "plugin `{}` was stopped; load it again to call it",
+                        self.plugin
+                    )));
+                }
+                State::Running(_) | State::Restarting => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Status::unavailable(format!(
+                            "plugin `{}` died and is being restarted; it was not back within \
+                             {} ms (limits.timeout_ms)",
+                            self.plugin,
+                            self.timeout.as_millis()
+                        )));
+                    }
+                    state = self
+                        .changed
+                        .wait_timeout(state, left.min(Duration::from_millis(10)))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+
+    /// The process of `dead` ended: restart the plugin unless it was
+    /// stopped or replaced, or restarting it has failed too often.
+    fn died(self: &Arc<Shared>, dead: &Instance, status: String) {
+        {
+            let mut state = self.lock();
+            match &*state {
+                State::Running(current) if std::ptr::eq(&**current, dead) => {}
+                _ => return,
+            }
+            *state = State::Restarting;
+        }
+        tracing::error!(
+            target: "outlet::plugin",
+            plugin = self.plugin,
+            "its process {status}; restarting it"
+        );
+        // A plugin that dies soon after a restart continues the count.
+        let mut attempts = if dead.started.elapsed() >= STABLE {
+            0
+        } else {
+            dead.restarts
+        };
+        let mut last = format!("it {status}");
+        let mut pause = Duration::ZERO;
+        loop {
+            if attempts >= self.restarts {
+                let why = format!(
+                    "plugin `{}` died, and was restarted {attempts} times in a row \
+                     (limits.restarts = {}); the last time, {last}; fix the plugin and reload \
+                     it (Plugin::reload)",
+                    self.plugin, self.restarts
+                );
+                tracing::error!(target: "outlet::plugin", plugin = self.plugin, "{why}");
+                *self.lock() = State::Failed(why);
+                self.changed.notify_all();
+                return;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+            if matches!(*self.lock(), State::Stopped) {
+                return;
+            }
+            attempts += 1;
+            match Instance::start(self, attempts) {
+                Ok(instance) => {
+                    let mut state = self.lock();
+                    if matches!(*state, State::Stopped) {
+                        drop(state);
+                        instance.stop(&self.plugin);
+                        return;
+                    }
+                    *state = State::Running(instance);
+                    drop(state);
+                    self.changed.notify_all();
+                    tracing::info!(target: "outlet::plugin", plugin = self.plugin, "restarted");
+                    return;
+                }
+                Err(why) => {
+                    tracing::warn!(
+                        target: "outlet::plugin",
+                        plugin = self.plugin,
+                        "restart failed: {why}"
+                    );
+                    last = why;
+                }
+            }
+        }
+    }
+
+    /// Turns a failed call's status into one that names the plugin, and
+    /// says whether its process died.
+    fn explain(&self, instance: &Instance, method: &str, status: tonic::Status) -> Status {
+        let plugin = &self.plugin;
+        if status
+            .message()
+            .contains("decoded message length too large")
+        {
+            return Status::resource_exhausted(format!(
+                "plugin `{plugin}`: its reply to {method} is over the limit of {} bytes \
+                 (limits.max_message_bytes): {}",
+                self.max_message,
+                status.message()
+            ));
+        }
+        let transport = matches!(
+            status.code(),
+            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
+        );
+        if transport && let Some(exit) = instance.process.wait(Duration::from_millis(100)) {
+            return Status::unavailable(format!(
+                "plugin `{plugin}` died during {method}: it {}{}; it is being restarted",
+                describe(Some(&exit)),
+                instance.process.said()
+            ));
+        }
+        if status.code() == tonic::Code::Unavailable {
+            return Status::unavailable(format!(
+                "plugin `{plugin}`: {method} could not reach it: {}",
+                status.message()
+            ));
+        }
+        outlet_rpc::from_grpc(&status)
+    }
+}
+
+impl Instance {
+    /// Starts a process and connects to it, within the start timeout.
+    fn start(shared: &Arc<Shared>, restarts: u32) -> Result<Arc<Instance>, String> {
+        let started = Instant::now();
+        let deadline = started + shared.spawn.start_timeout;
+        // The reaper reports to the backend, if it still exists, and only
+        // about the instance it belongs to.
+        let slot: Arc<OnceLock<Weak<Instance>>> = Arc::default();
+        let (weak_shared, reported) = (Arc::downgrade(shared), slot.clone());
+        let (process, line) = Process::start(&shared.spawn, move |status| {
+            let status = describe(Some(&status));
+            if let (Some(shared), Some(dead)) = (
+                weak_shared.upgrade(),
+                reported.get().and_then(Weak::upgrade),
+            ) {
+                shared.died(&dead, status);
+            }
+        })?;
+        if !shared.versions.contains(&line.app_version) {
+            return Err(format!(
+                "it chose interface version {}, and the manifest accepts {:?}; build it for one \
+                 of those, or list its version in `versions`",
+                line.app_version, shared.versions
+            ));
+        }
+        if line.cert.is_some() {
+            return Err(
+                "it serves TLS (its handshake carries a certificate), which Outlet does not \
+                 speak yet; serve it without AutoMTLS"
+                    .into(),
+            );
+        }
+        let endpoint = match line.network {
+            Network::Unix => Endpoint::from_shared(format!("unix:{}", line.address)),
+            Network::Tcp => Endpoint::from_shared(format!("http://{}", line.address)),
+        }
+        .map_err(|e| format!("its address `{}` is not usable: {e}", line.address))?;
+        let connected = block_on(async {
+            tokio::time::timeout_at(deadline.into(), async {
+                let channel = endpoint.connect().await.map_err(|e| {
+                    format!(
+                        "cannot connect to {} {}: {e}",
+                        line.network.name(),
+                        line.address
+                    )
+                })?;
+                let health = unary(
+                    &channel,
+                    usize::MAX,
+                    wire::HEALTH_CHECK,
+                    HealthCheckRequest {
+                        service: wire::HEALTH_SERVICE.into(),
+                    }
+                    .encode_to_vec(),
+                    None,
+                )
+                .await
+                .map_err(|e| format!("its health check failed: {}", e.message()))?;
+                let status = HealthCheckResponse::decode(health)
+                    .map(|h| h.status)
+                    .unwrap_or_default();
+                if status != wire::SERVING {
+                    return Err(format!("its health check says {status}, not SERVING (1)"));
+                }
+                Ok(channel)
+            })
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "it did not answer its health check within {} ms (limits.start_timeout_ms)",
+                    shared.spawn.start_timeout.as_millis()
+                ))
+            })
+        });
+        let channel = connected.map_err(|why| format!("{why}{}", process.said()))?;
+        let instance = Arc::new(Instance {
+            process,
+            channel,
+            line,
+            started,
+            restarts,
+        });
+        let _ = slot.set(Arc::downgrade(&instance));
+        // Had the process died before the line above, its reaper found no
+        // instance to report; its status is known by then.
+        if let Some(exit) = instance.process.wait(Duration::ZERO) {
+            return Err(format!(
+                "it {}{}",
+                describe(Some(&exit)),
+                instance.process.said()
+            ));
+        }
+        Ok(instance)
+    }
+
+    /// The controller's Shutdown, a bounded wait, then SIGKILL to the group.
+    fn stop(&self, plugin: &str) {
+        let shutdown = unary(
+            &self.channel,
+            usize::MAX,
+            wire::SHUTDOWN,
+            wire::Empty {}.encode_to_vec(),
+            Some(STOP_GRACE),
+        );
+        let asked = block_on(async { tokio::time::timeout(STOP_GRACE, shutdown).await });
+        if self.process.wait(STOP_GRACE).is_none() {
+            tracing::warn!(
+                target: "outlet::plugin",
+                plugin,
+                "it did not exit within {} s of the controller's Shutdown ({}); killed",
+                STOP_GRACE.as_secs(),
+                match asked {
+                    Ok(Ok(_)) => "answered".into(),
+                    Ok(Err(e)) => format!("failed: {}", e.message()),
+                    Err(_) => "no answer".into(),
+                }
+            );
+        }
+        self.process.kill();
+    }
+}
+
+impl Backend for Rpc {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let shared = &self.shared;
+        let plugin = &shared.plugin;
+        if request.len() > shared.max_message {
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{plugin}`: the request to {method} is {} bytes, over the limit of {} \
+                 (limits.max_message_bytes)",
+                request.len(),
+                shared.max_message
+            )));
+        }
+        let deadline = Instant::now() + shared.timeout;
+        let instance = shared.instance(deadline)?;
+        let answer = block_on(async {
+            tokio::time::timeout_at(
+                deadline.into(),
+                unary(
+                    &instance.channel,
+                    shared.max_message,
+                    method,
+                    request.to_vec(),
+                    Some(deadline.saturating_duration_since(Instant::now())),
+                ),
+            )
+            .await
+        });
+        let status = match answer {
+            Ok(Ok(reply)) => return Ok(reply.into()),
+            // tonic's own deadline (from `grpc-timeout`) may fire first.
+            Ok(Err(status))
+                if !(status.code() == tonic::Code::Cancelled && Instant::now() >= deadline) =>
+            {
+                status
+            }
+            _ => {
+                return Err(Status::deadline_exceeded(format!(
+                    "plugin `{plugin}`: {method} did not finish within {} ms \
+                     (limits.timeout_ms); the plugin was told to give up on it",
+                    shared.timeout.as_millis()
+                )));
+            }
+        };
+        // A plain go-plugin plugin has no Outlet core service: Hello is
+        // made up from its handshake, Health is gRPC's, Shutdown is the
+        // controller's (sent on stop).
+        if status.code() == tonic::Code::Unimplemented {
+            match method {
+                core::HELLO => {
+                    return Ok(HelloResponse {
+                        name: plugin.clone(),
+                        version: String::new(),
+                        core_versions: CORE_VERSIONS.to_vec(),
+                        app_versions: vec![instance.line.app_version],
+                        capabilities: Vec::new(),
+                        services: vec![shared.interface.clone()],
+                    }
+                    .encode_to_vec());
+                }
+                core::HEALTH => return Ok(self.grpc_health(&instance)?.encode_to_vec()),
+                core::SHUTDOWN => return Ok(Vec::new()),
+                _ => {}
+            }
+        }
+        Err(shared.explain(&instance, method, status))
+    }
+
+    fn set_session(&self, _: Session) {}
+
+    fn stop(&self) {
+        let last = std::mem::replace(&mut *self.shared.lock(), State::Stopped);
+        self.shared.changed.notify_all();
+        if let State::Running(instance) = last {
+            instance.stop(&self.shared.plugin);
+        }
+    }
+}
+
+impl Rpc {
+    /// Health through `grpc.health.v1`, for a plugin without Outlet's core service.
+    fn grpc_health(&self, instance: &Instance) -> Result<HealthResponse, Status> {
+        let request = HealthCheckRequest {
+            service: wire::HEALTH_SERVICE.into(),
+        };
+        let reply = block_on(unary(
+            &instance.channel,
+            usize::MAX,
+            wire::HEALTH_CHECK,
+            request.encode_to_vec(),
+            Some(self.shared.timeout),
+        ))
+        .map_err(|status| self.shared.explain(instance, wire::HEALTH_CHECK, status))?;
+        let serving = HealthCheckResponse::decode(reply).is_ok_and(|h| h.status == wire::SERVING);
+        Ok(HealthResponse {
+            status: if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            }
+            .into(),
+            message: String::new(),
+        })
+    }
+}
+
+impl Drop for Rpc {
+    /// A backend replaced by a reload goes when its last call returns.
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One unary call of encoded messages.
+async fn unary(
+    channel: &Channel,
+    max_message: usize,
+    method: &str,
+    request: Vec<u8>,
+    timeout: Option<Duration>,
+) -> Result<Bytes, tonic::Status> {
+    let path = http::uri::PathAndQuery::try_from(method).map_err(|e| {
+        tonic::Status::invalid_argument(format!("`{method}` is not a gRPC path: {e}"))
+    })?;
+    let mut grpc = tonic::client::Grpc::new(channel.clone())
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(usize::MAX);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut request = tonic::Request::new(Bytes::from(request));
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
+    }
+    Ok(grpc.unary(request, path, Raw).await?.into_inner())
+}
+
+/// Runs `future` to completion on the mechanism's runtime, from any thread
+/// (from a thread of another runtime, on a thread of its own).
+fn block_on<F: Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("outlet-rpc")
+            .enable_all()
+            .build()
+            .expect("start the rpc mechanism's runtime")
+    });
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(future);
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| runtime.block_on(future))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}

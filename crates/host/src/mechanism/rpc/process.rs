@@ -1,0 +1,352 @@
+//! An rpc plugin's process: started in a process group of its own with a
+//! parent-death signal, its handshake read from stdout, its stdout and
+//! stderr turned into log events, and ended with its whole group.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use outlet_rpc::HandshakeLine;
+use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+
+use crate::log;
+use crate::mechanism::limits::ChildLimits;
+
+/// How much of the end of stderr an error message quotes.
+const TAIL: usize = 512;
+/// Log lines a plugin may write per second; the rest are counted and dropped.
+const LINES_PER_SECOND: u32 = 1000;
+
+/// What starting the plugin takes, worked out once at load.
+pub(super) struct Spawn {
+    pub plugin: String,
+    pub program: PathBuf,
+    pub env: Vec<(OsString, OsString)>,
+    pub limits: ChildLimits,
+    pub start_timeout: Duration,
+}
+
+/// A running plugin process. Dropping it kills its process group and waits
+/// for the process to be reaped; its socket folder goes with it.
+pub(super) struct Process {
+    plugin: String,
+    pid: Pid,
+    exit: Arc<Exit>,
+    tail: Arc<Mutex<VecDeque<u8>>>,
+    /// The folder holding the plugin's Unix socket (`PLUGIN_UNIX_SOCKET_DIR`
+    /// and `TMPDIR`), removed last.
+    _dir: tempfile::TempDir,
+}
+
+/// How the process ended, once it has.
+#[derive(Default)]
+struct Exit {
+    status: Mutex<Option<io::Result<ExitStatus>>>,
+    ended: Condvar,
+}
+
+impl Process {
+    /// Starts the plugin and reads its handshake line, within the start
+    /// timeout. `on_exit` runs (on a thread of its own) when the process
+    /// ends, after its group was killed, it was reaped, and [`Process::wait`]
+    /// says so.
+    pub(super) fn start(
+        spawn: &Spawn,
+        on_exit: impl FnOnce(Result<ExitStatus, String>) + Send + 'static,
+    ) -> Result<(Process, HandshakeLine), String> {
+        let plugin = &spawn.plugin;
+        let dir = tempfile::Builder::new()
+            .prefix("outlet-rpc-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a folder for its socket: {e}"))?;
+        let mut command = Command::new(&spawn.program);
+        command
+            .env_clear()
+            .envs(spawn.env.iter().map(|(k, v)| (k, v)))
+            .env(outlet_rpc::env::UNIX_SOCKET_DIR, dir.path())
+            .env("TMPDIR", dir.path())
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        spawn.limits.install(&mut command);
+        let mut child = spawn_from_lasting_thread(command)
+            .map_err(|e| format!("cannot start {}: {e}", spawn.program.display()))?;
+        let pid = Pid::from_child(&child);
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let process = Process {
+            plugin: plugin.clone(),
+            pid,
+            exit: Arc::default(),
+            tail: Arc::default(),
+            _dir: dir,
+        };
+        process.watch(child, on_exit);
+
+        // The plugin's log lines go where the loading thread's events go.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let (line_tx, line_rx) = mpsc::sync_channel(1);
+        if let Some(stdout) = stdout {
+            let (plugin, dispatch) = (plugin.clone(), dispatch.clone());
+            let mut first = Some(line_tx);
+            thread("stdout", move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    lines(stdout, |line| match first.take() {
+                        Some(first) => drop(first.send(line.to_vec())),
+                        None => log::line(&plugin, line),
+                    });
+                });
+            });
+        }
+        if let Some(stderr) = stderr {
+            let (plugin, tail) = (plugin.clone(), process.tail.clone());
+            thread("stderr", move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    log_stderr(&plugin, stderr, &tail);
+                });
+            });
+        }
+
+        let line = match line_rx.recv_timeout(spawn.start_timeout) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(format!(
+                    "it printed no handshake line within {} ms (limits.start_timeout_ms); it was \
+                     killed{}",
+                    spawn.start_timeout.as_millis(),
+                    process.said()
+                ));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = process.wait(Duration::from_secs(1));
+                let cookie_hint = if process.said().contains("not meant to be executed directly") {
+                    "; the magic cookie it expects differs from the manifest's [handshake]"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "it {} before printing its handshake line{}{cookie_hint}",
+                    describe(status.as_ref()),
+                    process.said()
+                ));
+            }
+        };
+        let line = String::from_utf8_lossy(&line);
+        let line: HandshakeLine = line
+            .parse()
+            .map_err(|e| format!("{e}; it was killed{}", process.said()))?;
+        Ok((process, line))
+    }
+
+    /// Reaps the process on a thread of its own. The group is killed once
+    /// the leader has exited but before it is reaped, so that its id cannot
+    /// have been reused.
+    fn watch(
+        &self,
+        mut child: Child,
+        on_exit: impl FnOnce(Result<ExitStatus, String>) + Send + 'static,
+    ) {
+        let (pid, exit) = (self.pid, self.exit.clone());
+        thread("waiter", move || {
+            let _ = rustix::process::waitid(
+                WaitId::Pid(pid),
+                WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+            );
+            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            let status = child.wait();
+            let reported = status.as_ref().map(|s| *s).map_err(|e| e.to_string());
+            *exit.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+            exit.ended.notify_all();
+            on_exit(reported);
+        });
+    }
+
+    /// Waits up to `timeout` for the process to end; how it ended, if it did.
+    pub(super) fn wait(&self, timeout: Duration) -> Option<Result<ExitStatus, String>> {
+        let deadline = Instant::now() + timeout;
+        let mut status = self.exit.status.lock().unwrap_or_else(|e| e.into_inner());
+        while status.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            status = self
+                .exit
+                .ended
+                .wait_timeout(status, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        status
+            .as_ref()
+            .map(|s| s.as_ref().map(|s| *s).map_err(|e| e.to_string()))
+    }
+
+    /// Kills the process group at once.
+    pub(super) fn kill(&self) {
+        let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
+    }
+
+    /// The end of its stderr, as a clause for error messages.
+    pub(super) fn said(&self) -> String {
+        let tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+        let (a, b) = tail.as_slices();
+        let text = String::from_utf8_lossy(&[a, b].concat()).trim().to_owned();
+        if text.is_empty() {
+            String::new()
+        } else {
+            format!("; its stderr ended with: {text}")
+        }
+    }
+
+    /// The process id, which is also its group's.
+    pub(super) fn pid(&self) -> u32 {
+        self.pid.as_raw_nonzero().get().unsigned_abs()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.wait(Duration::ZERO).is_none() {
+            self.kill();
+            if self.wait(Duration::from_secs(5)).is_none() {
+                tracing::error!(
+                    target: "outlet::plugin",
+                    plugin = self.plugin,
+                    "its process {} outlived SIGKILL by 5 s",
+                    self.pid()
+                );
+            }
+        }
+    }
+}
+
+/// "exited with status 1", "was killed by signal 9", for messages.
+pub(super) fn describe(status: Option<&Result<ExitStatus, String>>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Some(Ok(status)) => match (status.code(), status.signal()) {
+            (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(signal)) => format!("was killed by signal {signal}"),
+            _ => format!("ended ({status})"),
+        },
+        Some(Err(error)) => format!("ended, and waiting for it failed ({error})"),
+        None => "closed its stdout".into(),
+    }
+}
+
+/// Starts `command` from one thread that lives as long as the host: the
+/// parent-death signal fires when the thread that started a child ends, not
+/// the process, and the thread that loads a plugin may be short-lived.
+fn spawn_from_lasting_thread(command: Command) -> io::Result<Child> {
+    type Job = (Command, mpsc::SyncSender<io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        thread("spawner", move || {
+            for (mut command, reply) in queue {
+                let _ = reply.send(command.spawn());
+            }
+        });
+        Mutex::new(jobs)
+    });
+    let (reply, answer) = mpsc::sync_channel(1);
+    spawner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, reply))
+        .map_err(|_| io::Error::other("the spawner thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| io::Error::other("the spawner thread is gone"))?
+}
+
+fn thread(role: &str, f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .name(format!("outlet-rpc-{role}"))
+        .spawn(f)
+        .expect("start a thread");
+}
+
+/// Calls `f` with each line `reader` yields, without its newline; a line
+/// longer than `log::MAX_LINE` comes in pieces of that size.
+fn lines(mut reader: impl Read, mut f: impl FnMut(&[u8])) {
+    let mut buffer = vec![0; 2 * log::MAX_LINE];
+    let mut filled = 0;
+    loop {
+        let read = match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        filled += read;
+        let mut start = 0;
+        while let Some(end) = buffer[start..filled].iter().position(|&b| b == b'\n') {
+            buffer[start..start + end]
+                .chunks(log::MAX_LINE)
+                .for_each(&mut f);
+            start += end + 1;
+        }
+        while filled - start >= log::MAX_LINE {
+            f(&buffer[start..start + log::MAX_LINE]);
+            start += log::MAX_LINE;
+        }
+        buffer.copy_within(start..filled, 0);
+        filled -= start;
+    }
+    if filled > 0 {
+        f(&buffer[..filled]);
+    }
+}
+
+/// Logs stderr lines, at most `LINES_PER_SECOND`, and keeps its last bytes.
+fn log_stderr(plugin: &str, stderr: impl Read, tail: &Mutex<VecDeque<u8>>) {
+    let mut window = Instant::now();
+    let (mut logged, mut dropped) = (0u32, 0u64);
+    lines(stderr, |line| {
+        {
+            let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+            tail.extend(line.iter().chain(b"\n"));
+            let excess = tail.len().saturating_sub(TAIL);
+            tail.drain(..excess);
+        }
+        if window.elapsed() >= Duration::from_secs(1) {
+            if dropped > 0 {
+                tracing::warn!(
+                    target: "outlet::plugin",
+                    plugin,
+                    "{dropped} lines of its stderr were dropped: over {LINES_PER_SECOND} a second"
+                );
+            }
+            (window, logged, dropped) = (Instant::now(), 0, 0);
+        }
+        if logged < LINES_PER_SECOND {
+            logged += 1;
+            log::line(plugin, line);
+        } else {
+            dropped += 1;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_split_and_long_ones_cut() {
+        let mut input = b"one\ntwo\n".to_vec();
+        input.extend(std::iter::repeat_n(b'x', log::MAX_LINE + 10));
+        input.extend(b"\nlast");
+        let mut seen = Vec::new();
+        lines(&input[..], |line| seen.push(line.len()));
+        assert_eq!(seen, [3, 3, log::MAX_LINE, 10, 4]);
+    }
+}

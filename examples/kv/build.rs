@@ -1,0 +1,3 @@
+fn main() {
+    outlet_build::compile(&["kv.proto"], &["."]).expect("generate the KV interface");
+}

@@ -1,0 +1,81 @@
+// Package shared holds what the KV plugin and its host agree on: the
+// handshake, the KV interface, and the go-plugin glue that carries KV over
+// gRPC.
+package shared
+
+import (
+	"context"
+
+	plugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// Handshake must match on both sides: the host puts the cookie in the
+// child's environment and the plugin refuses to run without it.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  1,
+	MagicCookieKey:   "BASIC_PLUGIN",
+	MagicCookieValue: "hello",
+}
+
+// PluginName is the key under which KV is served and dispensed.
+const PluginName = "kv"
+
+// KV is the interface both ends program against.
+type KV interface {
+	Put(key string, value []byte) error
+	Get(key string) ([]byte, error)
+}
+
+// KVPlugin is a go-plugin GRPCPlugin. Impl is only needed on the plugin
+// side; net/rpc is not supported.
+type KVPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl KV
+}
+
+// GRPCServer registers the proto.KV service (plugin side).
+func (p *KVPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	RegisterKVServer(s, &kvServer{impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns a KV that calls the plugin (host side).
+func (p *KVPlugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
+	return &kvGRPCClient{client: NewKVClient(c)}, nil
+}
+
+// PluginMap is the host's view: what it may dispense.
+var PluginMap = map[string]plugin.Plugin{PluginName: &KVPlugin{}}
+
+type kvGRPCClient struct{ client KVClient }
+
+func (c *kvGRPCClient) Put(key string, value []byte) error {
+	_, err := c.client.Put(context.Background(), &PutRequest{Key: key, Value: value})
+	return err
+}
+
+func (c *kvGRPCClient) Get(key string) ([]byte, error) {
+	resp, err := c.client.Get(context.Background(), &GetRequest{Key: key})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Value, nil
+}
+
+type kvServer struct{ impl KV }
+
+func (s *kvServer) Get(_ context.Context, req *GetRequest) (*GetResponse, error) {
+	v, err := s.impl.Get(req.Key)
+	if err != nil {
+		return nil, err
+	}
+	return &GetResponse{Value: v}, nil
+}
+
+func (s *kvServer) Put(_ context.Context, req *PutRequest) (*Empty, error) {
+	if err := s.impl.Put(req.Key, req.Value); err != nil {
+		return nil, err
+	}
+	return &Empty{}, nil
+}

@@ -1,0 +1,92 @@
+//! An rpc greeter that misbehaves on request, for the integration tests.
+//!
+//! `OUTLET_TEST_MODE` picks what it does before serving; the name in a
+//! Greet picks what that call does (`die`, `hang`, `big`, `fork`). Without
+//! either, it greets, logs to stderr and prints to stdout.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
+use outlet_guest::{Plugin, Status};
+
+fn main() -> ExitCode {
+    let mode = std::env::var("OUTLET_TEST_MODE").unwrap_or_default();
+    // `fail-if:PATH`: while the file exists, every start fails.
+    if let Some(flag) = mode.strip_prefix("fail-if:")
+        && std::path::Path::new(flag).exists()
+    {
+        eprintln!("refusing to start: {flag} exists");
+        return ExitCode::from(4);
+    }
+    match mode.as_str() {
+        "silent" => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        "garbage" | "netrpc" => {
+            let socket = std::env::var("PLUGIN_UNIX_SOCKET_DIR").unwrap_or_default();
+            match mode.as_str() {
+                "garbage" => println!("Hello, world! This is not a handshake."),
+                _ => println!("1|1|unix|{socket}/none|netrpc|"),
+            }
+            std::io::stdout().flush().unwrap();
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        "flood-stderr" => {
+            std::thread::spawn(|| {
+                let mut line = vec![b'e'; 200];
+                line.push(b'\n');
+                loop {
+                    let _ = std::io::stderr().write_all(&line);
+                }
+            });
+        }
+        _ => {}
+    }
+    let versions: &[u32] = if mode == "version7" { &[7] } else { &[1] };
+    let plugin = Plugin::new("test-rpc", "0.0.1")
+        .versions(versions)
+        .service(GreeterServer::new(Misbehaving));
+    if mode == "other-cookie" {
+        return outlet_guest::rpc::serve_with_cookie(plugin, "SOME_OTHER_PLUGIN", "yes");
+    }
+    outlet_guest::rpc::serve(plugin)
+}
+
+struct Misbehaving;
+
+impl Greeter for Misbehaving {
+    fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
+        let message = match request.name.as_str() {
+            "die" => {
+                eprintln!("dying on purpose");
+                std::process::abort();
+            }
+            "hang" => {
+                std::thread::sleep(Duration::from_secs(3600));
+                String::new()
+            }
+            "big" => "x".repeat(2 << 20),
+            "fork" => {
+                // A child of our own, in our process group, that outlives
+                // this call; not waiting for it is the point.
+                #[allow(clippy::zombie_processes)]
+                let child = std::process::Command::new("sleep")
+                    .arg("3600")
+                    .spawn()
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                format!("forked {}", child.id())
+            }
+            "pid" => std::process::id().to_string(),
+            name => {
+                eprintln!("greeting {name}");
+                println!("this line goes to the log, not into the reply");
+                format!("Hello, {name}!")
+            }
+        };
+        Ok(GreetResponse { message })
+    }
+}

@@ -1,0 +1,355 @@
+//! The rpc mechanism with real child processes, well-behaved and not, and
+//! with real Go go-plugin hosts and plugins.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kv::{GetRequest, KvClient, PutRequest};
+use outlet_host::Host;
+use outlet_protocol::Code;
+
+use crate::support::{Fixture, capture_logs, fixture_of, greet, root, test_plugin};
+
+fn rpc_plugin() -> PathBuf {
+    test_plugin().with_file_name("outlet-test-rpc")
+}
+
+fn fixture(name: &str, mode: &str, extra: &str) -> Fixture {
+    fixture_of("rpc", name, &rpc_plugin(), mode, extra)
+}
+
+/// A program built by `tests/go/build.sh`, which the README's test command runs.
+fn go_program(name: &str) -> PathBuf {
+    let path = root().join("target/go").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the Go interop programs with tests/go/build.sh (the README's test \
+         command does)",
+        path.display()
+    );
+    path
+}
+
+/// The Rust KV example plugin, built beside the test plugins.
+fn kv_plugin() -> PathBuf {
+    test_plugin().with_file_name("kv-plugin")
+}
+
+fn kv_manifest(dir: &std::path::Path, program: &std::path::Path) -> PathBuf {
+    let manifest = dir.join("kv.toml");
+    let text = std::fs::read_to_string(root().join("examples/kv/kv.toml"))
+        .unwrap()
+        .replace("bin/kv-plugin", &program.display().to_string())
+        .replace(
+            "\"kv.proto\"",
+            &format!("{:?}", root().join("examples/kv/kv.proto")),
+        );
+    std::fs::write(&manifest, text).unwrap();
+    manifest
+}
+
+#[test]
+fn greets_over_grpc_and_logs_stderr_and_stdout_under_its_name() {
+    let f = fixture("polite-rpc", "", "");
+    // The plugin's log lines go where events went on the thread that loaded it.
+    let ((plugin, reply), logs) = capture_logs(|| {
+        let plugin = f.load();
+        let reply = greet(&plugin, "Ada");
+        // The log lines come from the plugin's threads: give them a moment.
+        std::thread::sleep(Duration::from_millis(200));
+        (plugin, reply)
+    });
+    assert_eq!(reply.unwrap(), "Hello, Ada!");
+    assert!(
+        plugin
+            .hello()
+            .services
+            .contains(&"outlet.examples.greeter.v1.Greeter".to_owned())
+    );
+    let first = greet(&plugin, "pid").unwrap();
+    assert_eq!(
+        greet(&plugin, "pid").unwrap(),
+        first,
+        "one process serves every call"
+    );
+    let logs: String = logs
+        .lines()
+        .filter(|l| l.contains("outlet::plugin"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(logs.contains("plugin=\"polite-rpc\""), "{logs}");
+    assert!(logs.contains("greeting Ada"), "{logs}");
+    assert!(logs.contains("this line goes to the log"), "{logs}");
+    plugin.shutdown().unwrap();
+    let error = greet(&plugin, "Ada").unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable);
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn the_kv_example_puts_and_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = Host::new()
+        .load(kv_manifest(dir.path(), &kv_plugin()))
+        .unwrap();
+    let kv = plugin.client::<KvClient<_>>().unwrap();
+    kv.put(PutRequest {
+        key: "hello".into(),
+        value: b"world".to_vec(),
+    })
+    .unwrap();
+    let got = kv
+        .get(GetRequest {
+            key: "hello".into(),
+        })
+        .unwrap();
+    assert_eq!(got.value, b"world");
+    plugin.shutdown().unwrap();
+}
+
+#[test]
+fn an_outlet_host_runs_a_go_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = kv_manifest(dir.path(), &go_program("kv-go-plugin"));
+    let (plugin, logs) = capture_logs(|| {
+        let plugin = Host::new().load(&manifest).unwrap();
+        let kv = plugin.client::<KvClient<_>>().unwrap();
+        kv.put(PutRequest {
+            key: "from-rust".into(),
+            value: b"to go".to_vec(),
+        })
+        .unwrap();
+        let got = kv
+            .get(GetRequest {
+                key: "from-rust".into(),
+            })
+            .unwrap();
+        assert_eq!(got.value, b"to go");
+        std::thread::sleep(Duration::from_millis(200));
+        plugin
+    });
+    // A plain go-plugin plugin: no Outlet core service, so no extra capabilities.
+    assert!(
+        plugin.negotiated().capabilities.is_empty(),
+        "{:?}",
+        plugin.negotiated()
+    );
+    assert_eq!(plugin.hello().services, ["proto.KV"]);
+    assert_eq!(
+        plugin.health().unwrap().status(),
+        outlet_protocol::core::health_response::ServingStatus::Serving
+    );
+    let logs: String = logs
+        .lines()
+        .filter(|l| l.contains("outlet::plugin"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // Its hclog JSON line on stderr, at its level, under its name.
+    assert!(
+        logs.contains("INFO") && logs.contains("put key=\"from-rust\""),
+        "{logs}"
+    );
+    assert!(logs.contains("plugin=\"kv\""), "{logs}");
+    let started = Instant::now();
+    plugin.shutdown().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the Go plugin did not exit on the controller's Shutdown"
+    );
+}
+
+#[test]
+fn a_go_host_runs_an_outlet_plugin_and_stops_it() {
+    let output = Command::new(go_program("kv-go-host"))
+        .args([
+            kv_plugin().to_str().unwrap(),
+            "put-get",
+            "from-go",
+            "to rust",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // 3 means the plugin had to be killed: it did not stop on Shutdown.
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "to rust\n",
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_starts_are_refused_with_the_cause_and_leave_nothing_running() {
+    let cases = [
+        ("cookie", "other-cookie", "", "magic cookie"),
+        (
+            "garbage",
+            "garbage",
+            "",
+            "is not a go-plugin handshake line",
+        ),
+        ("netrpc", "netrpc", "", "`netrpc`"),
+        ("version7", "version7", "", "speaks interface versions [7]"),
+        (
+            "silent",
+            "silent",
+            "[limits]\nstart_timeout_ms = 300\n",
+            "no handshake line within 300 ms",
+        ),
+    ];
+    for (name, mode, extra, expected) in cases {
+        let f = fixture(name, mode, extra);
+        let error = f.load_err();
+        assert!(error.contains(&format!("plugin `{name}` (rpc)")), "{error}");
+        assert!(error.contains(expected), "{name}: {error}");
+        f.assert_no_leftovers();
+    }
+}
+
+#[test]
+fn a_plugin_that_dies_in_a_call_fails_that_call_and_is_restarted() {
+    let f = fixture("fragile", "", "");
+    let plugin = f.load();
+    let before = greet(&plugin, "pid").unwrap();
+    let error = greet(&plugin, "die").unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
+    assert!(
+        error.message().contains("plugin `fragile` died during"),
+        "{error}"
+    );
+    assert!(error.message().contains("signal 6"), "{error}");
+    // The next call waits for the restart, then goes through.
+    let after = greet(&plugin, "pid").unwrap();
+    assert_ne!(before, after, "a new process serves");
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn restarts_stop_at_the_limit_and_a_reload_tries_again() {
+    let flag = tempfile::tempdir().unwrap();
+    let flag = flag.path().join("fail");
+    let mode = format!("fail-if:{}", flag.display());
+    let f = fixture("doomed", &mode, "[limits]\nrestarts = 2\n");
+    let plugin = f.load();
+    std::fs::write(&flag, "").unwrap();
+    let _ = greet(&plugin, "die");
+    // Two restarts fail (the flag), then the plugin is given up on.
+    let until = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let error = greet(&plugin, "Ada").unwrap_err();
+        if error.message().contains("times in a row") || Instant::now() > until {
+            break error;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(error.code(), Code::Unavailable);
+    assert!(
+        error
+            .message()
+            .contains("plugin `doomed` died, and was restarted 2 times in a row"),
+        "{error}"
+    );
+    assert!(error.message().contains("exited with status 4"), "{error}");
+    assert!(error.message().contains("Plugin::reload"), "{error}");
+    // Failing fast: no process is started for it.
+    let started = Instant::now();
+    assert!(greet(&plugin, "Ada").is_err());
+    assert!(started.elapsed() < Duration::from_millis(100));
+
+    std::fs::remove_file(&flag).unwrap();
+    plugin.reload().unwrap();
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn a_hung_call_hits_its_deadline_and_a_reply_over_the_limit_is_refused() {
+    let f = fixture(
+        "slow",
+        "",
+        "[limits]\ntimeout_ms = 300\nmax_message_bytes = 100000\n",
+    );
+    let plugin = f.load();
+    let started = Instant::now();
+    let error = greet(&plugin, "hang").unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
+    assert!(error.message().contains("plugin `slow`"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    let error = greet(&plugin, "big").unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error}");
+    assert!(
+        error.message().contains("limits.max_message_bytes"),
+        "{error}"
+    );
+    let error = greet(&plugin, &"n".repeat(200_000)).unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error}");
+
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn stopping_ends_the_whole_process_group_and_a_flood_of_stderr_harms_nothing() {
+    let f = fixture("flooding", "flood-stderr", "");
+    let plugin = f.load();
+    let forked = greet(&plugin, "fork").unwrap();
+    assert!(forked.starts_with("forked "), "{forked}");
+    for _ in 0..20 {
+        assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    }
+    plugin.shutdown().unwrap();
+    // The `sleep` child carries the fixture's marker in its environment.
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn a_host_killed_with_sigkill_takes_its_plugins_along() {
+    let f = fixture("orphan", "", "");
+    let mut host = Command::new(test_plugin().with_file_name("outlet-test-host"))
+        .arg(&f.manifest)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(host.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "loaded orphan");
+    host.kill().unwrap();
+    host.wait().unwrap();
+    // Within a second: the parent-death signal, and the plugin's own watch.
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn reload_switches_to_a_new_process_without_failing_a_call() {
+    let f = fixture("reloaded", "", "");
+    let plugin = f.load();
+    let before = greet(&plugin, "pid").unwrap();
+    std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..3)
+            .map(|_| {
+                scope.spawn(|| {
+                    for _ in 0..100 {
+                        assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+                    }
+                })
+            })
+            .collect();
+        plugin.reload().unwrap();
+        for caller in callers {
+            caller.join().unwrap();
+        }
+    });
+    assert_ne!(greet(&plugin, "pid").unwrap(), before);
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
+}
