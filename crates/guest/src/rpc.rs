@@ -36,7 +36,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use outlet_rpc::wire::{self, Empty, HealthCheckRequest, HealthCheckResponse};
 use outlet_rpc::{CORE_PROTOCOL_VERSION, HandshakeLine, Network, Raw, env};
 use prost::Message;
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::Plugin;
@@ -102,7 +102,8 @@ fn run(plugin: Plugin, key: &str, value: &str) -> Result<(), String> {
         .build()
         .map_err(|e| format!("plugin `{name}`: cannot start its runtime: {e}"))?;
     watch_parent();
-    let served = runtime.block_on(listen_and_serve(Arc::new(plugin), app_version));
+    let plugin = Arc::new(plugin.capability(outlet_rpc::lean::CAPABILITY));
+    let served = runtime.block_on(listen_and_serve(plugin, app_version));
     // Calls still running past the drain are abandoned with the process.
     runtime.shutdown_background();
     served
@@ -188,6 +189,9 @@ async fn listen_and_serve(plugin: Arc<Plugin>, app_version: u32) -> Result<(), S
                 let stop = stop.clone();
                 let mut stopping = stopping.clone();
                 connections.spawn(async move {
+                    let Some(stream) = grpc_or_lean(stream, &plugin).await else {
+                        return;
+                    };
                     let service = hyper::service::service_fn(move |request| {
                         route(plugin.clone(), stop.clone(), request)
                     });
@@ -217,6 +221,64 @@ async fn listen_and_serve(plugin: Arc<Plugin>, app_version: u32) -> Result<(), S
     })
     .await;
     Ok(())
+}
+
+/// Looks at a new connection's first byte: Outlet's frames (`O`) are served
+/// on a thread of their own (see `outlet_rpc::lean`), anything else is
+/// handed back for HTTP/2.
+async fn grpc_or_lean(stream: UnixStream, plugin: &Arc<Plugin>) -> Option<UnixStream> {
+    let mut first = [0u8; 1];
+    loop {
+        stream.readable().await.ok()?;
+        match rustix::net::recv(&stream, &mut first, rustix::net::RecvFlags::PEEK) {
+            Ok((0, _)) => return None,
+            Ok(_) => break,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    }
+    if first[0] != outlet_protocol::frame::MAGIC[0] {
+        return Some(stream);
+    }
+    let stream = stream.into_std().ok()?;
+    let plugin = plugin.clone();
+    std::thread::Builder::new()
+        .name("outlet-rpc-lean".into())
+        .spawn(move || serve_lean(&plugin, stream))
+        .ok();
+    None
+}
+
+/// Serves Outlet's frames on one connection: a `Call` in, a `Reply` out,
+/// until the host closes it.
+fn serve_lean(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
+    use outlet_protocol::core::{Call, Reply};
+    use outlet_rpc::lean::{Lean, PLUGIN_SPIN};
+    let Ok(mut lean) = Lean::new(stream) else {
+        return;
+    };
+    let mut body = Vec::new();
+    loop {
+        let call = match lean.recv(usize::MAX, PLUGIN_SPIN, None).map(Call::decode) {
+            Ok(Ok(call)) => call,
+            Ok(Err(_)) | Err(_) => return,
+        };
+        body.clear();
+        let reply = match plugin.serve(&call.method, &call.body, &mut body) {
+            Ok(()) => Reply {
+                body: std::mem::take(&mut body),
+                status: None,
+            },
+            Err(status) => Reply {
+                body: Vec::new(),
+                status: Some((&status).into()),
+            },
+        };
+        if lean.send(&reply.encode_to_vec()).is_err() {
+            return;
+        }
+        body = reply.body;
+    }
 }
 
 /// Returns once the controller's Shutdown came.

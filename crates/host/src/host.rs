@@ -22,7 +22,7 @@ pub(crate) fn handshake(
     let offer = HelloRequest {
         core_versions: CORE_VERSIONS.to_vec(),
         app_versions: manifest.versions.clone(),
-        capabilities: vec![capability::CONFIGURE.into()],
+        capabilities: vec![capability::CONFIGURE.into(), capability::RPC_FRAMES.into()],
     };
     let hello: HelloResponse =
         unary(backend, core::HELLO, &offer).map_err(|status| LoadError::Hello {

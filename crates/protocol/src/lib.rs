@@ -70,6 +70,9 @@ pub const BUILD_FINGERPRINT: &str = concat!(
 pub mod capability {
     /// The plugin accepts `Configure` and applies new config without a restart.
     pub const CONFIGURE: &str = "configure";
+    /// rpc: the plugin also takes Outlet's frames on its socket, a leaner
+    /// path than gRPC (see `outlet_rpc::lean`).
+    pub const RPC_FRAMES: &str = "rpc-frames";
 }
 
 pub use native::{guard, native, panic_message};

@@ -8,6 +8,8 @@
 //!   (health, controller, broker), their paths and messages.
 //! - [`Raw`]: a gRPC codec that moves encoded messages as they are, so one
 //!   client and one server carry every interface.
+//! - [`lean`]: Outlet's own framing on the same socket, for an Outlet host
+//!   and an Outlet plugin, negotiated in Hello.
 //!
 //! ```
 //! use outlet_rpc::{HandshakeLine, Network};
@@ -22,6 +24,8 @@
 
 mod codec;
 mod handshake;
+#[cfg(unix)]
+pub mod lean;
 pub mod wire;
 
 pub use codec::Raw;

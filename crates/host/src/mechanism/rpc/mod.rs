@@ -22,14 +22,18 @@ mod process;
 
 use std::ffi::OsString;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use outlet_manifest::Manifest;
-use outlet_protocol::core::{self, HealthResponse, HelloResponse, health_response::ServingStatus};
+use outlet_protocol::core::{
+    self, Call, HealthResponse, HelloResponse, Reply, health_response::ServingStatus,
+};
 use outlet_protocol::prost::Message;
 use outlet_protocol::{CORE_VERSIONS, Status};
+use outlet_rpc::lean::{HOST_SPIN, Lean};
 use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
 use outlet_rpc::{HandshakeLine, Network, Raw};
 use tonic::transport::{Channel, Endpoint};
@@ -61,6 +65,8 @@ struct Shared {
     timeout: Duration,
     max_message: usize,
     restarts: u32,
+    /// Whether Hello agreed on Outlet's frames (`outlet_rpc::lean`).
+    frames: AtomicBool,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -82,6 +88,8 @@ struct Instance {
     started: Instant,
     /// Restarts in a row, this one included, that led to it.
     restarts: u32,
+    /// Idle lean connections, one taken per call.
+    lean: Mutex<Vec<Lean>>,
 }
 
 impl Rpc {
@@ -138,6 +146,7 @@ impl Rpc {
             timeout: manifest.limits.timeout(),
             max_message: manifest.limits.max_message_bytes,
             restarts: manifest.limits.restarts,
+            frames: AtomicBool::new(false),
             state: Mutex::new(State::Restarting),
             changed: Condvar::new(),
         });
@@ -261,6 +270,73 @@ impl Shared {
         }
     }
 
+    /// One call over Outlet's frames, on an idle lean connection or a new one.
+    fn call_lean(
+        &self,
+        instance: &Instance,
+        method: &str,
+        request: &[u8],
+        deadline: Instant,
+    ) -> Result<Vec<u8>, Status> {
+        let plugin = &self.plugin;
+        let idle = instance
+            .lean
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let mut lean = match idle {
+            Some(lean) => lean,
+            None => std::os::unix::net::UnixStream::connect(&instance.line.address)
+                .and_then(Lean::new)
+                .map_err(|e| self.broken(instance, method, &e.to_string()))?,
+        };
+        let call = Call {
+            method: method.to_owned(),
+            body: request.to_vec(),
+            ..Call::default()
+        };
+        lean.send(&call.encode_to_vec())
+            .map_err(|e| self.broken(instance, method, &e.to_string()))?;
+        // A reply's frame holds the body and a few bytes of envelope.
+        let payload = match lean.recv(self.max_message + 64, HOST_SPIN, Some(deadline)) {
+            Ok(payload) => payload,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(Status::deadline_exceeded(format!(
+                    "plugin `{plugin}`: {method} did not finish within {} ms \
+                     (limits.timeout_ms)",
+                    self.timeout.as_millis()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Status::resource_exhausted(format!(
+                    "plugin `{plugin}`: its reply to {method} is refused: {e} \
+                     (limits.max_message_bytes is {})",
+                    self.max_message
+                )));
+            }
+            Err(e) => return Err(self.broken(instance, method, &e.to_string())),
+        };
+        let reply = Reply::decode(payload).map_err(|e| {
+            Status::internal(format!(
+                "plugin `{plugin}`: its reply to {method} is not a Reply: {e}"
+            ))
+        })?;
+        instance
+            .lean
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(lean);
+        match reply.status {
+            Some(status) => Err(status.into()),
+            None => Ok(reply.body),
+        }
+    }
+
+    /// A lean connection failed: the plugin died, or the connection broke.
+    fn broken(&self, instance: &Instance, method: &str, error: &str) -> Status {
+        self.explain(instance, method, tonic::Status::unavailable(error))
+    }
+
     /// Turns a failed call's status into one that names the plugin, and
     /// says whether its process died.
     fn explain(&self, instance: &Instance, method: &str, status: tonic::Status) -> Status {
@@ -378,6 +454,7 @@ impl Instance {
             line,
             started,
             restarts,
+            lean: Mutex::default(),
         });
         let _ = slot.set(Arc::downgrade(&instance));
         // Had the process died before the line above, its reaper found no
@@ -433,6 +510,9 @@ impl Backend for Rpc {
         }
         let deadline = Instant::now() + shared.timeout;
         let instance = shared.instance(deadline)?;
+        if shared.frames.load(Ordering::Relaxed) && instance.line.network == Network::Unix {
+            return shared.call_lean(&instance, method, request, deadline);
+        }
         let answer = block_on(async {
             tokio::time::timeout_at(
                 deadline.into(),
@@ -486,7 +566,12 @@ impl Backend for Rpc {
         Err(shared.explain(&instance, method, status))
     }
 
-    fn set_session(&self, _: Session) {}
+    fn set_session(&self, session: Session) {
+        let frames = session
+            .negotiated
+            .supports(outlet_protocol::capability::RPC_FRAMES);
+        self.shared.frames.store(frames, Ordering::Relaxed);
+    }
 
     fn stop(&self) {
         let last = std::mem::replace(&mut *self.shared.lock(), State::Stopped);
