@@ -2,7 +2,8 @@
 # Builds Outlet and the example plugins with optimizations, and Extism's
 # greeter beside them (bench/extism: a wasmtime build of its own, about ten
 # minutes the first time), then runs `target/release/outlet bench` with
-# Extism's rows. Arguments go to `outlet bench`, e.g. `--calls 2000`.
+# Extism's rows and go-plugin's own Go host and plugin beside the rpc rows.
+# Arguments go to `outlet bench`, e.g. `--calls 2000`.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 setup
@@ -13,4 +14,6 @@ cargo build --release --locked --target wasm32-unknown-unknown \
 # Extism needs wasmtime 49, which declares Rust 1.96 but builds on 1.95.
 cargo build --release --locked --ignore-rust-version --manifest-path bench/extism/Cargo.toml
 
-target/release/outlet bench --extism bench/extism "$@"
+setup_go
+
+target/release/outlet bench --extism bench/extism --go target/go "$@"

@@ -10,9 +10,11 @@ build_c target/release -O2
 build_wasm --profile wasm
 # The exec greeter is linked statically: a process per call then skips the
 # dynamic loader, which is most of a small program's start-up time.
+# So are the rpc plugins, which start faster for it too.
 triple=$(host_triple)
-cargo build --release -p greeter-example --bin greeter-exec --target "$triple" \
-    --config "target.$triple.rustflags = ['-C', 'target-feature=+crt-static']"
+cargo build --release -p greeter-example -p greeter-rpc -p kv-example \
+    --bin greeter-exec --bin greeter-rpc --bin kv-plugin \
+    --target "$triple" --config "target.$triple.rustflags = ['-C', 'target-feature=+crt-static']"
 install_examples "target/$triple/release" target/release target/wasm32-unknown-unknown/wasm
 
 target/release/outlet demo "$@"

@@ -68,6 +68,12 @@ fn greets_over_grpc_and_logs_stderr_and_stdout_under_its_name() {
             .services
             .contains(&"outlet.examples.greeter.v1.Greeter".to_owned())
     );
+    // Both sides are Outlet: calls take the lean path, not gRPC.
+    assert!(
+        plugin.negotiated().supports("rpc-frames"),
+        "{:?}",
+        plugin.negotiated()
+    );
     let first = greet(&plugin, "pid").unwrap();
     assert_eq!(
         greet(&plugin, "pid").unwrap(),
@@ -130,7 +136,8 @@ fn an_outlet_host_runs_a_go_plugin() {
         std::thread::sleep(Duration::from_millis(200));
         plugin
     });
-    // A plain go-plugin plugin: no Outlet core service, so no extra capabilities.
+    // A plain go-plugin plugin: no Outlet core service, so no extra
+    // capabilities, and plain gRPC.
     assert!(
         plugin.negotiated().capabilities.is_empty(),
         "{:?}",
@@ -225,6 +232,16 @@ fn a_plugin_that_dies_in_a_call_fails_that_call_and_is_restarted() {
     let after = greet(&plugin, "pid").unwrap();
     assert_ne!(before, after, "a new process serves");
     assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    assert_eq!(plugin.process_id().map(|p| p.to_string()), Some(after));
+
+    // Killed from outside, between calls: the same.
+    let pid = plugin.process_id().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    assert_ne!(plugin.process_id(), Some(pid));
     plugin.shutdown().unwrap();
     f.assert_no_leftovers();
 }

@@ -37,7 +37,7 @@ impl Summary {
 }
 
 /// The mechanisms `--only` accepts.
-pub const SECTIONS: [&str; 4] = ["native", "cabi", "wasm", "exec"];
+pub const SECTIONS: [&str; 5] = ["native", "cabi", "rpc", "wasm", "exec"];
 
 /// What one run measured: the table's rows, lines below it, and the same
 /// as JSON.
@@ -54,6 +54,7 @@ pub fn run(
     json: Option<&Path>,
     only: Option<&str>,
     extism: Option<&Path>,
+    go: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
         calls >= 10,
@@ -63,6 +64,10 @@ pub fn run(
     anyhow::ensure!(
         extism.is_none() || wants("wasm"),
         "--extism is measured with the wasm rows; drop --only or make it `--only wasm`"
+    );
+    anyhow::ensure!(
+        go.is_none() || wants("rpc"),
+        "--go is measured with the rpc rows; drop --only or make it `--only rpc`"
     );
     let host = Host::new();
     let mut report = Report::default();
@@ -77,6 +82,9 @@ pub fn run(
     }
     if wants("cabi") {
         report.rows.extend(cabi(&host, manifests, calls)?);
+    }
+    if wants("rpc") {
+        rpc(&host, manifests, calls, go, &mut report)?;
     }
     if wants("wasm") {
         wasm(&host, manifests, calls, &mut report)?;
@@ -630,6 +638,215 @@ fn never_seen(
     copy.sha256 = None;
     std::fs::write(&copy.path, &bytes)?;
     Ok(copy)
+}
+
+/// rpc: go-plugin's KV example, a `Get` of a 64-byte value. An Outlet host
+/// with the Outlet plugin (Outlet's frames) and, given `--go`, with the Go
+/// plugin (gRPC); go-plugin's own Go host with the Go plugin and with the
+/// Outlet plugin, in processes of their own. Four rounds, each measuring
+/// all of them, so that they share the machine's moods. Then start to first
+/// call, and a restart after SIGKILL.
+fn rpc(
+    host: &Host,
+    manifests: &Path,
+    calls: usize,
+    go: Option<&Path>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    const ROUNDS: usize = 4;
+    /// Calls in a row to one plugin: each sees calls back to back, as under load.
+    const BLOCK: usize = 50;
+    let file = manifests.join("../../kv/kv.toml");
+    let manifest = outlet_manifest::Manifest::load(&file)?;
+    let go_manifest = go.map(|dir| {
+        let mut go = manifest.clone();
+        go.name = "kv-go".into();
+        go.path = dir.join("kv-go-plugin");
+        go
+    });
+    let value = vec![b'v'; 64];
+    let key = "bench".to_owned();
+    let load = |manifest: &outlet_manifest::Manifest| -> anyhow::Result<_> {
+        let plugin = host
+            .load_manifest(manifest.clone())
+            .with_context(|| format!("loading {}", manifest.path.display()))?;
+        let kv = plugin.client::<kv::KvClient<_>>()?;
+        kv.put(kv::PutRequest {
+            key: key.clone(),
+            value: value.clone(),
+        })?;
+        Ok((plugin, kv))
+    };
+    let get = |kv: &kv::KvClient<outlet_host::Plugin>| -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let got = kv.get(kv::GetRequest { key: key.clone() })?;
+        let took = started.elapsed();
+        anyhow::ensure!(
+            got.value.len() == 64,
+            "Get returned {} bytes",
+            got.value.len()
+        );
+        Ok(took)
+    };
+    // Start to first call: load (spawn, handshake, health, Hello) and a Get.
+    let first = |manifest: &outlet_manifest::Manifest, i: usize| -> anyhow::Result<Duration> {
+        let mut fresh = manifest.clone();
+        fresh.name = format!("{}-start-{i}", manifest.name);
+        let started = Instant::now();
+        let plugin = host.load_manifest(fresh)?;
+        let kv = plugin.client::<kv::KvClient<_>>()?;
+        kv.get(kv::GetRequest { key: key.clone() })?;
+        let took = started.elapsed();
+        host.unload(plugin.name());
+        Ok(took)
+    };
+    // go-plugin's Go host: every sample it took, Gets and starts.
+    let go_host = |plugin: &Path, calls: usize| -> anyhow::Result<(Vec<Duration>, Vec<Duration>)> {
+        let program = go.expect("given --go").join("kv-go-host");
+        let out = Command::new(&program)
+            .arg(plugin)
+            .arg("bench")
+            .arg(calls.to_string())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| {
+                format!(
+                    "running {}; build it with tests/go/build.sh",
+                    program.display()
+                )
+            })?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{} failed: {}",
+            program.display(),
+            out.status
+        );
+        let row: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "{} printed {:?}",
+                program.display(),
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })?;
+        let samples = |key: &str| -> Vec<Duration> {
+            row[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|ns| ns.as_u64().map(Duration::from_nanos))
+                .collect()
+        };
+        Ok((samples("get_ns"), samples("start_ns")))
+    };
+
+    // Kills in quick succession would count as a crash loop.
+    let mut killable = manifest.clone();
+    killable.limits.restarts = 100;
+    let (ours, kv) = load(&killable)?;
+    let theirs = go_manifest.as_ref().map(load).transpose()?;
+    let starts = (calls / 100).clamp(2, 5);
+    let per_round = calls.div_ceil(ROUNDS);
+    let (mut lean, mut grpc) = (Vec::new(), Vec::new());
+    let (mut start_ours, mut start_theirs) = (Vec::new(), Vec::new());
+    let (mut go_go, mut go_ours) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    for _ in 0..BLOCK {
+        get(&kv)?;
+    }
+    for round in 0..ROUNDS {
+        for _ in 0..per_round.div_ceil(BLOCK) {
+            for _ in 0..BLOCK {
+                lean.push(get(&kv)?);
+            }
+            if let Some((_, go_kv)) = &theirs {
+                for _ in 0..BLOCK {
+                    grpc.push(get(go_kv)?);
+                }
+            }
+        }
+        for i in 0..starts {
+            start_ours.push(first(&manifest, round * starts + i)?);
+            if let Some(go_manifest) = &go_manifest {
+                start_theirs.push(first(go_manifest, round * starts + i)?);
+            }
+        }
+        if let (Some(dir), Some(_)) = (go, &theirs) {
+            for (plugin, into) in [
+                (dir.join("kv-go-plugin"), &mut go_go),
+                (manifest.path.clone(), &mut go_ours),
+            ] {
+                let (gets, starts) = go_host(&plugin, per_round)?;
+                into.0.extend(gets);
+                into.1.extend(starts);
+            }
+        }
+    }
+
+    // Restart: the plugin's process killed, then Gets until one succeeds.
+    let mut restarts = Vec::new();
+    for _ in 0..(calls / 100).clamp(3, 10) {
+        let pid = ours.process_id().context("the rpc plugin has no process")?;
+        let killed = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(killed.success(), "kill -9 {pid} failed");
+        let started = Instant::now();
+        while kv.get(kv::GetRequest { key: key.clone() }).is_err() {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(5),
+                "the plugin was not back within 5 s"
+            );
+        }
+        restarts.push(started.elapsed());
+    }
+    host.unload(ours.name());
+    if let Some((plugin, _)) = &theirs {
+        host.unload(plugin.name());
+    }
+
+    let seed = "go-plugin gRPC ~50-100 µs; seed: Outlet-to-Outlet ~50 µs";
+    let measured = go.is_some() && !go_go.0.is_empty();
+    let go_get = measured.then(|| {
+        (
+            "go-plugin Go host + Go plugin",
+            Summary::of(go_go.0.clone()),
+        )
+    });
+    let go_start = measured.then(|| {
+        (
+            "go-plugin Go host + Go plugin",
+            Summary::of(go_go.1.clone()),
+        )
+    });
+    let mut row = |case, samples: Vec<Duration>, baseline| {
+        if !samples.is_empty() {
+            report.rows.push(Row {
+                mechanism: "rpc",
+                case,
+                seed,
+                samples: Summary::of(samples),
+                baseline,
+            });
+        }
+    };
+    row("KV Get, Outlet host + plugin (frames)", lean, go_get);
+    row("KV Get, Outlet host + Go plugin (gRPC)", grpc, go_get);
+    row("KV Get, Go host + Outlet plugin (gRPC)", go_ours.0, go_get);
+    row("start to first Get, Outlet plugin", start_ours, go_start);
+    row("start to first Get, Go plugin", start_theirs, go_start);
+    row(
+        "start to first Get, Go host + Outlet plugin",
+        go_ours.1,
+        go_start,
+    );
+    row("killed to serving again (restart)", restarts, None);
+    if go.is_none() {
+        report.notes.push(
+            "rpc: go-plugin's own Go host and plugin were not measured; give --go target/go \
+             (scripts/bench.sh does, after tests/go/build.sh)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// exec: a Greet round trip, one process per call, against spawning

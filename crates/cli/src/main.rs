@@ -87,6 +87,11 @@ enum Command {
         /// (`scripts/bench.sh` builds it).
         #[arg(long)]
         extism: Option<PathBuf>,
+        /// Also measure go-plugin's own Go host and Go plugin, built into
+        /// this folder by `tests/go/build.sh` (`scripts/bench.sh` passes
+        /// `target/go`).
+        #[arg(long)]
+        go: Option<PathBuf>,
     },
 }
 
@@ -120,12 +125,14 @@ fn main() -> ExitCode {
             json,
             only,
             extism,
+            go,
         } => bench::run(
             &manifests,
             calls,
             json.as_deref(),
             only.as_deref(),
             extism.as_deref(),
+            go.as_deref(),
         ),
     };
     match result {

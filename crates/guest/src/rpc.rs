@@ -96,6 +96,9 @@ fn run(plugin: Plugin, key: &str, value: &str) -> Result<(), String> {
             env::CLIENT_CERT
         ));
     }
+    // The host connects as soon as it reads the line; its connection waits
+    // in the socket's backlog while the runtime starts.
+    let (listener, socket) = listen(&name, app_version)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -103,7 +106,7 @@ fn run(plugin: Plugin, key: &str, value: &str) -> Result<(), String> {
         .map_err(|e| format!("plugin `{name}`: cannot start its runtime: {e}"))?;
     watch_parent();
     let plugin = Arc::new(plugin.capability(outlet_rpc::lean::CAPABILITY));
-    let served = runtime.block_on(listen_and_serve(plugin, app_version));
+    let served = runtime.block_on(serve_on(listener, socket, plugin));
     // Calls still running past the drain are abandoned with the process.
     runtime.shutdown_background();
     served
@@ -142,15 +145,20 @@ fn socket_path(name: &str) -> PathBuf {
     dir.join(format!("plugin-{name}-{}-{nanos}", std::process::id()))
 }
 
-async fn listen_and_serve(plugin: Arc<Plugin>, app_version: u32) -> Result<(), String> {
-    let name = plugin.name().to_owned();
-    let socket = Socket(socket_path(&name));
-    let listener = UnixListener::bind(&socket.0).map_err(|e| {
-        format!(
-            "plugin `{name}`: cannot listen on {}: {e}",
-            Path::new(&socket.0).display()
-        )
-    })?;
+/// Listens on a new socket and prints the handshake line naming it.
+fn listen(
+    name: &str,
+    app_version: u32,
+) -> Result<(std::os::unix::net::UnixListener, Socket), String> {
+    let socket = Socket(socket_path(name));
+    let listener = std::os::unix::net::UnixListener::bind(&socket.0)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .map_err(|e| {
+            format!(
+                "plugin `{name}`: cannot listen on {}: {e}",
+                Path::new(&socket.0).display()
+            )
+        })?;
     let line = HandshakeLine {
         core_version: CORE_PROTOCOL_VERSION,
         app_version,
@@ -165,7 +173,18 @@ async fn listen_and_serve(plugin: Arc<Plugin>, app_version: u32) -> Result<(), S
             .and_then(|()| stdout.flush())
             .map_err(|e| format!("plugin `{name}`: cannot print its handshake: {e}"))?;
     }
+    Ok((listener, socket))
+}
 
+/// Serves connections on `listener` until the controller's Shutdown or SIGTERM.
+async fn serve_on(
+    listener: std::os::unix::net::UnixListener,
+    socket: Socket,
+    plugin: Arc<Plugin>,
+) -> Result<(), String> {
+    let name = plugin.name().to_owned();
+    let listener = UnixListener::from_std(listener)
+        .map_err(|e| format!("plugin `{name}`: cannot serve its socket: {e}"))?;
     let (stop, stopping) = watch::channel(false);
     let stop = Arc::new(stop);
     let mut connections = tokio::task::JoinSet::new();

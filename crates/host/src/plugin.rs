@@ -258,6 +258,13 @@ impl Plugin {
         })
     }
 
+    /// The id of the process serving the plugin now: for rpc, the child the
+    /// host started (a restart or reload changes it). `None` for other
+    /// mechanisms, and while an rpc plugin is being restarted.
+    pub fn process_id(&self) -> Option<u32> {
+        self.instance().ok()?.process_id()
+    }
+
     /// Asks the plugin whether it can serve.
     ///
     /// # Errors

@@ -69,6 +69,12 @@ pub(crate) trait Backend: Send + Sync {
         None
     }
 
+    /// The id of the process serving the plugin now, for a mechanism that
+    /// keeps one (rpc).
+    fn process_id(&self) -> Option<u32> {
+        None
+    }
+
     /// Whether a call panicked inside the plugin (in-process mechanisms).
     fn poisoned(&self) -> bool {
         false

@@ -18,15 +18,14 @@
 //! Stop: the controller's `Shutdown`, up to two seconds for the process to
 //! exit, then SIGKILL to its group; the socket folder is removed.
 
+mod grpc;
 mod process;
 
 use std::ffi::OsString;
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use outlet_manifest::Manifest;
 use outlet_protocol::core::{
     self, Call, HealthResponse, HelloResponse, Reply, health_response::ServingStatus,
@@ -35,12 +34,12 @@ use outlet_protocol::prost::Message;
 use outlet_protocol::{CORE_VERSIONS, Status};
 use outlet_rpc::lean::{HOST_SPIN, Lean};
 use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
-use outlet_rpc::{HandshakeLine, Network, Raw};
-use tonic::transport::{Channel, Endpoint};
+use outlet_rpc::{HandshakeLine, Network};
 
 use super::limits::ChildLimits;
 use super::{Backend, Session};
 use crate::LoadError;
+use grpc::Grpc;
 use process::{Process, Spawn, describe};
 
 /// How long a plugin has to exit after the controller's Shutdown.
@@ -83,7 +82,7 @@ enum State {
 /// One process of the plugin, connected.
 struct Instance {
     process: Process,
-    channel: Channel,
+    grpc: Grpc,
     line: HandshakeLine,
     started: Instant,
     /// Restarts in a row, this one included, that led to it.
@@ -405,52 +404,37 @@ impl Instance {
                     .into(),
             );
         }
-        let endpoint = match line.network {
-            Network::Unix => Endpoint::from_shared(format!("unix:{}", line.address)),
-            Network::Tcp => Endpoint::from_shared(format!("http://{}", line.address)),
-        }
-        .map_err(|e| format!("its address `{}` is not usable: {e}", line.address))?;
-        let connected = block_on(async {
-            tokio::time::timeout_at(deadline.into(), async {
-                let channel = endpoint.connect().await.map_err(|e| {
-                    format!(
-                        "cannot connect to {} {}: {e}",
-                        line.network.name(),
-                        line.address
-                    )
-                })?;
-                let health = unary(
-                    &channel,
-                    usize::MAX,
-                    wire::HEALTH_CHECK,
-                    HealthCheckRequest {
-                        service: wire::HEALTH_SERVICE.into(),
-                    }
-                    .encode_to_vec(),
-                    None,
-                )
-                .await
-                .map_err(|e| format!("its health check failed: {}", e.message()))?;
-                let status = HealthCheckResponse::decode(health)
-                    .map(|h| h.status)
-                    .unwrap_or_default();
-                if status != wire::SERVING {
-                    return Err(format!("its health check says {status}, not SERVING (1)"));
+        let grpc = Grpc::new(&line);
+        let health = grpc
+            .unary(
+                wire::HEALTH_CHECK,
+                HealthCheckRequest {
+                    service: wire::HEALTH_SERVICE.into(),
                 }
-                Ok(channel)
-            })
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
+                .encode_to_vec(),
+                usize::MAX,
+                deadline,
+            )
+            .map_err(|e| match e.code() {
+                tonic::Code::DeadlineExceeded => format!(
                     "it did not answer its health check within {} ms (limits.start_timeout_ms)",
                     shared.spawn.start_timeout.as_millis()
-                ))
+                ),
+                _ => format!("its health check failed: {}", e.message()),
             })
-        });
-        let channel = connected.map_err(|why| format!("{why}{}", process.said()))?;
+            .and_then(|reply| {
+                let status = HealthCheckResponse::decode(reply)
+                    .map(|h| h.status)
+                    .unwrap_or_default();
+                match status {
+                    wire::SERVING => Ok(()),
+                    _ => Err(format!("its health check says {status}, not SERVING (1)")),
+                }
+            });
+        health.map_err(|why| format!("{why}{}", process.said()))?;
         let instance = Arc::new(Instance {
             process,
-            channel,
+            grpc,
             line,
             started,
             restarts,
@@ -471,14 +455,12 @@ impl Instance {
 
     /// The controller's Shutdown, a bounded wait, then SIGKILL to the group.
     fn stop(&self, plugin: &str) {
-        let shutdown = unary(
-            &self.channel,
-            usize::MAX,
+        let asked = self.grpc.unary(
             wire::SHUTDOWN,
             wire::Empty {}.encode_to_vec(),
-            Some(STOP_GRACE),
+            usize::MAX,
+            Instant::now() + STOP_GRACE,
         );
-        let asked = block_on(async { tokio::time::timeout(STOP_GRACE, shutdown).await });
         if self.process.wait(STOP_GRACE).is_none() {
             tracing::warn!(
                 target: "outlet::plugin",
@@ -486,9 +468,8 @@ impl Instance {
                 "it did not exit within {} s of the controller's Shutdown ({}); killed",
                 STOP_GRACE.as_secs(),
                 match asked {
-                    Ok(Ok(_)) => "answered".into(),
-                    Ok(Err(e)) => format!("failed: {}", e.message()),
-                    Err(_) => "no answer".into(),
+                    Ok(_) => "answered".into(),
+                    Err(e) => format!("failed: {}", e.message()),
                 }
             );
         }
@@ -513,35 +494,24 @@ impl Backend for Rpc {
         if shared.frames.load(Ordering::Relaxed) && instance.line.network == Network::Unix {
             return shared.call_lean(&instance, method, request, deadline);
         }
-        let answer = block_on(async {
-            tokio::time::timeout_at(
-                deadline.into(),
-                unary(
-                    &instance.channel,
-                    shared.max_message,
-                    method,
-                    request.to_vec(),
-                    Some(deadline.saturating_duration_since(Instant::now())),
-                ),
-            )
-            .await
-        });
-        let status = match answer {
-            Ok(Ok(reply)) => return Ok(reply.into()),
-            // tonic's own deadline (from `grpc-timeout`) may fire first.
-            Ok(Err(status))
-                if !(status.code() == tonic::Code::Cancelled && Instant::now() >= deadline) =>
+        let status =
+            match instance
+                .grpc
+                .unary(method, request.to_vec(), shared.max_message, deadline)
             {
-                status
-            }
-            _ => {
-                return Err(Status::deadline_exceeded(format!(
-                    "plugin `{plugin}`: {method} did not finish within {} ms \
+                Ok(reply) => return Ok(reply.into()),
+                Err(status)
+                    if status.code() == tonic::Code::DeadlineExceeded
+                        && Instant::now() >= deadline =>
+                {
+                    return Err(Status::deadline_exceeded(format!(
+                        "plugin `{plugin}`: {method} did not finish within {} ms \
                      (limits.timeout_ms); the plugin was told to give up on it",
-                    shared.timeout.as_millis()
-                )));
-            }
-        };
+                        shared.timeout.as_millis()
+                    )));
+                }
+                Err(status) => status,
+            };
         // A plain go-plugin plugin has no Outlet core service: Hello is
         // made up from its handshake, Health is gRPC's, Shutdown is the
         // controller's (sent on stop).
@@ -566,6 +536,13 @@ impl Backend for Rpc {
         Err(shared.explain(&instance, method, status))
     }
 
+    fn process_id(&self) -> Option<u32> {
+        match &*self.shared.lock() {
+            State::Running(instance) => Some(instance.process.pid()),
+            _ => None,
+        }
+    }
+
     fn set_session(&self, session: Session) {
         let frames = session
             .negotiated
@@ -588,14 +565,15 @@ impl Rpc {
         let request = HealthCheckRequest {
             service: wire::HEALTH_SERVICE.into(),
         };
-        let reply = block_on(unary(
-            &instance.channel,
-            usize::MAX,
-            wire::HEALTH_CHECK,
-            request.encode_to_vec(),
-            Some(self.shared.timeout),
-        ))
-        .map_err(|status| self.shared.explain(instance, wire::HEALTH_CHECK, status))?;
+        let reply = instance
+            .grpc
+            .unary(
+                wire::HEALTH_CHECK,
+                request.encode_to_vec(),
+                usize::MAX,
+                Instant::now() + self.shared.timeout,
+            )
+            .map_err(|status| self.shared.explain(instance, wire::HEALTH_CHECK, status))?;
         let serving = HealthCheckResponse::decode(reply).is_ok_and(|h| h.status == wire::SERVING);
         Ok(HealthResponse {
             status: if serving {
@@ -614,54 +592,4 @@ impl Drop for Rpc {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// One unary call of encoded messages.
-async fn unary(
-    channel: &Channel,
-    max_message: usize,
-    method: &str,
-    request: Vec<u8>,
-    timeout: Option<Duration>,
-) -> Result<Bytes, tonic::Status> {
-    let path = http::uri::PathAndQuery::try_from(method).map_err(|e| {
-        tonic::Status::invalid_argument(format!("`{method}` is not a gRPC path: {e}"))
-    })?;
-    let mut grpc = tonic::client::Grpc::new(channel.clone())
-        .max_decoding_message_size(max_message)
-        .max_encoding_message_size(usize::MAX);
-    grpc.ready()
-        .await
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let mut request = tonic::Request::new(Bytes::from(request));
-    if let Some(timeout) = timeout {
-        request.set_timeout(timeout);
-    }
-    Ok(grpc.unary(request, path, Raw).await?.into_inner())
-}
-
-/// Runs `future` to completion on the mechanism's runtime, from any thread
-/// (from a thread of another runtime, on a thread of its own).
-fn block_on<F: Future + Send>(future: F) -> F::Output
-where
-    F::Output: Send,
-{
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    let runtime = RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("outlet-rpc")
-            .enable_all()
-            .build()
-            .expect("start the rpc mechanism's runtime")
-    });
-    if tokio::runtime::Handle::try_current().is_err() {
-        return runtime.block_on(future);
-    }
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| runtime.block_on(future))
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
 }

@@ -1,7 +1,7 @@
 // Command kv-go-host drives a KV plugin through HashiCorp go-plugin's Client.
 //
 //	kv-go-host PLUGIN_BINARY put-get KEY VALUE
-//	kv-go-host PLUGIN_BINARY bench CALLS
+//	kv-go-host PLUGIN_BINARY bench CALLS   (JSON: medians, p99s and every sample)
 //
 // Exit codes: 0 ok, 1 error, 2 Get returned a different value, 3 the plugin
 // did not exit after the controller's Shutdown and go-plugin had to kill it.
@@ -196,6 +196,15 @@ func quantiles(samples []time.Duration) (median, p99 int64) {
 	return int64(s[n/2]), int64(s[(99*n+99)/100-1])
 }
 
+// nanos returns the samples in nanoseconds, in the order taken.
+func nanos(samples []time.Duration) []int64 {
+	out := make([]int64, len(samples))
+	for i, d := range samples {
+		out[i] = int64(d)
+	}
+	return out
+}
+
 func bench(path, callsArg string) int {
 	calls, err := strconv.Atoi(callsArg)
 	if err != nil || calls < 1 {
@@ -225,15 +234,19 @@ func bench(path, callsArg string) int {
 	}
 
 	var out struct {
-		StartMedian int64 `json:"start_median_ns"`
-		StartP99    int64 `json:"start_p99_ns"`
-		GetMedian   int64 `json:"get_median_ns"`
-		GetP99      int64 `json:"get_p99_ns"`
-		Calls       int   `json:"calls"`
+		StartMedian int64   `json:"start_median_ns"`
+		StartP99    int64   `json:"start_p99_ns"`
+		GetMedian   int64   `json:"get_median_ns"`
+		GetP99      int64   `json:"get_p99_ns"`
+		Calls       int     `json:"calls"`
+		Starts      []int64 `json:"start_ns"`
+		Gets        []int64 `json:"get_ns"`
 	}
 	out.StartMedian, out.StartP99 = quantiles(starts)
 	out.GetMedian, out.GetP99 = quantiles(gets)
 	out.Calls = calls
+	out.Starts = nanos(starts)
+	out.Gets = nanos(gets)
 	line, err := json.Marshal(out)
 	if err != nil {
 		return fail("%v", err)

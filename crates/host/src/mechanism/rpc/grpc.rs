@@ -1,0 +1,181 @@
+//! gRPC calls to a plugin, made on the calling thread.
+//!
+//! Each connection is an HTTP/2 connection of its own with a single-thread
+//! runtime of its own, driven only while a call runs on it: the calling
+//! thread writes the request and reads the reply itself. There is no hand-off
+//! to a pool of runtime threads, each of which would cost a wake-up, tens of
+//! microseconds on an idle machine. Concurrent calls take separate
+//! connections; idle ones wait in a pool.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use outlet_rpc::{HandshakeLine, Network, Raw};
+use tonic::body::Body;
+
+/// Where the plugin listens, and its idle connections.
+pub(super) struct Grpc {
+    network: Network,
+    address: String,
+    idle: Mutex<Vec<Connection>>,
+}
+
+struct Connection {
+    runtime: tokio::runtime::Runtime,
+    send: SendRequest<Body>,
+}
+
+impl Grpc {
+    pub(super) fn new(line: &HandshakeLine) -> Grpc {
+        Grpc {
+            network: line.network,
+            address: line.address.clone(),
+            idle: Mutex::default(),
+        }
+    }
+
+    /// One unary call of an encoded request; the encoded reply. A reply
+    /// over `max_message` bytes is refused.
+    pub(super) fn unary(
+        &self,
+        method: &str,
+        request: Vec<u8>,
+        max_message: usize,
+        deadline: Instant,
+    ) -> Result<Bytes, tonic::Status> {
+        let path = http::uri::PathAndQuery::try_from(method).map_err(|e| {
+            tonic::Status::invalid_argument(format!("`{method}` is not a gRPC path: {e}"))
+        })?;
+        let idle = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            // A connection the plugin closed while idle is of no use.
+            idle.retain(|c| !c.send.is_closed());
+            idle.pop()
+        };
+        let connection = match idle {
+            Some(connection) => connection,
+            None => self.connect(deadline)?,
+        };
+        let send = connection.send.clone();
+        let call = async move {
+            let mut grpc = tonic::client::Grpc::with_origin(
+                Sender(send),
+                http::Uri::from_static("http://plugin"),
+            )
+            .max_decoding_message_size(max_message)
+            .max_encoding_message_size(usize::MAX);
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let mut request = tonic::Request::new(Bytes::from(request));
+            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+            Ok(grpc.unary(request, path, Raw).await?.into_inner())
+        };
+        let reply = drive(&connection.runtime, async move {
+            tokio::time::timeout_at(deadline.into(), call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(tonic::Status::deadline_exceeded(
+                        "the call's deadline passed",
+                    ))
+                })
+        });
+        // A connection whose call failed may be broken or busy with the
+        // abandoned call: it goes.
+        if reply.is_ok() {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(connection);
+        }
+        reply
+    }
+
+    fn connect(&self, deadline: Instant) -> Result<Connection, tonic::Status> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| tonic::Status::unavailable(format!("cannot start a runtime: {e}")))?;
+        let (network, address) = (self.network, self.address.clone());
+        let connected = drive(&runtime, async move {
+            let connect = async {
+                match network {
+                    Network::Unix => {
+                        handshake(tokio::net::UnixStream::connect(&address).await?).await
+                    }
+                    Network::Tcp => {
+                        let stream = tokio::net::TcpStream::connect(&address).await?;
+                        stream.set_nodelay(true)?;
+                        handshake(stream).await
+                    }
+                }
+            };
+            match tokio::time::timeout_at(deadline.into(), connect).await {
+                Ok(connected) => connected,
+                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+            }
+        });
+        let send = connected.map_err(|e| {
+            tonic::Status::unavailable(format!(
+                "cannot connect to {} {}: {e}",
+                self.network.name(),
+                self.address
+            ))
+        })?;
+        Ok(Connection { runtime, send })
+    }
+}
+
+/// HTTP/2's handshake on a new stream; the connection's task runs on the
+/// current (the connection's own) runtime.
+async fn handshake<S>(stream: S) -> std::io::Result<SendRequest<Body>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(connection);
+    Ok(send)
+}
+
+/// Runs `future` on `runtime` from this thread; from a thread of another
+/// runtime (where blocking on one is not allowed), on a thread of its own.
+fn drive<F: Future + Send>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(future);
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| runtime.block_on(future))
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// hyper's HTTP/2 sender as the service tonic's client calls through.
+struct Sender(SendRequest<Body>);
+
+impl tower_service::Service<http::Request<Body>> for Sender {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        Box::pin(self.0.send_request(request))
+    }
+}
