@@ -51,22 +51,6 @@ fn a_missing_artifact_names_the_plugin_and_the_path() {
 }
 
 #[test]
-fn a_mechanism_missing_from_this_build_is_named() {
-    let f = fixture("sandboxed", "", "");
-    let text = std::fs::read_to_string(&f.manifest)
-        .unwrap()
-        .replace("\"exec\"", "\"rpc\"");
-    std::fs::write(&f.manifest, text).unwrap();
-    let error = Host::new().load(&f.manifest).unwrap_err();
-    assert!(matches!(error, LoadError::Unsupported { .. }), "{error}");
-    let text = error.to_string();
-    assert!(
-        text.contains("plugin `sandboxed`") && text.contains("`rpc`"),
-        "{text}"
-    );
-}
-
-#[test]
 fn no_common_version_names_both_sides() {
     let f = fixture("future", "version7", "versions = [1, 2]\n");
     let error = f.load_err();

@@ -234,12 +234,17 @@ fn a_plugin_that_dies_in_a_call_fails_that_call_and_is_restarted() {
     assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
     assert_eq!(plugin.process_id().map(|p| p.to_string()), Some(after));
 
-    // Killed from outside, between calls: the same.
+    // Killed from outside, between calls: once the host has seen it die,
+    // the next call waits for the restart.
     let pid = plugin.process_id().unwrap();
     Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
         .unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
     assert_ne!(plugin.process_id(), Some(pid));
     plugin.shutdown().unwrap();

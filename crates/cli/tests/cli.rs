@@ -133,7 +133,17 @@ fn demo_and_bench_run() {
 
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
-    let out = outlet(&["bench", "--calls", "10", "--json", json.to_str().unwrap()]);
+    // With go-plugin's own Go host and plugin, which the README's test
+    // command builds into target/go.
+    let out = outlet(&[
+        "bench",
+        "--calls",
+        "10",
+        "--json",
+        json.to_str().unwrap(),
+        "--go",
+        "target/go",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
@@ -142,12 +152,20 @@ fn demo_and_bench_run() {
         .iter()
         .map(|r| r["mechanism"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        mechanisms,
-        [
-            "native", "native", "cabi", "cabi", "wasm", "wasm", "wasm", "wasm", "wasm", "exec"
-        ]
-    );
+    let mut expected = vec!["native", "native", "cabi", "cabi"];
+    expected.extend(["rpc"; 7]);
+    expected.extend(["wasm", "wasm", "wasm", "wasm", "wasm", "exec"]);
+    assert_eq!(mechanisms, expected);
+    let rpc: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["mechanism"] == "rpc")
+        .map(|r| r["case"].as_str().unwrap())
+        .collect();
+    assert!(rpc[0].contains("Outlet host + plugin (frames)"), "{rpc:?}");
+    assert!(rpc[1].contains("Outlet host + Go plugin"), "{rpc:?}");
+    assert!(rpc[2].contains("Go host + Outlet plugin"), "{rpc:?}");
+    assert!(rpc[6].contains("restart"), "{rpc:?}");
+    assert_eq!(rows[4]["baseline"]["case"], "go-plugin Go host + Go plugin");
     for row in rows {
         assert!(row["median_ns"].as_u64().unwrap() > 0, "{row}");
         // Round trips have a baseline; costs of loading stand alone.
@@ -156,7 +174,7 @@ fn demo_and_bench_run() {
             "{row}"
         );
     }
-    let exec = &rows[9];
+    let exec = &rows[16];
     assert_eq!(exec["baseline"]["case"], "spawn /bin/true");
     // Unloading returns the memory: 100 wasm loads and 10,000 instances made
     // and dropped leave resident memory within a few MB of where it was.

@@ -79,6 +79,22 @@ enum State {
     Stopped,
 }
 
+/// How a call on Outlet's frames failed, and whether the plugin may have
+/// seen it: one it never saw can go to a restarted plugin.
+struct LeanFailure {
+    status: Status,
+    delivered: bool,
+}
+
+impl From<Status> for LeanFailure {
+    fn from(status: Status) -> LeanFailure {
+        LeanFailure {
+            status,
+            delivered: true,
+        }
+    }
+}
+
 /// One process of the plugin, connected.
 struct Instance {
     process: Process,
@@ -276,8 +292,12 @@ impl Shared {
         method: &str,
         request: &[u8],
         deadline: Instant,
-    ) -> Result<Vec<u8>, Status> {
+    ) -> Result<Vec<u8>, LeanFailure> {
         let plugin = &self.plugin;
+        let undelivered = |status| LeanFailure {
+            status,
+            delivered: false,
+        };
         let idle = instance
             .lean
             .lock()
@@ -287,7 +307,7 @@ impl Shared {
             Some(lean) => lean,
             None => std::os::unix::net::UnixStream::connect(&instance.line.address)
                 .and_then(Lean::new)
-                .map_err(|e| self.broken(instance, method, &e.to_string()))?,
+                .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?,
         };
         let call = Call {
             method: method.to_owned(),
@@ -295,25 +315,28 @@ impl Shared {
             ..Call::default()
         };
         lean.send(&call.encode_to_vec())
-            .map_err(|e| self.broken(instance, method, &e.to_string()))?;
+            .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?;
         // A reply's frame holds the body and a few bytes of envelope.
-        let payload = match lean.recv(self.max_message + 64, HOST_SPIN, Some(deadline)) {
+        let received = lean.recv(self.max_message + 64, HOST_SPIN, Some(deadline));
+        let payload = match received {
             Ok(payload) => payload,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 return Err(Status::deadline_exceeded(format!(
                     "plugin `{plugin}`: {method} did not finish within {} ms \
                      (limits.timeout_ms)",
                     self.timeout.as_millis()
-                )));
+                ))
+                .into());
             }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(Status::resource_exhausted(format!(
                     "plugin `{plugin}`: its reply to {method} is refused: {e} \
                      (limits.max_message_bytes is {})",
                     self.max_message
-                )));
+                ))
+                .into());
             }
-            Err(e) => return Err(self.broken(instance, method, &e.to_string())),
+            Err(e) => return Err(self.broken(instance, method, &e.to_string()).into()),
         };
         let reply = Reply::decode(payload).map_err(|e| {
             Status::internal(format!(
@@ -326,7 +349,7 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .push(lean);
         match reply.status {
-            Some(status) => Err(status.into()),
+            Some(status) => Err(Status::from(status).into()),
             None => Ok(reply.body),
         }
     }
@@ -359,7 +382,7 @@ impl Shared {
             return Status::unavailable(format!(
                 "plugin `{plugin}` died during {method}: it {}{}; it is being restarted",
                 describe(Some(&exit)),
-                instance.process.said()
+                instance.process.last_words()
             ));
         }
         if status.code() == tonic::Code::Unavailable {
@@ -447,7 +470,7 @@ impl Instance {
             return Err(format!(
                 "it {}{}",
                 describe(Some(&exit)),
-                instance.process.said()
+                instance.process.last_words()
             ));
         }
         Ok(instance)
@@ -492,7 +515,20 @@ impl Backend for Rpc {
         let deadline = Instant::now() + shared.timeout;
         let instance = shared.instance(deadline)?;
         if shared.frames.load(Ordering::Relaxed) && instance.line.network == Network::Unix {
-            return shared.call_lean(&instance, method, request, deadline);
+            return match shared.call_lean(&instance, method, request, deadline) {
+                // The call never reached a process that has just died: it
+                // goes to the restarted one.
+                Err(failed)
+                    if !failed.delivered
+                        && instance.process.wait(Duration::from_millis(100)).is_some() =>
+                {
+                    let instance = shared.instance(deadline)?;
+                    shared
+                        .call_lean(&instance, method, request, deadline)
+                        .map_err(|failed| failed.status)
+                }
+                result => result.map_err(|failed| failed.status),
+            };
         }
         let status =
             match instance

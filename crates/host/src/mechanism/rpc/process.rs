@@ -39,6 +39,8 @@ pub(super) struct Process {
     pid: Pid,
     exit: Arc<Exit>,
     tail: Arc<Mutex<VecDeque<u8>>>,
+    /// Closed when the stderr reader has read everything, or gone.
+    stderr_read: Mutex<Option<mpsc::Receiver<()>>>,
     /// The folder holding the plugin's Unix socket (`PLUGIN_UNIX_SOCKET_DIR`
     /// and `TMPDIR`), removed last.
     _dir: tempfile::TempDir,
@@ -80,11 +82,13 @@ impl Process {
             .map_err(|e| format!("cannot start {}: {e}", spawn.program.display()))?;
         let pid = Pid::from_child(&child);
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let (stderr_done, stderr_read) = mpsc::channel::<()>();
         let process = Process {
             plugin: plugin.clone(),
             pid,
             exit: Arc::default(),
             tail: Arc::default(),
+            stderr_read: Mutex::new(Some(stderr_read)),
             _dir: dir,
         };
         process.watch(child, on_exit);
@@ -110,6 +114,7 @@ impl Process {
                 tracing::dispatcher::with_default(&dispatch, || {
                     log_stderr(&plugin, stderr, &tail);
                 });
+                drop(stderr_done);
             });
         }
 
@@ -125,15 +130,15 @@ impl Process {
             }
             Err(RecvTimeoutError::Disconnected) => {
                 let status = process.wait(Duration::from_secs(1));
-                let cookie_hint = if process.said().contains("not meant to be executed directly") {
+                let said = process.last_words();
+                let cookie_hint = if said.contains("not meant to be executed directly") {
                     "; the magic cookie it expects differs from the manifest's [handshake]"
                 } else {
                     ""
                 };
                 return Err(format!(
-                    "it {} before printing its handshake line{}{cookie_hint}",
+                    "it {} before printing its handshake line{said}{cookie_hint}",
                     describe(status.as_ref()),
-                    process.said()
                 ));
             }
         };
@@ -203,6 +208,21 @@ impl Process {
         } else {
             format!("; its stderr ended with: {text}")
         }
+    }
+
+    /// As [`Process::said`], for a process that has exited: waits a little
+    /// (once) for its stderr to be read to the end first.
+    pub(super) fn last_words(&self) -> String {
+        let reader = self
+            .stderr_read
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(reader) = reader {
+            // A child of the plugin may hold stderr open: not for long.
+            let _ = reader.recv_timeout(Duration::from_millis(500));
+        }
+        self.said()
     }
 
     /// The process id, which is also its group's.
