@@ -252,6 +252,50 @@ fn a_plugin_that_dies_in_a_call_fails_that_call_and_is_restarted() {
 }
 
 #[test]
+fn a_restarted_plugin_gets_its_config_again() {
+    let program = test_plugin().with_file_name("greeter-rpc");
+    let f = fixture_of(
+        "rpc",
+        "configured",
+        &program,
+        "",
+        "[config]\ngreeting = \"Howdy\"\n",
+    );
+    let plugin = f.load();
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Howdy, Ada!");
+    let pid = plugin.process_id().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while plugin.process_id().is_none_or(|p| p == pid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Howdy, Ada!");
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn a_plugin_used_and_dropped_inside_an_async_runtime_harms_nothing() {
+    let f = fixture("async-host", "", "");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let plugin = f.load();
+        assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+        assert!(plugin.health().is_ok());
+        // Loading went over gRPC (health, Hello): its connections, each with
+        // a runtime of its own, are dropped here, inside this runtime.
+        plugin.shutdown().unwrap();
+    });
+    f.assert_no_leftovers();
+}
+
+#[test]
 fn restarts_stop_at_the_limit_and_a_reload_tries_again() {
     let flag = tempfile::tempdir().unwrap();
     let flag = flag.path().join("fail");

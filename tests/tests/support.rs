@@ -112,6 +112,20 @@ impl Fixture {
             if !pid.bytes().all(|b| b.is_ascii_digit()) {
                 continue;
             }
+            // A zombie's environment reads empty: any zombie child of this
+            // process counts, marked or not.
+            if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) {
+                let fields: Vec<&str> = stat
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .collect();
+                if fields.len() > 1 && fields[0] == "Z" && fields[1] == me {
+                    found.push(format!("pid {pid}: a zombie of this test process"));
+                    continue;
+                }
+            }
             let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
                 continue;
             };

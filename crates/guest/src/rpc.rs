@@ -48,6 +48,10 @@ pub const DEFAULT_COOKIE: (&str, &str) = ("OUTLET_PLUGIN", "outlet");
 /// How long calls still running at Shutdown may take to finish: well within
 /// the two seconds go-plugin's hosts wait before they kill.
 const DRAIN: Duration = Duration::from_secs(1);
+/// The largest call a lean connection takes: the host keeps its own,
+/// smaller limit (`limits.max_message_bytes`); this one only stops a broken
+/// frame header from asking for gigabytes.
+const MAX_CALL: usize = 1 << 30;
 /// How often the plugin checks that its host is still alive.
 const PARENT_WATCH: Duration = Duration::from_millis(200);
 
@@ -278,7 +282,7 @@ fn serve_lean(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
     };
     let mut body = Vec::new();
     loop {
-        let call = match lean.recv(usize::MAX, PLUGIN_SPIN, None).map(Call::decode) {
+        let call = match lean.recv(MAX_CALL, PLUGIN_SPIN, None).map(Call::decode) {
             Ok(Ok(call)) => call,
             Ok(Err(_)) | Err(_) => return,
         };
@@ -293,7 +297,7 @@ fn serve_lean(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
                 status: Some((&status).into()),
             },
         };
-        if lean.send(&reply.encode_to_vec()).is_err() {
+        if lean.send(&reply.encode_to_vec(), None).is_err() {
             return;
         }
         body = reply.body;

@@ -83,7 +83,8 @@ impl FromStr for HandshakeLine {
     type Err = HandshakeError;
 
     fn from_str(line: &str) -> Result<HandshakeLine, HandshakeError> {
-        let line = line.trim_end_matches(['\r', '\n']);
+        // go-plugin trims the line the same way.
+        let line = line.trim();
         let malformed = || {
             let mut cut = line.len().min(200);
             while !line.is_char_boundary(cut) {

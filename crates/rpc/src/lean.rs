@@ -15,6 +15,7 @@
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use outlet_protocol::frame::{self, HEADER_LEN};
@@ -33,9 +34,11 @@ pub const PLUGIN_SPIN: Duration = Duration::from_micros(100);
 #[derive(Debug)]
 pub struct Lean {
     stream: UnixStream,
-    /// Bytes read and not yet handed out; the first `consumed` of them are
-    /// the frame `recv` returned last.
+    /// Bytes read: `buffer[..filled]`; the first `consumed` of them are the
+    /// frame `recv` returned last. Its length only grows to fit a frame, so
+    /// it is zero-filled once, not on every read.
     buffer: Vec<u8>,
+    filled: usize,
     consumed: usize,
     /// The frame being sent.
     out: Vec<u8>,
@@ -51,17 +54,48 @@ impl Lean {
         Ok(Lean {
             stream,
             buffer: Vec::new(),
+            filled: 0,
             consumed: 0,
             out: Vec::new(),
         })
     }
 
-    /// Sends one frame holding `payload`. A peer that has gone away is an
-    /// error (`BrokenPipe`), never a SIGPIPE.
+    /// Connects to the Unix socket at `path`, giving up at `deadline` (a
+    /// plugin whose backlog is full makes `connect` wait).
     ///
     /// # Errors
-    /// The socket's errors; `InvalidInput` for a payload of 4 GiB or more.
-    pub fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+    /// The socket's errors; `TimedOut` at the deadline.
+    pub fn connect(path: &Path, deadline: Instant) -> io::Result<Lean> {
+        use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+        let socket = rustix::net::socket_with(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+            None,
+        )?;
+        let address = SocketAddrUnix::new(path)?;
+        match rustix::net::connect(&socket, &address) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INPROGRESS) => {
+                let lean = Lean::new(UnixStream::from(socket))?;
+                lean.wait(PollFlags::OUT, Some(deadline))?;
+                if let Some(error) = lean.stream.take_error()? {
+                    return Err(error);
+                }
+                return Ok(lean);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Lean::new(UnixStream::from(socket))
+    }
+
+    /// Sends one frame holding `payload`, giving up at `deadline`. A peer
+    /// that has gone away is an error (`BrokenPipe`), never a SIGPIPE.
+    ///
+    /// # Errors
+    /// The socket's errors; `TimedOut` at the deadline; `InvalidInput` for
+    /// a payload of 4 GiB or more.
+    pub fn send(&mut self, payload: &[u8], deadline: Option<Instant>) -> io::Result<()> {
         let len = u32::try_from(payload.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a frame over 4 GiB"))?;
         self.out.clear();
@@ -73,7 +107,7 @@ impl Lean {
             match rustix::net::send(&self.stream, &self.out[sent..], SendFlags::NOSIGNAL) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => sent += n,
-                Err(rustix::io::Errno::AGAIN) => self.wait(PollFlags::OUT, None)?,
+                Err(rustix::io::Errno::AGAIN) => self.wait(PollFlags::OUT, deadline)?,
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -89,7 +123,8 @@ impl Lean {
     ///
     /// # Errors
     /// `TimedOut` at the deadline; `UnexpectedEof` when the peer closed;
-    /// `InvalidData` for a frame that is not Outlet's or is over `limit`.
+    /// `InvalidData` holding a [`frame::FrameError`] for a frame that is not
+    /// Outlet's or is over `limit`.
     pub fn recv(
         &mut self,
         limit: usize,
@@ -97,35 +132,34 @@ impl Lean {
         deadline: Option<Instant>,
     ) -> io::Result<&[u8]> {
         // The bytes of the frame returned last time go now; any read past
-        // it stay for this one.
-        self.buffer.drain(..self.consumed);
+        // it move to the front.
+        self.buffer.copy_within(self.consumed..self.filled, 0);
+        self.filled -= self.consumed;
         self.consumed = 0;
-        if self.buffer.is_empty() && self.buffer.capacity() > 1 << 20 {
+        if self.filled == 0 && self.buffer.len() > 1 << 20 {
             self.buffer = Vec::new();
         }
         let spin_until = Instant::now() + spin;
         let mut want = HEADER_LEN;
         loop {
-            if self.buffer.len() >= HEADER_LEN {
+            if self.filled >= HEADER_LEN {
                 let header: [u8; HEADER_LEN] = self.buffer[..HEADER_LEN]
                     .try_into()
                     .expect("the header's length");
                 let len = frame::parse_header(&header, limit)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                if self.buffer.len() >= HEADER_LEN + len {
-                    self.consumed = HEADER_LEN + len;
-                    return Ok(&self.buffer[HEADER_LEN..self.consumed]);
-                }
                 want = HEADER_LEN + len;
+                if self.filled >= want {
+                    self.consumed = want;
+                    return Ok(&self.buffer[HEADER_LEN..want]);
+                }
             }
-            let start = self.buffer.len();
-            self.buffer
-                .resize(start + want.saturating_sub(start).max(4096), 0);
-            let read = self.stream.read(&mut self.buffer[start..]);
-            self.buffer.truncate(start + *read.as_ref().unwrap_or(&0));
-            match read {
+            if self.buffer.len() < want.max(4096) {
+                self.buffer.resize(want.max(4096), 0);
+            }
+            match self.stream.read(&mut self.buffer[self.filled..]) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => {}
+                Ok(n) => self.filled += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if Instant::now() < spin_until {
                         std::hint::spin_loop();
@@ -172,8 +206,8 @@ mod tests {
         let (mut a, mut b) = (Lean::new(a).unwrap(), Lean::new(b).unwrap());
         let big = vec![7u8; 1 << 20];
         let sender = std::thread::spawn(move || {
-            a.send(b"hello").unwrap();
-            a.send(&big).unwrap();
+            a.send(b"hello", None).unwrap();
+            a.send(&big, None).unwrap();
             a
         });
         assert!(b.recv(2 << 20, PLUGIN_SPIN, None).unwrap() == b"hello");
@@ -186,7 +220,7 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert!(started.elapsed() >= Duration::from_millis(50));
 
-        a.send(&[0; 2048]).unwrap();
+        a.send(&[0; 2048], None).unwrap();
         let error = b.recv(1024, PLUGIN_SPIN, None).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         drop(a);
@@ -195,5 +229,21 @@ mod tests {
             error.kind(),
             io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
         ));
+    }
+
+    #[test]
+    fn connects_by_path_within_a_deadline() {
+        let path = std::env::temp_dir().join(format!("outlet-lean-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut a = Lean::connect(&path, deadline).unwrap();
+        let mut b = Lean::new(listener.accept().unwrap().0).unwrap();
+        a.send(b"over a path", Some(deadline)).unwrap();
+        assert!(b.recv(1024, PLUGIN_SPIN, Some(deadline)).unwrap() == b"over a path");
+        drop(listener);
+        std::fs::remove_file(&path).unwrap();
+        let error = Lean::connect(&path, deadline).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -51,3 +51,15 @@ pub struct ConnInfo {
     #[prost(string, tag = "3")]
     pub address: String,
 }
+
+/// `plugin.StdioData`: a chunk of the plugin's stdout or stderr, streamed
+/// by `plugin.GRPCStdio/StreamStdio` (go-plugin 1.4 and later).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StdioData {
+    /// 1 for stdout, 2 for stderr.
+    #[prost(int32, tag = "1")]
+    pub channel: i32,
+    /// The bytes written.
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+}

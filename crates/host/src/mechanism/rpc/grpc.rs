@@ -27,8 +27,25 @@ pub(super) struct Grpc {
 }
 
 struct Connection {
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` but in `drop`.
+    runtime: Option<tokio::runtime::Runtime>,
     send: SendRequest<Body>,
+}
+
+impl Connection {
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("taken only in drop")
+    }
+}
+
+impl Drop for Connection {
+    /// Without waiting: dropping a runtime the usual way panics inside
+    /// another runtime's task, where a host may drop its plugin.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Grpc {
@@ -70,14 +87,12 @@ impl Grpc {
             )
             .max_decoding_message_size(max_message)
             .max_encoding_message_size(usize::MAX);
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            grpc.ready().await.map_err(transport)?;
             let mut request = tonic::Request::new(Bytes::from(request));
             request.set_timeout(deadline.saturating_duration_since(Instant::now()));
             Ok(grpc.unary(request, path, Raw).await?.into_inner())
         };
-        let reply = drive(&connection.runtime, async move {
+        let reply = drive(connection.runtime(), async move {
             tokio::time::timeout_at(deadline.into(), call)
                 .await
                 .unwrap_or_else(|_| {
@@ -101,7 +116,7 @@ impl Grpc {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| tonic::Status::unavailable(format!("cannot start a runtime: {e}")))?;
+            .map_err(|e| transport(format!("cannot start a runtime: {e}")))?;
         let (network, address) = (self.network, self.address.clone());
         let connected = drive(&runtime, async move {
             let connect = async {
@@ -121,15 +136,76 @@ impl Grpc {
                 Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
             }
         });
-        let send = connected.map_err(|e| {
-            tonic::Status::unavailable(format!(
-                "cannot connect to {} {}: {e}",
-                self.network.name(),
-                self.address
-            ))
-        })?;
-        Ok(Connection { runtime, send })
+        match connected {
+            Ok(send) => Ok(Connection {
+                runtime: Some(runtime),
+                send,
+            }),
+            Err(e) => {
+                runtime.shutdown_background();
+                Err(transport(format!(
+                    "cannot connect to {} {}: {e}",
+                    self.network.name(),
+                    self.address
+                )))
+            }
+        }
     }
+}
+
+impl Grpc {
+    /// Reads go-plugin's stdio stream (`plugin.GRPCStdio/StreamStdio`) on a
+    /// thread and connection of its own, passing each line to `line`, until
+    /// the stream ends. go-plugin 1.4 and later send a plugin's stdout and
+    /// stderr only that way, and a plugin whose stream nobody reads blocks
+    /// once its pipe is full. A plugin without the service ends it at once.
+    pub(super) fn stream_stdio(
+        &self,
+        mut line: impl FnMut(&[u8]) + Send + 'static,
+    ) -> std::io::Result<()> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let connection = self.connect(deadline).map_err(std::io::Error::other)?;
+        std::thread::Builder::new()
+            .name("outlet-rpc-stdio".into())
+            .spawn(move || {
+                let send = connection.send.clone();
+                connection.runtime().block_on(async move {
+                    let mut grpc = tonic::client::Grpc::with_origin(
+                        Sender(send),
+                        http::Uri::from_static("http://plugin"),
+                    );
+                    if grpc.ready().await.is_err() {
+                        return;
+                    }
+                    let path = http::uri::PathAndQuery::from_static(outlet_rpc::wire::STDIO);
+                    let request = tonic::Request::new(Bytes::from_static(&[]));
+                    let Ok(stream) = grpc.server_streaming(request, path, Raw).await else {
+                        return;
+                    };
+                    let mut stream = stream.into_inner();
+                    while let Ok(Some(chunk)) = stream.message().await {
+                        if let Ok(data) =
+                            <outlet_rpc::wire::StdioData as prost::Message>::decode(chunk)
+                        {
+                            data.data.split(|&b| b == b'\n').for_each(&mut line);
+                        }
+                    }
+                });
+            })
+            .map(drop)
+    }
+}
+
+/// A failure to reach the plugin, as a status with a source, which is how
+/// the caller tells it from a status the plugin returned (tonic gives its
+/// transport errors a source too).
+pub(super) fn transport(
+    error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> tonic::Status {
+    let error: Box<dyn std::error::Error + Send + Sync> = error.into();
+    let mut status = tonic::Status::unavailable(error.to_string());
+    status.set_source(std::sync::Arc::from(error));
+    status
 }
 
 /// HTTP/2's handshake on a new stream; the connection's task runs on the

@@ -30,6 +30,7 @@ use outlet_manifest::Manifest;
 use outlet_protocol::core::{
     self, Call, HealthResponse, HelloResponse, Reply, health_response::ServingStatus,
 };
+use outlet_protocol::frame::FrameError;
 use outlet_protocol::prost::Message;
 use outlet_protocol::{CORE_VERSIONS, Status};
 use outlet_rpc::lean::{HOST_SPIN, Lean};
@@ -66,6 +67,12 @@ struct Shared {
     restarts: u32,
     /// Whether Hello agreed on Outlet's frames (`outlet_rpc::lean`).
     frames: AtomicBool,
+    /// What Hello agreed and the config, for a restarted process.
+    session: Mutex<Session>,
+    /// Whether a reaper thread is restarting the plugin.
+    reviving: AtomicBool,
+    /// Where the plugin's logs go: the loading thread's subscriber.
+    dispatch: tracing::Dispatch,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -105,6 +112,8 @@ struct Instance {
     restarts: u32,
     /// Idle lean connections, one taken per call.
     lean: Mutex<Vec<Lean>>,
+    /// Whether its go-plugin stdio stream is being read.
+    stdio: AtomicBool,
 }
 
 impl Rpc {
@@ -162,14 +171,18 @@ impl Rpc {
             max_message: manifest.limits.max_message_bytes,
             restarts: manifest.limits.restarts,
             frames: AtomicBool::new(false),
+            session: Mutex::default(),
+            reviving: AtomicBool::new(false),
+            dispatch: tracing::dispatcher::get_default(Clone::clone),
             state: Mutex::new(State::Restarting),
             changed: Condvar::new(),
         });
-        let instance = Instance::start(&shared, 0).map_err(|why| LoadError::Rpc {
+        let failed = |why| LoadError::Rpc {
             plugin: shared.plugin.clone(),
             why,
-        })?;
-        *shared.lock() = State::Running(instance);
+        };
+        let instance = Instance::start(&shared, 0).map_err(failed)?;
+        shared.run(instance).map_err(failed)?;
         Ok(Rpc { shared })
     }
 }
@@ -216,6 +229,86 @@ impl Shared {
         }
     }
 
+    /// Makes `instance` the running one: `Ok(false)` if the plugin was
+    /// stopped meanwhile (the instance is stopped too), an error if its
+    /// process has died already. Checked under the lock its reaper takes
+    /// after recording the exit, so a death is never missed.
+    fn run(&self, instance: Arc<Instance>) -> Result<bool, String> {
+        let mut state = self.lock();
+        if matches!(*state, State::Stopped) {
+            drop(state);
+            instance.stop(&self.plugin);
+            return Ok(false);
+        }
+        if let Some(exit) = instance.process.wait(Duration::ZERO) {
+            return Err(format!(
+                "it {}{}",
+                describe(Some(&exit)),
+                instance.process.last_words()
+            ));
+        }
+        *state = State::Running(instance);
+        drop(state);
+        self.changed.notify_all();
+        Ok(true)
+    }
+
+    /// A go-plugin plugin (not Outlet's frames) of 1.4 or later sends its
+    /// stdout and stderr over a stream: read it into the log, once per process.
+    fn read_stdio(&self) {
+        if self.frames.load(Ordering::Relaxed) {
+            return;
+        }
+        let instance = match &*self.lock() {
+            State::Running(instance) => instance.clone(),
+            _ => return,
+        };
+        if instance.stdio.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (plugin, dispatch) = (self.plugin.clone(), self.dispatch.clone());
+        let mut limit = process::Limiter::new("stdio stream");
+        let read = instance.grpc.stream_stdio(move |line| {
+            tracing::dispatcher::with_default(&dispatch, || limit.log(&plugin, line));
+        });
+        if let Err(error) = read {
+            tracing::warn!(
+                target: "outlet::plugin",
+                plugin = self.plugin,
+                "cannot read its stdio stream: {error}"
+            );
+        }
+    }
+
+    /// Gives a restarted plugin the config the host holds for it.
+    fn configure(&self, instance: &Instance) -> Result<(), String> {
+        let session = self
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if session.config.is_empty()
+            || !session
+                .negotiated
+                .supports(outlet_protocol::capability::CONFIGURE)
+        {
+            return Ok(());
+        }
+        let request = core::ConfigureRequest {
+            config: session.config.into_iter().collect(),
+        };
+        instance
+            .grpc
+            .unary(
+                core::CONFIGURE,
+                request.encode_to_vec(),
+                self.max_message,
+                Instant::now() + self.spawn.start_timeout,
+            )
+            .map(drop)
+            .map_err(|e| format!("it refused its config after the restart: {}", e.message()))
+    }
+
     /// The process of `dead` ended: restart the plugin unless it was
     /// stopped or replaced, or restarting it has failed too often.
     fn died(self: &Arc<Shared>, dead: &Instance, status: String) {
@@ -226,7 +319,15 @@ impl Shared {
                 _ => return,
             }
             *state = State::Restarting;
+            self.reviving.store(true, Ordering::Release);
         }
+        self.revive(dead, status);
+        self.reviving.store(false, Ordering::Release);
+        self.changed.notify_all();
+    }
+
+    /// Restarts the plugin, as `died` says.
+    fn revive(self: &Arc<Shared>, dead: &Instance, status: String) {
         tracing::error!(
             target: "outlet::plugin",
             plugin = self.plugin,
@@ -249,30 +350,42 @@ impl Shared {
                     self.plugin, self.restarts
                 );
                 tracing::error!(target: "outlet::plugin", plugin = self.plugin, "{why}");
-                *self.lock() = State::Failed(why);
+                let mut state = self.lock();
+                if !matches!(*state, State::Stopped) {
+                    *state = State::Failed(why);
+                }
+                drop(state);
                 self.changed.notify_all();
                 return;
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-            if matches!(*self.lock(), State::Stopped) {
+            // The pause, cut short by a stop.
+            let until = Instant::now() + pause;
+            let mut state = self.lock();
+            while !matches!(*state, State::Stopped) && Instant::now() < until {
+                let left = until.saturating_duration_since(Instant::now());
+                state = self
+                    .changed
+                    .wait_timeout(state, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            if matches!(*state, State::Stopped) {
                 return;
             }
+            drop(state);
+            pause = (pause * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
             attempts += 1;
-            match Instance::start(self, attempts) {
-                Ok(instance) => {
-                    let mut state = self.lock();
-                    if matches!(*state, State::Stopped) {
-                        drop(state);
-                        instance.stop(&self.plugin);
-                        return;
-                    }
-                    *state = State::Running(instance);
-                    drop(state);
-                    self.changed.notify_all();
+            let started = Instance::start(self, attempts).and_then(|instance| {
+                self.configure(&instance)?;
+                Ok(instance)
+            });
+            match started.and_then(|instance| self.run(instance)) {
+                Ok(true) => {
+                    self.read_stdio();
                     tracing::info!(target: "outlet::plugin", plugin = self.plugin, "restarted");
                     return;
                 }
+                Ok(false) => return,
                 Err(why) => {
                     tracing::warn!(
                         target: "outlet::plugin",
@@ -305,8 +418,7 @@ impl Shared {
             .pop();
         let mut lean = match idle {
             Some(lean) => lean,
-            None => std::os::unix::net::UnixStream::connect(&instance.line.address)
-                .and_then(Lean::new)
+            None => Lean::connect(instance.line.address.as_ref(), deadline)
                 .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?,
         };
         let call = Call {
@@ -314,26 +426,34 @@ impl Shared {
             body: request.to_vec(),
             ..Call::default()
         };
-        lean.send(&call.encode_to_vec())
-            .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?;
+        lean.send(&call.encode_to_vec(), Some(deadline))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::TimedOut => undelivered(self.late(method)),
+                _ => undelivered(self.broken(instance, method, &e.to_string())),
+            })?;
         // A reply's frame holds the body and a few bytes of envelope.
         let received = lean.recv(self.max_message + 64, HOST_SPIN, Some(deadline));
         let payload = match received {
             Ok(payload) => payload,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(Status::deadline_exceeded(format!(
-                    "plugin `{plugin}`: {method} did not finish within {} ms \
-                     (limits.timeout_ms)",
-                    self.timeout.as_millis()
-                ))
-                .into());
+                return Err(self.late(method).into());
             }
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(Status::resource_exhausted(format!(
-                    "plugin `{plugin}`: its reply to {method} is refused: {e} \
-                     (limits.max_message_bytes is {})",
-                    self.max_message
-                ))
+                let too_large = e
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<FrameError>())
+                    .is_some_and(|e| matches!(e, FrameError::TooLarge { .. }));
+                return Err(if too_large {
+                    Status::resource_exhausted(format!(
+                        "plugin `{plugin}`: its reply to {method} is refused: {e} \
+                         (limits.max_message_bytes)"
+                    ))
+                } else {
+                    Status::internal(format!(
+                        "plugin `{plugin}`: its reply to {method} is not an Outlet frame: {e}; \
+                         the plugin must write nothing else on its connections"
+                    ))
+                }
                 .into());
             }
             Err(e) => return Err(self.broken(instance, method, &e.to_string()).into()),
@@ -356,12 +476,23 @@ impl Shared {
 
     /// A lean connection failed: the plugin died, or the connection broke.
     fn broken(&self, instance: &Instance, method: &str, error: &str) -> Status {
-        self.explain(instance, method, tonic::Status::unavailable(error))
+        self.explain(instance, method, grpc::transport(error.to_owned()))
+    }
+
+    /// A call's deadline passed.
+    fn late(&self, method: &str) -> Status {
+        Status::deadline_exceeded(format!(
+            "plugin `{}`: {method} did not finish within {} ms (limits.timeout_ms); the \
+             plugin was told to give up on it",
+            self.plugin,
+            self.timeout.as_millis()
+        ))
     }
 
     /// Turns a failed call's status into one that names the plugin, and
     /// says whether its process died.
     fn explain(&self, instance: &Instance, method: &str, status: tonic::Status) -> Status {
+        use std::error::Error;
         let plugin = &self.plugin;
         if status
             .message()
@@ -374,24 +505,22 @@ impl Shared {
                 status.message()
             ));
         }
-        let transport = matches!(
-            status.code(),
-            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal
-        );
-        if transport && let Some(exit) = instance.process.wait(Duration::from_millis(100)) {
+        // A status the plugin returned has no source; one made on the way
+        // (a connection that broke, could not be made) has.
+        if status.source().is_none() {
+            return outlet_rpc::from_grpc(&status);
+        }
+        if let Some(exit) = instance.process.wait(Duration::from_millis(100)) {
             return Status::unavailable(format!(
                 "plugin `{plugin}` died during {method}: it {}{}; it is being restarted",
                 describe(Some(&exit)),
                 instance.process.last_words()
             ));
         }
-        if status.code() == tonic::Code::Unavailable {
-            return Status::unavailable(format!(
-                "plugin `{plugin}`: {method} could not reach it: {}",
-                status.message()
-            ));
-        }
-        outlet_rpc::from_grpc(&status)
+        Status::unavailable(format!(
+            "plugin `{plugin}`: {method} could not reach it: {}",
+            status.message()
+        ))
     }
 }
 
@@ -462,6 +591,7 @@ impl Instance {
             started,
             restarts,
             lean: Mutex::default(),
+            stdio: AtomicBool::new(false),
         });
         let _ = slot.set(Arc::downgrade(&instance));
         // Had the process died before the line above, its reaper found no
@@ -584,13 +714,32 @@ impl Backend for Rpc {
             .negotiated
             .supports(outlet_protocol::capability::RPC_FRAMES);
         self.shared.frames.store(frames, Ordering::Relaxed);
+        *self
+            .shared
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = session;
+        self.shared.read_stdio();
     }
 
     fn stop(&self) {
-        let last = std::mem::replace(&mut *self.shared.lock(), State::Stopped);
-        self.shared.changed.notify_all();
+        let shared = &self.shared;
+        let mut state = shared.lock();
+        let last = std::mem::replace(&mut *state, State::Stopped);
+        shared.changed.notify_all();
+        // A restart under way sees `Stopped` and stops what it started:
+        // wait for it, so that nothing of the plugin outlives `stop`.
+        let until = Instant::now() + shared.spawn.start_timeout + MAX_BACKOFF + STOP_GRACE * 2;
+        while shared.reviving.load(Ordering::Acquire) && Instant::now() < until {
+            state = shared
+                .changed
+                .wait_timeout(state, Duration::from_millis(10))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        drop(state);
         if let State::Running(instance) = last {
-            instance.stop(&self.shared.plugin);
+            instance.stop(&shared.plugin);
         }
     }
 }

@@ -91,7 +91,9 @@ impl Process {
             stderr_read: Mutex::new(Some(stderr_read)),
             _dir: dir,
         };
-        process.watch(child, on_exit);
+        process
+            .watch(child, on_exit)
+            .map_err(|e| format!("cannot watch its process: {e}"))?;
 
         // The plugin's log lines go where the loading thread's events go.
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
@@ -101,12 +103,14 @@ impl Process {
             let mut first = Some(line_tx);
             thread("stdout", move || {
                 tracing::dispatcher::with_default(&dispatch, || {
+                    let mut limit = Limiter::new("stdout");
                     lines(stdout, |line| match first.take() {
                         Some(first) => drop(first.send(line.to_vec())),
-                        None => log::line(&plugin, line),
+                        None => limit.log(&plugin, line),
                     });
                 });
-            });
+            })
+            .map_err(|e| format!("cannot start a thread for its stdout: {e}"))?;
         }
         if let Some(stderr) = stderr {
             let (plugin, tail) = (plugin.clone(), process.tail.clone());
@@ -115,7 +119,8 @@ impl Process {
                     log_stderr(&plugin, stderr, &tail);
                 });
                 drop(stderr_done);
-            });
+            })
+            .map_err(|e| format!("cannot start a thread for its stderr: {e}"))?;
         }
 
         let line = match line_rx.recv_timeout(spawn.start_timeout) {
@@ -156,13 +161,22 @@ impl Process {
         &self,
         mut child: Child,
         on_exit: impl FnOnce(Result<ExitStatus, String>) + Send + 'static,
-    ) {
+    ) -> io::Result<()> {
         let (pid, exit) = (self.pid, self.exit.clone());
-        thread("waiter", move || {
-            let _ = rustix::process::waitid(
+        // The child is handed over once the thread exists, so that it is
+        // still here to be killed and reaped if the thread cannot start.
+        let (hand_over, handed) = mpsc::sync_channel::<Child>(1);
+        let started = thread("waiter", move || {
+            let Ok(mut child) = handed.recv() else {
+                return;
+            };
+            // Interrupted by a signal: wait again. Another error means the
+            // process is not ours to wait for (something else in the host
+            // reaped it); `wait` below says so.
+            while let Err(rustix::io::Errno::INTR) = rustix::process::waitid(
                 WaitId::Pid(pid),
                 WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
-            );
+            ) {}
             let _ = rustix::process::kill_process_group(pid, Signal::KILL);
             let status = child.wait();
             let reported = status.as_ref().map(|s| *s).map_err(|e| e.to_string());
@@ -170,6 +184,15 @@ impl Process {
             exit.ended.notify_all();
             on_exit(reported);
         });
+        if let Err(error) = started {
+            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            let status = child.wait();
+            *self.exit.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+            return Err(error);
+        }
+        hand_over
+            .send(child)
+            .map_err(|_| io::Error::other("the waiter thread is gone"))
     }
 
     /// Waits up to `timeout` for the process to end; how it ended, if it did.
@@ -269,7 +292,9 @@ fn spawn_from_lasting_thread(command: Command) -> io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (jobs, queue) = mpsc::channel::<Job>();
-        thread("spawner", move || {
+        // Should the thread not start, the queue is dropped and each start
+        // fails with "the spawner thread is gone".
+        let _ = thread("spawner", move || {
             for (mut command, reply) in queue {
                 let _ = reply.send(command.spawn());
             }
@@ -287,11 +312,11 @@ fn spawn_from_lasting_thread(command: Command) -> io::Result<Child> {
         .map_err(|_| io::Error::other("the spawner thread is gone"))?
 }
 
-fn thread(role: &str, f: impl FnOnce() + Send + 'static) {
+fn thread(role: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
     std::thread::Builder::new()
         .name(format!("outlet-rpc-{role}"))
         .spawn(f)
-        .expect("start a thread");
+        .map(drop)
 }
 
 /// Calls `f` with each line `reader` yields, without its newline; a line
@@ -326,10 +351,50 @@ fn lines(mut reader: impl Read, mut f: impl FnMut(&[u8])) {
     }
 }
 
-/// Logs stderr lines, at most `LINES_PER_SECOND`, and keeps its last bytes.
+/// Logs a stream's lines, at most `LINES_PER_SECOND`; counts the rest and
+/// says how many were dropped.
+pub(super) struct Limiter {
+    stream: &'static str,
+    window: Instant,
+    logged: u32,
+    dropped: u64,
+}
+
+impl Limiter {
+    pub(super) fn new(stream: &'static str) -> Limiter {
+        Limiter {
+            stream,
+            window: Instant::now(),
+            logged: 0,
+            dropped: 0,
+        }
+    }
+
+    pub(super) fn log(&mut self, plugin: &str, line: &[u8]) {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            if self.dropped > 0 {
+                tracing::warn!(
+                    target: "outlet::plugin",
+                    plugin,
+                    "{} lines of its {} were dropped: over {LINES_PER_SECOND} a second",
+                    self.dropped,
+                    self.stream
+                );
+            }
+            (self.window, self.logged, self.dropped) = (Instant::now(), 0, 0);
+        }
+        if self.logged < LINES_PER_SECOND {
+            self.logged += 1;
+            log::line(plugin, line);
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
+/// Logs stderr lines through a [`Limiter`], and keeps its last bytes.
 fn log_stderr(plugin: &str, stderr: impl Read, tail: &Mutex<VecDeque<u8>>) {
-    let mut window = Instant::now();
-    let (mut logged, mut dropped) = (0u32, 0u64);
+    let mut limit = Limiter::new("stderr");
     lines(stderr, |line| {
         {
             let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
@@ -337,22 +402,7 @@ fn log_stderr(plugin: &str, stderr: impl Read, tail: &Mutex<VecDeque<u8>>) {
             let excess = tail.len().saturating_sub(TAIL);
             tail.drain(..excess);
         }
-        if window.elapsed() >= Duration::from_secs(1) {
-            if dropped > 0 {
-                tracing::warn!(
-                    target: "outlet::plugin",
-                    plugin,
-                    "{dropped} lines of its stderr were dropped: over {LINES_PER_SECOND} a second"
-                );
-            }
-            (window, logged, dropped) = (Instant::now(), 0, 0);
-        }
-        if logged < LINES_PER_SECOND {
-            logged += 1;
-            log::line(plugin, line);
-        } else {
-            dropped += 1;
-        }
+        limit.log(plugin, line);
     });
 }
 
