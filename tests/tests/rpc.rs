@@ -50,6 +50,17 @@ fn kv_manifest(dir: &std::path::Path, program: &std::path::Path) -> PathBuf {
     manifest
 }
 
+/// Puts `value` under `key` through the KV interface, and gets it back.
+fn put_then_get(plugin: &outlet_host::Plugin, key: &str, value: &[u8]) -> Vec<u8> {
+    let kv = plugin.client::<KvClient<_>>().unwrap();
+    kv.put(PutRequest {
+        key: key.into(),
+        value: value.to_vec(),
+    })
+    .unwrap();
+    kv.get(GetRequest { key: key.into() }).unwrap().value
+}
+
 #[test]
 fn greets_over_grpc_and_logs_stderr_and_stdout_under_its_name() {
     let f = fixture("polite-rpc", "", "");
@@ -100,18 +111,7 @@ fn the_kv_example_puts_and_gets() {
     let plugin = Host::new()
         .load(kv_manifest(dir.path(), &kv_plugin()))
         .unwrap();
-    let kv = plugin.client::<KvClient<_>>().unwrap();
-    kv.put(PutRequest {
-        key: "hello".into(),
-        value: b"world".to_vec(),
-    })
-    .unwrap();
-    let got = kv
-        .get(GetRequest {
-            key: "hello".into(),
-        })
-        .unwrap();
-    assert_eq!(got.value, b"world");
+    assert_eq!(put_then_get(&plugin, "hello", b"world"), b"world");
     plugin.shutdown().unwrap();
 }
 
@@ -121,18 +121,7 @@ fn an_outlet_host_runs_a_go_plugin() {
     let manifest = kv_manifest(dir.path(), &go_program("kv-go-plugin"));
     let (plugin, logs) = capture_logs(|| {
         let plugin = Host::new().load(&manifest).unwrap();
-        let kv = plugin.client::<KvClient<_>>().unwrap();
-        kv.put(PutRequest {
-            key: "from-rust".into(),
-            value: b"to go".to_vec(),
-        })
-        .unwrap();
-        let got = kv
-            .get(GetRequest {
-                key: "from-rust".into(),
-            })
-            .unwrap();
-        assert_eq!(got.value, b"to go");
+        assert_eq!(put_then_get(&plugin, "from-rust", b"to go"), b"to go");
         std::thread::sleep(Duration::from_millis(200));
         plugin
     });

@@ -185,6 +185,19 @@ impl outlet_protocol::Transport for dyn Backend + '_ {
     }
 }
 
+/// A child process's whole environment: what the manifest's `inherit_env`
+/// passes through from the host's, then its `env`.
+pub(crate) fn child_env(manifest: &Manifest) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let permissions = &manifest.permissions;
+    let mut env: Vec<_> = permissions
+        .inherit_env
+        .iter()
+        .filter_map(|name| Some((name.into(), std::env::var_os(name)?)))
+        .collect();
+    env.extend(permissions.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env
+}
+
 /// The mechanisms this build of Outlet can load.
 pub const AVAILABLE: &[Mechanism] = &[
     Mechanism::Native,

@@ -51,19 +51,7 @@ impl Exec {
             error,
         };
         let program = manifest.path.canonicalize().map_err(artifact_error)?;
-        let mut env: Vec<(OsString, OsString)> = manifest
-            .permissions
-            .inherit_env
-            .iter()
-            .filter_map(|name| Some((name.into(), std::env::var_os(name)?)))
-            .collect();
-        env.extend(
-            manifest
-                .permissions
-                .env
-                .iter()
-                .map(|(k, v)| (k.into(), v.into())),
-        );
+        let env = super::child_env(manifest);
         Ok(Exec {
             plugin: manifest.name.clone(),
             artifact: Artifact::new(&program, manifest.sha256.clone()).map_err(artifact_error)?,

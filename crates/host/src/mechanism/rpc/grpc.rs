@@ -81,12 +81,9 @@ impl Grpc {
         };
         let send = connection.send.clone();
         let call = async move {
-            let mut grpc = tonic::client::Grpc::with_origin(
-                Sender(send),
-                http::Uri::from_static("http://plugin"),
-            )
-            .max_decoding_message_size(max_message)
-            .max_encoding_message_size(usize::MAX);
+            let mut grpc = client(send)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(usize::MAX);
             grpc.ready().await.map_err(transport)?;
             let mut request = tonic::Request::new(Bytes::from(request));
             request.set_timeout(deadline.saturating_duration_since(Instant::now()));
@@ -170,10 +167,7 @@ impl Grpc {
             .spawn(move || {
                 let send = connection.send.clone();
                 connection.runtime().block_on(async move {
-                    let mut grpc = tonic::client::Grpc::with_origin(
-                        Sender(send),
-                        http::Uri::from_static("http://plugin"),
-                    );
+                    let mut grpc = client(send);
                     if grpc.ready().await.is_err() {
                         return;
                     }
@@ -237,6 +231,12 @@ where
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
+}
+
+/// tonic's client over one connection. The authority is a placeholder:
+/// the connection already says where the plugin is.
+fn client(send: SendRequest<Body>) -> tonic::client::Grpc<Sender> {
+    tonic::client::Grpc::with_origin(Sender(send), http::Uri::from_static("http://plugin"))
 }
 
 /// hyper's HTTP/2 sender as the service tonic's client calls through.

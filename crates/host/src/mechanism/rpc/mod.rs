@@ -21,7 +21,6 @@
 mod grpc;
 mod process;
 
-use std::ffi::OsString;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -133,19 +132,7 @@ impl Rpc {
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let mut env: Vec<(OsString, OsString)> = manifest
-            .permissions
-            .inherit_env
-            .iter()
-            .filter_map(|name| Some((name.into(), std::env::var_os(name)?)))
-            .collect();
-        env.extend(
-            manifest
-                .permissions
-                .env
-                .iter()
-                .map(|(k, v)| (k.into(), v.into())),
-        );
+        let mut env = super::child_env(manifest);
         env.extend([
             (
                 handshake.magic_cookie_key.clone().into(),
@@ -593,16 +580,9 @@ impl Instance {
             lean: Mutex::default(),
             stdio: AtomicBool::new(false),
         });
+        // A process that dies before this finds no instance to report;
+        // `Shared::run` sees its exit instead.
         let _ = slot.set(Arc::downgrade(&instance));
-        // Had the process died before the line above, its reaper found no
-        // instance to report; its status is known by then.
-        if let Some(exit) = instance.process.wait(Duration::ZERO) {
-            return Err(format!(
-                "it {}{}",
-                describe(Some(&exit)),
-                instance.process.last_words()
-            ));
-        }
         Ok(instance)
     }
 
@@ -670,11 +650,7 @@ impl Backend for Rpc {
                     if status.code() == tonic::Code::DeadlineExceeded
                         && Instant::now() >= deadline =>
                 {
-                    return Err(Status::deadline_exceeded(format!(
-                        "plugin `{plugin}`: {method} did not finish within {} ms \
-                     (limits.timeout_ms); the plugin was told to give up on it",
-                        shared.timeout.as_millis()
-                    )));
+                    return Err(shared.late(method));
                 }
                 Err(status) => status,
             };
