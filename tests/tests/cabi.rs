@@ -178,17 +178,6 @@ fn bad_answers_fail_the_call_and_the_host_stays_up() {
 
 #[test]
 fn a_plugin_calls_the_services_its_host_offers() {
-    struct Shouting;
-    impl greeter::Greeter for Shouting {
-        fn greet(
-            &self,
-            request: greeter::GreetRequest,
-        ) -> Result<greeter::GreetResponse, outlet_protocol::Status> {
-            Ok(greeter::GreetResponse {
-                message: format!("HELLO, {}!", request.name.to_uppercase()),
-            })
-        }
-    }
     let library = test_plugin().with_file_name("liboutlet_test_native.so");
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), "caller", &library, "");
@@ -208,7 +197,7 @@ fn a_plugin_calls_the_services_its_host_offers() {
         "{error}"
     );
 
-    host.serve(greeter::GreeterServer::new(Shouting));
+    host.serve(greeter::GreeterServer::new(crate::support::Shouting));
     assert_eq!(
         greet(&plugin, "host:Ada").unwrap(),
         "the host says: HELLO, ADA!"

@@ -10,7 +10,7 @@ use kv::{GetRequest, KvClient, PutRequest};
 use outlet_host::Host;
 use outlet_protocol::Code;
 
-use crate::support::{Fixture, capture_logs, fixture_of, greet, root, test_plugin};
+use crate::support::{Fixture, Shouting, capture_logs, fixture_of, greet, root, test_plugin};
 
 fn rpc_plugin() -> PathBuf {
     test_plugin().with_file_name("outlet-test-rpc")
@@ -203,6 +203,32 @@ fn bad_starts_are_refused_with_the_cause_and_leave_nothing_running() {
         assert!(error.contains(expected), "{name}: {error}");
         f.assert_no_leftovers();
     }
+}
+
+#[test]
+fn a_plugin_calls_the_hosts_services_over_the_broker_during_a_call() {
+    let f = fixture("caller-rpc", "", "");
+    let host = Host::new();
+    let plugin = host.load(&f.manifest).unwrap();
+    let error = greet(&plugin, "host:Ada").unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented, "{error}");
+    assert!(
+        error.message().contains("plugin `caller-rpc` called"),
+        "{error}"
+    );
+    host.serve(greeter::GreeterServer::new(Shouting));
+    assert_eq!(
+        greet(&plugin, "host:Ada").unwrap(),
+        "the host says: HELLO, ADA!"
+    );
+    // A restarted process is offered the host's services afresh.
+    assert_eq!(greet(&plugin, "die").unwrap_err().code(), Code::Unavailable);
+    assert_eq!(
+        greet(&plugin, "host:Bob").unwrap(),
+        "the host says: HELLO, BOB!"
+    );
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
 }
 
 #[test]

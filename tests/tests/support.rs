@@ -156,6 +156,17 @@ impl Fixture {
 }
 
 /// One Greet call.
+/// A Greeter a host offers its plugins: it shouts the name back.
+pub struct Shouting;
+
+impl greeter::Greeter for Shouting {
+    fn greet(&self, request: GreetRequest) -> Result<greeter::GreetResponse, Status> {
+        Ok(greeter::GreetResponse {
+            message: format!("HELLO, {}!", request.name.to_uppercase()),
+        })
+    }
+}
+
 pub fn greet(plugin: &Plugin, name: &str) -> Result<String, Status> {
     let client = plugin.client::<GreeterClient<_>>().unwrap();
     Ok(client.greet(GreetRequest { name: name.into() })?.message)

@@ -3,15 +3,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use greeter::{GreetRequest, GreeterClient};
+use kv::Kv;
 use outlet_host::{Host, MECHANISMS, Plugin};
-use outlet_manifest::Manifest;
+use outlet_manifest::{Manifest, Mechanism};
 
 pub fn run(manifests: &Path) -> anyhow::Result<ExitCode> {
     let host = Host::new();
+    // A key-value store the host offers its plugins: the rpc greeter writes
+    // into it during a call, through go-plugin's broker.
+    let store = Arc::new(kv::Store::default());
+    host.serve(kv::KvServer::new(store.clone()));
     let names: Vec<&str> = MECHANISMS.iter().map(|m| m.name()).collect();
     println!(
         "Outlet demo: the greeter through every mechanism in this build ({})",
@@ -54,10 +60,22 @@ pub fn run(manifests: &Path) -> anyhow::Result<ExitCode> {
         );
         greet(&plugin, "world")?;
         if agreed.supports(outlet_protocol::capability::CONFIGURE) {
-            let config = BTreeMap::from([("greeting".to_owned(), "Howdy".to_owned())]);
-            plugin.configure(config)?;
-            println!("  configure greeting = \"Howdy\", no restart");
+            let mut config = BTreeMap::from([("greeting".to_owned(), "Howdy".to_owned())]);
+            if mechanism == Mechanism::Rpc {
+                config.insert("guestbook".into(), "visitors".into());
+            }
+            plugin.configure(config.clone())?;
+            println!("  configure {config:?}, no restart");
             greet(&plugin, "world")?;
+            if mechanism == Mechanism::Rpc {
+                let key = "visitors".to_owned();
+                let seen = store.get(kv::GetRequest { key: key.clone() })?.value;
+                println!(
+                    "  host KV   {key} = {:?}, put there by the plugin during its call, through \
+                     go-plugin's broker",
+                    String::from_utf8_lossy(&seen)
+                );
+            }
         } else {
             println!("  configure not offered by this plugin");
         }

@@ -7,7 +7,8 @@
 //! `PLUGIN_UNIX_SOCKET_DIR` (or the temporary folder), prints the handshake
 //! line, and serves until the host's controller asks it to shut down. Besides
 //! the plugin's own services it serves the core protocol (Outlet's Hello and
-//! Configure), `grpc.health.v1` and go-plugin's controller. It exits by
+//! Configure), `grpc.health.v1`, go-plugin's controller and its broker,
+//! over which the plugin calls back into its host ([`Host`]). It exits by
 //! itself when its host dies.
 //!
 //! ```no_run
@@ -40,6 +41,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::Plugin;
+
+mod host;
+pub use host::Host;
 
 /// The cookie [`serve`] expects: what an Outlet host sets when the manifest
 /// has no `[handshake]`.
@@ -109,6 +113,7 @@ fn run(plugin: Plugin, key: &str, value: &str) -> Result<(), String> {
         .build()
         .map_err(|e| format!("plugin `{name}`: cannot start its runtime: {e}"))?;
     watch_parent();
+    host::serving(runtime.handle().clone(), &name);
     let plugin = Arc::new(plugin.capability(outlet_rpc::lean::CAPABILITY));
     let served = runtime.block_on(serve_on(listener, socket, plugin));
     // Calls still running past the drain are abandoned with the process.
@@ -304,6 +309,38 @@ fn serve_lean(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
     }
 }
 
+/// go-plugin's broker stream: connection info from the host is kept for
+/// [`Host`]; the plugin offers none of its own, and ends the stream when it
+/// stops, so that the connection drains at once.
+async fn broker(
+    mut incoming: tonic::Streaming<Bytes>,
+    mut stopping: watch::Receiver<bool>,
+) -> Result<
+    tonic::Response<impl futures_util::Stream<Item = Result<Bytes, tonic::Status>> + use<>>,
+    tonic::Status,
+> {
+    use futures_util::StreamExt;
+    let mut reading = stopping.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                message = incoming.message() => match message {
+                    Ok(Some(message)) => {
+                        if let Ok(info) = wire::ConnInfo::decode(message) {
+                            host::offered(info);
+                        }
+                    }
+                    _ => return,
+                },
+                () = stopped(&mut reading) => return,
+            }
+        }
+    });
+    let ends_at_stop = futures_util::stream::once(async move { stopped(&mut stopping).await })
+        .filter_map(|()| std::future::ready(None));
+    Ok(tonic::Response::new(ends_at_stop))
+}
+
 /// Returns once the controller's Shutdown came.
 async fn stopped(stopping: &mut watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
@@ -349,7 +386,15 @@ async fn route(
             });
             grpc.unary(handler, request).await
         }
-        wire::BROKER | wire::STDIO => tonic::Status::unimplemented(format!(
+        wire::BROKER => {
+            let handler =
+                tower::service_fn(move |request: tonic::Request<tonic::Streaming<Bytes>>| {
+                    let stopping = stop.subscribe();
+                    broker(request.into_inner(), stopping)
+                });
+            grpc.streaming(handler, request).await
+        }
+        wire::STDIO => tonic::Status::unimplemented(format!(
             "plugin `{}` does not serve {path}",
             plugin.name()
         ))

@@ -6,6 +6,8 @@
 //! - [`env`]: the variables a host sets for its plugin.
 //! - [`wire`]: the services every go-plugin plugin serves besides its own
 //!   (health, controller, broker), their paths and messages.
+//! - [`client`]: a gRPC client over one HTTP/2 connection, as either side
+//!   dials the other.
 //! - [`Raw`]: a gRPC codec that moves encoded messages as they are, so one
 //!   client and one server carry every interface.
 //! - [`lean`]: Outlet's own framing on the same socket, for an Outlet host
@@ -22,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
 mod codec;
 mod handshake;
 #[cfg(unix)]

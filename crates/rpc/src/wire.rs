@@ -38,6 +38,12 @@ pub const SERVICE_UNKNOWN: i32 = 3;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Empty {}
 
+/// The broker id under which an Outlet host offers its services to the
+/// plugin: it sends this id's connection info on the broker stream as soon
+/// as the plugin is up, and the plugin dials it when it first calls the host.
+/// (go-plugin's own ids count up from 1 and are passed in requests.)
+pub const HOST_SERVICES_ID: u32 = 0x4f75_746c;
+
 /// `plugin.ConnInfo`: the broker's message, naming a connection by id.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ConnInfo {

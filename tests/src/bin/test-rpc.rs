@@ -1,8 +1,9 @@
 //! An rpc greeter that misbehaves on request, for the integration tests.
 //!
 //! `OUTLET_TEST_MODE` picks what it does before serving; the name in a
-//! Greet picks what that call does (`die`, `hang`, `big`, `fork`). Without
-//! either, it greets, logs to stderr and prints to stdout.
+//! Greet picks what that call does (`die`, `hang`, `big`, `fork`, `pid`,
+//! `host:<name>`, which asks the host's own Greeter). Without either, it
+//! greets, logs to stderr and prints to stdout.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -81,6 +82,13 @@ impl Greeter for Misbehaving {
                 format!("forked {}", child.id())
             }
             "pid" => std::process::id().to_string(),
+            name if name.starts_with("host:") => {
+                let host = greeter::GreeterClient::new(outlet_guest::rpc::Host);
+                let reply = host.greet(GreetRequest {
+                    name: name["host:".len()..].into(),
+                })?;
+                format!("the host says: {}", reply.message)
+            }
             name => {
                 eprintln!("greeting {name}");
                 println!("this line goes to the log, not into the reply");

@@ -229,7 +229,7 @@ pub(crate) fn start(
         )?)),
         Mechanism::Native => Ok(Box::new(native::Native::new(manifest, fresh)?)),
         #[cfg(feature = "rpc")]
-        Mechanism::Rpc => Ok(Box::new(rpc::Rpc::new(manifest)?)),
+        Mechanism::Rpc => Ok(Box::new(rpc::Rpc::new(manifest, services.clone())?)),
         #[cfg(feature = "wasm")]
         Mechanism::Wasm => Ok(Box::new(wasm::Wasm::new(manifest, services.clone())?)),
         // Reached in builds without some mechanism's feature.

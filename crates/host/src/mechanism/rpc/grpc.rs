@@ -8,14 +8,12 @@
 //! connections; idle ones wait in a pool.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use outlet_rpc::client::client;
 use outlet_rpc::{HandshakeLine, Network, Raw};
 use tonic::body::Body;
 
@@ -116,22 +114,9 @@ impl Grpc {
             .map_err(|e| transport(format!("cannot start a runtime: {e}")))?;
         let (network, address) = (self.network, self.address.clone());
         let connected = drive(&runtime, async move {
-            let connect = async {
-                match network {
-                    Network::Unix => {
-                        handshake(tokio::net::UnixStream::connect(&address).await?).await
-                    }
-                    Network::Tcp => {
-                        let stream = tokio::net::TcpStream::connect(&address).await?;
-                        stream.set_nodelay(true)?;
-                        handshake(stream).await
-                    }
-                }
-            };
-            match tokio::time::timeout_at(deadline.into(), connect).await {
-                Ok(connected) => connected,
-                Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-            }
+            tokio::time::timeout_at(deadline.into(), outlet_rpc::client::dial(network, &address))
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
         });
         match connected {
             Ok(send) => Ok(Connection {
@@ -202,20 +187,6 @@ pub(super) fn transport(
     status
 }
 
-/// HTTP/2's handshake on a new stream; the connection's task runs on the
-/// current (the connection's own) runtime.
-async fn handshake<S>(stream: S) -> std::io::Result<SendRequest<Body>>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let (send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(std::io::Error::other)?;
-    tokio::spawn(connection);
-    Ok(send)
-}
-
 /// Runs `future` on `runtime` from this thread; from a thread of another
 /// runtime (where blocking on one is not allowed), on a thread of its own.
 fn drive<F: Future + Send>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
@@ -231,27 +202,4 @@ where
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
-}
-
-/// tonic's client over one connection. The authority is a placeholder:
-/// the connection already says where the plugin is.
-fn client(send: SendRequest<Body>) -> tonic::client::Grpc<Sender> {
-    tonic::client::Grpc::with_origin(Sender(send), http::Uri::from_static("http://plugin"))
-}
-
-/// hyper's HTTP/2 sender as the service tonic's client calls through.
-struct Sender(SendRequest<Body>);
-
-impl tower_service::Service<http::Request<Body>> for Sender {
-    type Response = http::Response<hyper::body::Incoming>;
-    type Error = hyper::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, hyper::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), hyper::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        Box::pin(self.0.send_request(request))
-    }
 }

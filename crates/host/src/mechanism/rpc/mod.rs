@@ -18,6 +18,7 @@
 //! Stop: the controller's `Shutdown`, up to two seconds for the process to
 //! exit, then SIGKILL to its group; the socket folder is removed.
 
+mod broker;
 mod grpc;
 mod process;
 
@@ -39,6 +40,8 @@ use outlet_rpc::{HandshakeLine, Network};
 use super::limits::ChildLimits;
 use super::{Backend, Session};
 use crate::LoadError;
+use crate::services::HostServices;
+use broker::{Broker, Offer};
 use grpc::Grpc;
 use process::{Process, Spawn, describe};
 
@@ -64,6 +67,8 @@ struct Shared {
     timeout: Duration,
     max_message: usize,
     restarts: u32,
+    /// What the plugin reaches when it calls back into the host.
+    services: Arc<HostServices>,
     /// Whether Hello agreed on Outlet's frames (`outlet_rpc::lean`).
     frames: AtomicBool,
     /// What Hello agreed and the config, for a restarted process.
@@ -103,6 +108,8 @@ impl From<Status> for LeanFailure {
 
 /// One process of the plugin, connected.
 struct Instance {
+    /// The host's services offered to it; goes before its folder does.
+    _broker: Broker,
     process: Process,
     grpc: Grpc,
     line: HandshakeLine,
@@ -116,7 +123,7 @@ struct Instance {
 }
 
 impl Rpc {
-    pub(crate) fn new(manifest: &Manifest) -> Result<Rpc, LoadError> {
+    pub(crate) fn new(manifest: &Manifest, services: Arc<HostServices>) -> Result<Rpc, LoadError> {
         let plugin = manifest.name.clone();
         let program = manifest.path.canonicalize().map_err(|error| {
             outlet_manifest::ManifestError::Artifact {
@@ -157,6 +164,7 @@ impl Rpc {
             timeout: manifest.limits.timeout(),
             max_message: manifest.limits.max_message_bytes,
             restarts: manifest.limits.restarts,
+            services,
             frames: AtomicBool::new(false),
             session: Mutex::default(),
             reviving: AtomicBool::new(false),
@@ -571,7 +579,17 @@ impl Instance {
                 }
             });
         health.map_err(|why| format!("{why}{}", process.said()))?;
+        let broker = Broker::start(Offer {
+            plugin: shared.plugin.clone(),
+            line: line.clone(),
+            socket: process.dir().join("host.sock"),
+            services: shared.services.clone(),
+            max_message: shared.max_message,
+            dispatch: shared.dispatch.clone(),
+        })
+        .map_err(|e| format!("cannot start a thread to offer it the host's services: {e}"))?;
         let instance = Arc::new(Instance {
+            _broker: broker,
             process,
             grpc,
             line,

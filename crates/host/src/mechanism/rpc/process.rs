@@ -43,7 +43,7 @@ pub(super) struct Process {
     stderr_read: Mutex<Option<mpsc::Receiver<()>>>,
     /// The folder holding the plugin's Unix socket (`PLUGIN_UNIX_SOCKET_DIR`
     /// and `TMPDIR`), removed last.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// How the process ended, once it has.
@@ -89,7 +89,7 @@ impl Process {
             exit: Arc::default(),
             tail: Arc::default(),
             stderr_read: Mutex::new(Some(stderr_read)),
-            _dir: dir,
+            dir,
         };
         process
             .watch(child, on_exit)
@@ -249,6 +249,11 @@ impl Process {
     }
 
     /// The process id, which is also its group's.
+    /// The plugin's private folder, which holds its socket.
+    pub(super) fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     pub(super) fn pid(&self) -> u32 {
         self.pid.as_raw_nonzero().get().unsigned_abs()
     }

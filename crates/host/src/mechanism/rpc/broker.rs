@@ -1,0 +1,185 @@
+//! go-plugin's broker, host side: the host's services, offered to the
+//! plugin over a second connection.
+//!
+//! Once the plugin is up, a thread of the plugin's own opens the broker
+//! stream (`plugin.GRPCBroker/StartStream`), listens on a Unix socket in the
+//! plugin's private folder, and sends its address under
+//! [`HOST_SERVICES_ID`](outlet_rpc::wire::HOST_SERVICES_ID). A plugin that
+//! calls its host dials that address and calls the host's services by their
+//! gRPC paths, as a cabi or wasm plugin does through its imports. Each call
+//! runs on a blocking thread, under the plugin's name in the log.
+//!
+//! The thread ends when the process or its stream does (a plugin without a
+//! broker ends it at once), or when the instance is dropped; the socket goes
+//! with it.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hyper::server::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use outlet_protocol::prost::Message;
+use outlet_rpc::wire::{self, ConnInfo};
+use outlet_rpc::{HandshakeLine, Raw};
+
+use crate::services::HostServices;
+
+/// The broker of one process; dropping it ends its thread.
+pub(super) struct Broker {
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// What the broker's thread needs.
+pub(super) struct Offer {
+    pub plugin: String,
+    pub line: HandshakeLine,
+    /// Where to listen: in the plugin's private folder.
+    pub socket: PathBuf,
+    pub services: Arc<HostServices>,
+    pub max_message: usize,
+    pub dispatch: tracing::Dispatch,
+}
+
+impl Broker {
+    /// Starts the broker's thread; it does its work in the background.
+    pub(super) fn start(offer: Offer) -> std::io::Result<Broker> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("outlet-rpc-broker".into())
+            .spawn(move || {
+                let dispatch = offer.dispatch.clone();
+                tracing::dispatcher::with_default(&dispatch, || {
+                    runtime.block_on(async move {
+                        tokio::select! {
+                            () = offer.run() => {}
+                            _ = stopped => {}
+                        }
+                    });
+                    runtime.shutdown_background();
+                });
+            })?;
+        Ok(Broker { _stop: stop })
+    }
+}
+
+impl Offer {
+    async fn run(self) {
+        let offer = Arc::new(self);
+        let listener = match tokio::net::UnixListener::bind(&offer.socket) {
+            Ok(listener) => listener,
+            Err(e) => {
+                offer.warn(format!(
+                    "cannot listen on {} for its calls to the host: {e}",
+                    offer.socket.display()
+                ));
+                return;
+            }
+        };
+        let serving = offer.clone().serve(listener);
+        tokio::select! {
+            () = offer.stream() => {}
+            () = serving => {}
+        }
+        let _ = std::fs::remove_file(&offer.socket);
+    }
+
+    /// Opens the broker stream, sends the host's connection info, and reads
+    /// what the plugin sends until the stream ends.
+    async fn stream(&self) {
+        let info = ConnInfo {
+            service_id: wire::HOST_SERVICES_ID,
+            network: "unix".into(),
+            address: self.socket.display().to_string(),
+        };
+        let outgoing =
+            futures_util::stream::once(std::future::ready(Bytes::from(info.encode_to_vec())))
+                .chain(futures_util::stream::pending());
+        let Ok(send) = outlet_rpc::client::dial(self.line.network, &self.line.address).await else {
+            return;
+        };
+        let mut grpc = outlet_rpc::client::client(send);
+        if grpc.ready().await.is_err() {
+            return;
+        }
+        let path = http::uri::PathAndQuery::from_static(wire::BROKER);
+        let mut incoming = match grpc
+            .streaming(tonic::Request::new(outgoing), path, Raw)
+            .await
+        {
+            Ok(incoming) => incoming.into_inner(),
+            Err(status) => {
+                if status.code() != tonic::Code::Unimplemented {
+                    self.warn(format!("its broker stream failed: {}", status.message()));
+                }
+                return;
+            }
+        };
+        while let Ok(Some(message)) = incoming.message().await {
+            if let Ok(info) = ConnInfo::decode(message) {
+                tracing::debug!(
+                    target: "outlet::plugin",
+                    plugin = self.plugin,
+                    "it offers broker connection {} ({} {}); an Outlet host does not dial those",
+                    info.service_id,
+                    info.network,
+                    info.address
+                );
+            }
+        }
+    }
+
+    /// Serves the host's services to every connection the plugin makes.
+    async fn serve(self: Arc<Offer>, listener: tokio::net::UnixListener) {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let offer = self.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |request| offer.clone().route(request));
+                let _ = http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn route(
+        self: Arc<Offer>,
+        request: http::Request<hyper::body::Incoming>,
+    ) -> Result<http::Response<tonic::body::Body>, Infallible> {
+        let mut grpc = tonic::server::Grpc::new(Raw).max_decoding_message_size(self.max_message);
+        let method = request.uri().path().to_owned();
+        let handler = tower::service_fn(move |request: tonic::Request<Bytes>| {
+            let (offer, method) = (self.clone(), method.clone());
+            async move {
+                let dispatch = offer.dispatch.clone();
+                // A host service is synchronous and may take its time.
+                let reply = tokio::task::spawn_blocking(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        offer
+                            .services
+                            .call(&offer.plugin, &method, request.get_ref())
+                    })
+                })
+                .await
+                .map_err(|e| tonic::Status::internal(format!("the host's service failed: {e}")))?;
+                reply
+                    .map(|r| tonic::Response::new(Bytes::from(r)))
+                    .map_err(outlet_rpc::to_grpc)
+            }
+        });
+        Ok(grpc.unary(handler, request).await)
+    }
+
+    fn warn(&self, why: String) {
+        tracing::warn!(target: "outlet::plugin", plugin = self.plugin, "{why}");
+    }
+}
