@@ -231,6 +231,127 @@ fn a_plugin_calls_the_hosts_services_over_the_broker_during_a_call() {
     f.assert_no_leftovers();
 }
 
+/// Starts the test plugin as something other than the host would: the
+/// process, and the address from its handshake line. Its stdout is drained
+/// on a thread, so that its prints do not fail.
+fn start_by_hand(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(rpc_plugin())
+        .env_clear()
+        .env("OUTLET_PLUGIN", "outlet")
+        .env("PLUGIN_PROTOCOL_VERSIONS", "1")
+        .env("PLUGIN_UNIX_SOCKET_DIR", dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let address = line.trim().split('|').nth(3).unwrap().to_owned();
+    (child, address)
+}
+
+fn attach_manifest(dir: &std::path::Path, address: &str, pid: Option<u32>) -> PathBuf {
+    let manifest = dir.join("attached.toml");
+    let pid = pid.map(|pid| format!("pid = {pid}")).unwrap_or_default();
+    let text = format!(
+        "name = \"attached\"\nmechanism = \"rpc\"\n\
+         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"open\"\n\
+         [reattach]\naddress = {address:?}\n{pid}\n"
+    );
+    std::fs::write(&manifest, text).unwrap();
+    manifest
+}
+
+#[test]
+fn attaching_checks_the_process_and_never_signals_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, address) = start_by_hand(dir.path());
+    let pid = running.id();
+
+    // The manifest names a process that is not the plugin: refused, and
+    // that process is left alone.
+    let mut decoy = Command::new("sleep").arg("3600").spawn().unwrap();
+    let error = Host::new()
+        .load(attach_manifest(dir.path(), &address, Some(decoy.id())))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&format!(
+            "the process listening on {address} is {pid}, not {}",
+            decoy.id()
+        )),
+        "{error}"
+    );
+    assert!(error.contains("nothing was signalled"), "{error}");
+    assert!(
+        decoy.try_wait().unwrap().is_none(),
+        "the decoy was signalled"
+    );
+    decoy.kill().unwrap();
+    decoy.wait().unwrap();
+
+    // The right process: attached, called, calling back into the host, and
+    // stopped by the controller's Shutdown.
+    let host = Host::new();
+    let plugin = host
+        .load(attach_manifest(dir.path(), &address, Some(pid)))
+        .unwrap();
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    assert_eq!(plugin.process_id(), Some(pid));
+    host.serve(greeter::GreeterServer::new(Shouting));
+    assert_eq!(
+        greet(&plugin, "host:Ada").unwrap(),
+        "the host says: HELLO, ADA!"
+    );
+    plugin.shutdown().unwrap();
+    let status = running.wait().unwrap();
+    assert!(
+        status.success(),
+        "it exited by itself on Shutdown: {status:?}"
+    );
+}
+
+#[test]
+fn an_attached_plugin_is_not_restarted_and_without_a_pid_never_signalled() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without a pid (as for a plugin on another machine): no process id,
+    // and a stop is only the controller's Shutdown.
+    let (mut remote, address) = start_by_hand(dir.path());
+    let plugin = Host::new()
+        .load(attach_manifest(dir.path(), &address, None))
+        .unwrap();
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    assert_eq!(plugin.process_id(), None);
+    plugin.shutdown().unwrap();
+    assert!(remote.wait().unwrap().success());
+
+    // With a pid, its death is seen through its pidfd; the host cannot
+    // start it again, and says so.
+    let (mut local, address) = start_by_hand(dir.path());
+    let plugin = Host::new()
+        .load(attach_manifest(dir.path(), &address, Some(local.id())))
+        .unwrap();
+    local.kill().unwrap();
+    local.wait().unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    let error = loop {
+        let error = greet(&plugin, "Ada").unwrap_err();
+        if error.message().contains("does not restart it") || Instant::now() > until {
+            break error;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
+    assert!(
+        error
+            .message()
+            .contains("plugin `attached`, attached to at"),
+        "{error}"
+    );
+}
+
 #[test]
 fn a_plugin_that_dies_in_a_call_fails_that_call_and_is_restarted() {
     let f = fixture("fragile", "", "");

@@ -15,7 +15,7 @@ pub mod policy;
 
 pub use advise::{Advice, Deploy, Perf, UnknownName, advise};
 pub use error::ManifestError;
-pub use manifest::{Dir, Handshake, Limits, Manifest, OnPanic, Permissions};
+pub use manifest::{Dir, Handshake, Limits, Manifest, OnPanic, Permissions, Reattach};
 pub use mechanism::{Mechanism, Trust};
 
 /// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.

@@ -39,6 +39,7 @@ pub struct Manifest {
     /// How it is loaded and called.
     pub mechanism: Mechanism,
     /// The artifact (binary, library or module), resolved against the manifest's folder.
+    /// Empty for an rpc plugin the host attaches to (`reattach`).
     pub path: PathBuf,
     /// The protobuf service it implements, `package.Service`.
     pub interface: String,
@@ -58,6 +59,41 @@ pub struct Manifest {
     pub config: BTreeMap<String, String>,
     /// rpc only: go-plugin's handshake settings.
     pub handshake: Handshake,
+    /// rpc only: attach to a plugin that is already running instead of
+    /// starting one.
+    pub reattach: Option<Reattach>,
+}
+
+/// go-plugin's `ReattachConfig`: where an rpc plugin that is already running
+/// listens. The host does not start it, restart it or pin its artifact; it
+/// checks that the process listening is the one named by `pid`, and only
+/// then may it ever signal it. A plugin on another machine (TCP) has no
+/// `pid`, and is never signalled.
+///
+/// ```toml
+/// [reattach]
+/// network = "unix"                  # or "tcp", with address = "host:port"
+/// address = "/tmp/plugin1234567"
+/// pid = 4242
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Reattach {
+    /// `unix` (the default) or `tcp`.
+    #[serde(default = "Reattach::default_network")]
+    pub network: String,
+    /// A socket path, or `host:port`.
+    pub address: String,
+    /// The process serving it, on this machine: checked against the
+    /// socket's owner before anything is sent.
+    pub pid: Option<u32>,
+}
+
+impl Reattach {
+    fn default_network() -> String {
+        "unix".into()
+    }
 }
 
 /// go-plugin's `HandshakeConfig`, for an rpc plugin: the host sets the
@@ -240,6 +276,7 @@ pub struct Dir {
 struct Raw {
     name: String,
     mechanism: Mechanism,
+    #[serde(default)]
     path: PathBuf,
     interface: String,
     proto: Option<PathBuf>,
@@ -254,6 +291,7 @@ struct Raw {
     #[serde(default)]
     config: BTreeMap<String, toml::Value>,
     handshake: Option<Handshake>,
+    reattach: Option<Reattach>,
 }
 
 fn default_versions() -> Vec<u32> {
@@ -330,7 +368,51 @@ impl Manifest {
                 "use letters, digits, `-` and `_` only".into(),
             ));
         }
-        if raw.path.as_os_str().is_empty() {
+        if let Some(reattach) = &raw.reattach {
+            let wrong = if raw.mechanism != Mechanism::Rpc {
+                Some((
+                    "reattach",
+                    format!(
+                        "is go-plugin's reattach, which only an rpc plugin has; this one is {}",
+                        raw.mechanism
+                    ),
+                    "remove `[reattach]`, or run the plugin as `mechanism = \"rpc\"`",
+                ))
+            } else if !raw.path.as_os_str().is_empty() || raw.sha256.is_some() {
+                Some((
+                    "path",
+                    "is given, and so is `[reattach]`: the host does not start an attached \
+                     plugin"
+                        .into(),
+                    "remove `path` and `sha256`, or `[reattach]` to have the host start it",
+                ))
+            } else if !matches!(reattach.network.as_str(), "unix" | "tcp") {
+                Some((
+                    "reattach.network",
+                    format!("is {:?}", reattach.network),
+                    "write \"unix\" or \"tcp\"",
+                ))
+            } else if reattach.address.is_empty() {
+                Some((
+                    "reattach.address",
+                    "is empty".into(),
+                    "write the address from the plugin's handshake line",
+                ))
+            } else if reattach.network == "tcp" && reattach.pid.is_some() {
+                Some((
+                    "reattach.pid",
+                    "is given for a TCP address, where the host cannot tell which process \
+                     listens"
+                        .into(),
+                    "remove `pid`: a plugin reached over TCP is never signalled",
+                ))
+            } else {
+                None
+            };
+            if let Some((field, problem, fix)) = wrong {
+                return Err(invalid(field, problem, fix.into()));
+            }
+        } else if raw.path.as_os_str().is_empty() {
             return Err(invalid(
                 "path",
                 "is empty".into(),
@@ -461,7 +543,10 @@ impl Manifest {
             file: file.to_owned(),
             name: raw.name,
             mechanism: raw.mechanism,
-            path: dir.join(raw.path),
+            path: match raw.reattach {
+                Some(_) => PathBuf::new(),
+                None => dir.join(raw.path),
+            },
             interface: raw.interface,
             proto: raw.proto.map(|p| dir.join(p)),
             versions: raw.versions,
@@ -471,6 +556,7 @@ impl Manifest {
             permissions,
             config,
             handshake: raw.handshake.unwrap_or_default(),
+            reattach: raw.reattach,
         };
         crate::policy::check(&manifest)?;
         Ok(manifest)
@@ -483,6 +569,9 @@ impl Manifest {
     /// # Errors
     /// [`ManifestError::Artifact`] or [`ManifestError::Checksum`].
     pub fn verify_artifact(&self) -> Result<(), ManifestError> {
+        if self.reattach.is_some() {
+            return Ok(());
+        }
         let unreadable = |error| ManifestError::Artifact {
             plugin: self.name.clone(),
             path: self.path.clone(),
@@ -571,6 +660,55 @@ mod tests {
     fn unknown_fields_are_refused_not_ignored() {
         let text = error(&GOOD.replace("timeout_ms", "timeout_seconds"));
         assert!(text.contains("unknown field `timeout_seconds`"), "{text}");
+    }
+
+    #[test]
+    fn an_rpc_plugin_can_be_attached_to_instead_of_started() {
+        let attached = r#"
+            name = "remote"
+            mechanism = "rpc"
+            interface = "outlet.examples.greeter.v1.Greeter"
+            trust = "open"
+            [reattach]
+            address = "/tmp/plugin-remote"
+            pid = 4242
+        "#;
+        let m = parse(attached).unwrap();
+        let reattach = m.reattach.as_ref().unwrap();
+        assert_eq!(
+            (reattach.network.as_str(), reattach.pid),
+            ("unix", Some(4242))
+        );
+        assert_eq!(m.path, PathBuf::new());
+        assert!(m.verify_artifact().is_ok(), "nothing to pin or read");
+
+        let cases = [
+            (attached.replace("\"rpc\"", "\"exec\""), "field `reattach`"),
+            (
+                attached.replace("trust = \"open\"", "trust = \"open\"\npath = \"bin/x\""),
+                "field `path`",
+            ),
+            (
+                attached.replace("address =", "network = \"udp\"\naddress ="),
+                "field `reattach.network`",
+            ),
+            (
+                attached.replace("address =", "network = \"tcp\"\naddress ="),
+                "field `reattach.pid`",
+            ),
+            (
+                attached.replace("/tmp/plugin-remote", ""),
+                "field `reattach.address`",
+            ),
+            (
+                attached.split("[reattach]").next().unwrap().to_owned(),
+                "field `path`",
+            ),
+        ];
+        for (text, field) in cases {
+            let message = error(&text);
+            assert!(message.contains(field), "{field}: {message}");
+        }
     }
 
     #[test]

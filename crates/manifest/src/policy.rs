@@ -4,7 +4,7 @@ use crate::error::mechanism_rule;
 use crate::{Manifest, ManifestError, Trust};
 
 /// Refuses a manifest whose trust does not allow its mechanism, or that has no
-/// `sha256` while its trust is not `tight`.
+/// `sha256` while its trust is not `tight` (unless the host attaches to it).
 ///
 /// # Errors
 /// [`ManifestError::Policy`] naming the rule and the fix.
@@ -23,7 +23,8 @@ pub fn check(manifest: &Manifest) -> Result<(), ManifestError> {
             fix.into(),
         ));
     }
-    if manifest.sha256.is_none() && trust != Trust::Tight {
+    // An attached plugin has no artifact here: it is checked by its process.
+    if manifest.sha256.is_none() && trust != Trust::Tight && manifest.reattach.is_none() {
         return Err(ManifestError::policy(
             manifest,
             format!("a plugin with trust = \"{trust}\" must pin its artifact with `sha256`"),

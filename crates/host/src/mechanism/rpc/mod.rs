@@ -17,6 +17,10 @@
 //!
 //! Stop: the controller's `Shutdown`, up to two seconds for the process to
 //! exit, then SIGKILL to its group; the socket folder is removed.
+//!
+//! Attach (`[reattach]`): the host connects to a plugin that is already
+//! running; it never starts or restarts it, and signals it only if it
+//! checked, at attach, that the manifest's `pid` owns the socket.
 
 mod broker;
 mod grpc;
@@ -67,6 +71,8 @@ struct Shared {
     timeout: Duration,
     max_message: usize,
     restarts: u32,
+    /// Where the plugin runs, when the host attaches to it.
+    reattach: Option<outlet_manifest::Reattach>,
     /// What the plugin reaches when it calls back into the host.
     services: Arc<HostServices>,
     /// Whether Hello agreed on Outlet's frames (`outlet_rpc::lean`).
@@ -125,13 +131,16 @@ struct Instance {
 impl Rpc {
     pub(crate) fn new(manifest: &Manifest, services: Arc<HostServices>) -> Result<Rpc, LoadError> {
         let plugin = manifest.name.clone();
-        let program = manifest.path.canonicalize().map_err(|error| {
-            outlet_manifest::ManifestError::Artifact {
-                plugin: plugin.clone(),
-                path: manifest.path.clone(),
-                error,
-            }
-        })?;
+        let program = match manifest.reattach {
+            Some(_) => std::path::PathBuf::new(),
+            None => manifest.path.canonicalize().map_err(|error| {
+                outlet_manifest::ManifestError::Artifact {
+                    plugin: plugin.clone(),
+                    path: manifest.path.clone(),
+                    error,
+                }
+            })?,
+        };
         let handshake = &manifest.handshake;
         let versions = manifest
             .versions
@@ -164,6 +173,7 @@ impl Rpc {
             timeout: manifest.limits.timeout(),
             max_message: manifest.limits.max_message_bytes,
             restarts: manifest.limits.restarts,
+            reattach: manifest.reattach.clone(),
             services,
             frames: AtomicBool::new(false),
             session: Mutex::default(),
@@ -323,6 +333,19 @@ impl Shared {
 
     /// Restarts the plugin, as `died` says.
     fn revive(self: &Arc<Shared>, dead: &Instance, status: String) {
+        if let Some(reattach) = &self.reattach {
+            let why = format!(
+                "plugin `{}`, attached to at {}, {status}; the host did not start it, so it \
+                 does not restart it: start the plugin again and reload it (Plugin::reload)",
+                self.plugin, reattach.address
+            );
+            tracing::error!(target: "outlet::plugin", plugin = self.plugin, "{why}");
+            let mut state = self.lock();
+            if !matches!(*state, State::Stopped) {
+                *state = State::Failed(why);
+            }
+            return;
+        }
         tracing::error!(
             target: "outlet::plugin",
             plugin = self.plugin,
@@ -528,7 +551,7 @@ impl Instance {
         // about the instance it belongs to.
         let slot: Arc<OnceLock<Weak<Instance>>> = Arc::default();
         let (weak_shared, reported) = (Arc::downgrade(shared), slot.clone());
-        let (process, line) = Process::start(&shared.spawn, move |status| {
+        let on_exit = move |status| {
             let status = describe(Some(&status));
             if let (Some(shared), Some(dead)) = (
                 weak_shared.upgrade(),
@@ -536,7 +559,14 @@ impl Instance {
             ) {
                 shared.died(&dead, status);
             }
-        })?;
+        };
+        let (process, line) = match &shared.reattach {
+            Some(reattach) => {
+                let version = shared.versions.iter().copied().max().unwrap_or(1);
+                Process::attach(&shared.plugin, reattach, version, on_exit)?
+            }
+            None => Process::start(&shared.spawn, on_exit)?,
+        };
         if !shared.versions.contains(&line.app_version) {
             return Err(format!(
                 "it chose interface version {}, and the manifest accepts {:?}; build it for one \
@@ -612,6 +642,19 @@ impl Instance {
             usize::MAX,
             Instant::now() + STOP_GRACE,
         );
+        if !self.process.signallable() {
+            // Attached to without a pid: asking is all the host may do.
+            if let Err(e) = asked {
+                tracing::warn!(
+                    target: "outlet::plugin",
+                    plugin,
+                    "its controller's Shutdown failed: {}; it was not signalled, since the \
+                     manifest names no reattach.pid",
+                    e.message()
+                );
+            }
+            return;
+        }
         if self.process.wait(STOP_GRACE).is_none() {
             tracing::warn!(
                 target: "outlet::plugin",
@@ -698,7 +741,7 @@ impl Backend for Rpc {
 
     fn process_id(&self) -> Option<u32> {
         match &*self.shared.lock() {
-            State::Running(instance) => Some(instance.process.pid()),
+            State::Running(instance) => instance.process.pid(),
             _ => None,
         }
     }

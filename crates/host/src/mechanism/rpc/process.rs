@@ -1,10 +1,15 @@
 //! An rpc plugin's process: started in a process group of its own with a
 //! parent-death signal, its handshake read from stdout, its stdout and
 //! stderr turned into log events, and ended with its whole group.
+//!
+//! Or one the host attaches to (`[reattach]`): checked to be the process
+//! that listens on the plugin's socket, watched and signalled only through a
+//! pidfd, never by a process id that may have been reused.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, Read};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -12,7 +17,8 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use outlet_rpc::HandshakeLine;
+use outlet_manifest::Reattach;
+use outlet_rpc::{CORE_PROTOCOL_VERSION, HandshakeLine, Network};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use crate::log;
@@ -36,14 +42,28 @@ pub(super) struct Spawn {
 /// for the process to be reaped; its socket folder goes with it.
 pub(super) struct Process {
     plugin: String,
-    pid: Pid,
+    /// `None` for a plugin attached to without a `pid`.
+    pid: Option<Pid>,
+    /// Whether the host started it, or attached to it.
+    origin: Origin,
     exit: Arc<Exit>,
     tail: Arc<Mutex<VecDeque<u8>>>,
     /// Closed when the stderr reader has read everything, or gone.
     stderr_read: Mutex<Option<mpsc::Receiver<()>>>,
     /// The folder holding the plugin's Unix socket (`PLUGIN_UNIX_SOCKET_DIR`
-    /// and `TMPDIR`), removed last.
+    /// and `TMPDIR`) and the host's broker socket, removed last.
     dir: tempfile::TempDir,
+}
+
+enum Origin {
+    /// Started by this host, in a process group of its own.
+    Child,
+    /// Attached to: the pidfd of the process checked to own its socket, if
+    /// the manifest named one. Dropping it ends the watch.
+    Attached {
+        pidfd: Option<Arc<OwnedFd>>,
+        detached: Arc<std::sync::atomic::AtomicBool>,
+    },
 }
 
 /// How the process ended, once it has.
@@ -85,7 +105,8 @@ impl Process {
         let (stderr_done, stderr_read) = mpsc::channel::<()>();
         let process = Process {
             plugin: plugin.clone(),
-            pid,
+            pid: Some(pid),
+            origin: Origin::Child,
             exit: Arc::default(),
             tail: Arc::default(),
             stderr_read: Mutex::new(Some(stderr_read)),
@@ -162,7 +183,8 @@ impl Process {
         mut child: Child,
         on_exit: impl FnOnce(Result<ExitStatus, String>) + Send + 'static,
     ) -> io::Result<()> {
-        let (pid, exit) = (self.pid, self.exit.clone());
+        let pid = Pid::from_child(&child);
+        let exit = self.exit.clone();
         // The child is handed over once the thread exists, so that it is
         // still here to be killed and reaped if the thread cannot start.
         let (hand_over, handed) = mpsc::sync_channel::<Child>(1);
@@ -216,9 +238,31 @@ impl Process {
             .map(|s| s.as_ref().map(|s| *s).map_err(|e| e.to_string()))
     }
 
-    /// Kills the process group at once.
+    /// Kills the process group at once; an attached plugin's process only
+    /// if it was checked at attach, through its pidfd.
     pub(super) fn kill(&self) {
-        let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
+        match (&self.origin, self.pid) {
+            (Origin::Child, Some(pid)) => {
+                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            }
+            (
+                Origin::Attached {
+                    pidfd: Some(pidfd), ..
+                },
+                _,
+            ) => {
+                let _ = rustix::process::pidfd_send_signal(&**pidfd, Signal::KILL);
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the host may signal it: it started it, or checked it.
+    pub(super) fn signallable(&self) -> bool {
+        match &self.origin {
+            Origin::Child => true,
+            Origin::Attached { pidfd, .. } => pidfd.is_some(),
+        }
     }
 
     /// The end of its stderr, as a clause for error messages.
@@ -248,19 +292,26 @@ impl Process {
         self.said()
     }
 
-    /// The process id, which is also its group's.
     /// The plugin's private folder, which holds its socket.
     pub(super) fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
 
-    pub(super) fn pid(&self) -> u32 {
-        self.pid.as_raw_nonzero().get().unsigned_abs()
+    /// The process id (its group's too, for a child), if known.
+    pub(super) fn pid(&self) -> Option<u32> {
+        self.pid
+            .map(|pid| pid.as_raw_nonzero().get().unsigned_abs())
     }
 }
 
 impl Drop for Process {
+    /// A child is killed; an attached plugin is left as it is (a stop has
+    /// asked it to shut down already).
     fn drop(&mut self) {
+        if let Origin::Attached { detached, .. } = &self.origin {
+            detached.store(true, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
         if self.wait(Duration::ZERO).is_none() {
             self.kill();
             if self.wait(Duration::from_secs(5)).is_none() {
@@ -268,11 +319,114 @@ impl Drop for Process {
                     target: "outlet::plugin",
                     plugin = self.plugin,
                     "its process {} outlived SIGKILL by 5 s",
-                    self.pid()
+                    self.pid().unwrap_or_default()
                 );
             }
         }
     }
+}
+
+impl Process {
+    /// Attaches to a plugin that is already running, as `reattach` says.
+    /// With a `pid`, the process must be the one listening on the socket; it
+    /// is then watched through a pidfd, and `on_exit` runs when it ends.
+    pub(super) fn attach(
+        plugin: &str,
+        reattach: &Reattach,
+        app_version: u32,
+        on_exit: impl FnOnce(Result<ExitStatus, String>) + Send + 'static,
+    ) -> Result<(Process, HandshakeLine), String> {
+        let network = match reattach.network.as_str() {
+            "tcp" => Network::Tcp,
+            _ => Network::Unix,
+        };
+        let line = HandshakeLine {
+            core_version: CORE_PROTOCOL_VERSION,
+            app_version,
+            network,
+            address: reattach.address.clone(),
+            cert: None,
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("outlet-rpc-")
+            .tempdir()
+            .map_err(|e| format!("cannot make a folder for the host's socket: {e}"))?;
+        let checked = match reattach.pid {
+            Some(pid) => Some(check_owner(pid, &reattach.address)?),
+            None => None,
+        };
+        let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let process = Process {
+            plugin: plugin.to_owned(),
+            pid: checked.as_ref().map(|(pid, _)| *pid),
+            origin: Origin::Attached {
+                pidfd: checked.map(|(_, pidfd)| Arc::new(pidfd)),
+                detached: detached.clone(),
+            },
+            exit: Arc::default(),
+            tail: Arc::default(),
+            stderr_read: Mutex::new(None),
+            dir,
+        };
+        if let Origin::Attached {
+            pidfd: Some(pidfd), ..
+        } = &process.origin
+        {
+            let (pidfd, exit) = (pidfd.clone(), process.exit.clone());
+            thread("attached", move || {
+                // Woken now and then to see whether the host still cares.
+                while !detached.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut fds = [rustix::event::PollFd::new(
+                        &*pidfd,
+                        rustix::event::PollFlags::IN,
+                    )];
+                    let timeout = rustix::event::Timespec {
+                        tv_sec: 0,
+                        tv_nsec: 250_000_000,
+                    };
+                    if let Ok(1..) = rustix::event::poll(&mut fds, Some(&timeout)) {
+                        let unknown = "it was attached to, not started, so its exit status is \
+                                       unknown";
+                        *exit.status.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some(Err(io::Error::other(unknown)));
+                        exit.ended.notify_all();
+                        on_exit(Err(unknown.into()));
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start a thread to watch it: {e}"))?;
+        }
+        Ok((process, line))
+    }
+}
+
+/// Checks that process `pid` is the one listening on the Unix socket
+/// `address`, and returns a pidfd for it: a handle that can never signal
+/// another process, even if the id is reused later.
+fn check_owner(pid: u32, address: &str) -> Result<(Pid, OwnedFd), String> {
+    let nothing_signalled = "it was not attached to, and nothing was signalled";
+    let id = i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| format!("reattach.pid = {pid} is no process id"))?;
+    // Opened first: if the socket's owner is `pid` after this, the pidfd
+    // refers to that owner, not to a process that took its id since.
+    let pidfd = rustix::process::pidfd_open(id, rustix::process::PidfdFlags::empty())
+        .map_err(|e| format!("there is no process {pid} (reattach.pid): {e}"))?;
+    let stream = std::os::unix::net::UnixStream::connect(address)
+        .map_err(|e| format!("cannot connect to {address} (reattach.address): {e}"))?;
+    let owner = rustix::net::sockopt::socket_peercred(&stream)
+        .map_err(|e| format!("cannot tell which process listens on {address}: {e}"))?
+        .pid;
+    if owner != id {
+        return Err(format!(
+            "the process listening on {address} is {}, not {pid} (reattach.pid); \
+             {nothing_signalled}; put the plugin's own pid in the manifest",
+            owner.as_raw_nonzero()
+        ));
+    }
+    Ok((id, pidfd))
 }
 
 /// "exited with status 1", "was killed by signal 9", for messages.
@@ -284,7 +438,7 @@ pub(super) fn describe(status: Option<&Result<ExitStatus, String>>) -> String {
             (None, Some(signal)) => format!("was killed by signal {signal}"),
             _ => format!("ended ({status})"),
         },
-        Some(Err(error)) => format!("ended, and waiting for it failed ({error})"),
+        Some(Err(error)) => format!("ended ({error})"),
         None => "closed its stdout".into(),
     }
 }
