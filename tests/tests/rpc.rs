@@ -38,9 +38,16 @@ fn kv_plugin() -> PathBuf {
 }
 
 fn kv_manifest(dir: &std::path::Path, program: &std::path::Path) -> PathBuf {
+    kv_manifest_with(dir, program, "")
+}
+
+/// The KV example's manifest for `program`, with `handshake` added to its
+/// `[handshake]` table.
+fn kv_manifest_with(dir: &std::path::Path, program: &std::path::Path, handshake: &str) -> PathBuf {
     let manifest = dir.join("kv.toml");
     let text = std::fs::read_to_string(root().join("examples/kv/kv.toml"))
         .unwrap()
+        .replace("[handshake]", &format!("[handshake]\n{handshake}"))
         .replace("bin/kv-plugin", &program.display().to_string())
         .replace(
             "\"kv.proto\"",
@@ -173,6 +180,81 @@ fn a_go_host_runs_an_outlet_plugin_and_stops_it() {
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "to rust\n",
+        "{stderr}"
+    );
+}
+
+/// The TCP ports process `pid` listens on, from `/proc`.
+fn tcp_listening(pid: u32) -> Vec<String> {
+    let sockets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            let fields: Vec<&str> = row.split_whitespace().collect();
+            // Local address, state (0A is LISTEN), and the socket's inode.
+            (fields[3] == "0A" && sockets.iter().any(|s| s == fields[9]))
+                .then(|| fields[1].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn mutual_tls_over_tcp_between_an_outlet_host_and_plugin() {
+    let f = fixture(
+        "tls-rpc",
+        "",
+        "[handshake]\nauto_mtls = true\nnetwork = \"tcp\"\n",
+    );
+    let host = Host::new();
+    let plugin = host.load(&f.manifest).unwrap();
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    // Outlet's frames are never sent around TLS.
+    assert!(!plugin.negotiated().supports("rpc-frames"));
+    let listening = tcp_listening(plugin.process_id().unwrap());
+    assert!(
+        !listening.is_empty() && listening.iter().all(|a| a.starts_with("0100007F:")),
+        "it listens on 127.0.0.1 over TCP: {listening:?}"
+    );
+    // The broker stream runs over TLS too.
+    host.serve(greeter::GreeterServer::new(Shouting));
+    assert_eq!(
+        greet(&plugin, "host:Ada").unwrap(),
+        "the host says: HELLO, ADA!"
+    );
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn mutual_tls_with_go_plugin_both_ways() {
+    // An Outlet host and a Go plugin: go-plugin answers PLUGIN_CLIENT_CERT
+    // with a P-521 certificate of its own in the handshake line.
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = kv_manifest_with(dir.path(), &go_program("kv-go-plugin"), "auto_mtls = true");
+    let plugin = Host::new().load(&manifest).unwrap();
+    assert_eq!(put_then_get(&plugin, "over", b"tls"), b"tls");
+    plugin.shutdown().unwrap();
+
+    // A Go host with AutoMTLS and the Rust KV plugin.
+    let output = Command::new(go_program("kv-go-host"))
+        .args([kv_plugin().to_str().unwrap(), "put-get", "tls", "both ways"])
+        .env("KV_AUTO_MTLS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "both ways\n");
+    assert!(
+        stderr.contains("configuring client automatic mTLS"),
         "{stderr}"
     );
 }

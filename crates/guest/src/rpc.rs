@@ -4,8 +4,11 @@
 //!
 //! [`serve`] checks the magic cookie, picks the app protocol version from
 //! `PLUGIN_PROTOCOL_VERSIONS`, listens on a Unix socket in
-//! `PLUGIN_UNIX_SOCKET_DIR` (or the temporary folder), prints the handshake
-//! line, and serves until the host's controller asks it to shut down. Besides
+//! `PLUGIN_UNIX_SOCKET_DIR` (or the temporary folder; or on TCP, if the
+//! host asks), prints the handshake line, and serves until the host's
+//! controller asks it to shut down. When the host sends its certificate
+//! (`PLUGIN_CLIENT_CERT`, go-plugin's AutoMTLS), every connection is mutual
+//! TLS. Besides
 //! the plugin's own services it serves the core protocol (Outlet's Hello and
 //! Configure), `grpc.health.v1`, go-plugin's controller and its broker,
 //! over which the plugin calls back into its host ([`Host`]). It exits by
@@ -34,6 +37,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use outlet_rpc::tls::Identity;
 use outlet_rpc::wire::{self, Empty, HealthCheckRequest, HealthCheckResponse};
 use outlet_rpc::{CORE_PROTOCOL_VERSION, HandshakeLine, Network, Raw, env};
 use prost::Message;
@@ -97,16 +101,11 @@ fn run(plugin: Plugin, key: &str, value: &str) -> Result<(), String> {
                 offered.as_deref().unwrap_or_default()
             )
         })?;
-    if std::env::var_os(env::CLIENT_CERT).is_some() {
-        return Err(format!(
-            "plugin `{name}`: the host asks for mutual TLS ({}), which this plugin does not \
-             serve; load it over a Unix socket",
-            env::CLIENT_CERT
-        ));
-    }
+    let tls = mutual_tls(&name)?;
     // The host connects as soon as it reads the line; its connection waits
     // in the socket's backlog while the runtime starts.
-    let (listener, socket) = listen(&name, app_version)?;
+    let (listener, socket) = listen(&name, app_version, tls.as_ref())?;
+    let lean = matches!(listener, Listener::Unix(_)) && tls.is_none();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -114,8 +113,12 @@ fn run(plugin: Plugin, key: &str, value: &str) -> Result<(), String> {
         .map_err(|e| format!("plugin `{name}`: cannot start its runtime: {e}"))?;
     watch_parent();
     host::serving(runtime.handle().clone(), &name);
-    let plugin = Arc::new(plugin.capability(outlet_rpc::lean::CAPABILITY));
-    let served = runtime.block_on(serve_on(listener, socket, plugin));
+    let plugin = Arc::new(match lean {
+        true => plugin.capability(outlet_rpc::lean::CAPABILITY),
+        false => plugin,
+    });
+    let acceptor = tls.map(|(_, config)| tokio_rustls::TlsAcceptor::from(config));
+    let served = runtime.block_on(serve_on(listener, socket, acceptor, plugin));
     // Calls still running past the drain are abandoned with the process.
     runtime.shutdown_background();
     served
@@ -133,6 +136,30 @@ fn watch_parent() {
             }
         }
     });
+}
+
+/// go-plugin's AutoMTLS: when the host sent its certificate, the plugin
+/// makes one of its own (which goes in the handshake line) and accepts only
+/// the host's.
+fn mutual_tls(
+    name: &str,
+) -> Result<Option<(Identity, Arc<tokio_rustls::rustls::ServerConfig>)>, String> {
+    let Ok(pem) = std::env::var(env::CLIENT_CERT) else {
+        return Ok(None);
+    };
+    let failed = |e: outlet_rpc::tls::TlsError| {
+        format!("plugin `{name}`: cannot serve the mutual TLS its host asks for: {e}")
+    };
+    let host = Identity::from_pem(&pem).map_err(failed)?;
+    let identity = Identity::generate().map_err(failed)?;
+    let config = identity.server_config(&host).map_err(failed)?;
+    Ok(Some((identity, config)))
+}
+
+/// Where the plugin listens.
+enum Listener {
+    Unix(std::os::unix::net::UnixListener),
+    Tcp(std::net::TcpListener),
 }
 
 /// A socket path that exists only while the plugin serves.
@@ -154,26 +181,45 @@ fn socket_path(name: &str) -> PathBuf {
     dir.join(format!("plugin-{name}-{}-{nanos}", std::process::id()))
 }
 
-/// Listens on a new socket and prints the handshake line naming it.
+/// Listens on a new socket (or TCP port, if the host asks) and prints the
+/// handshake line naming it.
 fn listen(
     name: &str,
     app_version: u32,
-) -> Result<(std::os::unix::net::UnixListener, Socket), String> {
-    let socket = Socket(socket_path(name));
-    let listener = std::os::unix::net::UnixListener::bind(&socket.0)
-        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-        .map_err(|e| {
-            format!(
-                "plugin `{name}`: cannot listen on {}: {e}",
-                Path::new(&socket.0).display()
+    tls: Option<&(Identity, Arc<tokio_rustls::rustls::ServerConfig>)>,
+) -> Result<(Listener, Option<Socket>), String> {
+    let (listener, socket, network, address) =
+        if std::env::var(env::NETWORK).is_ok_and(|n| n == "tcp") {
+            let listener = listen_tcp().map_err(|e| format!("plugin `{name}`: {e}"))?;
+            let address = listener
+                .local_addr()
+                .map_err(|e| format!("plugin `{name}`: {e}"))?
+                .to_string();
+            (Listener::Tcp(listener), None, Network::Tcp, address)
+        } else {
+            let socket = Socket(socket_path(name));
+            let listener = std::os::unix::net::UnixListener::bind(&socket.0)
+                .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+                .map_err(|e| {
+                    format!(
+                        "plugin `{name}`: cannot listen on {}: {e}",
+                        Path::new(&socket.0).display()
+                    )
+                })?;
+            let address = socket.0.display().to_string();
+            (
+                Listener::Unix(listener),
+                Some(socket),
+                Network::Unix,
+                address,
             )
-        })?;
+        };
     let line = HandshakeLine {
         core_version: CORE_PROTOCOL_VERSION,
         app_version,
-        network: Network::Unix,
-        address: socket.0.display().to_string(),
-        cert: None,
+        network,
+        address,
+        cert: tls.map(|(identity, _)| identity.line_cert()),
     };
     {
         use std::io::Write;
@@ -185,15 +231,37 @@ fn listen(
     Ok((listener, socket))
 }
 
+/// The first free port on 127.0.0.1 between `PLUGIN_MIN_PORT` and
+/// `PLUGIN_MAX_PORT`, as go-plugin's plugins pick theirs.
+fn listen_tcp() -> Result<std::net::TcpListener, String> {
+    let port = |key: &str, default: u16| {
+        std::env::var(key)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (min, max) = (port(env::MIN_PORT, 10000), port(env::MAX_PORT, 25000));
+    (min..=max)
+        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
+        .and_then(|listener| listener.set_nonblocking(true).ok().map(|()| listener))
+        .ok_or_else(|| format!("no free TCP port between {min} and {max} to listen on"))
+}
+
 /// Serves connections on `listener` until the controller's Shutdown or SIGTERM.
 async fn serve_on(
-    listener: std::os::unix::net::UnixListener,
-    socket: Socket,
+    listener: Listener,
+    socket: Option<Socket>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     plugin: Arc<Plugin>,
 ) -> Result<(), String> {
     let name = plugin.name().to_owned();
-    let listener = UnixListener::from_std(listener)
-        .map_err(|e| format!("plugin `{name}`: cannot serve its socket: {e}"))?;
+    let cannot = |e: std::io::Error| format!("plugin `{name}`: cannot serve its socket: {e}");
+    let listener = match listener {
+        Listener::Unix(listener) => Accept::Unix(UnixListener::from_std(listener).map_err(cannot)?),
+        Listener::Tcp(listener) => {
+            Accept::Tcp(tokio::net::TcpListener::from_std(listener).map_err(cannot)?)
+        }
+    };
     let (stop, stopping) = watch::channel(false);
     let stop = Arc::new(stop);
     let mut connections = tokio::task::JoinSet::new();
@@ -212,25 +280,28 @@ async fn serve_on(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let plugin = plugin.clone();
-                let stop = stop.clone();
-                let mut stopping = stopping.clone();
+                let Ok(stream) = accepted else { continue };
+                let (plugin, stop, tls) = (plugin.clone(), stop.clone(), tls.clone());
+                let stopping = stopping.clone();
                 connections.spawn(async move {
-                    let Some(stream) = grpc_or_lean(stream, &plugin).await else {
-                        return;
-                    };
-                    let service = hyper::service::service_fn(move |request| {
-                        route(plugin.clone(), stop.clone(), request)
-                    });
-                    let connection = http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(connection);
-                    tokio::select! {
-                        _ = connection.as_mut() => {}
-                        () = stopped(&mut stopping) => {
-                            connection.as_mut().graceful_shutdown();
-                            let _ = connection.await;
+                    match (stream, tls) {
+                        (Stream::Unix(stream), None) => {
+                            if let Some(stream) = grpc_or_lean(stream, &plugin).await {
+                                serve_h2(stream, plugin, stop, stopping).await;
+                            }
+                        }
+                        (Stream::Unix(stream), Some(tls)) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve_h2(stream, plugin, stop, stopping).await;
+                            }
+                        }
+                        (Stream::Tcp(stream), None) => {
+                            serve_h2(stream, plugin, stop, stopping).await;
+                        }
+                        (Stream::Tcp(stream), Some(tls)) => {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                serve_h2(stream, plugin, stop, stopping).await;
+                            }
                         }
                     }
                 });
@@ -249,6 +320,53 @@ async fn serve_on(
     })
     .await;
     Ok(())
+}
+
+enum Accept {
+    Unix(UnixListener),
+    Tcp(tokio::net::TcpListener),
+}
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl Accept {
+    async fn accept(&self) -> std::io::Result<Stream> {
+        match self {
+            Accept::Unix(listener) => listener.accept().await.map(|(s, _)| Stream::Unix(s)),
+            Accept::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                stream.set_nodelay(true)?;
+                Ok(Stream::Tcp(stream))
+            }
+        }
+    }
+}
+
+/// Serves gRPC on one connection until it closes, or drains it once the
+/// plugin stops.
+async fn serve_h2<S>(
+    stream: S,
+    plugin: Arc<Plugin>,
+    stop: Arc<watch::Sender<bool>>,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |request| route(plugin.clone(), stop.clone(), request));
+    let connection =
+        http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stopped(&mut stopping) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 /// Looks at a new connection's first byte: Outlet's frames (`O`) are served

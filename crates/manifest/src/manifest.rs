@@ -100,12 +100,17 @@ impl Reattach {
 /// environment variable `magic_cookie_key` to `magic_cookie_value`, and the
 /// plugin refuses to start without it (so that a plugin run by hand says so
 /// instead of waiting for a host). The app protocol versions are the
-/// manifest's `versions`.
+/// manifest's `versions`. With `auto_mtls`, host and plugin talk over
+/// mutual TLS with a certificate each makes for the plugin's lifetime (go-plugin's
+/// `AutoMTLS`); `network = "tcp"` asks an Outlet plugin to listen on TCP
+/// (a go-plugin plugin picks its own network).
 ///
 /// ```toml
 /// [handshake]
 /// magic_cookie_key = "BASIC_PLUGIN"
 /// magic_cookie_value = "hello"
+/// auto_mtls = true
+/// network = "tcp"
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +123,12 @@ pub struct Handshake {
     /// The variable's value. Default `outlet`.
     #[serde(default = "Handshake::default_value")]
     pub magic_cookie_value: String,
+    /// Mutual TLS with per-process certificates. Default false.
+    #[serde(default)]
+    pub auto_mtls: bool,
+    /// `unix` (the default) or `tcp`: where an Outlet plugin listens.
+    #[serde(default = "Handshake::default_network")]
+    pub network: String,
 }
 
 impl Handshake {
@@ -132,6 +143,9 @@ impl Handshake {
     fn default_value() -> String {
         Handshake::DEFAULT_VALUE.into()
     }
+    fn default_network() -> String {
+        "unix".into()
+    }
 }
 
 impl Default for Handshake {
@@ -139,6 +153,8 @@ impl Default for Handshake {
         Handshake {
             magic_cookie_key: Handshake::default_key(),
             magic_cookie_value: Handshake::default_value(),
+            auto_mtls: false,
+            network: Handshake::default_network(),
         }
     }
 }
@@ -444,6 +460,15 @@ impl Manifest {
                 "sha256",
                 format!("{sha:?} is not a SHA-256 in hex"),
                 "write the 64 hex digits that `sha256sum <artifact>` prints".into(),
+            ));
+        }
+        if let Some(handshake) = &raw.handshake
+            && !matches!(handshake.network.as_str(), "unix" | "tcp")
+        {
+            return Err(invalid(
+                "handshake.network",
+                format!("is {:?}", handshake.network),
+                "write \"unix\" or \"tcp\"".into(),
             ));
         }
         if raw.handshake.is_some() && raw.mechanism != Mechanism::Rpc {

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use hyper::client::conn::http2::SendRequest;
@@ -16,18 +17,39 @@ use crate::Network;
 /// tonic's client over one connection.
 pub type Client = tonic::client::Grpc<Sender>;
 
-/// Connects to `address` and makes the HTTP/2 handshake; the connection's
-/// task runs on the current runtime.
+/// Connects to `address`, over TLS with `tls` (see [`crate::tls`]), and
+/// makes the HTTP/2 handshake; the connection's task runs on the current
+/// runtime.
 ///
 /// # Errors
-/// The connection or the handshake failed.
-pub async fn dial(network: Network, address: &str) -> std::io::Result<SendRequest<Body>> {
+/// The connection, TLS or the HTTP/2 handshake failed.
+pub async fn dial(
+    network: Network,
+    address: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> std::io::Result<SendRequest<Body>> {
     match network {
-        Network::Unix => handshake(tokio::net::UnixStream::connect(address).await?).await,
+        Network::Unix => over(tokio::net::UnixStream::connect(address).await?, tls).await,
         Network::Tcp => {
             let stream = tokio::net::TcpStream::connect(address).await?;
             stream.set_nodelay(true)?;
-            handshake(stream).await
+            over(stream, tls).await
+        }
+    }
+}
+
+async fn over<S>(
+    stream: S,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> std::io::Result<SendRequest<Body>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    match tls {
+        None => handshake(stream).await,
+        Some(config) => {
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            handshake(connector.connect(crate::tls::server_name(), stream).await?).await
         }
     }
 }

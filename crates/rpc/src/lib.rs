@@ -10,6 +10,8 @@
 //!   dials the other.
 //! - [`Raw`]: a gRPC codec that moves encoded messages as they are, so one
 //!   client and one server carry every interface.
+//! - [`tls`]: go-plugin's AutoMTLS, each side trusting exactly the other's
+//!   certificate.
 //! - [`lean`]: Outlet's own framing on the same socket, for an Outlet host
 //!   and an Outlet plugin, negotiated in Hello.
 //!
@@ -29,6 +31,7 @@ mod codec;
 mod handshake;
 #[cfg(unix)]
 pub mod lean;
+pub mod tls;
 pub mod wire;
 
 pub use codec::Raw;
@@ -47,6 +50,9 @@ pub mod env {
     pub const UNIX_SOCKET_DIR: &str = "PLUGIN_UNIX_SOCKET_DIR";
     /// The host's certificate, PEM, when it asks for mutual TLS.
     pub const CLIENT_CERT: &str = "PLUGIN_CLIENT_CERT";
+    /// Outlet's own: `tcp` asks an Outlet plugin to listen on TCP (on
+    /// 127.0.0.1, between the two ports above); else it takes a Unix socket.
+    pub const NETWORK: &str = "OUTLET_PLUGIN_NETWORK";
 }
 
 /// An Outlet [`Status`](outlet_protocol::Status) as a gRPC status, code and message kept.

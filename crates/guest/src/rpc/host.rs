@@ -104,7 +104,7 @@ fn connection(runtime: &tokio::runtime::Handle, plugin: &str) -> Result<SendRequ
         }
     };
     let send = runtime
-        .block_on(outlet_rpc::client::dial(network, &info.address))
+        .block_on(outlet_rpc::client::dial(network, &info.address, None))
         .map_err(|e| {
             Status::unavailable(format!(
                 "plugin `{plugin}`: cannot connect to its host's services at {}: {e}",

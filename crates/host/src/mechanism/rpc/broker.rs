@@ -41,6 +41,8 @@ pub(super) struct Offer {
     pub services: Arc<HostServices>,
     pub max_message: usize,
     pub dispatch: tracing::Dispatch,
+    /// TLS to the plugin, as its other connections have it.
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Broker {
@@ -100,7 +102,9 @@ impl Offer {
         let outgoing =
             futures_util::stream::once(std::future::ready(Bytes::from(info.encode_to_vec())))
                 .chain(futures_util::stream::pending());
-        let Ok(send) = outlet_rpc::client::dial(self.line.network, &self.line.address).await else {
+        let dial =
+            outlet_rpc::client::dial(self.line.network, &self.line.address, self.tls.as_ref());
+        let Ok(send) = dial.await else {
             return;
         };
         let mut grpc = outlet_rpc::client::client(send);

@@ -8,19 +8,22 @@
 //! connections; idle ones wait in a pool.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::client::conn::http2::SendRequest;
 use outlet_rpc::client::client;
 use outlet_rpc::{HandshakeLine, Network, Raw};
+use tokio_rustls::rustls;
 use tonic::body::Body;
 
 /// Where the plugin listens, and its idle connections.
 pub(super) struct Grpc {
     network: Network,
     address: String,
+    /// go-plugin's AutoMTLS, when the manifest asks for it.
+    tls: Option<Arc<rustls::ClientConfig>>,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -47,10 +50,11 @@ impl Drop for Connection {
 }
 
 impl Grpc {
-    pub(super) fn new(line: &HandshakeLine) -> Grpc {
+    pub(super) fn new(line: &HandshakeLine, tls: Option<Arc<rustls::ClientConfig>>) -> Grpc {
         Grpc {
             network: line.network,
             address: line.address.clone(),
+            tls,
             idle: Mutex::default(),
         }
     }
@@ -112,9 +116,10 @@ impl Grpc {
             .enable_all()
             .build()
             .map_err(|e| transport(format!("cannot start a runtime: {e}")))?;
-        let (network, address) = (self.network, self.address.clone());
+        let (network, address, tls) = (self.network, self.address.clone(), self.tls.clone());
         let connected = drive(&runtime, async move {
-            tokio::time::timeout_at(deadline.into(), outlet_rpc::client::dial(network, &address))
+            let dial = outlet_rpc::client::dial(network, &address, tls.as_ref());
+            tokio::time::timeout_at(deadline.into(), dial)
                 .await
                 .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
         });

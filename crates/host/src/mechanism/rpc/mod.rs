@@ -38,6 +38,7 @@ use outlet_protocol::frame::FrameError;
 use outlet_protocol::prost::Message;
 use outlet_protocol::{CORE_VERSIONS, Status};
 use outlet_rpc::lean::{HOST_SPIN, Lean};
+use outlet_rpc::tls::Identity;
 use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
 use outlet_rpc::{HandshakeLine, Network};
 
@@ -71,6 +72,8 @@ struct Shared {
     timeout: Duration,
     max_message: usize,
     restarts: u32,
+    /// go-plugin's AutoMTLS: certificates made for each process.
+    auto_mtls: bool,
     /// Where the plugin runs, when the host attaches to it.
     reattach: Option<outlet_manifest::Reattach>,
     /// What the plugin reaches when it calls back into the host.
@@ -149,6 +152,9 @@ impl Rpc {
             .collect::<Vec<_>>()
             .join(",");
         let mut env = super::child_env(manifest);
+        if handshake.network == "tcp" {
+            env.push((outlet_rpc::env::NETWORK.into(), "tcp".into()));
+        }
         env.extend([
             (
                 handshake.magic_cookie_key.clone().into(),
@@ -174,6 +180,7 @@ impl Rpc {
             max_message: manifest.limits.max_message_bytes,
             restarts: manifest.limits.restarts,
             reattach: manifest.reattach.clone(),
+            auto_mtls: handshake.auto_mtls,
             services,
             frames: AtomicBool::new(false),
             session: Mutex::default(),
@@ -560,12 +567,22 @@ impl Instance {
                 shared.died(&dead, status);
             }
         };
+        let identity = match shared.auto_mtls {
+            true => {
+                Some(Identity::generate().map_err(|e| format!("cannot set up mutual TLS: {e}"))?)
+            }
+            false => None,
+        };
         let (process, line) = match &shared.reattach {
             Some(reattach) => {
                 let version = shared.versions.iter().copied().max().unwrap_or(1);
                 Process::attach(&shared.plugin, reattach, version, on_exit)?
             }
-            None => Process::start(&shared.spawn, on_exit)?,
+            None => Process::start(
+                &shared.spawn,
+                identity.as_ref().map(Identity::cert_pem),
+                on_exit,
+            )?,
         };
         if !shared.versions.contains(&line.app_version) {
             return Err(format!(
@@ -574,14 +591,30 @@ impl Instance {
                 line.app_version, shared.versions
             ));
         }
-        if line.cert.is_some() {
-            return Err(
-                "it serves TLS (its handshake carries a certificate), which Outlet does not \
-                 speak yet; serve it without AutoMTLS"
-                    .into(),
-            );
-        }
-        let grpc = Grpc::new(&line);
+        let tls = match (&identity, &line.cert) {
+            (Some(identity), Some(cert)) => Some(
+                Identity::from_line(cert)
+                    .and_then(|cert| identity.client_config(&cert))
+                    .map_err(|e| format!("its handshake's certificate is refused: {e}"))?,
+            ),
+            (Some(_), None) => {
+                return Err(format!(
+                    "the manifest asks for mutual TLS (handshake.auto_mtls), and its handshake \
+                     carries no certificate: it does not serve TLS; set auto_mtls = false, or \
+                     serve it with AutoMTLS{}",
+                    process.said()
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "it serves TLS (its handshake carries a certificate), and the manifest does \
+                     not ask for it; set auto_mtls = true under [handshake]{}",
+                    process.said()
+                ));
+            }
+            (None, None) => None,
+        };
+        let grpc = Grpc::new(&line, tls.clone());
         let health = grpc
             .unary(
                 wire::HEALTH_CHECK,
@@ -616,6 +649,7 @@ impl Instance {
             services: shared.services.clone(),
             max_message: shared.max_message,
             dispatch: shared.dispatch.clone(),
+            tls,
         })
         .map_err(|e| format!("cannot start a thread to offer it the host's services: {e}"))?;
         let instance = Arc::new(Instance {
@@ -685,7 +719,11 @@ impl Backend for Rpc {
         }
         let deadline = Instant::now() + shared.timeout;
         let instance = shared.instance(deadline)?;
-        if shared.frames.load(Ordering::Relaxed) && instance.line.network == Network::Unix {
+        // Outlet's frames go on a plain Unix socket only, never around TLS.
+        if shared.frames.load(Ordering::Relaxed)
+            && instance.line.network == Network::Unix
+            && instance.line.cert.is_none()
+        {
             return match shared.call_lean(&instance, method, request, deadline) {
                 // The call never reached a process that has just died: it
                 // goes to the restarted one.

@@ -78,8 +78,10 @@ impl Process {
     /// timeout. `on_exit` runs (on a thread of its own) when the process
     /// ends, after its group was killed, it was reaped, and [`Process::wait`]
     /// says so.
+    /// `cert` is the host's certificate for go-plugin's AutoMTLS, PEM.
     pub(super) fn start(
         spawn: &Spawn,
+        cert: Option<&str>,
         on_exit: impl FnOnce(Result<ExitStatus, String>) + Send + 'static,
     ) -> Result<(Process, HandshakeLine), String> {
         let plugin = &spawn.plugin;
@@ -93,6 +95,7 @@ impl Process {
             .envs(spawn.env.iter().map(|(k, v)| (k, v)))
             .env(outlet_rpc::env::UNIX_SOCKET_DIR, dir.path())
             .env("TMPDIR", dir.path())
+            .envs(cert.map(|pem| (outlet_rpc::env::CLIENT_CERT, pem)))
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

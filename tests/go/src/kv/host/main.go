@@ -3,6 +3,8 @@
 //	kv-go-host PLUGIN_BINARY put-get KEY VALUE
 //	kv-go-host PLUGIN_BINARY bench CALLS   (JSON: medians, p99s and every sample)
 //
+// With KV_AUTO_MTLS set, host and plugin talk over go-plugin's AutoMTLS.
+//
 // Exit codes: 0 ok, 1 error, 2 Get returned a different value, 3 the plugin
 // did not exit after the controller's Shutdown and go-plugin had to kill it.
 package main
@@ -67,6 +69,7 @@ func newClient(path string, logger hclog.Logger) *plugin.Client {
 		Cmd:              exec.Command(path),
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           logger,
+		AutoMTLS:         os.Getenv("KV_AUTO_MTLS") != "",
 	})
 }
 
