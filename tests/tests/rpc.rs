@@ -396,6 +396,80 @@ fn attaching_checks_the_process_and_never_signals_another() {
 }
 
 #[test]
+fn a_host_that_asks_gets_the_plugins_stdout_over_the_stdio_stream() {
+    use http::uri::PathAndQuery;
+    use outlet_protocol::prost::Message;
+    use outlet_rpc::wire::{self, StdioData};
+
+    // Asked the way a go-plugin 1.4 host asks, over a connection of our own.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, address) = start_by_hand(dir.path());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let send = outlet_rpc::client::dial(outlet_rpc::Network::Unix, &address, None)
+            .await
+            .unwrap();
+        let mut grpc = outlet_rpc::client::client(send);
+        let calls = grpc.clone();
+        let unary = |path: &'static str, body: Vec<u8>| {
+            let mut grpc = calls.clone();
+            async move {
+                grpc.ready().await.unwrap();
+                let request = tonic::Request::new(bytes::Bytes::from(body));
+                grpc.unary(request, PathAndQuery::from_static(path), outlet_rpc::Raw)
+                    .await
+            }
+        };
+        grpc.ready().await.unwrap();
+        let mut stdio = grpc
+            .server_streaming(
+                tonic::Request::new(bytes::Bytes::new()),
+                PathAndQuery::from_static(wire::STDIO),
+                outlet_rpc::Raw,
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        // Greeting makes the plugin print a line on stdout.
+        let request = greeter::GreetRequest { name: "Ada".into() }.encode_to_vec();
+        unary("/outlet.examples.greeter.v1.Greeter/Greet", request)
+            .await
+            .unwrap();
+        let mut printed = String::new();
+        while !printed.contains("this line goes to the log") {
+            let chunk = tokio::time::timeout(Duration::from_secs(5), stdio.message())
+                .await
+                .expect("the line came over the stream")
+                .unwrap()
+                .unwrap();
+            let data = StdioData::decode(chunk).unwrap();
+            assert_eq!(data.channel, 1, "stdout");
+            printed.push_str(&String::from_utf8_lossy(&data.data));
+        }
+        // One reader at a time.
+        let second = grpc
+            .server_streaming(
+                tonic::Request::new(bytes::Bytes::new()),
+                PathAndQuery::from_static(wire::STDIO),
+                outlet_rpc::Raw,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(second.code(), tonic::Code::AlreadyExists, "{second}");
+        // At Shutdown the stream ends, and the plugin exits by itself.
+        unary(wire::SHUTDOWN, wire::Empty {}.encode_to_vec())
+            .await
+            .unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), stdio.message()).await;
+        assert!(matches!(end, Ok(Ok(None) | Err(_))), "{end:?}");
+    });
+    assert!(running.wait().unwrap().success());
+}
+
+#[test]
 fn an_attached_plugin_is_not_restarted_and_without_a_pid_never_signalled() {
     let dir = tempfile::tempdir().unwrap();
     // Without a pid (as for a plugin on another machine): no process id,

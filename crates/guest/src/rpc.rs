@@ -10,9 +10,10 @@
 //! (`PLUGIN_CLIENT_CERT`, go-plugin's AutoMTLS), every connection is mutual
 //! TLS. Besides
 //! the plugin's own services it serves the core protocol (Outlet's Hello and
-//! Configure), `grpc.health.v1`, go-plugin's controller and its broker,
-//! over which the plugin calls back into its host ([`Host`]). It exits by
-//! itself when its host dies.
+//! Configure), `grpc.health.v1`, go-plugin's controller, its broker, over
+//! which the plugin calls back into its host ([`Host`]), and its stdio
+//! stream, which carries the plugin's stdout to a host that asks for it. It
+//! exits by itself when its host dies.
 //!
 //! ```no_run
 //! # use outlet_guest::{Plugin, Service, Status};
@@ -47,6 +48,7 @@ use tokio::sync::watch;
 use crate::Plugin;
 
 mod host;
+mod stdio;
 pub use host::Host;
 
 /// The cookie [`serve`] expects: what an Outlet host sets when the manifest
@@ -512,11 +514,14 @@ async fn route(
                 });
             grpc.streaming(handler, request).await
         }
-        wire::STDIO => tonic::Status::unimplemented(format!(
-            "plugin `{}` does not serve {path}",
-            plugin.name()
-        ))
-        .into_http(),
+        wire::STDIO => {
+            let handler = tower::service_fn(move |_: tonic::Request<Bytes>| {
+                let stream =
+                    stdio::stream(plugin.name(), stop.subscribe()).map(tonic::Response::new);
+                std::future::ready(stream)
+            });
+            grpc.server_streaming(handler, request).await
+        }
         _ => {
             let handler = tower::service_fn(move |request: tonic::Request<Bytes>| {
                 let plugin = plugin.clone();

@@ -73,7 +73,7 @@ pub fn client(send: SendRequest<Body>) -> Client {
 }
 
 /// hyper's HTTP/2 sender as the service tonic's client calls through.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Sender(SendRequest<Body>);
 
 impl tower_service::Service<http::Request<Body>> for Sender {

@@ -118,9 +118,13 @@ impl Offer {
         {
             Ok(incoming) => incoming.into_inner(),
             Err(status) => {
-                if status.code() != tonic::Code::Unimplemented {
-                    self.warn(format!("its broker stream failed: {}", status.message()));
-                }
+                // Also what a process that dies or stops early leaves.
+                tracing::debug!(
+                    target: "outlet::plugin",
+                    plugin = self.plugin,
+                    "its broker stream ended: {}",
+                    status.message()
+                );
                 return;
             }
         };
