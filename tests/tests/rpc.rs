@@ -670,20 +670,40 @@ fn stopping_ends_the_whole_process_group_and_a_flood_of_stderr_harms_nothing() {
 
 #[test]
 fn a_host_killed_with_sigkill_takes_its_plugins_along() {
+    // An Outlet plugin, which also watches its parent, and a Go plugin,
+    // which has only the parent-death signal the host gave it.
     let f = fixture("orphan", "", "");
+    let dir = tempfile::tempdir().unwrap();
+    let go = kv_manifest(dir.path(), &go_program("kv-go-plugin"));
     let mut host = Command::new(test_plugin().with_file_name("outlet-test-host"))
-        .arg(&f.manifest)
+        .args([&f.manifest, &go])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(host.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "loaded orphan");
+    let mut stdout = std::io::BufReader::new(host.stdout.take().unwrap());
+    let mut pids = Vec::new();
+    for name in ["orphan", "kv"] {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let pid = line
+            .trim()
+            .strip_prefix(&format!("loaded {name} "))
+            .unwrap_or_else(|| panic!("{line}"));
+        pids.push(pid.to_owned());
+    }
     host.kill().unwrap();
     host.wait().unwrap();
-    // Within a second: the parent-death signal, and the plugin's own watch.
+    // Within a second, each is gone (or a zombie waiting for init).
+    let until = Instant::now() + Duration::from_secs(1);
+    let alive = |pid: &String| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").starts_with(" Z"))
+    };
+    while pids.iter().any(alive) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left: Vec<_> = pids.iter().filter(|pid| alive(pid)).collect();
+    assert!(left.is_empty(), "still running: {left:?} of {pids:?}");
     f.assert_no_leftovers();
 }
 

@@ -10,9 +10,8 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ use outlet_rpc::{CORE_PROTOCOL_VERSION, HandshakeLine, Network};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use crate::log;
-use crate::mechanism::limits::ChildLimits;
+use crate::mechanism::limits::{ChildLimits, Spawned};
 
 /// How much of the end of stderr an error message quotes.
 const TAIL: usize = 512;
@@ -89,22 +88,20 @@ impl Process {
             .prefix("outlet-rpc-")
             .tempdir()
             .map_err(|e| format!("cannot make a folder for its socket: {e}"))?;
-        let mut command = Command::new(&spawn.program);
-        command
-            .env_clear()
-            .envs(spawn.env.iter().map(|(k, v)| (k, v)))
-            .env(outlet_rpc::env::UNIX_SOCKET_DIR, dir.path())
-            .env("TMPDIR", dir.path())
-            .envs(cert.map(|pem| (outlet_rpc::env::CLIENT_CERT, pem)))
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        spawn.limits.install(&mut command);
-        let mut child = spawn_from_lasting_thread(command)
+        let mut env = spawn.env.clone();
+        env.extend([
+            (outlet_rpc::env::UNIX_SOCKET_DIR.into(), dir.path().into()),
+            ("TMPDIR".into(), dir.path().into()),
+        ]);
+        env.extend(cert.map(|pem| (outlet_rpc::env::CLIENT_CERT.into(), pem.into())));
+        let (limits, program) = (spawn.limits, spawn.program.clone());
+        let spawned = spawn_from_lasting_thread(move || limits.spawn(&program, &env))
             .map_err(|e| format!("cannot start {}: {e}", spawn.program.display()))?;
-        let pid = Pid::from_child(&child);
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let pid = spawned.pid;
+        let (stdout, stderr) = (
+            std::fs::File::from(spawned.stdout),
+            std::fs::File::from(spawned.stderr),
+        );
         let (stderr_done, stderr_read) = mpsc::channel::<()>();
         let process = Process {
             plugin: plugin.clone(),
@@ -116,13 +113,13 @@ impl Process {
             dir,
         };
         process
-            .watch(child, on_exit)
+            .watch(pid, on_exit)
             .map_err(|e| format!("cannot watch its process: {e}"))?;
 
         // The plugin's log lines go where the loading thread's events go.
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let (line_tx, line_rx) = mpsc::sync_channel(1);
-        if let Some(stdout) = stdout {
+        {
             let (plugin, dispatch) = (plugin.clone(), dispatch.clone());
             let mut first = Some(line_tx);
             thread("stdout", move || {
@@ -136,7 +133,7 @@ impl Process {
             })
             .map_err(|e| format!("cannot start a thread for its stdout: {e}"))?;
         }
-        if let Some(stderr) = stderr {
+        {
             let (plugin, tail) = (plugin.clone(), process.tail.clone());
             thread("stderr", move || {
                 tracing::dispatcher::with_default(&dispatch, || {
@@ -183,27 +180,20 @@ impl Process {
     /// have been reused.
     fn watch(
         &self,
-        mut child: Child,
+        pid: Pid,
         on_exit: impl FnOnce(Result<ExitStatus, String>) + Send + 'static,
     ) -> io::Result<()> {
-        let pid = Pid::from_child(&child);
         let exit = self.exit.clone();
-        // The child is handed over once the thread exists, so that it is
-        // still here to be killed and reaped if the thread cannot start.
-        let (hand_over, handed) = mpsc::sync_channel::<Child>(1);
         let started = thread("waiter", move || {
-            let Ok(mut child) = handed.recv() else {
-                return;
-            };
             // Interrupted by a signal: wait again. Another error means the
             // process is not ours to wait for (something else in the host
-            // reaped it); `wait` below says so.
+            // reaped it); `reap` says so.
             while let Err(rustix::io::Errno::INTR) = rustix::process::waitid(
                 WaitId::Pid(pid),
                 WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
             ) {}
             let _ = rustix::process::kill_process_group(pid, Signal::KILL);
-            let status = child.wait();
+            let status = reap(pid);
             let reported = status.as_ref().map(|s| *s).map_err(|e| e.to_string());
             *exit.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
             exit.ended.notify_all();
@@ -211,13 +201,10 @@ impl Process {
         });
         if let Err(error) = started {
             let _ = rustix::process::kill_process_group(pid, Signal::KILL);
-            let status = child.wait();
-            *self.exit.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+            *self.exit.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(reap(pid));
             return Err(error);
         }
-        hand_over
-            .send(child)
-            .map_err(|_| io::Error::other("the waiter thread is gone"))
+        Ok(())
     }
 
     /// Waits up to `timeout` for the process to end; how it ended, if it did.
@@ -446,19 +433,37 @@ pub(super) fn describe(status: Option<&Result<ExitStatus, String>>) -> String {
     }
 }
 
-/// Starts `command` from one thread that lives as long as the host: the
+/// Reaps `pid`, which has exited: how it ended.
+fn reap(pid: Pid) -> io::Result<ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, status))) => return Ok(ExitStatus::from_raw(status.as_raw())),
+            Ok(None) => return Err(io::Error::other("it was not there to be waited for")),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Starts a child from one thread that lives as long as the host: the
 /// parent-death signal fires when the thread that started a child ends, not
 /// the process, and the thread that loads a plugin may be short-lived.
-fn spawn_from_lasting_thread(command: Command) -> io::Result<Child> {
-    type Job = (Command, mpsc::SyncSender<io::Result<Child>>);
+fn spawn_from_lasting_thread(
+    start: impl FnOnce() -> io::Result<Spawned> + Send + 'static,
+) -> io::Result<Spawned> {
+    type Job = (
+        Box<dyn FnOnce() -> io::Result<Spawned> + Send>,
+        mpsc::SyncSender<io::Result<Spawned>>,
+    );
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (jobs, queue) = mpsc::channel::<Job>();
         // Should the thread not start, the queue is dropped and each start
         // fails with "the spawner thread is gone".
         let _ = thread("spawner", move || {
-            for (mut command, reply) in queue {
-                let _ = reply.send(command.spawn());
+            for (start, reply) in queue {
+                let _ = reply.send(start());
             }
         });
         Mutex::new(jobs)
@@ -467,7 +472,7 @@ fn spawn_from_lasting_thread(command: Command) -> io::Result<Child> {
     spawner
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .send((command, reply))
+        .send((Box::new(start), reply))
         .map_err(|_| io::Error::other("the spawner thread is gone"))?;
     answer
         .recv()
