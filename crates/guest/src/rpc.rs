@@ -282,7 +282,11 @@ async fn serve_on(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok(stream) = accepted else { continue };
+                let Ok(stream) = accepted else {
+                    // Out of descriptors, say: not in a busy loop.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 let (plugin, stop, tls) = (plugin.clone(), stop.clone(), tls.clone());
                 let stopping = stopping.clone();
                 connections.spawn(async move {

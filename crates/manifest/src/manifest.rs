@@ -414,6 +414,18 @@ impl Manifest {
                     "is empty".into(),
                     "write the address from the plugin's handshake line",
                 ))
+            } else if raw
+                .handshake
+                .as_ref()
+                .is_some_and(|h| h.auto_mtls || h.network != "unix")
+            {
+                Some((
+                    "handshake",
+                    "asks for TLS or TCP, and the plugin is attached to: it listens where it \
+                     already does, as it already does"
+                        .into(),
+                    "remove `auto_mtls` and `network` from `[handshake]`",
+                ))
             } else if reattach.network == "tcp" && reattach.pid.is_some() {
                 Some((
                     "reattach.pid",
@@ -724,6 +736,10 @@ mod tests {
             (
                 attached.replace("/tmp/plugin-remote", ""),
                 "field `reattach.address`",
+            ),
+            (
+                attached.replace("[reattach]", "[handshake]\nauto_mtls = true\n[reattach]"),
+                "field `handshake`",
             ),
             (
                 attached.split("[reattach]").next().unwrap().to_owned(),

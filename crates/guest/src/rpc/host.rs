@@ -81,9 +81,11 @@ impl outlet_protocol::Transport for Host {
 /// The connection to the host's services: the one dialed before, or a new
 /// one once the host has said where it listens.
 fn connection(runtime: &tokio::runtime::Handle, plugin: &str) -> Result<SendRequest<Body>, Status> {
-    let mut connection = CONNECTION.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(send) = connection.as_ref().filter(|send| !send.is_closed()) {
-        return Ok(send.clone());
+    {
+        let connection = CONNECTION.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(send) = connection.as_ref().filter(|send| !send.is_closed()) {
+            return Ok(send.clone());
+        }
     }
     let info = wait_for(HOST_SERVICES_ID).ok_or_else(|| {
         Status::unavailable(format!(
@@ -111,7 +113,7 @@ fn connection(runtime: &tokio::runtime::Handle, plugin: &str) -> Result<SendRequ
                 info.address
             ))
         })?;
-    *connection = Some(send.clone());
+    *CONNECTION.lock().unwrap_or_else(|e| e.into_inner()) = Some(send.clone());
     Ok(send)
 }
 

@@ -34,17 +34,34 @@ pub(super) fn stream(
             "plugin `{plugin}`: another host reads its stdio stream"
         )));
     }
-    let redirected = redirect().map_err(|e| {
+    let failed = |e: std::io::Error| {
         STREAMING.store(false, Ordering::Release);
         tonic::Status::internal(format!(
             "plugin `{plugin}`: cannot send its stdout over the stream: {e}"
         ))
-    })?;
+    };
+    let (pipe, writer) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| failed(e.into()))?;
+    let original = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 0)
+        .map_err(|e| failed(e.into()))?;
     let (chunks, received) = mpsc::channel(BACKLOG);
+    // The reader first: should stdout not be redirected after all, it
+    // reads the end of the pipe at once and gives everything back.
     std::thread::Builder::new()
         .name("outlet-rpc-stdio".into())
-        .spawn(move || forward(redirected, &chunks))
-        .map_err(|e| tonic::Status::internal(format!("plugin `{plugin}`: {e}")))?;
+        .spawn(move || forward(pipe, original, &chunks))
+        .map_err(failed)?;
+    {
+        use std::io::Write;
+        // What was written before goes where it was meant to.
+        let _ = std::io::stdout().lock().flush();
+    }
+    rustix::stdio::dup2_stdout(&writer).map_err(|e| {
+        tonic::Status::internal(format!(
+            "plugin `{plugin}`: cannot send its stdout over the stream: {e}"
+        ))
+    })?;
+    drop(writer);
     let messages = futures_util::stream::unfold(received, |mut received| async move {
         let data = received.recv().await?;
         let message = StdioData { channel: 1, data };
@@ -56,26 +73,10 @@ pub(super) fn stream(
     }))
 }
 
-/// The read end of the pipe now behind stdout, and the stdout it replaced.
-struct Redirected {
-    pipe: OwnedFd,
-    original: OwnedFd,
-}
-
-fn redirect() -> std::io::Result<Redirected> {
-    use std::io::Write;
-    let (pipe, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let original = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 0)?;
-    // What was written before goes where it was meant to.
-    std::io::stdout().lock().flush()?;
-    rustix::stdio::dup2_stdout(&writer)?;
-    Ok(Redirected { pipe, original })
-}
-
 /// Passes what the pipe yields to the stream until the host stops reading
 /// (noticed at the next write), then gives stdout back its old file.
-fn forward(redirected: Redirected, chunks: &mpsc::Sender<Vec<u8>>) {
-    let mut pipe = std::fs::File::from(redirected.pipe);
+fn forward(pipe: OwnedFd, original: OwnedFd, chunks: &mpsc::Sender<Vec<u8>>) {
+    let mut pipe = std::fs::File::from(pipe);
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let read = match pipe.read(&mut buffer) {
@@ -87,6 +88,6 @@ fn forward(redirected: Redirected, chunks: &mpsc::Sender<Vec<u8>>) {
             Err(mpsc::error::TrySendError::Closed(_)) => break,
         }
     }
-    let _ = rustix::stdio::dup2_stdout(&redirected.original);
+    let _ = rustix::stdio::dup2_stdout(&original);
     STREAMING.store(false, Ordering::Release);
 }

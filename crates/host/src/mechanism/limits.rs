@@ -128,8 +128,17 @@ impl ChildLimits {
     pub(crate) fn spawn(self, program: &Path, env: &[(OsString, OsString)]) -> io::Result<Spawned> {
         let program = CString::new(program.as_os_str().as_bytes())?;
         let argv = [program.as_ptr(), std::ptr::null()];
-        let env = env
+        // One value per name, the last one given, as `Command::env` keeps:
+        // the host's own variables come after the manifest's.
+        let mut named = std::collections::HashSet::new();
+        let mut env: Vec<_> = env
             .iter()
+            .rev()
+            .filter(|(key, _)| named.insert(key))
+            .collect();
+        env.reverse();
+        let env = env
+            .into_iter()
             .map(|(key, value)| {
                 let pair = [key.as_bytes(), b"=", value.as_bytes()].concat();
                 CString::new(pair)
@@ -137,12 +146,17 @@ impl ChildLimits {
             .collect::<Result<Vec<_>, _>>()?;
         let mut envp: Vec<*const c_char> = env.iter().map(|pair| pair.as_ptr()).collect();
         envp.push(std::ptr::null());
-        let stdin = std::fs::File::open("/dev/null")?;
+        // Above 2, so that no `dup2` onto 0, 1 or 2 overwrites another.
+        let above_stdio = |fd: OwnedFd| rustix::io::fcntl_dupfd_cloexec(fd, 3);
+        let stdin = above_stdio(std::fs::File::open("/dev/null")?.into())?;
         let cloexec = rustix::pipe::PipeFlags::CLOEXEC;
         let (stdout, stdout_writer) = rustix::pipe::pipe_with(cloexec)?;
         let (stderr, stderr_writer) = rustix::pipe::pipe_with(cloexec)?;
-        // The child's stack: its own, since it shares the host's memory.
-        let mut stack = vec![0u8; 64 * 1024];
+        let (stdout_writer, stderr_writer) =
+            (above_stdio(stdout_writer)?, above_stdio(stderr_writer)?);
+        // The child's stack, 16-byte aligned: its own, since it shares the
+        // host's memory.
+        let mut stack = vec![0u128; 4096];
         let plan = ChildPlan {
             limits: self,
             parent: rustix::process::getpid(),
@@ -171,7 +185,7 @@ impl ChildLimits {
             let mut previous: libc::sigset_t = std::mem::zeroed();
             libc::sigfillset(&mut all);
             libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut previous);
-            let top = stack.as_mut_ptr().add(stack.len() & !15).cast::<c_void>();
+            let top = stack.as_mut_ptr().add(stack.len()).cast::<c_void>();
             let pid = libc::clone(
                 start_child,
                 top,
@@ -188,7 +202,10 @@ impl ChildLimits {
         let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::other("clone gave pid 0"))?;
         let failed = plan.failed.load(Ordering::Acquire);
         if failed != 0 {
-            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            while let Err(rustix::io::Errno::INTR) =
+                rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
+            {
+            }
             return Err(io::Error::from_raw_os_error(failed));
         }
         Ok(Spawned {

@@ -48,15 +48,19 @@ pub(super) struct Offer {
 impl Broker {
     /// Starts the broker's thread; it does its work in the background.
     pub(super) fn start(offer: Offer) -> std::io::Result<Broker> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("outlet-rpc-broker".into())
             .spawn(move || {
                 let dispatch = offer.dispatch.clone();
                 tracing::dispatcher::with_default(&dispatch, || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(e) => return offer.warn(format!("cannot start a runtime: {e}")),
+                    };
                     runtime.block_on(async move {
                         tokio::select! {
                             () = offer.run() => {}
@@ -146,6 +150,8 @@ impl Offer {
     async fn serve(self: Arc<Offer>, listener: tokio::net::UnixListener) {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of descriptors, say: not in a busy loop.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             };
             let offer = self.clone();

@@ -187,12 +187,20 @@ impl Process {
         let started = thread("waiter", move || {
             // Interrupted by a signal: wait again. Another error means the
             // process is not ours to wait for (something else in the host
-            // reaped it); `reap` says so.
-            while let Err(rustix::io::Errno::INTR) = rustix::process::waitid(
-                WaitId::Pid(pid),
-                WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
-            ) {}
-            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            // reaped it, and its id may be another's now): no signal then,
+            // and `reap` says so.
+            let exited = loop {
+                match rustix::process::waitid(
+                    WaitId::Pid(pid),
+                    WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+                ) {
+                    Err(rustix::io::Errno::INTR) => {}
+                    waited => break waited.is_ok(),
+                }
+            };
+            if exited {
+                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            }
             let status = reap(pid);
             let reported = status.as_ref().map(|s| *s).map_err(|e| e.to_string());
             *exit.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
@@ -404,8 +412,18 @@ fn check_owner(pid: u32, address: &str) -> Result<(Pid, OwnedFd), String> {
     // refers to that owner, not to a process that took its id since.
     let pidfd = rustix::process::pidfd_open(id, rustix::process::PidfdFlags::empty())
         .map_err(|e| format!("there is no process {pid} (reattach.pid): {e}"))?;
-    let stream = std::os::unix::net::UnixStream::connect(address)
-        .map_err(|e| format!("cannot connect to {address} (reattach.address): {e}"))?;
+    // Without blocking: a plugin whose backlog is full does not hang the host.
+    let cannot =
+        |e: rustix::io::Errno| format!("cannot connect to {address} (reattach.address): {e}");
+    let stream = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
+        None,
+    )
+    .map_err(cannot)?;
+    let path = rustix::net::SocketAddrUnix::new(address).map_err(cannot)?;
+    rustix::net::connect(&stream, &path).map_err(cannot)?;
     let owner = rustix::net::sockopt::socket_peercred(&stream)
         .map_err(|e| format!("cannot tell which process listens on {address}: {e}"))?
         .pid;
