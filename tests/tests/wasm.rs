@@ -405,6 +405,33 @@ fn wasi_reaches_only_what_the_manifest_grants() {
 }
 
 #[test]
+fn a_wasi_plugin_works_inside_an_async_runtime() {
+    // wasmtime-wasi blocks on a tokio runtime of its own inside WASI calls,
+    // which would panic on a thread that runs a runtime already.
+    let dir = tempfile::tempdir().unwrap();
+    let file = manifest(
+        dir.path(),
+        "wasi-async",
+        &wasi_guest(),
+        "[permissions]\nenv = { GREETING = \"hi\" }\n",
+    );
+    let current = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let plugin = current.block_on(async { load(&file).unwrap() });
+    let answer = current.block_on(async { greet(&plugin, "env:GREETING") });
+    assert_eq!(answer.unwrap(), "hi");
+    let threads = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let task = threads.spawn(async move { greet(&plugin, "print:from a task") });
+    assert_eq!(threads.block_on(task).unwrap().unwrap(), "printed");
+}
+
+#[test]
 fn granted_clocks_and_randomness_are_real() {
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(

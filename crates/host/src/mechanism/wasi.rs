@@ -9,9 +9,10 @@
 //! lines tagged with the plugin's name.
 //!
 //! Not stopped at the deadline: a file operation that blocks in the host
-//! (a FIFO in a granted folder). And from inside a tokio runtime's task,
-//! a guest's WASI call panics (wasmtime-wasi runs it on tokio): call such
-//! plugins from a blocking thread (`spawn_blocking`).
+//! (a FIFO in a granted folder). wasmtime-wasi runs WASI calls on tokio,
+//! which cannot be entered from a thread that runs a runtime already: from
+//! there, a call to such a plugin runs on a thread of its own (see
+//! `Wasm::call_with`).
 
 use std::path::PathBuf;
 use std::sync::Arc;

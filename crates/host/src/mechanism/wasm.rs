@@ -611,6 +611,23 @@ impl Backend for Wasm {
                 DEPTH.set(DEPTH.get() - 1);
             }
         }
+        // wasmtime-wasi blocks on a tokio runtime of its own inside WASI
+        // calls, which panics on a thread that runs a runtime already: such
+        // a call runs on a thread of its own, at the cost of starting it.
+        if self.grants.is_some() && tokio::runtime::Handle::try_current().is_ok() {
+            let depth = DEPTH.get();
+            let mut answer = Vec::new();
+            let result = std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        DEPTH.set(depth);
+                        self.call_with(method, request, &mut |bytes| answer = bytes.to_vec())
+                    })
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            return result.map(|()| response(&answer));
+        }
         DEPTH.set(DEPTH.get() + 1);
         let _level = Level;
         self.in_some_instance(|instance| self.run(instance, method, request, response))
