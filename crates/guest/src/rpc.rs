@@ -291,23 +291,20 @@ async fn serve_on(
                 let stopping = stopping.clone();
                 connections.spawn(async move {
                     match (stream, tls) {
+                        // Only a plain Unix socket carries Outlet's frames.
                         (Stream::Unix(stream), None) => {
                             if let Some(stream) = grpc_or_lean(stream, &plugin).await {
                                 serve_h2(stream, plugin, stop, stopping).await;
                             }
                         }
                         (Stream::Unix(stream), Some(tls)) => {
-                            if let Ok(stream) = tls.accept(stream).await {
-                                serve_h2(stream, plugin, stop, stopping).await;
-                            }
+                            serve_tls(stream, tls, plugin, stop, stopping).await;
+                        }
+                        (Stream::Tcp(stream), Some(tls)) => {
+                            serve_tls(stream, tls, plugin, stop, stopping).await;
                         }
                         (Stream::Tcp(stream), None) => {
                             serve_h2(stream, plugin, stop, stopping).await;
-                        }
-                        (Stream::Tcp(stream), Some(tls)) => {
-                            if let Ok(stream) = tls.accept(stream).await {
-                                serve_h2(stream, plugin, stop, stopping).await;
-                            }
                         }
                     }
                 });
@@ -372,6 +369,21 @@ async fn serve_h2<S>(
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
         }
+    }
+}
+
+/// Serves gRPC over TLS on one connection, once its handshake succeeds.
+async fn serve_tls<S>(
+    stream: S,
+    tls: tokio_rustls::TlsAcceptor,
+    plugin: Arc<Plugin>,
+    stop: Arc<watch::Sender<bool>>,
+    stopping: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    if let Ok(stream) = tls.accept(stream).await {
+        serve_h2(stream, plugin, stop, stopping).await;
     }
 }
 

@@ -23,6 +23,13 @@ impl Network {
             Network::Tcp => "tcp",
         }
     }
+
+    /// The network of that name (`unix` or `tcp`), if it is one.
+    pub fn from_name(name: &str) -> Option<Network> {
+        [Network::Unix, Network::Tcp]
+            .into_iter()
+            .find(|network| network.name() == name)
+    }
 }
 
 /// The line a plugin prints on stdout once it listens:
@@ -116,15 +123,9 @@ impl FromStr for HandshakeLine {
                 found: protocol.to_owned(),
             });
         }
-        let network = match *network {
-            "unix" => Network::Unix,
-            "tcp" => Network::Tcp,
-            other => {
-                return Err(HandshakeError::Network {
-                    found: other.to_owned(),
-                });
-            }
-        };
+        let network = Network::from_name(network).ok_or_else(|| HandshakeError::Network {
+            found: (*network).to_owned(),
+        })?;
         Ok(HandshakeLine {
             core_version,
             app_version,

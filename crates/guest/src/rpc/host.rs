@@ -95,16 +95,12 @@ fn connection(runtime: &tokio::runtime::Handle, plugin: &str) -> Result<SendRequ
             WAIT.as_secs()
         ))
     })?;
-    let network = match info.network.as_str() {
-        "unix" => Network::Unix,
-        "tcp" => Network::Tcp,
-        other => {
-            return Err(Status::unavailable(format!(
-                "plugin `{plugin}`: its host serves on network `{other}`, which is neither unix \
-                 nor tcp"
-            )));
-        }
-    };
+    let network = Network::from_name(&info.network).ok_or_else(|| {
+        Status::unavailable(format!(
+            "plugin `{plugin}`: its host serves on network `{}`, which is neither unix nor tcp",
+            info.network
+        ))
+    })?;
     let send = runtime
         .block_on(outlet_rpc::client::dial(network, &info.address, None))
         .map_err(|e| {

@@ -334,10 +334,8 @@ impl Process {
         app_version: u32,
         on_exit: impl FnOnce(Result<ExitStatus, String>) + Send + 'static,
     ) -> Result<(Process, HandshakeLine), String> {
-        let network = match reattach.network.as_str() {
-            "tcp" => Network::Tcp,
-            _ => Network::Unix,
-        };
+        // The manifest accepts only these two names.
+        let network = Network::from_name(&reattach.network).unwrap_or(Network::Unix);
         let line = HandshakeLine {
             core_version: CORE_PROTOCOL_VERSION,
             app_version,
