@@ -10,6 +10,9 @@ use std::sync::OnceLock;
 
 use outlet_protocol::Status;
 
+mod alloc;
+pub use alloc::Allocator;
+
 use crate::Plugin;
 
 /// The version of the guest ABI: 2, where the call buffer is kept until the

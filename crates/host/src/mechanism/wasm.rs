@@ -72,6 +72,10 @@ fn engine(fuel: bool) -> Result<&'static Engine, String> {
             .epoch_interruption(true)
             .consume_fuel(fuel)
             .allocation_strategy(pool);
+        // `perf` then names the guests' functions (see docs/wasm.md).
+        if std::env::var_os("OUTLET_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| {
             format!(
                 "cannot start wasmtime: {e}; its pool of {POOL} instances reserves address \
