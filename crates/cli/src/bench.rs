@@ -491,6 +491,60 @@ fn wasm(host: &Host, manifests: &Path, calls: usize, report: &mut Report) -> any
     }
     host.unload(plugin.name());
     let rss_after = resident()?;
+
+    // An endless loop in Greet, stopped at the deadline: how long the caller
+    // waits, against the manifest's limit (the goal is at most twice it).
+    let module = dir.path().join("spin.wat");
+    std::fs::write(
+        &module,
+        r#"(module (memory (export "memory") 1)
+  (data (i32.const 0) "\0a\04spin\1a\01\01\22\01\01\32\22outlet.examples.greeter.v1.Greeter")
+  (func (export "outlet_abi_version") (result i32) (i32.const 2))
+  (func (export "outlet_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "outlet_call") (param i32 i32 i32 i32 i32) (result i32)
+    (if (i32.ne (local.get 1) (i32.const 28)) (then (loop $forever (br $forever))))
+    (i32.store (local.get 4) (i32.const 0))
+    (i32.store offset=4 (local.get 4) (i32.const 48))
+    (i32.const 0)))"#,
+    )?;
+    const LIMIT: Duration = Duration::from_millis(100);
+    let spin = outlet_manifest::Manifest::parse(
+        &format!(
+            "name = \"spin\"\nmechanism = \"wasm\"\npath = \"{}\"\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n\
+             [limits]\ntimeout_ms = {}\n",
+            module.display(),
+            LIMIT.as_millis()
+        ),
+        &dir.path().join("spin.toml"),
+    )?;
+    let plugin = host.load_manifest(spin)?;
+    let greeter = plugin.client::<GreeterClient<_>>()?;
+    let samples = (0..10)
+        .map(|_| {
+            let started = Instant::now();
+            let result = greeter.greet(request());
+            anyhow::ensure!(
+                matches!(&result, Err(e) if e.code() == outlet_protocol::Code::DeadlineExceeded),
+                "the endless loop was not stopped at its deadline: {result:?}"
+            );
+            Ok(started.elapsed())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    host.unload(plugin.name());
+    report.rows.push(Row {
+        mechanism: "wasm",
+        case: "endless loop, stopped (DeadlineExceeded)",
+        seed,
+        samples: Summary::of(samples),
+        baseline: Some((
+            "limits.timeout_ms",
+            Summary {
+                median: LIMIT,
+                p99: LIMIT,
+            },
+        )),
+    });
     report.notes.push(format!(
         "wasm memory: resident {} KiB before, {} KiB after 100 loads and 10,000 instances made \
          and dropped",

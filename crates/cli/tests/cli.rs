@@ -154,8 +154,16 @@ fn demo_and_bench_run() {
         .collect();
     let mut expected = vec!["native", "native", "cabi", "cabi"];
     expected.extend(["rpc"; 7]);
-    expected.extend(["wasm", "wasm", "wasm", "wasm", "wasm", "exec"]);
+    expected.extend(["wasm"; 6]);
+    expected.push("exec");
     assert_eq!(mechanisms, expected);
+    // The endless loop was stopped, and not before its limit of 100 ms.
+    let spin = &rows[16];
+    assert!(
+        spin["case"].as_str().unwrap().contains("endless loop"),
+        "{spin}"
+    );
+    assert!(spin["median_ns"].as_u64().unwrap() >= 100_000_000, "{spin}");
     let rpc: Vec<&str> = rows
         .iter()
         .filter(|r| r["mechanism"] == "rpc")
@@ -174,7 +182,7 @@ fn demo_and_bench_run() {
             "{row}"
         );
     }
-    let exec = &rows[16];
+    let exec = &rows[17];
     assert_eq!(exec["baseline"]["case"], "spawn /bin/true");
     // Unloading returns the memory: 100 wasm loads and 10,000 instances made
     // and dropped leave resident memory within a few MB of where it was.
