@@ -89,7 +89,7 @@ pub fn run(
     if wants("wasm") {
         wasm(&host, manifests, calls, &mut report)?;
         if let Some(dir) = extism {
-            self::extism(dir, calls, &mut report)?;
+            self::extism(&host, manifests, dir, calls, &mut report)?;
         }
     }
     report.rows.extend(exec_row);
@@ -396,25 +396,11 @@ fn wasm(host: &Host, manifests: &Path, calls: usize, report: &mut Report) -> any
         )?);
     }
     let manifest = outlet_manifest::Manifest::load(manifests.join("wasm-rust.toml"))?;
-    // A fresh instance, readied as a call would ready it.
-    let plugin = host.load_manifest(manifest.clone())?;
-    let fresh = || -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        plugin
-            .fresh_instance()
-            .context("the wasm plugin made no instance")??;
-        Ok(started.elapsed())
-    };
-    for _ in 0..calls / 10 {
-        fresh()?;
-    }
-    let samples = (0..calls).map(|_| fresh()).collect::<anyhow::Result<_>>()?;
-    host.unload(plugin.name());
     report.rows.push(Row {
         mechanism: "wasm",
         case: "fresh instance (Store, instantiate)",
         seed,
-        samples: Summary::of(samples),
+        samples: fresh_instances(host, &manifest, calls)?,
         baseline: None,
     });
 
@@ -561,9 +547,50 @@ fn wasm(host: &Host, manifests: &Path, calls: usize, report: &mut Report) -> any
     Ok(())
 }
 
-/// Extism beside the wasm rows: `bench/extism`'s program, run now, measures
-/// the same greet through Extism (see `bench/extism/README.md`).
-fn extism(dir: &Path, calls: usize, report: &mut Report) -> anyhow::Result<()> {
+/// A fresh instance of the plugin, readied as a call would ready it.
+fn fresh_instances(
+    host: &Host,
+    manifest: &outlet_manifest::Manifest,
+    samples: usize,
+) -> anyhow::Result<Summary> {
+    let plugin = host.load_manifest(manifest.clone())?;
+    let fresh = || -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        plugin
+            .fresh_instance()
+            .context("the wasm plugin made no instance")??;
+        Ok(started.elapsed())
+    };
+    for _ in 0..samples / 10 {
+        fresh()?;
+    }
+    let samples = (0..samples)
+        .map(|_| fresh())
+        .collect::<anyhow::Result<_>>()?;
+    host.unload(plugin.name());
+    Ok(Summary::of(samples))
+}
+
+/// The middle of a few medians (or p99s): one per round.
+fn middle(mut values: Vec<Duration>) -> Duration {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// Extism beside the wasm rows: `bench/extism`'s program measures the same
+/// greet through Extism (see `bench/extism/README.md`). The machine's speed
+/// drifts within a run, and Extism runs in a process of its own, so the two
+/// are measured in rounds: Extism's program, then the Rust guest's Greet and
+/// a fresh instance here, four times over. Each figure is the middle of its
+/// four rounds.
+fn extism(
+    host: &Host,
+    manifests: &Path,
+    dir: &Path,
+    calls: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    const ROUNDS: usize = 4;
     let program = dir.join("target/release/extism-bench");
     let guest = dir.join("guest/target/wasm32-unknown-unknown/release/extism_greet_guest.wasm");
     for file in [&program, &guest] {
@@ -573,34 +600,52 @@ fn extism(dir: &Path, calls: usize, report: &mut Report) -> anyhow::Result<()> {
             file.display()
         );
     }
-    let out = Command::new(&program)
-        .arg(&guest)
-        .arg(calls.to_string())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", program.display()))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{} failed: {}",
-        program.display(),
-        out.status
-    );
-    let mut measured = std::collections::HashMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let row: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("{} printed {line:?}", program.display()))?;
-        let ns = |key: &str| Duration::from_nanos(row[key].as_u64().unwrap_or_default());
-        let summary = Summary {
-            median: ns("median_ns"),
-            p99: ns("p99_ns"),
-        };
-        measured.insert(row["row"].as_str().unwrap_or_default().to_owned(), summary);
+    let file = manifests.join("wasm-rust.toml");
+    let manifest = outlet_manifest::Manifest::load(&file)?;
+    let per_round = (calls / ROUNDS).max(10);
+    // Each measured row's summaries, a round each.
+    let mut rounds: std::collections::HashMap<String, Vec<Summary>> = Default::default();
+    for _ in 0..ROUNDS {
+        let out = Command::new(&program)
+            .arg(&guest)
+            .arg(per_round.to_string())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("running {}", program.display()))?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{} failed: {}",
+            program.display(),
+            out.status
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let row: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("{} printed {line:?}", program.display()))?;
+            let ns = |key: &str| Duration::from_nanos(row[key].as_u64().unwrap_or_default());
+            let summary = Summary {
+                median: ns("median_ns"),
+                p99: ns("p99_ns"),
+            };
+            let name = row["row"].as_str().unwrap_or_default().to_owned();
+            rounds.entry(name).or_default().push(summary);
+        }
+        let greet = in_process(host, &file, per_round, "wasm", "", "")?;
+        rounds
+            .entry("ours call".into())
+            .or_default()
+            .push(greet.samples);
+        let fresh = fresh_instances(host, &manifest, per_round)?;
+        rounds.entry("ours fresh".into()).or_default().push(fresh);
     }
-    let row = |key: &str| {
-        measured
+    let row = |key: &str| -> anyhow::Result<Summary> {
+        let summaries = rounds
             .get(key)
-            .copied()
-            .with_context(|| format!("{} did not measure `{key}`", program.display()))
+            .filter(|summaries| summaries.len() == ROUNDS)
+            .with_context(|| format!("{} did not measure `{key}`", program.display()))?;
+        Ok(Summary {
+            median: middle(summaries.iter().map(|s| s.median).collect()),
+            p99: middle(summaries.iter().map(|s| s.p99).collect()),
+        })
     };
     let seed = "Extism, the most used WASM plugin runtime (wasmtime)";
     let call = row("extism call")?;
@@ -636,34 +681,33 @@ fn extism(dir: &Path, calls: usize, report: &mut Report) -> anyhow::Result<()> {
             baseline: None,
         },
     ]);
-    let ours = |case: &str| {
-        report
-            .rows
-            .iter()
-            .find(|row| row.mechanism == "wasm" && row.case == case)
-            .map(|row| row.samples.median)
-    };
-    let times = |theirs: Duration, ours: Option<Duration>| {
-        ours.map_or(0.0, |ours| theirs.as_secs_f64() / ours.as_secs_f64())
-    };
-    let warm = ours("Greet, Rust guest, warm instance");
-    let fresh = ours("fresh instance (Store, instantiate)");
+    let times = |theirs: Duration, ours: Duration| theirs.as_secs_f64() / ours.as_secs_f64();
+    let warm = row("ours call")?.median;
+    let fresh = row("ours fresh")?.median;
     let greet = times(call.median, warm);
     // Extism's create leaves instantiating the guest to the first call; set
     // that pair against a fresh instance and a Greet.
-    let create = times(create.median, fresh);
-    let create_call = times(create_call.median, fresh.zip(warm).map(|(f, w)| f + w));
+    let instance = times(create.median, fresh);
+    let instance_call = times(create_call.median, fresh + warm);
     report.notes.push(format!(
-        "wasm vs extism, medians of this run: Greet (Rust guests) {greet:.1}x faster; a fresh \
-         instance {create:.1}x faster than new_from_compiled; a fresh instance and a Greet \
-         {create_call:.1}x faster than new_from_compiled and its first call"
+        "wasm vs extism, in {ROUNDS} interleaved rounds (the middle of their medians): Greet \
+         (Rust guests) {} against {}, {greet:.1}x faster; a fresh instance {} against \
+         new_from_compiled's {}, {instance:.1}x faster; a fresh instance and a Greet \
+         {instance_call:.1}x faster than new_from_compiled and its first call",
+        human(warm),
+        human(call.median),
+        human(fresh),
+        human(create.median),
     ));
     report.extra.insert(
         "wasm_vs_extism".into(),
         serde_json::json!({
+            "rounds": ROUNDS,
+            "ours_greet_ns": warm.as_nanos() as u64,
+            "ours_fresh_instance_ns": fresh.as_nanos() as u64,
             "greet_times_faster": greet,
-            "instance_times_faster_than_create": create,
-            "instance_times_faster_than_create_and_first_call": create_call,
+            "instance_times_faster_than_create": instance,
+            "instance_times_faster_than_create_and_first_call": instance_call,
         }),
     );
     Ok(())
