@@ -446,27 +446,7 @@ fn wasm(host: &Host, manifests: &Path, calls: usize, report: &mut Report) -> any
     }
     // 10,000 instances: a guest whose Greet traps, so that every call gets
     // a fresh instance and drops it.
-    let module = dir.path().join("trap.wat");
-    std::fs::write(
-        &module,
-        r#"(module (memory (export "memory") 1)
-  (data (i32.const 0) "\0a\04trap\1a\01\01\22\01\01\32\22outlet.examples.greeter.v1.Greeter")
-  (func (export "outlet_abi_version") (result i32) (i32.const 1))
-  (func (export "outlet_alloc") (param i32) (result i32) (i32.const 4096))
-  (func (export "outlet_call") (param i32 i32 i32 i32 i32) (result i32)
-    (if (i32.ne (local.get 1) (i32.const 28)) (then (unreachable)))
-    (i32.store (local.get 4) (i32.const 0))
-    (i32.store offset=4 (local.get 4) (i32.const 48))
-    (i32.const 0)))"#,
-    )?;
-    let trap = outlet_manifest::Manifest::parse(
-        &format!(
-            "name = \"trap\"\nmechanism = \"wasm\"\npath = \"{}\"\n\
-             interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n",
-            module.display()
-        ),
-        &dir.path().join("trap.toml"),
-    )?;
+    let trap = misbehaving_guest(dir.path(), "trap", "(unreachable)", "")?;
     let plugin = host.load_manifest(trap)?;
     let greeter = plugin.client::<GreeterClient<_>>()?;
     for _ in 0..10_000 {
@@ -480,29 +460,12 @@ fn wasm(host: &Host, manifests: &Path, calls: usize, report: &mut Report) -> any
 
     // An endless loop in Greet, stopped at the deadline: how long the caller
     // waits, against the manifest's limit (the goal is at most twice it).
-    let module = dir.path().join("spin.wat");
-    std::fs::write(
-        &module,
-        r#"(module (memory (export "memory") 1)
-  (data (i32.const 0) "\0a\04spin\1a\01\01\22\01\01\32\22outlet.examples.greeter.v1.Greeter")
-  (func (export "outlet_abi_version") (result i32) (i32.const 2))
-  (func (export "outlet_alloc") (param i32) (result i32) (i32.const 4096))
-  (func (export "outlet_call") (param i32 i32 i32 i32 i32) (result i32)
-    (if (i32.ne (local.get 1) (i32.const 28)) (then (loop $forever (br $forever))))
-    (i32.store (local.get 4) (i32.const 0))
-    (i32.store offset=4 (local.get 4) (i32.const 48))
-    (i32.const 0)))"#,
-    )?;
     const LIMIT: Duration = Duration::from_millis(100);
-    let spin = outlet_manifest::Manifest::parse(
-        &format!(
-            "name = \"spin\"\nmechanism = \"wasm\"\npath = \"{}\"\n\
-             interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n\
-             [limits]\ntimeout_ms = {}\n",
-            module.display(),
-            LIMIT.as_millis()
-        ),
-        &dir.path().join("spin.toml"),
+    let spin = misbehaving_guest(
+        dir.path(),
+        "spin",
+        "(loop $forever (br $forever))",
+        &format!("[limits]\ntimeout_ms = {}\n", LIMIT.as_millis()),
     )?;
     let plugin = host.load_manifest(spin)?;
     let greeter = plugin.client::<GreeterClient<_>>()?;
@@ -545,6 +508,45 @@ fn wasm(host: &Host, manifests: &Path, calls: usize, report: &mut Report) -> any
         }),
     );
     Ok(())
+}
+
+/// A WAT guest that answers Hello as `name` and runs `misbehave` (a trap,
+/// an endless loop) on every other call, and its manifest, which ends with
+/// `limits` (TOML tables).
+fn misbehaving_guest(
+    dir: &Path,
+    name: &str,
+    misbehave: &str,
+    limits: &str,
+) -> anyhow::Result<outlet_manifest::Manifest> {
+    const SERVICE: &str = "outlet.examples.greeter.v1.Greeter";
+    // HelloResponse { name, core_versions: [1], app_versions: [1], services: [SERVICE] }.
+    let hello_len = 2 + name.len() + 3 + 3 + 2 + SERVICE.len();
+    let module = dir.join(format!("{name}.wat"));
+    std::fs::write(
+        &module,
+        format!(
+            r#"(module (memory (export "memory") 1)
+  (data (i32.const 0) "\0a\{:02x}{name}\1a\01\01\22\01\01\32\{:02x}{SERVICE}")
+  (func (export "outlet_abi_version") (result i32) (i32.const 2))
+  (func (export "outlet_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "outlet_call") (param i32 i32 i32 i32 i32) (result i32)
+    (if (i32.ne (local.get 1) (i32.const 28)) (then {misbehave}))
+    (i32.store (local.get 4) (i32.const 0))
+    (i32.store offset=4 (local.get 4) (i32.const {hello_len}))
+    (i32.const 0)))"#,
+            name.len(),
+            SERVICE.len(),
+        ),
+    )?;
+    Ok(outlet_manifest::Manifest::parse(
+        &format!(
+            "name = \"{name}\"\nmechanism = \"wasm\"\npath = \"{}\"\n\
+             interface = \"{SERVICE}\"\ntrust = \"tight\"\n{limits}",
+            module.display()
+        ),
+        &dir.join(format!("{name}.toml")),
+    )?)
 }
 
 /// A fresh instance of the plugin, readied as a call would ready it.
