@@ -7,14 +7,16 @@ use std::cell::Cell;
 const CLASSES: usize = 9;
 const SMALLEST: u32 = 4;
 const LARGEST: usize = 1 << (SMALLEST as usize + CLASSES - 1);
-/// Every small block is aligned to this.
-const ALIGN: usize = 16;
+/// Every small block is aligned to this: the standard allocator's own
+/// alignment on wasm32, so that it hands out blocks on its fast path.
+const ALIGN: usize = 8;
 
 /// A global allocator for wasm guests that keeps freed small blocks for
 /// reuse: an allocation of up to 4 KiB is a pop from the free list of its
 /// size class (16, 32, … 4096 bytes), a free is a push, and a reallocation
-/// within one class keeps the block. Larger or over-aligned allocations, and
-/// a class whose list is empty, go to the standard allocator (dlmalloc).
+/// within one class keeps the block. Larger allocations, those aligned to
+/// more than 8 bytes, and a class whose list is empty go to the standard
+/// allocator (dlmalloc).
 ///
 /// A call's short-lived strings and buffers then cost a few instructions
 /// each: with it, the Rust greeter's Greet takes about 10% less time (one
@@ -23,10 +25,12 @@ const ALIGN: usize = 16;
 /// memory is its peak use per class; linear memory never shrinks anyway.
 ///
 /// It is `Sync`, and so usable as the global allocator, only on wasm
-/// without the `atomics` target feature, where a module runs on one thread:
+/// without the `atomics` target feature, where a module runs on one thread.
+/// An allocator that is not the global one keeps the blocks on its lists
+/// when it is dropped.
 ///
 /// ```text
-/// #[cfg(target_arch = "wasm32")]
+/// #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 /// #[global_allocator]
 /// static ALLOC: outlet_guest::wasm::Allocator = outlet_guest::wasm::Allocator::new();
 /// ```
@@ -64,41 +68,51 @@ fn class(layout: Layout) -> Option<usize> {
     Some((size.trailing_zeros() - SMALLEST) as usize)
 }
 
-/// The layout of every block of a class.
-fn block(class: usize) -> Layout {
-    Layout::from_size_align(1 << (class + SMALLEST as usize), ALIGN).expect("a power of two")
-}
+/// The layout of every block of each class, made at compile time.
+const BLOCKS: [Layout; CLASSES] = {
+    let mut blocks = [Layout::new::<u8>(); CLASSES];
+    let mut class = 0;
+    while class < CLASSES {
+        blocks[class] = match Layout::from_size_align(1 << (class + SMALLEST as usize), ALIGN) {
+            Ok(layout) => layout,
+            Err(_) => panic!("a power of two"),
+        };
+        class += 1;
+    }
+    blocks
+};
 
 // SAFETY: a block handed out is either fresh from `System` with at least the
 // layout asked for (a class's block is as large as any layout of that class,
-// and 16-aligned), or one that was freed with a layout of the same class and
+// and 8-aligned), or one that was freed with a layout of the same class and
 // so is such a block too. A block is on one list at most, and never both on
 // a list and handed out: `alloc` pops it before handing it out, `dealloc`
 // pushes it only when the caller gives it back.
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let Some(class) = class(layout) else {
-            // SAFETY: the caller's layout, passed on.
+            // SAFETY: the caller's layout (large or over-aligned), passed on.
             return unsafe { System.alloc(layout) };
         };
         let head = self.free[class].get();
         if head.is_null() {
             // SAFETY: a class's layout has a non-zero size.
-            return unsafe { System.alloc(block(class)) };
+            return unsafe { System.alloc(BLOCKS[class]) };
         }
         // SAFETY: `head` is a free block of this class: at least 16 bytes,
-        // 16-aligned, holding the next free block's address.
+        // 8-aligned, holding the next free block's address.
         self.free[class].set(unsafe { head.cast::<*mut u8>().read() });
         head
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let Some(class) = class(layout) else {
-            // SAFETY: a large block came from `System` with this layout.
+            // SAFETY: a large or over-aligned block came from `System` with
+            // this layout.
             return unsafe { System.dealloc(ptr, layout) };
         };
         // SAFETY: the caller gives back a block of this class, which is at
-        // least 16 bytes and 16-aligned: it now holds the list's old head.
+        // least 16 bytes and 8-aligned: it now holds the list's old head.
         unsafe { ptr.cast::<*mut u8>().write(self.free[class].get()) };
         self.free[class].set(ptr);
     }
@@ -106,15 +120,15 @@ unsafe impl GlobalAlloc for Allocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller promises `new_size`, rounded up to the
         // alignment, does not overflow `isize`.
-        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        match (class(layout), class(new)) {
+        let grown = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        match (class(layout), class(grown)) {
             // The block is already large enough.
             (Some(old), Some(new)) if old == new => ptr,
-            // SAFETY: both large: the block came from `System`.
+            // SAFETY: both large or over-aligned: the block came from `System`.
             (None, None) => unsafe { System.realloc(ptr, layout, new_size) },
             _ => {
-                // SAFETY: `new` has a non-zero size, as the caller promises.
-                let moved = unsafe { self.alloc(new) };
+                // SAFETY: `grown` has a non-zero size, as the caller promises.
+                let moved = unsafe { self.alloc(grown) };
                 if !moved.is_null() {
                     // SAFETY: both blocks hold at least the smaller size and
                     // are distinct; the old one is then given back.
@@ -142,11 +156,12 @@ mod tests {
         assert_eq!(class(layout(1, 1)), Some(0));
         assert_eq!(class(layout(16, 8)), Some(0));
         assert_eq!(class(layout(17, 1)), Some(1));
-        assert_eq!(class(layout(64, 16)), Some(2));
+        assert_eq!(class(layout(64, 8)), Some(2));
         assert_eq!(class(layout(4096, 4)), Some(8));
         assert_eq!(class(layout(4097, 4)), None);
-        assert_eq!(class(layout(8, 32)), None);
-        assert_eq!(block(8).size(), 4096);
+        assert_eq!(class(layout(8, 16)), None);
+        assert_eq!(BLOCKS[8].size(), 4096);
+        assert_eq!(BLOCKS[0].align(), ALIGN);
     }
 
     #[test]
@@ -166,8 +181,8 @@ mod tests {
             // Another class: not that block.
             let c = allocator.alloc(layout(100, 1));
             assert!(c != a && c != b);
-            for (ptr, size) in [(a, 64), (b, 33), (c, 100)] {
-                allocator.dealloc(ptr, layout(size, 1));
+            for (ptr, layout) in [(a, layout(64, 4)), (b, layout(33, 1)), (c, layout(100, 1))] {
+                allocator.dealloc(ptr, layout);
             }
         }
     }

@@ -5,6 +5,6 @@ outlet_guest::export_wasm!(greeter::plugin);
 
 /// Small blocks reused from free lists: a call's strings cost a few
 /// instructions each (see `outlet_guest::wasm::Allocator`).
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 #[global_allocator]
 static ALLOC: outlet_guest::wasm::Allocator = outlet_guest::wasm::Allocator::new();
