@@ -72,15 +72,21 @@ fn engine(fuel: bool) -> Result<&'static Engine, String> {
             .epoch_interruption(true)
             .consume_fuel(fuel)
             .allocation_strategy(pool);
-        // `perf` then names the guests' functions (see docs/wasm.md).
-        if std::env::var_os("OUTLET_WASM_PERFMAP").is_some() {
+        // `perf` then names the guests' functions (see docs/wasm-abi.md).
+        let perfmap =
+            std::env::var_os("OUTLET_WASM_PERFMAP").is_some_and(|v| !v.is_empty() && v != "0");
+        if perfmap {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
-        let engine = Engine::new(&config).map_err(|e| {
-            format!(
+        let engine = Engine::new(&config).map_err(|e| match perfmap {
+            true => format!(
+                "cannot start wasmtime with OUTLET_WASM_PERFMAP set: {e}; unset it, or let \
+                 this user write /tmp/perf-<pid>.map"
+            ),
+            false => format!(
                 "cannot start wasmtime: {e}; its pool of {POOL} instances reserves address \
                  space up front, so check `ulimit -v`"
-            )
+            ),
         })?;
         let ticking = engine.clone();
         std::thread::Builder::new()
