@@ -97,16 +97,17 @@ fn an_endless_loop_is_stopped_at_the_deadline_and_the_next_call_works() {
     ))
     .unwrap();
     // How soon it is stopped is measured by `outlet bench` (its "endless
-    // loop" row); here, that it is stopped at all, and not before the limit.
+    // loop" row, against the goal of twice the limit); here, that it is
+    // stopped, not before its limit and not seconds late.
     for _ in 0..2 {
         let started = Instant::now();
         let error = greet(&plugin, "x").unwrap_err();
         assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
         assert!(error.message().contains("plugin `spinner`"), "{error}");
+        let took = started.elapsed();
         assert!(
-            started.elapsed() >= Duration::from_millis(100),
-            "stopped before its limit: {:?}",
-            started.elapsed()
+            (Duration::from_millis(100)..Duration::from_secs(1)).contains(&took),
+            "stopped after {took:?}, with timeout_ms = 100"
         );
     }
     assert!(plugin.health().is_err() || plugin.health().is_ok());

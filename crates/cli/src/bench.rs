@@ -511,8 +511,8 @@ fn wasm(host: &Host, manifests: &Path, calls: usize, report: &mut Report) -> any
 }
 
 /// A WAT guest that answers Hello as `name` and runs `misbehave` (a trap,
-/// an endless loop) on every other call, and its manifest, which ends with
-/// `limits` (TOML tables).
+/// an endless loop) on every other call, Shutdown included, and its
+/// manifest, which ends with `limits` (TOML tables).
 fn misbehaving_guest(
     dir: &Path,
     name: &str,
@@ -520,6 +520,8 @@ fn misbehaving_guest(
     limits: &str,
 ) -> anyhow::Result<outlet_manifest::Manifest> {
     const SERVICE: &str = "outlet.examples.greeter.v1.Greeter";
+    // Lengths below are one-byte varints.
+    anyhow::ensure!(name.len() < 128, "a guest name of under 128 bytes");
     // HelloResponse { name, core_versions: [1], app_versions: [1], services: [SERVICE] }.
     let hello_len = 2 + name.len() + 3 + 3 + 2 + SERVICE.len();
     let module = dir.join(format!("{name}.wat"));
@@ -566,16 +568,16 @@ fn fresh_instances(
     for _ in 0..samples / 10 {
         fresh()?;
     }
-    let samples = (0..samples)
+    let times = (0..samples)
         .map(|_| fresh())
         .collect::<anyhow::Result<_>>()?;
     host.unload(plugin.name());
-    Ok(Summary::of(samples))
+    Ok(Summary::of(times))
 }
 
-/// The middle of a few medians (or p99s): one per round.
-fn middle(mut values: Vec<Duration>) -> Duration {
-    values.sort_unstable();
+/// The median of a few values, one per round (an odd number of them).
+fn middle<T: PartialOrd + Copy>(mut values: Vec<T>) -> T {
+    values.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     values[values.len() / 2]
 }
 
@@ -583,8 +585,9 @@ fn middle(mut values: Vec<Duration>) -> Duration {
 /// greet through Extism (see `bench/extism/README.md`). The machine's speed
 /// drifts within a run, and Extism runs in a process of its own, so the two
 /// are measured in rounds: Extism's program, then the Rust guest's Greet and
-/// a fresh instance here, four times over. Each figure is the middle of its
-/// four rounds.
+/// a fresh instance here, five times over. Each row is the median of its
+/// rounds' medians (and p99s); each comparison the median of the rounds'
+/// ratios, each taken within one round.
 fn extism(
     host: &Host,
     manifests: &Path,
@@ -592,7 +595,22 @@ fn extism(
     calls: usize,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    const ROUNDS: usize = 4;
+    const ROUNDS: usize = 5;
+    /// What the program measures, in the order `Round::theirs` holds them.
+    const ROWS: [&str; 5] = [
+        "extism call",
+        "extism create",
+        "extism create+call",
+        "extism compile",
+        "direct greet",
+    ];
+    /// What one round measured: Extism's rows, and here the Rust guest's
+    /// Greet and a fresh instance.
+    struct Round {
+        theirs: Vec<Summary>,
+        greet: Summary,
+        fresh: Summary,
+    }
     let program = dir.join("target/release/extism-bench");
     let guest = dir.join("guest/target/wasm32-unknown-unknown/release/extism_greet_guest.wasm");
     for file in [&program, &guest] {
@@ -605,8 +623,7 @@ fn extism(
     let file = manifests.join("wasm-rust.toml");
     let manifest = outlet_manifest::Manifest::load(&file)?;
     let per_round = (calls / ROUNDS).max(10);
-    // Each measured row's summaries, a round each.
-    let mut rounds: std::collections::HashMap<String, Vec<Summary>> = Default::default();
+    let mut rounds = Vec::with_capacity(ROUNDS);
     for _ in 0..ROUNDS {
         let out = Command::new(&program)
             .arg(&guest)
@@ -620,6 +637,7 @@ fn extism(
             program.display(),
             out.status
         );
+        let mut measured = std::collections::HashMap::new();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let row: serde_json::Value = serde_json::from_str(line)
                 .with_context(|| format!("{} printed {line:?}", program.display()))?;
@@ -628,78 +646,83 @@ fn extism(
                 median: ns("median_ns"),
                 p99: ns("p99_ns"),
             };
-            let name = row["row"].as_str().unwrap_or_default().to_owned();
-            rounds.entry(name).or_default().push(summary);
+            measured.insert(row["row"].as_str().unwrap_or_default().to_owned(), summary);
         }
-        let greet = in_process(host, &file, per_round, "wasm", "", "")?;
-        rounds
-            .entry("ours call".into())
-            .or_default()
-            .push(greet.samples);
-        let fresh = fresh_instances(host, &manifest, per_round)?;
-        rounds.entry("ours fresh".into()).or_default().push(fresh);
+        let theirs = ROWS
+            .iter()
+            .map(|name| {
+                measured
+                    .get(*name)
+                    .copied()
+                    .with_context(|| format!("{} did not measure `{name}`", program.display()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        rounds.push(Round {
+            theirs,
+            greet: in_process(host, &file, per_round, "wasm", "", "")?.samples,
+            fresh: fresh_instances(host, &manifest, per_round)?,
+        });
     }
-    let row = |key: &str| -> anyhow::Result<Summary> {
-        let summaries = rounds
-            .get(key)
-            .filter(|summaries| summaries.len() == ROUNDS)
-            .with_context(|| format!("{} did not measure `{key}`", program.display()))?;
-        Ok(Summary {
-            median: middle(summaries.iter().map(|s| s.median).collect()),
-            p99: middle(summaries.iter().map(|s| s.p99).collect()),
-        })
+    let across = |pick: &dyn Fn(&Round) -> Summary| Summary {
+        median: middle(rounds.iter().map(|r| pick(r).median).collect()),
+        p99: middle(rounds.iter().map(|r| pick(r).p99).collect()),
     };
+    let theirs = |i: usize| across(&|r| r.theirs[i]);
     let seed = "Extism, the most used WASM plugin runtime (wasmtime)";
-    let call = row("extism call")?;
-    let create = row("extism create")?;
-    let create_call = row("extism create+call")?;
     report.rows.extend([
         Row {
             mechanism: "extism",
             case: "Greet, Plugin::call, warm plugin",
             seed,
-            samples: call,
-            baseline: Some(("direct Rust greet", row("direct greet")?)),
+            samples: theirs(0),
+            baseline: Some(("bare format! greet", theirs(4))),
         },
         Row {
             mechanism: "extism",
             case: "Plugin::new_from_compiled",
             seed,
-            samples: create,
+            samples: theirs(1),
             baseline: None,
         },
         Row {
             mechanism: "extism",
             case: "new_from_compiled + first call",
             seed,
-            samples: create_call,
+            samples: theirs(2),
             baseline: None,
         },
         Row {
             mechanism: "extism",
             case: "compile (CompiledPlugin::new)",
             seed,
-            samples: row("extism compile")?,
+            samples: theirs(3),
             baseline: None,
         },
     ]);
-    let times = |theirs: Duration, ours: Duration| theirs.as_secs_f64() / ours.as_secs_f64();
-    let warm = row("ours call")?.median;
-    let fresh = row("ours fresh")?.median;
-    let greet = times(call.median, warm);
+    // Each ratio is taken within a round; the comparison is their median.
+    let ratio = |pair: &dyn Fn(&Round) -> (Duration, Duration)| {
+        let ratios = rounds.iter().map(|r| {
+            let (theirs, ours) = pair(r);
+            theirs.as_secs_f64() / ours.as_secs_f64()
+        });
+        middle(ratios.collect())
+    };
+    let greet = ratio(&|r| (r.theirs[0].median, r.greet.median));
+    let instance = ratio(&|r| (r.theirs[1].median, r.fresh.median));
     // Extism's create leaves instantiating the guest to the first call; set
     // that pair against a fresh instance and a Greet.
-    let instance = times(create.median, fresh);
-    let instance_call = times(create_call.median, fresh + warm);
+    let instance_call = ratio(&|r| (r.theirs[2].median, r.fresh.median + r.greet.median));
+    let (warm, fresh) = (across(&|r| r.greet).median, across(&|r| r.fresh).median);
     report.notes.push(format!(
-        "wasm vs extism, in {ROUNDS} interleaved rounds (the middle of their medians): Greet \
-         (Rust guests) {} against {}, {greet:.1}x faster; a fresh instance {} against \
+        "wasm vs extism, in {ROUNDS} interleaved rounds (medians of the rounds): Greet (Rust \
+         guests) {} against {}, {greet:.1}x faster; a fresh instance {} against \
          new_from_compiled's {}, {instance:.1}x faster; a fresh instance and a Greet \
-         {instance_call:.1}x faster than new_from_compiled and its first call",
+         {instance_call:.1}x faster than new_from_compiled and its first call (each ratio \
+         taken within a round)",
         human(warm),
-        human(call.median),
+        human(theirs(0).median),
         human(fresh),
-        human(create.median),
+        human(theirs(1).median),
     ));
     report.extra.insert(
         "wasm_vs_extism".into(),

@@ -157,13 +157,14 @@ fn demo_and_bench_run() {
     expected.extend(["wasm"; 6]);
     expected.push("exec");
     assert_eq!(mechanisms, expected);
-    // The endless loop was stopped, and not before its limit of 100 ms.
-    let spin = &rows[16];
-    assert!(
-        spin["case"].as_str().unwrap().contains("endless loop"),
-        "{spin}"
-    );
-    assert!(spin["median_ns"].as_u64().unwrap() >= 100_000_000, "{spin}");
+    // The endless loop was stopped, not before its limit of 100 ms and not
+    // seconds late (the bench's row is what measures it against the goal).
+    let spin = rows
+        .iter()
+        .find(|r| r["case"].as_str().unwrap().contains("endless loop"))
+        .unwrap();
+    let stopped = spin["median_ns"].as_u64().unwrap();
+    assert!((100_000_000..1_000_000_000).contains(&stopped), "{spin}");
     let rpc: Vec<&str> = rows
         .iter()
         .filter(|r| r["mechanism"] == "rpc")
