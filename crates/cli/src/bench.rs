@@ -596,7 +596,7 @@ fn extism(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     const ROUNDS: usize = 5;
-    /// What the program measures, in the order `Round::theirs` holds them.
+    /// What the program measures.
     const ROWS: [&str; 5] = [
         "extism call",
         "extism create",
@@ -607,7 +607,7 @@ fn extism(
     /// What one round measured: Extism's rows, and here the Rust guest's
     /// Greet and a fresh instance.
     struct Round {
-        theirs: Vec<Summary>,
+        theirs: std::collections::HashMap<&'static str, Summary>,
         greet: Summary,
         fresh: Summary,
     }
@@ -650,11 +650,11 @@ fn extism(
         }
         let theirs = ROWS
             .iter()
-            .map(|name| {
-                measured
-                    .get(*name)
-                    .copied()
-                    .with_context(|| format!("{} did not measure `{name}`", program.display()))
+            .map(|&name| {
+                let summary = measured.get(name).copied();
+                let summary = summary
+                    .with_context(|| format!("{} did not measure `{name}`", program.display()))?;
+                Ok((name, summary))
             })
             .collect::<anyhow::Result<_>>()?;
         rounds.push(Round {
@@ -667,35 +667,36 @@ fn extism(
         median: middle(rounds.iter().map(|r| pick(r).median).collect()),
         p99: middle(rounds.iter().map(|r| pick(r).p99).collect()),
     };
-    let theirs = |i: usize| across(&|r| r.theirs[i]);
+    // Every round holds every row of `ROWS`.
+    let theirs = |row: &str| across(&|r| r.theirs[row]);
     let seed = "Extism, the most used WASM plugin runtime (wasmtime)";
     report.rows.extend([
         Row {
             mechanism: "extism",
             case: "Greet, Plugin::call, warm plugin",
             seed,
-            samples: theirs(0),
-            baseline: Some(("bare format! greet", theirs(4))),
+            samples: theirs("extism call"),
+            baseline: Some(("bare format! greet", theirs("direct greet"))),
         },
         Row {
             mechanism: "extism",
             case: "Plugin::new_from_compiled",
             seed,
-            samples: theirs(1),
+            samples: theirs("extism create"),
             baseline: None,
         },
         Row {
             mechanism: "extism",
             case: "new_from_compiled + first call",
             seed,
-            samples: theirs(2),
+            samples: theirs("extism create+call"),
             baseline: None,
         },
         Row {
             mechanism: "extism",
             case: "compile (CompiledPlugin::new)",
             seed,
-            samples: theirs(3),
+            samples: theirs("extism compile"),
             baseline: None,
         },
     ]);
@@ -707,11 +708,16 @@ fn extism(
         });
         middle(ratios.collect())
     };
-    let greet = ratio(&|r| (r.theirs[0].median, r.greet.median));
-    let instance = ratio(&|r| (r.theirs[1].median, r.fresh.median));
+    let greet = ratio(&|r| (r.theirs["extism call"].median, r.greet.median));
+    let instance = ratio(&|r| (r.theirs["extism create"].median, r.fresh.median));
     // Extism's create leaves instantiating the guest to the first call; set
     // that pair against a fresh instance and a Greet.
-    let instance_call = ratio(&|r| (r.theirs[2].median, r.fresh.median + r.greet.median));
+    let instance_call = ratio(&|r| {
+        (
+            r.theirs["extism create+call"].median,
+            r.fresh.median + r.greet.median,
+        )
+    });
     let (warm, fresh) = (across(&|r| r.greet).median, across(&|r| r.fresh).median);
     report.notes.push(format!(
         "wasm vs extism, in {ROUNDS} interleaved rounds (medians of the rounds): Greet (Rust \
@@ -720,9 +726,9 @@ fn extism(
          {instance_call:.1}x faster than new_from_compiled and its first call (each ratio \
          taken within a round)",
         human(warm),
-        human(theirs(0).median),
+        human(theirs("extism call").median),
         human(fresh),
-        human(theirs(1).median),
+        human(theirs("extism create").median),
     ));
     report.extra.insert(
         "wasm_vs_extism".into(),

@@ -10,10 +10,10 @@ use std::sync::OnceLock;
 
 use outlet_protocol::Status;
 
+use crate::Plugin;
+
 mod alloc;
 pub use alloc::Allocator;
-
-use crate::Plugin;
 
 /// The version of the guest ABI: 2, where the call buffer is kept until the
 /// next `outlet_alloc`.
