@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
-pub use outlet_host::{Host, LoadError, MECHANISMS, Plugin};
+pub use outlet_host::{Host, HostBuilder, LoadError, MECHANISMS, Plugin, ReloadError, WasmError};
 pub use outlet_manifest as manifest;
 pub use outlet_protocol as protocol;
 pub use outlet_protocol::{Code, Status};

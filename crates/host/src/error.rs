@@ -1,7 +1,7 @@
 //! [`LoadError`]: why a plugin could not be loaded.
 
 use outlet_manifest::{ManifestError, Mechanism};
-use outlet_protocol::{NegotiationError, Status};
+use outlet_protocol::{Negotiated, NegotiationError, Status};
 
 /// A plugin that could not be loaded. Every variant names the plugin; the
 /// message says what went wrong and what to do.
@@ -43,12 +43,13 @@ pub enum LoadError {
         error: outlet_dylib::DylibError,
     },
     /// A wasm module that cannot be used.
-    #[error("plugin `{plugin}`: {why}")]
+    #[cfg(feature = "wasm")]
+    #[error("plugin `{plugin}`: {error}")]
     Wasm {
         /// The plugin's name.
         plugin: String,
         /// What is wrong with the module, and what to do.
-        why: String,
+        error: crate::mechanism::wasm::WasmError,
     },
     /// An rpc plugin could not be started or reached.
     #[error("plugin `{plugin}` (rpc): {why}")]
@@ -112,12 +113,12 @@ pub enum LoadError {
         status: Status,
     },
     /// A reload found a new build that cannot replace the running one.
-    #[error("plugin `{plugin}`: cannot reload: {why}")]
+    #[error("plugin `{plugin}`: cannot reload: {error}")]
     Reload {
         /// The plugin's name.
         plugin: String,
         /// Why.
-        why: String,
+        error: ReloadError,
     },
     /// A typed client was asked for an interface the plugin does not implement.
     #[error(
@@ -131,5 +132,26 @@ pub enum LoadError {
         expected: &'static str,
         /// The manifest's interface.
         found: String,
+    },
+}
+
+/// Why a reload could not replace the running instance (which then stays).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The plugin was shut down.
+    #[error("it was shut down; load it again instead")]
+    ShutDown,
+    /// The new build agrees on other versions or capabilities than the
+    /// running one, which its callers rely on.
+    #[error(
+        "the new build negotiates {new:?}, and the running one {running:?}; load it as a new \
+         plugin instead"
+    )]
+    Negotiated {
+        /// What the running instance agreed on.
+        running: Negotiated,
+        /// What the new build agrees on.
+        new: Negotiated,
     },
 }

@@ -1,47 +1,15 @@
 //! [`Host`]: loads plugins and keeps track of them.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use outlet_manifest::Manifest;
-use outlet_protocol::core::{self, HelloRequest, HelloResponse};
-use outlet_protocol::{CORE_VERSIONS, Negotiated, capability, negotiate, unary};
 
-use crate::mechanism::{self, Backend};
-use crate::services::HostServices;
-use crate::{LoadError, Plugin};
-
-/// Says Hello to a started plugin, negotiates, and checks that it serves
-/// the manifest's interface.
-pub(crate) fn handshake(
-    manifest: &Manifest,
-    backend: &dyn Backend,
-) -> Result<(HelloResponse, Negotiated), LoadError> {
-    let plugin = &manifest.name;
-    let offer = HelloRequest {
-        core_versions: CORE_VERSIONS.to_vec(),
-        app_versions: manifest.versions.clone(),
-        capabilities: vec![capability::CONFIGURE.into(), capability::RPC_FRAMES.into()],
-    };
-    let hello: HelloResponse =
-        unary(backend, core::HELLO, &offer).map_err(|status| LoadError::Hello {
-            plugin: plugin.clone(),
-            status,
-        })?;
-    let negotiated = negotiate(&offer, &hello).map_err(|error| LoadError::Negotiation {
-        plugin: plugin.clone(),
-        error,
-    })?;
-    if !hello.services.contains(&manifest.interface) {
-        return Err(LoadError::Interface {
-            plugin: plugin.clone(),
-            expected: manifest.interface.clone(),
-            found: hello.services,
-        });
-    }
-    Ok((hello, negotiated))
-}
+use crate::error::LoadError;
+use crate::handshake::handshake;
+use crate::mechanism::{self, Context};
+use crate::plugin::Plugin;
 
 /// The host side of Outlet: loads plugins from manifests under the trust
 /// policy and hands out [`Plugin`] handles. Long-lived, `Send + Sync`, and
@@ -49,13 +17,55 @@ pub(crate) fn handshake(
 ///
 /// Loading costs what the mechanism's start costs plus one Hello round trip
 /// (for exec: one process, about a millisecond).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Host(Arc<Inner>);
 
-#[derive(Default)]
 struct Inner {
     plugins: RwLock<BTreeMap<String, Plugin>>,
-    services: Arc<HostServices>,
+    context: Arc<Context>,
+}
+
+impl Default for Host {
+    fn default() -> Host {
+        Host::builder().build()
+    }
+}
+
+/// Settings for a [`Host`], from [`Host::builder`].
+///
+/// ```
+/// let cache = std::env::temp_dir().join("my-app-modules");
+/// let host = outlet_host::Host::builder().module_cache(Some(cache)).build();
+/// assert!(host.names().is_empty());
+/// ```
+#[derive(Debug)]
+#[must_use]
+pub struct HostBuilder {
+    module_cache: Option<PathBuf>,
+}
+
+impl HostBuilder {
+    /// Where compiled wasm modules are kept between runs (bounded in size;
+    /// the entries used least recently go first), or `None` to compile each
+    /// module at every load. The default is the user's cache,
+    /// `$XDG_CACHE_HOME/outlet/wasm` or `~/.cache/outlet/wasm`. The folder
+    /// is used only while it and its parent are owned by this user and
+    /// writable by no one else.
+    pub fn module_cache(mut self, folder: Option<PathBuf>) -> HostBuilder {
+        self.module_cache = folder;
+        self
+    }
+
+    /// The host.
+    pub fn build(self) -> Host {
+        Host(Arc::new(Inner {
+            plugins: RwLock::default(),
+            context: Arc::new(Context {
+                services: Default::default(),
+                module_cache: self.module_cache,
+            }),
+        }))
+    }
 }
 
 impl std::fmt::Debug for Host {
@@ -67,9 +77,16 @@ impl std::fmt::Debug for Host {
 }
 
 impl Host {
-    /// A host with no plugins.
+    /// A host with no plugins, and the default settings of [`HostBuilder`].
     pub fn new() -> Host {
         Host::default()
+    }
+
+    /// Settings for a host other than the default ones.
+    pub fn builder() -> HostBuilder {
+        HostBuilder {
+            module_cache: default_module_cache(),
+        }
     }
 
     /// Reads a manifest and loads its plugin: policy and artifact checks,
@@ -93,17 +110,11 @@ impl Host {
             });
         }
         manifest.verify_artifact()?;
-        let backend = mechanism::start(&manifest, false, &self.0.services)?;
+        let backend = mechanism::start(&manifest, false, &self.0.context)?;
         let (hello, negotiated) = handshake(&manifest, &*backend)?;
         let plugin = manifest.name.clone();
         let config = manifest.config.clone();
-        let loaded = Plugin::new(
-            manifest,
-            hello,
-            negotiated,
-            backend,
-            self.0.services.clone(),
-        );
+        let loaded = Plugin::new(manifest, hello, negotiated, backend, self.0.context.clone());
         if !config.is_empty() {
             loaded
                 .configure(config)
@@ -140,12 +151,12 @@ impl Host {
     /// assert_eq!(host.services(), ["demo.Clock"]);
     /// ```
     pub fn serve(&self, service: impl outlet_protocol::Service) {
-        self.0.services.add(std::sync::Arc::new(service));
+        self.0.context.services.add(Arc::new(service));
     }
 
     /// The names of the services the host offers its plugins.
     pub fn services(&self) -> Vec<&'static str> {
-        self.0.services.names()
+        self.0.context.services.names()
     }
 
     /// The loaded plugin of that name.
@@ -170,4 +181,12 @@ impl Host {
         };
         Some(plugin.shutdown())
     }
+}
+
+/// The user's module cache, in builds with the wasm mechanism.
+fn default_module_cache() -> Option<PathBuf> {
+    #[cfg(feature = "wasm")]
+    return mechanism::wasm::cache::user_folder();
+    #[cfg(not(feature = "wasm"))]
+    None
 }

@@ -46,15 +46,19 @@
 #![deny(unsafe_code)]
 
 mod error;
+mod handshake;
 mod host;
 mod log;
 mod mechanism;
 mod plugin;
+mod process;
 mod services;
 
-pub use error::LoadError;
-pub use host::Host;
+pub use error::{LoadError, ReloadError};
+pub use host::{Host, HostBuilder};
 pub use mechanism::AVAILABLE as MECHANISMS;
+#[cfg(feature = "wasm")]
+pub use mechanism::wasm::WasmError;
 pub use plugin::Plugin;
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use outlet_protocol::core::{
 };
 use outlet_protocol::{Client, Negotiated, Status, Transport, capability, unary};
 
-use crate::LoadError;
-use crate::mechanism::{self, Backend, Session};
-use crate::services::HostServices;
+use crate::error::{LoadError, ReloadError};
+use crate::handshake::handshake;
+use crate::mechanism::{self, Backend, Context, Session};
 
 /// A loaded plugin. Cheap to clone (one `Arc`); `Send + Sync`, so one handle
 /// serves calls from many threads at once.
@@ -37,8 +37,8 @@ struct Inner {
     config: Mutex<BTreeMap<String, String>>,
     stopped: AtomicBool,
     reloads: AtomicU64,
-    /// What the plugin reaches when it calls the host; kept for reloads.
-    services: Arc<HostServices>,
+    /// What the host lends the plugin's mechanism; kept for reloads.
+    context: Arc<Context>,
     /// Held by the one reload or Configure at a time; taken before `config`.
     reloading: Mutex<()>,
 }
@@ -59,7 +59,7 @@ impl Plugin {
         hello: HelloResponse,
         negotiated: Negotiated,
         backend: Box<dyn Backend>,
-        services: Arc<HostServices>,
+        context: Arc<Context>,
     ) -> Plugin {
         let config = manifest.config.clone();
         backend.set_session(Session {
@@ -74,7 +74,7 @@ impl Plugin {
             config: Mutex::new(config),
             stopped: AtomicBool::new(false),
             reloads: AtomicU64::new(0),
-            services,
+            context,
             reloading: Mutex::new(()),
         }))
     }
@@ -184,20 +184,19 @@ impl Plugin {
         if self.0.stopped.load(Ordering::Acquire) {
             return Err(LoadError::Reload {
                 plugin,
-                why: "it was shut down; load it again instead".into(),
+                error: ReloadError::ShutDown,
             });
         }
         manifest.verify_artifact()?;
-        let fresh = mechanism::start(manifest, true, &self.0.services)?;
-        let (_, negotiated) = crate::host::handshake(manifest, &*fresh)?;
+        let fresh = mechanism::start(manifest, true, &self.0.context)?;
+        let (_, negotiated) = handshake(manifest, &*fresh)?;
         if negotiated != self.0.negotiated {
             return Err(LoadError::Reload {
                 plugin,
-                why: format!(
-                    "the new build negotiates {negotiated:?}, and the running one {:?}; \
-                     load it as a new plugin instead",
-                    self.0.negotiated
-                ),
+                error: ReloadError::Negotiated {
+                    running: self.0.negotiated.clone(),
+                    new: negotiated,
+                },
             });
         }
         let config = self.config();

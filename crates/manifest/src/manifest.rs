@@ -614,14 +614,27 @@ impl Manifest {
             path: self.path.clone(),
             error,
         };
-        let Some(expected) = &self.sha256 else {
+        if self.sha256.is_none() {
             let meta = std::fs::metadata(&self.path).map_err(unreadable)?;
             if !meta.is_file() {
                 return Err(unreadable(std::io::Error::other("it is not a file")));
             }
             return Ok(());
+        }
+        self.verify_bytes(&std::fs::read(&self.path).map_err(unreadable)?)
+    }
+
+    /// Checks bytes read from the artifact against `sha256`, if given: the
+    /// one check every mechanism makes of what it is about to run. Costs
+    /// hashing the bytes.
+    ///
+    /// # Errors
+    /// [`ManifestError::Checksum`].
+    pub fn verify_bytes(&self, bytes: &[u8]) -> Result<(), ManifestError> {
+        let Some(expected) = &self.sha256 else {
+            return Ok(());
         };
-        let found = crate::sha256_hex(&std::fs::read(&self.path).map_err(unreadable)?);
+        let found = crate::sha256_hex(bytes);
         if &found != expected {
             return Err(ManifestError::Checksum {
                 plugin: self.name.clone(),

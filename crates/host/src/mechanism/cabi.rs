@@ -14,7 +14,7 @@ use outlet_protocol::core::{
 use outlet_protocol::prost::Message;
 
 use super::{Backend, Claim, LibraryPath, Session};
-use crate::LoadError;
+use crate::error::LoadError;
 use crate::services::HostServices;
 
 pub(crate) struct Cabi {

@@ -6,22 +6,31 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use outlet_manifest::{Manifest, Mechanism};
 use outlet_protocol::{Negotiated, Status};
 
-use crate::LoadError;
+use crate::error::LoadError;
 use crate::services::HostServices;
+
+pub(crate) use library::{Claim, LibraryPath};
+
+/// What the host lends every mechanism it starts.
+#[derive(Default)]
+pub(crate) struct Context {
+    /// The services a plugin reaches when it calls the host.
+    pub services: Arc<HostServices>,
+    /// Where compiled wasm modules are cached; `None`: not on disk.
+    pub module_cache: Option<PathBuf>,
+}
 
 pub(crate) mod cabi;
 pub(crate) mod exec;
-mod limits;
+mod library;
 pub(crate) mod native;
 #[cfg(feature = "rpc")]
 pub(crate) mod rpc;
-#[cfg(feature = "wasm")]
-pub(crate) mod wasi;
 #[cfg(feature = "wasm")]
 pub(crate) mod wasm;
 
@@ -81,91 +90,6 @@ pub(crate) trait Backend: Send + Sync {
     }
 }
 
-/// The path to load a shared library from: the artifact itself, or a
-/// private copy, removed once it is mapped, when the artifact is open
-/// already in this process (the dynamic loader would hand back the open
-/// mapping, statics and all) or a fresh instance is wanted (a reload).
-pub(crate) struct LibraryPath {
-    pub path: PathBuf,
-    /// The private folder holding the copy, if any.
-    _copy: Option<tempfile::TempDir>,
-    claim: Option<Claim>,
-}
-
-/// Counts this process's loads of an artifact by path; released on drop.
-pub(crate) struct Claim(PathBuf);
-
-static OPEN: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.0) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.0);
-            }
-        }
-    }
-}
-
-impl LibraryPath {
-    pub(crate) fn new(manifest: &Manifest, fresh: bool) -> Result<LibraryPath, LoadError> {
-        let artifact_error = |error| outlet_manifest::ManifestError::Artifact {
-            plugin: manifest.name.clone(),
-            path: manifest.path.clone(),
-            error,
-        };
-        let path = manifest.path.canonicalize().map_err(artifact_error)?;
-        let in_use = {
-            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-            let count = open.entry(path.clone()).or_insert(0);
-            *count += 1;
-            *count > 1
-        };
-        let claim = Some(Claim(path.clone()));
-        if !fresh && !in_use {
-            return Ok(LibraryPath {
-                path,
-                _copy: None,
-                claim,
-            });
-        }
-        // A folder of our own (mode 0700, random name), so nobody can swap
-        // the copy between the copying and the loading.
-        let dir = tempfile::Builder::new()
-            .prefix("outlet-")
-            .tempdir()
-            .map_err(artifact_error)?;
-        let copy = dir.path().join(format!("{}.so", manifest.name));
-        std::fs::copy(&path, &copy).map_err(artifact_error)?;
-        if let Some(expected) = &manifest.sha256 {
-            let bytes = std::fs::read(&copy).map_err(artifact_error)?;
-            let found = outlet_manifest::sha256_hex(&bytes);
-            if &found != expected {
-                return Err(outlet_manifest::ManifestError::Checksum {
-                    plugin: manifest.name.clone(),
-                    path: manifest.path.clone(),
-                    expected: expected.clone(),
-                    found,
-                }
-                .into());
-            }
-        }
-        Ok(LibraryPath {
-            path: copy,
-            _copy: Some(dir),
-            claim,
-        })
-    }
-
-    /// What the loaded library keeps for as long as it is loaded; the copy
-    /// (if any) goes with `self`.
-    pub(crate) fn claim(&mut self) -> Option<Claim> {
-        self.claim.take()
-    }
-}
-
 impl outlet_protocol::Transport for dyn Backend + '_ {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         Backend::call(self, method, request)
@@ -183,19 +107,6 @@ impl outlet_protocol::Transport for dyn Backend + '_ {
     fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
         Backend::with_native(self, service, f)
     }
-}
-
-/// A child process's whole environment: what the manifest's `inherit_env`
-/// passes through from the host's, then its `env`.
-pub(crate) fn child_env(manifest: &Manifest) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
-    let permissions = &manifest.permissions;
-    let mut env: Vec<_> = permissions
-        .inherit_env
-        .iter()
-        .filter_map(|name| Some((name.into(), std::env::var_os(name)?)))
-        .collect();
-    env.extend(permissions.env.iter().map(|(k, v)| (k.into(), v.into())));
-    env
 }
 
 /// The mechanisms this build of Outlet can load.
@@ -218,8 +129,9 @@ pub const AVAILABLE: &[Mechanism] = &[
 pub(crate) fn start(
     manifest: &Manifest,
     fresh: bool,
-    services: &Arc<HostServices>,
+    context: &Context,
 ) -> Result<Box<dyn Backend>, LoadError> {
+    let services = &context.services;
     match manifest.mechanism {
         Mechanism::Exec => Ok(Box::new(exec::Exec::new(manifest)?)),
         Mechanism::Cabi => Ok(Box::new(cabi::Cabi::new(
@@ -231,7 +143,11 @@ pub(crate) fn start(
         #[cfg(feature = "rpc")]
         Mechanism::Rpc => Ok(Box::new(rpc::Rpc::new(manifest, services.clone())?)),
         #[cfg(feature = "wasm")]
-        Mechanism::Wasm => Ok(Box::new(wasm::Wasm::new(manifest, services.clone())?)),
+        Mechanism::Wasm => Ok(Box::new(wasm::Wasm::new(
+            manifest,
+            services.clone(),
+            context.module_cache.as_deref(),
+        )?)),
         // Reached in builds without some mechanism's feature.
         #[allow(unreachable_patterns)]
         mechanism => Err(LoadError::Unsupported {

@@ -11,7 +11,7 @@ use outlet_manifest::Manifest;
 use outlet_protocol::Status;
 
 use super::{Backend, Claim, LibraryPath, Session};
-use crate::LoadError;
+use crate::error::LoadError;
 
 pub(crate) struct Native {
     library: NativeLibrary,

@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Child, ChildStderr, ChildStdout, ExitStatus};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use outlet_protocol::frame::{self, FrameError};
@@ -15,6 +16,7 @@ use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crate::log;
+use crate::process::Spawned;
 
 /// How much of a plugin's stderr one call logs; the rest is read and dropped.
 const MAX_LOGGED: usize = 1 << 20;
@@ -71,22 +73,22 @@ pub(super) fn preload(input: &[u8]) -> io::Result<(OwnedFd, Option<(File, usize)
 /// Kills the child's process group and reaps the child before returning,
 /// whatever happened.
 pub(super) fn converse(
-    mut child: Child,
+    child: Spawned,
     input: &[u8],
     rest: Option<(File, usize)>,
     deadline: Instant,
     max_reply: usize,
     plugin: &str,
 ) -> Outcome {
-    let pid = Pid::from_child(&child);
+    let pid = child.pid;
     let (stdin, written) = match rest {
         Some((stdin, written)) => (Some(stdin), written),
         None => (None, input.len()),
     };
     let mut talk = Talk {
         stdin,
-        stdout: child.stdout.take(),
-        stderr: child.stderr.take(),
+        stdout: Some(File::from(child.stdout)),
+        stderr: Some(File::from(child.stderr)),
         input,
         written,
         reply: Vec::new(),
@@ -100,10 +102,10 @@ pub(super) fn converse(
     // child is not reaped yet, so its pid (the group's id) cannot be reused.
     let _ = rustix::process::kill_process_group(pid, Signal::KILL);
     // And the child itself, should it have left its group.
-    let _ = child.kill();
+    let _ = rustix::process::kill_process(pid, Signal::KILL);
     drop(talk.stdout.take());
     drop(talk.stdin.take());
-    let status = child.wait().ok();
+    let status = reap(pid);
     talk.log.flush();
     Outcome {
         reply: talk
@@ -115,10 +117,22 @@ pub(super) fn converse(
     }
 }
 
+/// Waits for the child to end (it was killed), through interruptions.
+fn reap(pid: Pid) -> Option<ExitStatus> {
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, status))) => return Some(ExitStatus::from_raw(status.as_raw())),
+            Ok(None) => return None,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
 struct Talk<'a> {
     stdin: Option<File>,
-    stdout: Option<ChildStdout>,
-    stderr: Option<ChildStderr>,
+    stdout: Option<File>,
+    stderr: Option<File>,
     input: &'a [u8],
     written: usize,
     reply: Vec<u8>,

@@ -17,9 +17,9 @@ mod child;
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Mutex, RwLock};
 use std::time::{Instant, SystemTime};
 
@@ -28,9 +28,9 @@ use outlet_protocol::core::{Call, Reply};
 use outlet_protocol::prost::Message;
 use outlet_protocol::{Status, frame};
 
-use super::limits::ChildLimits;
 use super::{Backend, Session};
-use crate::LoadError;
+use crate::error::LoadError;
+use crate::process::{ChildLimits, Spawned};
 use child::{Failure, Outcome};
 
 pub(crate) struct Exec {
@@ -51,10 +51,10 @@ impl Exec {
             error,
         };
         let program = manifest.path.canonicalize().map_err(artifact_error)?;
-        let env = super::child_env(manifest);
+        let env = crate::process::child_env(manifest);
         Ok(Exec {
             plugin: manifest.name.clone(),
-            artifact: Artifact::new(&program, manifest.sha256.clone()).map_err(artifact_error)?,
+            artifact: Artifact::new(manifest, &program).map_err(artifact_error)?,
             program,
             env,
             limits: manifest.limits.clone(),
@@ -63,23 +63,16 @@ impl Exec {
         })
     }
 
-    fn spawn(&self, stdin: OwnedFd) -> Result<std::process::Child, Status> {
-        let mut command = Command::new(&self.program);
-        command
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .process_group(0)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        self.child_limits.install(&mut command);
-        command.spawn().map_err(|error| {
-            Status::unavailable(format!(
-                "plugin `{}`: cannot start {}: {error}",
-                self.plugin,
-                self.program.display()
-            ))
-        })
+    fn spawn(&self, stdin: OwnedFd) -> Result<Spawned, Status> {
+        self.child_limits
+            .spawn(&self.program, &self.env, Some(stdin))
+            .map_err(|error| {
+                Status::unavailable(format!(
+                    "plugin `{}`: cannot start {}: {error}",
+                    self.plugin,
+                    self.program.display()
+                ))
+            })
     }
 
     /// Turns a finished conversation into the call's result.
@@ -210,8 +203,9 @@ impl Backend for Exec {
 /// The artifact as it was verified: a changed file is hashed again before
 /// it runs, so `sha256` holds for every call, not just the first.
 struct Artifact {
+    /// The manifest, whose `verify_bytes` checks the file.
+    manifest: Manifest,
     path: PathBuf,
-    sha256: Option<String>,
     stamp: Mutex<Stamp>,
 }
 
@@ -236,10 +230,10 @@ impl Stamp {
 }
 
 impl Artifact {
-    fn new(path: &Path, sha256: Option<String>) -> std::io::Result<Artifact> {
+    fn new(manifest: &Manifest, path: &Path) -> std::io::Result<Artifact> {
         Ok(Artifact {
+            manifest: manifest.clone(),
             path: path.to_owned(),
-            sha256,
             stamp: Mutex::new(Stamp::of(path)?),
         })
     }
@@ -247,9 +241,9 @@ impl Artifact {
     /// Costs one `stat` when the manifest pins a hash; reads and hashes the
     /// file only when it changed.
     fn check(&self, plugin: &str) -> Result<(), Status> {
-        let Some(expected) = &self.sha256 else {
+        if self.manifest.sha256.is_none() {
             return Ok(());
-        };
+        }
         let path = self.path.display();
         let gone = |error: std::io::Error| {
             Status::unavailable(format!(
@@ -262,14 +256,12 @@ impl Artifact {
         if *stamp == now {
             return Ok(());
         }
-        let found = outlet_manifest::sha256_hex(&std::fs::read(&self.path).map_err(gone)?);
-        if &found != expected {
-            return Err(Status::failed_precondition(format!(
-                "plugin `{plugin}`: {path} changed since it was loaded, and its SHA-256 is now \
-                 {found}, not the manifest's {expected}; if the new build is the one you mean \
-                 to run, put its hash in `sha256` and load the plugin again"
-            )));
-        }
+        let bytes = std::fs::read(&self.path).map_err(gone)?;
+        self.manifest.verify_bytes(&bytes).map_err(|error| {
+            Status::failed_precondition(format!(
+                "{error}, and load the plugin again: the artifact changed since it was loaded"
+            ))
+        })?;
         *stamp = now;
         Ok(())
     }

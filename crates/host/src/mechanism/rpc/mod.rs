@@ -42,9 +42,9 @@ use outlet_rpc::tls::Identity;
 use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
 use outlet_rpc::{HandshakeLine, Network};
 
-use super::limits::ChildLimits;
 use super::{Backend, Session};
-use crate::LoadError;
+use crate::error::LoadError;
+use crate::process::ChildLimits;
 use crate::services::HostServices;
 use broker::{Broker, Offer};
 use grpc::Grpc;
@@ -151,7 +151,7 @@ impl Rpc {
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let mut env = super::child_env(manifest);
+        let mut env = crate::process::child_env(manifest);
         if handshake.network == "tcp" {
             env.push((outlet_rpc::env::NETWORK.into(), "tcp".into()));
         }

@@ -21,7 +21,7 @@ use outlet_rpc::{CORE_PROTOCOL_VERSION, HandshakeLine, Network};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use crate::log;
-use crate::mechanism::limits::{ChildLimits, Spawned};
+use crate::process::{ChildLimits, Spawned};
 
 /// How much of the end of stderr an error message quotes.
 const TAIL: usize = 512;
@@ -95,7 +95,7 @@ impl Process {
         ]);
         env.extend(cert.map(|pem| (outlet_rpc::env::CLIENT_CERT.into(), pem.into())));
         let (limits, program) = (spawn.limits, spawn.program.clone());
-        let spawned = spawn_from_lasting_thread(move || limits.spawn(&program, &env))
+        let spawned = spawn_from_lasting_thread(move || limits.spawn(&program, &env, None))
             .map_err(|e| format!("cannot start {}: {e}", spawn.program.display()))?;
         let pid = spawned.pid;
         let (stdout, stderr) = (

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::WasmError;
 use outlet_manifest::Manifest;
 use wasmtime::Linker;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -26,13 +27,13 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 /// The import module of WASI preview 1.
-pub(crate) const MODULE: &str = "wasi_snapshot_preview1";
+pub(super) const MODULE: &str = "wasi_snapshot_preview1";
 
 /// `errno` NOTSUP.
 const NOTSUP: i32 = 58;
 
 /// What a plugin's WASI contexts are made from, one per instance.
-pub(crate) struct Grants {
+pub(super) struct Grants {
     plugin: Arc<str>,
     env: Vec<(String, String)>,
     dirs: Vec<(PathBuf, String, bool)>,
@@ -48,7 +49,7 @@ impl Grants {
     /// A folder that does not exist, or one inside a folder the plugin may
     /// write: the plugin could replace it with a link to anywhere, which the
     /// next instance would open.
-    pub(crate) fn new(manifest: &Manifest) -> Result<Grants, String> {
+    pub(super) fn new(manifest: &Manifest) -> Result<Grants, WasmError> {
         let permissions = &manifest.permissions;
         let mut env: Vec<_> = permissions.env.clone().into_iter().collect();
         env.extend(
@@ -59,14 +60,14 @@ impl Grants {
         );
         let mut dirs = Vec::new();
         for grant in &permissions.dirs {
-            let host = grant.host.canonicalize().map_err(|e| {
-                format!(
-                    "cannot open {} for permissions.dirs ({}): {e}; create the folder or fix \
-                     the path",
-                    grant.host.display(),
-                    grant.guest
-                )
-            })?;
+            let host = grant
+                .host
+                .canonicalize()
+                .map_err(|source| WasmError::Folder {
+                    host: grant.host.clone(),
+                    guest: grant.guest.clone(),
+                    source,
+                })?;
             dirs.push((host, grant.guest.clone(), grant.write));
         }
         for (outer, ..) in dirs.iter().filter(|(_, _, write)| *write) {
@@ -74,13 +75,10 @@ impl Grants {
                 .iter()
                 .find(|(inner, ..)| inner != outer && inner.starts_with(outer));
             if let Some((inner, ..)) = nested {
-                return Err(format!(
-                    "permissions.dirs grants {} inside {}, which the plugin may write: it could \
-                     put a link to anywhere in its place; grant only the outer folder, or make \
-                     it read-only",
-                    inner.display(),
-                    outer.display()
-                ));
+                return Err(WasmError::NestedFolder {
+                    inner: inner.clone(),
+                    outer: outer.clone(),
+                });
             }
         }
         Ok(Grants {
@@ -128,7 +126,7 @@ impl Grants {
     ///
     /// # Errors
     /// A granted folder that cannot be opened, naming it.
-    pub(crate) fn context(&self) -> Result<WasiP1Ctx, String> {
+    pub(super) fn context(&self) -> Result<WasiP1Ctx, WasmError> {
         let mut wasi = self.builder();
         for (host, guest, write) in &self.dirs {
             let perms = if *write {
@@ -136,13 +134,12 @@ impl Grants {
             } else {
                 FsPerms::ReadOnly
             };
-            wasi.preopened_dir(host, guest, perms).map_err(|e| {
-                format!(
-                    "cannot open {} for permissions.dirs ({guest}): {e}; create the folder or \
-                     fix the path",
-                    host.display()
-                )
-            })?;
+            wasi.preopened_dir(host, guest, perms)
+                .map_err(|e| WasmError::Folder {
+                    host: host.clone(),
+                    guest: guest.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
         }
         Ok(wasi.build_p1())
     }
@@ -150,7 +147,7 @@ impl Grants {
 
 /// Links WASI preview 1 into `linker`, reaching each store's context
 /// through `context`; `poll_oneoff` is refused.
-pub(crate) fn link<T: Send + 'static>(
+pub(super) fn link<T: Send + 'static>(
     linker: &mut Linker<T>,
     context: fn(&mut T) -> &mut WasiP1Ctx,
 ) -> wasmtime::Result<()> {
@@ -166,7 +163,7 @@ pub(crate) fn link<T: Send + 'static>(
 }
 
 /// A context granting nothing: what a store that was not given one uses.
-pub(crate) fn locked(plugin: Arc<str>) -> WasiP1Ctx {
+pub(super) fn locked(plugin: Arc<str>) -> WasiP1Ctx {
     Grants::none(plugin).builder().build_p1()
 }
 

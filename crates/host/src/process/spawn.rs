@@ -1,97 +1,17 @@
-//! Resource limits and the parent-death signal, applied in the child before
-//! `exec`: through `Command::pre_exec` (exec), or in a child started without
-//! copying the host ([`ChildLimits::spawn`], rpc). The `unsafe` of this
-//! crate's process handling is here.
+//! Starting a child without copying the host: `clone(CLONE_VM |
+//! CLONE_VFORK)`, as `posix_spawn` does. The `unsafe` of the host's process
+//! handling is here, and only here.
 
 use std::ffi::{CString, OsString, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use outlet_manifest::Limits;
-use rustix::process::{Pid, Resource, Rlimit, Signal};
+use rustix::process::Pid;
 
-/// The limits to apply in the child, computed before `fork` so the child
-/// only makes system calls.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ChildLimits {
-    address_space: Option<u64>,
-    cpu_seconds: Option<u64>,
-    open_files: Option<u64>,
-}
-
-impl ChildLimits {
-    /// Each limit is capped at the host's own hard limit, which a child
-    /// could not raise anyway (and asking for more would fail the spawn).
-    pub(crate) fn new(limits: &Limits) -> ChildLimits {
-        let capped = |resource, wanted: Option<u64>| {
-            let hard = rustix::process::getrlimit(resource).maximum;
-            wanted.map(|w| hard.map_or(w, |h| w.min(h)))
-        };
-        ChildLimits {
-            address_space: capped(
-                Resource::As,
-                limits.memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
-            ),
-            // One second above the soft limit for the SIGKILL that follows SIGXCPU.
-            cpu_seconds: capped(Resource::Cpu, limits.cpu_seconds.map(|s| s + 1))
-                .map(|s| s.saturating_sub(1).max(1)),
-            open_files: capped(Resource::Nofile, limits.open_files),
-        }
-    }
-
-    /// Makes `command` apply the limits, and a SIGKILL when the host dies,
-    /// in the child before it runs the plugin.
-    pub(crate) fn install(self, command: &mut Command) {
-        let parent = rustix::process::getpid();
-        #[allow(unsafe_code)]
-        // SAFETY: `pre_exec` runs the closure in the forked child, where only
-        // async-signal-safe work is sound. The closure captures plain integers
-        // (`self` is `Copy`, `parent` is a `Pid`) and makes raw system calls
-        // through rustix (setrlimit, prctl, getppid), which neither allocate
-        // nor take locks; errors become `io::Error` from a raw errno, which
-        // does not allocate either.
-        unsafe {
-            command.pre_exec(move || self.apply(parent));
-        }
-    }
-
-    fn apply(self, parent: Pid) -> io::Result<()> {
-        let errno = |e: rustix::io::Errno| io::Error::from_raw_os_error(e.raw_os_error());
-        let set = |resource, soft: u64, hard: u64| {
-            rustix::process::setrlimit(
-                resource,
-                Rlimit {
-                    current: Some(soft),
-                    maximum: Some(hard),
-                },
-            )
-            .map_err(errno)
-        };
-        if let Some(bytes) = self.address_space {
-            set(Resource::As, bytes, bytes)?;
-        }
-        if let Some(seconds) = self.cpu_seconds {
-            // SIGXCPU at the soft limit, SIGKILL a second later if ignored.
-            set(Resource::Cpu, seconds, seconds + 1)?;
-        }
-        if let Some(files) = self.open_files {
-            set(Resource::Nofile, files, files)?;
-        }
-        rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).map_err(errno)?;
-        // The host may have died before the line above took effect.
-        if rustix::process::getppid() != Some(parent) {
-            return Err(io::Error::from_raw_os_error(
-                rustix::io::Errno::SRCH.raw_os_error(),
-            ));
-        }
-        Ok(())
-    }
-}
+use super::ChildLimits;
 
 /// A child started by [`ChildLimits::spawn`]: its id (its group's too), and
 /// the read ends of its stdout and stderr.
@@ -116,8 +36,8 @@ struct ChildPlan {
 }
 
 impl ChildLimits {
-    /// Starts `program` with exactly `env`, stdin from `/dev/null`, stdout
-    /// and stderr piped, in a process group of its own, with the limits and
+    /// Starts `program` with exactly `env`, stdin from `stdin` (or
+    /// `/dev/null`), stdout and stderr piped, in a process group of its own, with the limits and
     /// SIGKILL as its parent-death signal (which follows the calling thread:
     /// call it from one that lasts).
     ///
@@ -125,7 +45,12 @@ impl ChildLimits {
     /// `fork`: copying a large host's page tables, then undoing the copy at
     /// `exec`, costs about a millisecond here, several times the rest of the
     /// spawn. The host's calling thread waits until the child has run `exec`.
-    pub(crate) fn spawn(self, program: &Path, env: &[(OsString, OsString)]) -> io::Result<Spawned> {
+    pub(crate) fn spawn(
+        self,
+        program: &Path,
+        env: &[(OsString, OsString)],
+        stdin: Option<OwnedFd>,
+    ) -> io::Result<Spawned> {
         let program = CString::new(program.as_os_str().as_bytes())?;
         let argv = [program.as_ptr(), std::ptr::null()];
         // One value per name, the last one given, as `Command::env` keeps:
@@ -148,7 +73,11 @@ impl ChildLimits {
         envp.push(std::ptr::null());
         // Above 2, so that no `dup2` onto 0, 1 or 2 overwrites another.
         let above_stdio = |fd: OwnedFd| rustix::io::fcntl_dupfd_cloexec(fd, 3);
-        let stdin = above_stdio(std::fs::File::open("/dev/null")?.into())?;
+        let stdin = match stdin {
+            Some(stdin) => stdin,
+            None => std::fs::File::open("/dev/null")?.into(),
+        };
+        let stdin = above_stdio(stdin)?;
         let cloexec = rustix::pipe::PipeFlags::CLOEXEC;
         let (stdout, stdout_writer) = rustix::pipe::pipe_with(cloexec)?;
         let (stderr, stderr_writer) = rustix::pipe::pipe_with(cloexec)?;

@@ -1,0 +1,41 @@
+//! The first exchange with a started plugin: Hello, the negotiation of
+//! versions and capabilities, and the check that it serves the manifest's
+//! interface.
+
+use outlet_manifest::Manifest;
+use outlet_protocol::core::{self, HelloRequest, HelloResponse};
+use outlet_protocol::{CORE_VERSIONS, Negotiated, capability, negotiate, unary};
+
+use crate::error::LoadError;
+use crate::mechanism::Backend;
+
+/// Says Hello to a started plugin, negotiates, and checks that it serves
+/// the manifest's interface.
+pub(crate) fn handshake(
+    manifest: &Manifest,
+    backend: &dyn Backend,
+) -> Result<(HelloResponse, Negotiated), LoadError> {
+    let plugin = &manifest.name;
+    let offer = HelloRequest {
+        core_versions: CORE_VERSIONS.to_vec(),
+        app_versions: manifest.versions.clone(),
+        capabilities: vec![capability::CONFIGURE.into(), capability::RPC_FRAMES.into()],
+    };
+    let hello: HelloResponse =
+        unary(backend, core::HELLO, &offer).map_err(|status| LoadError::Hello {
+            plugin: plugin.clone(),
+            status,
+        })?;
+    let negotiated = negotiate(&offer, &hello).map_err(|error| LoadError::Negotiation {
+        plugin: plugin.clone(),
+        error,
+    })?;
+    if !hello.services.contains(&manifest.interface) {
+        return Err(LoadError::Interface {
+            plugin: plugin.clone(),
+            expected: manifest.interface.clone(),
+            found: hello.services,
+        });
+    }
+    Ok((hello, negotiated))
+}

@@ -1,0 +1,86 @@
+//! The path a shared library (native, cabi) is loaded from: the artifact,
+//! or a private copy when the dynamic loader would otherwise hand back a
+//! mapping it has already.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use outlet_manifest::{Manifest, ManifestError};
+
+use crate::error::LoadError;
+
+/// The path to load a shared library from: the artifact itself, or a
+/// private copy, removed once it is mapped, when the artifact is open
+/// already in this process (the dynamic loader would hand back the open
+/// mapping, statics and all) or a fresh instance is wanted (a reload).
+pub(crate) struct LibraryPath {
+    pub path: PathBuf,
+    /// The private folder holding the copy, if any.
+    _copy: Option<tempfile::TempDir>,
+    claim: Option<Claim>,
+}
+
+/// Counts this process's loads of an artifact by path; released on drop.
+pub(crate) struct Claim(PathBuf);
+
+static OPEN: Mutex<BTreeMap<PathBuf, usize>> = Mutex::new(BTreeMap::new());
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.0) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.0);
+            }
+        }
+    }
+}
+
+impl LibraryPath {
+    pub(crate) fn new(manifest: &Manifest, fresh: bool) -> Result<LibraryPath, LoadError> {
+        let artifact_error = |error| ManifestError::Artifact {
+            plugin: manifest.name.clone(),
+            path: manifest.path.clone(),
+            error,
+        };
+        let path = manifest.path.canonicalize().map_err(artifact_error)?;
+        let in_use = {
+            let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+            let count = open.entry(path.clone()).or_insert(0);
+            *count += 1;
+            *count > 1
+        };
+        let claim = Some(Claim(path.clone()));
+        if !fresh && !in_use {
+            return Ok(LibraryPath {
+                path,
+                _copy: None,
+                claim,
+            });
+        }
+        // A folder of our own (mode 0700, random name), so nobody can swap
+        // the copy between the copying and the loading.
+        let dir = tempfile::Builder::new()
+            .prefix("outlet-")
+            .tempdir()
+            .map_err(artifact_error)?;
+        let copy = dir.path().join(format!("{}.so", manifest.name));
+        std::fs::copy(&path, &copy).map_err(artifact_error)?;
+        // The bytes loaded are the bytes checked: the artifact may have
+        // changed since the manifest's check.
+        manifest.verify_bytes(&std::fs::read(&copy).map_err(artifact_error)?)?;
+        Ok(LibraryPath {
+            path: copy,
+            _copy: Some(dir),
+            claim,
+        })
+    }
+
+    /// What the loaded library keeps for as long as it is loaded; the copy
+    /// (if any) goes with `self`.
+    pub(crate) fn claim(&mut self) -> Option<Claim> {
+        self.claim.take()
+    }
+}

@@ -1,0 +1,122 @@
+//! The host functions of the guest ABI (docs/wasm-abi.md), and the exports
+//! it asks of a module.
+
+use outlet_protocol::Code;
+use wasmtime::{Caller, Extern, Linker, Memory, Module};
+
+use super::error::WasmError;
+use super::instance::State;
+
+/// Checks that `module` exports what the guest ABI asks for.
+pub(super) fn check_exports(module: &Module) -> Result<(), WasmError> {
+    for (name, kind) in [
+        ("memory", "memory"),
+        ("outlet_abi_version", "func"),
+        ("outlet_alloc", "func"),
+        ("outlet_call", "func"),
+    ] {
+        let found = module.get_export(name);
+        let ok = matches!(
+            (&found, kind),
+            (Some(wasmtime::ExternType::Memory(_)), "memory")
+                | (Some(wasmtime::ExternType::Func(_)), "func")
+        );
+        if !ok {
+            return Err(WasmError::MissingExport { name, kind });
+        }
+    }
+    Ok(())
+}
+
+/// Links the host functions of `docs/wasm-abi.md`: nothing else.
+pub(super) fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "outlet",
+        "log",
+        |mut caller: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
+            let line = read(&mut caller, ptr, len)?;
+            crate::log::numbered(&caller.data().env.plugin, level, &line);
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        "outlet",
+        "config",
+        |mut caller: Caller<'_, State>, ptr: i32, len: i32| {
+            let key = read(&mut caller, ptr, len)?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let value = {
+                let session = caller
+                    .data()
+                    .env
+                    .session
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner());
+                session.config.get(&key).cloned()
+            };
+            Ok(match value {
+                Some(value) => {
+                    let len = value.len() as i64;
+                    caller.data_mut().pending = value.into_bytes();
+                    len
+                }
+                None => -1,
+            })
+        },
+    )?;
+    linker.func_wrap(
+        "outlet",
+        "call",
+        |mut caller: Caller<'_, State>, mptr: i32, mlen: i32, rptr: i32, rlen: i32| {
+            let method = read(&mut caller, mptr, mlen)?;
+            let request = read(&mut caller, rptr, rlen)?;
+            let method = String::from_utf8_lossy(&method).into_owned();
+            let env = caller.data().env.clone();
+            let (code, answer) = match env.services.call(&env.plugin, &method, &request) {
+                // The length must fit the low 32 bits of the answer.
+                Ok(bytes) if bytes.len() > u32::MAX as usize / 2 => (
+                    i64::from(Code::ResourceExhausted.as_i32()),
+                    b"the host's answer is too large for a wasm guest".to_vec(),
+                ),
+                Ok(bytes) => (0i64, bytes),
+                Err(status) => (
+                    i64::from(status.code().as_i32()),
+                    status.message().as_bytes().to_vec(),
+                ),
+            };
+            let len = answer.len() as i64;
+            caller.data_mut().pending = answer;
+            Ok((code << 32) | len)
+        },
+    )?;
+    linker.func_wrap(
+        "outlet",
+        "take",
+        |mut caller: Caller<'_, State>, ptr: i32| {
+            let pending = std::mem::take(&mut caller.data_mut().pending);
+            let memory = memory(&mut caller)?;
+            memory
+                .write(&mut caller, ptr as u32 as usize, &pending)
+                .map_err(|_| wasmtime::Error::msg("take: the destination lies outside the memory"))
+        },
+    )?;
+    Ok(())
+}
+
+fn memory(caller: &mut Caller<'_, State>) -> wasmtime::Result<Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(memory)) => Ok(memory),
+        _ => Err(wasmtime::Error::msg("the module exports no memory")),
+    }
+}
+
+/// Bytes the guest points at, bounds-checked.
+fn read(caller: &mut Caller<'_, State>, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
+    let memory = memory(caller)?;
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    memory
+        .data(&*caller)
+        .get(ptr..ptr.saturating_add(len))
+        .map(<[u8]>::to_vec)
+        .ok_or_else(|| wasmtime::Error::msg("a host function was given bytes outside the memory"))
+}

@@ -1,0 +1,99 @@
+//! The one place that starts plugin processes (exec for each call, rpc for
+//! each process it keeps).
+//!
+//! Everything the child needs is prepared in the host before the child
+//! exists ([`ChildLimits`], the program's path, its environment and stdio);
+//! the child then only makes system calls: it
+//! resets signal handlers, takes a process group of its own, applies the
+//! manifest's resource limits and a parent-death signal, points its stdio at
+//! the host's pipes and runs `execve`. How the child is made, without
+//! copying the host, is in `spawn.rs` ([`ChildLimits::spawn`]), which holds
+//! all the `unsafe` of this crate's process handling.
+
+mod spawn;
+
+use std::ffi::OsString;
+use std::io;
+
+use outlet_manifest::{Limits, Manifest};
+use rustix::process::{Pid, Resource, Rlimit, Signal};
+
+pub(crate) use spawn::Spawned;
+
+/// The limits to apply in the child, computed before it is started so that
+/// the child only makes system calls.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChildLimits {
+    address_space: Option<u64>,
+    cpu_seconds: Option<u64>,
+    open_files: Option<u64>,
+}
+
+impl ChildLimits {
+    /// Each limit is capped at the host's own hard limit, which a child
+    /// could not raise anyway (and asking for more would fail the spawn).
+    pub(crate) fn new(limits: &Limits) -> ChildLimits {
+        let capped = |resource, wanted: Option<u64>| {
+            let hard = rustix::process::getrlimit(resource).maximum;
+            wanted.map(|w| hard.map_or(w, |h| w.min(h)))
+        };
+        ChildLimits {
+            address_space: capped(
+                Resource::As,
+                limits.memory_mb.map(|mb| mb.saturating_mul(1 << 20)),
+            ),
+            // One second above the soft limit for the SIGKILL that follows SIGXCPU.
+            cpu_seconds: capped(Resource::Cpu, limits.cpu_seconds.map(|s| s + 1))
+                .map(|s| s.saturating_sub(1).max(1)),
+            open_files: capped(Resource::Nofile, limits.open_files),
+        }
+    }
+
+    /// Applies the limits and a SIGKILL on the host's death to the calling
+    /// process: the child, before `execve`. Only system calls; errors carry
+    /// a raw errno and do not allocate.
+    fn apply(self, parent: Pid) -> io::Result<()> {
+        let errno = |e: rustix::io::Errno| io::Error::from_raw_os_error(e.raw_os_error());
+        let set = |resource, soft: u64, hard: u64| {
+            rustix::process::setrlimit(
+                resource,
+                Rlimit {
+                    current: Some(soft),
+                    maximum: Some(hard),
+                },
+            )
+            .map_err(errno)
+        };
+        if let Some(bytes) = self.address_space {
+            set(Resource::As, bytes, bytes)?;
+        }
+        if let Some(seconds) = self.cpu_seconds {
+            // SIGXCPU at the soft limit, SIGKILL a second later if ignored.
+            set(Resource::Cpu, seconds, seconds + 1)?;
+        }
+        if let Some(files) = self.open_files {
+            set(Resource::Nofile, files, files)?;
+        }
+        rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).map_err(errno)?;
+        // The host may have died before the line above took effect.
+        if rustix::process::getppid() != Some(parent) {
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::SRCH.raw_os_error(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A child process's whole environment: what the manifest's `inherit_env`
+/// passes through from the host's, then its `env`.
+pub(crate) fn child_env(manifest: &Manifest) -> Vec<(OsString, OsString)> {
+    let permissions = &manifest.permissions;
+    let mut env: Vec<_> = permissions
+        .inherit_env
+        .iter()
+        .filter_map(|name| Some((name.into(), std::env::var_os(name)?)))
+        .collect();
+    env.extend(permissions.env.iter().map(|(k, v)| (k.into(), v.into())));
+    env
+}
