@@ -2,21 +2,13 @@
 //! built for real, loaded for real, and broken on purpose.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+
 use std::process::Command;
 
-use outlet_host::{Host, LoadError, Plugin};
+use outlet_host::LoadError;
 use outlet_protocol::Code;
 
-use crate::support::{capture_logs, compile_c, greet, library_manifest, root, test_plugin};
-
-fn manifest(dir: &Path, name: &str, library: &Path, extra: &str) -> PathBuf {
-    library_manifest(dir, "cabi", name, library, extra)
-}
-
-fn load(file: &Path) -> Result<Plugin, LoadError> {
-    Host::new().load(file)
-}
+use crate::support::{capture_logs, compile_c, greet, host, load, manifest, root, test_plugin};
 
 fn config(greeting: &str) -> BTreeMap<String, String> {
     BTreeMap::from([("greeting".to_owned(), greeting.to_owned())])
@@ -27,7 +19,7 @@ fn the_c_greeter_built_here_greets_configures_and_logs() {
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("libgreeter_c.so");
     compile_c(&root().join("examples/greeter/c/greeter.c"), &[], &library);
-    let file = manifest(dir.path(), "c-greeter", &library, "");
+    let file = manifest(dir.path(), "cabi", "c-greeter", &library, "");
     let (plugin, logs) = capture_logs(|| load(&file).unwrap());
     assert!(
         logs.contains("greeter-c ready") && logs.contains("plugin=\"c-greeter\""),
@@ -61,6 +53,7 @@ fn the_rust_cabi_greeter_serves_the_same_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(
         dir.path(),
+        "cabi",
         "rust-cabi",
         &library,
         "[config]\ngreeting = \"Hi\"\n",
@@ -78,7 +71,7 @@ fn files_that_are_not_cabi_plugins_are_refused_before_their_code_runs() {
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("notes.so");
     std::fs::write(&text, "these are not the bytes of a library").unwrap();
-    let error = load(&manifest(dir.path(), "text", &text, ""))
+    let error = load(&manifest(dir.path(), "cabi", "text", &text, ""))
         .unwrap_err()
         .to_string();
     assert!(
@@ -96,12 +89,12 @@ fn files_that_are_not_cabi_plugins_are_refused_before_their_code_runs() {
         .status()
         .unwrap();
     assert!(status.success());
-    let error = load(&manifest(dir.path(), "object", &object, ""))
+    let error = load(&manifest(dir.path(), "cabi", "object", &object, ""))
         .unwrap_err()
         .to_string();
     assert!(error.contains("not a shared object"), "{error}");
 
-    let error = load(&manifest(dir.path(), "program", &test_plugin(), ""))
+    let error = load(&manifest(dir.path(), "cabi", "program", &test_plugin(), ""))
         .unwrap_err()
         .to_string();
     assert!(error.contains("plugin `program`: cannot load"), "{error}");
@@ -130,7 +123,7 @@ fn broken_tables_are_refused_with_what_was_found() {
             .replace('_', "-");
         let library = dir.path().join(format!("lib{name}.so"));
         compile_c(&source, &[define], &library);
-        let error = load(&manifest(dir.path(), &name, &library, "")).unwrap_err();
+        let error = load(&manifest(dir.path(), "cabi", &name, &library, "")).unwrap_err();
         assert!(
             matches!(error, LoadError::Library { .. }),
             "{define}: {error}"
@@ -150,7 +143,7 @@ fn bad_answers_fail_the_call_and_the_host_stays_up() {
 
     let library = dir.path().join("libnull.so");
     compile_c(&source, &["NULL_ANSWER"], &library);
-    let plugin = load(&manifest(dir.path(), "null", &library, "")).unwrap();
+    let plugin = load(&manifest(dir.path(), "cabi", "null", &library, "")).unwrap();
     let error = greet(&plugin, "x").unwrap_err();
     assert_eq!(error.code(), Code::Internal);
     assert!(
@@ -163,7 +156,7 @@ fn bad_answers_fail_the_call_and_the_host_stays_up() {
     let library = dir.path().join("libhuge.so");
     compile_c(&source, &["HUGE_ANSWER"], &library);
     let limits = "[limits]\nmax_message_bytes = 65536\n";
-    let plugin = load(&manifest(dir.path(), "huge", &library, limits)).unwrap();
+    let plugin = load(&manifest(dir.path(), "cabi", "huge", &library, limits)).unwrap();
     let error = greet(&plugin, "x").unwrap_err();
     assert_eq!(error.code(), Code::ResourceExhausted);
     assert!(
@@ -180,9 +173,9 @@ fn bad_answers_fail_the_call_and_the_host_stays_up() {
 fn a_plugin_calls_the_services_its_host_offers() {
     let library = test_plugin().with_file_name("liboutlet_test_native.so");
     let dir = tempfile::tempdir().unwrap();
-    let file = manifest(dir.path(), "caller", &library, "");
+    let file = manifest(dir.path(), "cabi", "caller", &library, "");
 
-    let host = Host::new();
+    let host = host();
     let plugin = host.load(&file).unwrap();
     let error = greet(&plugin, "host:Ada").unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented);
@@ -209,12 +202,12 @@ fn one_library_loaded_twice_keeps_two_states() {
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("libgreeter_c.so");
     compile_c(&root().join("examples/greeter/c/greeter.c"), &[], &library);
-    let host = Host::new();
+    let host = host();
     let first = host
-        .load(manifest(dir.path(), "first", &library, ""))
+        .load(manifest(dir.path(), "cabi", "first", &library, ""))
         .unwrap();
     let second = host
-        .load(manifest(dir.path(), "second", &library, ""))
+        .load(manifest(dir.path(), "cabi", "second", &library, ""))
         .unwrap();
     first.configure(config("Howdy")).unwrap();
     // The C greeter keeps its greeting in a static: the second load got a

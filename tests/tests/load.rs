@@ -1,10 +1,10 @@
 //! Loading: manifests, artifacts, hashes, policy and Hello, through the Host.
 
-use outlet_host::{Host, LoadError};
+use outlet_host::LoadError;
 use outlet_manifest::sha256_hex;
 use outlet_protocol::{Client, Code, Transport};
 
-use crate::support::{fixture, fixture_for, greet, test_plugin};
+use crate::support::{fixture, fixture_for, greet, host, test_plugin};
 
 #[test]
 fn a_pinned_artifact_loads_and_a_wrong_pin_is_refused() {
@@ -73,7 +73,7 @@ fn hello_reports_the_plugin_and_the_negotiation() {
 #[test]
 fn one_host_refuses_two_plugins_of_one_name() {
     let f = fixture("twin", "", "");
-    let host = Host::new();
+    let host = host();
     host.load(&f.manifest).unwrap();
     let error = host.load(&f.manifest).unwrap_err();
     assert!(matches!(error, LoadError::Duplicate { .. }), "{error}");

@@ -3,23 +3,15 @@
 //! contained; reloads that no call notices.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use greeter::{GreetRequest, GreeterClient};
-use outlet_host::{Host, LoadError, Plugin};
+use outlet_host::LoadError;
 use outlet_protocol::{Code, Transport};
 
-use crate::support::{compile_c, greet, library, library_manifest, root};
-
-fn manifest(dir: &Path, name: &str, library: &Path, extra: &str) -> PathBuf {
-    library_manifest(dir, "native", name, library, extra)
-}
-
-fn load(file: &Path) -> Result<Plugin, LoadError> {
-    Host::new().load(file)
-}
+use crate::support::{compile_c, greet, library, load, manifest, root};
 
 /// Mapped private copies of a plugin's library (made by reloads, each in a
 /// folder `outlet-*` of its own, and removed once mapped).
@@ -47,6 +39,7 @@ fn the_native_greeter_is_called_directly_and_by_path() {
     let file = manifest(
         dir.path(),
         "native",
+        "native",
         &library("libgreeter_native.so"),
         &extra,
     );
@@ -69,7 +62,7 @@ fn a_library_of_another_build_is_refused_with_both_fingerprints() {
     let source = root().join("tests/c/foreign_native.c");
     let foreign = dir.path().join("libforeign.so");
     compile_c(&source, &[], &foreign);
-    let error = load(&manifest(dir.path(), "foreign", &foreign, "")).unwrap_err();
+    let error = load(&manifest(dir.path(), "native", "foreign", &foreign, "")).unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, LoadError::Library { .. }), "{text}");
     assert!(text.contains("plugin `foreign`"), "{text}");
@@ -80,7 +73,7 @@ fn a_library_of_another_build_is_refused_with_both_fingerprints() {
     for (define, expected) in [("ABI=7", "ABI version 7"), ("SIZE=16", "16 bytes")] {
         let library = dir.path().join(format!("lib{}.so", &define[..3]));
         compile_c(&source, &[define], &library);
-        let text = load(&manifest(dir.path(), "odd", &library, ""))
+        let text = load(&manifest(dir.path(), "native", "odd", &library, ""))
             .unwrap_err()
             .to_string();
         assert!(text.contains(expected), "{text}");
@@ -96,7 +89,7 @@ fn a_library_of_another_build_is_refused_with_both_fingerprints() {
         .status()
         .unwrap();
     assert!(status.success());
-    let text = load(&manifest(dir.path(), "cabi", &cabi, ""))
+    let text = load(&manifest(dir.path(), "native", "cabi", &cabi, ""))
         .unwrap_err()
         .to_string();
     assert!(
@@ -118,6 +111,7 @@ fn a_plugin_from_another_proto_is_refused() {
     let extra = format!("proto = \"{}\"\n", proto.display());
     let file = manifest(
         dir.path(),
+        "native",
         "skewed",
         &library("libgreeter_native.so"),
         &extra,
@@ -134,7 +128,7 @@ fn a_panic_is_contained_and_the_manifest_decides_what_follows() {
     let dir = tempfile::tempdir().unwrap();
     let fragile = library("liboutlet_test_native.so");
 
-    let plugin = load(&manifest(dir.path(), "fail-fast", &fragile, "")).unwrap();
+    let plugin = load(&manifest(dir.path(), "native", "fail-fast", &fragile, "")).unwrap();
     let error = greet(&plugin, "panic").unwrap_err();
     assert_eq!(error.code(), Code::Internal);
     assert!(
@@ -153,7 +147,14 @@ fn a_panic_is_contained_and_the_manifest_decides_what_follows() {
     assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
 
     let extra = "[limits]\non_panic = \"reload\"\n";
-    let plugin = load(&manifest(dir.path(), "self-healing", &fragile, extra)).unwrap();
+    let plugin = load(&manifest(
+        dir.path(),
+        "native",
+        "self-healing",
+        &fragile,
+        extra,
+    ))
+    .unwrap();
     assert!(greet(&plugin, "panic").is_err());
     assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
     assert_eq!(plugin.reloads(), 1);
@@ -164,7 +165,7 @@ fn a_panic_while_making_the_plugin_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("libpanic-in-make.so");
     std::fs::copy(library("liboutlet_test_native.so"), &copy).unwrap();
-    let error = load(&manifest(dir.path(), "unmakeable", &copy, "")).unwrap_err();
+    let error = load(&manifest(dir.path(), "native", "unmakeable", &copy, "")).unwrap_err();
     let text = error.to_string();
     assert!(matches!(error, LoadError::Library { .. }), "{text}");
     assert!(text.contains("plugin `unmakeable`"), "{text}");
@@ -177,7 +178,13 @@ fn a_panic_while_making_the_plugin_is_an_error_not_a_crash() {
 #[test]
 fn a_reload_under_load_fails_no_call_and_unmaps_the_old_library() {
     let dir = tempfile::tempdir().unwrap();
-    let file = manifest(dir.path(), "reloaded", &library("libgreeter_native.so"), "");
+    let file = manifest(
+        dir.path(),
+        "native",
+        "reloaded",
+        &library("libgreeter_native.so"),
+        "",
+    );
     let plugin = load(&file).unwrap();
     let client = plugin.client::<GreeterClient<_>>().unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);

@@ -7,18 +7,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kv::{GetRequest, KvClient, PutRequest};
-use outlet_host::Host;
 use outlet_protocol::Code;
 
-use crate::support::{Fixture, Shouting, capture_logs, fixture_of, greet, root, test_plugin};
-
-fn rpc_plugin() -> PathBuf {
-    test_plugin().with_file_name("outlet-test-rpc")
-}
-
-fn fixture(name: &str, mode: &str, extra: &str) -> Fixture {
-    fixture_of("rpc", name, &rpc_plugin(), mode, extra)
-}
+use crate::support::{
+    Shouting, capture_logs, fixture_of, greet, host, root, rpc_fixture, rpc_plugin, test_plugin,
+};
 
 /// A program built by `tests/go/build.sh`, which the README's test command runs.
 fn go_program(name: &str) -> PathBuf {
@@ -70,7 +63,7 @@ fn put_then_get(plugin: &outlet_host::Plugin, key: &str, value: &[u8]) -> Vec<u8
 
 #[test]
 fn greets_over_grpc_and_logs_stderr_and_stdout_under_its_name() {
-    let f = fixture("polite-rpc", "", "");
+    let f = rpc_fixture("polite-rpc", "", "");
     // The plugin's log lines go where events went on the thread that loaded it.
     let ((plugin, reply), logs) = capture_logs(|| {
         let plugin = f.load();
@@ -115,9 +108,7 @@ fn greets_over_grpc_and_logs_stderr_and_stdout_under_its_name() {
 #[test]
 fn the_kv_example_puts_and_gets() {
     let dir = tempfile::tempdir().unwrap();
-    let plugin = Host::new()
-        .load(kv_manifest(dir.path(), &kv_plugin()))
-        .unwrap();
+    let plugin = host().load(kv_manifest(dir.path(), &kv_plugin())).unwrap();
     assert_eq!(put_then_get(&plugin, "hello", b"world"), b"world");
     plugin.shutdown().unwrap();
 }
@@ -127,7 +118,7 @@ fn an_outlet_host_runs_a_go_plugin() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = kv_manifest(dir.path(), &go_program("kv-go-plugin"));
     let (plugin, logs) = capture_logs(|| {
-        let plugin = Host::new().load(&manifest).unwrap();
+        let plugin = host().load(&manifest).unwrap();
         assert_eq!(put_then_get(&plugin, "from-rust", b"to go"), b"to go");
         std::thread::sleep(Duration::from_millis(200));
         plugin
@@ -209,12 +200,12 @@ fn tcp_listening(pid: u32) -> Vec<String> {
 
 #[test]
 fn mutual_tls_over_tcp_between_an_outlet_host_and_plugin() {
-    let f = fixture(
+    let f = rpc_fixture(
         "tls-rpc",
         "",
         "[handshake]\nauto_mtls = true\nnetwork = \"tcp\"\n",
     );
-    let host = Host::new();
+    let host = host();
     let plugin = host.load(&f.manifest).unwrap();
     assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
     // Outlet's frames are never sent around TLS.
@@ -240,7 +231,7 @@ fn mutual_tls_with_go_plugin_both_ways() {
     // with a P-521 certificate of its own in the handshake line.
     let dir = tempfile::tempdir().unwrap();
     let manifest = kv_manifest_with(dir.path(), &go_program("kv-go-plugin"), "auto_mtls = true");
-    let plugin = Host::new().load(&manifest).unwrap();
+    let plugin = host().load(&manifest).unwrap();
     assert_eq!(put_then_get(&plugin, "over", b"tls"), b"tls");
     plugin.shutdown().unwrap();
 
@@ -279,7 +270,7 @@ fn bad_starts_are_refused_with_the_cause_and_leave_nothing_running() {
         ),
     ];
     for (name, mode, extra, expected) in cases {
-        let f = fixture(name, mode, extra);
+        let f = rpc_fixture(name, mode, extra);
         let error = f.load_err();
         assert!(error.contains(&format!("plugin `{name}` (rpc)")), "{error}");
         assert!(error.contains(expected), "{name}: {error}");
@@ -289,8 +280,8 @@ fn bad_starts_are_refused_with_the_cause_and_leave_nothing_running() {
 
 #[test]
 fn a_plugin_calls_the_hosts_services_over_the_broker_during_a_call() {
-    let f = fixture("caller-rpc", "", "");
-    let host = Host::new();
+    let f = rpc_fixture("caller-rpc", "", "");
+    let host = host();
     let plugin = host.load(&f.manifest).unwrap();
     let error = greet(&plugin, "host:Ada").unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented, "{error}");
@@ -355,7 +346,7 @@ fn attaching_checks_the_process_and_never_signals_another() {
     // The manifest names a process that is not the plugin: refused, and
     // that process is left alone.
     let mut decoy = Command::new("sleep").arg("3600").spawn().unwrap();
-    let error = Host::new()
+    let error = host()
         .load(attach_manifest(dir.path(), &address, Some(decoy.id())))
         .unwrap_err()
         .to_string();
@@ -376,7 +367,7 @@ fn attaching_checks_the_process_and_never_signals_another() {
 
     // The right process: attached, called, calling back into the host, and
     // stopped by the controller's Shutdown.
-    let host = Host::new();
+    let host = host();
     let plugin = host
         .load(attach_manifest(dir.path(), &address, Some(pid)))
         .unwrap();
@@ -475,7 +466,7 @@ fn an_attached_plugin_is_not_restarted_and_without_a_pid_never_signalled() {
     // Without a pid (as for a plugin on another machine): no process id,
     // and a stop is only the controller's Shutdown.
     let (mut remote, address) = start_by_hand(dir.path());
-    let plugin = Host::new()
+    let plugin = host()
         .load(attach_manifest(dir.path(), &address, None))
         .unwrap();
     assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
@@ -486,7 +477,7 @@ fn an_attached_plugin_is_not_restarted_and_without_a_pid_never_signalled() {
     // With a pid, its death is seen through its pidfd; the host cannot
     // start it again, and says so.
     let (mut local, address) = start_by_hand(dir.path());
-    let plugin = Host::new()
+    let plugin = host()
         .load(attach_manifest(dir.path(), &address, Some(local.id())))
         .unwrap();
     local.kill().unwrap();
@@ -510,7 +501,7 @@ fn an_attached_plugin_is_not_restarted_and_without_a_pid_never_signalled() {
 
 #[test]
 fn a_plugin_that_dies_in_a_call_fails_that_call_and_is_restarted() {
-    let f = fixture("fragile", "", "");
+    let f = rpc_fixture("fragile", "", "");
     let plugin = f.load();
     let before = greet(&plugin, "pid").unwrap();
     let error = greet(&plugin, "die").unwrap_err();
@@ -571,7 +562,7 @@ fn a_restarted_plugin_gets_its_config_again() {
 
 #[test]
 fn a_plugin_used_and_dropped_inside_an_async_runtime_harms_nothing() {
-    let f = fixture("async-host", "", "");
+    let f = rpc_fixture("async-host", "", "");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -592,7 +583,7 @@ fn restarts_stop_at_the_limit_and_a_reload_tries_again() {
     let flag = tempfile::tempdir().unwrap();
     let flag = flag.path().join("fail");
     let mode = format!("fail-if:{}", flag.display());
-    let f = fixture("doomed", &mode, "[limits]\nrestarts = 2\n");
+    let f = rpc_fixture("doomed", &mode, "[limits]\nrestarts = 2\n");
     let plugin = f.load();
     std::fs::write(&flag, "").unwrap();
     let _ = greet(&plugin, "die");
@@ -628,7 +619,7 @@ fn restarts_stop_at_the_limit_and_a_reload_tries_again() {
 
 #[test]
 fn a_hung_call_hits_its_deadline_and_a_reply_over_the_limit_is_refused() {
-    let f = fixture(
+    let f = rpc_fixture(
         "slow",
         "",
         "[limits]\ntimeout_ms = 300\nmax_message_bytes = 100000\n",
@@ -656,7 +647,7 @@ fn a_hung_call_hits_its_deadline_and_a_reply_over_the_limit_is_refused() {
 
 #[test]
 fn stopping_ends_the_whole_process_group_and_a_flood_of_stderr_harms_nothing() {
-    let f = fixture("flooding", "flood-stderr", "");
+    let f = rpc_fixture("flooding", "flood-stderr", "");
     let plugin = f.load();
     let forked = greet(&plugin, "fork").unwrap();
     assert!(forked.starts_with("forked "), "{forked}");
@@ -672,7 +663,7 @@ fn stopping_ends_the_whole_process_group_and_a_flood_of_stderr_harms_nothing() {
 fn a_host_killed_with_sigkill_takes_its_plugins_along() {
     // An Outlet plugin, which also watches its parent, and a Go plugin,
     // which has only the parent-death signal the host gave it.
-    let f = fixture("orphan", "", "");
+    let f = rpc_fixture("orphan", "", "");
     let dir = tempfile::tempdir().unwrap();
     let go = kv_manifest(dir.path(), &go_program("kv-go-plugin"));
     let mut host = Command::new(test_plugin().with_file_name("outlet-test-host"))
@@ -709,7 +700,7 @@ fn a_host_killed_with_sigkill_takes_its_plugins_along() {
 
 #[test]
 fn reload_switches_to_a_new_process_without_failing_a_call() {
-    let f = fixture("reloaded", "", "");
+    let f = rpc_fixture("reloaded", "", "");
     let plugin = f.load();
     let before = greet(&plugin, "pid").unwrap();
     std::thread::scope(|scope| {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use greeter::{GreetRequest, GreeterClient};
-use outlet_host::{Host, Plugin};
+use outlet_host::{Host, LoadError, Plugin};
 use outlet_protocol::Status;
 
 /// The misbehaving test plugin.
@@ -25,6 +25,22 @@ pub fn greeter_exec() -> PathBuf {
     path
 }
 
+/// The outlet-test-rpc plugin.
+pub fn rpc_plugin() -> PathBuf {
+    test_plugin().with_file_name("outlet-test-rpc")
+}
+
+/// A host for one test, with the tests' own module cache (not the user's).
+pub fn host() -> Host {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("module-cache");
+    Host::builder().module_cache(Some(cache)).build()
+}
+
+/// Loads a manifest into a host of its own.
+pub fn load(file: &Path) -> Result<Plugin, LoadError> {
+    host().load(file)
+}
+
 /// A folder holding one manifest, for one test.
 pub struct Fixture {
     _dir: tempfile::TempDir,
@@ -41,6 +57,11 @@ pub fn fixture(name: &str, mode: &str, extra: &str) -> Fixture {
 
 pub fn fixture_for(name: &str, program: &Path, mode: &str, extra: &str) -> Fixture {
     fixture_of("exec", name, program, mode, extra)
+}
+
+/// A manifest for the rpc test plugin in `mode`, as [`fixture`].
+pub fn rpc_fixture(name: &str, mode: &str, extra: &str) -> Fixture {
+    fixture_of("rpc", name, &rpc_plugin(), mode, extra)
 }
 
 /// As [`fixture_for`], for a plugin of `mechanism`.
@@ -73,14 +94,14 @@ pub fn fixture_of(mechanism: &str, name: &str, program: &Path, mode: &str, extra
 
 impl Fixture {
     pub fn load(&self) -> Plugin {
-        Host::new()
+        host()
             .load(&self.manifest)
             .unwrap_or_else(|e| panic!("loading {}: {e}", self.manifest.display()))
     }
 
     /// The error loading fails with, as text.
     pub fn load_err(&self) -> String {
-        match Host::new().load(&self.manifest) {
+        match host().load(&self.manifest) {
             Ok(plugin) => panic!("{} loaded: {plugin:?}", self.manifest.display()),
             Err(error) => error.to_string(),
         }
@@ -219,14 +240,8 @@ pub fn library(name: &str) -> PathBuf {
     test_plugin().with_file_name(name)
 }
 
-/// A manifest for a plugin of an in-process mechanism; `extra` is appended.
-pub fn library_manifest(
-    dir: &Path,
-    mechanism: &str,
-    name: &str,
-    library: &Path,
-    extra: &str,
-) -> PathBuf {
+/// A manifest for a plugin of `mechanism` at `library`; `extra` is appended.
+pub fn manifest(dir: &Path, mechanism: &str, name: &str, library: &Path, extra: &str) -> PathBuf {
     let file = dir.join(format!("{name}.toml"));
     let text = format!(
         "name = \"{name}\"\nmechanism = \"{mechanism}\"\npath = \"{}\"\n\

@@ -4,18 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use outlet_host::{Host, LoadError, Plugin};
 use outlet_protocol::Code;
 
-use crate::support::{capture_logs, greet, library_manifest, root};
-
-fn manifest(dir: &Path, name: &str, module: &Path, extra: &str) -> PathBuf {
-    library_manifest(dir, "wasm", name, module, extra)
-}
-
-fn load(file: &Path) -> Result<Plugin, LoadError> {
-    Host::new().load(file)
-}
+use crate::support::{capture_logs, greet, host, load, manifest, root};
 
 /// The Rust greeter guest, built for wasm32 by the README's test command.
 fn rust_guest() -> PathBuf {
@@ -59,6 +50,7 @@ fn the_greeters_in_rust_and_in_wat_greet() {
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(
         dir.path(),
+        "wasm",
         "rusty",
         &rust_guest(),
         "[config]\ngreeting = \"Hi\"\n",
@@ -67,7 +59,8 @@ fn the_greeters_in_rust_and_in_wat_greet() {
     assert_eq!(greet(&plugin, "wasm").unwrap(), "Hi, wasm!");
 
     let wat = root().join("examples/greeter/wat/greeter.wat");
-    let (plugin, logs) = capture_logs(|| load(&manifest(dir.path(), "textual", &wat, "")).unwrap());
+    let (plugin, logs) =
+        capture_logs(|| load(&manifest(dir.path(), "wasm", "textual", &wat, "")).unwrap());
     assert!(
         logs.contains("greeter-wat ready") && logs.contains("plugin=\"textual\""),
         "{logs}"
@@ -83,14 +76,21 @@ fn the_greeters_in_rust_and_in_wat_greet() {
 #[test]
 fn an_endless_loop_is_stopped_at_the_deadline_and_the_next_call_works() {
     let dir = tempfile::tempdir().unwrap();
+    // Greet spins for the name "spin" (a 6-byte request) and otherwise
+    // answers an empty GreetResponse.
     let module = wat_guest(
         dir.path(),
         "spin",
         "",
-        "(loop $forever (br $forever)) (i32.const 0)",
+        "(if (i32.eq (local.get $request_len) (i32.const 6))
+      (then (loop $forever (br $forever))))
+    (i32.store (local.get $out) (i32.const 0))
+    (i32.store offset=4 (local.get $out) (i32.const 0))
+    (i32.const 0)",
     );
     let plugin = load(&manifest(
         dir.path(),
+        "wasm",
         "spinner",
         &module,
         "[limits]\ntimeout_ms = 100\n",
@@ -101,7 +101,7 @@ fn an_endless_loop_is_stopped_at_the_deadline_and_the_next_call_works() {
     // stopped, not before its limit and not seconds late.
     for _ in 0..2 {
         let started = Instant::now();
-        let error = greet(&plugin, "x").unwrap_err();
+        let error = greet(&plugin, "spin").unwrap_err();
         assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
         assert!(error.message().contains("plugin `spinner`"), "{error}");
         let took = started.elapsed();
@@ -109,8 +109,10 @@ fn an_endless_loop_is_stopped_at_the_deadline_and_the_next_call_works() {
             (Duration::from_millis(100)..Duration::from_secs(1)).contains(&took),
             "stopped after {took:?}, with timeout_ms = 100"
         );
+        // The stopped instance is gone; the next call gets a fresh one.
+        assert_eq!(greet(&plugin, "ok").unwrap(), "");
     }
-    assert!(plugin.health().is_err() || plugin.health().is_ok());
+    plugin.health().unwrap();
 }
 
 #[test]
@@ -127,7 +129,7 @@ fn traps_fail_the_call_and_a_fresh_instance_serves_the_next() {
     (i32.store offset=4 (local.get $out) (i32.const 0))
     (i32.const 0)",
     );
-    let plugin = load(&manifest(dir.path(), "trapper", &module, "")).unwrap();
+    let plugin = load(&manifest(dir.path(), "wasm", "trapper", &module, "")).unwrap();
     for _ in 0..3 {
         let error = greet(&plugin, "trap").unwrap_err();
         assert_eq!(error.code(), Code::Internal);
@@ -151,6 +153,7 @@ fn a_memory_bomb_hits_the_manifest_limit() {
     );
     let plugin = load(&manifest(
         dir.path(),
+        "wasm",
         "bomber",
         &module,
         "[limits]\nmemory_mb = 4\n",
@@ -170,7 +173,7 @@ fn answers_outside_the_memory_or_over_the_limit_are_refused() {
         "",
         "(i32.store (local.get $out) (i32.const 65000)) (i32.store offset=4 (local.get $out) (i32.const 1000)) (i32.const 0)",
     );
-    let plugin = load(&manifest(dir.path(), "wild", &outside, "")).unwrap();
+    let plugin = load(&manifest(dir.path(), "wasm", "wild", &outside, "")).unwrap();
     let error = greet(&plugin, "x").unwrap_err();
     assert!(
         error.message().contains("lies outside its memory"),
@@ -185,6 +188,7 @@ fn answers_outside_the_memory_or_over_the_limit_are_refused() {
     );
     let plugin = load(&manifest(
         dir.path(),
+        "wasm",
         "big",
         &big,
         "[limits]\nmax_message_bytes = 1024\n",
@@ -203,7 +207,7 @@ fn modules_that_break_the_abi_are_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, [0xffu8, 0x00, 0x13, 0x37]).unwrap();
-    let text = load(&manifest(dir.path(), "garbage", &garbage, ""))
+    let text = load(&manifest(dir.path(), "wasm", "garbage", &garbage, ""))
         .unwrap_err()
         .to_string();
     assert!(
@@ -217,7 +221,7 @@ fn modules_that_break_the_abi_are_refused_at_load() {
         r#"(import "env" "open" (func (param i32) (result i32)))"#,
         "(i32.const 0)",
     );
-    let text = load(&manifest(dir.path(), "sneaky", &sneaky, ""))
+    let text = load(&manifest(dir.path(), "wasm", "sneaky", &sneaky, ""))
         .unwrap_err()
         .to_string();
     assert!(
@@ -228,7 +232,7 @@ fn modules_that_break_the_abi_are_refused_at_load() {
 
     let bare = dir.path().join("bare.wat");
     std::fs::write(&bare, "(module (memory (export \"memory\") 1))").unwrap();
-    let text = load(&manifest(dir.path(), "bare", &bare, ""))
+    let text = load(&manifest(dir.path(), "wasm", "bare", &bare, ""))
         .unwrap_err()
         .to_string();
     assert!(
@@ -247,7 +251,7 @@ fn modules_that_break_the_abi_are_refused_at_load() {
         ),
     )
     .unwrap();
-    let text = load(&manifest(dir.path(), "twice", &twice, ""))
+    let text = load(&manifest(dir.path(), "wasm", "twice", &twice, ""))
         .unwrap_err()
         .to_string();
     assert!(text.contains("plugin `twice`"), "{text}");
@@ -262,7 +266,7 @@ fn modules_that_break_the_abi_are_refused_at_load() {
         ),
     )
     .unwrap();
-    let text = load(&manifest(dir.path(), "hello-trap", &hello_trap, ""))
+    let text = load(&manifest(dir.path(), "wasm", "hello-trap", &hello_trap, ""))
         .unwrap_err()
         .to_string();
     assert!(
@@ -288,10 +292,10 @@ fn a_guest_calls_the_host_through_its_imports() {
     (i32.store offset=4 (local.get $out) (i32.wrap_i64 (global.get $answer)))
     (i32.wrap_i64 (i64.shr_u (global.get $answer) (i64.const 32)))",
     );
-    let host = Host::new();
-    host.serve(greeter::GreeterServer::new(greeter::Hello::default()));
+    let host = host();
+    host.serve(greeter::GreeterServer::new(greeter::Greetings::default()));
     let plugin = host
-        .load(manifest(dir.path(), "forwarder", &module, ""))
+        .load(manifest(dir.path(), "wasm", "forwarder", &module, ""))
         .unwrap();
     assert_eq!(greet(&plugin, "via host").unwrap(), "Hello, via host!");
 }
@@ -299,7 +303,7 @@ fn a_guest_calls_the_host_through_its_imports() {
 #[test]
 fn calls_from_many_threads_run_in_instances_of_their_own() {
     let dir = tempfile::tempdir().unwrap();
-    let plugin = load(&manifest(dir.path(), "crowded", &rust_guest(), "")).unwrap();
+    let plugin = load(&manifest(dir.path(), "wasm", "crowded", &rust_guest(), "")).unwrap();
     std::thread::scope(|s| {
         // More threads than an instance has slots.
         for t in 0..20 {
@@ -337,6 +341,7 @@ fn wasi_reaches_only_what_the_manifest_grants() {
     std::fs::write(dir.path().join("secret.txt"), "not for plugins").unwrap();
     let file = manifest(
         dir.path(),
+        "wasm",
         "wasi",
         &wasi_guest(),
         "[permissions]\nenv = { GREETING = \"hi\" }\n\
@@ -414,6 +419,7 @@ fn a_wasi_plugin_works_inside_an_async_runtime() {
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(
         dir.path(),
+        "wasm",
         "wasi-async",
         &wasi_guest(),
         "[permissions]\nenv = { GREETING = \"hi\" }\n",
@@ -439,6 +445,7 @@ fn granted_clocks_and_randomness_are_real() {
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(
         dir.path(),
+        "wasm",
         "wasi-real",
         &wasi_guest(),
         "[permissions]\nclock = true\nrandom = true\n",
@@ -458,6 +465,7 @@ fn granted_clocks_and_randomness_are_real() {
 
     let missing = manifest(
         dir.path(),
+        "wasm",
         "wasi-missing",
         &wasi_guest(),
         "[permissions]\ndirs = [{ host = \"nowhere\", guest = \"/data\" }]\n",
@@ -473,6 +481,7 @@ fn granted_clocks_and_randomness_are_real() {
     std::fs::create_dir_all(dir.path().join("rw/inner")).unwrap();
     let nested = manifest(
         dir.path(),
+        "wasm",
         "wasi-nested",
         &wasi_guest(),
         "[permissions]\ndirs = [{ host = \"rw\", guest = \"/rw\", write = true }, \
@@ -488,7 +497,7 @@ fn granted_clocks_and_randomness_are_real() {
 #[test]
 fn calls_of_any_size_reuse_or_replace_the_guest_buffer() {
     let dir = tempfile::tempdir().unwrap();
-    let plugin = load(&manifest(dir.path(), "sizes", &rust_guest(), "")).unwrap();
+    let plugin = load(&manifest(dir.path(), "wasm", "sizes", &rust_guest(), "")).unwrap();
     // Growing, shrinking, past the rounding, and back.
     for len in [300, 10, 5000, 70_000, 100, 200_000, 1] {
         let name = "n".repeat(len);

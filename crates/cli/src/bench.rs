@@ -235,7 +235,7 @@ fn in_process(
         .load(file)
         .with_context(|| format!("loading {}", file.display()))?;
     let greeter = plugin.client::<GreeterClient<_>>()?;
-    let direct = greeter::Hello::default();
+    let direct = greeter::Greetings::default();
     let request = request();
     let (ours, base) = side_by_side(
         calls,

@@ -9,7 +9,9 @@
 //! Every `unsafe` block says why it holds in a `// SAFETY:` comment; the
 //! one entry point that needs the caller's trust is an `unsafe fn`
 //! ([`CabiLibrary::open`]) whose `# Safety` section states the contract.
-#![deny(clippy::undocumented_unsafe_blocks)]
+// The loader crate: unsafe is its purpose (docs/unsafe.md); the workspace
+// lints still hold every block to a `// SAFETY:` comment.
+#![allow(unsafe_code)]
 #![deny(missing_docs)]
 
 mod cabi;

@@ -3,9 +3,9 @@
 //! plugin serves.
 //!
 //! ```
-//! use greeter::{Greeter, GreetRequest, Hello};
+//! use greeter::{Greeter, GreetRequest, Greetings};
 //!
-//! let reply = Hello::default().greet(GreetRequest { name: "world".into() })?;
+//! let reply = Greetings::default().greet(GreetRequest { name: "world".into() })?;
 //! assert_eq!(reply.message, "Hello, world!");
 //! # Ok::<(), outlet_protocol::Status>(())
 //! ```
@@ -21,19 +21,19 @@ include!(concat!(env!("OUT_DIR"), "/outlet.examples.greeter.v1.rs"));
 /// The greeter every example plugin serves: `"<greeting>, <name>!"`, where
 /// the greeting is `Hello` unless config key `greeting` says otherwise.
 #[derive(Debug)]
-pub struct Hello {
+pub struct Greetings {
     greeting: RwLock<String>,
 }
 
-impl Default for Hello {
-    fn default() -> Hello {
-        Hello {
+impl Default for Greetings {
+    fn default() -> Greetings {
+        Greetings {
             greeting: RwLock::new("Hello".into()),
         }
     }
 }
 
-impl Hello {
+impl Greetings {
     /// Applies a config: `greeting` replaces the word before the name.
     ///
     /// # Errors
@@ -50,7 +50,7 @@ impl Hello {
     }
 }
 
-impl Greeter for Hello {
+impl Greeter for Greetings {
     fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
         let greeting = self.greeting.read().unwrap_or_else(|e| e.into_inner());
         Ok(GreetResponse {
@@ -59,12 +59,12 @@ impl Greeter for Hello {
     }
 }
 
-/// The greeter as a plugin: `Hello` served, with Configure wired to it.
+/// The greeter as a plugin: `Greetings` served, with Configure wired to it.
 pub fn plugin() -> outlet_guest::Plugin {
-    let hello = std::sync::Arc::new(Hello::default());
-    let configured = hello.clone();
+    let greetings = std::sync::Arc::new(Greetings::default());
+    let configured = greetings.clone();
     outlet_guest::Plugin::new("greeter", env!("CARGO_PKG_VERSION"))
-        .service(GreeterServer::new(hello))
+        .service(GreeterServer::new(greetings))
         .on_configure(move |config| configured.configure(config))
 }
 
@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn the_server_answers_on_the_grpc_path_of_the_proto() {
-        let server = GreeterServer::new(Hello::default());
+        let server = GreeterServer::new(Greetings::default());
         let request = GreetRequest {
             name: "path".into(),
         };

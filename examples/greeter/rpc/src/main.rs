@@ -8,13 +8,13 @@
 
 use std::sync::{Arc, RwLock};
 
-use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer, Hello};
+use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer, Greetings};
 use kv::{KvClient, PutRequest};
 use outlet_guest::{Plugin, Status};
 
 #[derive(Default)]
 struct Guestbook {
-    hello: Hello,
+    greetings: Greetings,
     /// Where in the host's store names go: config key `guestbook`.
     key: RwLock<Option<String>>,
 }
@@ -29,7 +29,7 @@ impl Greeter for Guestbook {
                 value: request.name.clone().into_bytes(),
             })?;
         }
-        self.hello.greet(request)
+        self.greetings.greet(request)
     }
 }
 
@@ -39,7 +39,7 @@ fn main() -> std::process::ExitCode {
     let plugin = Plugin::new("greeter", env!("CARGO_PKG_VERSION"))
         .service(GreeterServer::new(book))
         .on_configure(move |config| {
-            configured.hello.configure(config)?;
+            configured.greetings.configure(config)?;
             *configured.key.write().unwrap_or_else(|e| e.into_inner()) =
                 config.get("guestbook").cloned();
             Ok(())

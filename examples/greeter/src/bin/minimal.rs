@@ -1,9 +1,9 @@
 use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
 use outlet_guest::{Plugin, Status};
 
-struct Hello;
+struct Greetings;
 
-impl Greeter for Hello {
+impl Greeter for Greetings {
     fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
         let message = format!("Hello, {}!", request.name);
         Ok(GreetResponse { message })
@@ -11,6 +11,6 @@ impl Greeter for Hello {
 }
 
 fn main() -> std::process::ExitCode {
-    let plugin = Plugin::new("greeter", "1.0.0").service(GreeterServer::new(Hello));
+    let plugin = Plugin::new("greeter", "1.0.0").service(GreeterServer::new(Greetings));
     outlet_guest::exec::serve(&plugin)
 }
