@@ -36,3 +36,46 @@ pub fn check(manifest: &Manifest) -> Result<(), ManifestError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Mechanism;
+    use crate::testing::{GOOD, error, parse};
+
+    #[test]
+    fn the_trust_policy_is_checked_at_parse() {
+        let native = GOOD
+            .replace("\"exec\"", "\"native\"")
+            .replace("\"tight\"", "\"untrusted\"");
+        let text = error(&native);
+        assert!(
+            text.contains("plugin `greeter` is refused by the trust policy"),
+            "{text}"
+        );
+        assert!(
+            text.contains("allows only wasm, exec, not `native`"),
+            "{text}"
+        );
+
+        let rpc = GOOD
+            .replace("\"exec\"", "\"rpc\"")
+            .replace("\"tight\"", "\"untrusted\"");
+        assert!(error(&rpc).contains("not `rpc`"));
+
+        let open = GOOD
+            .replace("\"exec\"", "\"rpc\"")
+            .replace("\"tight\"", "\"open\"");
+        let text = error(&open);
+        assert!(
+            text.contains("must pin its artifact with `sha256`"),
+            "{text}"
+        );
+        assert!(text.contains("sha256sum plugins/bin/greeter"), "{text}");
+
+        let pinned = open.replace(
+            "[limits]",
+            &format!("sha256 = \"{}\"\n[limits]", "ab".repeat(32)),
+        );
+        assert_eq!(parse(&pinned).unwrap().mechanism, Mechanism::Rpc);
+    }
+}
