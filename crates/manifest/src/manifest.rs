@@ -15,8 +15,8 @@ use crate::{Handshake, Limits, ManifestError, Mechanism, Permissions, Reattach, 
 /// interface = "outlet.examples.greeter.v1.Greeter"
 /// proto = "../greeter.proto"      # for `outlet call` and `outlet inspect`
 /// versions = [1]                  # interface versions the host accepts
-/// trust = "untrusted"             # tight | open | untrusted
-/// sha256 = "…"                    # required unless trust = "tight"
+/// trust = "sandboxed"             # in-process | out-of-process | sandboxed
+/// sha256 = "…"                    # required unless trust = "in-process"
 ///
 /// [limits]
 /// timeout_ms = 2000
@@ -92,7 +92,7 @@ impl Manifest {
     ///     mechanism = "exec"
     ///     path = "greeter-exec"
     ///     interface = "outlet.examples.greeter.v1.Greeter"
-    ///     trust = "tight"
+    ///     trust = "in-process"
     /// "#, "plugins/greeter.toml".as_ref())?;
     /// assert_eq!(manifest.mechanism, Mechanism::Exec);
     /// assert_eq!(manifest.path, std::path::Path::new("plugins/greeter-exec"));
@@ -102,9 +102,9 @@ impl Manifest {
     ///     mechanism = "native"
     ///     path = "libgreeter.so"
     ///     interface = "outlet.examples.greeter.v1.Greeter"
-    ///     trust = "untrusted"
+    ///     trust = "sandboxed"
     /// "#, "plugins/greeter.toml".as_ref());
-    /// assert!(refused.unwrap_err().to_string().contains("untrusted"));
+    /// assert!(refused.unwrap_err().to_string().contains("sandboxed"));
     /// # Ok::<(), outlet_manifest::ManifestError>(())
     /// ```
     pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {

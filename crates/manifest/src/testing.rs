@@ -11,7 +11,7 @@ pub(crate) const GOOD: &str = r#"
     path = "bin/greeter"
     interface = "outlet.examples.greeter.v1.Greeter"
     proto = "greeter.proto"
-    trust = "tight"
+    trust = "in-process"
     [limits]
     timeout_ms = 250
     memory_mb = 64

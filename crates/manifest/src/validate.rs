@@ -300,7 +300,7 @@ mod tests {
             name = "remote"
             mechanism = "rpc"
             interface = "outlet.examples.greeter.v1.Greeter"
-            trust = "open"
+            trust = "out-of-process"
             [reattach]
             address = "/tmp/plugin-remote"
             pid = 4242
@@ -317,7 +317,10 @@ mod tests {
         let cases = [
             (attached.replace("\"rpc\"", "\"exec\""), "field `reattach`"),
             (
-                attached.replace("trust = \"open\"", "trust = \"open\"\npath = \"bin/x\""),
+                attached.replace(
+                    "trust = \"out-of-process\"",
+                    "trust = \"out-of-process\"\npath = \"bin/x\"",
+                ),
                 "field `path`",
             ),
             (
@@ -367,11 +370,17 @@ mod tests {
                 "field `limits.memory_mb`",
             ),
             (
-                GOOD.replace("trust = \"tight\"", "trust = \"tight\"\nversions = []"),
+                GOOD.replace(
+                    "trust = \"in-process\"",
+                    "trust = \"in-process\"\nversions = []",
+                ),
                 "field `versions`",
             ),
             (
-                GOOD.replace("trust = \"tight\"", "trust = \"tight\"\nsha256 = \"abc\""),
+                GOOD.replace(
+                    "trust = \"in-process\"",
+                    "trust = \"in-process\"\nsha256 = \"abc\"",
+                ),
                 "field `sha256`",
             ),
             (
