@@ -330,7 +330,7 @@ fn attach_manifest(dir: &std::path::Path, address: &str, pid: Option<u32>) -> Pa
     let pid = pid.map(|pid| format!("pid = {pid}")).unwrap_or_default();
     let text = format!(
         "name = \"attached\"\nmechanism = \"rpc\"\n\
-         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"open\"\n\
+         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"out-of-process\"\n\
          [reattach]\naddress = {address:?}\n{pid}\n"
     );
     std::fs::write(&manifest, text).unwrap();

@@ -81,7 +81,7 @@ pub fn fixture_of(mechanism: &str, name: &str, program: &Path, mode: &str, extra
     };
     let text = format!(
         "name = \"{name}\"\nmechanism = \"{mechanism}\"\npath = \"{}\"\n\
-         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n{extra}",
+         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"in-process\"\n{extra}",
         program.display()
     );
     std::fs::write(&manifest, text).unwrap();
@@ -245,7 +245,7 @@ pub fn manifest(dir: &Path, mechanism: &str, name: &str, library: &Path, extra: 
     let file = dir.join(format!("{name}.toml"));
     let text = format!(
         "name = \"{name}\"\nmechanism = \"{mechanism}\"\npath = \"{}\"\n\
-         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"tight\"\n{extra}",
+         interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"in-process\"\n{extra}",
         library.display()
     );
     std::fs::write(&file, text).unwrap();

@@ -544,7 +544,7 @@ fn misbehaving_guest(
     Ok(outlet_manifest::Manifest::parse(
         &format!(
             "name = \"{name}\"\nmechanism = \"wasm\"\npath = \"{}\"\n\
-             interface = \"{SERVICE}\"\ntrust = \"tight\"\n{limits}",
+             interface = \"{SERVICE}\"\ntrust = \"in-process\"\n{limits}",
             module.display()
         ),
         &dir.join(format!("{name}.toml")),

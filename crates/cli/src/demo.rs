@@ -85,21 +85,21 @@ pub fn run(manifests: &Path) -> anyhow::Result<ExitCode> {
         println!("  shutdown  ok");
     }
 
-    println!("\n[policy] an untrusted plugin asks to run in-process:");
+    println!("\n[policy] a sandboxed plugin asks to run in-process:");
     let refused = Manifest::parse(
         r#"
         name = "stranger"
         mechanism = "native"
         path = "libstranger.so"
         interface = "outlet.examples.greeter.v1.Greeter"
-        trust = "untrusted"
+        trust = "sandboxed"
         sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         "#,
         Path::new("stranger.toml"),
     );
     match refused {
         Err(error) => println!("  refused   {error}"),
-        Ok(_) => anyhow::bail!("the trust policy let an untrusted native plugin through"),
+        Ok(_) => anyhow::bail!("the trust policy let a sandboxed native plugin through"),
     }
     Ok(ExitCode::SUCCESS)
 }

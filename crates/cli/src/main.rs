@@ -56,7 +56,7 @@ enum Command {
     },
     /// Pick a mechanism from trust, call rate and deployment.
     Advise {
-        /// How far the plugin's author is trusted: tight, open or untrusted.
+        /// How far the plugin's author is trusted: in-process, out-of-process or sandboxed.
         #[arg(long)]
         trust: Trust,
         /// How hot the calls are: high, medium or low.

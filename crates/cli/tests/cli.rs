@@ -60,14 +60,14 @@ fn check_passes_good_manifests_and_refuses_bad_ones_with_reasons() {
     std::fs::write(
         &bad,
         "name = \"x\"\nmechanism = \"native\"\npath = \"x.so\"\n\
-         interface = \"a.B\"\ntrust = \"open\"\n",
+         interface = \"a.B\"\ntrust = \"out-of-process\"\n",
     )
     .unwrap();
     let out = outlet(&["check", EXEC, bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("refused") && stdout.contains("trust = \"open\""),
+        stdout.contains("refused") && stdout.contains("trust = \"out-of-process\""),
         "{stdout}"
     );
     assert!(text(&out.stderr).contains("1 of 2 manifests refused"));
@@ -92,11 +92,11 @@ fn inspect_shows_hello_and_the_negotiation() {
 #[test]
 fn advise_prints_the_mechanism_first_then_the_reason() {
     let cases = [
-        ("tight", "high", "same-build", "native"),
-        ("tight", "high", "cross-platform", "cabi"),
-        ("open", "medium", "independent", "rpc"),
-        ("untrusted", "medium", "independent", "wasm"),
-        ("open", "low", "independent", "exec"),
+        ("in-process", "high", "same-build", "native"),
+        ("in-process", "high", "cross-platform", "cabi"),
+        ("out-of-process", "medium", "independent", "rpc"),
+        ("sandboxed", "medium", "independent", "wasm"),
+        ("out-of-process", "low", "independent", "exec"),
     ];
     for (trust, perf, deploy, expected) in cases {
         let out = outlet(&[
@@ -110,7 +110,7 @@ fn advise_prints_the_mechanism_first_then_the_reason() {
     let out = outlet(&[
         "advise",
         "--trust",
-        "open",
+        "out-of-process",
         "--perf",
         "fast",
         "--deploy",

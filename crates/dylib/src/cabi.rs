@@ -65,7 +65,7 @@ impl CabiLibrary {
     /// # Safety
     /// Loading a library runs its code in this process with no isolation:
     /// the caller must trust it (Outlet's policy allows cabi only for
-    /// `trust = "tight"`). The library must implement `include/outlet.h`
+    /// `trust = "in-process"`). The library must implement `include/outlet.h`
     /// truthfully beyond what can be checked: that its functions have the
     /// declared signatures and never unwind into the host.
     ///

@@ -44,7 +44,7 @@ impl NativeLibrary {
     /// # Safety
     /// Loading a library runs its code in this process with no isolation:
     /// the caller must trust it (Outlet's policy allows native only for
-    /// `trust = "tight"`). The library must be what its declaration says: a
+    /// `trust = "in-process"`). The library must be what its declaration says: a
     /// plugin built by `outlet_guest::export_native!` in a build whose
     /// fingerprint is this host's, sharing this host's global allocator
     /// (the system allocator, Rust's default).

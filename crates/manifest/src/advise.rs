@@ -1,5 +1,5 @@
-//! The mechanism advisor: the seed's decision matrix, extended to every
-//! combination of trust, call rate and deployment.
+//! The mechanism advisor: a decision matrix over every combination of
+//! trust, call rate and deployment.
 
 use std::fmt;
 use std::str::FromStr;
@@ -38,14 +38,13 @@ pub struct Advice {
 }
 
 /// Picks the simplest mechanism that the trust level allows and that meets
-/// the call rate and the deployment (seed §1: "pick the simplest one that
-/// satisfies your needs").
+/// the call rate and the deployment.
 ///
 /// # Examples
 /// ```
 /// use outlet_manifest::{advise, Deploy, Mechanism, Perf, Trust};
 ///
-/// let advice = advise(Trust::Untrusted, Perf::Medium, Deploy::Independent);
+/// let advice = advise(Trust::Sandboxed, Perf::Medium, Deploy::Independent);
 /// assert_eq!(advice.mechanism, Mechanism::Wasm);
 /// ```
 pub fn advise(trust: Trust, perf: Perf, deploy: Deploy) -> Advice {
@@ -56,31 +55,33 @@ pub fn advise(trust: Trust, perf: Perf, deploy: Deploy) -> Advice {
             "calls are rare, so a fresh child process per call costs nothing that matters, \
              and it gives OS isolation with no state to supervise",
         ),
-        (Trust::Tight, _, Deploy::SameBuild) => (
+        (Trust::InProcess, _, Deploy::SameBuild) => (
             Native,
             "trusted code built with the host can be called directly, at the cost of a \
              function call; a crash in it is a crash in the host",
         ),
-        (Trust::Tight, Perf::High, _) | (Trust::Tight, Perf::Medium, Deploy::CrossPlatform) => (
+        (Trust::InProcess, Perf::High, _)
+        | (Trust::InProcess, Perf::Medium, Deploy::CrossPlatform) => (
             Cabi,
             "trusted code built apart needs a stable ABI: a versioned C function table \
              is nanoseconds per call and works from any language",
         ),
-        (Trust::Tight | Trust::Open, Perf::Medium, Deploy::Independent)
-        | (Trust::Open, Perf::Medium, _) => (
+        (Trust::InProcess | Trust::OutOfProcess, Perf::Medium, Deploy::Independent)
+        | (Trust::OutOfProcess, Perf::Medium, _) => (
             Rpc,
             "a plugin on its own release cadence belongs in its own process: a crash stays \
              there, and gRPC keeps the interface stable across versions (as go-plugin does)",
         ),
-        (Trust::Open, Perf::High, _) => (
+        (Trust::OutOfProcess, Perf::High, _) => (
             Wasm,
-            "in-process code needs trust = \"tight\"; the fastest isolated choice is a \
+            "in-process code needs trust = \"in-process\"; the fastest isolated choice is a \
              wasm sandbox, about a microsecond per call",
         ),
-        (Trust::Untrusted, _, _) => (
+        (Trust::Sandboxed, _, _) => (
             Wasm,
-            "untrusted code must not run in the host's process or with the host's rights: \
-             a wasm sandbox reaches only what the host grants, at about a microsecond per call",
+            "code at trust = \"sandboxed\" must not run in the host's process or with the \
+             host's rights: a wasm sandbox reaches only what the host grants, at about a \
+             microsecond per call",
         ),
     };
     Advice {
@@ -89,7 +90,7 @@ pub fn advise(trust: Trust, perf: Perf, deploy: Deploy) -> Advice {
     }
 }
 
-/// A value for `--perf` or `--deploy` that is not one of the names.
+/// A value for `--trust`, `--perf` or `--deploy` that is not one of the names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{found}` is not one of {expected}")]
 pub struct UnknownName {
@@ -111,8 +112,17 @@ macro_rules! names {
     };
 }
 
-names!(Trust, "tight, open, untrusted",
-    "tight" => Trust::Tight, "open" => Trust::Open, "untrusted" => Trust::Untrusted);
+impl FromStr for Trust {
+    type Err = UnknownName;
+    /// Reads a trust level as a manifest writes it, either spelling.
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        Trust::from_name(s).ok_or_else(|| UnknownName {
+            found: s.into(),
+            expected: "in-process, out-of-process, sandboxed",
+        })
+    }
+}
+
 names!(Perf, "high, medium, low", "high" => Perf::High, "medium" => Perf::Medium, "low" => Perf::Low);
 names!(Deploy, "same-build, cross-platform, independent",
     "same-build" => Deploy::SameBuild, "cross-platform" => Deploy::CrossPlatform,
@@ -143,15 +153,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_seed_matrix_rows_hold() {
+    fn the_decision_matrix_rows_hold() {
         use Mechanism::*;
         let rows = [
-            ("tight", "high", "same-build", Native),
-            ("tight", "high", "cross-platform", Cabi),
-            ("open", "medium", "independent", Rpc),
-            ("untrusted", "medium", "independent", Wasm),
-            ("tight", "low", "independent", Exec),
-            ("untrusted", "low", "independent", Exec),
+            ("in-process", "high", "same-build", Native),
+            ("in-process", "high", "cross-platform", Cabi),
+            ("out-of-process", "medium", "independent", Rpc),
+            ("sandboxed", "medium", "independent", Wasm),
+            ("in-process", "low", "independent", Exec),
+            ("sandboxed", "low", "independent", Exec),
         ];
         for (trust, perf, deploy, expected) in rows {
             let advice = advise(
@@ -165,7 +175,7 @@ mod tests {
 
     #[test]
     fn advice_always_obeys_the_trust_policy() {
-        for trust in [Trust::Tight, Trust::Open, Trust::Untrusted] {
+        for trust in [Trust::InProcess, Trust::OutOfProcess, Trust::Sandboxed] {
             for perf in [Perf::High, Perf::Medium, Perf::Low] {
                 for deploy in [
                     Deploy::SameBuild,

@@ -9,14 +9,26 @@
 
 mod advise;
 mod error;
+mod limits;
 mod manifest;
 mod mechanism;
+mod permissions;
 pub mod policy;
+mod raw;
+mod rpc;
+#[cfg(test)]
+mod testing;
+mod trust;
+mod validate;
 
 pub use advise::{Advice, Deploy, Perf, UnknownName, advise};
 pub use error::ManifestError;
-pub use manifest::{Dir, Handshake, Limits, Manifest, OnPanic, Permissions, Reattach};
-pub use mechanism::{Mechanism, Trust};
+pub use limits::{Limits, OnPanic};
+pub use manifest::Manifest;
+pub use mechanism::Mechanism;
+pub use permissions::{Dir, Permissions};
+pub use rpc::{Handshake, Reattach};
+pub use trust::Trust;
 
 /// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -42,7 +42,7 @@ impl Cabi {
         #[allow(unsafe_code)]
         // SAFETY: `CabiLibrary::open` runs the library's code in this process.
         // The trust policy admits the cabi mechanism only for manifests with
-        // trust = "tight", whose authors vouch for their plugins as for the
+        // trust = "in-process", whose authors vouch for their plugins as for the
         // host's own code; `open` checks everything `outlet.h` lets it check
         // (ELF type, entry symbol, ABI version, table size, null entries).
         let library = unsafe { CabiLibrary::open(&path.path, &plugin, hooks) }

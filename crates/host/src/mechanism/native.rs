@@ -25,7 +25,7 @@ impl Native {
         #[allow(unsafe_code)]
         // SAFETY: `NativeLibrary::open` runs the library's code in this
         // process. The trust policy admits the native mechanism only for
-        // trust = "tight", whose authors vouch for their plugins as for the
+        // trust = "in-process", whose authors vouch for their plugins as for the
         // host's own code; `open` checks the ELF type, the declaration's ABI
         // version and size, and the build fingerprint before it calls any
         // Rust code of the library.

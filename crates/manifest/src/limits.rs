@@ -1,0 +1,87 @@
+//! The `[limits]` section: [`Limits`] and [`OnPanic`].
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Resource and time limits. What each one means per mechanism is documented
+/// on the field; a limit a mechanism cannot enforce is refused at load.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Wall-clock time per call, in milliseconds. Default 10 000.
+    #[serde(default = "Limits::default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Memory, in MiB: address space of an exec child (`RLIMIT_AS`), linear
+    /// memory of a wasm instance.
+    pub memory_mb: Option<u64>,
+    /// CPU seconds of an exec child (`RLIMIT_CPU`).
+    pub cpu_seconds: Option<u64>,
+    /// Open file descriptors of an exec child (`RLIMIT_NOFILE`).
+    pub open_files: Option<u64>,
+    /// Fuel per wasm call (roughly, instructions); none means unmetered.
+    pub fuel: Option<u64>,
+    /// Largest request or response, in bytes. Default 4 MiB.
+    #[serde(default = "Limits::default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Restarts before a crashing plugin is given up on. Default 5.
+    #[serde(default = "Limits::default_restarts")]
+    pub restarts: u32,
+    /// rpc: how long a plugin may take to print its handshake and answer
+    /// its first health check, in milliseconds. Default 10 000.
+    #[serde(default = "Limits::default_start_timeout_ms")]
+    pub start_timeout_ms: u64,
+    /// What happens after a call panicked inside an in-process plugin (its
+    /// state may be corrupt): `"fail"` (the default) refuses further calls
+    /// until the host reloads it; `"reload"` loads a fresh copy at once.
+    #[serde(default)]
+    pub on_panic: OnPanic,
+}
+
+/// What the host does with an in-process plugin after a panic in it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnPanic {
+    /// Fail every later call fast, until the plugin is reloaded.
+    #[default]
+    Fail,
+    /// Load a fresh copy of the plugin, and serve later calls from it.
+    Reload,
+}
+
+impl Limits {
+    fn default_timeout_ms() -> u64 {
+        10_000
+    }
+    fn default_max_message_bytes() -> usize {
+        4 << 20
+    }
+    fn default_restarts() -> u32 {
+        5
+    }
+    fn default_start_timeout_ms() -> u64 {
+        10_000
+    }
+
+    /// The per-call time limit.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            timeout_ms: Limits::default_timeout_ms(),
+            memory_mb: None,
+            cpu_seconds: None,
+            open_files: None,
+            fuel: None,
+            max_message_bytes: Limits::default_max_message_bytes(),
+            restarts: Limits::default_restarts(),
+            start_timeout_ms: Limits::default_start_timeout_ms(),
+            on_panic: OnPanic::Fail,
+        }
+    }
+}
