@@ -12,6 +12,10 @@ build_c target/debug -O2 -Wall -Wextra -Werror
 build_wasm
 # The WASI test guest.
 cargo build --target wasm32-wasip1 -p outlet-test-wasi
-link_examples target/debug target/wasm32-unknown-unknown/debug
+# The tests load the example manifests from a mirror that points at these
+# debug builds; examples/*/bin, where `scripts/demo.sh` installs optimized
+# builds, only gets the exec greeter if it has none (the doc tests load it).
+mirror_examples target/test-examples target/debug target/wasm32-unknown-unknown/debug
+link_missing target/debug greeter-exec
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

@@ -25,6 +25,14 @@ pub fn greeter_exec() -> PathBuf {
     path
 }
 
+/// Why the Go interop tests cannot run here, if they cannot: the README's
+/// test command sets `OUTLET_GO_INTEROP=skip` (and says why) on a system
+/// where it cannot install Go and go-plugin, one not based on Debian.
+pub fn go_interop_skipped() -> Option<&'static str> {
+    (std::env::var_os("OUTLET_GO_INTEROP").is_some_and(|v| v == "skip"))
+        .then_some("Go and go-plugin could not be installed on this system (not Debian-based)")
+}
+
 /// The outlet-test-rpc plugin.
 pub fn rpc_plugin() -> PathBuf {
     test_plugin().with_file_name("outlet-test-rpc")

@@ -7,10 +7,24 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Where the command runs: a mirror of the repository's examples whose
+/// artifacts are this build's (the README's test command makes it), so that
+/// `examples/greeter/manifests/…` loads debug plugins into this debug
+/// `outlet`, and the optimized ones `scripts/demo.sh` installs stay as they are.
+fn workdir() -> PathBuf {
+    let dir = root().join("target/test-examples");
+    assert!(
+        dir.join("examples/greeter/bin").is_dir(),
+        "{} is missing: run the README's test command, which makes it",
+        dir.display()
+    );
+    dir
+}
+
 fn outlet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_outlet"))
         .args(args)
-        .current_dir(root())
+        .current_dir(workdir())
         .output()
         .unwrap()
 }
@@ -142,7 +156,7 @@ fn demo_and_bench_run() {
         "--json",
         json.to_str().unwrap(),
         "--go",
-        "target/go",
+        root().join("target/go").to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let results: serde_json::Value =
