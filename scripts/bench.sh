@@ -3,8 +3,30 @@
 # greeter beside them (bench/extism: a wasmtime build of its own, about ten
 # minutes the first time), then runs `target/release/outlet bench` with
 # Extism's rows and go-plugin's own Go host and plugin beside the rpc rows.
-# Arguments go to `outlet bench`, e.g. `--calls 2000`.
+# The run is written as JSON to target/bench.json (or to `--json FILE`);
+# `--readme` then writes its figures into README.md with
+# scripts/readme-numbers.py. Other arguments go to `outlet bench`, e.g.
+# `--calls 2000`.
 set -euo pipefail
+
+readme=false json=target/bench.json args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --readme) readme=true ;;
+        --json)
+            json=${2:?--json needs a file}
+            shift
+            ;;
+        --json=*) json=${1#--json=} ;;
+        *) args+=("$1") ;;
+    esac
+    shift
+done
+if $readme && [[ " ${args[*]} " == *" --only"* ]]; then
+    echo "bench.sh: --readme quotes a whole run; drop --only" >&2
+    exit 1
+fi
+
 source "$(dirname "$0")/lib.sh"
 setup
 
@@ -16,4 +38,7 @@ cargo build --release --locked --ignore-rust-version --manifest-path bench/extis
 
 setup_go
 
-target/release/outlet bench --extism bench/extism --go target/go "$@"
+target/release/outlet bench --extism bench/extism --go target/go --json "$json" "${args[@]}"
+if $readme; then
+    python3 scripts/readme-numbers.py "$json"
+fi

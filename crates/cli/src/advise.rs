@@ -1,4 +1,4 @@
-//! `outlet advise`: the seed's decision matrix.
+//! `outlet advise`: the mechanism that fits a plugin's trust, call rate and deployment, and why.
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
 //! `outlet`: load, call, check and measure Outlet plugins from the shell.
+#![forbid(unsafe_code)]
 
 mod advise;
 mod bench;

@@ -161,6 +161,11 @@ fn demo_and_bench_run() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    // The run names its machine, which the README quotes.
+    assert!(
+        results["machine"]["cpus"].as_u64().unwrap() > 0,
+        "{results}"
+    );
     let rows = results["rows"].as_array().unwrap();
     let mechanisms: Vec<&str> = rows
         .iter()

@@ -7,8 +7,10 @@
 //! symbol, (4) the table's ABI version and size, (5) every entry present.
 //!
 //! Every `unsafe` block says why it holds in a `// SAFETY:` comment; the
-//! one entry point that needs the caller's trust is an `unsafe fn`
-//! ([`CabiLibrary::open`]) whose `# Safety` section states the contract.
+//! entry points that need the caller's trust are `unsafe fn`s
+//! ([`NativeLibrary::open`], [`CabiLibrary::open`]) whose `# Safety`
+//! sections state the contract. [`Reopen`] opens again, bare and without
+//! `unsafe` for its caller, a library that one of them loaded before.
 // The loader crate: unsafe is its purpose (docs/unsafe.md); the workspace
 // lints still hold every block to a `// SAFETY:` comment.
 #![allow(unsafe_code)]
@@ -17,11 +19,13 @@
 mod cabi;
 pub mod elf;
 mod native;
+mod reopen;
 
 use std::path::{Path, PathBuf};
 
 pub use cabi::{CabiLibrary, CallHook, Hooks, LogHook};
 pub use native::NativeLibrary;
+pub use reopen::Reopen;
 
 /// A library that cannot be loaded or used.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +123,16 @@ pub enum DylibError {
         /// The panic's message.
         message: String,
     },
+    /// A library to open again that this process has not loaded before.
+    #[error(
+        "{}: this process has not loaded this file (the same device, inode, size and \
+         modification time) as a plugin, so it will not open it bare",
+        path.display()
+    )]
+    NotVouched {
+        /// The library's path.
+        path: PathBuf,
+    },
     /// A required entry of the table is null.
     #[error("{}: its table has no `{field}` (a null pointer)", path.display())]
     NullField {
@@ -129,32 +143,18 @@ pub enum DylibError {
     },
 }
 
-/// `dlopen`s a library and closes it again, and nothing else: the baseline
-/// that `outlet bench` holds loading a plugin against.
-///
-/// # Safety
-/// Runs the library's initializers and finalizers in this process: the
-/// caller must trust it.
-///
-/// # Errors
-/// [`DylibError::Open`].
-pub unsafe fn open_and_close(path: &Path) -> Result<(), DylibError> {
-    // SAFETY: the caller vouches for the library (this function's contract).
-    let library = unsafe { open(path)? };
-    library.close().map_err(|error| DylibError::Open {
-        path: path.to_owned(),
-        message: error.to_string(),
-    })
-}
-
-/// `dlopen`s a library.
+/// `dlopen`s a library, and remembers the file as one this process's code
+/// has vouched for (see [`Reopen`]).
 ///
 /// # Safety
 /// Runs the library's initializers in this process: the caller must trust it.
 unsafe fn open(path: &Path) -> Result<libloading::Library, DylibError> {
+    let file = reopen::FileId::of(path)?;
     // SAFETY: the caller vouches for the library (this function's contract).
-    unsafe { libloading::Library::new(path) }.map_err(|error| DylibError::Open {
+    let library = unsafe { libloading::Library::new(path) }.map_err(|error| DylibError::Open {
         path: path.to_owned(),
         message: error.to_string(),
-    })
+    })?;
+    reopen::vouched_for(file);
+    Ok(library)
 }

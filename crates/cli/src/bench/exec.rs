@@ -1,0 +1,54 @@
+//! exec: a Greet round trip, one process per call, against spawning
+//! `/bin/true` and waiting for it, the two alternating call by call.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::Context;
+use greeter::GreeterClient;
+use outlet_host::Host;
+
+use super::greet::request;
+use super::report::Row;
+use super::stats::Summary;
+
+pub fn row(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
+    let file = manifests.join("exec.toml");
+    let plugin = host
+        .load(&file)
+        .with_context(|| format!("loading {}", file.display()))?;
+    let greeter = plugin.client::<GreeterClient<_>>()?;
+    let request = request();
+    let spawn = || -> anyhow::Result<()> {
+        let status = Command::new("/bin/true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("spawning /bin/true")?;
+        anyhow::ensure!(status.success(), "/bin/true failed: {status}");
+        Ok(())
+    };
+    for _ in 0..calls / 10 {
+        spawn()?;
+        greeter.greet(request.clone())?;
+    }
+    let (mut ours, mut base) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    for _ in 0..calls {
+        let started = Instant::now();
+        spawn()?;
+        base.push(started.elapsed());
+        let started = Instant::now();
+        greeter.greet(request.clone())?;
+        ours.push(started.elapsed());
+    }
+    host.unload(plugin.name());
+    Ok(Row {
+        mechanism: "exec",
+        case: "Greet, one process per call",
+        usual: "exec.Command (one-shot) ~5 ms (fork+exec)",
+        samples: Summary::of(ours),
+        baseline: Some(("spawn /bin/true", Summary::of(base))),
+    })
+}

@@ -1,0 +1,85 @@
+//! `outlet bench`: every mechanism's round trip measured on this machine,
+//! each beside a baseline measured in the same run, and what loading costs.
+//!
+//! [`stats`] samples and summarizes; [`greet`] is the in-process Greet row;
+//! each mechanism's module makes its rows; [`extism`] and [`go`] measure the
+//! outside runtimes in rounds with Outlet's own; [`report`] prints the table
+//! and writes the JSON that `scripts/readme-numbers.py` puts in the README.
+
+mod cabi;
+mod exec;
+mod extism;
+mod go;
+mod greet;
+mod native;
+mod report;
+mod rpc;
+mod stats;
+mod wasm;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use outlet_host::Host;
+
+use report::Report;
+
+/// The mechanisms `--only` accepts.
+pub const SECTIONS: [&str; 5] = ["native", "cabi", "rpc", "wasm", "exec"];
+
+pub fn run(
+    manifests: &Path,
+    calls: usize,
+    json: Option<&Path>,
+    only: Option<&str>,
+    extism: Option<&Path>,
+    go: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        calls >= 10,
+        "--calls must be at least 10 to give a median and a p99"
+    );
+    let wants = |section: &str| only.is_none_or(|only| only == section);
+    anyhow::ensure!(
+        extism.is_none() || wants("wasm"),
+        "--extism is measured with the wasm rows; drop --only or make it `--only wasm`"
+    );
+    anyhow::ensure!(
+        go.is_none() || wants("rpc"),
+        "--go is measured with the rpc rows; drop --only or make it `--only rpc`"
+    );
+    // A module cache of the run's own, so that the user's is left alone and
+    // every run compiles, then loads from the cache, the same way.
+    let cache = tempfile::Builder::new().prefix("outlet-bench-").tempdir()?;
+    let host = Host::builder()
+        .module_cache(Some(cache.path().join("modules")))
+        .build();
+    let mut report = Report::default();
+    // exec first, as a host starting plugins would: once a wasm engine has
+    // mapped its code and reserved memories, the process is larger.
+    let exec_row = wants("exec")
+        .then(|| exec::row(&host, manifests, calls))
+        .transpose()?;
+    if wants("native") {
+        report.rows.push(native::greet(&host, manifests, calls)?);
+        native::load(&host, manifests, calls / 5, &mut report)?;
+    }
+    if wants("cabi") {
+        report.rows.extend(cabi::rows(&host, manifests, calls)?);
+    }
+    if wants("rpc") {
+        rpc::rows(&host, manifests, calls, go, &mut report)?;
+    }
+    if wants("wasm") {
+        wasm::rows(&host, manifests, calls, &mut report)?;
+        if let Some(dir) = extism {
+            extism::rows(&host, manifests, dir, calls, &mut report)?;
+        }
+    }
+    report.rows.extend(exec_row);
+    report.print(calls);
+    if let Some(file) = json {
+        report.write_json(calls, file)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

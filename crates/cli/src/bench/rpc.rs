@@ -1,0 +1,211 @@
+//! rpc: go-plugin's KV example, a `Get` of a 64-byte value. An Outlet host
+//! with the Outlet plugin (Outlet's frames) and, given `--go`, with the Go
+//! plugin (gRPC); go-plugin's own Go host with the Go plugin and with the
+//! Outlet plugin, in processes of their own, all measured in rounds (see
+//! [`super::go`]). Then start to first call, and a restart after SIGKILL.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use kv::{GetRequest, KvClient, PutRequest};
+use outlet_host::{Host, Plugin};
+use outlet_manifest::Manifest;
+
+use super::go;
+use super::report::{Report, Row};
+use super::stats::Summary;
+
+/// The KV plugin as the rows use it: one key, holding 64 bytes.
+pub struct Kv<'a> {
+    host: &'a Host,
+    key: String,
+    value: Vec<u8>,
+}
+
+impl Kv<'_> {
+    /// Loads the plugin and puts the value.
+    fn load(&self, manifest: &Manifest) -> anyhow::Result<(Plugin, KvClient<Plugin>)> {
+        let plugin = self
+            .host
+            .load_manifest(manifest.clone())
+            .with_context(|| format!("loading {}", manifest.path.display()))?;
+        let kv = plugin.client::<KvClient<_>>()?;
+        kv.put(PutRequest {
+            key: self.key.clone(),
+            value: self.value.clone(),
+        })?;
+        Ok((plugin, kv))
+    }
+
+    /// One timed Get, which must return the value.
+    pub fn get(&self, kv: &KvClient<Plugin>) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let got = kv.get(GetRequest {
+            key: self.key.clone(),
+        })?;
+        let took = started.elapsed();
+        anyhow::ensure!(
+            got.value.len() == 64,
+            "Get returned {} bytes",
+            got.value.len()
+        );
+        Ok(took)
+    }
+
+    /// Start to first call: load (spawn, handshake, health, Hello) under a
+    /// name of its own, and a Get.
+    pub fn first(&self, manifest: &Manifest, i: usize) -> anyhow::Result<Duration> {
+        let mut fresh = manifest.clone();
+        fresh.name = format!("{}-start-{i}", manifest.name);
+        let started = Instant::now();
+        let plugin = self.host.load_manifest(fresh)?;
+        let kv = plugin.client::<KvClient<_>>()?;
+        kv.get(GetRequest {
+            key: self.key.clone(),
+        })?;
+        let took = started.elapsed();
+        self.host.unload(plugin.name());
+        Ok(took)
+    }
+}
+
+pub fn rows(
+    host: &Host,
+    manifests: &Path,
+    calls: usize,
+    go: Option<&Path>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let manifest = Manifest::load(manifests.join("../../kv/kv.toml"))?;
+    let go_manifest = go.map(|dir| {
+        let mut go = manifest.clone();
+        go.name = "kv-go".into();
+        go.path = dir.join("kv-go-plugin");
+        go
+    });
+    let kv = Kv {
+        host,
+        key: "bench".to_owned(),
+        value: vec![b'v'; 64],
+    };
+    // Kills in quick succession would count as a crash loop.
+    let mut killable = manifest.clone();
+    killable.limits.restarts = 100;
+    let (ours, client) = kv.load(&killable)?;
+    let theirs = go_manifest.as_ref().map(|m| kv.load(m)).transpose()?;
+    let samples = go::rounds(
+        &kv,
+        calls,
+        (&client, &manifest),
+        theirs
+            .as_ref()
+            .map(|(_, client)| client)
+            .zip(go_manifest.as_ref()),
+        go,
+    )?;
+    let restarts = restarts(&kv, &ours, &client, calls)?;
+    host.unload(ours.name());
+    if let Some((plugin, _)) = &theirs {
+        host.unload(plugin.name());
+    }
+    push_rows(samples, restarts, report);
+    if go.is_none() {
+        report.notes.push(
+            "rpc: go-plugin's own Go host and plugin were not measured; give --go target/go \
+             (scripts/bench.sh does, after tests/go/build.sh)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// The rows, in the order the table shows them; a row without samples (the
+/// Go plugin's, without `--go`) is left out.
+fn push_rows(samples: go::Samples, restarts: Vec<Duration>, report: &mut Report) {
+    let usual = "go-plugin gRPC ~50-100 µs";
+    // go-plugin's Go host ran only given `--go`.
+    let measured = !samples.go_host_go_plugin.gets.is_empty();
+    let baseline = |samples: &Vec<Duration>| {
+        measured.then(|| {
+            (
+                "go-plugin Go host + Go plugin",
+                Summary::of(samples.clone()),
+            )
+        })
+    };
+    let go_get = baseline(&samples.go_host_go_plugin.gets);
+    let go_start = baseline(&samples.go_host_go_plugin.starts);
+    let mut row = |case, samples: Vec<Duration>, baseline| {
+        if !samples.is_empty() {
+            report.rows.push(Row {
+                mechanism: "rpc",
+                case,
+                usual,
+                samples: Summary::of(samples),
+                baseline,
+            });
+        }
+    };
+    let go::Samples {
+        frames,
+        grpc,
+        go_host_outlet_plugin,
+        start_outlet_plugin,
+        start_go_plugin,
+        ..
+    } = samples;
+    row("KV Get, Outlet host + plugin (frames)", frames, go_get);
+    row("KV Get, Outlet host + Go plugin (gRPC)", grpc, go_get);
+    row(
+        "KV Get, Go host + Outlet plugin (gRPC)",
+        go_host_outlet_plugin.gets,
+        go_get,
+    );
+    row(
+        "start to first Get, Outlet plugin",
+        start_outlet_plugin,
+        go_start,
+    );
+    row("start to first Get, Go plugin", start_go_plugin, go_start);
+    row(
+        "start to first Get, Go host + Outlet plugin",
+        go_host_outlet_plugin.starts,
+        go_start,
+    );
+    row("killed to serving again (restart)", restarts, None);
+}
+
+/// Restart: the plugin's process killed, then Gets until one succeeds.
+fn restarts(
+    kv: &Kv,
+    plugin: &Plugin,
+    client: &KvClient<Plugin>,
+    calls: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut restarts = Vec::new();
+    for _ in 0..(calls / 100).clamp(3, 10) {
+        let pid = plugin
+            .process_id()
+            .context("the rpc plugin has no process")?;
+        let killed = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(killed.success(), "kill -9 {pid} failed");
+        let started = Instant::now();
+        while client
+            .get(GetRequest {
+                key: kv.key.clone(),
+            })
+            .is_err()
+        {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(5),
+                "the plugin was not back within 5 s"
+            );
+        }
+        restarts.push(started.elapsed());
+    }
+    Ok(restarts)
+}
