@@ -1,7 +1,8 @@
 //! The host side of Outlet: load plugins from manifests under the trust
 //! policy, and call them through one typed API whatever their mechanism.
 //!
-//! - [`Host`] (long-lived, cheap to clone) reads a manifest, checks the trust
+//! - [`Host`] (long-lived, cheap to clone; [`Host::builder`] for settings
+//!   such as where compiled wasm modules are cached) reads a manifest, checks the trust
 //!   policy and the artifact's hash, starts the plugin's mechanism, says
 //!   Hello, negotiates versions and capabilities, and applies the config.
 //! - [`Plugin`] (cheap to clone) is the loaded plugin: a
@@ -39,6 +40,8 @@
 //! - `wasm` (default): the wasm mechanism, on wasmtime. Without it, the
 //!   crate builds in a fraction of the time, and a wasm manifest is refused
 //!   as a mechanism this build does not have.
+//! - `rpc` (default): the rpc mechanism, go-plugin's gRPC over tonic and
+//!   hyper. Without it, an rpc manifest is refused the same way.
 //!
 //! A plugin's log lines (its stderr) become `tracing` events with target
 //! `outlet::plugin` and a `plugin` field holding its name.
