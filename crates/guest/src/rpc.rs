@@ -428,7 +428,7 @@ fn serve_lean(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
             Ok(Err(_)) | Err(_) => return,
         };
         body.clear();
-        let reply = match plugin.serve(&call.method, &call.body, &mut body) {
+        let reply = match plugin.handle(&call.method, &call.body, &mut body) {
             Ok(()) => Reply {
                 body: std::mem::take(&mut body),
                 status: None,

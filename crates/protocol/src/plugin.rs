@@ -147,22 +147,23 @@ impl Plugin {
         self.services.iter().any(|s| s.poisoned())
     }
 
-    /// Serves one call and returns the encoded response; see [`Plugin::serve`].
+    /// Handles one call and returns the encoded response; see [`Plugin::handle`].
     ///
     /// # Errors
-    /// As [`Plugin::serve`].
+    /// As [`Plugin::handle`].
     pub fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let mut response = Vec::new();
-        self.serve(method, request, &mut response)?;
+        self.handle(method, request, &mut response)?;
         Ok(response)
     }
 
-    /// Serves one call: the core protocol here, anything else by the service
-    /// the path names. Appends the encoded response to `response`.
+    /// Handles one call: the core protocol here, anything else by the service
+    /// the path names. Appends the encoded response to `response`. Each
+    /// mechanism's guest side calls this for every call its process serves.
     ///
     /// # Errors
     /// `Unimplemented` for a service the plugin lacks; the service's errors.
-    pub fn serve(
+    pub fn handle(
         &self,
         method: &str,
         request: &[u8],
