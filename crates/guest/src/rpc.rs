@@ -58,7 +58,7 @@ pub const DEFAULT_COOKIE: (&str, &str) = ("OUTLET_PLUGIN", "outlet");
 /// How long calls still running at Shutdown may take to finish: well within
 /// the two seconds go-plugin's hosts wait before they kill.
 const DRAIN: Duration = Duration::from_secs(1);
-/// The largest call a lean connection takes: the host keeps its own,
+/// The largest call a connection carrying frames takes: the host keeps its own,
 /// smaller limit (`limits.max_message_bytes`); this one only stops a broken
 /// frame header from asking for gigabytes.
 const MAX_CALL: usize = 1 << 30;
@@ -107,7 +107,7 @@ fn run(plugin: Plugin, key: &str, value: &str) -> Result<(), String> {
     // The host connects as soon as it reads the line; its connection waits
     // in the socket's backlog while the runtime starts.
     let (listener, socket) = listen(&name, app_version, tls.as_ref())?;
-    let lean = matches!(listener, Listener::Unix(_)) && tls.is_none();
+    let frames = matches!(listener, Listener::Unix(_)) && tls.is_none();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -115,8 +115,8 @@ fn run(plugin: Plugin, key: &str, value: &str) -> Result<(), String> {
         .map_err(|e| format!("plugin `{name}`: cannot start its runtime: {e}"))?;
     watch_parent();
     host::serving(runtime.handle().clone(), &name);
-    let plugin = Arc::new(match lean {
-        true => plugin.capability(outlet_rpc::lean::CAPABILITY),
+    let plugin = Arc::new(match frames {
+        true => plugin.capability(outlet_rpc::frames::CAPABILITY),
         false => plugin,
     });
     let acceptor = tls.map(|(_, config)| tokio_rustls::TlsAcceptor::from(config));
@@ -293,7 +293,7 @@ async fn serve_on(
                     match (stream, tls) {
                         // Only a plain Unix socket carries Outlet's frames.
                         (Stream::Unix(stream), None) => {
-                            if let Some(stream) = grpc_or_lean(stream, &plugin).await {
+                            if let Some(stream) = grpc_or_frames(stream, &plugin).await {
                                 serve_h2(stream, plugin, stop, stopping).await;
                             }
                         }
@@ -388,9 +388,9 @@ async fn serve_tls<S>(
 }
 
 /// Looks at a new connection's first byte: Outlet's frames (`O`) are served
-/// on a thread of their own (see `outlet_rpc::lean`), anything else is
+/// on a thread of their own (see `outlet_rpc::frames`), anything else is
 /// handed back for HTTP/2.
-async fn grpc_or_lean(stream: UnixStream, plugin: &Arc<Plugin>) -> Option<UnixStream> {
+async fn grpc_or_frames(stream: UnixStream, plugin: &Arc<Plugin>) -> Option<UnixStream> {
     let mut first = [0u8; 1];
     loop {
         stream.readable().await.ok()?;
@@ -407,23 +407,26 @@ async fn grpc_or_lean(stream: UnixStream, plugin: &Arc<Plugin>) -> Option<UnixSt
     let stream = stream.into_std().ok()?;
     let plugin = plugin.clone();
     std::thread::Builder::new()
-        .name("outlet-rpc-lean".into())
-        .spawn(move || serve_lean(&plugin, stream))
+        .name("outlet-rpc-frames".into())
+        .spawn(move || serve_frames(&plugin, stream))
         .ok();
     None
 }
 
 /// Serves Outlet's frames on one connection: a `Call` in, a `Reply` out,
 /// until the host closes it.
-fn serve_lean(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
+fn serve_frames(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
     use outlet_protocol::core::{Call, Reply};
-    use outlet_rpc::lean::{Lean, PLUGIN_SPIN};
-    let Ok(mut lean) = Lean::new(stream) else {
+    use outlet_rpc::frames::{Connection, PLUGIN_SPIN};
+    let Ok(mut connection) = Connection::new(stream) else {
         return;
     };
     let mut body = Vec::new();
     loop {
-        let call = match lean.recv(MAX_CALL, PLUGIN_SPIN, None).map(Call::decode) {
+        let call = match connection
+            .recv(MAX_CALL, PLUGIN_SPIN, None)
+            .map(Call::decode)
+        {
             Ok(Ok(call)) => call,
             Ok(Err(_)) | Err(_) => return,
         };
@@ -438,7 +441,7 @@ fn serve_lean(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
                 status: Some((&status).into()),
             },
         };
-        if lean.send(&reply.encode_to_vec(), None).is_err() {
+        if connection.send(&reply.encode_to_vec(), None).is_err() {
             return;
         }
         body = reply.body;

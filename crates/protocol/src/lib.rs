@@ -75,8 +75,8 @@ pub const BUILD_FINGERPRINT: &str = concat!(
 pub mod capability {
     /// The plugin accepts `Configure` and applies new config without a restart.
     pub const CONFIGURE: &str = "configure";
-    /// rpc: the plugin also takes Outlet's frames on its socket, a leaner
-    /// path than gRPC (see `outlet_rpc::lean`).
+    /// rpc: the plugin also takes Outlet's frames on its socket, which cost
+    /// less per call than gRPC (see `outlet_rpc::frames`).
     pub const RPC_FRAMES: &str = "rpc-frames";
 }
 

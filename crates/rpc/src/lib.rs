@@ -12,8 +12,8 @@
 //!   client and one server carry every interface.
 //! - [`tls`]: go-plugin's AutoMTLS, each side trusting exactly the other's
 //!   certificate.
-//! - [`lean`]: Outlet's own framing on the same socket, for an Outlet host
-//!   and an Outlet plugin, negotiated in Hello.
+//! - [`frames`]: Outlet's frames on the same socket, for an Outlet host and
+//!   an Outlet plugin, negotiated in Hello.
 //!
 //! ```
 //! use outlet_rpc::{HandshakeLine, Network};
@@ -28,9 +28,9 @@
 
 pub mod client;
 mod codec;
-mod handshake;
 #[cfg(unix)]
-pub mod lean;
+pub mod frames;
+mod handshake;
 pub mod tls;
 pub mod wire;
 

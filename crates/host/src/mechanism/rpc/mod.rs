@@ -37,7 +37,7 @@ use outlet_protocol::core::{
 use outlet_protocol::frame::FrameError;
 use outlet_protocol::prost::Message;
 use outlet_protocol::{CORE_VERSIONS, Status};
-use outlet_rpc::lean::{HOST_SPIN, Lean};
+use outlet_rpc::frames::{self, HOST_SPIN};
 use outlet_rpc::tls::Identity;
 use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
 use outlet_rpc::{HandshakeLine, Network};
@@ -78,7 +78,7 @@ struct Shared {
     reattach: Option<outlet_manifest::Reattach>,
     /// What the plugin reaches when it calls back into the host.
     services: Arc<HostServices>,
-    /// Whether Hello agreed on Outlet's frames (`outlet_rpc::lean`).
+    /// Whether Hello agreed on Outlet's frames (`outlet_rpc::frames`).
     frames: AtomicBool,
     /// What Hello agreed and the config, for a restarted process.
     session: Mutex<Session>,
@@ -101,14 +101,14 @@ enum State {
 
 /// How a call on Outlet's frames failed, and whether the plugin may have
 /// seen it: one it never saw can go to a restarted plugin.
-struct LeanFailure {
+struct FramesFailure {
     status: Status,
     delivered: bool,
 }
 
-impl From<Status> for LeanFailure {
-    fn from(status: Status) -> LeanFailure {
-        LeanFailure {
+impl From<Status> for FramesFailure {
+    fn from(status: Status) -> FramesFailure {
+        FramesFailure {
             status,
             delivered: true,
         }
@@ -125,8 +125,8 @@ struct Instance {
     started: Instant,
     /// Restarts in a row, this one included, that led to it.
     restarts: u32,
-    /// Idle lean connections, one taken per call.
-    lean: Mutex<Vec<Lean>>,
+    /// Idle connections carrying Outlet's frames, one taken per call.
+    idle_frames: Mutex<Vec<frames::Connection>>,
     /// Whether its go-plugin stdio stream is being read.
     stdio: AtomicBool,
 }
@@ -423,27 +423,27 @@ impl Shared {
         }
     }
 
-    /// One call over Outlet's frames, on an idle lean connection or a new one.
-    fn call_lean(
+    /// One call over Outlet's frames, on an idle connection or a new one.
+    fn call_frames(
         &self,
         instance: &Instance,
         method: &str,
         request: &[u8],
         deadline: Instant,
-    ) -> Result<Vec<u8>, LeanFailure> {
+    ) -> Result<Vec<u8>, FramesFailure> {
         let plugin = &self.plugin;
-        let undelivered = |status| LeanFailure {
+        let undelivered = |status| FramesFailure {
             status,
             delivered: false,
         };
         let idle = instance
-            .lean
+            .idle_frames
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pop();
-        let mut lean = match idle {
-            Some(lean) => lean,
-            None => Lean::connect(instance.line.address.as_ref(), deadline)
+        let mut connection = match idle {
+            Some(connection) => connection,
+            None => frames::Connection::connect(instance.line.address.as_ref(), deadline)
                 .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?,
         };
         let call = Call {
@@ -451,13 +451,14 @@ impl Shared {
             body: request.to_vec(),
             ..Call::default()
         };
-        lean.send(&call.encode_to_vec(), Some(deadline))
+        connection
+            .send(&call.encode_to_vec(), Some(deadline))
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::TimedOut => undelivered(self.late(method)),
                 _ => undelivered(self.broken(instance, method, &e.to_string())),
             })?;
         // A reply's frame holds the body and a few bytes of envelope.
-        let received = lean.recv(self.max_message + 64, HOST_SPIN, Some(deadline));
+        let received = connection.recv(self.max_message + 64, HOST_SPIN, Some(deadline));
         let payload = match received {
             Ok(payload) => payload,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
@@ -489,17 +490,17 @@ impl Shared {
             ))
         })?;
         instance
-            .lean
+            .idle_frames
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(lean);
+            .push(connection);
         match reply.status {
             Some(status) => Err(Status::from(status).into()),
             None => Ok(reply.body),
         }
     }
 
-    /// A lean connection failed: the plugin died, or the connection broke.
+    /// A connection carrying frames failed: the plugin died, or the connection broke.
     fn broken(&self, instance: &Instance, method: &str, error: &str) -> Status {
         self.explain(instance, method, grpc::transport(error.to_owned()))
     }
@@ -659,7 +660,7 @@ impl Instance {
             line,
             started,
             restarts,
-            lean: Mutex::default(),
+            idle_frames: Mutex::default(),
             stdio: AtomicBool::new(false),
         });
         // A process that dies before this finds no instance to report;
@@ -724,7 +725,7 @@ impl Backend for Rpc {
             && instance.line.network == Network::Unix
             && instance.line.cert.is_none()
         {
-            return match shared.call_lean(&instance, method, request, deadline) {
+            return match shared.call_frames(&instance, method, request, deadline) {
                 // The call never reached a process that has just died: it
                 // goes to the restarted one.
                 Err(failed)
@@ -733,7 +734,7 @@ impl Backend for Rpc {
                 {
                     let instance = shared.instance(deadline)?;
                     shared
-                        .call_lean(&instance, method, request, deadline)
+                        .call_frames(&instance, method, request, deadline)
                         .map_err(|failed| failed.status)
                 }
                 result => result.map_err(|failed| failed.status),
