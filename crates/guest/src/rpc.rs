@@ -29,18 +29,16 @@
 //! }
 //! ```
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use outlet_rpc::server::{self, Stream};
 use outlet_rpc::tls::Identity;
 use outlet_rpc::wire::{self, Empty, HealthCheckRequest, HealthCheckResponse};
-use outlet_rpc::{CORE_PROTOCOL_VERSION, HandshakeLine, Network, Raw, env};
+use outlet_rpc::{CORE_PROTOCOL_VERSION, HandshakeLine, Network, env};
 use prost::Message;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
@@ -259,9 +257,11 @@ async fn serve_on(
     let name = plugin.name().to_owned();
     let cannot = |e: std::io::Error| format!("plugin `{name}`: cannot serve its socket: {e}");
     let listener = match listener {
-        Listener::Unix(listener) => Accept::Unix(UnixListener::from_std(listener).map_err(cannot)?),
+        Listener::Unix(listener) => {
+            server::Listener::Unix(UnixListener::from_std(listener).map_err(cannot)?)
+        }
         Listener::Tcp(listener) => {
-            Accept::Tcp(tokio::net::TcpListener::from_std(listener).map_err(cannot)?)
+            server::Listener::Tcp(tokio::net::TcpListener::from_std(listener).map_err(cannot)?)
         }
     };
     let (stop, stopping) = watch::channel(false);
@@ -281,12 +281,7 @@ async fn serve_on(
     }
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok(stream) = accepted else {
-                    // Out of descriptors, say: not in a busy loop.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
+            stream = listener.accept() => {
                 let (plugin, stop, tls) = (plugin.clone(), stop.clone(), tls.clone());
                 let stopping = stopping.clone();
                 connections.spawn(async move {
@@ -325,29 +320,6 @@ async fn serve_on(
     Ok(())
 }
 
-enum Accept {
-    Unix(UnixListener),
-    Tcp(tokio::net::TcpListener),
-}
-
-enum Stream {
-    Unix(UnixStream),
-    Tcp(tokio::net::TcpStream),
-}
-
-impl Accept {
-    async fn accept(&self) -> std::io::Result<Stream> {
-        match self {
-            Accept::Unix(listener) => listener.accept().await.map(|(s, _)| Stream::Unix(s)),
-            Accept::Tcp(listener) => {
-                let (stream, _) = listener.accept().await?;
-                stream.set_nodelay(true)?;
-                Ok(Stream::Tcp(stream))
-            }
-        }
-    }
-}
-
 /// Serves gRPC on one connection until it closes, or drains it once the
 /// plugin stops.
 async fn serve_h2<S>(
@@ -358,18 +330,8 @@ async fn serve_h2<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let service =
-        hyper::service::service_fn(move |request| route(plugin.clone(), stop.clone(), request));
-    let connection =
-        http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        () = stopped(&mut stopping) => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
-        }
-    }
+    let route = move |request| route(plugin.clone(), stop.clone(), request);
+    server::serve_connection(stream, route, stopped(&mut stopping)).await;
 }
 
 /// Serves gRPC over TLS on one connection, once its handshake succeeds.
@@ -485,21 +447,18 @@ async fn stopped(stopping: &mut watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
 }
 
-type Response = http::Response<tonic::body::Body>;
-
 async fn route(
     plugin: Arc<Plugin>,
     stop: Arc<watch::Sender<bool>>,
-    request: http::Request<hyper::body::Incoming>,
-) -> Result<Response, Infallible> {
-    let mut grpc = tonic::server::Grpc::new(Raw).max_decoding_message_size(usize::MAX);
+    request: server::Request,
+) -> server::Response {
     let path = request.uri().path().to_owned();
-    let response = match path.as_str() {
+    match path.as_str() {
         wire::HEALTH_CHECK => {
-            let handler = tower::service_fn(move |request: tonic::Request<Bytes>| {
+            server::unary(request, usize::MAX, move |body| {
                 let plugin = plugin.clone();
                 async move {
-                    let asked = HealthCheckRequest::decode(request.into_inner())
+                    let asked = HealthCheckRequest::decode(body)
                         .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
                     let known = asked.service.is_empty()
                         || asked.service == wire::HEALTH_SERVICE
@@ -509,21 +468,19 @@ async fn route(
                     } else {
                         wire::SERVICE_UNKNOWN
                     };
-                    Ok(tonic::Response::new(Bytes::from(
-                        HealthCheckResponse { status }.encode_to_vec(),
-                    )))
+                    Ok(HealthCheckResponse { status }.encode_to_vec())
                 }
-            });
-            grpc.unary(handler, request).await
+            })
+            .await
         }
         wire::SHUTDOWN => {
-            let handler = tower::service_fn(move |_: tonic::Request<Bytes>| {
+            server::unary(request, usize::MAX, move |_| {
                 // Stops accepting at once; the connections drain (this
                 // reply included) and the process exits.
                 stop.send_replace(true);
-                async { Ok(tonic::Response::new(Bytes::from(Empty {}.encode_to_vec()))) }
-            });
-            grpc.unary(handler, request).await
+                async { Ok(Empty {}.encode_to_vec()) }
+            })
+            .await
         }
         wire::BROKER => {
             let handler =
@@ -531,7 +488,7 @@ async fn route(
                     let stopping = stop.subscribe();
                     broker(request.into_inner(), stopping)
                 });
-            grpc.streaming(handler, request).await
+            server::grpc(usize::MAX).streaming(handler, request).await
         }
         wire::STDIO => {
             let handler = tower::service_fn(move |_: tonic::Request<Bytes>| {
@@ -539,24 +496,22 @@ async fn route(
                     stdio::stream(plugin.name(), stop.subscribe()).map(tonic::Response::new);
                 std::future::ready(stream)
             });
-            grpc.server_streaming(handler, request).await
+            server::grpc(usize::MAX)
+                .server_streaming(handler, request)
+                .await
         }
         _ => {
-            let handler = tower::service_fn(move |request: tonic::Request<Bytes>| {
+            server::unary(request, usize::MAX, move |body| {
                 let plugin = plugin.clone();
                 let path = path.clone();
                 async move {
                     // The plugin's code is synchronous and may take its
                     // time: the runtime moves its other work elsewhere.
-                    let reply =
-                        tokio::task::block_in_place(|| plugin.call(&path, request.get_ref()));
-                    reply
-                        .map(|r| tonic::Response::new(Bytes::from(r)))
+                    tokio::task::block_in_place(|| plugin.call(&path, &body))
                         .map_err(outlet_rpc::to_grpc)
                 }
-            });
-            grpc.unary(handler, request).await
+            })
+            .await
         }
-    };
-    Ok(response)
+    }
 }

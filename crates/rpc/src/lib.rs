@@ -1,5 +1,6 @@
 //! HashiCorp go-plugin's gRPC protocol, as Outlet's `rpc` mechanism speaks
-//! it on both sides; no I/O of its own.
+//! it on both sides: the wire's pieces, and the gRPC client and server that
+//! the host and its plugins share.
 //!
 //! - [`HandshakeLine`]: the line a plugin prints on stdout once it listens,
 //!   `CORE|APP|NETWORK|ADDRESS|PROTOCOL|CERT`.
@@ -8,6 +9,8 @@
 //!   (health, controller, broker), their paths and messages.
 //! - [`client`]: a gRPC client over one HTTP/2 connection, as either side
 //!   dials the other.
+//! - [`server`]: gRPC served on HTTP/2 connections, as either side serves
+//!   the other.
 //! - [`Raw`]: a gRPC codec that moves encoded messages as they are, so one
 //!   client and one server carry every interface.
 //! - [`tls`]: go-plugin's AutoMTLS, each side trusting exactly the other's
@@ -31,6 +34,7 @@ mod codec;
 #[cfg(unix)]
 pub mod frames;
 mod handshake;
+pub mod server;
 pub mod tls;
 pub mod wire;
 
