@@ -55,6 +55,8 @@ mod services;
 pub use error::LoadError;
 pub use host::Host;
 pub use mechanism::AVAILABLE as MECHANISMS;
+#[cfg(feature = "rpc")]
+pub use mechanism::rpc::{ProcessExit, RpcError};
 pub use plugin::Plugin;
 
 #[cfg(test)]
