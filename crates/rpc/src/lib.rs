@@ -4,7 +4,7 @@
 //!
 //! - [`HandshakeLine`]: the line a plugin prints on stdout once it listens,
 //!   `CORE|APP|NETWORK|ADDRESS|PROTOCOL|CERT`.
-//! - [`env`]: the variables a host sets for its plugin.
+//! - [`env`](mod@env): the variables a host sets for its plugin.
 //! - [`wire`]: the services every go-plugin plugin serves besides its own
 //!   (health, controller, broker), their paths and messages.
 //! - [`client`]: a gRPC client over one HTTP/2 connection, as either side
