@@ -87,7 +87,7 @@ fn greets_over_grpc_and_logs_stderr_and_stdout_under_its_name() {
             .services
             .contains(&"outlet.examples.greeter.v1.Greeter".to_owned())
     );
-    // Both sides are Outlet: calls take the lean path, not gRPC.
+    // Both sides are Outlet: calls take Outlet's frames, not gRPC.
     assert!(
         plugin.negotiated().supports("rpc-frames"),
         "{:?}",

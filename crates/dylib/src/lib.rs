@@ -115,13 +115,13 @@ pub enum DylibError {
         /// The plugin's build fingerprint.
         plugin: String,
     },
-    /// Making a native plugin panicked.
-    #[error("{}: making the plugin panicked: {message}", path.display())]
+    /// A native plugin's `make` gave no plugin (it panicked).
+    #[error("{}: {error}", path.display())]
     Make {
         /// The library's path.
         path: PathBuf,
-        /// The panic's message.
-        message: String,
+        /// What went wrong, with the panic's message.
+        error: outlet_protocol::native_abi::MakeError,
     },
     /// A library to open again that this process has not loaded before.
     #[error(

@@ -4,9 +4,8 @@
 
 use std::path::Path;
 
-use outlet_guest::Plugin;
-use outlet_guest::native::{ABI_VERSION, Declaration, SYMBOL};
-use outlet_protocol::BUILD_FINGERPRINT;
+use outlet_protocol::native_abi::{ABI_VERSION, Declaration, SYMBOL};
+use outlet_protocol::{BUILD_FINGERPRINT, Plugin};
 
 use crate::DylibError;
 
@@ -33,6 +32,7 @@ impl std::fmt::Debug for NativeLibrary {
 struct Header {
     abi_version: u32,
     size: u32,
+    /// The declaration's `AtomicPtr<u8>`, which has a raw pointer's layout.
     build: *const u8,
     build_len: usize,
 }
@@ -112,9 +112,9 @@ impl NativeLibrary {
         // compiler from this version of Outlet for this target, so the rest
         // of `Declaration` has the layout this host knows.
         let declaration = unsafe { &*declaration.cast::<Declaration>() };
-        let plugin = (declaration.make)().map_err(|message| DylibError::Make {
+        let plugin = (declaration.make)().map_err(|error| DylibError::Make {
             path: path.to_owned(),
-            message,
+            error,
         })?;
         Ok(NativeLibrary {
             plugin,

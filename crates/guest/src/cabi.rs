@@ -208,7 +208,7 @@ extern "C" fn hello(host: *const HostTable, request: *const u8, len: usize, out:
             ));
         }
         HOST.store(host.cast_mut(), Ordering::Release);
-        plugin.serve(core::HELLO, request, out)
+        plugin.handle(core::HELLO, request, out)
     })
 }
 
@@ -223,14 +223,14 @@ extern "C" fn call(
     let request = borrowed(request, len);
     answer(out, |plugin, out| {
         let method = method.map_err(|_| Status::invalid_argument("the method is not UTF-8"))?;
-        plugin.serve(method, request, out)
+        plugin.handle(method, request, out)
     })
 }
 
 extern "C" fn configure(request: *const u8, len: usize, out: *mut Buf) -> i32 {
     let request = borrowed(request, len);
     answer(out, |plugin, out| {
-        plugin.serve(core::CONFIGURE, request, out)
+        plugin.handle(core::CONFIGURE, request, out)
     })
 }
 

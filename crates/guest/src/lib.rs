@@ -39,13 +39,10 @@
 pub mod cabi;
 #[cfg(unix)]
 pub mod exec;
-#[allow(unsafe_code)]
 pub mod native;
-mod plugin;
 #[cfg(all(unix, feature = "rpc"))]
 pub mod rpc;
 #[allow(unsafe_code)]
 pub mod wasm;
 
-pub use outlet_protocol::{Service, Status};
-pub use plugin::Plugin;
+pub use outlet_protocol::{Plugin, Service, Status};

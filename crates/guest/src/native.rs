@@ -5,63 +5,23 @@
 //! looks for: a [`Declaration`] whose first fields (ABI version, size, build
 //! fingerprint) are plain C data that the host checks before it touches
 //! anything else; only a host of the very same build goes on to call
-//! `make`, a Rust function.
+//! `make`, a Rust function. The declaration itself is part of the protocol
+//! (`outlet_protocol::native_abi`), which the host reads too.
 
 use std::panic::catch_unwind;
 
-use outlet_protocol::{BUILD_FINGERPRINT, panic_message};
+use outlet_protocol::panic_message;
+
+pub use outlet_protocol::native_abi::{ABI_VERSION, Declaration, MakeError, SYMBOL};
 
 use crate::Plugin;
 
-/// The version of [`Declaration`]'s layout.
-pub const ABI_VERSION: u32 = 1;
-
-/// The name of the static a native plugin exports.
-pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";
-
-/// What a native plugin exports. The host reads the fields in order and
-/// stops at the first that does not match its own build.
-#[repr(C)]
-pub struct Declaration {
-    /// [`ABI_VERSION`].
-    pub abi_version: u32,
-    /// `size_of::<Declaration>()`.
-    pub size: u32,
-    /// [`BUILD_FINGERPRINT`] of the plugin's build: pointer and length.
-    pub build: *const u8,
-    /// The fingerprint's length.
-    pub build_len: usize,
-    /// Makes the plugin; a panic in it comes back as `Err` with its message.
-    pub make: fn() -> Result<Plugin, String>,
-}
-
-// SAFETY: the declaration is immutable static data: a pointer to a static
-// string and a function pointer, both valid from any thread.
-unsafe impl Sync for Declaration {}
-
-impl Declaration {
-    /// The declaration of a plugin that `make` makes (through a function
-    /// that catches its panics, see [`export_native!`](crate::export_native)).
-    pub const fn new(make: fn() -> Result<Plugin, String>) -> Declaration {
-        Declaration {
-            abi_version: ABI_VERSION,
-            size: std::mem::size_of::<Declaration>() as u32,
-            build: BUILD_FINGERPRINT.as_ptr(),
-            build_len: BUILD_FINGERPRINT.len(),
-            make,
-        }
-    }
-
-    /// The fingerprint as text.
-    pub fn build(&self) -> &str {
-        BUILD_FINGERPRINT
-    }
-}
-
 /// Runs `make` in the plugin's own code, catching a panic.
 #[doc(hidden)]
-pub fn make_guarded(make: fn() -> Plugin) -> Result<Plugin, String> {
-    catch_unwind(make).map_err(|panic| panic_message(panic.as_ref()))
+pub fn make_guarded(make: fn() -> Plugin) -> Result<Plugin, MakeError> {
+    catch_unwind(make).map_err(|panic| MakeError::Panicked {
+        message: panic_message(panic.as_ref()),
+    })
 }
 
 /// Exports a Rust plugin for the native mechanism: defines the static
@@ -74,7 +34,8 @@ pub fn make_guarded(make: fn() -> Plugin) -> Result<Plugin, String> {
 #[macro_export]
 macro_rules! export_native {
     ($make:path) => {
-        fn __outlet_native_make() -> ::core::result::Result<$crate::Plugin, ::std::string::String> {
+        fn __outlet_native_make()
+        -> ::core::result::Result<$crate::Plugin, $crate::native::MakeError> {
             $crate::native::make_guarded($make)
         }
 

@@ -151,7 +151,7 @@ pub fn call_exported(
                     let plugin = PLUGIN.get_or_init(make);
                     let result = std::str::from_utf8(method)
                         .map_err(|_| Status::invalid_argument("the method is not UTF-8"))
-                        .and_then(|method| plugin.serve(method, request, &mut answer));
+                        .and_then(|method| plugin.handle(method, request, &mut answer));
                     match result {
                         Ok(()) => 0,
                         Err(status) => {

@@ -52,12 +52,13 @@ pub enum LoadError {
         error: crate::mechanism::wasm::WasmError,
     },
     /// An rpc plugin could not be started or reached.
-    #[error("plugin `{plugin}` (rpc): {why}")]
+    #[cfg(feature = "rpc")]
+    #[error("plugin `{plugin}` (rpc): {error}")]
     Rpc {
         /// The plugin's name.
         plugin: String,
-        /// What went wrong while starting it, and what to do.
-        why: String,
+        /// What went wrong while starting it, with the evidence, and what to do.
+        error: crate::mechanism::rpc::RpcError,
     },
     /// A native plugin was generated from another version of its interface.
     #[error(

@@ -60,6 +60,8 @@ mod services;
 pub use error::{LoadError, ReloadError};
 pub use host::{Host, HostBuilder};
 pub use mechanism::AVAILABLE as MECHANISMS;
+#[cfg(feature = "rpc")]
+pub use mechanism::rpc::{ProcessExit, RpcError};
 #[cfg(feature = "wasm")]
 pub use mechanism::wasm::WasmError;
 pub use plugin::Plugin;

@@ -6,8 +6,11 @@
 //! - [`Status`] and [`Code`]: how a call fails, with gRPC codes, on every mechanism.
 //! - [`negotiate`]: the highest common version and the common capabilities.
 //! - [`Transport`] and [`Service`]: the seam between typed code and mechanisms.
+//! - [`Plugin`]: a plugin's services and its answers to the core protocol,
+//!   as every mechanism serves them.
 //! - [`frame`]: length-prefixed messages on a byte stream.
 //! - [`cabi`]: the C ABI of `include/outlet.h`, as Rust types.
+//! - [`native_abi`]: the declaration a native plugin exports, as its host reads it.
 //!
 //! ```
 //! use outlet_protocol::{Service, Status, Transport, Local};
@@ -30,8 +33,10 @@
 
 pub mod cabi;
 pub mod frame;
-mod native;
+mod generated;
+pub mod native_abi;
 mod negotiate;
+mod plugin;
 mod status;
 mod transport;
 
@@ -70,13 +75,14 @@ pub const BUILD_FINGERPRINT: &str = concat!(
 pub mod capability {
     /// The plugin accepts `Configure` and applies new config without a restart.
     pub const CONFIGURE: &str = "configure";
-    /// rpc: the plugin also takes Outlet's frames on its socket, a leaner
-    /// path than gRPC (see `outlet_rpc::lean`).
+    /// rpc: the plugin also takes Outlet's frames on its socket, which cost
+    /// less per call than gRPC (see `outlet_rpc::frames`).
     pub const RPC_FRAMES: &str = "rpc-frames";
 }
 
-pub use native::{guard, native, panic_message};
+pub use generated::{guard, native, panic_message};
 pub use negotiate::{CORE_VERSIONS, Negotiated, NegotiationError, negotiate};
+pub use plugin::Plugin;
 pub use status::{Code, Status};
 pub use transport::{Client, Local, Service, Transport, handle, unary};
 

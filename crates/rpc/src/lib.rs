@@ -1,19 +1,22 @@
 //! HashiCorp go-plugin's gRPC protocol, as Outlet's `rpc` mechanism speaks
-//! it on both sides; no I/O of its own.
+//! it on both sides: the wire's pieces, and the gRPC client and server that
+//! the host and its plugins share.
 //!
 //! - [`HandshakeLine`]: the line a plugin prints on stdout once it listens,
 //!   `CORE|APP|NETWORK|ADDRESS|PROTOCOL|CERT`.
-//! - [`env`]: the variables a host sets for its plugin.
+//! - [`env`](mod@env): the variables a host sets for its plugin.
 //! - [`wire`]: the services every go-plugin plugin serves besides its own
 //!   (health, controller, broker), their paths and messages.
 //! - [`client`]: a gRPC client over one HTTP/2 connection, as either side
 //!   dials the other.
+//! - [`server`]: gRPC served on HTTP/2 connections, as either side serves
+//!   the other.
 //! - [`Raw`]: a gRPC codec that moves encoded messages as they are, so one
 //!   client and one server carry every interface.
 //! - [`tls`]: go-plugin's AutoMTLS, each side trusting exactly the other's
 //!   certificate.
-//! - [`lean`]: Outlet's own framing on the same socket, for an Outlet host
-//!   and an Outlet plugin, negotiated in Hello.
+//! - [`frames`]: Outlet's frames on the same socket, for an Outlet host and
+//!   an Outlet plugin, negotiated in Hello.
 //!
 //! ```
 //! use outlet_rpc::{HandshakeLine, Network};
@@ -28,9 +31,10 @@
 
 pub mod client;
 mod codec;
-mod handshake;
 #[cfg(unix)]
-pub mod lean;
+pub mod frames;
+mod handshake;
+pub mod server;
 pub mod tls;
 pub mod wire;
 

@@ -37,6 +37,7 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 /// What can go wrong setting up TLS.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsError {
     /// Making a certificate failed.
     #[error("cannot make a certificate: {0}")]

@@ -67,7 +67,7 @@ impl Backend for Native {
         let mut response = Vec::new();
         self.library
             .plugin()
-            .serve(method, request, &mut response)?;
+            .handle(method, request, &mut response)?;
         Ok(response)
     }
 

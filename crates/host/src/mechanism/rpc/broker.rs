@@ -13,15 +13,13 @@
 //! broker ends it at once), or when the instance is dropped; the socket goes
 //! with it.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use hyper::server::conn::http2;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use outlet_protocol::prost::Message;
+use outlet_rpc::server;
 use outlet_rpc::wire::{self, ConnInfo};
 use outlet_rpc::{HandshakeLine, Raw};
 
@@ -78,7 +76,7 @@ impl Offer {
     async fn run(self) {
         let offer = Arc::new(self);
         let listener = match tokio::net::UnixListener::bind(&offer.socket) {
-            Ok(listener) => listener,
+            Ok(listener) => server::Listener::Unix(listener),
             Err(e) => {
                 offer.warn(format!(
                     "cannot listen on {} for its calls to the host: {e}",
@@ -147,50 +145,39 @@ impl Offer {
     }
 
     /// Serves the host's services to every connection the plugin makes.
-    async fn serve(self: Arc<Offer>, listener: tokio::net::UnixListener) {
+    async fn serve(self: Arc<Offer>, listener: server::Listener) {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                // Out of descriptors, say: not in a busy loop.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            };
+            let stream = listener.accept().await;
             let offer = self.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |request| offer.clone().route(request));
-                let _ = http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+            let route = move |request| offer.clone().route(request);
+            tokio::spawn(server::serve_connection(
+                stream,
+                route,
+                std::future::pending(),
+            ));
         }
     }
 
-    async fn route(
-        self: Arc<Offer>,
-        request: http::Request<hyper::body::Incoming>,
-    ) -> Result<http::Response<tonic::body::Body>, Infallible> {
-        let mut grpc = tonic::server::Grpc::new(Raw).max_decoding_message_size(self.max_message);
+    /// One call of the plugin's to a host service, on a blocking thread.
+    async fn route(self: Arc<Offer>, request: server::Request) -> server::Response {
         let method = request.uri().path().to_owned();
-        let handler = tower::service_fn(move |request: tonic::Request<Bytes>| {
+        let max_message = self.max_message;
+        server::unary(request, max_message, move |body| {
             let (offer, method) = (self.clone(), method.clone());
             async move {
                 let dispatch = offer.dispatch.clone();
                 // A host service is synchronous and may take its time.
                 let reply = tokio::task::spawn_blocking(move || {
                     tracing::dispatcher::with_default(&dispatch, || {
-                        offer
-                            .services
-                            .call(&offer.plugin, &method, request.get_ref())
+                        offer.services.call(&offer.plugin, &method, &body)
                     })
                 })
                 .await
                 .map_err(|e| tonic::Status::internal(format!("the host's service failed: {e}")))?;
-                reply
-                    .map(|r| tonic::Response::new(Bytes::from(r)))
-                    .map_err(outlet_rpc::to_grpc)
+                reply.map_err(outlet_rpc::to_grpc)
             }
-        });
-        Ok(grpc.unary(handler, request).await)
+        })
+        .await
     }
 
     fn warn(&self, why: String) {

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use outlet_protocol::core::{
+use crate::core::{
     self, ConfigureRequest, ConfigureResponse, HealthRequest, HealthResponse, HelloRequest,
     HelloResponse, ShutdownRequest, ShutdownResponse, health_response::ServingStatus,
 };
-use outlet_protocol::{CORE_VERSIONS, Service, Status, capability, handle};
+use crate::{CORE_VERSIONS, Service, Status, capability, handle};
 
 type ConfigureHook = Box<dyn Fn(&BTreeMap<String, String>) -> Result<(), Status> + Send + Sync>;
 
@@ -17,8 +17,7 @@ type ConfigureHook = Box<dyn Fn(&BTreeMap<String, String>) -> Result<(), Status>
 ///
 /// # Examples
 /// ```
-/// use outlet_guest::Plugin;
-/// use outlet_protocol::{core, prost::Message};
+/// use outlet_protocol::{Plugin, core, prost::Message};
 ///
 /// let plugin = Plugin::new("greeter", "1.0.0").versions(&[1, 2]);
 /// let hello = plugin.call(core::HELLO, &core::HelloRequest::default().encode_to_vec())?;
@@ -91,10 +90,10 @@ impl Plugin {
         hook: impl Fn(&BTreeMap<String, String>) -> Result<(), Status> + Send + Sync + 'static,
     ) -> Plugin {
         // Generic, so this closure is compiled into the plugin's own code
-        // and a panic in the hook is caught there (see `outlet_protocol::guard`).
+        // and a panic in the hook is caught there (see `crate::guard`).
         let poisoned = std::sync::atomic::AtomicBool::new(false);
         self.configure = Some(Box::new(move |config| {
-            outlet_protocol::guard(&poisoned, core::CONFIGURE, || hook(config))
+            crate::guard(&poisoned, core::CONFIGURE, || hook(config))
         }));
         self.capabilities.push(capability::CONFIGURE.into());
         self
@@ -124,7 +123,7 @@ impl Plugin {
     }
 
     /// The implementation behind `service`, for a host of the same build
-    /// (see `outlet_protocol::Transport::with_native`).
+    /// (see [`Transport::with_native`](crate::Transport::with_native)).
     pub fn native(&self, service: &str) -> Option<&(dyn std::any::Any + Send + Sync)> {
         let found = match &self.services[..] {
             [only] => Some(only),
@@ -148,22 +147,23 @@ impl Plugin {
         self.services.iter().any(|s| s.poisoned())
     }
 
-    /// Serves one call and returns the encoded response; see [`Plugin::serve`].
+    /// Handles one call and returns the encoded response; see [`Plugin::handle`].
     ///
     /// # Errors
-    /// As [`Plugin::serve`].
+    /// As [`Plugin::handle`].
     pub fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let mut response = Vec::new();
-        self.serve(method, request, &mut response)?;
+        self.handle(method, request, &mut response)?;
         Ok(response)
     }
 
-    /// Serves one call: the core protocol here, anything else by the service
-    /// the path names. Appends the encoded response to `response`.
+    /// Handles one call: the core protocol here, anything else by the service
+    /// the path names. Appends the encoded response to `response`. Each
+    /// mechanism's guest side calls this for every call its process serves.
     ///
     /// # Errors
     /// `Unimplemented` for a service the plugin lacks; the service's errors.
-    pub fn serve(
+    pub fn handle(
         &self,
         method: &str,
         request: &[u8],

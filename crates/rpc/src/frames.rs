@@ -1,6 +1,7 @@
-//! The lean path between an Outlet host and an Outlet plugin: Outlet's
-//! length-prefixed frames (`outlet_protocol::frame`) on a connection of its
-//! own to the plugin's socket, one call at a time per connection.
+//! Outlet's frames: how an Outlet host and an Outlet plugin call each other
+//! without gRPC, with length-prefixed frames (`outlet_protocol::frame`) on a
+//! connection of its own to the plugin's socket, one call at a time per
+//! connection.
 //!
 //! gRPC costs tens of microseconds per call in HTTP/2 framing, task wake-ups
 //! and, on an idle machine, waking the sleeping side's CPU. Here each side
@@ -22,7 +23,7 @@ use outlet_protocol::frame::{self, HEADER_LEN};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::net::SendFlags;
 
-/// The capability both sides announce in Hello to use the lean path.
+/// The capability both sides announce in Hello to use Outlet's frames.
 pub const CAPABILITY: &str = outlet_protocol::capability::RPC_FRAMES;
 
 /// How long the host spins for a reply before it blocks.
@@ -30,9 +31,9 @@ pub const HOST_SPIN: Duration = Duration::from_micros(200);
 /// How long the plugin spins for the next call before it blocks.
 pub const PLUGIN_SPIN: Duration = Duration::from_micros(100);
 
-/// One lean connection.
+/// One connection carrying Outlet's frames.
 #[derive(Debug)]
-pub struct Lean {
+pub struct Connection {
     stream: UnixStream,
     /// Bytes read: `buffer[..filled]`; the first `consumed` of them are the
     /// frame `recv` returned last. Its length only grows to fit a frame, so
@@ -44,14 +45,14 @@ pub struct Lean {
     out: Vec<u8>,
 }
 
-impl Lean {
+impl Connection {
     /// Wraps a connected stream; makes it non-blocking.
     ///
     /// # Errors
     /// When the stream cannot be made non-blocking.
-    pub fn new(stream: UnixStream) -> io::Result<Lean> {
+    pub fn new(stream: UnixStream) -> io::Result<Connection> {
         stream.set_nonblocking(true)?;
-        Ok(Lean {
+        Ok(Connection {
             stream,
             buffer: Vec::new(),
             filled: 0,
@@ -65,7 +66,7 @@ impl Lean {
     ///
     /// # Errors
     /// The socket's errors; `TimedOut` at the deadline.
-    pub fn connect(path: &Path, deadline: Instant) -> io::Result<Lean> {
+    pub fn connect(path: &Path, deadline: Instant) -> io::Result<Connection> {
         use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
         let socket = rustix::net::socket_with(
             AddressFamily::UNIX,
@@ -77,16 +78,16 @@ impl Lean {
         match rustix::net::connect(&socket, &address) {
             Ok(()) => {}
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INPROGRESS) => {
-                let lean = Lean::new(UnixStream::from(socket))?;
-                lean.wait(PollFlags::OUT, Some(deadline))?;
-                if let Some(error) = lean.stream.take_error()? {
+                let connection = Connection::new(UnixStream::from(socket))?;
+                connection.wait(PollFlags::OUT, Some(deadline))?;
+                if let Some(error) = connection.stream.take_error()? {
                     return Err(error);
                 }
-                return Ok(lean);
+                return Ok(connection);
             }
             Err(e) => return Err(e.into()),
         }
-        Lean::new(UnixStream::from(socket))
+        Connection::new(UnixStream::from(socket))
     }
 
     /// Sends one frame holding `payload`, giving up at `deadline`. A peer
@@ -203,7 +204,7 @@ mod tests {
     #[test]
     fn frames_cross_a_socket_pair_and_time_out() {
         let (a, b) = UnixStream::pair().unwrap();
-        let (mut a, mut b) = (Lean::new(a).unwrap(), Lean::new(b).unwrap());
+        let (mut a, mut b) = (Connection::new(a).unwrap(), Connection::new(b).unwrap());
         let big = vec![7u8; 1 << 20];
         let sender = std::thread::spawn(move || {
             a.send(b"hello", None).unwrap();
@@ -233,17 +234,17 @@ mod tests {
 
     #[test]
     fn connects_by_path_within_a_deadline() {
-        let path = std::env::temp_dir().join(format!("outlet-lean-{}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("outlet-frames-{}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut a = Lean::connect(&path, deadline).unwrap();
-        let mut b = Lean::new(listener.accept().unwrap().0).unwrap();
+        let mut a = Connection::connect(&path, deadline).unwrap();
+        let mut b = Connection::new(listener.accept().unwrap().0).unwrap();
         a.send(b"over a path", Some(deadline)).unwrap();
         assert!(b.recv(1024, PLUGIN_SPIN, Some(deadline)).unwrap() == b"over a path");
         drop(listener);
         std::fs::remove_file(&path).unwrap();
-        let error = Lean::connect(&path, deadline).unwrap_err();
+        let error = Connection::connect(&path, deadline).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -1,0 +1,260 @@
+//! How a call reaches an rpc plugin: over Outlet's frames when both sides
+//! are Outlet, else gRPC; a plain go-plugin plugin's Hello, Health and
+//! Shutdown made up on the host; and a failed call's status naming the
+//! plugin, its limits, and whether its process died.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use outlet_protocol::core::{
+    self, Call, HealthResponse, HelloResponse, Reply, health_response::ServingStatus,
+};
+use outlet_protocol::frame::FrameError;
+use outlet_protocol::prost::Message;
+use outlet_protocol::{CORE_VERSIONS, Status};
+use outlet_rpc::Network;
+use outlet_rpc::frames::{self, HOST_SPIN};
+use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
+
+use super::Shared;
+use super::error::said;
+use super::grpc;
+use super::instance::Instance;
+
+/// How a call on Outlet's frames failed, and whether the plugin may have
+/// seen it: one it never saw can go to a restarted plugin.
+struct FramesFailure {
+    status: Status,
+    delivered: bool,
+}
+
+impl From<Status> for FramesFailure {
+    fn from(status: Status) -> FramesFailure {
+        FramesFailure {
+            status,
+            delivered: true,
+        }
+    }
+}
+
+impl Shared {
+    /// One call: over Outlet's frames when Hello agreed on them, else gRPC,
+    /// with a plain go-plugin plugin's core protocol made up on the host.
+    pub(super) fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let plugin = &self.plugin;
+        if request.len() > self.max_message {
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{plugin}`: the request to {method} is {} bytes, over the limit of {} \
+                 (limits.max_message_bytes)",
+                request.len(),
+                self.max_message
+            )));
+        }
+        let deadline = Instant::now() + self.timeout;
+        let instance = self.instance(deadline)?;
+        // Outlet's frames go on a plain Unix socket only, never around TLS.
+        if self.frames.load(Ordering::Relaxed)
+            && instance.line.network == Network::Unix
+            && instance.line.cert.is_none()
+        {
+            return match self.call_frames(&instance, method, request, deadline) {
+                // The call never reached a process that has just died: it
+                // goes to the restarted one.
+                Err(failed)
+                    if !failed.delivered
+                        && instance.process.wait(Duration::from_millis(100)).is_some() =>
+                {
+                    let instance = self.instance(deadline)?;
+                    self.call_frames(&instance, method, request, deadline)
+                        .map_err(|failed| failed.status)
+                }
+                result => result.map_err(|failed| failed.status),
+            };
+        }
+        let status = match instance
+            .grpc
+            .unary(method, request.to_vec(), self.max_message, deadline)
+        {
+            Ok(reply) => return Ok(reply.into()),
+            Err(status)
+                if status.code() == tonic::Code::DeadlineExceeded && Instant::now() >= deadline =>
+            {
+                return Err(self.late(method));
+            }
+            Err(status) => status,
+        };
+        // A plain go-plugin plugin has no Outlet core service: Hello is
+        // made up from its handshake, Health is gRPC's, Shutdown is the
+        // controller's (sent on stop).
+        if status.code() == tonic::Code::Unimplemented {
+            match method {
+                core::HELLO => {
+                    return Ok(HelloResponse {
+                        name: plugin.clone(),
+                        version: String::new(),
+                        core_versions: CORE_VERSIONS.to_vec(),
+                        app_versions: vec![instance.line.app_version],
+                        capabilities: Vec::new(),
+                        services: vec![self.interface.clone()],
+                    }
+                    .encode_to_vec());
+                }
+                core::HEALTH => return Ok(self.grpc_health(&instance)?.encode_to_vec()),
+                core::SHUTDOWN => return Ok(Vec::new()),
+                _ => {}
+            }
+        }
+        Err(self.explain(&instance, method, status))
+    }
+
+    /// Health through `grpc.health.v1`, for a plugin without Outlet's core service.
+    fn grpc_health(&self, instance: &Instance) -> Result<HealthResponse, Status> {
+        let request = HealthCheckRequest {
+            service: wire::HEALTH_SERVICE.into(),
+        };
+        let reply = instance
+            .grpc
+            .unary(
+                wire::HEALTH_CHECK,
+                request.encode_to_vec(),
+                usize::MAX,
+                Instant::now() + self.timeout,
+            )
+            .map_err(|status| self.explain(instance, wire::HEALTH_CHECK, status))?;
+        let serving = HealthCheckResponse::decode(reply).is_ok_and(|h| h.status == wire::SERVING);
+        Ok(HealthResponse {
+            status: if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            }
+            .into(),
+            message: String::new(),
+        })
+    }
+
+    /// One call over Outlet's frames, on an idle connection or a new one.
+    fn call_frames(
+        &self,
+        instance: &Instance,
+        method: &str,
+        request: &[u8],
+        deadline: Instant,
+    ) -> Result<Vec<u8>, FramesFailure> {
+        let plugin = &self.plugin;
+        let undelivered = |status| FramesFailure {
+            status,
+            delivered: false,
+        };
+        let idle = instance
+            .idle_frames
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        let mut connection = match idle {
+            Some(connection) => connection,
+            None => frames::Connection::connect(instance.line.address.as_ref(), deadline)
+                .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?,
+        };
+        let call = Call {
+            method: method.to_owned(),
+            body: request.to_vec(),
+            ..Call::default()
+        };
+        connection
+            .send(&call.encode_to_vec(), Some(deadline))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::TimedOut => undelivered(self.late(method)),
+                _ => undelivered(self.broken(instance, method, &e.to_string())),
+            })?;
+        // A reply's frame holds the body and a few bytes of envelope.
+        let received = connection.recv(self.max_message + 64, HOST_SPIN, Some(deadline));
+        let payload = match received {
+            Ok(payload) => payload,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Err(self.late(method).into());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let too_large = e
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<FrameError>())
+                    .is_some_and(|e| matches!(e, FrameError::TooLarge { .. }));
+                return Err(if too_large {
+                    Status::resource_exhausted(format!(
+                        "plugin `{plugin}`: its reply to {method} is refused: {e} \
+                         (limits.max_message_bytes)"
+                    ))
+                } else {
+                    Status::internal(format!(
+                        "plugin `{plugin}`: its reply to {method} is not an Outlet frame: {e}; \
+                         the plugin must write nothing else on its connections"
+                    ))
+                }
+                .into());
+            }
+            Err(e) => return Err(self.broken(instance, method, &e.to_string()).into()),
+        };
+        let reply = Reply::decode(payload).map_err(|e| {
+            Status::internal(format!(
+                "plugin `{plugin}`: its reply to {method} is not a Reply: {e}"
+            ))
+        })?;
+        instance
+            .idle_frames
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(connection);
+        match reply.status {
+            Some(status) => Err(Status::from(status).into()),
+            None => Ok(reply.body),
+        }
+    }
+
+    /// A connection carrying frames failed: the plugin died, or the connection broke.
+    fn broken(&self, instance: &Instance, method: &str, error: &str) -> Status {
+        self.explain(instance, method, grpc::transport(error.to_owned()))
+    }
+
+    /// A call's deadline passed.
+    fn late(&self, method: &str) -> Status {
+        Status::deadline_exceeded(format!(
+            "plugin `{}`: {method} did not finish within {} ms (limits.timeout_ms); the \
+             plugin was told to give up on it",
+            self.plugin,
+            self.timeout.as_millis()
+        ))
+    }
+
+    /// Turns a failed call's status into one that names the plugin, and
+    /// says whether its process died.
+    fn explain(&self, instance: &Instance, method: &str, status: tonic::Status) -> Status {
+        use std::error::Error;
+        let plugin = &self.plugin;
+        if status
+            .message()
+            .contains("decoded message length too large")
+        {
+            return Status::resource_exhausted(format!(
+                "plugin `{plugin}`: its reply to {method} is over the limit of {} bytes \
+                 (limits.max_message_bytes): {}",
+                self.max_message,
+                status.message()
+            ));
+        }
+        // A status the plugin returned has no source; one made on the way
+        // (a connection that broke, could not be made) has.
+        if status.source().is_none() {
+            return outlet_rpc::from_grpc(&status);
+        }
+        if let Some(exit) = instance.process.wait(Duration::from_millis(100)) {
+            return Status::unavailable(format!(
+                "plugin `{plugin}` died during {method}: it {exit}{}; it is being restarted",
+                said(&instance.process.last_stderr())
+            ));
+        }
+        Status::unavailable(format!(
+            "plugin `{plugin}`: {method} could not reach it: {}",
+            status.message()
+        ))
+    }
+}

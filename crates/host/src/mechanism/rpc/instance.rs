@@ -1,0 +1,209 @@
+//! One process of an rpc plugin, connected: started (or attached to), its
+//! handshake checked against the manifest, TLS set up as both sides ask,
+//! its health checked, and the host's services offered to it; stopped with
+//! the controller's Shutdown, then SIGKILL to its group.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use outlet_protocol::prost::Message;
+use outlet_rpc::HandshakeLine;
+use outlet_rpc::frames;
+use outlet_rpc::tls::Identity;
+use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
+use tokio_rustls::rustls::ClientConfig;
+
+use super::Shared;
+use super::broker::{Broker, Offer};
+use super::error::RpcError;
+use super::grpc::Grpc;
+use super::process::Process;
+
+/// How long a plugin has to exit after the controller's Shutdown.
+pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// One process of the plugin, connected.
+pub(super) struct Instance {
+    /// The host's services offered to it; goes before its folder does.
+    _broker: Broker,
+    pub(super) process: Process,
+    pub(super) grpc: Grpc,
+    pub(super) line: HandshakeLine,
+    pub(super) started: Instant,
+    /// Restarts in a row, this one included, that led to it.
+    pub(super) restarts: u32,
+    /// Idle connections carrying Outlet's frames, one taken per call.
+    pub(super) idle_frames: Mutex<Vec<frames::Connection>>,
+    /// Whether its go-plugin stdio stream is being read.
+    pub(super) stdio: AtomicBool,
+}
+
+impl Instance {
+    /// Starts a process and connects to it, within the start timeout.
+    pub(super) fn start(shared: &Arc<Shared>, restarts: u32) -> Result<Arc<Instance>, RpcError> {
+        let started = Instant::now();
+        let deadline = started + shared.spawn.start_timeout;
+        // The reaper reports to the backend, if it still exists, and only
+        // about the instance it belongs to.
+        let slot: Arc<OnceLock<Weak<Instance>>> = Arc::default();
+        let (weak_shared, reported) = (Arc::downgrade(shared), slot.clone());
+        let on_exit = move |exit| {
+            if let (Some(shared), Some(dead)) = (
+                weak_shared.upgrade(),
+                reported.get().and_then(Weak::upgrade),
+            ) {
+                shared.died(&dead, exit);
+            }
+        };
+        let identity = match shared.auto_mtls {
+            true => Some(Identity::generate().map_err(|error| RpcError::Tls { error })?),
+            false => None,
+        };
+        let (process, line) = match &shared.reattach {
+            Some(reattach) => {
+                let version = shared.versions.iter().copied().max().unwrap_or(1);
+                Process::attach(&shared.plugin, reattach, version, on_exit)?
+            }
+            None => Process::start(
+                &shared.spawn,
+                identity.as_ref().map(Identity::cert_pem),
+                on_exit,
+            )?,
+        };
+        if !shared.versions.contains(&line.app_version) {
+            return Err(RpcError::Version {
+                chosen: line.app_version,
+                accepted: shared.versions.clone(),
+            });
+        }
+        let tls = tls(identity.as_ref(), &line, &process)?;
+        let grpc = Grpc::new(&line, tls.clone());
+        check_health(&grpc, &process, shared.spawn.start_timeout, deadline)?;
+        let broker = Broker::start(Offer {
+            plugin: shared.plugin.clone(),
+            line: line.clone(),
+            socket: process.dir().join("host.sock"),
+            services: shared.services.clone(),
+            max_message: shared.max_message,
+            dispatch: shared.dispatch.clone(),
+            tls,
+        })
+        .map_err(|error| RpcError::Thread {
+            purpose: "start a thread to offer it the host's services",
+            error,
+        })?;
+        let instance = Arc::new(Instance {
+            _broker: broker,
+            process,
+            grpc,
+            line,
+            started,
+            restarts,
+            idle_frames: Mutex::default(),
+            stdio: AtomicBool::new(false),
+        });
+        // A process that dies before this finds no instance to report;
+        // `Shared::run` sees its exit instead.
+        let _ = slot.set(Arc::downgrade(&instance));
+        Ok(instance)
+    }
+
+    /// The controller's Shutdown, a bounded wait, then SIGKILL to the group.
+    pub(super) fn stop(&self, plugin: &str) {
+        let asked = self.grpc.unary(
+            wire::SHUTDOWN,
+            wire::Empty {}.encode_to_vec(),
+            usize::MAX,
+            Instant::now() + STOP_GRACE,
+        );
+        if !self.process.signallable() {
+            // Attached to without a pid: asking is all the host may do.
+            if let Err(e) = asked {
+                tracing::warn!(
+                    target: "outlet::plugin",
+                    plugin,
+                    "its controller's Shutdown failed: {}; it was not signalled, since the \
+                     manifest names no reattach.pid",
+                    e.message()
+                );
+            }
+            return;
+        }
+        if self.process.wait(STOP_GRACE).is_none() {
+            tracing::warn!(
+                target: "outlet::plugin",
+                plugin,
+                "it did not exit within {} s of the controller's Shutdown ({}); killed",
+                STOP_GRACE.as_secs(),
+                match asked {
+                    Ok(_) => "answered".into(),
+                    Err(e) => format!("failed: {}", e.message()),
+                }
+            );
+        }
+        self.process.kill();
+    }
+}
+
+/// go-plugin's AutoMTLS: TLS to the plugin exactly when the manifest asks
+/// for it (the host made `identity`) and the plugin serves it (its
+/// handshake carries a certificate).
+fn tls(
+    identity: Option<&Identity>,
+    line: &HandshakeLine,
+    process: &Process,
+) -> Result<Option<Arc<ClientConfig>>, RpcError> {
+    match (identity, &line.cert) {
+        (Some(identity), Some(cert)) => Identity::from_line(cert)
+            .and_then(|cert| identity.client_config(&cert))
+            .map(Some)
+            .map_err(|error| RpcError::Certificate { error }),
+        (Some(_), None) => Err(RpcError::NoTls {
+            stderr: process.stderr(),
+        }),
+        (None, Some(_)) => Err(RpcError::UnaskedTls {
+            stderr: process.stderr(),
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Asks `grpc.health.v1` whether the plugin serves, by `deadline`.
+fn check_health(
+    grpc: &Grpc,
+    process: &Process,
+    start_timeout: Duration,
+    deadline: Instant,
+) -> Result<(), RpcError> {
+    let request = HealthCheckRequest {
+        service: wire::HEALTH_SERVICE.into(),
+    };
+    let reply = grpc
+        .unary(
+            wire::HEALTH_CHECK,
+            request.encode_to_vec(),
+            usize::MAX,
+            deadline,
+        )
+        .map_err(|e| match e.code() {
+            tonic::Code::DeadlineExceeded => RpcError::HealthTimeout {
+                timeout: start_timeout,
+                stderr: process.stderr(),
+            },
+            _ => RpcError::HealthFailed {
+                status: outlet_rpc::from_grpc(&e),
+                stderr: process.stderr(),
+            },
+        })?;
+    let status = HealthCheckResponse::decode(reply)
+        .map(|h| h.status)
+        .unwrap_or_default();
+    match status {
+        wire::SERVING => Ok(()),
+        _ => Err(RpcError::NotServing {
+            status,
+            stderr: process.stderr(),
+        }),
+    }
+}

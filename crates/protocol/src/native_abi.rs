@@ -1,0 +1,87 @@
+//! The native mechanism's ABI: the static a native plugin exports, and what
+//! its host checks before it trusts it.
+//!
+//! A [`Declaration`]'s first fields (ABI version, size, build fingerprint)
+//! are plain C data that a host of any build can read; only a host of the
+//! very same build ([`BUILD_FINGERPRINT`]) goes on to call `make`, a Rust
+//! function. The plugin side defines the static with
+//! `outlet_guest::export_native!`; the host side reads it in `outlet-dylib`.
+
+use std::sync::atomic::AtomicPtr;
+
+use crate::{BUILD_FINGERPRINT, Plugin};
+
+/// The version of [`Declaration`]'s layout.
+pub const ABI_VERSION: u32 = 1;
+
+/// The name of the static a native plugin exports.
+pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";
+
+/// Why a native plugin's `make` gave no plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MakeError {
+    /// The plugin's code panicked while making the plugin.
+    #[error("making the plugin panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// What a native plugin exports. The host reads the fields in order and
+/// stops at the first that does not match its own build.
+#[repr(C)]
+pub struct Declaration {
+    /// [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// `size_of::<Declaration>()`.
+    pub size: u32,
+    /// Where the bytes of the plugin's [`BUILD_FINGERPRINT`] start. Never
+    /// written: an `AtomicPtr` has a raw pointer's layout, and lets the
+    /// declaration be a `static` shared between threads as it is.
+    pub build: AtomicPtr<u8>,
+    /// The fingerprint's length.
+    pub build_len: usize,
+    /// Makes the plugin; a panic in it comes back as [`MakeError::Panicked`].
+    pub make: fn() -> Result<Plugin, MakeError>,
+}
+
+impl Declaration {
+    /// The declaration of a plugin that `make` makes (through a function
+    /// that catches its panics, as `outlet_guest::export_native!` does).
+    pub const fn new(make: fn() -> Result<Plugin, MakeError>) -> Declaration {
+        Declaration {
+            abi_version: ABI_VERSION,
+            size: std::mem::size_of::<Declaration>() as u32,
+            build: AtomicPtr::new(BUILD_FINGERPRINT.as_ptr().cast_mut()),
+            build_len: BUILD_FINGERPRINT.len(),
+            make,
+        }
+    }
+
+    /// The fingerprint as text.
+    pub fn build(&self) -> &str {
+        BUILD_FINGERPRINT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_declaration_is_shareable_and_points_at_the_fingerprint() {
+        fn shareable<T: Sync>() {}
+        shareable::<Declaration>();
+        static DECLARED: Declaration = Declaration::new(|| Ok(Plugin::new("p", "1")));
+        let build = DECLARED.build.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(build.cast_const(), BUILD_FINGERPRINT.as_ptr());
+        assert_eq!(DECLARED.build_len, BUILD_FINGERPRINT.len());
+        assert_eq!(
+            std::mem::size_of::<AtomicPtr<u8>>(),
+            std::mem::size_of::<*const u8>()
+        );
+        assert_eq!((DECLARED.make)().unwrap().name(), "p");
+    }
+}
