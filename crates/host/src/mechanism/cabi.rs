@@ -16,6 +16,7 @@ use outlet_protocol::prost::Message;
 use super::{Backend, Claim, LibraryPath, Session};
 use crate::error::LoadError;
 use crate::services::HostServices;
+use outlet_protocol::Transport;
 
 pub(crate) struct Cabi {
     library: CabiLibrary,
@@ -66,7 +67,7 @@ impl Drop for Cabi {
     }
 }
 
-impl Backend for Cabi {
+impl Transport for Cabi {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         match method {
             core::HELLO => self.library.hello(request, self.limit),
@@ -99,7 +100,9 @@ impl Backend for Cabi {
         self.library
             .call_with(method, request, self.limit, response)
     }
+}
 
+impl Backend for Cabi {
     fn set_session(&self, _session: Session) {}
 
     fn stop(&self) {}

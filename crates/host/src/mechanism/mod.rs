@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use outlet_manifest::{Manifest, Mechanism};
-use outlet_protocol::{Negotiated, Status};
+use outlet_protocol::{Negotiated, Status, Transport};
 
 use crate::error::LoadError;
 use crate::services::HostServices;
@@ -41,30 +41,10 @@ pub(crate) struct Session {
     pub config: BTreeMap<String, String>,
 }
 
-/// One mechanism's way of reaching a loaded plugin.
-pub(crate) trait Backend: Send + Sync {
-    /// Sends one call (core protocol or interface method) and waits for the answer.
-    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status>;
-
-    /// As `call`, lending the answer to `response` instead of returning it
-    /// (see `Transport::call_with`).
-    fn call_with(
-        &self,
-        method: &str,
-        request: &[u8],
-        response: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), Status> {
-        response(&self.call(method, request)?);
-        Ok(())
-    }
-
-    /// Runs `f` with the plugin's own implementation of `service`, for a
-    /// mechanism whose plugin is native to this build (see
-    /// `Transport::with_native`).
-    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
-        let _ = (service, f);
-    }
-
+/// One mechanism's way of reaching a loaded plugin: a [`Transport`] for
+/// its calls (core protocol and interface methods alike), and what the host
+/// needs besides.
+pub(crate) trait Backend: Transport {
     /// Hello or Configure changed what the host and plugin agreed on. A
     /// mechanism that keeps no process between calls carries it in each call.
     fn set_session(&self, session: Session);
@@ -87,25 +67,6 @@ pub(crate) trait Backend: Send + Sync {
     /// Whether a call panicked inside the plugin (in-process mechanisms).
     fn poisoned(&self) -> bool {
         false
-    }
-}
-
-impl outlet_protocol::Transport for dyn Backend + '_ {
-    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        Backend::call(self, method, request)
-    }
-
-    fn call_with(
-        &self,
-        method: &str,
-        request: &[u8],
-        response: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), Status> {
-        Backend::call_with(self, method, request, response)
-    }
-
-    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
-        Backend::with_native(self, service, f)
     }
 }
 

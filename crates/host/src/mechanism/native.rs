@@ -12,6 +12,7 @@ use outlet_protocol::Status;
 
 use super::{Backend, Claim, LibraryPath, Session};
 use crate::error::LoadError;
+use outlet_protocol::Transport;
 
 pub(crate) struct Native {
     library: NativeLibrary,
@@ -62,7 +63,7 @@ impl Native {
     }
 }
 
-impl Backend for Native {
+impl Transport for Native {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let mut response = Vec::new();
         self.library
@@ -76,7 +77,9 @@ impl Backend for Native {
             f(implementation);
         }
     }
+}
 
+impl Backend for Native {
     fn set_session(&self, _session: Session) {}
 
     fn stop(&self) {}

@@ -32,6 +32,7 @@ use super::{Backend, Session};
 use crate::error::LoadError;
 use crate::process::{ChildLimits, Spawned};
 use child::{Failure, Outcome};
+use outlet_protocol::Transport;
 
 pub(crate) struct Exec {
     plugin: String,
@@ -151,7 +152,7 @@ impl Exec {
     }
 }
 
-impl Backend for Exec {
+impl Transport for Exec {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let started = Instant::now();
         let deadline = started + self.limits.timeout();
@@ -192,7 +193,9 @@ impl Backend for Exec {
         );
         self.finish(method, outcome)
     }
+}
 
+impl Backend for Exec {
     fn set_session(&self, session: Session) {
         *self.session.write().unwrap_or_else(|e| e.into_inner()) = session;
     }

@@ -53,6 +53,7 @@ use crate::process::ChildLimits;
 use crate::services::HostServices;
 pub use error::{ProcessExit, RpcError};
 use instance::Instance;
+use outlet_protocol::Transport;
 use process::Spawn;
 use supervise::State;
 
@@ -155,11 +156,13 @@ impl Rpc {
     }
 }
 
-impl Backend for Rpc {
+impl Transport for Rpc {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         self.shared.call(method, request)
     }
+}
 
+impl Backend for Rpc {
     fn process_id(&self) -> Option<u32> {
         match &*self.shared.lock() {
             State::Running(instance) => instance.process.pid(),

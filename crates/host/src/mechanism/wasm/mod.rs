@@ -30,6 +30,7 @@ use crate::error::LoadError;
 use crate::services::HostServices;
 pub use error::WasmError;
 use instance::{Instance, State};
+use outlet_protocol::Transport;
 use wasi::Grants;
 
 /// Instances kept per plugin, one per slot: a thread calls through "its"
@@ -202,7 +203,7 @@ impl Wasm {
     }
 }
 
-impl Backend for Wasm {
+impl Transport for Wasm {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let mut answer = Vec::new();
         self.call_with(method, request, &mut |bytes| answer = bytes.to_vec())?;
@@ -263,7 +264,9 @@ impl Backend for Wasm {
         let _level = Level;
         self.in_some_instance(|instance| self.run(instance, method, request, response))
     }
+}
 
+impl Backend for Wasm {
     fn fresh_instance(&self) -> Option<Result<(), Status>> {
         Some(self.instantiate().map(drop))
     }
