@@ -41,4 +41,8 @@ setup_go
 target/release/outlet bench --extism bench/extism --go target/go --json "$json" "${args[@]}"
 if $readme; then
     python3 scripts/readme-numbers.py "$json"
+    # The run the README quotes, kept beside it:
+    # `python3 scripts/readme-numbers.py --check bench/readme.json` says
+    # whether they still agree.
+    cp "$json" bench/readme.json
 fi
