@@ -37,8 +37,16 @@ cargo build --release --locked --target wasm32-unknown-unknown \
 cargo build --release --locked --ignore-rust-version --manifest-path bench/extism/Cargo.toml
 
 setup_go
+go=(--go target/go)
+if [ "${OUTLET_GO_INTEROP:-}" = skip ]; then
+    if $readme; then
+        echo "bench.sh: --readme quotes go-plugin's rows, and Go and go-plugin are not installed" >&2
+        exit 1
+    fi
+    go=()
+fi
 
-target/release/outlet bench --extism bench/extism --go target/go --json "$json" "${args[@]}"
+target/release/outlet bench --extism bench/extism "${go[@]}" --json "$json" "${args[@]}"
 if $readme; then
     python3 scripts/readme-numbers.py "$json"
     # The run the README quotes, kept beside it:

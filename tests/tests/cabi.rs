@@ -190,7 +190,7 @@ fn a_plugin_calls_the_services_its_host_offers() {
         "{error}"
     );
 
-    host.serve(greeter::GreeterServer::new(crate::support::Shouting));
+    host.offer(greeter::GreeterServer::new(crate::support::Shouting));
     assert_eq!(
         greet(&plugin, "host:Ada").unwrap(),
         "the host says: HELLO, ADA!"

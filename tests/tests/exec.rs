@@ -204,6 +204,12 @@ fn resource_limits_from_the_manifest_apply_to_the_child() {
         )
     );
 
+    // A limit below the descriptors the child is handed (0, 1, 2 and the
+    // pipes' copies above them): its stdio is in place before the limit.
+    let few = fixture("few", "limits", "[limits]\nopen_files = 2\n");
+    let reply = greet(&few.load(), "x").unwrap();
+    assert!(reply.ends_with("nofile=Some(2)/Some(2)"), "{reply}");
+
     let files = fixture("files", "files", "[limits]\nopen_files = 16\n");
     let error = greet(&files.load(), "x").unwrap_err();
     assert_eq!(error.code(), Code::ResourceExhausted);

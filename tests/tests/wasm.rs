@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use outlet_host::{LoadError, WasmError};
 use outlet_protocol::Code;
 
 use crate::support::{capture_logs, greet, host, load, manifest, root};
@@ -113,6 +114,29 @@ fn an_endless_loop_is_stopped_at_the_deadline_and_the_next_call_works() {
         assert_eq!(greet(&plugin, "ok").unwrap(), "");
     }
     plugin.health().unwrap();
+}
+
+#[test]
+fn a_module_that_cannot_start_is_refused_naming_the_plugin_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_guest(dir.path(), "future", "", "(i32.const 0)");
+    let text = std::fs::read_to_string(&module).unwrap().replace(
+        "(func (export \"outlet_abi_version\") (result i32) (i32.const 1))",
+        "(func (export \"outlet_abi_version\") (result i32) (i32.const 7))",
+    );
+    std::fs::write(&module, text).unwrap();
+    let error = load(&manifest(dir.path(), "wasm", "future", &module, "")).unwrap_err();
+    let LoadError::Wasm {
+        error: WasmError::Start { code, .. },
+        ..
+    } = &error
+    else {
+        panic!("{error:?}");
+    };
+    assert_eq!(*code, Code::FailedPrecondition);
+    let message = error.to_string();
+    assert!(message.contains("guest ABI version 7"), "{message}");
+    assert_eq!(message.matches("plugin `future`").count(), 1, "{message}");
 }
 
 #[test]
@@ -293,7 +317,7 @@ fn a_guest_calls_the_host_through_its_imports() {
     (i32.wrap_i64 (i64.shr_u (global.get $answer) (i64.const 32)))",
     );
     let host = host();
-    host.serve(greeter::GreeterServer::new(greeter::Greetings::default()));
+    host.offer(greeter::GreeterServer::new(greeter::Greetings::default()));
     let plugin = host
         .load(manifest(dir.path(), "wasm", "forwarder", &module, ""))
         .unwrap();

@@ -1,6 +1,6 @@
 //! The `outlet` command, run as a user runs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
@@ -21,9 +21,15 @@ fn workdir() -> PathBuf {
     dir
 }
 
+/// Runs `outlet`, with a cache of the tests' own for compiled wasm modules
+/// (the user's is left alone).
 fn outlet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_outlet"))
         .args(args)
+        .env(
+            "XDG_CACHE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
         .current_dir(workdir())
         .output()
         .unwrap()

@@ -37,6 +37,17 @@ struct Header {
     build_len: usize,
 }
 
+// The header is the declaration's first fields, as a host of another build
+// reads them.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(Header, abi_version) == offset_of!(Declaration, abi_version));
+    assert!(offset_of!(Header, size) == offset_of!(Declaration, size));
+    assert!(offset_of!(Header, build) == offset_of!(Declaration, build));
+    assert!(offset_of!(Header, build_len) == offset_of!(Declaration, build_len));
+    assert!(size_of::<*const u8>() == size_of::<std::sync::atomic::AtomicPtr<u8>>());
+};
+
 impl NativeLibrary {
     /// Opens a native plugin, checks that it comes from this very build, and
     /// makes its plugin.

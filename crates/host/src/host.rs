@@ -34,9 +34,13 @@ impl Default for Host {
 /// Settings for a [`Host`], from [`Host::builder`].
 ///
 /// ```
-/// let cache = std::env::temp_dir().join("my-app-modules");
-/// let host = outlet_host::Host::builder().module_cache(Some(cache)).build();
+/// // A folder of this user's that no one else can write, as the cache's must be.
+/// let app = tempfile::tempdir()?;
+/// let host = outlet_host::Host::builder()
+///     .module_cache(Some(app.path().join("modules")))
+///     .build();
 /// assert!(host.names().is_empty());
+/// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
 #[must_use]
@@ -147,10 +151,10 @@ impl Host {
     ///     }
     /// }
     /// let host = Host::new();
-    /// host.serve(Clock);
+    /// host.offer(Clock);
     /// assert_eq!(host.services(), ["demo.Clock"]);
     /// ```
-    pub fn serve(&self, service: impl outlet_protocol::Service) {
+    pub fn offer(&self, service: impl outlet_protocol::Service) {
         self.0.context.services.add(Arc::new(service));
     }
 

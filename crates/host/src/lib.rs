@@ -13,7 +13,7 @@
 //!
 //! | mechanism | a call costs |
 //! |---|---|
-//! | `native` | a direct call of the plugin's trait implementation, plus a lock read (~1.4× a plain call) |
+//! | `native` | a direct call of the plugin's trait implementation, plus a lock read and a few atomic operations |
 //! | `cabi` | a protobuf encode and decode on each side of a C function call (a few hundred ns) |
 //! | `wasm` | two calls into a pooled wasmtime instance, the request and answer copied through linear memory |
 //! | `exec` | one process: spawn, one frame each way, exit (about a millisecond) |

@@ -75,6 +75,16 @@ fn parse(line: &str) -> (Level, std::borrow::Cow<'_, str>) {
     (level, message.into())
 }
 
+/// The end of a plugin's stderr as a clause for error messages: empty if it
+/// wrote nothing.
+pub(crate) fn stderr_clause(tail: &str) -> String {
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr ended with: {tail}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,11 @@ use crate::Mechanism;
 /// | `out-of-process` | `rpc`, `wasm`, `exec` |
 /// | `in-process` | all five |
 ///
+/// What `sandboxed` admits differs in strength: a wasm module reaches only
+/// what the host grants it, while an exec child is a process of its own
+/// with an empty environment, resource limits and a deadline, but runs as
+/// the host's user, with that user's files and network.
+///
 /// Manifests may also write `tight` for `in-process`, `open` for
 /// `out-of-process` and `untrusted` for `sandboxed`; an unknown level is
 /// answered with the three names.
@@ -27,8 +32,8 @@ pub enum Trust {
     /// A known author on an independent release cadence: its own process
     /// (`rpc`), or what `sandboxed` allows.
     OutOfProcess,
-    /// Anybody's code: only a wasm sandbox or a locked-down child process
-    /// (`exec`).
+    /// Anybody's code: only a wasm sandbox or a one-shot child process
+    /// (`exec`; see above for what that one keeps from it).
     Sandboxed,
 }
 

@@ -11,8 +11,10 @@ use std::sync::atomic::AtomicPtr;
 
 use crate::{BUILD_FINGERPRINT, Plugin};
 
-/// The version of [`Declaration`]'s layout.
-pub const ABI_VERSION: u32 = 1;
+/// The version of [`Declaration`]'s layout and of the types it holds:
+/// raised whenever either changes. Version 2: `make` fails with a
+/// [`MakeError`].
+pub const ABI_VERSION: u32 = 2;
 
 /// The name of the static a native plugin exports.
 pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";
@@ -58,11 +60,6 @@ impl Declaration {
             build_len: BUILD_FINGERPRINT.len(),
             make,
         }
-    }
-
-    /// The fingerprint as text.
-    pub fn build(&self) -> &str {
-        BUILD_FINGERPRINT
     }
 }
 

@@ -40,7 +40,7 @@ pub(super) fn offered(info: ConnInfo) {
 }
 
 /// The host, as a transport: an rpc plugin calls the services its host
-/// offers ([`Host::serve`](../../outlet_host/struct.Host.html#method.serve))
+/// offers ([`Host::offer`](../../outlet_host/struct.Host.html#method.offer))
 /// through a generated client over it, during a call of its own.
 ///
 /// ```no_run
@@ -90,7 +90,7 @@ fn connection(runtime: &tokio::runtime::Handle, plugin: &str) -> Result<SendRequ
     let info = wait_for(HOST_SERVICES_ID).ok_or_else(|| {
         Status::unavailable(format!(
             "plugin `{plugin}`: its host offered no services on go-plugin's broker within {} s; \
-             an Outlet host does (Host::serve), a go-plugin host passes the broker ids it \
+             an Outlet host does (Host::offer), a go-plugin host passes the broker ids it \
              offers in its requests",
             WAIT.as_secs()
         ))

@@ -19,8 +19,8 @@ const ALIGN: usize = 8;
 /// allocator (dlmalloc).
 ///
 /// A call's short-lived strings and buffers then cost a few instructions
-/// each: with it, the Rust greeter's Greet takes about 10% less time (one
-/// `outlet bench` run: 556 ns without, 500 ns with). The price is that a
+/// each (the Rust greeter uses it; its Greet is a row of `outlet bench`).
+/// The price is that a
 /// freed small block only ever serves its own class again, so a guest's
 /// memory is its peak use per class; linear memory never shrinks anyway.
 ///

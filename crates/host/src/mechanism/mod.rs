@@ -22,6 +22,7 @@ pub(crate) struct Context {
     /// The services a plugin reaches when it calls the host.
     pub services: Arc<HostServices>,
     /// Where compiled wasm modules are cached; `None`: not on disk.
+    #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
     pub module_cache: Option<PathBuf>,
 }
 

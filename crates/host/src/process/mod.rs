@@ -85,6 +85,25 @@ impl ChildLimits {
     }
 }
 
+/// Waits for a child of this process to end (through interruptions), and
+/// reaps it: how it ended.
+///
+/// # Errors
+/// The OS's, for a pid that is not a child of this process, or was reaped.
+pub(crate) fn reap(pid: Pid) -> io::Result<std::process::ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    loop {
+        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
+            Ok(Some((_, status))) => {
+                return Ok(std::process::ExitStatus::from_raw(status.as_raw()));
+            }
+            Ok(None) => return Err(io::Error::other("it was not there to be waited for")),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// A child process's whole environment: what the manifest's `inherit_env`
 /// passes through from the host's, then its `env`.
 pub(crate) fn child_env(manifest: &Manifest) -> Vec<(OsString, OsString)> {

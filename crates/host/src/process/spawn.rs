@@ -131,10 +131,7 @@ impl ChildLimits {
         let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::other("clone gave pid 0"))?;
         let failed = plan.failed.load(Ordering::Acquire);
         if failed != 0 {
-            while let Err(rustix::io::Errno::INTR) =
-                rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty())
-            {
-            }
+            let _ = super::reap(pid);
             return Err(io::Error::from_raw_os_error(failed));
         }
         Ok(Spawned {
@@ -165,29 +162,41 @@ extern "C" fn start_child(plan: *mut c_void) -> c_int {
     unsafe {
         let plan = &*plan.cast::<ChildPlan>();
         let errno = || *libc::__errno_location();
-        // The host's handlers are not the plugin's; nor is its signal mask.
+        // The host's handlers are not the plugin's (and would run on this
+        // stack, in the host's memory), nor is its signal mask. What `exec`
+        // does to a process that was forked: caught signals back to their
+        // default, ignored ones left ignored, but SIGPIPE, which the Rust
+        // runtime ignores in the host, back to its default as
+        // `std::process::Command` does.
         for signal in 1..=libc::SIGRTMAX() {
-            let mut default: libc::sigaction = std::mem::zeroed();
-            default.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(signal, &default, std::ptr::null_mut());
+            let mut current: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal, std::ptr::null(), &mut current);
+            if current.sa_sigaction != libc::SIG_IGN || signal == libc::SIGPIPE {
+                let mut default: libc::sigaction = std::mem::zeroed();
+                default.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(signal, &default, std::ptr::null_mut());
+            }
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &plan.unblocked, std::ptr::null_mut());
+        // Its own group; its stdio; then its limits, after the `dup2`s,
+        // which a low limit on open files would refuse; then the program.
         let mut error = 0;
         if libc::setpgid(0, 0) != 0 {
             error = errno();
-        } else if let Err(e) = plan.limits.apply(plan.parent) {
-            error = e.raw_os_error().unwrap_or(libc::EINVAL);
-        } else {
-            for (target, &fd) in plan.stdio.iter().enumerate() {
-                if libc::dup2(fd, target as c_int) < 0 {
-                    error = errno();
-                    break;
-                }
-            }
-            if error == 0 {
-                libc::execve(plan.program, plan.argv, plan.envp);
+        }
+        for (target, &fd) in plan.stdio.iter().enumerate() {
+            if error == 0 && libc::dup2(fd, target as c_int) < 0 {
                 error = errno();
             }
+        }
+        if error == 0
+            && let Err(e) = plan.limits.apply(plan.parent)
+        {
+            error = e.raw_os_error().unwrap_or(libc::EINVAL);
+        }
+        if error == 0 {
+            libc::execve(plan.program, plan.argv, plan.envp);
+            error = errno();
         }
         plan.failed.store(error.max(1), Ordering::Release);
         libc::_exit(127)

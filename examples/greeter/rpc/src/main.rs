@@ -4,7 +4,7 @@
 //! With config key `guestbook`, each name it greets is also written, during
 //! the call, into its host's key-value store under that key: a call back
 //! into the host (`proto.KV/Put`, the KV example's interface, which the host
-//! serves with `Host::serve`) over go-plugin's broker.
+//! serves with `Host::offer`) over go-plugin's broker.
 
 use std::sync::{Arc, RwLock};
 

@@ -7,7 +7,6 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -105,7 +104,7 @@ pub(super) fn converse(
     let _ = rustix::process::kill_process(pid, Signal::KILL);
     drop(talk.stdout.take());
     drop(talk.stdin.take());
-    let status = reap(pid);
+    let status = crate::process::reap(pid).ok();
     talk.log.flush();
     Outcome {
         reply: talk
@@ -114,18 +113,6 @@ pub(super) fn converse(
         failure,
         status,
         stderr_tail: talk.log.tail(),
-    }
-}
-
-/// Waits for the child to end (it was killed), through interruptions.
-fn reap(pid: Pid) -> Option<ExitStatus> {
-    loop {
-        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
-            Ok(Some((_, status))) => return Some(ExitStatus::from_raw(status.as_raw())),
-            Ok(None) => return None,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return None,
-        }
     }
 }
 

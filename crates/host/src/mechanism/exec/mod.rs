@@ -79,11 +79,7 @@ impl Exec {
     /// Turns a finished conversation into the call's result.
     fn finish(&self, method: &str, outcome: Outcome) -> Result<Vec<u8>, Status> {
         let plugin = &self.plugin;
-        let said = if outcome.stderr_tail.is_empty() {
-            String::new()
-        } else {
-            format!("; its stderr ended with: {}", outcome.stderr_tail)
-        };
+        let said = crate::log::stderr_clause(&outcome.stderr_tail);
         match outcome.failure {
             Some(Failure::Timeout) => {
                 return Err(Status::deadline_exceeded(format!(

@@ -17,9 +17,9 @@ use outlet_rpc::frames::{self, HOST_SPIN};
 use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
 
 use super::Shared;
-use super::error::said;
 use super::grpc;
 use super::instance::Instance;
+use crate::log::stderr_clause as said;
 
 /// How a call on Outlet's frames failed, and whether the plugin may have
 /// seen it: one it never saw can go to a restarted plugin.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use crate::log::stderr_clause as said;
 use outlet_protocol::Status;
 use outlet_rpc::HandshakeError;
 use outlet_rpc::tls::TlsError;
@@ -252,16 +253,6 @@ impl std::fmt::Display for ProcessExit {
             },
             ProcessExit::Unknown(why) => write!(f, "ended ({why})"),
         }
-    }
-}
-
-/// The end of a plugin's stderr as a clause for messages: empty if it
-/// wrote nothing.
-pub(super) fn said(stderr: &str) -> String {
-    if stderr.is_empty() {
-        String::new()
-    } else {
-        format!("; its stderr ended with: {stderr}")
     }
 }
 

@@ -356,16 +356,9 @@ impl Drop for Process {
 
 /// Reaps `pid`, which has exited: how it ended.
 fn reap(pid: Pid) -> ProcessExit {
-    use std::os::unix::process::ExitStatusExt;
-    loop {
-        match rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()) {
-            Ok(Some((_, status))) => {
-                return ProcessExit::Status(ExitStatus::from_raw(status.as_raw()));
-            }
-            Ok(None) => return ProcessExit::Unknown("it was not there to be waited for".into()),
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return ProcessExit::Unknown(io::Error::from(e).to_string()),
-        }
+    match crate::process::reap(pid) {
+        Ok(status) => ProcessExit::Status(status),
+        Err(error) => ProcessExit::Unknown(error.to_string()),
     }
 }
 

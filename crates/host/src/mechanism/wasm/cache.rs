@@ -101,22 +101,31 @@ impl Hasher for Sha256Hasher {
 /// A cached module, if the entry is a private file of this user's that
 /// wasmtime accepts for `engine`; marks the entry used.
 fn cached(engine: &Engine, file: &Path) -> Option<Module> {
-    if !private(file, false) {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Checked and read through one descriptor, opened without following a
+    // link: the bytes read are those of the file checked.
+    let mut opened = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(file)
+        .ok()?;
+    if !private_meta(&opened.metadata().ok()?, false) {
         return None;
     }
-    let serialized = std::fs::read(file).ok()?;
+    let mut serialized = Vec::new();
+    opened.read_to_end(&mut serialized).ok()?;
     #[allow(unsafe_code)]
     // SAFETY: `deserialize` trusts the bytes to be wasmtime's own output for
     // this engine. They are: `store` wrote them, under a name holding the
-    // module's hash and the engine's compatibility hash, in a folder that
-    // `private_folder` checked is a real folder (no symlink) owned by this
-    // user and writable by no one else; `private` checked the same of the
-    // file before it was read into memory, so nothing can change it under
-    // the module afterwards.
+    // SHA-256 of the module and of the engine's compatibility hash, in a
+    // folder that `private_folder` checked is a real folder (no symlink)
+    // owned by this user and writable by no one else, as is its parent; the
+    // bytes were read, into memory of ours, through the descriptor whose
+    // file was just checked the same way (a regular file, not a link, owned
+    // by this user, writable by no one else).
     let module = unsafe { Module::deserialize(engine, &serialized) }.ok()?;
-    if let Ok(file) = std::fs::File::options().append(true).open(file) {
-        let _ = file.set_modified(SystemTime::now());
-    }
+    let _ = opened.set_modified(SystemTime::now());
     Some(module)
 }
 
@@ -143,19 +152,31 @@ fn store(file: &Path, serialized: &[u8]) {
 }
 
 /// Removes the entries used least recently until those left hold at most
-/// `max` bytes.
+/// `max` bytes, and entries half-written by a process that died (an hour
+/// old or more).
 pub(crate) fn trim(dir: &Path, max: u64) {
     let Ok(read) = std::fs::read_dir(dir) else {
         return;
     };
-    let mut entries: Vec<(SystemTime, u64, PathBuf)> = read
-        .filter_map(Result::ok)
-        .filter(|entry| entry.path().extension().is_some_and(|e| e == "cwasm"))
-        .filter_map(|entry| {
-            let meta = entry.metadata().ok()?;
-            Some((meta.modified().ok()?, meta.len(), entry.path()))
-        })
-        .collect();
+    let stale = SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mut entries: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
+    for entry in read.filter_map(Result::ok) {
+        let path = entry.path();
+        let Some(modified) = entry
+            .metadata()
+            .ok()
+            .and_then(|m| Some((m.modified().ok()?, m.len())))
+        else {
+            continue;
+        };
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("cwasm") => entries.push((modified.0, modified.1, path)),
+            Some("tmp") if modified.0 < stale => {
+                let _ = std::fs::remove_file(&path);
+            }
+            _ => {}
+        }
+    }
     let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
     entries.sort();
     for (_, len, path) in entries {
@@ -168,26 +189,50 @@ pub(crate) fn trim(dir: &Path, max: u64) {
     }
 }
 
-/// `dir`, made if missing, if it and its parent are real folders owned by
-/// this user that no one else can write.
-fn private_folder(dir: &Path) -> Option<&Path> {
+/// `dir` as an absolute path, made if missing, if it and its parent are
+/// real folders owned by this user that no one else can write; otherwise
+/// `None`, said once in the log.
+fn private_folder(dir: &Path) -> Option<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
+    let refused = |why: &str| {
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                target: "outlet::host",
+                "compiled wasm modules are not cached in {}: {why}; give the host a folder \
+                 of this user's that no one else can write (Host::builder().module_cache)",
+                dir.display()
+            );
+        }
+        None
+    };
+    let Ok(dir) = std::path::absolute(dir) else {
+        return refused("it cannot be made absolute");
+    };
+    if let Err(error) = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
-        .ok()?;
+        .create(&dir)
+    {
+        return refused(&format!("it cannot be made ({error})"));
+    }
     let parent_ok = dir.parent().is_none_or(|parent| private(parent, true));
-    (parent_ok && private(dir, true)).then_some(dir)
+    if !(parent_ok && private(&dir, true)) {
+        return refused("it or its parent is a link, another user's, or writable by others");
+    }
+    Some(dir)
 }
 
 /// Whether `path` is a real folder (or file) owned by this user that no
 /// one else can write; symlinks are not followed.
 fn private(path: &Path, folder: bool) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| private_meta(&meta, folder))
+}
+
+/// Whether `meta` is of a folder (or regular file) owned by this user that
+/// no one else can write.
+fn private_meta(meta: &std::fs::Metadata, folder: bool) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return false;
-    };
     let kind = if folder {
         meta.is_dir()
     } else {
@@ -219,6 +264,51 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, ["middle.cwasm", "new.cwasm", "other.txt"]);
+    }
+
+    #[test]
+    fn a_folder_others_can_write_or_under_one_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ok = dir.path().join("modules");
+        assert_eq!(private_folder(&ok), Some(ok.clone()));
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(private_folder(&shared), None);
+        assert_eq!(private_folder(&shared.join("modules")), None);
+    }
+
+    #[test]
+    fn a_hit_marks_the_entry_used_and_a_corrupt_entry_is_compiled_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = dir.path().join("m.wat");
+        std::fs::write(&module, "(module (memory (export \"memory\") 1))").unwrap();
+        let manifest = Manifest::parse(
+            "name = \"m\"\nmechanism = \"wasm\"\npath = \"m.wat\"\n\
+             interface = \"a.B\"\ntrust = \"in-process\"\n",
+            &dir.path().join("m.toml"),
+        )
+        .unwrap();
+        let engine = Engine::default();
+        let cache = dir.path().join("cache");
+        load_module(&engine, &manifest, Some(&cache)).unwrap();
+        let entry = std::fs::read_dir(&cache)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let long_ago = SystemTime::now() - std::time::Duration::from_secs(86_400);
+        let opened = std::fs::File::options().append(true).open(&entry).unwrap();
+        opened.set_modified(long_ago).unwrap();
+        load_module(&engine, &manifest, Some(&cache)).unwrap();
+        let used = std::fs::metadata(&entry).unwrap().modified().unwrap();
+        assert!(used > long_ago + std::time::Duration::from_secs(3600));
+
+        std::fs::write(&entry, b"not wasmtime's").unwrap();
+        load_module(&engine, &manifest, Some(&cache)).unwrap();
+        assert_ne!(std::fs::read(&entry).unwrap(), b"not wasmtime's");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use outlet_protocol::Status;
+use outlet_protocol::Code;
 
 /// A wasm module that cannot be used, with what was found and what to do.
 /// Carried by [`LoadError::Wasm`](crate::LoadError::Wasm), which names the
@@ -96,9 +96,11 @@ pub enum WasmError {
     },
     /// The first instance failed to start (trapped, ran out of a limit,
     /// or speaks another guest ABI version).
-    #[error("{}", status.message())]
+    #[error("{reason}")]
     Start {
-        /// What starting it answered.
-        status: Status,
+        /// The kind of failure, as a call would have failed with it.
+        code: Code,
+        /// What went wrong, and what to do.
+        reason: String,
     },
 }

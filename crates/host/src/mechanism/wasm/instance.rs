@@ -156,7 +156,7 @@ impl Wasm {
             .map_err(|e| trapped(plugin, "outlet_abi_version", e, &self.limits, false))?;
         if !(1..=2).contains(&version) {
             return Err(Status::failed_precondition(format!(
-                "plugin `{plugin}` speaks guest ABI version {version}, and this host versions 1 \
+                "plugin `{plugin}`: it speaks guest ABI version {version}, and this host versions 1 \
                  and 2; rebuild it against docs/wasm-abi.md"
             )));
         }

@@ -118,9 +118,18 @@ impl Wasm {
             slots: (0..SLOTS).map(|_| Mutex::new(None)).collect(),
             generation: Default::default(),
         };
-        let instance = wasm.instantiate().map_err(|status| LoadError::Wasm {
-            plugin: manifest.name.clone(),
-            error: WasmError::Start { status },
+        let instance = wasm.instantiate().map_err(|status| {
+            // Its message names the plugin, as a call's would; the load
+            // error names it once.
+            let named = format!("plugin `{}`: ", manifest.name);
+            let message = status.message();
+            LoadError::Wasm {
+                plugin: manifest.name.clone(),
+                error: WasmError::Start {
+                    code: status.code(),
+                    reason: message.strip_prefix(&named).unwrap_or(message).to_owned(),
+                },
+            }
         })?;
         *wasm.slots[home_slot()]
             .lock()
