@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #ifndef ABI
-#define ABI 1
+#define ABI 2
 #endif
 #ifndef SIZE
 #define SIZE 32
