@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use outlet_protocol::{Code, Transport};
 
-use crate::support::{capture_logs, fixture, fixture_for, greet, greeter_exec, peak_rss};
+use crate::support::{
+    capture_logs, fixture, fixture_for, greet, greeter_exec, host_secret, peak_rss,
+};
 
 #[test]
 fn greets_through_a_child_process_and_logs_its_stderr_under_its_name() {
@@ -189,6 +191,22 @@ fn the_environment_holds_only_what_the_manifest_passes() {
         ["OUTLET_TEST_MARKER", "OUTLET_TEST_MODE", "PATH"],
         "{reply}"
     );
+}
+
+#[test]
+fn no_descriptor_of_the_host_reaches_the_child() {
+    let (_dir, _file, secret) = host_secret();
+    let reply = greet(&fixture("fds", "fds", "").load(), "x").unwrap();
+    assert!(!reply.contains(secret.to_str().unwrap()), "{reply}");
+    // Its stdio pipes (and the guest's copy of stdout), and the folder it
+    // opened itself to list them: nothing else.
+    for pair in reply.split(' ') {
+        let target = pair.split_once('=').unwrap().1;
+        assert!(
+            target.starts_with("pipe:") || target.starts_with("/proc/"),
+            "{reply}"
+        );
+    }
 }
 
 #[test]

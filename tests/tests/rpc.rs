@@ -10,8 +10,8 @@ use kv::{GetRequest, KvClient, PutRequest};
 use outlet_protocol::Code;
 
 use crate::support::{
-    self, Shouting, capture_logs, fixture_of, greet, host, root, rpc_fixture, rpc_plugin,
-    test_plugin,
+    self, Shouting, capture_logs, fixture_of, greet, host, host_secret, root, rpc_fixture,
+    rpc_plugin, test_plugin,
 };
 
 /// A program built by `tests/go/build.sh`, which the README's test command
@@ -552,6 +552,14 @@ fn a_plugin_that_dies_in_a_call_fails_that_call_and_is_restarted() {
     assert_ne!(plugin.process_id(), Some(pid));
     plugin.shutdown().unwrap();
     f.assert_no_leftovers();
+}
+
+#[test]
+fn no_descriptor_of_the_host_reaches_the_plugin_process() {
+    let (_dir, _file, secret) = host_secret();
+    let f = rpc_fixture("fds", "", "");
+    let reply = greet(&f.load(), "fds").unwrap();
+    assert!(!reply.contains(secret.to_str().unwrap()), "{reply}");
 }
 
 #[test]

@@ -33,6 +33,18 @@ pub fn go_interop_skipped() -> Option<&'static str> {
         .then_some("Go and go-plugin could not be installed on this system (not Debian-based)")
 }
 
+/// A file this process holds open without close-on-exec, as a host that
+/// opened it through C or inherited it would: a descriptor a plugin must
+/// not get. Keep the returned values alive for the test's length.
+pub fn host_secret() -> (tempfile::TempDir, std::fs::File, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host-secret");
+    std::fs::write(&path, "the host's secret").unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    rustix::io::fcntl_setfd(&file, rustix::io::FdFlags::empty()).unwrap();
+    (dir, file, path)
+}
+
 /// The outlet-test-rpc plugin.
 pub fn rpc_plugin() -> PathBuf {
     test_plugin().with_file_name("outlet-test-rpc")

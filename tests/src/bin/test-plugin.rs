@@ -80,6 +80,7 @@ impl Greeter for Misbehaving {
                 vars.sort();
                 vars.join(" ")
             }
+            "fds" => open_descriptors(),
             "limits" => {
                 let show = |resource| {
                     let limit = rustix::process::getrlimit(resource);
@@ -145,4 +146,24 @@ impl Greeter for Misbehaving {
         };
         Ok(GreetResponse { message })
     }
+}
+
+/// What this process's open descriptors point at, as `fd=target` pairs.
+fn open_descriptors() -> String {
+    let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|entry| {
+                    let target = std::fs::read_link(entry.path()).unwrap_or_default();
+                    format!(
+                        "{}={}",
+                        entry.file_name().to_string_lossy(),
+                        target.display()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    fds.sort();
+    fds.join(" ")
 }

@@ -82,6 +82,18 @@ impl Greeter for Misbehaving {
                 format!("forked {}", child.id())
             }
             "pid" => std::process::id().to_string(),
+            "fds" => {
+                let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+                    .map(|dir| {
+                        dir.filter_map(Result::ok)
+                            .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                            .map(|target| target.display().to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                fds.sort();
+                fds.join(" ")
+            }
             name if name.starts_with("host:") => {
                 let host = greeter::GreeterClient::new(outlet_guest::rpc::Host);
                 let reply = host.greet(GreetRequest {

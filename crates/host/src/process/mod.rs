@@ -3,10 +3,11 @@
 //!
 //! Everything the child needs is prepared in the host before the child
 //! exists ([`ChildLimits`], the program's path, its environment and stdio);
-//! the child then only makes system calls: it
-//! resets signal handlers, takes a process group of its own, applies the
-//! manifest's resource limits and a parent-death signal, points its stdio at
-//! the host's pipes and runs `execve`. How the child is made, without
+//! the child then only makes system calls: it resets signal handlers, takes
+//! a process group of its own, points its stdio at the host's pipes, closes
+//! every other descriptor (a host's descriptor without close-on-exec never
+//! reaches a plugin), applies the manifest's resource limits and a
+//! parent-death signal, and runs `execve`. How the child is made, without
 //! copying the host, is in `spawn.rs` ([`ChildLimits::spawn`]), which holds
 //! all the `unsafe` of this crate's process handling.
 

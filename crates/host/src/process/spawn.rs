@@ -2,7 +2,7 @@
 //! CLONE_VFORK)`, as `posix_spawn` does. The `unsafe` of the host's process
 //! handling is here, and only here.
 
-use std::ffi::{CString, OsString, c_char, c_int, c_void};
+use std::ffi::{CString, OsString, c_char, c_int, c_uint, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -30,6 +30,9 @@ struct ChildPlan {
     argv: *const *const c_char,
     envp: *const *const c_char,
     stdio: [RawFd; 3],
+    /// Where closing descriptors one by one stops, on a kernel without
+    /// `close_range`: this process's limit on open files.
+    open_files: c_int,
     unblocked: libc::sigset_t,
     /// The errno of the step that failed, if the child did not get to `exec`.
     failed: AtomicI32,
@@ -97,6 +100,10 @@ impl ChildLimits {
                 stdout_writer.as_raw_fd(),
                 stderr_writer.as_raw_fd(),
             ],
+            open_files: rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .map_or(c_int::MAX, |n| c_int::try_from(n).unwrap_or(c_int::MAX))
+                .min(1 << 20),
             unblocked: empty_signal_set(),
             failed: AtomicI32::new(0),
         };
@@ -187,6 +194,14 @@ extern "C" fn start_child(plan: *mut c_void) -> c_int {
         for (target, &fd) in plan.stdio.iter().enumerate() {
             if error == 0 && libc::dup2(fd, target as c_int) < 0 {
                 error = errno();
+            }
+        }
+        // Nothing of the host's but what it was given: every descriptor
+        // above stdio closed, whether or not the host marked it close-on-exec.
+        if error == 0 && libc::close_range(3, c_uint::MAX, 0) != 0 {
+            // A kernel before 5.9: one by one.
+            for fd in 3..plan.open_files {
+                libc::close(fd);
             }
         }
         if error == 0
