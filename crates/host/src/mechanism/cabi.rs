@@ -7,16 +7,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use outlet_dylib::{CabiLibrary, Hooks};
 use outlet_manifest::Manifest;
-use outlet_protocol::Status;
 use outlet_protocol::core::{
     self, HealthResponse, ShutdownResponse, health_response::ServingStatus,
 };
 use outlet_protocol::prost::Message;
+use outlet_protocol::{Status, Transport};
 
 use super::{Backend, Claim, LibraryPath, Session};
 use crate::error::LoadError;
 use crate::services::HostServices;
-use outlet_protocol::Transport;
 
 pub(crate) struct Cabi {
     library: CabiLibrary,

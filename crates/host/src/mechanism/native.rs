@@ -8,11 +8,10 @@ use std::any::Any;
 
 use outlet_dylib::NativeLibrary;
 use outlet_manifest::Manifest;
-use outlet_protocol::Status;
+use outlet_protocol::{Status, Transport};
 
 use super::{Backend, Claim, LibraryPath, Session};
 use crate::error::LoadError;
-use outlet_protocol::Transport;
 
 pub(crate) struct Native {
     library: NativeLibrary,

@@ -114,7 +114,7 @@ impl ChildLimits {
         // so `plan`, the strings it points into and `stack` stay alive and
         // untouched meanwhile. All signals are blocked across `clone`, so
         // no handler of the host runs on the child's stack before the child
-        // resets every handler to the default. The child makes system calls
+        // has reset every caught signal to its default. The child makes system calls
         // only (see `start_child`).
         let pid = unsafe {
             let mut all: libc::sigset_t = std::mem::zeroed();

@@ -26,13 +26,12 @@ use std::time::{Instant, SystemTime};
 use outlet_manifest::{Limits, Manifest};
 use outlet_protocol::core::{Call, Reply};
 use outlet_protocol::prost::Message;
-use outlet_protocol::{Status, frame};
+use outlet_protocol::{Status, Transport, frame};
 
 use super::{Backend, Session};
 use crate::error::LoadError;
 use crate::process::{ChildLimits, Spawned};
 use child::{Failure, Outcome};
-use outlet_protocol::Transport;
 
 pub(crate) struct Exec {
     plugin: String,

@@ -45,7 +45,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use outlet_manifest::Manifest;
-use outlet_protocol::Status;
+use outlet_protocol::{Status, Transport};
 
 use super::{Backend, Session};
 use crate::error::LoadError;
@@ -53,7 +53,6 @@ use crate::process::ChildLimits;
 use crate::services::HostServices;
 pub use error::{ProcessExit, RpcError};
 use instance::Instance;
-use outlet_protocol::Transport;
 use process::Spawn;
 use supervise::State;
 

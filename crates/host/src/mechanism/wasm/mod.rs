@@ -22,7 +22,7 @@ mod wasi;
 use std::sync::{Arc, Mutex, RwLock};
 
 use outlet_manifest::{Limits, Manifest};
-use outlet_protocol::{Code, Status, core};
+use outlet_protocol::{Code, Status, Transport, core};
 use wasmtime::{InstancePre, Linker};
 
 use super::{Backend, Session};
@@ -30,7 +30,6 @@ use crate::error::LoadError;
 use crate::services::HostServices;
 pub use error::WasmError;
 use instance::{Instance, State};
-use outlet_protocol::Transport;
 use wasi::Grants;
 
 /// Instances kept per plugin, one per slot: a thread calls through "its"
