@@ -1,7 +1,359 @@
-//! The trust policy, checked on every manifest at parse time.
+//! The trust policy: the rules every manifest follows ([`check`], at parse
+//! time), and the host's [`Policy`], which decides how much of what a
+//! manifest asks for it gets ([`Policy::admit`], at load).
+//!
+//! A manifest's `trust` is a request. The host says the most trust a
+//! manifest may claim, by the folder it was loaded from; and for the two
+//! levels below `in-process`, the ceilings of its limits, the limits it
+//! gets when it names none, the folders it may be granted and the host
+//! variables it may inherit. An omitted limit never means unlimited there.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::mechanism_rule;
-use crate::{Manifest, ManifestError, Trust};
+use crate::{Manifest, ManifestError, Mechanism, Trust};
+
+/// What the host lets a manifest claim. [`Policy::default`] lets a manifest
+/// anywhere claim any trust (host code chooses the manifests it loads), and
+/// holds `sandboxed` and `out-of-process` plugins to [`Ceiling::SANDBOXED`]
+/// and [`Ceiling::OUT_OF_PROCESS`], their own folder, and no inherited
+/// variables. A host that loads manifests others wrote says which folders
+/// it trusts how far:
+///
+/// ```
+/// use outlet_manifest::{Manifest, Trust, policy::Policy};
+///
+/// let policy = Policy::default()
+///     .elsewhere(Trust::Sandboxed)
+///     .trust_folder("/opt/app/plugins", Trust::OutOfProcess);
+/// let manifest = Manifest::parse(r#"
+///     name = "greeter"
+///     mechanism = "exec"
+///     path = "greeter"
+///     interface = "outlet.examples.greeter.v1.Greeter"
+///     trust = "in-process"
+/// "#, "/home/someone/greeter.toml".as_ref())?;
+/// let refused = policy.admit(manifest).unwrap_err().to_string();
+/// assert!(refused.contains("at most \"sandboxed\""), "{refused}");
+/// # Ok::<(), outlet_manifest::ManifestError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// The most trust for manifests in each folder (canonical), the
+    /// deepest folder holding the manifest deciding.
+    folders: Vec<(PathBuf, Trust)>,
+    /// The most trust for a manifest in no folder of `folders`.
+    elsewhere: Trust,
+    sandboxed: Ceiling,
+    out_of_process: Ceiling,
+    /// Host variables a plugin below `in-process` may inherit.
+    inherit_env: BTreeSet<String>,
+    /// Folders besides its own that a plugin below `in-process` may be
+    /// granted (canonical).
+    roots: Vec<PathBuf>,
+}
+
+/// The limits of a trust level: the most a manifest may ask for, and what
+/// it gets when it asks for nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Ceiling {
+    /// The most `limits.memory_mb` may be.
+    pub memory_mb: u64,
+    /// `limits.memory_mb` when the manifest has none (wasm, exec, rpc).
+    pub default_memory_mb: u64,
+    /// The most `limits.timeout_ms` may be.
+    pub timeout_ms: u64,
+    /// The most `limits.start_timeout_ms` may be.
+    pub start_timeout_ms: u64,
+    /// The most `limits.cpu_seconds` may be.
+    pub cpu_seconds: u64,
+    /// `limits.cpu_seconds` when an exec manifest has none (the time one
+    /// call may compute; an rpc process lives too long for a CPU limit, and
+    /// a wasm call is stopped at its `timeout_ms`).
+    pub default_cpu_seconds: u64,
+    /// The most `limits.max_message_bytes` may be.
+    pub max_message_bytes: usize,
+}
+
+impl Ceiling {
+    /// The ceiling of `sandboxed` plugins in [`Policy::default`].
+    pub const SANDBOXED: Ceiling = Ceiling {
+        memory_mb: 4096,
+        default_memory_mb: 512,
+        timeout_ms: 60_000,
+        start_timeout_ms: 60_000,
+        cpu_seconds: 60,
+        default_cpu_seconds: 10,
+        max_message_bytes: 64 << 20,
+    };
+
+    /// The ceiling of `out-of-process` plugins in [`Policy::default`].
+    pub const OUT_OF_PROCESS: Ceiling = Ceiling {
+        memory_mb: 65_536,
+        default_memory_mb: 4096,
+        timeout_ms: 3_600_000,
+        start_timeout_ms: 600_000,
+        cpu_seconds: 3600,
+        default_cpu_seconds: 60,
+        max_message_bytes: 1 << 30,
+    };
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            folders: Vec::new(),
+            elsewhere: Trust::InProcess,
+            sandboxed: Ceiling::SANDBOXED,
+            out_of_process: Ceiling::OUT_OF_PROCESS,
+            inherit_env: BTreeSet::new(),
+            roots: Vec::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// The most trust a manifest in a folder that [`Policy::trust_folder`]
+    /// does not name may claim.
+    #[must_use]
+    pub fn elsewhere(mut self, most: Trust) -> Policy {
+        self.elsewhere = most;
+        self
+    }
+
+    /// The most trust a manifest in `folder` (or below it) may claim. The
+    /// deepest folder named decides; a folder that does not exist holds no
+    /// manifest and is ignored.
+    #[must_use]
+    pub fn trust_folder(mut self, folder: impl AsRef<Path>, most: Trust) -> Policy {
+        if let Ok(folder) = folder.as_ref().canonicalize() {
+            self.folders.retain(|(known, _)| *known != folder);
+            self.folders.push((folder, most));
+        }
+        self
+    }
+
+    /// The ceiling of a level below `in-process` (an `in-process` plugin
+    /// runs in the host's process, where no ceiling holds it).
+    #[must_use]
+    pub fn ceiling(mut self, trust: Trust, ceiling: Ceiling) -> Policy {
+        match trust {
+            Trust::Sandboxed => self.sandboxed = ceiling,
+            Trust::OutOfProcess => self.out_of_process = ceiling,
+            Trust::InProcess => {}
+        }
+        self
+    }
+
+    /// Lets plugins below `in-process` inherit the host's variable `name`
+    /// through `permissions.inherit_env`.
+    #[must_use]
+    pub fn inherit_env(mut self, name: impl Into<String>) -> Policy {
+        self.inherit_env.insert(name.into());
+        self
+    }
+
+    /// Lets plugins below `in-process` be granted folders inside `root`
+    /// besides their manifest's own folder. A root that does not exist is
+    /// ignored.
+    #[must_use]
+    pub fn approve_root(mut self, root: impl AsRef<Path>) -> Policy {
+        if let Ok(root) = root.as_ref().canonicalize() {
+            self.roots.push(root);
+        }
+        self
+    }
+
+    /// The most trust a manifest read from `file` may claim, and the folder
+    /// of the policy that says so (`None`: no folder named it).
+    pub fn most_trust(&self, file: &Path) -> (Trust, Option<&Path>) {
+        let folder = manifest_folder(file);
+        self.folders
+            .iter()
+            .filter(|(known, _)| folder.starts_with(known))
+            .max_by_key(|(known, _)| known.components().count())
+            .map_or((self.elsewhere, None), |(known, most)| {
+                (*most, Some(known.as_path()))
+            })
+    }
+
+    /// The manifest as the host runs it: refused if it claims more trust
+    /// than its folder allows, or more than its level's ceiling; otherwise
+    /// with the level's limits filled in where it names none, and its
+    /// granted folders resolved to where they really are.
+    ///
+    /// # Errors
+    /// [`ManifestError::Policy`] naming the plugin, the rule and the fix.
+    pub fn admit(&self, mut manifest: Manifest) -> Result<Manifest, ManifestError> {
+        let (most, folder) = self.most_trust(&manifest.file);
+        if manifest.trust.exceeds(most) {
+            let place = folder.map_or_else(
+                || "outside the folders the host trusts".to_owned(),
+                |folder| format!("in {}", folder.display()),
+            );
+            return Err(ManifestError::policy(
+                &manifest,
+                format!(
+                    "it claims trust = \"{}\", and the host allows at most \"{most}\" for \
+                     manifests {place}",
+                    manifest.trust
+                ),
+                format!(
+                    "lower `trust` to \"{most}\" (with a mechanism it allows), or have the host \
+                     trust the manifest's folder more (`outlet --trust FOLDER={}`)",
+                    manifest.trust
+                ),
+            ));
+        }
+        let ceiling = match manifest.trust {
+            Trust::InProcess => return Ok(manifest),
+            Trust::OutOfProcess => self.out_of_process,
+            Trust::Sandboxed => self.sandboxed,
+        };
+        fill_limits(&mut manifest, &ceiling);
+        check_ceiling(&manifest, &ceiling)?;
+        self.check_env(&manifest)?;
+        self.resolve_dirs(&mut manifest)?;
+        Ok(manifest)
+    }
+
+    /// `inherit_env` names only variables the host allows.
+    fn check_env(&self, manifest: &Manifest) -> Result<(), ManifestError> {
+        let refused: Vec<&str> = (manifest.permissions.inherit_env.iter())
+            .filter(|name| !self.inherit_env.contains(*name))
+            .map(String::as_str)
+            .collect();
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(ManifestError::policy(
+            manifest,
+            format!(
+                "`permissions.inherit_env` asks for the host's {}, which the host does not \
+                 pass to a plugin with trust = \"{}\"",
+                refused.join(", "),
+                manifest.trust
+            ),
+            "set the values the plugin needs in `permissions.env`, or have the host allow \
+             the variables (`outlet --inherit-env NAME`)"
+                .into(),
+        ))
+    }
+
+    /// Each granted folder, resolved through its symbolic links, must be
+    /// inside the manifest's folder or a root the host approves; written
+    /// relative to the manifest, without `..`. Replaced by the resolved
+    /// path, so the folder opened is the folder checked.
+    fn resolve_dirs(&self, manifest: &mut Manifest) -> Result<(), ManifestError> {
+        let own = manifest_folder(&manifest.file);
+        for index in 0..manifest.permissions.dirs.len() {
+            let host = manifest.permissions.dirs[index].host.clone();
+            let escapes = host.components().any(|c| c == Component::ParentDir);
+            let resolved = host.canonicalize();
+            let inside = |path: &Path| {
+                path.starts_with(&own) || self.roots.iter().any(|root| path.starts_with(root))
+            };
+            let problem = match &resolved {
+                _ if escapes => "climbs out with `..`".to_owned(),
+                Err(error) => format!("cannot be resolved: {error}"),
+                Ok(path) if !inside(path) => format!(
+                    "is {}, outside the manifest's folder {}{}",
+                    path.display(),
+                    own.display(),
+                    if self.roots.is_empty() {
+                        ""
+                    } else {
+                        " and the roots the host approves"
+                    }
+                ),
+                Ok(path) => {
+                    manifest.permissions.dirs[index].host = path.clone();
+                    continue;
+                }
+            };
+            return Err(ManifestError::policy(
+                manifest,
+                format!(
+                    "the folder granted in `permissions.dirs`, {}, {problem}",
+                    host.display()
+                ),
+                format!(
+                    "grant a folder inside {} by a relative path, or have the host approve \
+                     its root (`outlet --approve-root FOLDER`)",
+                    own.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The limits a manifest names none of, from its level's ceiling.
+fn fill_limits(manifest: &mut Manifest, ceiling: &Ceiling) {
+    let limits = &mut manifest.limits;
+    if manifest.mechanism != Mechanism::Native && manifest.mechanism != Mechanism::Cabi {
+        limits.memory_mb.get_or_insert(ceiling.default_memory_mb);
+    }
+    if manifest.mechanism == Mechanism::Exec {
+        limits
+            .cpu_seconds
+            .get_or_insert(ceiling.default_cpu_seconds);
+    }
+}
+
+/// No limit above the level's ceiling.
+fn check_ceiling(manifest: &Manifest, ceiling: &Ceiling) -> Result<(), ManifestError> {
+    let limits = &manifest.limits;
+    let asked = [
+        (
+            "memory_mb",
+            limits.memory_mb.unwrap_or(0),
+            ceiling.memory_mb,
+        ),
+        ("timeout_ms", limits.timeout_ms, ceiling.timeout_ms),
+        (
+            "start_timeout_ms",
+            limits.start_timeout_ms,
+            ceiling.start_timeout_ms,
+        ),
+        (
+            "cpu_seconds",
+            limits.cpu_seconds.unwrap_or(0),
+            ceiling.cpu_seconds,
+        ),
+        (
+            "max_message_bytes",
+            limits.max_message_bytes as u64,
+            ceiling.max_message_bytes as u64,
+        ),
+    ];
+    for (field, value, most) in asked {
+        if value > most {
+            return Err(ManifestError::policy(
+                manifest,
+                format!(
+                    "`limits.{field}` = {value} is above the host's ceiling of {most} for \
+                     trust = \"{}\"",
+                    manifest.trust
+                ),
+                format!("lower `limits.{field}` to {most} or less, or ask the host for more"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The folder a manifest was read from, resolved as far as it exists.
+fn manifest_folder(file: &Path) -> PathBuf {
+    let folder = std::path::absolute(file)
+        .unwrap_or_else(|_| file.to_owned())
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default();
+    folder.canonicalize().unwrap_or(folder)
+}
 
 /// Refuses a manifest whose trust does not allow its mechanism, or that has no
 /// `sha256` while its trust is not `in-process` (unless the host attaches to it).
@@ -78,5 +430,217 @@ mod tests {
             &format!("sha256 = \"{}\"\n[limits]", "ab".repeat(32)),
         );
         assert_eq!(parse(&pinned).unwrap().mechanism, Mechanism::Rpc);
+    }
+
+    mod host {
+        use std::path::{Path, PathBuf};
+
+        use crate::policy::{Ceiling, Policy};
+        use crate::{Manifest, Trust};
+
+        /// A manifest file in `dir`, written, and parsed from there.
+        fn manifest(dir: &Path, mechanism: &str, trust: &str, extra: &str) -> Manifest {
+            let sha = if trust == "in-process" {
+                String::new()
+            } else {
+                format!("sha256 = \"{}\"", "ab".repeat(32))
+            };
+            let text = format!(
+                "name = \"p\"\nmechanism = \"{mechanism}\"\npath = \"p.bin\"\n\
+                 interface = \"a.B\"\ntrust = \"{trust}\"\n{sha}\n{extra}"
+            );
+            let file = dir.join("p.toml");
+            std::fs::write(&file, &text).unwrap();
+            Manifest::load(&file).unwrap()
+        }
+
+        fn refusal(policy: &Policy, manifest: Manifest) -> String {
+            policy.admit(manifest).unwrap_err().to_string()
+        }
+
+        #[test]
+        fn the_folder_a_manifest_is_in_decides_the_most_trust_it_may_claim() {
+            let tmp = tempfile::tempdir().unwrap();
+            let (trusted, other) = (tmp.path().join("ours"), tmp.path().join("theirs"));
+            std::fs::create_dir_all(trusted.join("deeper")).unwrap();
+            std::fs::create_dir(&other).unwrap();
+            let policy = Policy::default()
+                .elsewhere(Trust::Sandboxed)
+                .trust_folder(&trusted, Trust::InProcess);
+
+            for dir in [trusted.clone(), trusted.join("deeper")] {
+                let native = manifest(&dir, "native", "in-process", "");
+                assert!(policy.admit(native).is_ok(), "{}", dir.display());
+            }
+            let text = refusal(&policy, manifest(&other, "rpc", "out-of-process", ""));
+            assert!(
+                text.contains("plugin `p` is refused by the trust policy")
+                    && text.contains("claims trust = \"out-of-process\"")
+                    && text.contains("at most \"sandboxed\"")
+                    && text.contains("outside the folders the host trusts"),
+                "{text}"
+            );
+            assert!(
+                policy
+                    .admit(manifest(&other, "wasm", "sandboxed", ""))
+                    .is_ok()
+            );
+
+            // The deepest folder named decides.
+            let policy = policy.trust_folder(trusted.join("deeper"), Trust::Sandboxed);
+            let text = refusal(
+                &policy,
+                manifest(&trusted.join("deeper"), "exec", "in-process", ""),
+            );
+            assert!(text.contains("deeper"), "{text}");
+        }
+
+        #[test]
+        fn an_omitted_limit_below_in_process_gets_the_levels_default() {
+            let tmp = tempfile::tempdir().unwrap();
+            let policy = Policy::default();
+            let wasm = policy
+                .admit(manifest(tmp.path(), "wasm", "sandboxed", ""))
+                .unwrap();
+            assert_eq!(
+                wasm.limits.memory_mb,
+                Some(Ceiling::SANDBOXED.default_memory_mb)
+            );
+            assert_eq!(
+                wasm.limits.cpu_seconds, None,
+                "a wasm call stops at its timeout"
+            );
+            let exec = policy
+                .admit(manifest(tmp.path(), "exec", "out-of-process", ""))
+                .unwrap();
+            assert_eq!(
+                (exec.limits.memory_mb, exec.limits.cpu_seconds),
+                (
+                    Some(Ceiling::OUT_OF_PROCESS.default_memory_mb),
+                    Some(Ceiling::OUT_OF_PROCESS.default_cpu_seconds)
+                )
+            );
+            let rpc = policy
+                .admit(manifest(tmp.path(), "rpc", "out-of-process", ""))
+                .unwrap();
+            assert_eq!(rpc.limits.cpu_seconds, None, "an rpc process lives long");
+            let asked = manifest(tmp.path(), "exec", "sandboxed", "[limits]\nmemory_mb = 32");
+            assert_eq!(policy.admit(asked).unwrap().limits.memory_mb, Some(32));
+            // In the host's process, nothing is filled in.
+            let native = policy
+                .admit(manifest(tmp.path(), "native", "in-process", ""))
+                .unwrap();
+            assert_eq!(native.limits.memory_mb, None);
+        }
+
+        #[test]
+        fn a_limit_above_the_ceiling_of_its_level_is_refused() {
+            let tmp = tempfile::tempdir().unwrap();
+            let policy = Policy::default();
+            let greedy = manifest(
+                tmp.path(),
+                "wasm",
+                "sandboxed",
+                "[limits]\nmemory_mb = 8192",
+            );
+            let text = refusal(&policy, greedy);
+            assert!(
+                text.contains("`limits.memory_mb` = 8192 is above the host's ceiling of 4096")
+                    && text.contains("lower `limits.memory_mb` to 4096"),
+                "{text}"
+            );
+            let slow = manifest(
+                tmp.path(),
+                "exec",
+                "sandboxed",
+                "[limits]\ntimeout_ms = 600000",
+            );
+            assert!(refusal(&policy, slow).contains("`limits.timeout_ms`"));
+            let raised = policy.clone().ceiling(
+                Trust::Sandboxed,
+                Ceiling {
+                    memory_mb: 8192,
+                    ..Ceiling::SANDBOXED
+                },
+            );
+            let greedy = manifest(
+                tmp.path(),
+                "wasm",
+                "sandboxed",
+                "[limits]\nmemory_mb = 8192",
+            );
+            assert!(raised.admit(greedy).is_ok());
+        }
+
+        #[test]
+        fn only_variables_the_host_allows_are_inherited_below_in_process() {
+            let tmp = tempfile::tempdir().unwrap();
+            let extra = "[permissions]\ninherit_env = [\"LANG\", \"SECRET_TOKEN\"]";
+            let text = refusal(
+                &Policy::default().inherit_env("LANG"),
+                manifest(tmp.path(), "exec", "sandboxed", extra),
+            );
+            assert!(
+                text.contains("the host's SECRET_TOKEN") && !text.contains("LANG,"),
+                "{text}"
+            );
+            let allowed = Policy::default()
+                .inherit_env("LANG")
+                .inherit_env("SECRET_TOKEN");
+            assert!(
+                allowed
+                    .admit(manifest(tmp.path(), "exec", "sandboxed", extra))
+                    .is_ok()
+            );
+            let trusted = manifest(tmp.path(), "exec", "in-process", extra);
+            assert!(Policy::default().admit(trusted).is_ok());
+        }
+
+        #[test]
+        fn granted_folders_stay_inside_the_manifests_folder_or_an_approved_root() {
+            let tmp = tempfile::tempdir().unwrap();
+            let (plugin, outside) = (tmp.path().join("plugin"), tmp.path().join("outside"));
+            std::fs::create_dir_all(plugin.join("data")).unwrap();
+            std::fs::create_dir(&outside).unwrap();
+            std::os::unix::fs::symlink(&outside, plugin.join("link")).unwrap();
+            let grant = |host: &str| {
+                let extra = format!(
+                    "[permissions]\ndirs = [{{ host = {host:?}, guest = \"/d\", write = true }}]"
+                );
+                manifest(&plugin, "wasm", "sandboxed", &extra)
+            };
+            let policy = Policy::default();
+            let admitted = policy.admit(grant("data")).unwrap();
+            let resolved: PathBuf = plugin.join("data").canonicalize().unwrap();
+            assert_eq!(admitted.permissions.dirs[0].host, resolved);
+
+            let outside_text = outside.to_str().unwrap();
+            for (host, says) in [
+                ("../../", "climbs out with `..`"),
+                ("data/../data", "climbs out with `..`"),
+                (outside_text, "outside the manifest's folder"),
+                ("link", "outside the manifest's folder"),
+                ("missing", "cannot be resolved"),
+            ] {
+                let text = refusal(&policy, grant(host));
+                assert!(
+                    text.contains(says) && text.contains("permissions.dirs"),
+                    "{host}: {text}"
+                );
+            }
+            let approved = Policy::default().approve_root(&outside);
+            assert!(approved.admit(grant(outside_text)).is_ok());
+            assert!(approved.admit(grant("link")).is_ok());
+            let trusted = manifest(
+                &plugin,
+                "wasm",
+                "in-process",
+                "[permissions]\ndirs = [{ host = \"../\", guest = \"/d\" }]",
+            );
+            assert!(
+                policy.admit(trusted).is_ok(),
+                "the host's own code is not held"
+            );
+        }
     }
 }

@@ -60,6 +60,20 @@ impl Trust {
         }
     }
 
+    /// Whether this level trusts more than `other` does.
+    pub fn exceeds(self, other: Trust) -> bool {
+        self.rank() > other.rank()
+    }
+
+    /// 0 for the least trust, 2 for the most.
+    fn rank(self) -> u8 {
+        match self {
+            Trust::Sandboxed => 0,
+            Trust::OutOfProcess => 1,
+            Trust::InProcess => 2,
+        }
+    }
+
     /// Whether a plugin of this trust may run under `mechanism`.
     pub fn allows(self, mechanism: Mechanism) -> bool {
         match self {
