@@ -5,6 +5,7 @@ mod cabi;
 mod exec;
 mod load;
 mod native;
+mod policy;
 mod readme;
 mod rpc;
 mod support;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use outlet_manifest::Manifest;
+use outlet_manifest::policy::Policy;
 
 use crate::error::LoadError;
 use crate::handshake::handshake;
@@ -23,6 +24,7 @@ pub struct Host(Arc<Inner>);
 struct Inner {
     plugins: RwLock<BTreeMap<String, Plugin>>,
     context: Arc<Context>,
+    policy: Policy,
 }
 
 impl Default for Host {
@@ -46,6 +48,7 @@ impl Default for Host {
 #[must_use]
 pub struct HostBuilder {
     module_cache: Option<PathBuf>,
+    policy: Policy,
 }
 
 impl HostBuilder {
@@ -60,6 +63,28 @@ impl HostBuilder {
         self
     }
 
+    /// What the host lets manifests claim: the most trust by folder, and
+    /// for plugins below `in-process` the ceilings and default limits, the
+    /// folders they may be granted and the variables they may inherit. The
+    /// default, [`Policy::default`], lets a manifest anywhere claim any
+    /// trust; a host that loads manifests others wrote says which folders
+    /// it trusts how far:
+    ///
+    /// ```
+    /// use outlet_host::Host;
+    /// use outlet_manifest::{Trust, policy::Policy};
+    ///
+    /// let host = Host::builder()
+    ///     .policy(Policy::default().elsewhere(Trust::Sandboxed).inherit_env("LANG"))
+    ///     .build();
+    /// let refused = host.load("../../examples/greeter/manifests/exec.toml").unwrap_err();
+    /// assert!(refused.to_string().contains("at most \"sandboxed\""), "{refused}");
+    /// ```
+    pub fn policy(mut self, policy: Policy) -> HostBuilder {
+        self.policy = policy;
+        self
+    }
+
     /// The host.
     pub fn build(self) -> Host {
         Host(Arc::new(Inner {
@@ -68,6 +93,7 @@ impl HostBuilder {
                 services: Default::default(),
                 module_cache: self.module_cache,
             }),
+            policy: self.policy,
         }))
     }
 }
@@ -90,10 +116,12 @@ impl Host {
     pub fn builder() -> HostBuilder {
         HostBuilder {
             module_cache: default_module_cache(),
+            policy: Policy::default(),
         }
     }
 
-    /// Reads a manifest and loads its plugin: policy and artifact checks,
+    /// Reads a manifest and loads its plugin: the host's policy (see
+    /// [`HostBuilder::policy`]) and artifact checks,
     /// the mechanism's start, Hello and negotiation, then Configure with the
     /// manifest's `[config]`.
     ///
@@ -103,7 +131,9 @@ impl Host {
         self.load_manifest(Manifest::load(manifest)?)
     }
 
-    /// Loads the plugin of an already parsed manifest, as [`Host::load`].
+    /// Loads the plugin of an already parsed manifest, as [`Host::load`]:
+    /// the manifest is held to the host's policy as if it had been read
+    /// from `manifest.file`.
     ///
     /// # Errors
     /// As [`Host::load`].
@@ -113,6 +143,7 @@ impl Host {
                 plugin: manifest.name.clone(),
             });
         }
+        let manifest = self.0.policy.admit(manifest)?;
         manifest.verify_artifact()?;
         let backend = mechanism::start(&manifest, false, &self.0.context)?;
         let (hello, negotiated) = handshake(&manifest, &*backend)?;

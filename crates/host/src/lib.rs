@@ -64,6 +64,7 @@ pub use mechanism::AVAILABLE as MECHANISMS;
 pub use mechanism::rpc::{ProcessExit, RpcError};
 #[cfg(feature = "wasm")]
 pub use mechanism::wasm::WasmError;
+pub use outlet_manifest::policy::{Ceiling, Policy};
 pub use plugin::Plugin;
 
 #[cfg(test)]

@@ -56,8 +56,8 @@ pub struct Policy {
 
 /// The limits of a trust level: the most a manifest may ask for, and what
 /// it gets when it asks for nothing.
+/// Build one from a default, `Ceiling { memory_mb: 8192, ..Ceiling::SANDBOXED }`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Ceiling {
     /// The most `limits.memory_mb` may be.
     pub memory_mb: u64,
