@@ -11,7 +11,7 @@ use outlet_protocol::Transport;
 
 use crate::dynamic;
 
-pub fn run(manifest: &Path, method: &str, json: &str) -> anyhow::Result<ExitCode> {
+pub fn run(host: Host, manifest: &Path, method: &str, json: &str) -> anyhow::Result<ExitCode> {
     let manifest = Manifest::load(manifest)?;
     let service = dynamic::service(&manifest)?;
     let method = dynamic::method(&service, method)?;
@@ -25,7 +25,7 @@ pub fn run(manifest: &Path, method: &str, json: &str) -> anyhow::Result<ExitCode
         json.to_owned()
     };
     let request = dynamic::encode(&method, &json)?;
-    let plugin = Host::new().load_manifest(manifest)?;
+    let plugin = host.load_manifest(manifest)?;
     let response = plugin.call(&dynamic::path(&method), &request);
     let _ = plugin.shutdown();
     println!("{:#}", dynamic::decode(&method, &response?)?);

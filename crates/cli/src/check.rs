@@ -3,15 +3,16 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use outlet_host::Policy;
 use outlet_manifest::Manifest;
 
 use crate::dynamic;
 
-pub fn run(manifests: &[impl AsRef<Path>]) -> anyhow::Result<ExitCode> {
+pub fn run(policy: &Policy, manifests: &[impl AsRef<Path>]) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for file in manifests {
         let file = file.as_ref();
-        match check(file) {
+        match check(policy, file) {
             Ok(summary) => println!("ok      {}: {summary}", file.display()),
             Err(error) => {
                 failed += 1;
@@ -26,8 +27,8 @@ pub fn run(manifests: &[impl AsRef<Path>]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(file: &Path) -> anyhow::Result<String> {
-    let manifest = Manifest::load(file)?;
+fn check(policy: &Policy, file: &Path) -> anyhow::Result<String> {
+    let manifest = policy.admit(Manifest::load(file)?)?;
     manifest.verify_artifact()?;
     if !outlet_host::MECHANISMS.contains(&manifest.mechanism) {
         anyhow::bail!(

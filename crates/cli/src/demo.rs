@@ -12,8 +12,7 @@ use kv::Kv;
 use outlet_host::{Host, MECHANISMS, Plugin};
 use outlet_manifest::{Manifest, Mechanism};
 
-pub fn run(manifests: &Path) -> anyhow::Result<ExitCode> {
-    let host = Host::new();
+pub fn run(host: Host, manifests: &Path) -> anyhow::Result<ExitCode> {
     // A key-value store the host offers its plugins: the rpc greeter writes
     // into it during a call, through go-plugin's broker.
     let store = Arc::new(kv::Store::default());

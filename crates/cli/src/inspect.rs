@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use outlet_host::Host;
 
-pub fn run(manifest: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let plugin = Host::new().load(manifest)?;
+pub fn run(host: Host, manifest: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let plugin = host.load(manifest)?;
     let hello = plugin.hello();
     let agreed = plugin.negotiated();
     let manifest = plugin.manifest();

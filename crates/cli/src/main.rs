@@ -8,6 +8,7 @@ mod check;
 mod demo;
 mod dynamic;
 mod inspect;
+mod policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,8 @@ use outlet_manifest::{Deploy, Perf, Trust};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    policy: policy::Flags,
 }
 
 #[derive(Subcommand)]
@@ -105,15 +108,32 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,outlet::plugin=info")),
         )
         .init();
-    let result = match Cli::parse().command {
-        Command::Demo { manifests } => demo::run(&manifests),
+    let cli = Cli::parse();
+    match run(cli.command, &cli.policy) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a subcommand; those that load manifests do so under the policy.
+fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
+    let host = || -> anyhow::Result<outlet_host::Host> {
+        Ok(outlet_host::Host::builder()
+            .policy(policy.policy()?)
+            .build())
+    };
+    match command {
+        Command::Demo { manifests } => demo::run(host()?, &manifests),
         Command::Call {
             manifest,
             method,
             json,
-        } => call::run(&manifest, &method, &json),
-        Command::Check { manifests } => check::run(&manifests),
-        Command::Inspect { manifest, json } => inspect::run(&manifest, json),
+        } => call::run(host()?, &manifest, &method, &json),
+        Command::Check { manifests } => check::run(&policy.policy()?, &manifests),
+        Command::Inspect { manifest, json } => inspect::run(host()?, &manifest, json),
         Command::Advise {
             trust,
             perf,
@@ -128,6 +148,7 @@ fn main() -> ExitCode {
             extism,
             go,
         } => bench::run(
+            policy.policy()?,
             &manifests,
             calls,
             json.as_deref(),
@@ -135,12 +156,5 @@ fn main() -> ExitCode {
             extism.as_deref(),
             go.as_deref(),
         ),
-    };
-    match result {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
     }
 }

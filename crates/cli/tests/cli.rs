@@ -94,6 +94,63 @@ fn check_passes_good_manifests_and_refuses_bad_ones_with_reasons() {
 }
 
 #[test]
+fn the_policy_decides_how_far_a_manifest_outside_the_checkout_is_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = root().join("target/debug/greeter-exec");
+    let sha = outlet_manifest::sha256_hex(&std::fs::read(&program).unwrap());
+    let file = dir.path().join("greeter.toml");
+    let write = |trust: &str, extra: &str| {
+        let text = format!(
+            "name = \"theirs\"\nmechanism = \"exec\"\npath = \"{}\"\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"{trust}\"\n\
+             sha256 = \"{sha}\"\n{extra}",
+            program.display()
+        );
+        std::fs::write(&file, text).unwrap();
+    };
+    let check = |flags: &[&str]| {
+        let mut args = vec!["check", file.to_str().unwrap()];
+        args.extend(flags);
+        let out = outlet(&args);
+        (out.status.success(), text(&out.stdout))
+    };
+
+    // Outside the checkout, at most sandboxed unless the user says more.
+    write("out-of-process", "");
+    let (ok, stdout) = check(&[]);
+    assert!(
+        !ok && stdout.contains("plugin `theirs` is refused by the trust policy")
+            && stdout.contains("at most \"sandboxed\"")
+            && stdout.contains("--trust-folder"),
+        "{stdout}"
+    );
+    let folder = format!("{}=out-of-process", dir.path().display());
+    assert!(check(&["--trust-folder", &folder]).0);
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[folder]]\npath = \".\"\ntrust = \"out-of-process\"\n",
+    )
+    .unwrap();
+    assert!(check(&["--policy", policy.to_str().unwrap()]).0);
+
+    // Sandboxed: the host's variables only where the user allows them.
+    write("sandboxed", "[permissions]\ninherit_env = [\"HOME\"]\n");
+    let (ok, stdout) = check(&[]);
+    assert!(!ok && stdout.contains("the host's HOME"), "{stdout}");
+    assert!(check(&["--inherit-env", "HOME"]).0);
+
+    // A policy file that is not one says so.
+    std::fs::write(&policy, "elsewhere = \"everything\"\n").unwrap();
+    let out = outlet(&["check", "--policy", policy.to_str().unwrap(), EXEC]);
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("not a policy file"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
 fn inspect_shows_hello_and_the_negotiation() {
     let out = outlet(&["inspect", EXEC, "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));

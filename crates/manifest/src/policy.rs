@@ -202,7 +202,7 @@ impl Policy {
                 ),
                 format!(
                     "lower `trust` to \"{most}\" (with a mechanism it allows), or have the host \
-                     trust the manifest's folder more (`outlet --trust FOLDER={}`)",
+                     trust the manifest's folder more (for the `outlet` command: `--trust-folder FOLDER={}`)",
                     manifest.trust
                 ),
             ));
@@ -237,7 +237,7 @@ impl Policy {
                 manifest.trust
             ),
             "set the values the plugin needs in `permissions.env`, or have the host allow \
-             the variables (`outlet --inherit-env NAME`)"
+             the variables (for the `outlet` command: `--inherit-env NAME`)"
                 .into(),
         ))
     }
@@ -281,7 +281,7 @@ impl Policy {
                 ),
                 format!(
                     "grant a folder inside {} by a relative path, or have the host approve \
-                     its root (`outlet --approve-root FOLDER`)",
+                     its root (for the `outlet` command: `--approve-root FOLDER`)",
                     own.display()
                 ),
             ));

@@ -20,7 +20,7 @@ mod wasm;
 use std::path::Path;
 use std::process::ExitCode;
 
-use outlet_host::Host;
+use outlet_host::{Host, Policy};
 
 use report::Report;
 
@@ -28,6 +28,7 @@ use report::Report;
 pub const SECTIONS: [&str; 5] = ["native", "cabi", "rpc", "wasm", "exec"];
 
 pub fn run(
+    policy: Policy,
     manifests: &Path,
     calls: usize,
     json: Option<&Path>,
@@ -53,6 +54,7 @@ pub fn run(
     let cache = tempfile::Builder::new().prefix("outlet-bench-").tempdir()?;
     let host = Host::builder()
         .module_cache(Some(cache.path().join("modules")))
+        .policy(policy)
         .build();
     let mut report = Report::default();
     // exec first, as a host starting plugins would: once a wasm engine has

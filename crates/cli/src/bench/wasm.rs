@@ -201,10 +201,13 @@ fn misbehaving_guest(
             SERVICE.len(),
         ),
     )?;
+    // Untrusted code, as such guests would be: pinned, and held by the
+    // policy's ceiling for sandboxed plugins.
+    let sha256 = outlet_manifest::sha256_hex(&std::fs::read(&module)?);
     Ok(Manifest::parse(
         &format!(
             "name = \"{name}\"\nmechanism = \"wasm\"\npath = \"{}\"\n\
-             interface = \"{SERVICE}\"\ntrust = \"in-process\"\n{limits}",
+             interface = \"{SERVICE}\"\ntrust = \"sandboxed\"\nsha256 = \"{sha256}\"\n{limits}",
             module.display()
         ),
         &dir.join(format!("{name}.toml")),
