@@ -563,7 +563,7 @@ fn a_link_planted_on_the_module_cache_path_is_not_followed() {
     outlet_host::Host::builder()
         .module_cache(Some(elsewhere.clone()))
         .build()
-        .load(&manifest(dir.path(), "wasm", "other", &other, ""))
+        .load(manifest(dir.path(), "wasm", "other", &other, ""))
         .unwrap();
     let planted = dir.path().join("planted/outlet/wasm");
     std::fs::create_dir_all(&planted).unwrap();
