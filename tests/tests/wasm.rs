@@ -532,3 +532,61 @@ fn calls_of_any_size_reuse_or_replace_the_guest_buffer() {
         );
     }
 }
+
+/// The one entry of a module cache folder.
+fn only_entry(cache: &Path) -> PathBuf {
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_link_planted_on_the_module_cache_path_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = root().join("examples/greeter/wat/greeter.wat");
+    let file = manifest(dir.path(), "wasm", "cached", &wat, "");
+    let cache = dir.path().join("cache/outlet/wasm");
+    let host = outlet_host::Host::builder()
+        .module_cache(Some(cache.clone()))
+        .build();
+    host.load(&file).unwrap();
+    let entry = only_entry(&cache);
+    host.unload("cached").unwrap().unwrap();
+
+    // Another greeter's compiled module (its Hello names it `test`), planted
+    // under the WAT greeter's entry name in a tree of its own...
+    let other = wat_guest(dir.path(), "other", "", "(i32.const 0)");
+    let elsewhere = dir.path().join("elsewhere");
+    outlet_host::Host::builder()
+        .module_cache(Some(elsewhere.clone()))
+        .build()
+        .load(manifest(dir.path(), "wasm", "other", &other, ""))
+        .unwrap();
+    let planted = dir.path().join("planted/outlet/wasm");
+    std::fs::create_dir_all(&planted).unwrap();
+    let planted = planted.join(entry.file_name().unwrap());
+    std::fs::rename(only_entry(&elsewhere), &planted).unwrap();
+    let before = std::fs::read(&planted).unwrap();
+
+    // ...which a link in place of a folder above the cache's last two
+    // leads to.
+    std::fs::rename(dir.path().join("cache"), dir.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("planted"), dir.path().join("cache")).unwrap();
+
+    let (plugin, logs) = capture_logs(|| host.load(&file).unwrap());
+    assert_eq!(plugin.hello().name, "greeter-wat");
+    assert_eq!(greet(&plugin, "cache").unwrap(), "Hello, cache!");
+    // The warning names the plugin, the link and the fix.
+    let link = dir.path().canonicalize().unwrap().join("cache");
+    assert!(
+        logs.contains("plugin=\"cached\"")
+            && logs.contains(&format!("{} is a symbolic link", link.display()))
+            && logs.contains("Host::builder().module_cache"),
+        "{logs}"
+    );
+    assert_eq!(std::fs::read(&planted).unwrap(), before);
+    assert_eq!(only_entry(planted.parent().unwrap()), planted);
+}

@@ -47,7 +47,9 @@ impl Default for Host {
 #[derive(Debug)]
 #[must_use]
 pub struct HostBuilder {
-    module_cache: Option<PathBuf>,
+    /// What `module_cache` was given, if it was called: the user's cache
+    /// otherwise.
+    module_cache: Option<Option<PathBuf>>,
     policy: Policy,
 }
 
@@ -55,11 +57,17 @@ impl HostBuilder {
     /// Where compiled wasm modules are kept between runs (bounded in size;
     /// the entries used least recently go first), or `None` to compile each
     /// module at every load. The default is the user's cache,
-    /// `$XDG_CACHE_HOME/outlet/wasm` or `~/.cache/outlet/wasm`. The folder
-    /// is used only while it and its parent are owned by this user and
-    /// writable by no one else.
+    /// `$XDG_CACHE_HOME/outlet/wasm` if `XDG_CACHE_HOME` is an absolute
+    /// path, else `$HOME/.cache/outlet/wasm` if `HOME` is, else none.
+    ///
+    /// Links in the folder's path are resolved once, when the host is
+    /// built; a link put anywhere on that path afterwards is not followed.
+    /// The folder is used only while it and its parent are owned by this
+    /// user and writable by no one else (missing folders are made, 0700),
+    /// and so is each entry before it is read; what fails a check is said
+    /// in the log and the module is compiled instead.
     pub fn module_cache(mut self, folder: Option<PathBuf>) -> HostBuilder {
-        self.module_cache = folder;
+        self.module_cache = Some(folder);
         self
     }
 
@@ -91,7 +99,10 @@ impl HostBuilder {
             plugins: RwLock::default(),
             context: Arc::new(Context {
                 services: Default::default(),
-                module_cache: self.module_cache,
+                module_cache: match self.module_cache {
+                    Some(folder) => folder.map(|folder| resolve_module_cache(&folder)),
+                    None => default_module_cache(),
+                },
             }),
             policy: self.policy,
         }))
@@ -115,7 +126,7 @@ impl Host {
     /// Settings for a host other than the default ones.
     pub fn builder() -> HostBuilder {
         HostBuilder {
-            module_cache: default_module_cache(),
+            module_cache: None,
             policy: Policy::default(),
         }
     }
@@ -224,4 +235,13 @@ fn default_module_cache() -> Option<PathBuf> {
     return mechanism::wasm::cache::user_folder();
     #[cfg(not(feature = "wasm"))]
     None
+}
+
+/// The module cache the host was given, with the links on its path
+/// resolved (in builds with the wasm mechanism, which checks it at load).
+fn resolve_module_cache(folder: &std::path::Path) -> PathBuf {
+    #[cfg(feature = "wasm")]
+    return mechanism::wasm::cache::resolve(folder);
+    #[cfg(not(feature = "wasm"))]
+    folder.to_owned()
 }
