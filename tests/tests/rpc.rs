@@ -756,3 +756,256 @@ fn reload_switches_to_a_new_process_without_failing_a_call() {
     plugin.shutdown().unwrap();
     f.assert_no_leftovers();
 }
+
+/// Whether `listener` has a connection waiting (it must be non-blocking).
+fn was_connected<T>(accepted: std::io::Result<T>) -> bool {
+    match accepted {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_handshake_naming_an_address_not_the_plugins_own_is_refused_before_any_connection() {
+    // Another service, on a Unix socket and a TCP port of its own.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let service = elsewhere.path().join("service.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&service).unwrap();
+    unix.set_nonblocking(true).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tcp.set_nonblocking(true).unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    // And one in the port range the host gives its plugins.
+    let in_range = (10000..=25000)
+        .find_map(|port| std::net::TcpListener::bind(("127.0.0.1", port)).ok())
+        .unwrap();
+    in_range.set_nonblocking(true).unwrap();
+    let in_range_port = in_range.local_addr().unwrap().port();
+    let service = service.display().to_string();
+
+    let mut cases = vec![
+        (
+            "outside",
+            format!("line:1|1|unix|{service}|grpc|"),
+            "",
+            format!("names the socket {service}, which is outside that folder"),
+        ),
+        (
+            "dotdot",
+            format!("line:1|1|unix|{{dir}}/../../..{service}|grpc|"),
+            "",
+            format!("which is outside that folder (it resolves to {service})"),
+        ),
+        (
+            "symlink",
+            format!("symlink:{service}"),
+            "",
+            format!("which is outside that folder (it resolves to {service})"),
+        ),
+        (
+            "remote",
+            "line:1|1|tcp|192.0.2.1:15000|grpc|".to_owned(),
+            "",
+            "names the TCP address 192.0.2.1:15000, and the host connects only to 127.0.0.1 \
+             or [::1] on a port between 10000 and 25000"
+                .to_owned(),
+        ),
+        (
+            "plain-tcp",
+            format!("line:1|1|tcp|127.0.0.1:{in_range_port}|grpc|"),
+            "",
+            format!(
+                "it listens on TCP (127.0.0.1:{in_range_port}), and the manifest does not ask \
+                 for mutual TLS"
+            ),
+        ),
+    ];
+    // An ephemeral port is outside the range, but for an unusual kernel.
+    if !(10000..=25000).contains(&port) {
+        cases.push((
+            "out-of-range",
+            format!("line:1|1|tcp|127.0.0.1:{port}|grpc|"),
+            "",
+            format!("names the TCP address 127.0.0.1:{port}"),
+        ));
+    }
+    for (name, mode, extra, expected) in cases {
+        let f = rpc_fixture(name, &mode, extra);
+        let error = f.load_err();
+        assert!(error.contains(&format!("plugin `{name}` (rpc)")), "{error}");
+        assert!(error.contains(&expected), "{name}: {error}");
+        assert!(error.contains("the plugin was killed"), "{name}: {error}");
+        f.assert_no_leftovers();
+        assert!(
+            !was_connected(unix.accept()),
+            "{name}: the service was reached"
+        );
+        assert!(
+            !was_connected(tcp.accept()),
+            "{name}: the service was reached"
+        );
+        assert!(
+            !was_connected(in_range.accept()),
+            "{name}: the service was reached"
+        );
+    }
+}
+
+#[test]
+fn the_guest_refuses_to_listen_on_tcp_without_the_hosts_certificate() {
+    let mut child = Command::new(rpc_plugin())
+        .env_clear()
+        .env("OUTLET_PLUGIN", "outlet")
+        .env("PLUGIN_PROTOCOL_VERSIONS", "1")
+        .env("OUTLET_PLUGIN_NETWORK", "tcp")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if child.try_wait().unwrap().is_none() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("it served TCP without mutual TLS");
+    }
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty(), "it printed a handshake line");
+    assert!(
+        stderr.contains("plugin `test-rpc`: its host asks it to listen on TCP")
+            && stderr.contains("PLUGIN_CLIENT_CERT is not set")
+            && stderr.contains("auto_mtls = true"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_attached_plugins_socket_is_checked_on_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, address) = start_by_hand(dir.path());
+    let manifest = attach_manifest(dir.path(), &address, Some(running.id()));
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("[limits]\ntimeout_ms = 500\n");
+    std::fs::write(&manifest, text).unwrap();
+    let plugin = host().load(&manifest).unwrap();
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+
+    // Another process (this one) takes the socket's path over; the call
+    // that hangs takes the host's only connection along with it.
+    std::fs::remove_file(&address).unwrap();
+    let thief = std::os::unix::net::UnixListener::bind(&address).unwrap();
+    let error = greet(&plugin, "hang").unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
+
+    // The next connection reaches the thief: refused before a byte is sent.
+    let error = greet(&plugin, "Ada").unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
+    assert!(
+        error.message().contains(&format!(
+            "the process listening on {address} is {} of uid",
+            std::process::id()
+        )) && error
+            .message()
+            .contains(&format!("process {} (reattach.pid)", running.id())),
+        "{error}"
+    );
+    assert!(error.message().contains("plugin `attached`"), "{error}");
+    thief.set_nonblocking(true).unwrap();
+    let (mut stream, _) = thief.accept().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut sent = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut sent).unwrap();
+    assert!(sent.is_empty(), "the host sent {} bytes", sent.len());
+    drop(plugin);
+    running.kill().unwrap();
+    running.wait().unwrap();
+}
+
+/// A certificate and key for the host, PEM, as a tool would make them.
+fn host_identity() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["host".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn reattach_over_tcp_takes_a_loopback_address_or_a_pinned_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = host_identity();
+    std::fs::write(dir.path().join("host.pem"), &cert).unwrap();
+    std::fs::write(dir.path().join("host.key"), &key).unwrap();
+    // The plugin, started by something else with the host's certificate.
+    let mut running = Command::new(rpc_plugin())
+        .env_clear()
+        .env("OUTLET_PLUGIN", "outlet")
+        .env("PLUGIN_PROTOCOL_VERSIONS", "1")
+        .env("OUTLET_PLUGIN_NETWORK", "tcp")
+        .env("PLUGIN_CLIENT_CERT", &cert)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(running.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let fields: Vec<&str> = line.trim().split('|').collect();
+    let (address, plugin_cert) = (fields[3], fields[5]);
+    assert!(address.starts_with("127.0.0.1:"), "{line}");
+    let der = outlet_rpc::tls::Identity::from_line(plugin_cert).unwrap();
+    let hex = |bytes: [u8; 32]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    let pin = hex(outlet_rpc::tls::sha256(&der));
+
+    let manifest = |address: &str, pin: Option<&str>| {
+        let file = dir.path().join("tcp.toml");
+        let pinned = pin
+            .map(|pin| {
+                format!("cert_sha256 = \"{pin}\"\nclient_cert = \"host.pem\"\nclient_key = \"host.key\"\n")
+            })
+            .unwrap_or_default();
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"tcp\"\nmechanism = \"rpc\"\n\
+                 interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"out-of-process\"\n\
+                 [reattach]\nnetwork = \"tcp\"\naddress = \"{address}\"\n{pinned}"
+            ),
+        )
+        .unwrap();
+        file
+    };
+    // Beyond loopback, only with a pin; nothing is dialled to find out.
+    let error = host()
+        .load(manifest("192.0.2.1:15000", None))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("field `reattach.address`") && error.contains("not a loopback address"),
+        "{error}"
+    );
+    // Another certificate's pin: refused at the TLS handshake.
+    let wrong = hex(outlet_rpc::tls::sha256(b"another certificate"));
+    let error = host()
+        .load(manifest(address, Some(&wrong)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(&format!("its certificate's SHA-256 is {pin}"))
+            && error.contains(&format!("the pinned one (cert_sha256) is {wrong}")),
+        "{error}"
+    );
+    // Its own: attached, over mutual TLS.
+    let plugin = host().load(manifest(address, Some(&pin))).unwrap();
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    plugin.shutdown().unwrap();
+    assert!(running.wait().unwrap().success());
+}

@@ -72,7 +72,11 @@ impl Raw {
             permissions,
             config,
             handshake: self.handshake.unwrap_or_default(),
-            reattach: self.reattach,
+            reattach: self.reattach.map(|mut reattach| {
+                reattach.client_cert = reattach.client_cert.map(|p| dir.join(p));
+                reattach.client_key = reattach.client_key.map(|p| dir.join(p));
+                reattach
+            }),
         }
     }
 }

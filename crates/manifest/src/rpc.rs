@@ -1,5 +1,7 @@
 //! The rpc-only sections: go-plugin's `[handshake]` and `[reattach]`.
 
+use std::path::PathBuf;
+
 use serde::Deserialize;
 
 /// go-plugin's `ReattachConfig`: where an rpc plugin that is already running
@@ -8,11 +10,21 @@ use serde::Deserialize;
 /// then may it ever signal it. A plugin on another machine (TCP) has no
 /// `pid`, and is never signalled.
 ///
+/// Over a Unix socket, every connection the host makes is checked to reach
+/// a process of the host's own user (and `pid`, when given). Over TCP, the
+/// address is a loopback one, or the plugin's certificate is pinned with
+/// `cert_sha256`: the host then talks mutual TLS, presenting `client_cert`
+/// (the certificate the plugin was given in `PLUGIN_CLIENT_CERT`) and
+/// accepting only a server certificate of that SHA-256.
+///
 /// ```toml
 /// [reattach]
 /// network = "unix"                  # or "tcp", with address = "host:port"
 /// address = "/tmp/plugin1234567"
 /// pid = 4242
+/// # cert_sha256 = "…"               # the plugin's certificate (DER), pinned
+/// # client_cert = "host.pem"        # the host's certificate and key, PEM,
+/// # client_key = "host.key"         # relative to the manifest's folder
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,8 +36,17 @@ pub struct Reattach {
     /// A socket path, or `host:port`.
     pub address: String,
     /// The process serving it, on this machine: checked against the
-    /// socket's owner before anything is sent.
+    /// socket's owner before anything is sent, and on every connection.
     pub pid: Option<u32>,
+    /// The SHA-256 (hex) of the plugin's certificate, DER: the host then
+    /// talks TLS and accepts only that certificate. Required for a TCP
+    /// address that is not a loopback one.
+    pub cert_sha256: Option<String>,
+    /// The certificate the host presents with `cert_sha256`, PEM; resolved
+    /// against the manifest's folder.
+    pub client_cert: Option<PathBuf>,
+    /// The key of `client_cert`, PEM; resolved like it.
+    pub client_key: Option<PathBuf>,
 }
 
 impl Reattach {
@@ -41,7 +62,8 @@ impl Reattach {
 /// manifest's `versions`. With `auto_mtls`, host and plugin talk over
 /// mutual TLS with a certificate each makes for the plugin's lifetime (go-plugin's
 /// `AutoMTLS`); `network = "tcp"` asks an Outlet plugin to listen on TCP
-/// (a go-plugin plugin picks its own network).
+/// (a go-plugin plugin picks its own network), and only with `auto_mtls`:
+/// any local user can connect to a TCP port.
 ///
 /// ```toml
 /// [handshake]

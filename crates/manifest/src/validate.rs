@@ -128,6 +128,80 @@ fn attached(raw: &Raw, reattach: &Reattach) -> Result<(), Broken> {
             "remove `pid`: a plugin reached over TCP is never signalled",
         ));
     }
+    pinned(reattach)?;
+    if reattach.network == "tcp" {
+        reattached_tcp(reattach)?;
+    }
+    Ok(())
+}
+
+/// `reattach.cert_sha256`, `client_cert` and `client_key`: all three or
+/// none, the first 64 hex digits.
+fn pinned(reattach: &Reattach) -> Result<(), Broken> {
+    let Some(pin) = &reattach.cert_sha256 else {
+        if reattach.client_cert.is_some() || reattach.client_key.is_some() {
+            return Err(Broken::new(
+                "reattach.client_cert",
+                "is given without `reattach.cert_sha256`: the host presents a certificate \
+                 only over TLS, and talks TLS only to a plugin whose certificate it pins",
+                "add `cert_sha256`, the SHA-256 of the plugin's certificate, or remove \
+                 `client_cert` and `client_key`",
+            ));
+        }
+        return Ok(());
+    };
+    if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Broken::new(
+            "reattach.cert_sha256",
+            format!("{pin:?} is not a SHA-256 in hex"),
+            "write the 64 hex digits of the SHA-256 of the plugin's certificate (DER), e.g. \
+             `openssl x509 -outform der -in plugin.pem | sha256sum`",
+        ));
+    }
+    if reattach.client_cert.is_none() || reattach.client_key.is_none() {
+        return Err(Broken::new(
+            "reattach.client_cert",
+            "is missing: with `cert_sha256` the host talks mutual TLS, and presents the \
+             certificate the plugin trusts (its `PLUGIN_CLIENT_CERT`)",
+            "add `client_cert` and `client_key`, PEM files of that certificate and its key",
+        ));
+    }
+    Ok(())
+}
+
+/// `reattach.address` over TCP: `host:port`, and a loopback address unless
+/// the plugin's certificate is pinned.
+fn reattached_tcp(reattach: &Reattach) -> Result<(), Broken> {
+    let address = &reattach.address;
+    let loopback = match address.parse::<std::net::SocketAddr>() {
+        Ok(socket) => socket.ip().is_loopback(),
+        Err(_) => {
+            let port = address
+                .rsplit_once(':')
+                .map(|(_, port)| port.parse::<u16>());
+            if !matches!(port, Some(Ok(_))) {
+                return Err(Broken::new(
+                    "reattach.address",
+                    format!("{address:?} is not a TCP address"),
+                    "write `host:port`, as in the plugin's handshake line, e.g. \
+                     `127.0.0.1:10000`",
+                ));
+            }
+            false
+        }
+    };
+    if !loopback && reattach.cert_sha256.is_none() {
+        return Err(Broken::new(
+            "reattach.address",
+            format!(
+                "is {address:?}, not a loopback address, and no `reattach.cert_sha256` pins \
+                 the plugin's certificate: whoever answers there would get the plugin's \
+                 config and every call"
+            ),
+            "attach over 127.0.0.1 or [::1], or pin the plugin's certificate with \
+             `cert_sha256`, `client_cert` and `client_key`",
+        ));
+    }
     Ok(())
 }
 
@@ -194,6 +268,15 @@ fn handshake(mechanism: Mechanism, handshake: Option<&Handshake>) -> Result<(), 
                 "is go-plugin's handshake, which only an rpc plugin makes; this one is {mechanism}"
             ),
             "remove `[handshake]`, or run the plugin as `mechanism = \"rpc\"`",
+        ));
+    }
+    if handshake.network == "tcp" && !handshake.auto_mtls {
+        return Err(Broken::new(
+            "handshake.network",
+            "is \"tcp\" without `auto_mtls = true`: any local user can connect to a TCP \
+             port, and would be answered as the host is",
+            "add `auto_mtls = true` under [handshake], or remove `network` to have the plugin \
+             listen on a Unix socket in its private folder",
         ));
     }
     let key = &handshake.magic_cookie_key;
@@ -347,6 +430,103 @@ mod tests {
         for (text, field) in cases {
             let message = error(&text);
             assert!(message.contains(field), "{field}: {message}");
+        }
+    }
+
+    #[test]
+    fn tcp_is_refused_without_mutual_tls() {
+        let rpc = r#"
+            name = "tcp"
+            mechanism = "rpc"
+            path = "bin/tcp"
+            interface = "outlet.examples.greeter.v1.Greeter"
+            trust = "out-of-process"
+            sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+            [handshake]
+            network = "tcp"
+        "#;
+        let message = error(rpc);
+        assert!(
+            message.contains("field `handshake.network`")
+                && message.contains("without `auto_mtls = true`")
+                && message.contains("add `auto_mtls = true`"),
+            "{message}"
+        );
+        let m = parse(&rpc.replace("network = \"tcp\"", "network = \"tcp\"\nauto_mtls = true"))
+            .unwrap();
+        assert_eq!(
+            (m.handshake.network.as_str(), m.handshake.auto_mtls),
+            ("tcp", true)
+        );
+    }
+
+    #[test]
+    fn reattach_over_tcp_is_to_loopback_or_to_a_pinned_certificate() {
+        let attached = |reattach: &str| {
+            format!(
+                "name = \"remote\"\nmechanism = \"rpc\"\n\
+                 interface = \"outlet.examples.greeter.v1.Greeter\"\n\
+                 trust = \"out-of-process\"\n[reattach]\nnetwork = \"tcp\"\n{reattach}\n"
+            )
+        };
+        for address in ["127.0.0.1:10000", "[::1]:10000", "127.0.0.2:1"] {
+            parse(&attached(&format!("address = {address:?}"))).unwrap();
+        }
+        let pin =
+            "cert_sha256 = \"ab0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\"";
+        let files = "client_cert = \"host.pem\"\nclient_key = \"host.key\"";
+        let m = parse(&attached(&format!(
+            "address = \"plugins.example:4000\"\n{pin}\n{files}"
+        )))
+        .unwrap();
+        let reattach = m.reattach.unwrap();
+        assert_eq!(
+            reattach.client_cert.as_deref(),
+            Some(std::path::Path::new("plugins/host.pem"))
+        );
+        assert_eq!(
+            reattach.client_key.as_deref(),
+            Some(std::path::Path::new("plugins/host.key"))
+        );
+
+        let cases = [
+            (
+                "address = \"10.1.2.3:4000\"".to_owned(),
+                "field `reattach.address`",
+                "not a loopback address",
+            ),
+            (
+                "address = \"plugins.example:4000\"".to_owned(),
+                "field `reattach.address`",
+                "cert_sha256",
+            ),
+            (
+                "address = \"127.0.0.1\"".to_owned(),
+                "field `reattach.address`",
+                "not a TCP address",
+            ),
+            (
+                format!("address = \"10.1.2.3:4000\"\n{pin}"),
+                "field `reattach.client_cert`",
+                "is missing",
+            ),
+            (
+                format!("address = \"127.0.0.1:4000\"\n{files}"),
+                "field `reattach.client_cert`",
+                "without `reattach.cert_sha256`",
+            ),
+            (
+                format!("address = \"10.1.2.3:4000\"\ncert_sha256 = \"abc\"\n{files}"),
+                "field `reattach.cert_sha256`",
+                "not a SHA-256",
+            ),
+        ];
+        for (reattach, field, problem) in cases {
+            let message = error(&attached(&reattach));
+            assert!(
+                message.contains(field) && message.contains(problem),
+                "{reattach}: {message}"
+            );
         }
     }
 

@@ -4,6 +4,7 @@
 //! connection; a plugin's connections are few and local.
 
 use std::future::Future;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -28,10 +29,30 @@ pub async fn dial(
     address: &str,
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> std::io::Result<SendRequest<Body>> {
+    dial_checked(network, address, tls, |_| Ok(())).await
+}
+
+/// As [`dial`], with `check` run on the connected socket before anything
+/// is sent on it (to ask the kernel who the peer is, say); its error is
+/// the dial's.
+///
+/// # Errors
+/// As [`dial`], and `check`'s.
+pub async fn dial_checked(
+    network: Network,
+    address: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    check: impl FnOnce(BorrowedFd<'_>) -> std::io::Result<()>,
+) -> std::io::Result<SendRequest<Body>> {
     match network {
-        Network::Unix => over(tokio::net::UnixStream::connect(address).await?, tls).await,
+        Network::Unix => {
+            let stream = tokio::net::UnixStream::connect(address).await?;
+            check(stream.as_fd())?;
+            over(stream, tls).await
+        }
         Network::Tcp => {
             let stream = tokio::net::TcpStream::connect(address).await?;
+            check(stream.as_fd())?;
             stream.set_nodelay(true)?;
             over(stream, tls).await
         }

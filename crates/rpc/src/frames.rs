@@ -90,6 +90,11 @@ impl Connection {
         Connection::new(UnixStream::from(socket))
     }
 
+    /// The socket, to ask the kernel about its peer.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.stream)
+    }
+
     /// Sends one frame holding `payload`, giving up at `deadline`. A peer
     /// that has gone away is an error (`BrokenPipe`), never a SIGPIPE.
     ///

@@ -54,7 +54,7 @@ pub enum TlsError {
 pub struct Identity {
     cert: CertificateDer<'static>,
     pem: String,
-    key: PrivatePkcs8KeyDer<'static>,
+    key: PrivateKeyDer<'static>,
 }
 
 impl std::fmt::Debug for Identity {
@@ -95,7 +95,24 @@ impl Identity {
         Ok(Identity {
             pem: cert.pem(),
             cert: cert.der().clone(),
-            key: PrivatePkcs8KeyDer::from(key.serialize_der()),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+
+    /// An identity made elsewhere: the first certificate of `cert_pem` and
+    /// the key of `key_pem` (PKCS#8, SEC1 or PKCS#1).
+    ///
+    /// # Errors
+    /// [`TlsError::Certificate`] if either holds none.
+    pub fn from_pem_pair(cert_pem: &str, key_pem: &str) -> Result<Identity, TlsError> {
+        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| TlsError::Certificate(format!("not a PEM certificate: {e}")))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .map_err(|e| TlsError::Certificate(format!("not a PEM private key: {e}")))?;
+        Ok(Identity {
+            cert,
+            pem: cert_pem.to_owned(),
+            key,
         })
     }
 
@@ -149,6 +166,25 @@ impl Identity {
         Ok(Arc::new(config))
     }
 
+    /// The host's side, for a certificate known only by its SHA-256 (of
+    /// the DER): present this identity, accept only a server certificate
+    /// of that hash, whose key the server holds.
+    ///
+    /// # Errors
+    /// [`TlsError::Config`] if rustls refuses the key.
+    pub fn client_config_sha256(
+        &self,
+        server_sha256: [u8; 32],
+    ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let mut config = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned::Sha256(server_sha256)))
+            .with_client_auth_cert(vec![self.cert.clone()], self.key())?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
+    }
+
     /// The plugin's side: present this identity, require `client_cert`.
     ///
     /// # Errors
@@ -163,7 +199,7 @@ impl Identity {
     }
 
     fn key(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(self.key.clone_key())
+        self.key.clone_key()
     }
 }
 
@@ -176,26 +212,63 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Accepts exactly one certificate, and checks that the peer holds its key.
+/// The SHA-256 of `der`.
+pub fn sha256(der: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(der).into()
+}
+
+/// Accepts exactly one certificate, given whole or by its SHA-256, and
+/// checks that the peer holds its key.
 #[derive(Debug)]
-struct Pinned {
-    cert: Vec<u8>,
+enum Pinned {
+    Exact(Vec<u8>),
+    Sha256([u8; 32]),
+}
+
+/// A presented certificate whose SHA-256 is not the pinned one. Its Debug
+/// is its message, which is what rustls shows of it.
+#[derive(thiserror::Error)]
+#[error("its certificate's SHA-256 is {found}, and the pinned one (cert_sha256) is {expected}")]
+struct PinMismatch {
+    found: String,
+    expected: String,
+}
+
+impl std::fmt::Debug for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Pinned {
     fn new(cert: &[u8]) -> Pinned {
-        Pinned {
-            cert: cert.to_vec(),
-        }
+        Pinned::Exact(cert.to_vec())
     }
 
     fn check(&self, presented: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        if presented.as_ref() == self.cert {
-            Ok(())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
+        match self {
+            Pinned::Exact(cert) if presented.as_ref() == cert => Ok(()),
+            Pinned::Exact(_) => Err(rustls::Error::InvalidCertificate(
                 rustls::CertificateError::ApplicationVerificationFailure,
-            ))
+            )),
+            Pinned::Sha256(expected) => {
+                let found = sha256(presented);
+                if &found == expected {
+                    return Ok(());
+                }
+                let mismatch = PinMismatch {
+                    found: hex(&found),
+                    expected: hex(expected),
+                };
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Other(rustls::OtherError(Arc::new(mismatch))),
+                ))
+            }
         }
     }
 }
@@ -373,6 +446,32 @@ mod tests {
             server.is_err(),
             "the plugin accepted a stranger's certificate"
         );
+    }
+
+    #[tokio::test]
+    async fn a_pinned_sha256_accepts_that_certificate_only() {
+        let (plugin, stranger) = (Identity::generate().unwrap(), Identity::generate().unwrap());
+        // The host's identity as files would give it.
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["host".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let host = Identity::from_pem_pair(&cert.pem(), &key.serialize_pem()).unwrap();
+        let from_host = plugin.server_config(host.cert_der()).unwrap();
+        let pinned = host
+            .client_config_sha256(sha256(plugin.cert_der()))
+            .unwrap();
+        let (client, server) = handshake(pinned.clone(), from_host).await;
+        client.unwrap();
+        server.unwrap();
+
+        let impostor = stranger.server_config(host.cert_der()).unwrap();
+        let (client, _) = handshake(pinned, impostor).await;
+        let error = client.unwrap_err().to_string();
+        assert!(
+            error.contains(&hex(&sha256(stranger.cert_der()))) && error.contains("cert_sha256"),
+            "{error}"
+        );
+        assert!(Identity::from_pem_pair(plugin.cert_pem(), "no key").is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! An rpc greeter that misbehaves on request, for the integration tests.
 //!
-//! `OUTLET_TEST_MODE` picks what it does before serving; the name in a
+//! `OUTLET_TEST_MODE` picks what it does before serving (or instead: a
+//! handshake line that names someone else's address); the name in a
 //! Greet picks what that call does (`die`, `hang`, `big`, `fork`, `pid`,
 //! `host:<name>`, which asks the host's own Greeter). Without either, it
 //! greets, logs to stderr and prints to stdout.
@@ -30,6 +31,25 @@ fn main() -> ExitCode {
             match mode.as_str() {
                 "garbage" => println!("Hello, world! This is not a handshake."),
                 _ => println!("1|1|unix|{socket}/none|netrpc|"),
+            }
+            std::io::stdout().flush().unwrap();
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        // `line:TEXT`: TEXT as the handshake line, `{dir}` standing for
+        // PLUGIN_UNIX_SOCKET_DIR; `symlink:TARGET`: a link in that folder to
+        // TARGET, named as the socket. Then nothing else.
+        _ if mode.starts_with("line:") || mode.starts_with("symlink:") => {
+            let dir = std::env::var("PLUGIN_UNIX_SOCKET_DIR").unwrap_or_default();
+            match mode.split_once(':') {
+                Some(("line", line)) => println!("{}", line.replace("{dir}", &dir)),
+                Some((_, target)) => {
+                    let link = format!("{dir}/plugin.sock");
+                    std::os::unix::fs::symlink(target, &link).unwrap();
+                    println!("1|1|unix|{link}|grpc|");
+                }
+                None => {}
             }
             std::io::stdout().flush().unwrap();
             loop {

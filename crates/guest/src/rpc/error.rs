@@ -31,6 +31,16 @@ pub(crate) enum ServeError {
     /// The host's certificate, or the plugin's own, is unusable.
     #[error("plugin `{plugin}`: cannot serve the mutual TLS its host asks for: {error}")]
     Tls { plugin: String, error: TlsError },
+    /// The host asks for TCP without sending its certificate.
+    #[error(
+        "plugin `{plugin}`: its host asks it to listen on TCP ({network}=tcp) without mutual \
+         TLS ({cert} is not set), and any local user could connect to a TCP port; refusing to \
+         serve. Set auto_mtls = true under the manifest's [handshake], or remove \
+         network = \"tcp\"",
+        network = outlet_rpc::env::NETWORK,
+        cert = outlet_rpc::env::CLIENT_CERT
+    )]
+    TcpWithoutTls { plugin: String },
     /// Every TCP port in the host's range is taken.
     #[error("plugin `{plugin}`: no free TCP port between {min} and {max} to listen on")]
     NoFreePort { plugin: String, min: u16, max: u16 },

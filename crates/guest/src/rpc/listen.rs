@@ -77,14 +77,21 @@ fn socket_path(name: &str) -> PathBuf {
     dir.join(format!("plugin-{name}-{}-{nanos}", std::process::id()))
 }
 
-/// Listens on a new socket (or TCP port, if the host asks) and prints the
-/// handshake line naming it.
+/// Listens on a new socket (or TCP port, if the host asks, and only with
+/// mutual TLS) and prints the handshake line naming it.
 pub(super) fn listen(
     name: &str,
     app_version: u32,
     tls: Option<&MutualTls>,
 ) -> Result<Listening, ServeError> {
     let (listening, network, address) = if std::env::var(env::NETWORK).is_ok_and(|n| n == "tcp") {
+        // Any local user can connect to a TCP port: only the host's
+        // certificate tells the host from them.
+        if tls.is_none() {
+            return Err(ServeError::TcpWithoutTls {
+                plugin: name.to_owned(),
+            });
+        }
         let listener = listen_tcp(name)?;
         let address = listener
             .local_addr()

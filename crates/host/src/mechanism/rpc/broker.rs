@@ -41,6 +41,8 @@ pub(super) struct Offer {
     pub dispatch: tracing::Dispatch,
     /// TLS to the plugin, as its other connections have it.
     pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    /// Who must be listening, for an attached plugin's Unix socket.
+    pub peer: Option<super::address::Peer>,
 }
 
 impl Broker {
@@ -104,8 +106,12 @@ impl Offer {
         let outgoing =
             futures_util::stream::once(std::future::ready(Bytes::from(info.encode_to_vec())))
                 .chain(futures_util::stream::pending());
+        let address = &self.line.address;
+        let check = |socket: std::os::fd::BorrowedFd<'_>| {
+            self.peer.map_or(Ok(()), |peer| peer.check(socket, address))
+        };
         let dial =
-            outlet_rpc::client::dial(self.line.network, &self.line.address, self.tls.as_ref());
+            outlet_rpc::client::dial_checked(self.line.network, address, self.tls.as_ref(), check);
         let Ok(send) = dial.await else {
             return;
         };

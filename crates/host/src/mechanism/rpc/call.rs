@@ -154,6 +154,13 @@ impl Shared {
         let mut connection = match idle {
             Some(connection) => connection,
             None => frames::Connection::connect(instance.line.address.as_ref(), deadline)
+                .and_then(|connection| {
+                    let address = &instance.line.address;
+                    if let Some(peer) = instance.peer {
+                        peer.check(connection.as_fd(), address)?;
+                    }
+                    Ok(connection)
+                })
                 .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?,
         };
         let call = Call {

@@ -98,6 +98,82 @@ pub enum RpcError {
         /// The end of its stderr.
         stderr: String,
     },
+    /// The plugin's handshake names a Unix socket outside the folder the
+    /// host gave it; nothing was sent there, and the plugin was killed.
+    #[error(
+        "its handshake names the socket {address}, which {why}; the host connects only to a \
+         socket inside the plugin's own folder {} (PLUGIN_UNIX_SOCKET_DIR), so nothing was sent \
+         there and the plugin was killed; have it listen in PLUGIN_UNIX_SOCKET_DIR{}",
+        dir.display(),
+        said(stderr)
+    )]
+    SocketOutside {
+        /// The address in its handshake line.
+        address: String,
+        /// The plugin's folder.
+        dir: PathBuf,
+        /// What is wrong with the address.
+        why: String,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// The plugin's handshake names a TCP address other than a port of the
+    /// host's range on the loopback address; nothing was sent there.
+    #[error(
+        "its handshake names the TCP address {address}, and the host connects only to \
+         127.0.0.1 or [::1] on a port between {min} and {max} (PLUGIN_MIN_PORT, \
+         PLUGIN_MAX_PORT), so nothing was sent there and the plugin was killed; have it listen \
+         there, or on a Unix socket in PLUGIN_UNIX_SOCKET_DIR{}",
+        said(stderr)
+    )]
+    TcpOutside {
+        /// The address in its handshake line.
+        address: String,
+        /// `PLUGIN_MIN_PORT`.
+        min: u16,
+        /// `PLUGIN_MAX_PORT`.
+        max: u16,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// The plugin listens on TCP, and the manifest does not ask for mutual
+    /// TLS; nothing was sent there.
+    #[error(
+        "it listens on TCP ({address}), and the manifest does not ask for mutual TLS: any \
+         local user can connect to a TCP port, so the host does not, and the plugin was \
+         killed; set auto_mtls = true under [handshake], or have the plugin listen on a Unix \
+         socket in PLUGIN_UNIX_SOCKET_DIR{}",
+        said(stderr)
+    )]
+    TcpWithoutTls {
+        /// The address in its handshake line.
+        address: String,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// A file of the host's certificate for an attached plugin cannot be read.
+    #[error(
+        "cannot read {} ({field}): {error}; give the PEM file of the certificate the plugin \
+         trusts, or its key",
+        path.display()
+    )]
+    ClientCertFile {
+        /// `reattach.client_cert` or `reattach.client_key`.
+        field: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: io::Error,
+    },
+    /// The host's certificate for an attached plugin is unusable.
+    #[error(
+        "reattach.client_cert and client_key are unusable: {error}; give a PEM certificate and \
+         its private key"
+    )]
+    ClientCert {
+        /// Why.
+        error: TlsError,
+    },
     /// The plugin chose an interface version the manifest does not list.
     #[error(
         "it chose interface version {chosen}, and the manifest accepts {accepted:?}; build it \

@@ -18,12 +18,16 @@ use outlet_rpc::{HandshakeLine, Network, Raw};
 use tokio_rustls::rustls;
 use tonic::body::Body;
 
+use super::address::Peer;
+
 /// Where the plugin listens, and its idle connections.
 pub(super) struct Grpc {
     network: Network,
     address: String,
     /// go-plugin's AutoMTLS, when the manifest asks for it.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// Who must be listening, for an attached plugin's Unix socket.
+    peer: Option<Peer>,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -50,11 +54,16 @@ impl Drop for Connection {
 }
 
 impl Grpc {
-    pub(super) fn new(line: &HandshakeLine, tls: Option<Arc<rustls::ClientConfig>>) -> Grpc {
+    pub(super) fn new(
+        line: &HandshakeLine,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        peer: Option<Peer>,
+    ) -> Grpc {
         Grpc {
             network: line.network,
             address: line.address.clone(),
             tls,
+            peer,
             idle: Mutex::default(),
         }
     }
@@ -117,8 +126,12 @@ impl Grpc {
             .build()
             .map_err(|e| transport(format!("cannot start a runtime: {e}")))?;
         let (network, address, tls) = (self.network, self.address.clone(), self.tls.clone());
+        let peer = self.peer;
         let connected = drive(&runtime, async move {
-            let dial = outlet_rpc::client::dial(network, &address, tls.as_ref());
+            let check = |socket: std::os::fd::BorrowedFd<'_>| {
+                peer.map_or(Ok(()), |peer| peer.check(socket, &address))
+            };
+            let dial = outlet_rpc::client::dial_checked(network, &address, tls.as_ref(), check);
             tokio::time::timeout_at(deadline.into(), dial)
                 .await
                 .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))

@@ -15,6 +15,7 @@ use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
 use tokio_rustls::rustls::ClientConfig;
 
 use super::Shared;
+use super::address::{self, Peer};
 use super::broker::{Broker, Offer};
 use super::error::RpcError;
 use super::grpc::Grpc;
@@ -30,6 +31,9 @@ pub(super) struct Instance {
     pub(super) process: Process,
     pub(super) grpc: Grpc,
     pub(super) line: HandshakeLine,
+    /// Who must be listening on an attached plugin's Unix socket, checked
+    /// on every connection.
+    pub(super) peer: Option<Peer>,
     pub(super) started: Instant,
     /// Restarts in a row, this one included, that led to it.
     pub(super) restarts: u32,
@@ -65,11 +69,16 @@ impl Instance {
                 let version = shared.versions.iter().copied().max().unwrap_or(1);
                 Process::attach(&shared.plugin, reattach, version, on_exit)?
             }
-            None => Process::start(
-                &shared.spawn,
-                identity.as_ref().map(Identity::cert_pem),
-                on_exit,
-            )?,
+            None => {
+                let (process, line) = Process::start(
+                    &shared.spawn,
+                    identity.as_ref().map(Identity::cert_pem),
+                    on_exit,
+                )?;
+                // Before any connection: the plugin's own address only.
+                let line = address::check(line, &process, identity.is_some())?;
+                (process, line)
+            }
         };
         if !shared.versions.contains(&line.app_version) {
             return Err(RpcError::Version {
@@ -77,8 +86,14 @@ impl Instance {
                 accepted: shared.versions.clone(),
             });
         }
-        let tls = tls(identity.as_ref(), &line, &process)?;
-        let grpc = Grpc::new(&line, tls.clone());
+        let (tls, peer) = match &shared.reattach {
+            Some(reattach) => (
+                pinned_tls(reattach)?,
+                (reattach.network == "unix").then(|| Peer::new(reattach.pid)),
+            ),
+            None => (tls(identity.as_ref(), &line, &process)?, None),
+        };
+        let grpc = Grpc::new(&line, tls.clone(), peer);
         check_health(&grpc, &process, shared.spawn.start_timeout, deadline)?;
         let broker = Broker::start(Offer {
             plugin: shared.plugin.clone(),
@@ -88,6 +103,7 @@ impl Instance {
             max_message: shared.max_message,
             dispatch: shared.dispatch.clone(),
             tls,
+            peer,
         })
         .map_err(|error| RpcError::Thread {
             purpose: "start a thread to offer it the host's services",
@@ -98,6 +114,7 @@ impl Instance {
             process,
             grpc,
             line,
+            peer,
             started,
             restarts,
             idle_frames: Mutex::default(),
@@ -167,6 +184,42 @@ fn tls(
         }),
         (None, None) => Ok(None),
     }
+}
+
+/// TLS to an attached plugin: none, or, with `reattach.cert_sha256`, to
+/// exactly the certificate of that hash, presenting `client_cert`.
+fn pinned_tls(reattach: &outlet_manifest::Reattach) -> Result<Option<Arc<ClientConfig>>, RpcError> {
+    let (Some(pin), Some(cert), Some(key)) = (
+        &reattach.cert_sha256,
+        &reattach.client_cert,
+        &reattach.client_key,
+    ) else {
+        return Ok(None);
+    };
+    let read = |field, path: &std::path::PathBuf| {
+        std::fs::read_to_string(path).map_err(|error| RpcError::ClientCertFile {
+            field,
+            path: path.clone(),
+            error,
+        })
+    };
+    let identity = Identity::from_pem_pair(
+        &read("reattach.client_cert", cert)?,
+        &read("reattach.client_key", key)?,
+    )
+    .map_err(|error| RpcError::ClientCert { error })?;
+    // The manifest checked it: 64 hex digits.
+    let mut sha256 = [0u8; 32];
+    for (byte, pair) in sha256.iter_mut().zip(pin.as_bytes().chunks(2)) {
+        *byte = std::str::from_utf8(pair)
+            .ok()
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+            .unwrap_or_default();
+    }
+    identity
+        .client_config_sha256(sha256)
+        .map(Some)
+        .map_err(|error| RpcError::ClientCert { error })
 }
 
 /// Asks `grpc.health.v1` whether the plugin serves, by `deadline`.

@@ -30,6 +30,7 @@
 //! A plugin that cannot be started or reached fails its load with an
 //! [`RpcError`] (`error.rs`).
 
+mod address;
 mod attach;
 mod broker;
 mod call;
@@ -118,8 +119,14 @@ impl Rpc {
             ),
             (outlet_rpc::env::PROTOCOL_VERSIONS.into(), versions.into()),
             // go-plugin's defaults, for a plugin that listens on TCP.
-            (outlet_rpc::env::MIN_PORT.into(), "10000".into()),
-            (outlet_rpc::env::MAX_PORT.into(), "25000".into()),
+            (
+                outlet_rpc::env::MIN_PORT.into(),
+                address::PORTS.0.to_string().into(),
+            ),
+            (
+                outlet_rpc::env::MAX_PORT.into(),
+                address::PORTS.1.to_string().into(),
+            ),
         ]);
         let shared = Arc::new(Shared {
             spawn: Spawn {
