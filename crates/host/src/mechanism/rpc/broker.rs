@@ -9,6 +9,14 @@
 //! gRPC paths, as a cabi or wasm plugin does through its imports. Each call
 //! runs on a blocking thread, under the plugin's name in the log.
 //!
+//! Only the plugin's own processes may call: a connection is served only if
+//! its peer (`SO_PEERCRED`) runs as this user and is the plugin's process or
+//! in its process group (the group the host started it in, whose id is its
+//! process id), so that no other process can call the host under the
+//! plugin's name. For a plugin attached to with a `pid`, the same holds with
+//! that pid; without one, any process of this user's may call. Others are
+//! dropped, with a warning naming the plugin and the peer.
+//!
 //! The thread ends when the process or its stream does (a plugin without a
 //! broker ends it at once), or when the instance is dropped; the socket goes
 //! with it.
@@ -22,6 +30,7 @@ use outlet_protocol::prost::Message;
 use outlet_rpc::server;
 use outlet_rpc::wire::{self, ConnInfo};
 use outlet_rpc::{HandshakeLine, Raw};
+use rustix::process::Pid;
 
 use crate::services::HostServices;
 
@@ -33,6 +42,9 @@ pub(super) struct Broker {
 /// What the broker's thread needs.
 pub(super) struct Offer {
     pub plugin: String,
+    /// The plugin's process id, whose process and group may call; `None`
+    /// (attached to without a `pid`): any process of this user's.
+    pub process: Option<u32>,
     pub line: HandshakeLine,
     /// Where to listen: in the plugin's private folder.
     pub socket: PathBuf,
@@ -148,6 +160,11 @@ impl Offer {
     async fn serve(self: Arc<Offer>, listener: server::Listener) {
         loop {
             let stream = listener.accept().await;
+            if let Err(why) = self.admit(&stream) {
+                // Dropped: closed unanswered.
+                self.warn(why);
+                continue;
+            }
             let offer = self.clone();
             let route = move |request| offer.clone().route(request);
             tokio::spawn(server::serve_connection(
@@ -178,6 +195,55 @@ impl Offer {
             }
         })
         .await
+    }
+
+    /// Whether the peer may call the host as this plugin: a process of this
+    /// user's that is the plugin's, or in its process group; otherwise why not.
+    fn admit(&self, stream: &server::Stream) -> Result<(), String> {
+        let server::Stream::Unix(stream) = stream else {
+            return Err(
+                "refused a connection to the host's services that is not on its Unix \
+                        socket"
+                    .into(),
+            );
+        };
+        let peer = stream.peer_cred().map_err(|e| {
+            format!(
+                "refused a connection to the host's services: its peer is unknown ({e}); \
+                 nothing was served"
+            )
+        })?;
+        let me = rustix::process::geteuid().as_raw();
+        let pid = peer.pid().and_then(Pid::from_raw);
+        let admitted = peer.uid() == me
+            && match self.process {
+                None => true,
+                Some(plugin) => pid.is_some_and(|pid| {
+                    let group = rustix::process::getpgid(Some(pid)).ok();
+                    [Some(pid), group]
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p.as_raw_nonzero().get().unsigned_abs() == plugin)
+                }),
+            };
+        if admitted {
+            return Ok(());
+        }
+        let who = match pid {
+            Some(pid) => format!("process {}", pid.as_raw_nonzero()),
+            None => "a process of unknown id".into(),
+        };
+        let plugins = match self.process {
+            Some(plugin) => format!("process {plugin} and its process group"),
+            None => format!("processes of user {me}"),
+        };
+        Err(format!(
+            "refused a connection to the host's services from {who} (user {}): only the \
+             plugin's {plugins} may call the host through its broker; a process of the \
+             plugin's that calls the host must stay in its process group (no setsid or \
+             setpgid), and any other was trying to call the host under this plugin's name",
+            peer.uid()
+        ))
     }
 
     fn warn(&self, why: String) {
