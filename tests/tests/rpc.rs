@@ -770,6 +770,7 @@ fn socket_folder(pid: u32) -> PathBuf {
 #[test]
 fn only_the_plugins_own_processes_may_call_the_host_through_its_broker() {
     use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
     let f = rpc_fixture("guarded", "", "");
     let host = host();
     host.offer(greeter::GreeterServer::new(Shouting));
@@ -798,11 +799,21 @@ fn only_the_plugins_own_processes_may_call_the_host_through_its_broker() {
             ),
             Err(e) => panic!("the connection was neither served nor closed: {e}"),
         }
-        // The plugin's own calls go on.
+        // Nor is a process that joined the plugin's process group (as a
+        // process of the host's session, another plugin say, can).
+        let joined = Command::new(rpc_plugin())
+            .env("OUTLET_TEST_MODE", format!("intrude:{}", socket.display()))
+            .process_group(i32::try_from(plugin.process_id().unwrap()).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&joined.stdout).trim(), "closed");
+        // The plugin's own calls go on, and a child of its own is served.
         assert_eq!(
             greet(&plugin, "host:Bob").unwrap(),
             "the host says: HELLO, BOB!"
         );
+        let child = greet(&plugin, &format!("intrude:{}", socket.display())).unwrap();
+        assert!(child.starts_with("answered "), "{child}");
         plugin
     });
     let refused = format!(
@@ -814,7 +825,7 @@ fn only_the_plugins_own_processes_may_call_the_host_through_its_broker() {
         .find(|line| line.contains(&refused))
         .unwrap_or_else(|| panic!("no warning: {logs}"));
     assert!(line.contains("WARN") && line.contains("guarded"), "{line}");
-    assert!(line.contains("must stay in its process group"), "{line}");
+    assert!(line.contains("must be its child"), "{line}");
     plugin.shutdown().unwrap();
     f.assert_no_leftovers();
 }
