@@ -1009,3 +1009,183 @@ fn reattach_over_tcp_takes_a_loopback_address_or_a_pinned_certificate() {
     plugin.shutdown().unwrap();
     assert!(running.wait().unwrap().success());
 }
+
+/// The folder the host made for plugin process `pid`, from its environment.
+fn socket_folder(pid: u32) -> PathBuf {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let var = environ
+        .split(|b| *b == 0)
+        .find_map(|var| var.strip_prefix(b"PLUGIN_UNIX_SOCKET_DIR="))
+        .expect("PLUGIN_UNIX_SOCKET_DIR in the plugin's environment");
+    PathBuf::from(String::from_utf8(var.to_vec()).unwrap())
+}
+
+#[test]
+fn only_the_plugins_own_processes_may_call_the_host_through_its_broker() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    let f = rpc_fixture("guarded", "", "");
+    let host = host();
+    host.offer(greeter::GreeterServer::new(Shouting));
+    let (plugin, logs) = capture_logs(|| {
+        let plugin = host.load(&f.manifest).unwrap();
+        // The broker serves once the plugin has called through it.
+        assert_eq!(
+            greet(&plugin, "host:Ada").unwrap(),
+            "the host says: HELLO, ADA!"
+        );
+        let socket = socket_folder(plugin.process_id().unwrap()).join("host.sock");
+        // This process is neither the plugin's nor in its process group: it
+        // connects, and is closed on without a byte.
+        let mut intruder = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        intruder
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = intruder.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+        let mut answer = [0; 64];
+        match intruder.read(&mut answer) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Ok(n) => panic!(
+                "the host's services answered another process: {:?}",
+                &answer[..n]
+            ),
+            Err(e) => panic!("the connection was neither served nor closed: {e}"),
+        }
+        // Nor is a process that joined the plugin's process group (as a
+        // process of the host's session, another plugin say, can).
+        let joined = Command::new(rpc_plugin())
+            .env("OUTLET_TEST_MODE", format!("intrude:{}", socket.display()))
+            .process_group(i32::try_from(plugin.process_id().unwrap()).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&joined.stdout).trim(), "closed");
+        // The plugin's own calls go on, and a child of its own is served.
+        assert_eq!(
+            greet(&plugin, "host:Bob").unwrap(),
+            "the host says: HELLO, BOB!"
+        );
+        let child = greet(&plugin, &format!("intrude:{}", socket.display())).unwrap();
+        assert!(child.starts_with("answered "), "{child}");
+        plugin
+    });
+    let refused = format!(
+        "refused a connection to the host's services from process {}",
+        std::process::id()
+    );
+    let line = logs
+        .lines()
+        .find(|line| line.contains(&refused))
+        .unwrap_or_else(|| panic!("no warning: {logs}"));
+    assert!(line.contains("WARN") && line.contains("guarded"), "{line}");
+    assert!(line.contains("must be its child"), "{line}");
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
+}
+
+/// A host process, killed (and reaped) when dropped, should a test fail.
+struct HostProcess(std::process::Child);
+
+impl HostProcess {
+    fn kill(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the test host under umask 000, with `tmp` as its temporary
+/// folder, and returns it once it has loaded `manifest`.
+fn start_host_in(tmp: &std::path::Path, manifest: &std::path::Path) -> HostProcess {
+    let mut host = Command::new("sh")
+        .args(["-c", "umask 000; exec \"$0\" \"$@\""])
+        .arg(test_plugin().with_file_name("outlet-test-host"))
+        .arg(manifest)
+        .env("TMPDIR", tmp)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(host.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let host = HostProcess(host);
+    assert!(line.starts_with("loaded "), "{line:?}");
+    host
+}
+
+/// The rpc folders in `tmp` named for host process `pid`.
+fn folders_of(tmp: &std::path::Path, pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("outlet-rpc-{pid}-");
+    std::fs::read_dir(tmp)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with(&prefix))
+        })
+        .collect()
+}
+
+#[test]
+fn socket_folders_are_private_under_any_umask_and_a_killed_hosts_go_with_the_next_host() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = rpc_fixture("private", "", "");
+    let tmp = tempfile::tempdir().unwrap();
+    // Folders of a host that is gone, and of one that is alive (this test).
+    let dead = {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let gone = tmp.path().join(format!("outlet-rpc-{dead}-before"));
+    let live = tmp
+        .path()
+        .join(format!("outlet-rpc-{}-before", std::process::id()));
+    for dir in [&gone, &live] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join("plugin-before"), "").unwrap();
+    }
+
+    let first = start_host_in(tmp.path(), &f.manifest);
+    assert!(!gone.exists(), "the dead host's folder was left");
+    assert!(live.exists(), "a live host's folder was removed");
+    let folders = folders_of(tmp.path(), first.0.id());
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let mode = std::fs::symlink_metadata(&folders[0])
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o700, "{}", folders[0].display());
+    let inside: Vec<String> = std::fs::read_dir(&folders[0])
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        inside
+            .iter()
+            .any(|name| name.starts_with("plugin-test-rpc-")),
+        "no plugin socket in it: {inside:?}"
+    );
+
+    // Killed, the host leaves its folder; the next host removes it.
+    first.kill();
+    assert!(folders[0].exists());
+    let second = start_host_in(tmp.path(), &f.manifest);
+    assert!(
+        !folders[0].exists(),
+        "the killed host's folder is still there"
+    );
+    assert_eq!(folders_of(tmp.path(), second.0.id()).len(), 1);
+    assert!(live.exists());
+    second.kill();
+    f.assert_no_leftovers();
+}

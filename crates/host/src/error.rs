@@ -42,6 +42,18 @@ pub enum LoadError {
         /// Which loading step failed, with the path and what was found.
         error: outlet_dylib::DylibError,
     },
+    /// The private folder for a copy of a native or cabi plugin's shared
+    /// library cannot be made.
+    #[error(
+        "plugin `{plugin}`: cannot make a private folder for a copy of its library: {error}; \
+         set TMPDIR to a folder this user can write"
+    )]
+    CopyFolder {
+        /// The plugin's name.
+        plugin: String,
+        /// Why, with the folder's path.
+        error: std::io::Error,
+    },
     /// A wasm module that cannot be used.
     #[cfg(feature = "wasm")]
     #[error("plugin `{plugin}`: {error}")]

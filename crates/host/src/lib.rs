@@ -54,6 +54,7 @@ mod host;
 mod log;
 mod mechanism;
 mod plugin;
+mod private;
 mod process;
 mod services;
 

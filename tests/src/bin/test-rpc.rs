@@ -3,8 +3,10 @@
 //! `OUTLET_TEST_MODE` picks what it does before serving (or instead: a
 //! handshake line that names someone else's address); the name in a
 //! Greet picks what that call does (`die`, `hang`, `big`, `fork`, `pid`,
-//! `host:<name>`, which asks the host's own Greeter). Without either, it
-//! greets, logs to stderr and prints to stdout.
+//! `host:<name>`, which asks the host's own Greeter, `intrude:<socket>`,
+//! which has a child of its own connect to a socket). Without either, it
+//! greets, logs to stderr and prints to stdout; in mode `intrude:<socket>`,
+//! it connects to the socket, prints whether anything answered, and exits.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -21,6 +23,12 @@ fn main() -> ExitCode {
     {
         eprintln!("refusing to start: {flag} exists");
         return ExitCode::from(4);
+    }
+    // `intrude:PATH`: connect to the Unix socket PATH as an HTTP/2 client
+    // would, and say whether anything answered.
+    if let Some(socket) = mode.strip_prefix("intrude:") {
+        println!("{}", intrude(socket));
+        return ExitCode::SUCCESS;
     }
     match mode.as_str() {
         "silent" => loop {
@@ -77,6 +85,25 @@ fn main() -> ExitCode {
     outlet_guest::rpc::serve(plugin)
 }
 
+/// Connects to `socket`, sends HTTP/2's preface, and says what came back:
+/// `answered N` (bytes), or `closed`.
+fn intrude(socket: &str) -> String {
+    use std::io::Read;
+    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(stream) => stream,
+        Err(e) => return format!("cannot connect: {e}"),
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    let mut answer = [0; 64];
+    match stream.read(&mut answer) {
+        Ok(0) => "closed".into(),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "closed".into(),
+        Ok(n) => format!("answered {n}"),
+        Err(e) => format!("neither answered nor closed: {e}"),
+    }
+}
+
 struct Misbehaving;
 
 impl Greeter for Misbehaving {
@@ -102,6 +129,16 @@ impl Greeter for Misbehaving {
                 format!("forked {}", child.id())
             }
             "pid" => std::process::id().to_string(),
+            // A child of ours connects to the socket, and says what came back.
+            name if name.starts_with("intrude:") => {
+                let out = std::process::Command::new(
+                    std::env::current_exe().map_err(|e| Status::internal(e.to_string()))?,
+                )
+                .env("OUTLET_TEST_MODE", name)
+                .output()
+                .map_err(|e| Status::internal(e.to_string()))?;
+                String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            }
             "fds" => {
                 let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
                     .map(|dir| {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use outlet_manifest::{Manifest, ManifestError};
 
 use crate::error::LoadError;
+use crate::private::{PrivateFolder, Purpose};
 
 /// The path to load a shared library from: the artifact itself, or a
 /// private copy, removed once it is mapped, when the artifact is open
@@ -17,7 +18,7 @@ use crate::error::LoadError;
 pub(crate) struct LibraryPath {
     pub path: PathBuf,
     /// The private folder holding the copy, if any.
-    _copy: Option<tempfile::TempDir>,
+    _copy: Option<PrivateFolder>,
     claim: Option<Claim>,
 }
 
@@ -62,10 +63,10 @@ impl LibraryPath {
         }
         // A folder of our own (mode 0700, random name), so nobody can swap
         // the copy between the copying and the loading.
-        let dir = tempfile::Builder::new()
-            .prefix("outlet-")
-            .tempdir()
-            .map_err(artifact_error)?;
+        let dir = PrivateFolder::new(Purpose::Library).map_err(|error| LoadError::CopyFolder {
+            plugin: manifest.name.clone(),
+            error,
+        })?;
         let copy = dir.path().join(format!("{}.so", manifest.name));
         std::fs::copy(&path, &copy).map_err(artifact_error)?;
         // The bytes loaded are the bytes checked: the artifact may have
@@ -82,5 +83,39 @@ impl LibraryPath {
     /// (if any) goes with `self`.
     pub(crate) fn claim(&mut self) -> Option<Claim> {
         self.claim.take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_copy_is_made_in_a_private_folder_named_for_this_process() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("libcopied.so"), "not really a library").unwrap();
+        let manifest = Manifest::parse(
+            "name = \"copied\"\nmechanism = \"cabi\"\npath = \"libcopied.so\"\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"in-process\"\n",
+            &dir.path().join("copied.toml"),
+        )
+        .unwrap();
+        let copy = LibraryPath::new(&manifest, true).unwrap();
+        let folder = copy.path.parent().unwrap().to_owned();
+        let name = folder.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with(&format!("outlet-lib-{}-", std::process::id())),
+            "{name}"
+        );
+        let mode = std::fs::symlink_metadata(&folder)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o700, "{}", folder.display());
+        assert_eq!(std::fs::read(&copy.path).unwrap(), b"not really a library");
+        drop(copy);
+        assert!(!folder.exists());
     }
 }

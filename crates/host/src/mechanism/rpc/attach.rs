@@ -13,6 +13,7 @@ use rustix::process::Pid;
 
 use super::error::{ProcessExit, RpcError};
 use super::process::{Exit, Origin, Process, thread};
+use crate::private::{PrivateFolder, Purpose};
 
 /// How often the watch of an attached plugin looks whether the host still
 /// cares, when the plugin does not end.
@@ -40,9 +41,7 @@ impl Process {
             address: reattach.address.clone(),
             cert: None,
         };
-        let dir = tempfile::Builder::new()
-            .prefix("outlet-rpc-")
-            .tempdir()
+        let dir = PrivateFolder::new(Purpose::Rpc)
             .map_err(|error| RpcError::HostSocketFolder { error })?;
         let checked = match reattach.pid {
             Some(pid) => Some(check_owner(pid, &reattach.address)?),

@@ -9,6 +9,15 @@
 //! gRPC paths, as a cabi or wasm plugin does through its imports. Each call
 //! runs on a blocking thread, under the plugin's name in the log.
 //!
+//! Only the plugin's own processes may call: a connection is served only if
+//! its peer (`SO_PEERCRED`) runs as this user and is the plugin's process or
+//! descends from it, so that no other process can call the host under the
+//! plugin's name. (Not its process group: a process of the host's session,
+//! another plugin say, can join that group.) For a plugin attached to with a
+//! `pid`, the same holds with that pid; without one, any process of this
+//! user's may call. Others are dropped, with a warning naming the plugin and
+//! the peer.
+//!
 //! The thread ends when the process or its stream does (a plugin without a
 //! broker ends it at once), or when the instance is dropped; the socket goes
 //! with it.
@@ -33,6 +42,9 @@ pub(super) struct Broker {
 /// What the broker's thread needs.
 pub(super) struct Offer {
     pub plugin: String,
+    /// The plugin's process id, which and whose descendants may call; `None`
+    /// (attached to without a `pid`): any process of this user's.
+    pub process: Option<u32>,
     pub line: HandshakeLine,
     /// Where to listen: in the plugin's private folder.
     pub socket: PathBuf,
@@ -154,6 +166,11 @@ impl Offer {
     async fn serve(self: Arc<Offer>, listener: server::Listener) {
         loop {
             let stream = listener.accept().await;
+            if let Err(why) = self.admit(&stream) {
+                // Dropped: closed unanswered.
+                self.warn(why);
+                continue;
+            }
             let offer = self.clone();
             let route = move |request| offer.clone().route(request);
             tokio::spawn(server::serve_connection(
@@ -186,7 +203,103 @@ impl Offer {
         .await
     }
 
+    /// Whether the peer may call the host as this plugin: a process of this
+    /// user's that is the plugin's process or descends from it; otherwise why
+    /// not.
+    fn admit(&self, stream: &server::Stream) -> Result<(), String> {
+        let server::Stream::Unix(stream) = stream else {
+            return Err(
+                "refused a connection to the host's services that is not on its Unix \
+                        socket"
+                    .into(),
+            );
+        };
+        let peer = stream.peer_cred().map_err(|e| {
+            format!(
+                "refused a connection to the host's services: its peer is unknown ({e}); \
+                 nothing was served"
+            )
+        })?;
+        let me = rustix::process::geteuid().as_raw();
+        let pid = peer.pid().and_then(|pid| u32::try_from(pid).ok());
+        let admitted = peer.uid() == me
+            && match self.process {
+                None => true,
+                Some(plugin) => pid.is_some_and(|pid| descends(pid, plugin)),
+            };
+        if admitted {
+            return Ok(());
+        }
+        let who = match pid {
+            Some(pid) => format!("process {pid}"),
+            None => "a process of unknown id".into(),
+        };
+        let plugins = match self.process {
+            Some(plugin) => format!("process {plugin} and its descendants"),
+            None => format!("processes of user {me}"),
+        };
+        Err(format!(
+            "refused a connection to the host's services from {who} (user {}): only the \
+             plugin's {plugins} may call the host through its broker; a process of the \
+             plugin's that calls the host must be its child (or a child's child, and so on) \
+             while it calls, and any other was trying to call the host under this plugin's \
+             name",
+            peer.uid()
+        ))
+    }
+
     fn warn(&self, why: String) {
         tracing::warn!(target: "outlet::plugin", plugin = self.plugin, "{why}");
+    }
+}
+
+/// Whether process `pid` is `ancestor` or descends from it, by the parents
+/// in `/proc` (a process whose parent ended was taken in by another, and no
+/// longer descends from it). The ids are read while the peer's connection is
+/// open; a process that has ended is no one's.
+fn descends(mut pid: u32, ancestor: u32) -> bool {
+    // Deeper than any real tree of a plugin's, and a loop's end.
+    for _ in 0..256 {
+        if pid == ancestor {
+            return true;
+        }
+        if pid <= 1 {
+            return false;
+        }
+        match parent(pid) {
+            Some(parent) => pid = parent,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Process `pid`'s parent: `/proc/<pid>/stat`'s fourth field, after the
+/// name in parentheses (which may hold anything, parentheses too).
+fn parent(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::descends;
+
+    #[test]
+    fn a_process_descends_from_itself_and_its_ancestors_only() {
+        let me = std::process::id();
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        assert!(descends(me, me));
+        assert!(descends(child.id(), me));
+        assert!(!descends(me, child.id()));
+        assert!(!descends(1, me));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Ended and reaped: no one's.
+        assert!(!descends(child.id(), me));
     }
 }

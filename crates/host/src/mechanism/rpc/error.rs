@@ -20,14 +20,20 @@ use outlet_rpc::tls::TlsError;
 #[non_exhaustive]
 pub enum RpcError {
     /// The private folder for the plugin's socket cannot be made.
-    #[error("cannot make a folder for its socket: {error}")]
+    #[error(
+        "cannot make a private folder for its socket: {error}; set TMPDIR to a folder this \
+         user can write"
+    )]
     SocketFolder {
         /// Why.
         error: io::Error,
     },
     /// The private folder for the host's socket, offered to a plugin the
     /// host attaches to, cannot be made.
-    #[error("cannot make a folder for the host's socket: {error}")]
+    #[error(
+        "cannot make a private folder for the host's socket: {error}; set TMPDIR to a folder \
+         this user can write"
+    )]
     HostSocketFolder {
         /// Why.
         error: io::Error,

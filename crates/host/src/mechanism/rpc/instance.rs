@@ -97,6 +97,7 @@ impl Instance {
         check_health(&grpc, &process, shared.spawn.start_timeout, deadline)?;
         let broker = Broker::start(Offer {
             plugin: shared.plugin.clone(),
+            process: process.pid(),
             line: line.clone(),
             socket: process.dir().join("host.sock"),
             services: shared.services.clone(),

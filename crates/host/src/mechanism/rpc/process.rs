@@ -20,6 +20,7 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use super::error::{ProcessExit, RpcError};
 use super::output::{self, Limiter, Tail};
+use crate::private::{PrivateFolder, Purpose};
 use crate::process::{ChildLimits, Spawned};
 
 /// What starting the plugin takes, worked out once at load.
@@ -45,7 +46,7 @@ pub(super) struct Process {
     stderr_read: Mutex<Option<mpsc::Receiver<()>>>,
     /// The folder holding the plugin's Unix socket (`PLUGIN_UNIX_SOCKET_DIR`
     /// and `TMPDIR`) and the host's broker socket, removed last.
-    dir: tempfile::TempDir,
+    dir: PrivateFolder,
 }
 
 pub(super) enum Origin {
@@ -86,10 +87,8 @@ impl Process {
         on_exit: impl FnOnce(ProcessExit) + Send + 'static,
     ) -> Result<(Process, HandshakeLine), RpcError> {
         let plugin = &spawn.plugin;
-        let dir = tempfile::Builder::new()
-            .prefix("outlet-rpc-")
-            .tempdir()
-            .map_err(|error| RpcError::SocketFolder { error })?;
+        let dir =
+            PrivateFolder::new(Purpose::Rpc).map_err(|error| RpcError::SocketFolder { error })?;
         let mut env = spawn.env.clone();
         env.extend([
             (outlet_rpc::env::UNIX_SOCKET_DIR.into(), dir.path().into()),
@@ -316,7 +315,7 @@ impl Process {
         plugin: &str,
         pid: Option<Pid>,
         origin: Origin,
-        dir: tempfile::TempDir,
+        dir: PrivateFolder,
         exit: Arc<Exit>,
     ) -> Process {
         Process {
