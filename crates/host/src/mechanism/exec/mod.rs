@@ -9,21 +9,25 @@
 //! process outlives its call.
 //!
 //! Nothing is kept between calls but the config and what Hello negotiated,
-//! which travel in every `Call`. A new binary at the same path serves the
-//! next call; with `sha256` in the manifest, it must still match.
+//! which travel in every `Call`, and the binary's descriptor as it was
+//! checked. A new binary at the same path serves the next call; with
+//! `sha256` in the manifest, it must still match. What runs is the
+//! descriptor that was checked (`execveat`), not what the path names by
+//! then.
 
 mod child;
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::{Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
 
-use outlet_manifest::{Limits, Manifest};
+use outlet_manifest::{Limits, Manifest, ManifestError};
 use outlet_protocol::core::{Call, Reply};
 use outlet_protocol::prost::Message;
 use outlet_protocol::{Status, Transport, frame};
@@ -54,7 +58,7 @@ impl Exec {
         let env = crate::process::child_env(manifest);
         Ok(Exec {
             plugin: manifest.name.clone(),
-            artifact: Artifact::new(manifest, &program).map_err(artifact_error)?,
+            artifact: Artifact::new(manifest, &program)?,
             program,
             env,
             limits: manifest.limits.clone(),
@@ -63,9 +67,9 @@ impl Exec {
         })
     }
 
-    fn spawn(&self, stdin: OwnedFd) -> Result<Spawned, Status> {
+    fn spawn(&self, executable: &File, stdin: OwnedFd) -> Result<Spawned, Status> {
         self.child_limits
-            .spawn(&self.program, &self.env, Some(stdin))
+            .spawn(&self.program, executable.as_fd(), &self.env, Some(stdin))
             .map_err(|error| {
                 Status::unavailable(format!(
                     "plugin `{}`: cannot start {}: {error}",
@@ -160,7 +164,7 @@ impl Transport for Exec {
                 self.limits.max_message_bytes
             )));
         }
-        self.artifact.check(&self.plugin)?;
+        let executable = self.artifact.check(&self.plugin)?;
         let input = {
             let session = self.session.read().unwrap_or_else(|e| e.into_inner());
             frame::encode(&Call {
@@ -177,7 +181,7 @@ impl Transport for Exec {
                 self.plugin
             ))
         })?;
-        let child = self.spawn(stdin)?;
+        let child = self.spawn(&executable, stdin)?;
         let outcome = child::converse(
             child,
             &input,
@@ -198,70 +202,87 @@ impl Backend for Exec {
     fn stop(&self) {}
 }
 
-/// The artifact as it was verified: a changed file is hashed again before
-/// it runs, so `sha256` holds for every call, not just the first.
+/// The artifact as it was verified, open: what each call runs. A file
+/// changed at the path (another file, or this one written to) is opened and
+/// checked again before it runs, so `sha256` holds for every call, not just
+/// the first.
 struct Artifact {
-    /// The manifest, whose `verify_bytes` checks the file.
+    /// The manifest, its `path` made absolute: what `open_artifact` checks.
     manifest: Manifest,
-    path: PathBuf,
-    stamp: Mutex<Stamp>,
+    held: Mutex<(Stamp, Arc<File>)>,
 }
 
+/// What `stat` tells of a file that changes when it is replaced or written
+/// to: its identity (device, inode), size, and the modification and status
+/// change times. The status change time cannot be set back from user
+/// space, so a file rewritten in place with its size and modification
+/// time restored still differs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct Stamp {
     dev: u64,
     ino: u64,
     len: u64,
-    modified: Option<SystemTime>,
+    modified: (i64, i64),
+    changed: (i64, i64),
 }
 
-impl Stamp {
-    fn of(path: &Path) -> std::io::Result<Stamp> {
-        let meta = std::fs::metadata(path)?;
-        Ok(Stamp {
+impl From<&std::fs::Metadata> for Stamp {
+    fn from(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
             dev: meta.dev(),
             ino: meta.ino(),
             len: meta.len(),
-            modified: meta.modified().ok(),
-        })
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
     }
 }
 
 impl Artifact {
-    fn new(manifest: &Manifest, path: &Path) -> std::io::Result<Artifact> {
+    /// Opens and checks the artifact at `path` (the manifest's, absolute).
+    fn new(manifest: &Manifest, path: &Path) -> Result<Artifact, ManifestError> {
+        let mut manifest = manifest.clone();
+        manifest.path = path.to_owned();
+        let (stamp, file) = Artifact::open(&manifest)?;
         Ok(Artifact {
-            manifest: manifest.clone(),
-            path: path.to_owned(),
-            stamp: Mutex::new(Stamp::of(path)?),
+            manifest,
+            held: Mutex::new((stamp, Arc::new(file))),
         })
     }
 
-    /// Costs one `stat` when the manifest pins a hash; reads and hashes the
-    /// file only when it changed.
-    fn check(&self, plugin: &str) -> Result<(), Status> {
-        if self.manifest.sha256.is_none() {
-            return Ok(());
-        }
-        let path = self.path.display();
-        let gone = |error: std::io::Error| {
+    fn open(manifest: &Manifest) -> Result<(Stamp, File), ManifestError> {
+        let file = manifest.open_artifact()?;
+        let meta = file.metadata().map_err(|error| ManifestError::Artifact {
+            plugin: manifest.name.clone(),
+            path: manifest.path.clone(),
+            error,
+        })?;
+        Ok((Stamp::from(&meta), file))
+    }
+
+    /// The file to run: the one held, when a `stat` of the path finds it
+    /// unchanged; else the path opened and checked again (hashed, when the
+    /// manifest pins a hash).
+    fn check(&self, plugin: &str) -> Result<Arc<File>, Status> {
+        let path = self.manifest.path.display();
+        let now = std::fs::metadata(&self.manifest.path).map_err(|error| {
             Status::unavailable(format!(
                 "plugin `{plugin}`: cannot read its artifact {path}: {error}; rebuild it, \
                  or fix `path` in the manifest"
             ))
-        };
-        let now = Stamp::of(&self.path).map_err(gone)?;
-        let mut stamp = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
-        if *stamp == now {
-            return Ok(());
-        }
-        let bytes = std::fs::read(&self.path).map_err(gone)?;
-        self.manifest.verify_bytes(&bytes).map_err(|error| {
-            Status::failed_precondition(format!(
-                "{error}, and load the plugin again: the artifact changed since it was loaded"
-            ))
         })?;
-        *stamp = now;
-        Ok(())
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.0 == Stamp::from(&now) {
+            return Ok(held.1.clone());
+        }
+        let (stamp, file) = Artifact::open(&self.manifest).map_err(|error| match error {
+            ManifestError::Artifact { .. } => Status::unavailable(error.to_string()),
+            _ => Status::failed_precondition(format!(
+                "{error}, and load the plugin again: the artifact changed since it was loaded"
+            )),
+        })?;
+        *held = (stamp, Arc::new(file));
+        Ok(held.1.clone())
     }
 }
 

@@ -90,16 +90,20 @@ struct Shared {
 impl Rpc {
     pub(crate) fn new(manifest: &Manifest, services: Arc<HostServices>) -> Result<Rpc, LoadError> {
         let plugin = manifest.name.clone();
-        let program = match manifest.reattach {
-            Some(_) => std::path::PathBuf::new(),
-            None => manifest.path.canonicalize().map_err(|error| {
+        // The artifact, its path made absolute, checked now and before
+        // every start after the first (`Process::start`).
+        let mut artifact = manifest.clone();
+        let mut checked = None;
+        if manifest.reattach.is_none() {
+            artifact.path = manifest.path.canonicalize().map_err(|error| {
                 outlet_manifest::ManifestError::Artifact {
                     plugin: plugin.clone(),
                     path: manifest.path.clone(),
                     error,
                 }
-            })?,
-        };
+            })?;
+            checked = Some(artifact.open_artifact()?);
+        }
         let handshake = &manifest.handshake;
         let versions = manifest
             .versions
@@ -124,7 +128,8 @@ impl Rpc {
         let shared = Arc::new(Shared {
             spawn: Spawn {
                 plugin: plugin.clone(),
-                program,
+                artifact,
+                checked: Mutex::new(checked),
                 env,
                 limits: ChildLimits::new(&manifest.limits),
                 start_timeout: Duration::from_millis(manifest.limits.start_timeout_ms),

@@ -10,11 +10,11 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use outlet_manifest::Manifest;
 use outlet_rpc::HandshakeLine;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
@@ -25,7 +25,11 @@ use crate::process::{ChildLimits, Spawned};
 /// What starting the plugin takes, worked out once at load.
 pub(super) struct Spawn {
     pub plugin: String,
-    pub program: PathBuf,
+    /// The manifest, its `path` made absolute: the program, opened and
+    /// checked (`open_artifact`) before every start.
+    pub artifact: Manifest,
+    /// The program as checked at load, for the first start.
+    pub checked: Mutex<Option<std::fs::File>>,
     pub env: Vec<(OsString, OsString)>,
     pub limits: ChildLimits,
     pub start_timeout: Duration,
@@ -96,12 +100,28 @@ impl Process {
             ("TMPDIR".into(), dir.path().into()),
         ]);
         env.extend(cert.map(|pem| (outlet_rpc::env::CLIENT_CERT.into(), pem.into())));
-        let (limits, program) = (spawn.limits, spawn.program.clone());
-        let spawned = spawn_from_lasting_thread(move || limits.spawn(&program, &env, None))
-            .map_err(|error| RpcError::Spawn {
-                program: spawn.program.clone(),
-                error,
-            })?;
+        // Every start runs the file checked for it: the one checked at load,
+        // or, for a restart, the path opened and checked again.
+        let checked = spawn
+            .checked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let executable = match checked {
+            Some(file) => file,
+            None => spawn
+                .artifact
+                .open_artifact()
+                .map_err(|error| RpcError::Artifact { error })?,
+        };
+        let (limits, program) = (spawn.limits, spawn.artifact.path.clone());
+        let spawned = spawn_from_lasting_thread(move || {
+            limits.spawn(&program, std::os::fd::AsFd::as_fd(&executable), &env, None)
+        })
+        .map_err(|error| RpcError::Spawn {
+            program: spawn.artifact.path.clone(),
+            error,
+        })?;
         let pid = spawned.pid;
         let (stdout, stderr) = (
             std::fs::File::from(spawned.stdout),
