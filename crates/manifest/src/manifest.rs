@@ -11,6 +11,9 @@ use crate::{Handshake, Limits, ManifestError, Mechanism, Permissions, Reattach, 
 /// `path` is refused before anything is read.
 pub const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
 
+/// What [`Manifest::read_artifact`] hands the bytes to.
+type Sink<'a> = dyn FnMut(&[u8]) + 'a;
+
 /// How much of an artifact is read at a time while it is hashed.
 const CHUNK: usize = 256 << 10;
 
@@ -168,7 +171,7 @@ impl Manifest {
         self.open_checked(Some(sink))
     }
 
-    fn open_checked(&self, mut sink: Option<&mut dyn FnMut(&[u8])>) -> Result<File, ManifestError> {
+    fn open_checked(&self, mut sink: Option<&mut Sink<'_>>) -> Result<File, ManifestError> {
         use sha2::Digest;
         use std::io::Read;
         use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -217,7 +220,9 @@ impl Manifest {
         if self.sha256.is_none() && sink.is_none() {
             return Ok(file);
         }
-        let mut hasher = sha2::Sha256::new();
+        // Hashed only when pinned: an unpinned artifact read for `sink` is
+        // copied, not hashed.
+        let mut hasher = self.sha256.as_ref().map(|_| sha2::Sha256::new());
         let mut chunk = vec![
             0;
             CHUNK
@@ -234,13 +239,15 @@ impl Manifest {
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(error) => return Err(unreadable(error)),
             };
-            hasher.update(&chunk[..read]);
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&chunk[..read]);
+            }
             if let Some(sink) = sink.as_mut() {
                 sink(&chunk[..read]);
             }
             left -= read as u64;
         }
-        if let Some(expected) = &self.sha256 {
+        if let (Some(expected), Some(hasher)) = (&self.sha256, hasher) {
             let found = crate::hex(&hasher.finalize());
             if &found != expected {
                 return Err(ManifestError::Checksum {
@@ -254,9 +261,9 @@ impl Manifest {
         Ok(file)
     }
 
-    /// Checks bytes read from the artifact against `sha256`, if given: the
-    /// one check every mechanism makes of what it is about to run. Costs
-    /// hashing the bytes.
+    /// Checks bytes against `sha256`, if given. Costs hashing the bytes.
+    /// For the artifact itself, [`Manifest::read_artifact`] reads and
+    /// checks in one pass, from one descriptor.
     ///
     /// # Errors
     /// [`ManifestError::Checksum`].

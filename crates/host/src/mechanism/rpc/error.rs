@@ -46,7 +46,7 @@ pub enum RpcError {
     #[error("its program was checked again before starting it, and refused: {error}")]
     Artifact {
         /// Why, naming the plugin, the path and the fix.
-        error: outlet_manifest::ManifestError,
+        error: Box<outlet_manifest::ManifestError>,
     },
     /// A thread the host needs for the plugin cannot be started.
     #[error("cannot {purpose}: {error}")]

@@ -112,7 +112,9 @@ impl Process {
             None => spawn
                 .artifact
                 .open_artifact()
-                .map_err(|error| RpcError::Artifact { error })?,
+                .map_err(|error| RpcError::Artifact {
+                    error: Box::new(error),
+                })?,
         };
         let (limits, program) = (spawn.limits, spawn.artifact.path.clone());
         let spawned = spawn_from_lasting_thread(move || {
