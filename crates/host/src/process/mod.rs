@@ -15,6 +15,7 @@
 //! copying the host, is in `spawn.rs` ([`ChildLimits::spawn`]), which holds
 //! all the `unsafe` of this crate's process handling.
 
+mod artifact;
 mod spawn;
 
 use std::ffi::OsString;
@@ -23,6 +24,7 @@ use std::io;
 use outlet_manifest::{Limits, Manifest};
 use rustix::process::{Pid, Resource, Rlimit, Signal};
 
+pub(crate) use artifact::Program;
 pub(crate) use spawn::Spawned;
 
 /// The limits to apply in the child, computed before it is started so that

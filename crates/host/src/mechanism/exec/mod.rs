@@ -20,11 +20,10 @@ mod child;
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::Instant;
 
 use outlet_manifest::{Limits, Manifest, ManifestError};
@@ -34,7 +33,7 @@ use outlet_protocol::{Status, Transport, frame};
 
 use super::{Backend, Session};
 use crate::error::LoadError;
-use crate::process::{ChildLimits, Spawned};
+use crate::process::{ChildLimits, Program, Spawned};
 use child::{Failure, Outcome};
 
 pub(crate) struct Exec {
@@ -43,7 +42,7 @@ pub(crate) struct Exec {
     env: Vec<(OsString, OsString)>,
     limits: Limits,
     child_limits: ChildLimits,
-    artifact: Artifact,
+    artifact: Program,
     session: RwLock<Session>,
 }
 
@@ -58,7 +57,7 @@ impl Exec {
         let env = crate::process::child_env(manifest);
         Ok(Exec {
             plugin: manifest.name.clone(),
-            artifact: Artifact::new(manifest, &program)?,
+            artifact: Program::new(manifest, &program)?,
             program,
             env,
             limits: manifest.limits.clone(),
@@ -164,7 +163,12 @@ impl Transport for Exec {
                 self.limits.max_message_bytes
             )));
         }
-        let executable = self.artifact.check(&self.plugin)?;
+        let executable = self.artifact.current().map_err(|error| match error {
+            ManifestError::Artifact { .. } => Status::unavailable(error.to_string()),
+            _ => Status::failed_precondition(format!(
+                "{error}, and load the plugin again: the artifact changed since it was loaded"
+            )),
+        })?;
         let input = {
             let session = self.session.read().unwrap_or_else(|e| e.into_inner());
             frame::encode(&Call {
@@ -200,90 +204,6 @@ impl Backend for Exec {
     }
 
     fn stop(&self) {}
-}
-
-/// The artifact as it was verified, open: what each call runs. A file
-/// changed at the path (another file, or this one written to) is opened and
-/// checked again before it runs, so `sha256` holds for every call, not just
-/// the first.
-struct Artifact {
-    /// The manifest, its `path` made absolute: what `open_artifact` checks.
-    manifest: Manifest,
-    held: Mutex<(Stamp, Arc<File>)>,
-}
-
-/// What `stat` tells of a file that changes when it is replaced or written
-/// to: its identity (device, inode), size, and the modification and status
-/// change times. The status change time cannot be set back from user
-/// space, so a file rewritten in place with its size and modification
-/// time restored still differs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    modified: (i64, i64),
-    changed: (i64, i64),
-}
-
-impl From<&std::fs::Metadata> for Stamp {
-    fn from(meta: &std::fs::Metadata) -> Stamp {
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            modified: (meta.mtime(), meta.mtime_nsec()),
-            changed: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-}
-
-impl Artifact {
-    /// Opens and checks the artifact at `path` (the manifest's, absolute).
-    fn new(manifest: &Manifest, path: &Path) -> Result<Artifact, ManifestError> {
-        let mut manifest = manifest.clone();
-        manifest.path = path.to_owned();
-        let (stamp, file) = Artifact::open(&manifest)?;
-        Ok(Artifact {
-            manifest,
-            held: Mutex::new((stamp, Arc::new(file))),
-        })
-    }
-
-    fn open(manifest: &Manifest) -> Result<(Stamp, File), ManifestError> {
-        let file = manifest.open_artifact()?;
-        let meta = file.metadata().map_err(|error| ManifestError::Artifact {
-            plugin: manifest.name.clone(),
-            path: manifest.path.clone(),
-            error,
-        })?;
-        Ok((Stamp::from(&meta), file))
-    }
-
-    /// The file to run: the one held, when a `stat` of the path finds it
-    /// unchanged; else the path opened and checked again (hashed, when the
-    /// manifest pins a hash).
-    fn check(&self, plugin: &str) -> Result<Arc<File>, Status> {
-        let path = self.manifest.path.display();
-        let now = std::fs::metadata(&self.manifest.path).map_err(|error| {
-            Status::unavailable(format!(
-                "plugin `{plugin}`: cannot read its artifact {path}: {error}; rebuild it, \
-                 or fix `path` in the manifest"
-            ))
-        })?;
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.0 == Stamp::from(&now) {
-            return Ok(held.1.clone());
-        }
-        let (stamp, file) = Artifact::open(&self.manifest).map_err(|error| match error {
-            ManifestError::Artifact { .. } => Status::unavailable(error.to_string()),
-            _ => Status::failed_precondition(format!(
-                "{error}, and load the plugin again: the artifact changed since it was loaded"
-            )),
-        })?;
-        *held = (stamp, Arc::new(file));
-        Ok(held.1.clone())
-    }
 }
 
 /// Names of the signals a plugin is likely to die of (Linux numbering).

@@ -49,7 +49,7 @@ use outlet_protocol::{Status, Transport};
 
 use super::{Backend, Session};
 use crate::error::LoadError;
-use crate::process::ChildLimits;
+use crate::process::{ChildLimits, Program};
 use crate::services::HostServices;
 pub use error::{ProcessExit, RpcError};
 use instance::Instance;
@@ -90,20 +90,21 @@ struct Shared {
 impl Rpc {
     pub(crate) fn new(manifest: &Manifest, services: Arc<HostServices>) -> Result<Rpc, LoadError> {
         let plugin = manifest.name.clone();
-        // The artifact, its path made absolute, checked now and before
-        // every start after the first (`Process::start`).
-        let mut artifact = manifest.clone();
-        let mut checked = None;
-        if manifest.reattach.is_none() {
-            artifact.path = manifest.path.canonicalize().map_err(|error| {
-                outlet_manifest::ManifestError::Artifact {
-                    plugin: plugin.clone(),
-                    path: manifest.path.clone(),
-                    error,
-                }
-            })?;
-            checked = Some(artifact.open_artifact()?);
-        }
+        // The program, checked now, and again before every start whose
+        // path no longer holds the file checked (`Process::start`).
+        let program = match manifest.reattach {
+            Some(_) => None,
+            None => {
+                let path = manifest.path.canonicalize().map_err(|error| {
+                    outlet_manifest::ManifestError::Artifact {
+                        plugin: plugin.clone(),
+                        path: manifest.path.clone(),
+                        error,
+                    }
+                })?;
+                Some(Program::new(manifest, &path)?)
+            }
+        };
         let handshake = &manifest.handshake;
         let versions = manifest
             .versions
@@ -128,8 +129,7 @@ impl Rpc {
         let shared = Arc::new(Shared {
             spawn: Spawn {
                 plugin: plugin.clone(),
-                artifact,
-                checked: Mutex::new(checked),
+                program,
                 env,
                 limits: ChildLimits::new(&manifest.limits),
                 start_timeout: Duration::from_millis(manifest.limits.start_timeout_ms),

@@ -14,22 +14,20 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use outlet_manifest::Manifest;
 use outlet_rpc::HandshakeLine;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use super::error::{ProcessExit, RpcError};
 use super::output::{self, Limiter, Tail};
-use crate::process::{ChildLimits, Spawned};
+use crate::process::{ChildLimits, Program, Spawned};
 
 /// What starting the plugin takes, worked out once at load.
 pub(super) struct Spawn {
     pub plugin: String,
-    /// The manifest, its `path` made absolute: the program, opened and
-    /// checked (`open_artifact`) before every start.
-    pub artifact: Manifest,
-    /// The program as checked at load, for the first start.
-    pub checked: Mutex<Option<std::fs::File>>,
+    /// The program as checked, held open; checked again before a start
+    /// when its path no longer holds that file. `None` for a plugin the
+    /// host attaches to.
+    pub program: Option<Program>,
     pub env: Vec<(OsString, OsString)>,
     pub limits: ChildLimits,
     pub start_timeout: Duration,
@@ -100,28 +98,23 @@ impl Process {
             ("TMPDIR".into(), dir.path().into()),
         ]);
         env.extend(cert.map(|pem| (outlet_rpc::env::CLIENT_CERT.into(), pem.into())));
-        // Every start runs the file checked for it: the one checked at load,
-        // or, for a restart, the path opened and checked again.
-        let checked = spawn
-            .checked
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let executable = match checked {
-            Some(file) => file,
-            None => spawn
-                .artifact
-                .open_artifact()
-                .map_err(|error| RpcError::Artifact {
-                    error: Box::new(error),
-                })?,
+        // Every start runs a file checked for it: the one held, if the path
+        // still holds it, else the path opened and checked again.
+        let Some(program) = &spawn.program else {
+            return Err(RpcError::Spawn {
+                program: std::path::PathBuf::new(),
+                error: io::Error::other("the manifest names no program (`path`)"),
+            });
         };
-        let (limits, program) = (spawn.limits, spawn.artifact.path.clone());
+        let executable = program.current().map_err(|error| RpcError::Artifact {
+            error: Box::new(error),
+        })?;
+        let (limits, path) = (spawn.limits, program.path().to_owned());
         let spawned = spawn_from_lasting_thread(move || {
-            limits.spawn(&program, std::os::fd::AsFd::as_fd(&executable), &env, None)
+            limits.spawn(&path, std::os::fd::AsFd::as_fd(&*executable), &env, None)
         })
         .map_err(|error| RpcError::Spawn {
-            program: spawn.artifact.path.clone(),
+            program: program.path().to_owned(),
             error,
         })?;
         let pid = spawned.pid;
