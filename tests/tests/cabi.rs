@@ -217,3 +217,54 @@ fn one_library_loaded_twice_keeps_two_states() {
     first.shutdown().unwrap();
     assert_eq!(greet(&second, "x").unwrap(), "Hello, x!");
 }
+
+#[test]
+fn a_library_that_would_find_its_dependencies_beside_it_is_refused_before_dlopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("librpathed.so");
+    let status = Command::new("cc")
+        .args(["-shared", "-fPIC", "-I"])
+        .arg(root().join("include"))
+        .arg(root().join("examples/greeter/c/greeter.c"))
+        .arg("-o")
+        .arg(&library)
+        .arg("-Wl,-rpath,$ORIGIN/deps")
+        .status()
+        .expect("run the system C compiler, `cc`");
+    assert!(status.success());
+    let error = load(&manifest(dir.path(), "cabi", "rpathed", &library, "")).unwrap_err();
+    assert!(matches!(error, LoadError::Library { .. }), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("plugin `rpathed`")
+            && text.contains("`$ORIGIN/deps`")
+            && text.contains("link the plugin without an rpath"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pinned_library_is_loaded_from_a_private_copy_of_the_bytes_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libgreeter_c.so");
+    compile_c(&root().join("examples/greeter/c/greeter.c"), &[], &library);
+    let hash = outlet_manifest::sha256_hex(&std::fs::read(&library).unwrap());
+    let pin = format!("sha256 = \"{hash}\"\n");
+    let plugin = load(&manifest(dir.path(), "cabi", "pinned-c", &library, &pin)).unwrap();
+    assert_eq!(greet(&plugin, "C").unwrap(), "Hello, C!");
+    // Not the artifact: a copy, gone from the disk once mapped.
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(!maps.contains(library.to_str().unwrap()), "{maps}");
+    assert!(maps.contains("/pinned-c.so (deleted)"), "{maps}");
+    // A reload checks the artifact again: a changed one is refused.
+    let mut rebuilt = std::fs::read(&library).unwrap();
+    rebuilt.push(0);
+    std::fs::write(&library, rebuilt).unwrap();
+    let refused = plugin.reload().unwrap_err().to_string();
+    assert!(
+        refused.contains("plugin `pinned-c`") && refused.contains(&hash),
+        "{refused}"
+    );
+    assert_eq!(greet(&plugin, "C").unwrap(), "Hello, C!");
+    plugin.shutdown().unwrap();
+}

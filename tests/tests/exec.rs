@@ -314,3 +314,87 @@ fn after_shutdown_calls_fail_as_unavailable() {
         "{error}"
     );
 }
+
+/// A pinned copy of the test plugin in a folder of its own.
+fn pinned_copy(
+    name: &str,
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    crate::support::Fixture,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("plugin");
+    std::fs::copy(crate::support::test_plugin(), &copy).unwrap();
+    let hash = outlet_manifest::sha256_hex(&std::fs::read(&copy).unwrap());
+    let f = fixture_for(name, &copy, "", &format!("sha256 = \"{hash}\"\n"));
+    (dir, copy, f)
+}
+
+#[test]
+fn a_binary_rewritten_in_place_with_its_size_and_mtime_restored_is_hashed_again() {
+    let (_dir, copy, f) = pinned_copy("rewritten");
+    let plugin = f.load();
+    assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
+    // The same inode, size and modification time, other bytes: only the
+    // status change time (which user space cannot set back) tells.
+    let modified = std::fs::metadata(&copy).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+        file.write_all(&bytes).unwrap();
+        file.set_modified(modified).unwrap();
+    }
+    let after = std::fs::metadata(&copy).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (bytes.len() as u64, modified)
+    );
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::FailedPrecondition, "{error}");
+    assert!(
+        error.message().contains("plugin `rewritten`")
+            && error.message().contains("changed since it was loaded"),
+        "{error}"
+    );
+    f.assert_no_leftovers();
+}
+
+#[test]
+fn what_runs_is_the_file_checked_not_what_the_path_names_at_spawn() {
+    let (_dir, copy, f) = pinned_copy("held");
+    let plugin = f.load();
+    assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
+    // Replaced, then put back: the file at the path is checked again (its
+    // inode changed) and runs; the one replaced in between never did.
+    let saved = copy.with_file_name("saved");
+    std::fs::rename(&copy, &saved).unwrap();
+    std::fs::copy("/bin/true", &copy).unwrap();
+    let error = greet(&plugin, "x").unwrap_err();
+    assert_eq!(error.code(), Code::FailedPrecondition, "{error}");
+    std::fs::rename(&saved, &copy).unwrap();
+    assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
+}
+
+#[test]
+fn a_pinned_script_runs_through_its_interpreter_from_the_descriptor_checked() {
+    // The kernel hands a `#!` script's interpreter `/dev/fd/3`: the
+    // descriptor checked stays open across exec for a script.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("plugin.sh");
+    let text = format!(
+        "#!/bin/sh\nexec {} \"$@\"\n",
+        crate::support::test_plugin().display()
+    );
+    std::fs::write(&script, &text).unwrap();
+    let executable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&script, executable).unwrap();
+    let hash = outlet_manifest::sha256_hex(text.as_bytes());
+    let f = fixture_for("scripted", &script, "", &format!("sha256 = \"{hash}\"\n"));
+    let plugin = f.load();
+    assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
+    f.assert_no_leftovers();
+}

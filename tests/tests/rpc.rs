@@ -1189,3 +1189,57 @@ fn socket_folders_are_private_under_any_umask_and_a_killed_hosts_go_with_the_nex
     second.kill();
     f.assert_no_leftovers();
 }
+
+#[test]
+fn a_restart_checks_the_program_again_and_never_runs_a_replaced_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("plugin");
+    std::fs::copy(rpc_plugin(), &copy).unwrap();
+    let hash = outlet_manifest::sha256_hex(&std::fs::read(&copy).unwrap());
+    let f = fixture_of(
+        "rpc",
+        "repinned",
+        &copy,
+        "",
+        &format!("sha256 = \"{hash}\"\n[limits]\nrestarts = 2\n"),
+    );
+    let plugin = f.load();
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+
+    // Replaced (as a build would: a new file renamed over it) by a program
+    // that would leave a mark if it ever ran.
+    let marker = dir.path().join("it-ran");
+    let other = dir.path().join("other");
+    std::fs::write(&other, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    let executable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&other, executable).unwrap();
+    std::fs::rename(&other, &copy).unwrap();
+
+    let pid = plugin.process_id().unwrap();
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    // The restarts are refused, each before it starts anything; then the
+    // plugin is given up on, and calls say why.
+    let until = Instant::now() + Duration::from_secs(20);
+    let error = loop {
+        let error = greet(&plugin, "Ada").unwrap_err();
+        if error.message().contains("SHA-256") || Instant::now() > until {
+            break error;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
+    let text = error.message();
+    assert!(
+        text.contains("plugin `repinned`")
+            && text.contains(&hash)
+            && text.contains("checked again before starting it")
+            && text.contains("put its hash in `sha256`"),
+        "{text}"
+    );
+    assert!(!marker.exists(), "the replaced program ran");
+    drop(plugin);
+    f.assert_no_leftovers();
+}

@@ -3,8 +3,10 @@
 //!
 //! Loading is a numbered pipeline, each step with its own error carrying
 //! the path and what was found: (1) the file is an ELF shared object for
-//! this machine (before `dlopen` runs anything), (2) `dlopen`, (3) the entry
-//! symbol, (4) the table's ABI version and size, (5) every entry present.
+//! this machine whose dependencies are looked for only in the system's
+//! library folders (before `dlopen` runs anything), (2) `dlopen`, (3) the
+//! entry symbol, (4) the table's ABI version and size, (5) every entry
+//! present.
 //!
 //! Every `unsafe` block says why it holds in a `// SAFETY:` comment; the
 //! entry points that need the caller's trust are `unsafe fn`s
@@ -46,6 +48,25 @@ pub enum DylibError {
         path: PathBuf,
         /// What it is instead.
         why: String,
+    },
+    /// The library asks the dynamic loader to look for its dependencies
+    /// outside the system's library folders.
+    #[error(
+        "{}: its {entry} names `{value}`, {why}; `dlopen` would load libraries from there, \
+         unchecked, into the host: link the plugin without an rpath (or statically), and \
+         install what it needs in the system's library folders ({})",
+        path.display(),
+        crate::elf::SYSTEM_FOLDERS.join(", ")
+    )]
+    Dependency {
+        /// The library's path.
+        path: PathBuf,
+        /// The dynamic entry: `DT_RUNPATH`, `DT_RPATH` or `DT_NEEDED`.
+        entry: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
     },
     /// `dlopen` failed.
     #[error("cannot load {}: {message}", path.display())]

@@ -187,7 +187,8 @@ impl Plugin {
                 error: ReloadError::ShutDown,
             });
         }
-        manifest.verify_artifact()?;
+        // Each mechanism checks the artifact (`Manifest::open_artifact`) as it
+        // opens it, and starts, loads or runs only the file it checked.
         let fresh = mechanism::start(manifest, true, &self.0.context)?;
         let (_, negotiated) = handshake(manifest, &*fresh)?;
         if negotiated != self.0.negotiated {

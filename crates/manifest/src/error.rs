@@ -62,6 +62,38 @@ pub enum ManifestError {
         /// Why reading failed.
         error: std::io::Error,
     },
+    /// The artifact is not a regular file (a folder, a device such as
+    /// `/dev/zero`, a FIFO, a socket): nothing Outlet can hash, run or load.
+    #[error(
+        "plugin `{plugin}`: its artifact {} is {kind}, not a regular file; point `path` in the \
+         manifest at the plugin's binary, library or module",
+        path.display()
+    )]
+    NotAFile {
+        /// The plugin's name.
+        plugin: String,
+        /// The artifact's path.
+        path: PathBuf,
+        /// What it is instead ("a folder", "a character device", "a FIFO", ...).
+        kind: &'static str,
+    },
+    /// The artifact is larger than [`MAX_ARTIFACT_BYTES`](crate::MAX_ARTIFACT_BYTES).
+    #[error(
+        "plugin `{plugin}`: its artifact {} is {size} bytes, over the limit of {limit} bytes \
+         (1 GiB) Outlet reads and hashes; point `path` in the manifest at the plugin's binary, \
+         library or module (stripped of debug information if it is that large)",
+        path.display()
+    )]
+    TooLarge {
+        /// The plugin's name.
+        plugin: String,
+        /// The artifact's path.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The artifact's SHA-256 is not the manifest's.
     #[error(
         "plugin `{plugin}`: {} has SHA-256 {found}, but the manifest says {expected}; \

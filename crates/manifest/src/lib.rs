@@ -3,7 +3,9 @@
 //! that picks a mechanism from trust, call rate and deployment.
 //!
 //! Parsing is pure: it reads the file and nothing else. The artifact is
-//! checked by [`Manifest::verify_artifact`], which the host runs at load.
+//! checked by [`Manifest::open_artifact`] (and [`Manifest::read_artifact`],
+//! [`Manifest::verify_artifact`]), which the host runs at load and before
+//! every start: one open, then that descriptor is checked and used.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -24,7 +26,7 @@ mod validate;
 pub use advise::{Advice, Deploy, Perf, UnknownName, advise};
 pub use error::ManifestError;
 pub use limits::{Limits, OnPanic};
-pub use manifest::Manifest;
+pub use manifest::{MAX_ARTIFACT_BYTES, Manifest};
 pub use mechanism::Mechanism;
 pub use permissions::{Dir, Permissions};
 pub use rpc::{Handshake, Reattach};
@@ -33,9 +35,13 @@ pub use trust::Trust;
 /// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}
+
+/// Lowercase hex.
+fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    let digest = sha2::Sha256::digest(bytes);
-    digest.iter().fold(String::with_capacity(64), |mut out, b| {
+    bytes.iter().fold(String::with_capacity(64), |mut out, b| {
         let _ = write!(out, "{b:02x}");
         out
     })

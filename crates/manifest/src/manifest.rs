@@ -1,10 +1,21 @@
 //! [`Manifest`]: one TOML file per plugin, read, checked and resolved.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use crate::raw::Raw;
 use crate::{Handshake, Limits, ManifestError, Mechanism, Permissions, Reattach, Trust};
+
+/// The largest artifact Outlet opens, reads and hashes: 1 GiB. A larger
+/// `path` is refused before anything is read.
+pub const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
+
+/// What [`Manifest::read_artifact`] hands the bytes to.
+type Sink<'a> = dyn FnMut(&[u8]) + 'a;
+
+/// How much of an artifact is read at a time while it is hashed.
+const CHUNK: usize = 256 << 10;
 
 /// One plugin's manifest. Paths in it are relative to the manifest's folder.
 ///
@@ -118,34 +129,141 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Checks that the artifact is a readable file and, when `sha256` is
-    /// given, that it has that hash. Costs a `stat`, or reading and hashing
-    /// the whole artifact when `sha256` is given.
+    /// Checks the artifact as [`Manifest::open_artifact`] does, and closes
+    /// it. Nothing to check for an rpc plugin the host attaches to.
     ///
     /// # Errors
-    /// [`ManifestError::Artifact`] or [`ManifestError::Checksum`].
+    /// As [`Manifest::open_artifact`].
     pub fn verify_artifact(&self) -> Result<(), ManifestError> {
         if self.reattach.is_some() {
             return Ok(());
         }
+        self.open_artifact().map(drop)
+    }
+
+    /// Opens the artifact once and checks what that descriptor holds: a
+    /// regular file (a folder, a device or a FIFO is refused at once, and
+    /// the open does not wait on a FIFO), at most [`MAX_ARTIFACT_BYTES`],
+    /// and, when `sha256` is given, that hash, read from the descriptor in
+    /// chunks (never more than the size `fstat` gave). The file returned is
+    /// the one checked: run or copy it, not the path, so that a file put at
+    /// the path afterwards is not what runs.
+    ///
+    /// Costs an `open` and an `fstat`, and reading and hashing the whole
+    /// artifact when `sha256` is given.
+    ///
+    /// # Errors
+    /// [`ManifestError::Artifact`] (cannot be opened or read),
+    /// [`ManifestError::NotAFile`], [`ManifestError::TooLarge`] or
+    /// [`ManifestError::Checksum`], each naming the plugin and the path.
+    pub fn open_artifact(&self) -> Result<File, ManifestError> {
+        self.open_checked(None)
+    }
+
+    /// As [`Manifest::open_artifact`], handing every byte read to `sink`
+    /// as it streams (the whole file is read, pinned or not): for a
+    /// mechanism that loads the bytes, or copies them, rather than running
+    /// the file. Check the result before using what `sink` got.
+    ///
+    /// # Errors
+    /// As [`Manifest::open_artifact`].
+    pub fn read_artifact(&self, sink: &mut dyn FnMut(&[u8])) -> Result<File, ManifestError> {
+        self.open_checked(Some(sink))
+    }
+
+    fn open_checked(&self, mut sink: Option<&mut Sink<'_>>) -> Result<File, ManifestError> {
+        use sha2::Digest;
+        use std::io::Read;
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
         let unreadable = |error| ManifestError::Artifact {
             plugin: self.name.clone(),
             path: self.path.clone(),
             error,
         };
-        if self.sha256.is_none() {
-            let meta = std::fs::metadata(&self.path).map_err(unreadable)?;
-            if !meta.is_file() {
-                return Err(unreadable(std::io::Error::other("it is not a file")));
-            }
-            return Ok(());
+        // Close-on-exec (std's default); no controlling terminal from a
+        // device; no waiting for a writer on a FIFO.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&self.path)
+            .map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        let kind = meta.file_type();
+        if !kind.is_file() {
+            return Err(ManifestError::NotAFile {
+                plugin: self.name.clone(),
+                path: self.path.clone(),
+                kind: if kind.is_dir() {
+                    "a folder"
+                } else if kind.is_char_device() {
+                    "a character device"
+                } else if kind.is_block_device() {
+                    "a block device"
+                } else if kind.is_fifo() {
+                    "a FIFO"
+                } else if kind.is_socket() {
+                    "a socket"
+                } else {
+                    "something else"
+                },
+            });
         }
-        self.verify_bytes(&std::fs::read(&self.path).map_err(unreadable)?)
+        if meta.len() > MAX_ARTIFACT_BYTES {
+            return Err(ManifestError::TooLarge {
+                plugin: self.name.clone(),
+                path: self.path.clone(),
+                size: meta.len(),
+                limit: MAX_ARTIFACT_BYTES,
+            });
+        }
+        if self.sha256.is_none() && sink.is_none() {
+            return Ok(file);
+        }
+        // Hashed only when pinned: an unpinned artifact read for `sink` is
+        // copied, not hashed.
+        let mut hasher = self.sha256.as_ref().map(|_| sha2::Sha256::new());
+        let mut chunk = vec![
+            0;
+            CHUNK
+                .min(usize::try_from(meta.len()).unwrap_or(CHUNK))
+                .max(1)
+        ];
+        let mut left = meta.len();
+        let mut reader = &file;
+        while left > 0 {
+            let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let read = match reader.read(&mut chunk[..want]) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(unreadable(error)),
+            };
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&chunk[..read]);
+            }
+            if let Some(sink) = sink.as_mut() {
+                sink(&chunk[..read]);
+            }
+            left -= read as u64;
+        }
+        if let (Some(expected), Some(hasher)) = (&self.sha256, hasher) {
+            let found = crate::hex(&hasher.finalize());
+            if &found != expected {
+                return Err(ManifestError::Checksum {
+                    plugin: self.name.clone(),
+                    path: self.path.clone(),
+                    expected: expected.clone(),
+                    found,
+                });
+            }
+        }
+        Ok(file)
     }
 
-    /// Checks bytes read from the artifact against `sha256`, if given: the
-    /// one check every mechanism makes of what it is about to run. Costs
-    /// hashing the bytes.
+    /// Checks bytes against `sha256`, if given. Costs hashing the bytes.
+    /// For the artifact itself, [`Manifest::read_artifact`] reads and
+    /// checks in one pass, from one descriptor.
     ///
     /// # Errors
     /// [`ManifestError::Checksum`].
@@ -242,5 +360,99 @@ mod tests {
             text.contains(hash) && text.contains("put its hash in `sha256`"),
             "{text}"
         );
+    }
+
+    /// A pinned manifest whose `path` is `artifact`.
+    fn pinned_at(artifact: &Path) -> Manifest {
+        let hash = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let text = GOOD
+            .replace("bin/greeter", &artifact.display().to_string())
+            .replace("[limits]", &format!("sha256 = \"{hash}\"\n[limits]"));
+        Manifest::parse(&text, Path::new("/greeter.toml")).unwrap()
+    }
+
+    /// Checks `manifest`'s artifact on a thread of its own, so that a check
+    /// that blocks fails the test instead of hanging it.
+    fn verify_within_seconds(manifest: Manifest) -> Result<(), ManifestError> {
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(manifest.verify_artifact()));
+        result
+            .recv_timeout(Duration::from_secs(10))
+            .expect("checking the artifact blocked")
+    }
+
+    #[test]
+    fn only_a_regular_file_is_read_a_device_a_fifo_or_a_folder_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for (path, kind) in [
+            (Path::new("/dev/null"), "is a character device"),
+            (fifo.as_path(), "is a FIFO"),
+            (dir.path(), "is a folder"),
+        ] {
+            let error = verify_within_seconds(pinned_at(path)).unwrap_err();
+            assert!(matches!(error, ManifestError::NotAFile { .. }), "{error:?}");
+            let text = error.to_string();
+            assert!(
+                text.starts_with("plugin `greeter`: its artifact ")
+                    && text.contains(&path.display().to_string())
+                    && text.contains(kind)
+                    && text.contains("point `path` in the manifest"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_artifact_over_the_size_limit_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        // Sparse: nothing is written, and nothing must be read.
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(crate::MAX_ARTIFACT_BYTES + 1)
+            .unwrap();
+        let started = std::time::Instant::now();
+        let error = verify_within_seconds(pinned_at(&big)).unwrap_err();
+        assert!(matches!(error, ManifestError::TooLarge { .. }), "{error:?}");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("plugin `greeter`: its artifact ")
+                && text.contains(&format!("{} bytes", crate::MAX_ARTIFACT_BYTES + 1))
+                && text.contains("`path`"),
+            "{text}"
+        );
+        // Generous: reading a GiB would take seconds.
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_bytes_read_are_the_bytes_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifact = dir.path().join("greeter");
+        std::fs::write(&artifact, b"hello").unwrap();
+        let manifest = pinned_at(&artifact);
+        let mut got = Vec::new();
+        let mut file = manifest
+            .read_artifact(&mut |chunk| got.extend_from_slice(chunk))
+            .unwrap();
+        assert_eq!(got, b"hello");
+
+        // The file returned is the one checked, whatever is at the path now.
+        std::fs::remove_file(&artifact).unwrap();
+        std::fs::write(&artifact, b"HELLO").unwrap();
+        let mut again = String::new();
+        std::io::Seek::rewind(&mut file).unwrap();
+        std::io::Read::read_to_string(&mut file, &mut again).unwrap();
+        assert_eq!(again, "hello");
+        assert!(matches!(
+            manifest.open_artifact(),
+            Err(ManifestError::Checksum { .. })
+        ));
     }
 }

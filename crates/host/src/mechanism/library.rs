@@ -1,8 +1,10 @@
 //! The path a shared library (native, cabi) is loaded from: the artifact,
-//! or a private copy when the dynamic loader would otherwise hand back a
-//! mapping it has already.
+//! or a private copy of the bytes checked, when the manifest pins a hash or
+//! the dynamic loader would otherwise hand back a mapping it has already.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -12,9 +14,11 @@ use crate::error::LoadError;
 use crate::private::{PrivateFolder, Purpose};
 
 /// The path to load a shared library from: the artifact itself, or a
-/// private copy, removed once it is mapped, when the artifact is open
-/// already in this process (the dynamic loader would hand back the open
-/// mapping, statics and all) or a fresh instance is wanted (a reload).
+/// private copy, removed once it is mapped, when the manifest pins a hash
+/// (the bytes loaded are then the bytes hashed, copied from the descriptor
+/// checked as they are hashed), the artifact is open already in this
+/// process (the dynamic loader would hand back the open mapping, statics
+/// and all) or a fresh instance is wanted (a reload).
 pub(crate) struct LibraryPath {
     pub path: PathBuf,
     /// The private folder holding the copy, if any.
@@ -54,7 +58,12 @@ impl LibraryPath {
             *count > 1
         };
         let claim = Some(Claim(path.clone()));
-        if !fresh && !in_use {
+        let mut artifact = manifest.clone();
+        artifact.path = path.clone();
+        if !fresh && !in_use && manifest.sha256.is_none() {
+            // A regular file, within the size limit: loaded by its path,
+            // as nothing pins its bytes.
+            artifact.open_artifact()?;
             return Ok(LibraryPath {
                 path,
                 _copy: None,
@@ -68,10 +77,31 @@ impl LibraryPath {
             error,
         })?;
         let copy = dir.path().join(format!("{}.so", manifest.name));
-        std::fs::copy(&path, &copy).map_err(artifact_error)?;
-        // The bytes loaded are the bytes checked: the artifact may have
-        // changed since the manifest's check.
-        manifest.verify_bytes(&std::fs::read(&copy).map_err(artifact_error)?)?;
+        let copy_error = |error| ManifestError::Artifact {
+            plugin: manifest.name.clone(),
+            path: copy.clone(),
+            error,
+        };
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .open(&copy)
+            .map_err(copy_error)?;
+        // The bytes loaded are the bytes checked: copied from the one
+        // descriptor checked, as they are hashed.
+        let mut failed = None;
+        artifact.read_artifact(&mut |chunk| {
+            if failed.is_none()
+                && let Err(error) = out.write_all(chunk)
+            {
+                failed = Some(error);
+            }
+        })?;
+        if let Some(error) = failed {
+            return Err(copy_error(error).into());
+        }
+        drop(out);
         Ok(LibraryPath {
             path: copy,
             _copy: Some(dir),

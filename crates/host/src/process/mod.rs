@@ -2,15 +2,20 @@
 //! each process it keeps).
 //!
 //! Everything the child needs is prepared in the host before the child
-//! exists ([`ChildLimits`], the program's path, its environment and stdio);
-//! the child then only makes system calls: it resets signal handlers, takes
-//! a process group of its own, points its stdio at the host's pipes, closes
-//! every other descriptor (a host's descriptor without close-on-exec never
-//! reaches a plugin), applies the manifest's resource limits and a
-//! parent-death signal, and runs `execve`. How the child is made, without
+//! exists ([`ChildLimits`], the program's descriptor, checked by the caller
+//! against the manifest, its environment and stdio); the child then only
+//! makes system calls: it resets signal handlers, takes a process group of
+//! its own, points its stdio at the host's pipes, puts the program's
+//! descriptor at 3 and closes every other descriptor (a host's descriptor
+//! without close-on-exec never reaches a plugin), applies the manifest's
+//! resource limits and a parent-death signal, and runs that descriptor
+//! (`execveat(3, "", .., AT_EMPTY_PATH)`), not a path: what runs is what
+//! was checked. A binary's descriptor closes at `exec`; a `#!` script's
+//! stays open, as its interpreter reads it from `/dev/fd/3`. How the child is made, without
 //! copying the host, is in `spawn.rs` ([`ChildLimits::spawn`]), which holds
 //! all the `unsafe` of this crate's process handling.
 
+mod artifact;
 mod spawn;
 
 use std::ffi::OsString;
@@ -19,6 +24,7 @@ use std::io;
 use outlet_manifest::{Limits, Manifest};
 use rustix::process::{Pid, Resource, Rlimit, Signal};
 
+pub(crate) use artifact::Program;
 pub(crate) use spawn::Spawned;
 
 /// The limits to apply in the child, computed before it is started so that

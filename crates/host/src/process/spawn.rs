@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, OsString, c_char, c_int, c_uint, c_void};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -26,7 +26,12 @@ pub(crate) struct Spawned {
 struct ChildPlan {
     limits: ChildLimits,
     parent: Pid,
-    program: *const c_char,
+    /// The verified program, open, above stdio: the child runs it as
+    /// descriptor 3 with `execveat(3, "", .., AT_EMPTY_PATH)`.
+    executable: RawFd,
+    /// Whether it starts with `#!`: the kernel then hands the interpreter
+    /// `/dev/fd/3`, which must stay open across `exec`.
+    script: bool,
     argv: *const *const c_char,
     envp: *const *const c_char,
     stdio: [RawFd; 3],
@@ -39,7 +44,9 @@ struct ChildPlan {
 }
 
 impl ChildLimits {
-    /// Starts `program` with exactly `env`, stdin from `stdin` (or
+    /// Starts the program open at `executable` (checked by the caller; its
+    /// path `program` is only its `argv[0]`), not whatever the path names
+    /// by then, with exactly `env`, stdin from `stdin` (or
     /// `/dev/null`), stdout and stderr piped, in a process group of its own, with the limits and
     /// SIGKILL as its parent-death signal (which follows the calling thread:
     /// call it from one that lasts).
@@ -51,6 +58,7 @@ impl ChildLimits {
     pub(crate) fn spawn(
         self,
         program: &Path,
+        executable: BorrowedFd<'_>,
         env: &[(OsString, OsString)],
         stdin: Option<OwnedFd>,
     ) -> io::Result<Spawned> {
@@ -76,6 +84,10 @@ impl ChildLimits {
         envp.push(std::ptr::null());
         // Above 2, so that no `dup2` onto 0, 1 or 2 overwrites another.
         let above_stdio = |fd: OwnedFd| rustix::io::fcntl_dupfd_cloexec(fd, 3);
+        let mut magic = [0; 2];
+        let script =
+            matches!(rustix::io::pread(executable, &mut magic, 0), Ok(2) if magic == *b"#!");
+        let executable = rustix::io::fcntl_dupfd_cloexec(executable, 3)?;
         let stdin = match stdin {
             Some(stdin) => stdin,
             None => std::fs::File::open("/dev/null")?.into(),
@@ -92,7 +104,8 @@ impl ChildLimits {
         let plan = ChildPlan {
             limits: self,
             parent: rustix::process::getpid(),
-            program: program.as_ptr(),
+            executable: executable.as_raw_fd(),
+            script,
             argv: argv.as_ptr(),
             envp: envp.as_ptr(),
             stdio: [
@@ -196,11 +209,22 @@ extern "C" fn start_child(plan: *mut c_void) -> c_int {
                 error = errno();
             }
         }
+        // The program as descriptor 3: close-on-exec for a binary, which
+        // then never sees it; open across `exec` for a script, whose
+        // interpreter reads it as `/dev/fd/3`. (`dup2` onto itself would
+        // leave the flag as it was, so it is set either way.)
+        if error == 0 && libc::dup2(plan.executable, 3) < 0 {
+            error = errno();
+        }
+        let flags = if plan.script { 0 } else { libc::FD_CLOEXEC };
+        if error == 0 && libc::fcntl(3, libc::F_SETFD, flags) < 0 {
+            error = errno();
+        }
         // Nothing of the host's but what it was given: every descriptor
-        // above stdio closed, whether or not the host marked it close-on-exec.
-        if error == 0 && libc::close_range(3, c_uint::MAX, 0) != 0 {
+        // above that closed, whether or not the host marked it close-on-exec.
+        if error == 0 && libc::close_range(4, c_uint::MAX, 0) != 0 {
             // A kernel before 5.9: one by one.
-            for fd in 3..plan.open_files {
+            for fd in 4..plan.open_files {
                 libc::close(fd);
             }
         }
@@ -210,7 +234,14 @@ extern "C" fn start_child(plan: *mut c_void) -> c_int {
             error = e.raw_os_error().unwrap_or(libc::EINVAL);
         }
         if error == 0 {
-            libc::execve(plan.program, plan.argv, plan.envp);
+            libc::syscall(
+                libc::SYS_execveat,
+                3,
+                c"".as_ptr(),
+                plan.argv,
+                plan.envp,
+                libc::AT_EMPTY_PATH,
+            );
             error = errno();
         }
         plan.failed.store(error.max(1), Ordering::Release);

@@ -9,28 +9,31 @@
 //! process outlives its call.
 //!
 //! Nothing is kept between calls but the config and what Hello negotiated,
-//! which travel in every `Call`. A new binary at the same path serves the
-//! next call; with `sha256` in the manifest, it must still match.
+//! which travel in every `Call`, and the binary's descriptor as it was
+//! checked. A new binary at the same path serves the next call; with
+//! `sha256` in the manifest, it must still match. What runs is the
+//! descriptor that was checked (`execveat`), not what the path names by
+//! then.
 
 mod child;
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitStatus;
-use std::sync::{Mutex, RwLock};
-use std::time::{Instant, SystemTime};
+use std::sync::RwLock;
+use std::time::Instant;
 
-use outlet_manifest::{Limits, Manifest};
+use outlet_manifest::{Limits, Manifest, ManifestError};
 use outlet_protocol::core::{Call, Reply};
 use outlet_protocol::prost::Message;
 use outlet_protocol::{Status, Transport, frame};
 
 use super::{Backend, Session};
 use crate::error::LoadError;
-use crate::process::{ChildLimits, Spawned};
+use crate::process::{ChildLimits, Program, Spawned};
 use child::{Failure, Outcome};
 
 pub(crate) struct Exec {
@@ -39,7 +42,7 @@ pub(crate) struct Exec {
     env: Vec<(OsString, OsString)>,
     limits: Limits,
     child_limits: ChildLimits,
-    artifact: Artifact,
+    artifact: Program,
     session: RwLock<Session>,
 }
 
@@ -54,7 +57,7 @@ impl Exec {
         let env = crate::process::child_env(manifest);
         Ok(Exec {
             plugin: manifest.name.clone(),
-            artifact: Artifact::new(manifest, &program).map_err(artifact_error)?,
+            artifact: Program::new(manifest, &program)?,
             program,
             env,
             limits: manifest.limits.clone(),
@@ -63,9 +66,9 @@ impl Exec {
         })
     }
 
-    fn spawn(&self, stdin: OwnedFd) -> Result<Spawned, Status> {
+    fn spawn(&self, executable: &File, stdin: OwnedFd) -> Result<Spawned, Status> {
         self.child_limits
-            .spawn(&self.program, &self.env, Some(stdin))
+            .spawn(&self.program, executable.as_fd(), &self.env, Some(stdin))
             .map_err(|error| {
                 Status::unavailable(format!(
                     "plugin `{}`: cannot start {}: {error}",
@@ -160,7 +163,12 @@ impl Transport for Exec {
                 self.limits.max_message_bytes
             )));
         }
-        self.artifact.check(&self.plugin)?;
+        let executable = self.artifact.current().map_err(|error| match error {
+            ManifestError::Artifact { .. } => Status::unavailable(error.to_string()),
+            _ => Status::failed_precondition(format!(
+                "{error}, and load the plugin again: the artifact changed since it was loaded"
+            )),
+        })?;
         let input = {
             let session = self.session.read().unwrap_or_else(|e| e.into_inner());
             frame::encode(&Call {
@@ -177,7 +185,7 @@ impl Transport for Exec {
                 self.plugin
             ))
         })?;
-        let child = self.spawn(stdin)?;
+        let child = self.spawn(&executable, stdin)?;
         let outcome = child::converse(
             child,
             &input,
@@ -196,73 +204,6 @@ impl Backend for Exec {
     }
 
     fn stop(&self) {}
-}
-
-/// The artifact as it was verified: a changed file is hashed again before
-/// it runs, so `sha256` holds for every call, not just the first.
-struct Artifact {
-    /// The manifest, whose `verify_bytes` checks the file.
-    manifest: Manifest,
-    path: PathBuf,
-    stamp: Mutex<Stamp>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    modified: Option<SystemTime>,
-}
-
-impl Stamp {
-    fn of(path: &Path) -> std::io::Result<Stamp> {
-        let meta = std::fs::metadata(path)?;
-        Ok(Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            modified: meta.modified().ok(),
-        })
-    }
-}
-
-impl Artifact {
-    fn new(manifest: &Manifest, path: &Path) -> std::io::Result<Artifact> {
-        Ok(Artifact {
-            manifest: manifest.clone(),
-            path: path.to_owned(),
-            stamp: Mutex::new(Stamp::of(path)?),
-        })
-    }
-
-    /// Costs one `stat` when the manifest pins a hash; reads and hashes the
-    /// file only when it changed.
-    fn check(&self, plugin: &str) -> Result<(), Status> {
-        if self.manifest.sha256.is_none() {
-            return Ok(());
-        }
-        let path = self.path.display();
-        let gone = |error: std::io::Error| {
-            Status::unavailable(format!(
-                "plugin `{plugin}`: cannot read its artifact {path}: {error}; rebuild it, \
-                 or fix `path` in the manifest"
-            ))
-        };
-        let now = Stamp::of(&self.path).map_err(gone)?;
-        let mut stamp = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
-        if *stamp == now {
-            return Ok(());
-        }
-        let bytes = std::fs::read(&self.path).map_err(gone)?;
-        self.manifest.verify_bytes(&bytes).map_err(|error| {
-            Status::failed_precondition(format!(
-                "{error}, and load the plugin again: the artifact changed since it was loaded"
-            ))
-        })?;
-        *stamp = now;
-        Ok(())
-    }
 }
 
 /// Names of the signals a plugin is likely to die of (Linux numbering).

@@ -46,6 +46,14 @@ pub enum RpcError {
         /// Why.
         error: io::Error,
     },
+    /// The plugin's program, checked again before a restart, is refused:
+    /// it is gone, or no longer a regular file, or no longer matches
+    /// `sha256`. The program found is not started.
+    #[error("its program was checked again before starting it, and refused: {error}")]
+    Artifact {
+        /// Why, naming the plugin, the path and the fix.
+        error: Box<outlet_manifest::ManifestError>,
+    },
     /// A thread the host needs for the plugin cannot be started.
     #[error("cannot {purpose}: {error}")]
     Thread {

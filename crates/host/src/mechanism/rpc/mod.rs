@@ -50,7 +50,7 @@ use outlet_protocol::{Status, Transport};
 
 use super::{Backend, Session};
 use crate::error::LoadError;
-use crate::process::ChildLimits;
+use crate::process::{ChildLimits, Program};
 use crate::services::HostServices;
 pub use error::{ProcessExit, RpcError};
 use instance::Instance;
@@ -91,15 +91,20 @@ struct Shared {
 impl Rpc {
     pub(crate) fn new(manifest: &Manifest, services: Arc<HostServices>) -> Result<Rpc, LoadError> {
         let plugin = manifest.name.clone();
+        // The program, checked now, and again before every start whose
+        // path no longer holds the file checked (`Process::start`).
         let program = match manifest.reattach {
-            Some(_) => std::path::PathBuf::new(),
-            None => manifest.path.canonicalize().map_err(|error| {
-                outlet_manifest::ManifestError::Artifact {
-                    plugin: plugin.clone(),
-                    path: manifest.path.clone(),
-                    error,
-                }
-            })?,
+            Some(_) => None,
+            None => {
+                let path = manifest.path.canonicalize().map_err(|error| {
+                    outlet_manifest::ManifestError::Artifact {
+                        plugin: plugin.clone(),
+                        path: manifest.path.clone(),
+                        error,
+                    }
+                })?;
+                Some(Program::new(manifest, &path)?)
+            }
         };
         let handshake = &manifest.handshake;
         let versions = manifest

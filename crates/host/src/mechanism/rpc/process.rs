@@ -10,7 +10,6 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -21,12 +20,15 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use super::error::{ProcessExit, RpcError};
 use super::output::{self, Limiter, Tail};
 use crate::private::{PrivateFolder, Purpose};
-use crate::process::{ChildLimits, Spawned};
+use crate::process::{ChildLimits, Program, Spawned};
 
 /// What starting the plugin takes, worked out once at load.
 pub(super) struct Spawn {
     pub plugin: String,
-    pub program: PathBuf,
+    /// The program as checked, held open; checked again before a start
+    /// when its path no longer holds that file. `None` for a plugin the
+    /// host attaches to.
+    pub program: Option<Program>,
     pub env: Vec<(OsString, OsString)>,
     pub limits: ChildLimits,
     pub start_timeout: Duration,
@@ -95,12 +97,25 @@ impl Process {
             ("TMPDIR".into(), dir.path().into()),
         ]);
         env.extend(cert.map(|pem| (outlet_rpc::env::CLIENT_CERT.into(), pem.into())));
-        let (limits, program) = (spawn.limits, spawn.program.clone());
-        let spawned = spawn_from_lasting_thread(move || limits.spawn(&program, &env, None))
-            .map_err(|error| RpcError::Spawn {
-                program: spawn.program.clone(),
-                error,
-            })?;
+        // Every start runs a file checked for it: the one held, if the path
+        // still holds it, else the path opened and checked again.
+        let Some(program) = &spawn.program else {
+            return Err(RpcError::Spawn {
+                program: std::path::PathBuf::new(),
+                error: io::Error::other("the manifest names no program (`path`)"),
+            });
+        };
+        let executable = program.current().map_err(|error| RpcError::Artifact {
+            error: Box::new(error),
+        })?;
+        let (limits, path) = (spawn.limits, program.path().to_owned());
+        let spawned = spawn_from_lasting_thread(move || {
+            limits.spawn(&path, std::os::fd::AsFd::as_fd(&*executable), &env, None)
+        })
+        .map_err(|error| RpcError::Spawn {
+            program: program.path().to_owned(),
+            error,
+        })?;
         let pid = spawned.pid;
         let (stdout, stderr) = (
             std::fs::File::from(spawned.stdout),

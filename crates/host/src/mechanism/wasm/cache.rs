@@ -62,13 +62,10 @@ pub(super) fn load_module(
         plugin: manifest.name.clone(),
         error,
     };
-    let bytes = std::fs::read(path).map_err(|source| {
-        refuse(WasmError::Read {
-            path: path.clone(),
-            source,
-        })
-    })?;
-    manifest.verify_bytes(&bytes)?;
+    // Read from the one descriptor checked (a regular file, at most
+    // MAX_ARTIFACT_BYTES, its hash), as it is hashed.
+    let mut bytes = Vec::new();
+    manifest.read_artifact(&mut |chunk| bytes.extend_from_slice(chunk))?;
     let text = std::str::from_utf8(&bytes).is_ok();
     if !text && !bytes.starts_with(b"\0asm") {
         return Err(refuse(WasmError::NotWasm { path: path.clone() }));
