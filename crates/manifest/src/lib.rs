@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 mod advise;
+mod artifact;
 mod error;
 mod limits;
 mod manifest;
@@ -24,9 +25,10 @@ mod trust;
 mod validate;
 
 pub use advise::{Advice, Deploy, Perf, UnknownName, advise};
+pub use artifact::{MAX_ARTIFACT_BYTES, Stamp};
 pub use error::ManifestError;
 pub use limits::{Limits, OnPanic};
-pub use manifest::{MAX_ARTIFACT_BYTES, Manifest};
+pub use manifest::Manifest;
 pub use mechanism::Mechanism;
 pub use permissions::{Dir, Permissions};
 pub use rpc::{Handshake, Reattach};

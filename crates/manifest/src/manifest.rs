@@ -1,21 +1,10 @@
 //! [`Manifest`]: one TOML file per plugin, read, checked and resolved.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use crate::raw::Raw;
 use crate::{Handshake, Limits, ManifestError, Mechanism, Permissions, Reattach, Trust};
-
-/// The largest artifact Outlet opens, reads and hashes: 1 GiB. A larger
-/// `path` is refused before anything is read.
-pub const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
-
-/// What [`Manifest::read_artifact`] hands the bytes to.
-type Sink<'a> = dyn FnMut(&[u8]) + 'a;
-
-/// How much of an artifact is read at a time while it is hashed.
-const CHUNK: usize = 256 << 10;
 
 /// One plugin's manifest. Paths in it are relative to the manifest's folder.
 ///
@@ -139,126 +128,6 @@ impl Manifest {
             return Ok(());
         }
         self.open_artifact().map(drop)
-    }
-
-    /// Opens the artifact once and checks what that descriptor holds: a
-    /// regular file (a folder, a device or a FIFO is refused at once, and
-    /// the open does not wait on a FIFO), at most [`MAX_ARTIFACT_BYTES`],
-    /// and, when `sha256` is given, that hash, read from the descriptor in
-    /// chunks (never more than the size `fstat` gave). The file returned is
-    /// the one checked: run or copy it, not the path, so that a file put at
-    /// the path afterwards is not what runs.
-    ///
-    /// Costs an `open` and an `fstat`, and reading and hashing the whole
-    /// artifact when `sha256` is given.
-    ///
-    /// # Errors
-    /// [`ManifestError::Artifact`] (cannot be opened or read),
-    /// [`ManifestError::NotAFile`], [`ManifestError::TooLarge`] or
-    /// [`ManifestError::Checksum`], each naming the plugin and the path.
-    pub fn open_artifact(&self) -> Result<File, ManifestError> {
-        self.open_checked(None)
-    }
-
-    /// As [`Manifest::open_artifact`], handing every byte read to `sink`
-    /// as it streams (the whole file is read, pinned or not): for a
-    /// mechanism that loads the bytes, or copies them, rather than running
-    /// the file. Check the result before using what `sink` got.
-    ///
-    /// # Errors
-    /// As [`Manifest::open_artifact`].
-    pub fn read_artifact(&self, sink: &mut dyn FnMut(&[u8])) -> Result<File, ManifestError> {
-        self.open_checked(Some(sink))
-    }
-
-    fn open_checked(&self, mut sink: Option<&mut Sink<'_>>) -> Result<File, ManifestError> {
-        use sha2::Digest;
-        use std::io::Read;
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-
-        let unreadable = |error| ManifestError::Artifact {
-            plugin: self.name.clone(),
-            path: self.path.clone(),
-            error,
-        };
-        // Close-on-exec (std's default); no controlling terminal from a
-        // device; no waiting for a writer on a FIFO.
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(&self.path)
-            .map_err(unreadable)?;
-        let meta = file.metadata().map_err(unreadable)?;
-        let kind = meta.file_type();
-        if !kind.is_file() {
-            return Err(ManifestError::NotAFile {
-                plugin: self.name.clone(),
-                path: self.path.clone(),
-                kind: if kind.is_dir() {
-                    "a folder"
-                } else if kind.is_char_device() {
-                    "a character device"
-                } else if kind.is_block_device() {
-                    "a block device"
-                } else if kind.is_fifo() {
-                    "a FIFO"
-                } else if kind.is_socket() {
-                    "a socket"
-                } else {
-                    "something else"
-                },
-            });
-        }
-        if meta.len() > MAX_ARTIFACT_BYTES {
-            return Err(ManifestError::TooLarge {
-                plugin: self.name.clone(),
-                path: self.path.clone(),
-                size: meta.len(),
-                limit: MAX_ARTIFACT_BYTES,
-            });
-        }
-        if self.sha256.is_none() && sink.is_none() {
-            return Ok(file);
-        }
-        // Hashed only when pinned: an unpinned artifact read for `sink` is
-        // copied, not hashed.
-        let mut hasher = self.sha256.as_ref().map(|_| sha2::Sha256::new());
-        let mut chunk = vec![
-            0;
-            CHUNK
-                .min(usize::try_from(meta.len()).unwrap_or(CHUNK))
-                .max(1)
-        ];
-        let mut left = meta.len();
-        let mut reader = &file;
-        while left > 0 {
-            let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            let read = match reader.read(&mut chunk[..want]) {
-                Ok(0) => break,
-                Ok(read) => read,
-                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(unreadable(error)),
-            };
-            if let Some(hasher) = hasher.as_mut() {
-                hasher.update(&chunk[..read]);
-            }
-            if let Some(sink) = sink.as_mut() {
-                sink(&chunk[..read]);
-            }
-            left -= read as u64;
-        }
-        if let (Some(expected), Some(hasher)) = (&self.sha256, hasher) {
-            let found = crate::hex(&hasher.finalize());
-            if &found != expected {
-                return Err(ManifestError::Checksum {
-                    plugin: self.name.clone(),
-                    path: self.path.clone(),
-                    expected: expected.clone(),
-                    found,
-                });
-            }
-        }
-        Ok(file)
     }
 
     /// Checks bytes against `sha256`, if given. Costs hashing the bytes.
@@ -450,6 +319,43 @@ mod tests {
         std::io::Seek::rewind(&mut file).unwrap();
         std::io::Read::read_to_string(&mut file, &mut again).unwrap();
         assert_eq!(again, "hello");
+        assert!(matches!(
+            manifest.open_artifact(),
+            Err(ManifestError::Checksum { .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_hashed_before_is_hashed_again_once_changed_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifact = dir.path().join("greeter");
+        std::fs::write(&artifact, b"hello").unwrap();
+        // Settled: last changed further back than any clock tick.
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        let set_times = |file: &std::fs::File| {
+            file.set_times(std::fs::FileTimes::new().set_modified(old))
+                .unwrap()
+        };
+        set_times(&std::fs::File::open(&artifact).unwrap());
+        let manifest = pinned_at(&artifact);
+        manifest.open_artifact().unwrap();
+        // The stamp's status change time is the kernel's; wait until it is settled.
+        let stamp = crate::Stamp::from(&std::fs::metadata(&artifact).unwrap());
+        while !stamp.settled() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        manifest.open_artifact().unwrap();
+        manifest.open_artifact().unwrap();
+
+        // Rewritten in place, its size and modification time restored: the
+        // status change time differs, so it is hashed again, and refused.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&artifact)
+            .unwrap();
+        std::io::Write::write_all(&mut &file, b"HELLO").unwrap();
+        set_times(&file);
+        assert_eq!(std::fs::metadata(&artifact).unwrap().len(), 5);
         assert!(matches!(
             manifest.open_artifact(),
             Err(ManifestError::Checksum { .. })

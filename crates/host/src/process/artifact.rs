@@ -1,11 +1,10 @@
 //! A plugin's program as it was checked, held open: what each start runs.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use outlet_manifest::{Manifest, ManifestError};
+use outlet_manifest::{Manifest, ManifestError, Stamp};
 
 /// The artifact as it was checked (`Manifest::open_artifact`), open: what
 /// each start runs (exec: each call; rpc: each start and restart). A file
@@ -15,33 +14,9 @@ use outlet_manifest::{Manifest, ManifestError};
 pub(crate) struct Program {
     /// The manifest, its `path` made absolute: what `open_artifact` checks.
     manifest: Manifest,
-    held: Mutex<(Stamp, Arc<File>)>,
-}
-
-/// What `stat` tells of a file that changes when it is replaced or written
-/// to: its identity (device, inode), size, and the modification and status
-/// change times. The status change time cannot be set back from user
-/// space, so a file rewritten in place with its size and modification
-/// time restored still differs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    len: u64,
-    modified: (i64, i64),
-    changed: (i64, i64),
-}
-
-impl From<&std::fs::Metadata> for Stamp {
-    fn from(meta: &std::fs::Metadata) -> Stamp {
-        Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            modified: (meta.mtime(), meta.mtime_nsec()),
-            changed: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
+    /// The file held, and its stamp if that was settled when it was
+    /// checked (else the next start checks the path again).
+    held: Mutex<(Option<Stamp>, Arc<File>)>,
 }
 
 impl Program {
@@ -56,14 +31,15 @@ impl Program {
         })
     }
 
-    fn open(manifest: &Manifest) -> Result<(Stamp, File), ManifestError> {
+    fn open(manifest: &Manifest) -> Result<(Option<Stamp>, File), ManifestError> {
         let file = manifest.open_artifact()?;
         let meta = file.metadata().map_err(|error| ManifestError::Artifact {
             plugin: manifest.name.clone(),
             path: manifest.path.clone(),
             error,
         })?;
-        Ok((Stamp::from(&meta), file))
+        let stamp = Stamp::from(&meta);
+        Ok((stamp.settled().then_some(stamp), file))
     }
 
     /// The program's path, absolute.
@@ -72,7 +48,7 @@ impl Program {
     }
 
     /// The file to run: the one held, when a `stat` of the path finds it
-    /// unchanged; else the path opened and checked again (hashed, when the
+    /// unchanged since a settled check (`Stamp::settled`); else the path opened and checked again (hashed, when the
     /// manifest pins a hash), which is then held.
     ///
     /// # Errors
@@ -86,7 +62,7 @@ impl Program {
                 error,
             })?;
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.0 == Stamp::from(&now) {
+        if held.0 == Some(Stamp::from(&now)) {
             return Ok(held.1.clone());
         }
         let (stamp, file) = Program::open(&self.manifest)?;

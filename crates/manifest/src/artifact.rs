@@ -1,0 +1,221 @@
+//! Opening a plugin's artifact: once, through one descriptor, checked as it
+//! is read; and the files already checked in this process, by [`Stamp`].
+
+use std::collections::HashMap;
+use std::fs::{File, Metadata, OpenOptions};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{Manifest, ManifestError};
+
+/// The largest artifact Outlet opens, reads and hashes: 1 GiB. A larger
+/// `path` is refused before anything is read.
+pub const MAX_ARTIFACT_BYTES: u64 = 1 << 30;
+
+/// What [`Manifest::read_artifact`] hands the bytes to.
+type Sink<'a> = dyn FnMut(&[u8]) + 'a;
+
+/// How much of an artifact is read at a time while it is hashed.
+const CHUNK: usize = 256 << 10;
+
+/// What `stat` tells of a file that changes whenever its bytes may have:
+/// its identity (device, inode), size, and modification and status change
+/// times. The status change time is set by the kernel on every write,
+/// `chmod` or `utime`, and cannot be set back from user space, so a file
+/// rewritten in place with its size and modification time restored still
+/// has another stamp, unless the rewrite fell in the same tick of the
+/// file system's clock: a stamp vouches for the bytes only once it is
+/// [`Stamp::settled`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl From<&Metadata> for Stamp {
+    fn from(meta: &Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            modified: (meta.mtime(), meta.mtime_nsec()),
+            changed: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// How long after its last change a stamp is settled: more than any file
+/// system's timestamp granularity (FAT's is 2 s; ext4's, the kernel's tick).
+const SETTLE: Duration = Duration::from_secs(3);
+
+impl Stamp {
+    /// Whether a change from now on would give the file another stamp: its
+    /// last change is further back than the file system's clock ticks. A
+    /// check of a file whose stamp is not settled says nothing of the next
+    /// open with the same stamp.
+    pub fn settled(&self) -> bool {
+        let changed = UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(self.changed.0).unwrap_or(0))
+            + Duration::from_nanos(u64::try_from(self.changed.1).unwrap_or(0));
+        SystemTime::now()
+            .duration_since(changed)
+            .is_ok_and(|age| age > SETTLE)
+    }
+}
+
+/// The files this process has hashed, by stamp, with the hash found: a
+/// file opened again with the same stamp has the same bytes, and is not
+/// hashed again. Bounded: emptied when full.
+static HASHED: Mutex<Option<HashMap<Stamp, String>>> = Mutex::new(None);
+const HASHED_MOST: usize = 1024;
+
+fn hashed(stamp: &Stamp) -> Option<String> {
+    let known = HASHED.lock().unwrap_or_else(|e| e.into_inner());
+    known.as_ref()?.get(stamp).cloned()
+}
+
+fn remember(stamp: Stamp, sha256: String) {
+    let mut known = HASHED.lock().unwrap_or_else(|e| e.into_inner());
+    let known = known.get_or_insert_with(HashMap::new);
+    if known.len() >= HASHED_MOST {
+        known.clear();
+    }
+    known.insert(stamp, sha256);
+}
+
+impl Manifest {
+    /// Opens the artifact once and checks what that descriptor holds: a
+    /// regular file (a folder, a device or a FIFO is refused at once, and
+    /// the open does not wait on a FIFO), at most [`MAX_ARTIFACT_BYTES`],
+    /// and, when `sha256` is given, that hash, read from the descriptor in
+    /// chunks (never more than the size `fstat` gave). The file returned is
+    /// the one checked: run or copy it, not the path, so that a file put at
+    /// the path afterwards is not what runs.
+    ///
+    /// Costs an `open` and an `fstat`, and reading and hashing the whole
+    /// artifact when `sha256` is given, unless this process hashed the
+    /// same file (the same [`Stamp`]) before.
+    ///
+    /// # Errors
+    /// [`ManifestError::Artifact`] (cannot be opened or read),
+    /// [`ManifestError::NotAFile`], [`ManifestError::TooLarge`] or
+    /// [`ManifestError::Checksum`], each naming the plugin and the path.
+    pub fn open_artifact(&self) -> Result<File, ManifestError> {
+        self.open_checked(None)
+    }
+
+    /// As [`Manifest::open_artifact`], handing every byte read to `sink`
+    /// as it streams (the whole file is read, pinned or not): for a
+    /// mechanism that loads the bytes, or copies them, rather than running
+    /// the file. Check the result before using what `sink` got.
+    ///
+    /// # Errors
+    /// As [`Manifest::open_artifact`].
+    pub fn read_artifact(&self, sink: &mut dyn FnMut(&[u8])) -> Result<File, ManifestError> {
+        self.open_checked(Some(sink))
+    }
+
+    fn open_checked(&self, mut sink: Option<&mut Sink<'_>>) -> Result<File, ManifestError> {
+        use sha2::Digest;
+        use std::io::Read;
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
+        let unreadable = |error| ManifestError::Artifact {
+            plugin: self.name.clone(),
+            path: self.path.clone(),
+            error,
+        };
+        // Close-on-exec (std's default); no controlling terminal from a
+        // device; no waiting for a writer on a FIFO.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&self.path)
+            .map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        let kind = meta.file_type();
+        if !kind.is_file() {
+            return Err(ManifestError::NotAFile {
+                plugin: self.name.clone(),
+                path: self.path.clone(),
+                kind: if kind.is_dir() {
+                    "a folder"
+                } else if kind.is_char_device() {
+                    "a character device"
+                } else if kind.is_block_device() {
+                    "a block device"
+                } else if kind.is_fifo() {
+                    "a FIFO"
+                } else if kind.is_socket() {
+                    "a socket"
+                } else {
+                    "something else"
+                },
+            });
+        }
+        if meta.len() > MAX_ARTIFACT_BYTES {
+            return Err(ManifestError::TooLarge {
+                plugin: self.name.clone(),
+                path: self.path.clone(),
+                size: meta.len(),
+                limit: MAX_ARTIFACT_BYTES,
+            });
+        }
+        if self.sha256.is_none() && sink.is_none() {
+            return Ok(file);
+        }
+        let stamp = Stamp::from(&meta);
+        if sink.is_none() && hashed(&stamp).as_ref() == self.sha256.as_ref() {
+            return Ok(file);
+        }
+        // Hashed only when pinned: an unpinned artifact read for `sink` is
+        // copied, not hashed.
+        let mut hasher = self.sha256.as_ref().map(|_| sha2::Sha256::new());
+        let mut chunk = vec![
+            0;
+            CHUNK
+                .min(usize::try_from(meta.len()).unwrap_or(CHUNK))
+                .max(1)
+        ];
+        let mut left = meta.len();
+        let mut reader = &file;
+        while left > 0 {
+            let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let read = match reader.read(&mut chunk[..want]) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(unreadable(error)),
+            };
+            if let Some(hasher) = hasher.as_mut() {
+                hasher.update(&chunk[..read]);
+            }
+            if let Some(sink) = sink.as_mut() {
+                sink(&chunk[..read]);
+            }
+            left -= read as u64;
+        }
+        if let (Some(expected), Some(hasher)) = (&self.sha256, hasher) {
+            let found = crate::hex(&hasher.finalize());
+            // Only a file read to its end, unchanged meanwhile and settled,
+            // is known by its stamp.
+            let unchanged = file.metadata().is_ok_and(|now| Stamp::from(&now) == stamp);
+            if left == 0 && unchanged && stamp.settled() {
+                remember(stamp, found.clone());
+            }
+            if &found != expected {
+                return Err(ManifestError::Checksum {
+                    plugin: self.name.clone(),
+                    path: self.path.clone(),
+                    expected: expected.clone(),
+                    found,
+                });
+            }
+        }
+        Ok(file)
+    }
+}
