@@ -242,9 +242,9 @@ fn demo_and_bench_run() {
         .map(|r| r["mechanism"].as_str().unwrap())
         .collect();
     let mut expected = vec!["native", "native", "cabi", "cabi"];
-    expected.extend(["rpc"; 7]);
+    expected.extend(["rpc"; 8]);
     expected.extend(["wasm"; 6]);
-    expected.push("exec");
+    expected.extend(["exec"; 2]);
     assert_eq!(mechanisms, expected);
     // The endless loop was stopped, not before its limit of 100 ms and not
     // seconds late (the bench's row is what measures it against the goal).
@@ -263,6 +263,16 @@ fn demo_and_bench_run() {
     assert!(rpc[1].contains("Outlet host + Go plugin"), "{rpc:?}");
     assert!(rpc[2].contains("Go host + Outlet plugin"), "{rpc:?}");
     assert!(rpc[6].contains("restart"), "{rpc:?}");
+    // The checks before each start and call, beside what they precede.
+    let checks = &rows[11];
+    assert!(
+        checks["case"]
+            .as_str()
+            .unwrap()
+            .starts_with("checks before a start")
+    );
+    assert_eq!(checks["baseline"]["case"], "a start");
+    assert_eq!(rows[19]["baseline"]["case"], "the call");
     assert_eq!(rows[4]["baseline"]["case"], "go-plugin Go host + Go plugin");
     for row in rows {
         assert!(row["median_ns"].as_u64().unwrap() > 0, "{row}");
@@ -272,7 +282,7 @@ fn demo_and_bench_run() {
             "{row}"
         );
     }
-    let exec = &rows[17];
+    let exec = &rows[18];
     assert_eq!(exec["baseline"]["case"], "spawn /bin/true");
     // Unloading returns the memory: 100 wasm loads and 10,000 instances made
     // and dropped leave resident memory within a few MB of where it was.

@@ -1,5 +1,6 @@
 //! exec: a Greet round trip, one process per call, against spawning
-//! `/bin/true` and waiting for it, the two alternating call by call.
+//! `/bin/true` and waiting for it, the two alternating call by call; and
+//! the check of the artifact before each call, against the call.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -10,10 +11,15 @@ use greeter::GreeterClient;
 use outlet_host::Host;
 
 use super::greet::request;
-use super::report::Row;
+use super::report::{Report, Row};
 use super::stats::Summary;
 
-pub fn row(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
+pub fn rows(
+    host: &Host,
+    manifests: &Path,
+    calls: usize,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let file = manifests.join("exec.toml");
     let plugin = host
         .load(&file)
@@ -43,12 +49,23 @@ pub fn row(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
         greeter.greet(request.clone())?;
         ours.push(started.elapsed());
     }
+    let checks = super::checks::samples(plugin.manifest(), calls, report)?;
     host.unload(plugin.name());
-    Ok(Row {
+    let usual = "exec.Command (one-shot) ~5 ms (fork+exec)";
+    let call = Summary::of(ours);
+    report.rows.push(Row {
         mechanism: "exec",
         case: "Greet, one process per call",
-        usual: "exec.Command (one-shot) ~5 ms (fork+exec)",
-        samples: Summary::of(ours),
+        usual,
+        samples: call,
         baseline: Some(("spawn /bin/true", Summary::of(base))),
-    })
+    });
+    report.rows.push(Row {
+        mechanism: "exec",
+        case: "checks before a call, pinned",
+        usual,
+        samples: Summary::of(checks),
+        baseline: Some(("the call", call)),
+    });
+    Ok(())
 }

@@ -7,6 +7,7 @@
 //! and writes the JSON that `scripts/readme-numbers.py` puts in the README.
 
 mod cabi;
+mod checks;
 mod exec;
 mod extism;
 mod go;
@@ -59,9 +60,10 @@ pub fn run(
     let mut report = Report::default();
     // exec first, as a host starting plugins would: once a wasm engine has
     // mapped its code and reserved memories, the process is larger.
-    let exec_row = wants("exec")
-        .then(|| exec::row(&host, manifests, calls))
-        .transpose()?;
+    let mut exec = Report::default();
+    if wants("exec") {
+        exec::rows(&host, manifests, calls, &mut exec)?;
+    }
     if wants("native") {
         report.rows.push(native::greet(&host, manifests, calls)?);
         native::load(&host, manifests, calls / 5, &mut report)?;
@@ -78,7 +80,8 @@ pub fn run(
             extism::rows(&host, manifests, dir, calls, &mut report)?;
         }
     }
-    report.rows.extend(exec_row);
+    report.rows.extend(exec.rows);
+    report.notes.extend(exec.notes);
     report.print(calls);
     if let Some(file) = json {
         report.write_json(calls, file)?;

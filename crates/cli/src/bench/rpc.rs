@@ -90,8 +90,9 @@ pub fn rows(
         key: "bench".to_owned(),
         value: vec![b'v'; 64],
     };
-    // Kills in quick succession would count as a crash loop.
-    let mut killable = manifest.clone();
+    // Kills in quick succession would count as a crash loop. Pinned, so
+    // that each restart checks the program as a third party's would be.
+    let mut killable = super::checks::pinned(&manifest)?;
     killable.limits.restarts = 100;
     let (ours, client) = kv.load(&killable)?;
     let theirs = go_manifest.as_ref().map(|m| kv.load(m)).transpose()?;
@@ -106,11 +107,12 @@ pub fn rows(
         go,
     )?;
     let restarts = restarts(&kv, &ours, &client, calls)?;
+    let checks = super::checks::samples(&manifest, calls, report)?;
     host.unload(ours.name());
     if let Some((plugin, _)) = &theirs {
         host.unload(plugin.name());
     }
-    push_rows(samples, restarts, report);
+    push_rows(samples, restarts, checks, report);
     if go.is_none() {
         report.notes.push(
             "rpc: go-plugin's own Go host and plugin were not measured; give --go target/go \
@@ -123,7 +125,12 @@ pub fn rows(
 
 /// The rows, in the order the table shows them; a row without samples (the
 /// Go plugin's, without `--go`) is left out.
-fn push_rows(samples: go::Samples, restarts: Vec<Duration>, report: &mut Report) {
+fn push_rows(
+    samples: go::Samples,
+    restarts: Vec<Duration>,
+    checks: Vec<Duration>,
+    report: &mut Report,
+) {
     let usual = "go-plugin gRPC ~50-100 µs";
     // go-plugin's Go host ran only given `--go`.
     let measured = !samples.go_host_go_plugin.gets.is_empty();
@@ -163,6 +170,7 @@ fn push_rows(samples: go::Samples, restarts: Vec<Duration>, report: &mut Report)
         go_host_outlet_plugin.gets,
         go_get,
     );
+    let start = (!start_outlet_plugin.is_empty()).then(|| Summary::of(start_outlet_plugin.clone()));
     row(
         "start to first Get, Outlet plugin",
         start_outlet_plugin,
@@ -174,7 +182,12 @@ fn push_rows(samples: go::Samples, restarts: Vec<Duration>, report: &mut Report)
         go_host_outlet_plugin.starts,
         go_start,
     );
-    row("killed to serving again (restart)", restarts, None);
+    row("killed to serving again (restart, pinned)", restarts, None);
+    row(
+        "checks before a start, pinned",
+        checks,
+        start.map(|start| ("a start", start)),
+    );
 }
 
 /// Restart: the plugin's process killed, then Gets until one succeeds.
