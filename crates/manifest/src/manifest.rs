@@ -129,28 +129,6 @@ impl Manifest {
         }
         self.open_artifact().map(drop)
     }
-
-    /// Checks bytes against `sha256`, if given. Costs hashing the bytes.
-    /// For the artifact itself, [`Manifest::read_artifact`] reads and
-    /// checks in one pass, from one descriptor.
-    ///
-    /// # Errors
-    /// [`ManifestError::Checksum`].
-    pub fn verify_bytes(&self, bytes: &[u8]) -> Result<(), ManifestError> {
-        let Some(expected) = &self.sha256 else {
-            return Ok(());
-        };
-        let found = crate::sha256_hex(bytes);
-        if &found != expected {
-            return Err(ManifestError::Checksum {
-                plugin: self.name.clone(),
-                path: self.path.clone(),
-                expected: expected.clone(),
-                found,
-            });
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -18,14 +18,6 @@ pub enum WasmError {
         /// What to check.
         fix: String,
     },
-    /// The module's file cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        /// The module's path.
-        path: PathBuf,
-        /// The error reading it.
-        source: std::io::Error,
-    },
     /// The file is neither a binary module nor WebAssembly text.
     #[error(
         "{} is not WebAssembly (neither a binary module nor text); build it for \
