@@ -52,6 +52,9 @@ pub struct Policy {
     /// Folders besides its own that a plugin below `in-process` may be
     /// granted (canonical).
     roots: Vec<PathBuf>,
+    /// The mechanisms a `sandboxed` plugin may use, of those its trust
+    /// allows.
+    sandboxed_mechanisms: Vec<Mechanism>,
 }
 
 /// The limits of a trust level: the most a manifest may ask for, and what
@@ -110,6 +113,7 @@ impl Default for Policy {
             out_of_process: Ceiling::OUT_OF_PROCESS,
             inherit_env: BTreeSet::new(),
             roots: Vec::new(),
+            sandboxed_mechanisms: vec![Mechanism::Wasm, Mechanism::Exec],
         }
     }
 }
@@ -166,6 +170,17 @@ impl Policy {
         self
     }
 
+    /// The mechanisms a `sandboxed` plugin may use: `wasm` and `exec` by
+    /// default. Until the OS sandbox confines them, an exec child runs with
+    /// the rights of the host's user, so a host that loads manifests nobody
+    /// vouched for may keep them to `wasm`. Mechanisms `sandboxed` trust
+    /// does not allow stay refused.
+    #[must_use]
+    pub fn sandboxed_mechanisms(mut self, mechanisms: &[Mechanism]) -> Policy {
+        self.sandboxed_mechanisms = mechanisms.to_vec();
+        self
+    }
+
     /// The most trust a manifest read from `file` may claim, and the folder
     /// of the policy that says so (`None`: no folder named it).
     pub fn most_trust(&self, file: &Path) -> (Trust, Option<&Path>) {
@@ -202,8 +217,33 @@ impl Policy {
                 ),
                 format!(
                     "lower `trust` to \"{most}\" (with a mechanism it allows), or have the host \
-                     trust the manifest's folder more (for the `outlet` command: `--trust-folder FOLDER={}`)",
+                     trust the folder more (`Policy::trust_folder`; for the `outlet` command, \
+                     `--trust-folder {}={}`)",
+                    manifest_folder(&manifest.file).display(),
                     manifest.trust
+                ),
+            ));
+        }
+        if manifest.trust == Trust::Sandboxed
+            && !self.sandboxed_mechanisms.contains(&manifest.mechanism)
+        {
+            let allowed: Vec<&str> = self.sandboxed_mechanisms.iter().map(|m| m.name()).collect();
+            return Err(ManifestError::policy(
+                &manifest,
+                format!(
+                    "the host runs `sandboxed` plugins only as {}, not `{}`",
+                    if allowed.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        allowed.join(", ")
+                    },
+                    manifest.mechanism
+                ),
+                format!(
+                    "build the plugin for a mechanism the host allows, or have the host trust \
+                     the folder more (`Policy::trust_folder`; for the `outlet` command, \
+                     `--trust-folder {}=out-of-process` with trust = \"out-of-process\")",
+                    manifest_folder(&manifest.file).display()
                 ),
             ));
         }
@@ -216,6 +256,7 @@ impl Policy {
         check_ceiling(&manifest, &ceiling)?;
         self.check_env(&manifest)?;
         self.resolve_dirs(&mut manifest)?;
+        self.check_reattach_files(&manifest)?;
         Ok(manifest)
     }
 
@@ -245,56 +286,97 @@ impl Policy {
     /// Each granted folder, resolved through its symbolic links, must be
     /// inside the manifest's folder or a root the host approves; written
     /// relative to the manifest, without `..`. Replaced by the resolved
-    /// path, so the folder opened is the folder checked.
+    /// path, which the wasm mechanism opens once, at load.
     fn resolve_dirs(&self, manifest: &mut Manifest) -> Result<(), ManifestError> {
-        let own = manifest_folder(&manifest.file);
         for index in 0..manifest.permissions.dirs.len() {
             let host = manifest.permissions.dirs[index].host.clone();
-            let escapes = host.components().any(|c| c == Component::ParentDir);
-            let resolved = host.canonicalize();
-            let inside = |path: &Path| {
-                path.starts_with(&own) || self.roots.iter().any(|root| path.starts_with(root))
-            };
-            let problem = match &resolved {
-                _ if escapes => "climbs out with `..`".to_owned(),
-                Err(error) => format!("cannot be resolved: {error}"),
-                Ok(path) if !inside(path) => format!(
-                    "is {}, outside the manifest's folder {}{}",
-                    path.display(),
-                    own.display(),
-                    if self.roots.is_empty() {
-                        ""
-                    } else {
-                        " and the roots the host approves"
-                    }
-                ),
-                Ok(path) => {
-                    manifest.permissions.dirs[index].host = path.clone();
-                    continue;
-                }
-            };
-            return Err(ManifestError::policy(
-                manifest,
-                format!(
-                    "the folder granted in `permissions.dirs`, {}, {problem}",
-                    host.display()
-                ),
-                format!(
-                    "grant a folder inside {} by a relative path, or have the host approve \
-                     its root (for the `outlet` command: `--approve-root FOLDER`)",
-                    own.display()
-                ),
-            ));
+            let resolved = self
+                .confine(manifest, &host)
+                .map_err(|problem| self.outside(manifest, "permissions.dirs", &host, problem))?;
+            manifest.permissions.dirs[index].host = resolved;
         }
         Ok(())
+    }
+
+    /// The files a TLS reattach presents, confined as granted folders are:
+    /// a manifest below `in-process` does not choose which of the user's
+    /// identities the host shows a server.
+    fn check_reattach_files(&self, manifest: &Manifest) -> Result<(), ManifestError> {
+        let Some(reattach) = &manifest.reattach else {
+            return Ok(());
+        };
+        for (field, file) in [
+            ("reattach.client_cert", &reattach.client_cert),
+            ("reattach.client_key", &reattach.client_key),
+        ] {
+            if let Some(file) = file {
+                self.confine(manifest, file)
+                    .map_err(|problem| self.outside(manifest, field, file, problem))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `path` (joined to the manifest's folder) resolved through its links,
+    /// if it is written without `..` and lies inside the manifest's folder
+    /// or an approved root; else what is wrong with it.
+    fn confine(&self, manifest: &Manifest, path: &Path) -> Result<PathBuf, String> {
+        let own = manifest_folder(&manifest.file);
+        // As written: what follows the folder the manifest was given by.
+        let given = manifest.file.parent().unwrap_or(Path::new(""));
+        let written = path.strip_prefix(given).unwrap_or(path);
+        if written.components().any(|c| c == Component::ParentDir) {
+            return Err("climbs out with `..`".to_owned());
+        }
+        let resolved = path
+            .canonicalize()
+            .map_err(|error| format!("cannot be resolved: {error}"))?;
+        if resolved.starts_with(&own) || self.roots.iter().any(|root| resolved.starts_with(root)) {
+            return Ok(resolved);
+        }
+        Err(format!(
+            "is {}, outside the manifest's folder {}{}",
+            resolved.display(),
+            own.display(),
+            if self.roots.is_empty() {
+                ""
+            } else {
+                " and the roots the host approves"
+            }
+        ))
+    }
+
+    /// The refusal of `path`, named in `field`, for `problem`.
+    fn outside(
+        &self,
+        manifest: &Manifest,
+        field: &str,
+        path: &Path,
+        problem: String,
+    ) -> ManifestError {
+        ManifestError::policy(
+            manifest,
+            format!("`{field}` names {}, which {problem}", path.display()),
+            format!(
+                "name a path inside {} relative to the manifest, or have the host approve its \
+                 root (`Policy::approve_root`; for the `outlet` command, `--approve-root FOLDER`)",
+                manifest_folder(&manifest.file).display()
+            ),
+        )
     }
 }
 
 /// The limits a manifest names none of, from its level's ceiling.
 fn fill_limits(manifest: &mut Manifest, ceiling: &Ceiling) {
     let limits = &mut manifest.limits;
-    if manifest.mechanism != Mechanism::Native && manifest.mechanism != Mechanism::Cabi {
-        limits.memory_mb.get_or_insert(ceiling.default_memory_mb);
+    // wasm's linear memory, an exec child's address space. Not an rpc
+    // process's: runtimes that live long (Go, the JVM, V8) reserve more
+    // address space than they use, and would fail to start under a limit
+    // nobody asked for; each of its calls has its `timeout_ms`.
+    if matches!(manifest.mechanism, Mechanism::Wasm | Mechanism::Exec) {
+        limits
+            .memory_mb
+            .get_or_insert(ceiling.default_memory_mb.min(ceiling.memory_mb));
     }
     if manifest.mechanism == Mechanism::Exec {
         limits
@@ -345,8 +427,17 @@ fn check_ceiling(manifest: &Manifest, ceiling: &Ceiling) -> Result<(), ManifestE
     Ok(())
 }
 
-/// The folder a manifest was read from, resolved as far as it exists.
+/// The folder a manifest was read from: the folder of the file itself, its
+/// links resolved (a link to a manifest elsewhere is judged where the
+/// manifest is); for text parsed in memory, the folder its label names.
 fn manifest_folder(file: &Path) -> PathBuf {
+    if let Some(folder) = file
+        .canonicalize()
+        .ok()
+        .and_then(|f| f.parent().map(Path::to_owned))
+    {
+        return folder;
+    }
     let folder = std::path::absolute(file)
         .unwrap_or_else(|_| file.to_owned())
         .parent()
@@ -523,7 +614,11 @@ mod tests {
             let rpc = policy
                 .admit(manifest(tmp.path(), "rpc", "out-of-process", ""))
                 .unwrap();
-            assert_eq!(rpc.limits.cpu_seconds, None, "an rpc process lives long");
+            assert_eq!(
+                (rpc.limits.cpu_seconds, rpc.limits.memory_mb),
+                (None, None),
+                "an rpc process lives long, and its runtime may reserve much"
+            );
             let asked = manifest(tmp.path(), "exec", "sandboxed", "[limits]\nmemory_mb = 32");
             assert_eq!(policy.admit(asked).unwrap().limits.memory_mb, Some(32));
             // In the host's process, nothing is filled in.
@@ -640,6 +735,79 @@ mod tests {
             assert!(
                 policy.admit(trusted).is_ok(),
                 "the host's own code is not held"
+            );
+        }
+
+        #[test]
+        fn a_host_may_keep_sandboxed_plugins_to_wasm() {
+            let tmp = tempfile::tempdir().unwrap();
+            let policy = Policy::default().sandboxed_mechanisms(&[crate::Mechanism::Wasm]);
+            let text = refusal(&policy, manifest(tmp.path(), "exec", "sandboxed", ""));
+            assert!(
+                text.contains("runs `sandboxed` plugins only as wasm, not `exec`")
+                    && text.contains("--trust-folder"),
+                "{text}"
+            );
+            assert!(
+                policy
+                    .admit(manifest(tmp.path(), "wasm", "sandboxed", ""))
+                    .is_ok()
+            );
+            assert!(
+                policy
+                    .admit(manifest(tmp.path(), "exec", "out-of-process", ""))
+                    .is_ok()
+            );
+        }
+
+        #[test]
+        fn a_manifest_is_judged_where_it_is_and_by_what_it_wrote() {
+            let tmp = tempfile::tempdir().unwrap();
+            let (trusted, elsewhere) = (tmp.path().join("trusted"), tmp.path().join("elsewhere"));
+            std::fs::create_dir_all(elsewhere.join("data")).unwrap();
+            std::fs::create_dir(&trusted).unwrap();
+            // A link in a trusted folder to a manifest elsewhere is judged elsewhere.
+            manifest(&elsewhere, "exec", "in-process", "");
+            std::os::unix::fs::symlink(elsewhere.join("p.toml"), trusted.join("p.toml")).unwrap();
+            let policy = Policy::default()
+                .elsewhere(Trust::Sandboxed)
+                .trust_folder(&trusted, Trust::InProcess);
+            let linked = Manifest::load(trusted.join("p.toml")).unwrap();
+            assert!(refusal(&policy, linked).contains("at most \"sandboxed\""));
+
+            // Loaded by a path that climbs, a grant written without `..` is fine.
+            let extra = "[permissions]\ndirs = [{ host = \"data\", guest = \"/d\" }]";
+            manifest(&elsewhere, "wasm", "sandboxed", extra);
+            let climbing = elsewhere.join("data/../p.toml");
+            let admitted = Policy::default().admit(Manifest::load(&climbing).unwrap());
+            assert!(admitted.is_ok(), "{admitted:?}");
+        }
+
+        #[test]
+        fn the_identity_a_tls_reattach_presents_is_confined_like_a_folder() {
+            let tmp = tempfile::tempdir().unwrap();
+            let outside = tempfile::tempdir().unwrap();
+            std::fs::write(outside.path().join("id.pem"), "x").unwrap();
+            std::fs::write(tmp.path().join("id.pem"), "x").unwrap();
+            let attached = |cert: &Path| {
+                let text = format!(
+                    "name = \"p\"\nmechanism = \"rpc\"\ninterface = \"a.B\"\n\
+                 trust = \"out-of-process\"\n[reattach]\nnetwork = \"tcp\"\n\
+                 address = \"127.0.0.1:4000\"\ncert_sha256 = \"{}\"\n\
+                 client_cert = {:?}\nclient_key = \"id.pem\"\n",
+                    "ab".repeat(32),
+                    cert.display().to_string()
+                );
+                let file = tmp.path().join("p.toml");
+                std::fs::write(&file, text).unwrap();
+                Manifest::load(&file).unwrap()
+            };
+            let policy = Policy::default();
+            assert!(policy.admit(attached(Path::new("id.pem"))).is_ok());
+            let text = refusal(&policy, attached(&outside.path().join("id.pem")));
+            assert!(
+                text.contains("`reattach.client_cert` names") && text.contains("outside"),
+                "{text}"
             );
         }
     }
