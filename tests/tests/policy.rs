@@ -46,13 +46,13 @@ fn wasi_guest() -> std::path::PathBuf {
 #[test]
 fn a_sandboxed_plugin_is_granted_no_folder_outside_its_own() {
     let tmp = tempfile::tempdir().unwrap();
-    let plugin = tmp.path().join("plugins/guest");
-    std::fs::create_dir_all(plugin.join("data")).unwrap();
+    let plugin_dir = tmp.path().join("plugins/guest");
+    std::fs::create_dir_all(plugin_dir.join("data")).unwrap();
     std::fs::write(tmp.path().join("secret.txt"), "not for plugins").unwrap();
-    std::os::unix::fs::symlink(tmp.path(), plugin.join("up")).unwrap();
+    std::os::unix::fs::symlink(tmp.path(), plugin_dir.join("up")).unwrap();
     let grant = |host: &str| {
         pinned(
-            &plugin,
+            &plugin_dir,
             "wasm",
             "sandboxed",
             &wasi_guest(),
@@ -78,6 +78,18 @@ fn a_sandboxed_plugin_is_granted_no_folder_outside_its_own() {
             .unwrap()
             .starts_with("error")
     );
+
+    // The folder swapped for a link after the load: the next instance (the
+    // guest exits, which ends its instance) still gets the folder checked.
+    std::fs::rename(plugin_dir.join("data"), plugin_dir.join("was-data")).unwrap();
+    std::os::unix::fs::symlink(tmp.path(), plugin_dir.join("data")).unwrap();
+    assert!(greet(&plugin, "exit").is_err());
+    assert!(
+        greet(&plugin, "read:/d/secret.txt")
+            .unwrap()
+            .starts_with("error")
+    );
+    assert_eq!(greet(&plugin, "read:/d/a.txt").unwrap(), "mine");
 }
 
 #[test]

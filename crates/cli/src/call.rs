@@ -12,7 +12,8 @@ use outlet_protocol::Transport;
 use crate::dynamic;
 
 pub fn run(host: Host, manifest: &Path, method: &str, json: &str) -> anyhow::Result<ExitCode> {
-    let manifest = Manifest::load(manifest)?;
+    // Admitted before anything it names is read.
+    let manifest = host.policy().admit(Manifest::load(manifest)?)?;
     let service = dynamic::service(&manifest)?;
     let method = dynamic::method(&service, method)?;
     let json = if json == "-" {

@@ -1,12 +1,15 @@
 //! The `outlet` command's policy: how much of what a manifest asks for it
 //! gets. From a policy file (`--policy`, or the user's
 //! `~/.config/outlet/policy.toml` if there is one) and flags, on top of
-//! safe defaults: manifests in this Outlet checkout may claim any trust
-//! (they are the project's own), manifests anywhere else at most
-//! `sandboxed`.
+//! safe defaults: when this `outlet` runs from the `target` folder of the
+//! Outlet checkout it was built from, manifests in that checkout may claim
+//! any trust (they are the project's own); manifests anywhere else at most
+//! `sandboxed`, and only as wasm (an exec child still runs with the user's
+//! rights).
 //!
 //! ```toml
 //! elsewhere = "sandboxed"             # the most trust outside the folders below
+//! sandboxed_mechanisms = ["wasm"]     # the default; add "exec" once exec is confined
 //! inherit_env = ["LANG", "TZ"]        # host variables plugins below in-process may inherit
 //! approve_roots = ["/srv/shared"]     # folders besides their own they may be granted
 //!
@@ -24,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use outlet_host::{Ceiling, Policy};
-use outlet_manifest::Trust;
+use outlet_manifest::{Mechanism, Trust};
 use serde::Deserialize;
 
 /// The flags every subcommand that loads manifests takes.
@@ -53,6 +56,7 @@ pub struct Flags {
 #[serde(deny_unknown_fields)]
 struct File {
     elsewhere: Option<Trust>,
+    sandboxed_mechanisms: Option<Vec<Mechanism>>,
     #[serde(default)]
     inherit_env: Vec<String>,
     #[serde(default)]
@@ -98,9 +102,16 @@ impl CeilingPatch {
 }
 
 /// The checkout this `outlet` was built from, whose manifests are the
-/// project's own.
-fn checkout() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+/// project's own: only while this `outlet` is one that checkout built (runs
+/// from its `target` folder), not a copy installed elsewhere, for which the
+/// path names some other folder.
+fn checkout() -> Option<PathBuf> {
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .ok()?;
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    exe.starts_with(checkout.join("target")).then_some(checkout)
 }
 
 /// The user's policy file, if the environment names a place for it.
@@ -119,7 +130,10 @@ impl Flags {
     pub fn policy(&self) -> anyhow::Result<Policy> {
         let mut policy = Policy::default()
             .elsewhere(Trust::Sandboxed)
-            .trust_folder(checkout(), Trust::InProcess);
+            .sandboxed_mechanisms(&[Mechanism::Wasm]);
+        if let Some(checkout) = checkout() {
+            policy = policy.trust_folder(checkout, Trust::InProcess);
+        }
         let file = match &self.policy {
             Some(file) => Some(file.clone()),
             None => user_file().filter(|file| file.exists()),
@@ -162,17 +176,30 @@ fn from_file(mut policy: Policy, file: &Path) -> anyhow::Result<Policy> {
     let parsed: File =
         toml::from_str(&text).with_context(|| format!("{}: not a policy file", file.display()))?;
     let here = file.parent().unwrap_or(Path::new(""));
+    let folder = |path: PathBuf, entry: &str| -> anyhow::Result<PathBuf> {
+        let path = here.join(path);
+        anyhow::ensure!(
+            path.is_dir(),
+            "{}: {entry} {} is not a folder",
+            file.display(),
+            path.display()
+        );
+        Ok(path)
+    };
     if let Some(most) = parsed.elsewhere {
         policy = policy.elsewhere(most);
     }
-    for folder in parsed.folder {
-        policy = policy.trust_folder(here.join(folder.path), folder.trust);
+    if let Some(mechanisms) = parsed.sandboxed_mechanisms {
+        policy = policy.sandboxed_mechanisms(&mechanisms);
+    }
+    for rule in parsed.folder {
+        policy = policy.trust_folder(folder(rule.path, "[[folder]]")?, rule.trust);
     }
     for name in parsed.inherit_env {
         policy = policy.inherit_env(name);
     }
     for root in parsed.approve_roots {
-        policy = policy.approve_root(here.join(root));
+        policy = policy.approve_root(folder(root, "approve_roots")?);
     }
     for (level, patch) in parsed.ceiling {
         let (trust, default) = match level.parse::<Trust>() {

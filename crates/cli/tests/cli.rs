@@ -134,11 +134,22 @@ fn the_policy_decides_how_far_a_manifest_outside_the_checkout_is_trusted() {
     .unwrap();
     assert!(check(&["--policy", policy.to_str().unwrap()]).0);
 
-    // Sandboxed: the host's variables only where the user allows them.
-    write("sandboxed", "[permissions]\ninherit_env = [\"HOME\"]\n");
+    // Sandboxed, only as wasm: an exec child would run with the user's rights.
+    write("sandboxed", "");
     let (ok, stdout) = check(&[]);
+    assert!(
+        !ok && stdout.contains("only as wasm, not `exec`"),
+        "{stdout}"
+    );
+
+    // The host's variables only where the user allows them.
+    write(
+        "out-of-process",
+        "[permissions]\ninherit_env = [\"HOME\"]\n",
+    );
+    let (ok, stdout) = check(&["--trust-folder", &folder]);
     assert!(!ok && stdout.contains("the host's HOME"), "{stdout}");
-    assert!(check(&["--inherit-env", "HOME"]).0);
+    assert!(check(&["--trust-folder", &folder, "--inherit-env", "HOME"]).0);
 
     // A policy file that is not one says so.
     std::fs::write(&policy, "elsewhere = \"everything\"\n").unwrap();

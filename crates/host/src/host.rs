@@ -201,6 +201,11 @@ impl Host {
         self.0.context.services.add(Arc::new(service));
     }
 
+    /// The policy the host admits manifests by ([`HostBuilder::policy`]).
+    pub fn policy(&self) -> &Policy {
+        &self.0.policy
+    }
+
     /// The names of the services the host offers its plugins.
     pub fn services(&self) -> Vec<&'static str> {
         self.0.context.services.names()

@@ -14,6 +14,7 @@
 //! there, a call to such a plugin runs on a thread of its own (see
 //! `Wasm::call_with`).
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,14 +37,18 @@ const NOTSUP: i32 = 58;
 pub(super) struct Grants {
     plugin: Arc<str>,
     env: Vec<(String, String)>,
-    dirs: Vec<(PathBuf, String, bool)>,
+    /// Each granted folder: the path checked, the folder opened there at
+    /// load (held, so that every instance gets that same folder whatever
+    /// is put at the path later), where the guest sees it, and writable.
+    dirs: Vec<(PathBuf, std::fs::File, String, bool)>,
     clock: bool,
     random: bool,
 }
 
 impl Grants {
     /// The grants of a manifest. Folders are resolved once, here, to paths
-    /// without links, and each instance opens those same paths.
+    /// without links, and opened: each instance gets the folder opened
+    /// here (through `/proc/self/fd`), not whatever the path names later.
     ///
     /// # Errors
     /// A folder that does not exist, or one inside a folder the plugin may
@@ -60,17 +65,16 @@ impl Grants {
         );
         let mut dirs = Vec::new();
         for grant in &permissions.dirs {
-            let host = grant
-                .host
-                .canonicalize()
-                .map_err(|source| WasmError::Folder {
-                    host: grant.host.clone(),
-                    guest: grant.guest.clone(),
-                    source,
-                })?;
-            dirs.push((host, grant.guest.clone(), grant.write));
+            let refuse = |source| WasmError::Folder {
+                host: grant.host.clone(),
+                guest: grant.guest.clone(),
+                source,
+            };
+            let host = grant.host.canonicalize().map_err(refuse)?;
+            let folder = open_folder(&host).map_err(refuse)?;
+            dirs.push((host, folder, grant.guest.clone(), grant.write));
         }
-        for (outer, ..) in dirs.iter().filter(|(_, _, write)| *write) {
+        for (outer, ..) in dirs.iter().filter(|(.., write)| *write) {
             let nested = dirs
                 .iter()
                 .find(|(inner, ..)| inner != outer && inner.starts_with(outer));
@@ -128,13 +132,16 @@ impl Grants {
     /// A granted folder that cannot be opened, naming it.
     pub(super) fn context(&self) -> Result<WasiP1Ctx, WasmError> {
         let mut wasi = self.builder();
-        for (host, guest, write) in &self.dirs {
+        for (host, folder, guest, write) in &self.dirs {
             let perms = if *write {
                 FsPerms::ReadWrite
             } else {
                 FsPerms::ReadOnly
             };
-            wasi.preopened_dir(host, guest, perms)
+            // The folder held, not the path: `/proc/self/fd/N` opens the
+            // very folder that descriptor is.
+            let held = format!("/proc/self/fd/{}", folder.as_raw_fd());
+            wasi.preopened_dir(held, guest, perms)
                 .map_err(|e| WasmError::Folder {
                     host: host.clone(),
                     guest: guest.clone(),
@@ -143,6 +150,25 @@ impl Grants {
         }
         Ok(wasi.build_p1())
     }
+}
+
+/// Opens the folder at `path` (resolved, without links) and checks that
+/// the folder opened is the one at that path: a link put on the path since
+/// it was resolved would show as another path.
+fn open_folder(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let folder = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(path)?;
+    let opened = std::fs::read_link(format!("/proc/self/fd/{}", folder.as_raw_fd()))?;
+    if opened != path {
+        return Err(std::io::Error::other(format!(
+            "it changed while it was opened: {} was opened instead",
+            opened.display()
+        )));
+    }
+    Ok(folder)
 }
 
 /// Links WASI preview 1 into `linker`, reaching each store's context
