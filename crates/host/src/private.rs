@@ -22,7 +22,7 @@
 //! nothing tells whose they are; remove them by hand.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -82,8 +82,17 @@ impl PrivateFolder {
             let error = io::Error::from(error);
             io::Error::new(error.kind(), format!("{}: {error}", path.display()))
         };
-        let fd = open_folder(path).map_err(failed)?;
-        let stat = rustix::fs::fstat(&fd).map_err(failed)?;
+        // A umask may have left it without even its owner's read bit, so it
+        // is checked and set to 0700 through a descriptor that needs none
+        // (`O_PATH`, its mode set through `/proc/self/fd`), then opened for
+        // the lock.
+        let handle = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(failed)?;
+        let stat = rustix::fs::fstat(&handle).map_err(failed)?;
         let me = rustix::process::geteuid().as_raw();
         if stat.st_uid != me {
             return Err(io::Error::other(format!(
@@ -92,7 +101,19 @@ impl PrivateFolder {
                 stat.st_uid
             )));
         }
-        rustix::fs::fchmod(&fd, Mode::RWXU).map_err(failed)?;
+        rustix::fs::chmod(
+            format!("/proc/self/fd/{}", handle.as_raw_fd()),
+            Mode::RWXU,
+        )
+        .map_err(failed)?;
+        let fd = open_folder(path).map_err(failed)?;
+        let same = rustix::fs::fstat(&fd).map_err(failed)?;
+        if (same.st_dev, same.st_ino) != (stat.st_dev, stat.st_ino) {
+            return Err(io::Error::other(format!(
+                "{} was replaced right after this process made it",
+                path.display()
+            )));
+        }
         rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).map_err(failed)?;
         Ok(PrivateFolder { dir, _lock: fd })
     }
