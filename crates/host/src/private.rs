@@ -101,11 +101,8 @@ impl PrivateFolder {
                 stat.st_uid
             )));
         }
-        rustix::fs::chmod(
-            format!("/proc/self/fd/{}", handle.as_raw_fd()),
-            Mode::RWXU,
-        )
-        .map_err(failed)?;
+        rustix::fs::chmod(format!("/proc/self/fd/{}", handle.as_raw_fd()), Mode::RWXU)
+            .map_err(failed)?;
         let fd = open_folder(path).map_err(failed)?;
         let same = rustix::fs::fstat(&fd).map_err(failed)?;
         if (same.st_dev, same.st_ino) != (stat.st_dev, stat.st_ino) {

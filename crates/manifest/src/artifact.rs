@@ -88,49 +88,16 @@ fn remember(stamp: Stamp, sha256: String) {
 }
 
 impl Manifest {
-    /// Opens the artifact once and checks what that descriptor holds: a
-    /// regular file (a folder, a device or a FIFO is refused at once, and
-    /// the open does not wait on a FIFO), at most [`MAX_ARTIFACT_BYTES`],
-    /// and, when `sha256` is given, that hash, read from the descriptor in
-    /// chunks (never more than the size `fstat` gave). The file returned is
-    /// the one checked: run or copy it, not the path, so that a file put at
-    /// the path afterwards is not what runs.
-    ///
-    /// Costs an `open` and an `fstat`, and reading and hashing the whole
-    /// artifact when `sha256` is given, unless this process hashed the
-    /// same file (the same [`Stamp`]) before.
-    ///
-    /// # Errors
-    /// [`ManifestError::Artifact`] (cannot be opened or read),
-    /// [`ManifestError::NotAFile`], [`ManifestError::TooLarge`] or
-    /// [`ManifestError::Checksum`], each naming the plugin and the path.
-    pub fn open_artifact(&self) -> Result<File, ManifestError> {
-        self.open_checked(None)
-    }
-
-    /// As [`Manifest::open_artifact`], handing every byte read to `sink`
-    /// as it streams (the whole file is read, pinned or not): for a
-    /// mechanism that loads the bytes, or copies them, rather than running
-    /// the file. Check the result before using what `sink` got.
-    ///
-    /// # Errors
-    /// As [`Manifest::open_artifact`].
-    pub fn read_artifact(&self, sink: &mut dyn FnMut(&[u8])) -> Result<File, ManifestError> {
-        self.open_checked(Some(sink))
-    }
-
-    fn open_checked(&self, mut sink: Option<&mut Sink<'_>>) -> Result<File, ManifestError> {
-        use sha2::Digest;
-        use std::io::Read;
+    /// Opens the artifact (close-on-exec, no controlling terminal from a
+    /// device, no waiting for a writer on a FIFO) and checks that it is a
+    /// regular file of at most [`MAX_ARTIFACT_BYTES`].
+    fn open_regular(&self) -> Result<(File, Metadata), ManifestError> {
         use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-
         let unreadable = |error| ManifestError::Artifact {
             plugin: self.name.clone(),
             path: self.path.clone(),
             error,
         };
-        // Close-on-exec (std's default); no controlling terminal from a
-        // device; no waiting for a writer on a FIFO.
         let file = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -165,6 +132,50 @@ impl Manifest {
                 limit: MAX_ARTIFACT_BYTES,
             });
         }
+        Ok((file, meta))
+    }
+
+    /// Opens the artifact once and checks what that descriptor holds: a
+    /// regular file (a folder, a device or a FIFO is refused at once, and
+    /// the open does not wait on a FIFO), at most [`MAX_ARTIFACT_BYTES`],
+    /// and, when `sha256` is given, that hash, read from the descriptor in
+    /// chunks (never more than the size `fstat` gave). The file returned is
+    /// the one checked: run or copy it, not the path, so that a file put at
+    /// the path afterwards is not what runs.
+    ///
+    /// Costs an `open` and an `fstat`, and reading and hashing the whole
+    /// artifact when `sha256` is given, unless this process hashed the
+    /// same file (the same [`Stamp`]) before.
+    ///
+    /// # Errors
+    /// [`ManifestError::Artifact`] (cannot be opened or read),
+    /// [`ManifestError::NotAFile`], [`ManifestError::TooLarge`] or
+    /// [`ManifestError::Checksum`], each naming the plugin and the path.
+    pub fn open_artifact(&self) -> Result<File, ManifestError> {
+        self.open_checked(None)
+    }
+
+    /// As [`Manifest::open_artifact`], handing every byte read to `sink`
+    /// as it streams (the whole file is read, pinned or not): for a
+    /// mechanism that loads the bytes, or copies them, rather than running
+    /// the file. Check the result before using what `sink` got.
+    ///
+    /// # Errors
+    /// As [`Manifest::open_artifact`].
+    pub fn read_artifact(&self, sink: &mut dyn FnMut(&[u8])) -> Result<File, ManifestError> {
+        self.open_checked(Some(sink))
+    }
+
+    fn open_checked(&self, mut sink: Option<&mut Sink<'_>>) -> Result<File, ManifestError> {
+        use sha2::Digest;
+        use std::io::Read;
+
+        let unreadable = |error| ManifestError::Artifact {
+            plugin: self.name.clone(),
+            path: self.path.clone(),
+            error,
+        };
+        let (file, meta) = self.open_regular()?;
         if self.sha256.is_none() && sink.is_none() {
             return Ok(file);
         }
@@ -199,12 +210,20 @@ impl Manifest {
             }
             left -= read as u64;
         }
+        // What was read is the whole file, as it was when it was opened: a
+        // file that shrank, grew or was written to meanwhile is refused.
+        let more = reader.read(&mut chunk[..1]).map_err(unreadable)?;
+        let now = file.metadata().map_err(unreadable)?;
+        if left != 0 || more != 0 || Stamp::from(&now) != stamp {
+            return Err(ManifestError::Changing {
+                plugin: self.name.clone(),
+                path: self.path.clone(),
+            });
+        }
         if let (Some(expected), Some(hasher)) = (&self.sha256, hasher) {
             let found = crate::hex(&hasher.finalize());
-            // Only a file read to its end, unchanged meanwhile and settled,
-            // is known by its stamp.
-            let unchanged = file.metadata().is_ok_and(|now| Stamp::from(&now) == stamp);
-            if left == 0 && unchanged && stamp.settled() {
+            // A settled stamp vouches for these bytes from now on.
+            if stamp.settled() {
                 remember(stamp, found.clone());
             }
             if &found != expected {

@@ -94,6 +94,18 @@ pub enum ManifestError {
         /// The limit.
         limit: u64,
     },
+    /// The artifact changed, or grew, while it was being checked.
+    #[error(
+        "plugin `{plugin}`: its artifact {} changed while it was being checked; \
+         load it again once whatever writes it is done",
+        path.display()
+    )]
+    Changing {
+        /// The plugin's name.
+        plugin: String,
+        /// The artifact's path.
+        path: PathBuf,
+    },
     /// The artifact's SHA-256 is not the manifest's.
     #[error(
         "plugin `{plugin}`: {} has SHA-256 {found}, but the manifest says {expected}; \
