@@ -13,10 +13,12 @@ pub struct Limits {
     /// Wall-clock time per call, in milliseconds. Default 10 000.
     #[serde(default = "Limits::default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Memory, in MiB: address space of an exec child (`RLIMIT_AS`), linear
-    /// memory of a wasm instance.
+    /// Memory, in MiB: address space of an exec or rpc child (`RLIMIT_AS`),
+    /// linear memory of a wasm instance. Below `in-process`, the host's
+    /// policy gives wasm and exec plugins a default when it is left out.
     pub memory_mb: Option<u64>,
-    /// CPU seconds of an exec child (`RLIMIT_CPU`).
+    /// CPU seconds of an exec child (`RLIMIT_CPU`); below `in-process`, the
+    /// host's policy gives one when it is left out.
     pub cpu_seconds: Option<u64>,
     /// Open file descriptors of an exec child (`RLIMIT_NOFILE`).
     pub open_files: Option<u64>,

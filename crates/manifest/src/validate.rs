@@ -315,7 +315,9 @@ fn limits(limits: &Limits) -> Result<(), Broken> {
             return Err(Broken::new(
                 field,
                 "is 0",
-                format!("remove `{field}` for no limit, or raise it"),
+                format!(
+                    "remove `{field}` (no limit in-process, the host's default below), or raise it"
+                ),
             ));
         }
     }

@@ -251,7 +251,11 @@ impl Folder {
         // and writable by no one else, opened in the descriptor of a folder
         // that `Folder::open` reached from `/` following no link and
         // checked, with the folder holding it, to be this user's and
-        // writable by no one else, so that no one else can have put it there.
+        // writable by no one else, so that no other user can have put it
+        // there. Processes of this user can, rpc and exec plugins among
+        // them until an OS sandbox hides the cache from them (see
+        // docs/security.md); the host trusts this user's files as it trusts
+        // its own binary.
         let module = match unsafe { Module::deserialize(engine, &serialized) } {
             Ok(module) => module,
             Err(error) => {
