@@ -20,10 +20,19 @@ pub(crate) struct Program {
 }
 
 impl Program {
-    /// Opens and checks the artifact at `path` (the manifest's, absolute).
-    pub(crate) fn new(manifest: &Manifest, path: &Path) -> Result<Program, ManifestError> {
+    /// Opens and checks the manifest's artifact, its path made absolute
+    /// and free of links first, so that every later check looks at the
+    /// same place whatever the host's working folder.
+    pub(crate) fn new(manifest: &Manifest) -> Result<Program, ManifestError> {
         let mut manifest = manifest.clone();
-        manifest.path = path.to_owned();
+        manifest.path = manifest
+            .path
+            .canonicalize()
+            .map_err(|error| ManifestError::Artifact {
+                plugin: manifest.name.clone(),
+                path: manifest.path.clone(),
+                error,
+            })?;
         let (stamp, file) = Program::open(&manifest)?;
         Ok(Program {
             manifest,

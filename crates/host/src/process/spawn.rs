@@ -64,22 +64,7 @@ impl ChildLimits {
     ) -> io::Result<Spawned> {
         let program = CString::new(program.as_os_str().as_bytes())?;
         let argv = [program.as_ptr(), std::ptr::null()];
-        // One value per name, the last one given, as `Command::env` keeps:
-        // the host's own variables come after the manifest's.
-        let mut named = std::collections::HashSet::new();
-        let mut env: Vec<_> = env
-            .iter()
-            .rev()
-            .filter(|(key, _)| named.insert(key))
-            .collect();
-        env.reverse();
-        let env = env
-            .into_iter()
-            .map(|(key, value)| {
-                let pair = [key.as_bytes(), b"=", value.as_bytes()].concat();
-                CString::new(pair)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let env = environment(env)?;
         let mut envp: Vec<*const c_char> = env.iter().map(|pair| pair.as_ptr()).collect();
         envp.push(std::ptr::null());
         // Above 2, so that no `dup2` onto 0, 1 or 2 overwrites another.
@@ -160,6 +145,25 @@ impl ChildLimits {
             stderr,
         })
     }
+}
+
+/// The child's environment as `NAME=value` strings: one value per name,
+/// the last one given, as `Command::env` keeps (the host's own variables
+/// come after the manifest's).
+fn environment(env: &[(OsString, OsString)]) -> io::Result<Vec<CString>> {
+    let mut named = std::collections::HashSet::new();
+    let mut env: Vec<_> = env
+        .iter()
+        .rev()
+        .filter(|(key, _)| named.insert(key))
+        .collect();
+    env.reverse();
+    env.into_iter()
+        .map(|(key, value)| {
+            let pair = [key.as_bytes(), b"=", value.as_bytes()].concat();
+            Ok(CString::new(pair)?)
+        })
+        .collect()
 }
 
 fn empty_signal_set() -> libc::sigset_t {

@@ -21,7 +21,6 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::RwLock;
 use std::time::Instant;
@@ -38,7 +37,6 @@ use child::{Failure, Outcome};
 
 pub(crate) struct Exec {
     plugin: String,
-    program: PathBuf,
     env: Vec<(OsString, OsString)>,
     limits: Limits,
     child_limits: ChildLimits,
@@ -48,17 +46,10 @@ pub(crate) struct Exec {
 
 impl Exec {
     pub(crate) fn new(manifest: &Manifest) -> Result<Exec, LoadError> {
-        let artifact_error = |error| outlet_manifest::ManifestError::Artifact {
-            plugin: manifest.name.clone(),
-            path: manifest.path.clone(),
-            error,
-        };
-        let program = manifest.path.canonicalize().map_err(artifact_error)?;
         let env = crate::process::child_env(manifest);
         Ok(Exec {
             plugin: manifest.name.clone(),
-            artifact: Program::new(manifest, &program)?,
-            program,
+            artifact: Program::new(manifest)?,
             env,
             limits: manifest.limits.clone(),
             child_limits: ChildLimits::new(&manifest.limits),
@@ -68,12 +59,17 @@ impl Exec {
 
     fn spawn(&self, executable: &File, stdin: OwnedFd) -> Result<Spawned, Status> {
         self.child_limits
-            .spawn(&self.program, executable.as_fd(), &self.env, Some(stdin))
+            .spawn(
+                self.artifact.path(),
+                executable.as_fd(),
+                &self.env,
+                Some(stdin),
+            )
             .map_err(|error| {
                 Status::unavailable(format!(
                     "plugin `{}`: cannot start {}: {error}",
                     self.plugin,
-                    self.program.display()
+                    self.artifact.path().display()
                 ))
             })
     }

@@ -95,16 +95,7 @@ impl Rpc {
         // path no longer holds the file checked (`Process::start`).
         let program = match manifest.reattach {
             Some(_) => None,
-            None => {
-                let path = manifest.path.canonicalize().map_err(|error| {
-                    outlet_manifest::ManifestError::Artifact {
-                        plugin: plugin.clone(),
-                        path: manifest.path.clone(),
-                        error,
-                    }
-                })?;
-                Some(Program::new(manifest, &path)?)
-            }
+            None => Some(Program::new(manifest)?),
         };
         let handshake = &manifest.handshake;
         let versions = manifest
