@@ -16,6 +16,17 @@ pub fn service(manifest: &Manifest) -> anyhow::Result<ServiceDescriptor> {
             manifest.name
         );
     };
+    // A regular file of a sane size, before the compiler reads it.
+    let meta = std::fs::metadata(proto)
+        .with_context(|| format!("plugin `{}`: reading {}", manifest.name, proto.display()))?;
+    if !meta.is_file() || meta.len() > 16 << 20 {
+        bail!(
+            "plugin `{}`: `proto` is {}, which is not a regular file of at most 16 MiB; \
+             point it at the interface's .proto",
+            manifest.name,
+            proto.display()
+        );
+    }
     let include = proto.parent().unwrap_or(std::path::Path::new("."));
     let files = protox::compile([proto], [include])
         .with_context(|| format!("plugin `{}`: compiling {}", manifest.name, proto.display()))?;

@@ -1,10 +1,15 @@
 //! [`Manifest`]: one TOML file per plugin, read, checked and resolved.
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::raw::Raw;
 use crate::{Handshake, Limits, ManifestError, Mechanism, Permissions, Reattach, Trust};
+
+/// The largest manifest file read: 1 MiB.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
 /// One plugin's manifest. Paths in it are relative to the manifest's folder.
 ///
@@ -70,10 +75,29 @@ impl Manifest {
     /// cannot be read, is not TOML, or breaks a rule (including the trust policy).
     pub fn load(file: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
         let file = file.as_ref();
-        let text = std::fs::read_to_string(file).map_err(|error| ManifestError::Read {
+        let unreadable = |error| ManifestError::Read {
             file: file.to_owned(),
             error,
-        })?;
+        };
+        // A regular file of a sane size: a FIFO or a device is not waited on
+        // nor read without end.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(file)
+            .map_err(unreadable)?;
+        let meta = opened.metadata().map_err(unreadable)?;
+        if !meta.is_file() || meta.len() > MAX_MANIFEST_BYTES {
+            return Err(unreadable(std::io::Error::other(format!(
+                "it is not a regular file of at most {} KiB",
+                MAX_MANIFEST_BYTES >> 10
+            ))));
+        }
+        let mut text = String::new();
+        opened
+            .take(MAX_MANIFEST_BYTES)
+            .read_to_string(&mut text)
+            .map_err(unreadable)?;
         Manifest::parse(&text, file)
     }
 
@@ -338,5 +362,16 @@ mod tests {
             manifest.open_artifact(),
             Err(ManifestError::Checksum { .. })
         ));
+    }
+
+    #[test]
+    fn a_manifest_that_is_not_a_regular_file_is_refused_unread() {
+        for file in ["/dev/zero", "/tmp"] {
+            let error = Manifest::load(file).unwrap_err().to_string();
+            assert!(
+                error.contains(file) && error.contains("not a regular file"),
+                "{error}"
+            );
+        }
     }
 }
