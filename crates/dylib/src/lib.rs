@@ -61,7 +61,8 @@ pub enum DylibError {
     Dependency {
         /// The library's path.
         path: PathBuf,
-        /// The dynamic entry: `DT_RUNPATH`, `DT_RPATH` or `DT_NEEDED`.
+        /// The dynamic entry: `DT_RUNPATH`, `DT_RPATH`, `DT_NEEDED`, `DT_FILTER` or
+        /// `DT_AUXILIARY`.
         entry: &'static str,
         /// Its value.
         value: String,
