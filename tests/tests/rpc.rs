@@ -907,7 +907,7 @@ fn an_attached_plugins_socket_is_checked_on_every_connection() {
     assert_eq!(error.code(), Code::Unavailable, "{error}");
     assert!(
         error.message().contains(&format!(
-            "the process listening on {address} is {} of uid",
+            "the process listening on {address} is process {} (`",
             std::process::id()
         )) && error
             .message()
@@ -927,6 +927,87 @@ fn an_attached_plugins_socket_is_checked_on_every_connection() {
     drop(plugin);
     running.kill().unwrap();
     running.wait().unwrap();
+}
+
+#[test]
+fn a_started_plugins_socket_is_checked_on_every_connection() {
+    // Over Outlet's frames, and over gRPC (mutual TLS on the Unix socket).
+    for (name, extra) in [
+        ("swapped", ""),
+        ("swapped-tls", "[handshake]\nauto_mtls = true\n"),
+    ] {
+        // Another process's socket (this one's), in a folder of its own.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let service = elsewhere.path().join("service.sock");
+        let thief = std::os::unix::net::UnixListener::bind(&service).unwrap();
+        let f = rpc_fixture(
+            name,
+            "",
+            &format!("{extra}[limits]\ntimeout_ms = 5000\nmax_message_bytes = 100000\n"),
+        );
+        let plugin = f.load();
+        let pid = plugin.process_id().unwrap();
+        assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+
+        // After the host checked its address, the plugin renames a link to
+        // that socket over its own; a reply over the limit takes the host's
+        // connection along, so the next call makes a new one.
+        let swap = format!("swap:{}", service.display());
+        assert_eq!(greet(&plugin, &swap).unwrap(), "swapped");
+        let error = greet(&plugin, "big").unwrap_err();
+        assert_eq!(error.code(), Code::ResourceExhausted, "{name}: {error}");
+
+        // It reaches this process: refused before a byte is sent.
+        let error = greet(&plugin, "Ada").unwrap_err();
+        assert_eq!(error.code(), Code::Unavailable, "{name}: {error}");
+        let message = error.message();
+        assert!(message.contains(&format!("plugin `{name}`")), "{message}");
+        assert!(
+            message.contains(&format!("is process {} (`", std::process::id()))
+                && message.contains(&format!("the plugin's process {pid} and its descendants"))
+                && message.contains("nothing was sent")
+                && message.contains("Plugin::reload"),
+            "{message}"
+        );
+        drop(plugin);
+        // Every connection that reached this process (the call's, and a
+        // Shutdown's if it needed one) was closed without a byte.
+        thief.set_nonblocking(true).unwrap();
+        let mut connections = 0;
+        while let Ok((mut stream, _)) = thief.accept() {
+            connections += 1;
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut sent = Vec::new();
+            std::io::Read::read_to_end(&mut stream, &mut sent).unwrap();
+            assert!(
+                sent.is_empty(),
+                "{name}: the host sent {} bytes",
+                sent.len()
+            );
+        }
+        assert!(connections >= 1, "{name}: the host never reached the link");
+        f.assert_no_leftovers();
+    }
+}
+
+#[test]
+fn a_started_plugins_socket_may_lead_to_a_process_of_its_own() {
+    let f = rpc_fixture("relaying", "", "[limits]\nmax_message_bytes = 100000\n");
+    let plugin = f.load();
+    // A child of the plugin's serves on a socket of its own, and the
+    // plugin's socket becomes a link to it.
+    let child = greet(&plugin, "relay").unwrap();
+    assert_ne!(child, plugin.process_id().unwrap().to_string());
+    let error = greet(&plugin, "big").unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error}");
+    // The new connection reaches the child, a descendant: served.
+    assert_eq!(greet(&plugin, "pid").unwrap(), child);
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
 }
 
 /// A certificate and key for the host, PEM, as a tool would make them.

@@ -4,11 +4,15 @@
 //! handshake line that names someone else's address); the name in a
 //! Greet picks what that call does (`die`, `hang`, `big`, `fork`, `pid`,
 //! `host:<name>`, which asks the host's own Greeter, `intrude:<socket>`,
-//! which has a child of its own connect to a socket). Without either, it
+//! which has a child of its own connect to a socket, `swap:<socket>`, which
+//! renames a link to that socket over its own, and `relay`, which starts a
+//! child of its own serving as it does and links its own socket to the
+//! child's). Without either, it
 //! greets, logs to stderr and prints to stdout; in mode `intrude:<socket>`,
 //! it connects to the socket, prints whether anything answered, and exits.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -104,6 +108,46 @@ fn intrude(socket: &str) -> String {
     }
 }
 
+/// Renames a link to `target` over this process's own socket, in
+/// `PLUGIN_UNIX_SOCKET_DIR`: the host's next connection goes to `target`.
+fn swap(target: &Path) -> std::io::Result<()> {
+    let dir = PathBuf::from(std::env::var_os("PLUGIN_UNIX_SOCKET_DIR").unwrap_or_default());
+    let own = format!("-{}-", std::process::id());
+    let socket = std::fs::read_dir(&dir)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .find(|name| name.starts_with("plugin-") && name.contains(&own))
+        .ok_or_else(|| std::io::Error::other(format!("no socket of mine in {}", dir.display())))?;
+    let link = dir.join("swap.tmp");
+    std::os::unix::fs::symlink(target, &link)?;
+    std::fs::rename(&link, dir.join(socket))
+}
+
+/// Starts a child of this process's, serving as it does on a socket of its
+/// own in the same folder, and links this process's socket to the child's;
+/// the child's process id. The child is in this process's group, so it goes
+/// when the plugin is stopped.
+#[allow(clippy::zombie_processes)]
+fn relay() -> std::io::Result<String> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .env("OUTLET_TEST_MODE", "")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line)?;
+    let address = line
+        .split('|')
+        .nth(3)
+        .ok_or_else(|| std::io::Error::other(format!("not a handshake line: {line:?}")))?;
+    swap(Path::new(address))?;
+    // Whatever else it prints is drained, so that it never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    Ok(child.id().to_string())
+}
+
 struct Misbehaving;
 
 impl Greeter for Misbehaving {
@@ -129,6 +173,14 @@ impl Greeter for Misbehaving {
                 format!("forked {}", child.id())
             }
             "pid" => std::process::id().to_string(),
+            // What a plugin can do after its address was checked: its folder
+            // is its own.
+            name if name.starts_with("swap:") => {
+                swap(Path::new(&name["swap:".len()..]))
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                "swapped".into()
+            }
+            "relay" => relay().map_err(|e| Status::internal(e.to_string()))?,
             // A child of ours connects to the socket, and says what came back.
             name if name.starts_with("intrude:") => {
                 let out = std::process::Command::new(

@@ -1,19 +1,18 @@
 //! Where the host connects, checked before anything is sent: the address a
-//! started plugin's handshake names ([`check`]), and the process behind
-//! every connection to an attached plugin's Unix socket ([`Peer`]).
+//! started plugin's handshake names ([`check`]). The process behind every
+//! connection to a plugin's Unix socket is checked too, each time
+//! ([`Peer`](super::peer::Peer)): the path checked here stays in a folder
+//! the plugin owns.
 //!
 //! A handshake line is the plugin's word: without these checks, a plugin
 //! could name another service's socket or port, and the host would send
 //! that service the plugin's config, every call and a Shutdown.
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::BorrowedFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use outlet_rpc::{HandshakeLine, Network};
-use rustix::process::{Pid, Uid};
 
 use super::error::RpcError;
 use super::process::Process;
@@ -97,61 +96,9 @@ fn inside(address: &str, dir: &Path) -> Result<String, String> {
         .map_err(|_| "resolves to a path that is not UTF-8".into())
 }
 
-/// Who may listen on an attached plugin's Unix socket: a process of the
-/// host's own user, and the manifest's `pid` when it names one. Checked on
-/// every connection the host makes, before anything is sent on it: the
-/// socket may have been taken over since the host attached.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Peer {
-    uid: Uid,
-    pid: Option<Pid>,
-}
-
-impl Peer {
-    /// A peer of the host's own user, and process `pid` if given.
-    pub(super) fn new(pid: Option<u32>) -> Peer {
-        Peer {
-            uid: rustix::process::geteuid(),
-            pid: pid
-                .and_then(|pid| i32::try_from(pid).ok())
-                .and_then(Pid::from_raw),
-        }
-    }
-
-    /// Checks the process at the other end of `socket`, connected to
-    /// `address`.
-    ///
-    /// # Errors
-    /// `PermissionDenied` naming the process found, and the one expected;
-    /// the socket's own error if the kernel cannot tell.
-    pub(super) fn check(&self, socket: BorrowedFd<'_>, address: &str) -> io::Result<()> {
-        let found = rustix::net::sockopt::socket_peercred(socket)?;
-        if found.uid == self.uid && self.pid.is_none_or(|pid| pid == found.pid) {
-            return Ok(());
-        }
-        let expected = match self.pid {
-            Some(pid) => format!("process {} (reattach.pid)", pid.as_raw_nonzero()),
-            None => "a process".into(),
-        };
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "the process listening on {address} is {} of uid {}, and the host talks only \
-                 to {expected} of its own uid {}; nothing was sent to it. The socket was taken \
-                 over since the host attached, or the manifest names another process: attach \
-                 anew (Plugin::reload) once the plugin listens there again",
-                found.pid.as_raw_nonzero(),
-                found.uid.as_raw(),
-                self.uid.as_raw()
-            ),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsFd;
-    use std::os::unix::net::{UnixListener, UnixStream};
+    use std::os::unix::net::UnixListener;
 
     use super::*;
 
@@ -193,32 +140,5 @@ mod tests {
             let error = inside(&address, dir.path()).unwrap_err();
             assert!(error.contains(why), "{address}: {error}");
         }
-    }
-
-    #[test]
-    fn a_peer_of_another_process_or_user_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s");
-        let _listener = UnixListener::bind(&path).unwrap();
-        let stream = UnixStream::connect(&path).unwrap();
-        let fd = stream.as_fd();
-        Peer::new(None).check(fd, "s").unwrap();
-        Peer::new(Some(std::process::id())).check(fd, "s").unwrap();
-
-        let error = Peer::new(Some(1)).check(fd, "s").unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
-        let message = error.to_string();
-        assert!(
-            message.contains(&format!("is {} of uid", std::process::id()))
-                && message.contains("process 1 (reattach.pid)")
-                && message.contains("nothing was sent"),
-            "{message}"
-        );
-        let stranger = Peer {
-            uid: Uid::from_raw(rustix::process::geteuid().as_raw().wrapping_add(1)),
-            pid: None,
-        };
-        let error = stranger.check(fd, "s").unwrap_err().to_string();
-        assert!(error.contains("a process of its own uid"), "{error}");
     }
 }

@@ -32,6 +32,7 @@ use outlet_rpc::server;
 use outlet_rpc::wire::{self, ConnInfo};
 use outlet_rpc::{HandshakeLine, Raw};
 
+use super::peer::{self, Peer};
 use crate::services::HostServices;
 
 /// The broker of one process; dropping it ends its thread.
@@ -42,9 +43,9 @@ pub(super) struct Broker {
 /// What the broker's thread needs.
 pub(super) struct Offer {
     pub plugin: String,
-    /// The plugin's process id, which and whose descendants may call; `None`
-    /// (attached to without a `pid`): any process of this user's.
-    pub process: Option<u32>,
+    /// Who may call: the plugin's process and its descendants, of this
+    /// user's; attached to without a `pid`, any process of this user's.
+    pub callers: Peer,
     pub line: HandshakeLine,
     /// Where to listen: in the plugin's private folder.
     pub socket: PathBuf,
@@ -53,8 +54,8 @@ pub(super) struct Offer {
     pub dispatch: tracing::Dispatch,
     /// TLS to the plugin, as its other connections have it.
     pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
-    /// Who must be listening, for an attached plugin's Unix socket.
-    pub peer: Option<super::address::Peer>,
+    /// Who must be listening on the plugin's Unix socket, for the stream.
+    pub peer: Option<Peer>,
 }
 
 impl Broker {
@@ -124,8 +125,15 @@ impl Offer {
         };
         let dial =
             outlet_rpc::client::dial_checked(self.line.network, address, self.tls.as_ref(), check);
-        let Ok(send) = dial.await else {
-            return;
+        let send = match dial.await {
+            Ok(send) => send,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return self.warn(format!(
+                    "its broker stream was not opened, and the host's services are not \
+                     offered to it: {e}"
+                ));
+            }
+            Err(_) => return,
         };
         let mut grpc = outlet_rpc::client::client(send);
         if grpc.ready().await.is_err() {
@@ -203,9 +211,9 @@ impl Offer {
         .await
     }
 
-    /// Whether the peer may call the host as this plugin: a process of this
-    /// user's that is the plugin's process or descends from it; otherwise why
-    /// not.
+    /// Whether the peer may call the host as this plugin (`callers`): a
+    /// process of this user's that is the plugin's process or descends from
+    /// it; otherwise why not.
     fn admit(&self, stream: &server::Stream) -> Result<(), String> {
         let server::Stream::Unix(stream) = stream else {
             return Err(
@@ -214,92 +222,29 @@ impl Offer {
                     .into(),
             );
         };
-        let peer = stream.peer_cred().map_err(|e| {
+        let found = stream.peer_cred().map_err(|e| {
             format!(
                 "refused a connection to the host's services: its peer is unknown ({e}); \
                  nothing was served"
             )
         })?;
-        let me = rustix::process::geteuid().as_raw();
-        let pid = peer.pid().and_then(|pid| u32::try_from(pid).ok());
-        let admitted = peer.uid() == me
-            && match self.process {
-                None => true,
-                Some(plugin) => pid.is_some_and(|pid| descends(pid, plugin)),
-            };
-        if admitted {
+        if self.callers.admits(found.uid(), found.pid()) {
             return Ok(());
         }
-        let who = match pid {
-            Some(pid) => format!("process {pid}"),
-            None => "a process of unknown id".into(),
-        };
-        let plugins = match self.process {
-            Some(plugin) => format!("process {plugin} and its descendants"),
-            None => format!("processes of user {me}"),
-        };
         Err(format!(
-            "refused a connection to the host's services from {who} (user {}): only the \
-             plugin's {plugins} may call the host through its broker; a process of the \
+            "refused a connection to the host's services from {} (user {}): the host takes \
+             calls through the plugin's broker only from {} of user {}; a process of the \
              plugin's that calls the host must be its child (or a child's child, and so on) \
              while it calls, and any other was trying to call the host under this plugin's \
              name",
-            peer.uid()
+            peer::describe(found.pid()),
+            found.uid(),
+            self.callers.expected(),
+            self.callers.uid(),
         ))
     }
 
     fn warn(&self, why: String) {
         tracing::warn!(target: "outlet::plugin", plugin = self.plugin, "{why}");
-    }
-}
-
-/// Whether process `pid` is `ancestor` or descends from it, by the parents
-/// in `/proc` (a process whose parent ended was taken in by another, and no
-/// longer descends from it). The ids are read while the peer's connection is
-/// open; a process that has ended is no one's.
-fn descends(mut pid: u32, ancestor: u32) -> bool {
-    // Deeper than any real tree of a plugin's, and a loop's end.
-    for _ in 0..256 {
-        if pid == ancestor {
-            return true;
-        }
-        if pid <= 1 {
-            return false;
-        }
-        match parent(pid) {
-            Some(parent) => pid = parent,
-            None => return false,
-        }
-    }
-    false
-}
-
-/// Process `pid`'s parent: `/proc/<pid>/stat`'s fourth field, after the
-/// name in parentheses (which may hold anything, parentheses too).
-fn parent(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, after_name) = stat.rsplit_once(')')?;
-    after_name.split_whitespace().nth(1)?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::descends;
-
-    #[test]
-    fn a_process_descends_from_itself_and_its_ancestors_only() {
-        let me = std::process::id();
-        let mut child = std::process::Command::new("sleep")
-            .arg("60")
-            .spawn()
-            .unwrap();
-        assert!(descends(me, me));
-        assert!(descends(child.id(), me));
-        assert!(!descends(me, child.id()));
-        assert!(!descends(1, me));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        // Ended and reaped: no one's.
-        assert!(!descends(child.id(), me));
     }
 }

@@ -18,7 +18,7 @@ use outlet_rpc::{HandshakeLine, Network, Raw};
 use tokio_rustls::rustls;
 use tonic::body::Body;
 
-use super::address::Peer;
+use super::peer::Peer;
 
 /// Where the plugin listens, and its idle connections.
 pub(super) struct Grpc {
@@ -26,7 +26,7 @@ pub(super) struct Grpc {
     address: String,
     /// go-plugin's AutoMTLS, when the manifest asks for it.
     tls: Option<Arc<rustls::ClientConfig>>,
-    /// Who must be listening, for an attached plugin's Unix socket.
+    /// Who must be listening, on a Unix socket; checked on each connection.
     peer: Option<Peer>,
     idle: Mutex<Vec<Connection>>,
 }

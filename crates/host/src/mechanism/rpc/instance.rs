@@ -8,17 +8,18 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use outlet_protocol::prost::Message;
-use outlet_rpc::HandshakeLine;
 use outlet_rpc::frames;
 use outlet_rpc::tls::Identity;
 use outlet_rpc::wire::{self, HealthCheckRequest, HealthCheckResponse};
+use outlet_rpc::{HandshakeLine, Network};
 use tokio_rustls::rustls::ClientConfig;
 
 use super::Shared;
-use super::address::{self, Peer};
+use super::address;
 use super::broker::{Broker, Offer};
 use super::error::RpcError;
 use super::grpc::Grpc;
+use super::peer::Peer;
 use super::process::Process;
 
 /// How long a plugin has to exit after the controller's Shutdown.
@@ -31,8 +32,8 @@ pub(super) struct Instance {
     pub(super) process: Process,
     pub(super) grpc: Grpc,
     pub(super) line: HandshakeLine,
-    /// Who must be listening on an attached plugin's Unix socket, checked
-    /// on every connection.
+    /// Who must be listening on the plugin's Unix socket, checked on every
+    /// connection; `None` on TCP, where TLS tells who listens.
     pub(super) peer: Option<Peer>,
     pub(super) started: Instant,
     /// Restarts in a row, this one included, that led to it.
@@ -86,18 +87,24 @@ impl Instance {
                 accepted: shared.versions.clone(),
             });
         }
+        // Who listens, asked on every connection: the path was checked
+        // once, but stays in a folder the plugin (or whoever owns an
+        // attached plugin's socket) may change.
         let (tls, peer) = match &shared.reattach {
             Some(reattach) => (
                 pinned_tls(reattach)?,
-                (reattach.network == "unix").then(|| Peer::new(reattach.pid)),
+                (reattach.network == "unix").then(|| Peer::attached(reattach.pid)),
             ),
-            None => (tls(identity.as_ref(), &line, &process)?, None),
+            None => (
+                tls(identity.as_ref(), &line, &process)?,
+                (line.network == Network::Unix).then(|| Peer::lineage(process.pid())),
+            ),
         };
         let grpc = Grpc::new(&line, tls.clone(), peer);
         check_health(&grpc, &process, shared.spawn.start_timeout, deadline)?;
         let broker = Broker::start(Offer {
             plugin: shared.plugin.clone(),
-            process: process.pid(),
+            callers: Peer::lineage(process.pid()),
             line: line.clone(),
             socket: process.dir().join("host.sock"),
             services: shared.services.clone(),

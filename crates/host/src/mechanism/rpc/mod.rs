@@ -12,7 +12,9 @@
 //!
 //! Calls (`call.rs`): over Outlet's frames when both sides are Outlet, else
 //! gRPC (`grpc.rs`); the plugin calls back into the host over go-plugin's
-//! broker (`broker.rs`).
+//! broker (`broker.rs`). On a Unix socket, every connection's peer is
+//! checked, both ways, by one rule (`peer.rs`): the plugin's process or one
+//! that descends from it (an attached plugin's listener: its `pid`).
 //!
 //! Supervision (`supervise.rs`): the process is reaped by a thread of its
 //! own, so its death is noticed at once; calls in flight fail with
@@ -38,6 +40,7 @@ mod error;
 mod grpc;
 mod instance;
 mod output;
+mod peer;
 mod process;
 mod supervise;
 
