@@ -120,16 +120,17 @@ fn check_owner(pid: u32, address: &str) -> Result<(Pid, OwnedFd), RpcError> {
     .map_err(cannot)?;
     let path = rustix::net::SocketAddrUnix::new(address).map_err(cannot)?;
     rustix::net::connect(&stream, &path).map_err(cannot)?;
-    let owner = rustix::net::sockopt::socket_peercred(&stream)
-        .map_err(|error| RpcError::Owner {
-            address: address.to_owned(),
-            error: error.into(),
-        })?
-        .pid;
-    if owner != id {
+    let (_, owner) =
+        super::peer::credentials(std::os::fd::AsFd::as_fd(&stream)).map_err(|error| {
+            RpcError::Owner {
+                address: address.to_owned(),
+                error,
+            }
+        })?;
+    if owner != Some(id.as_raw_nonzero().get()) {
         return Err(RpcError::NotOwner {
             address: address.to_owned(),
-            owner: owner.as_raw_nonzero().get().unsigned_abs(),
+            owner: owner.unwrap_or(0).unsigned_abs(),
             pid,
         });
     }

@@ -94,9 +94,8 @@ impl Peer {
     /// `PermissionDenied` naming the process found, the ones expected and
     /// what to do; the socket's own error if the kernel cannot tell.
     pub(super) fn check(&self, socket: BorrowedFd<'_>, address: &str) -> io::Result<()> {
-        let found = rustix::net::sockopt::socket_peercred(socket)?;
-        let (uid, pid) = (found.uid.as_raw(), found.pid.as_raw_nonzero().get());
-        if self.admits(uid, Some(pid)) {
+        let (uid, pid) = credentials(socket)?;
+        if self.admits(uid, pid) {
             return Ok(());
         }
         let fix = if self.descendants {
@@ -113,13 +112,44 @@ impl Peer {
             format!(
                 "the process listening on {address} is {} of uid {}, and the host talks only \
                  to {} of its own uid {}; nothing was sent to it. {fix}",
-                describe(Some(pid)),
+                describe(pid),
                 uid,
                 self.expected(),
                 self.uid.as_raw()
             ),
         ))
     }
+}
+
+/// The user and process at the other end of a Unix socket (`SO_PEERCRED`);
+/// no process when the kernel reports none, as for a peer in a pid
+/// namespace this process cannot see (pid 0).
+pub(super) fn credentials(socket: BorrowedFd<'_>) -> io::Result<(u32, Option<i32>)> {
+    let mut found = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len =
+        libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>()).map_err(io::Error::other)?;
+    #[allow(unsafe_code)]
+    // SAFETY: `getsockopt` writes at most `len` bytes into `found`, a
+    // `ucred` of ours of that size, and any bytes make a valid `ucred`
+    // (three integers; rustix's own `UCred` holds a non-zero pid, which a
+    // pid of 0 from the kernel would break).
+    let done = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut found).cast(),
+            &mut len,
+        )
+    };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((found.uid, (found.pid > 0).then_some(found.pid)))
 }
 
 fn to_pid(pid: u32) -> Option<Pid> {
