@@ -90,6 +90,13 @@ fn a_sandboxed_plugin_is_granted_no_folder_outside_its_own() {
             .starts_with("error")
     );
     assert_eq!(greet(&plugin, "read:/d/a.txt").unwrap(), "mine");
+    // A reload resolves the folder anew, and finds it is not the one admitted.
+    let error = plugin.reload().unwrap_err().to_string();
+    assert!(
+        error.contains("not to the folder the host's policy admitted"),
+        "{error}"
+    );
+    assert_eq!(greet(&plugin, "read:/d/a.txt").unwrap(), "mine");
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! manifest may claim, by the folder it was loaded from; and for the two
 //! levels below `in-process`, the ceilings of its limits, the limits it
 //! gets when it names none, the folders it may be granted and the host
-//! variables it may inherit. An omitted limit never means unlimited there.
+//! variables it may inherit. An omitted limit never means unlimited there,
+//! but for an rpc process's memory and CPU (see [`Ceiling`]).
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -64,7 +65,9 @@ pub struct Policy {
 pub struct Ceiling {
     /// The most `limits.memory_mb` may be.
     pub memory_mb: u64,
-    /// `limits.memory_mb` when the manifest has none (wasm, exec, rpc).
+    /// `limits.memory_mb` when a wasm or exec manifest has none (an rpc
+    /// process gets no default: its runtime may reserve more address space
+    /// than it uses).
     pub default_memory_mb: u64,
     /// The most `limits.timeout_ms` may be.
     pub timeout_ms: u64,
@@ -256,7 +259,7 @@ impl Policy {
         check_ceiling(&manifest, &ceiling)?;
         self.check_env(&manifest)?;
         self.resolve_dirs(&mut manifest)?;
-        self.check_reattach_files(&manifest)?;
+        self.check_reattach_files(&mut manifest)?;
         Ok(manifest)
     }
 
@@ -301,18 +304,28 @@ impl Policy {
     /// The files a TLS reattach presents, confined as granted folders are:
     /// a manifest below `in-process` does not choose which of the user's
     /// identities the host shows a server.
-    fn check_reattach_files(&self, manifest: &Manifest) -> Result<(), ManifestError> {
+    /// Replaced by their resolved paths, which the host opens without
+    /// following a link.
+    fn check_reattach_files(&self, manifest: &mut Manifest) -> Result<(), ManifestError> {
         let Some(reattach) = &manifest.reattach else {
             return Ok(());
         };
-        for (field, file) in [
+        let mut resolved = [None, None];
+        for (slot, (field, file)) in resolved.iter_mut().zip([
             ("reattach.client_cert", &reattach.client_cert),
             ("reattach.client_key", &reattach.client_key),
-        ] {
+        ]) {
             if let Some(file) = file {
-                self.confine(manifest, file)
-                    .map_err(|problem| self.outside(manifest, field, file, problem))?;
+                *slot = Some(
+                    self.confine(manifest, file)
+                        .map_err(|problem| self.outside(manifest, field, file, problem))?,
+                );
             }
+        }
+        let [cert, key] = resolved;
+        if let Some(reattach) = &mut manifest.reattach {
+            reattach.client_cert = cert;
+            reattach.client_key = key;
         }
         Ok(())
     }
@@ -381,7 +394,7 @@ fn fill_limits(manifest: &mut Manifest, ceiling: &Ceiling) {
     if manifest.mechanism == Mechanism::Exec {
         limits
             .cpu_seconds
-            .get_or_insert(ceiling.default_cpu_seconds);
+            .get_or_insert(ceiling.default_cpu_seconds.min(ceiling.cpu_seconds));
     }
 }
 
@@ -427,17 +440,12 @@ fn check_ceiling(manifest: &Manifest, ceiling: &Ceiling) -> Result<(), ManifestE
     Ok(())
 }
 
-/// The folder a manifest was read from: the folder of the file itself, its
-/// links resolved (a link to a manifest elsewhere is judged where the
-/// manifest is); for text parsed in memory, the folder its label names.
+/// The folder a manifest was read from, resolved as far as it exists.
+/// `Manifest::load` names a manifest by the real path of the file it read,
+/// so a link to a manifest elsewhere is judged, and its paths resolved,
+/// where that manifest is; for text parsed in memory, the folder its label
+/// names.
 fn manifest_folder(file: &Path) -> PathBuf {
-    if let Some(folder) = file
-        .canonicalize()
-        .ok()
-        .and_then(|f| f.parent().map(Path::to_owned))
-    {
-        return folder;
-    }
     let folder = std::path::absolute(file)
         .unwrap_or_else(|_| file.to_owned())
         .parent()
@@ -773,6 +781,9 @@ mod tests {
                 .elsewhere(Trust::Sandboxed)
                 .trust_folder(&trusted, Trust::InProcess);
             let linked = Manifest::load(trusted.join("p.toml")).unwrap();
+            // Its paths are resolved where it really is, as its trust is.
+            let real = elsewhere.canonicalize().unwrap();
+            assert_eq!(linked.path, real.join("p.bin"));
             assert!(refusal(&policy, linked).contains("at most \"sandboxed\""));
 
             // Loaded by a path that climbs, a grant written without `..` is fine.
@@ -781,6 +792,16 @@ mod tests {
             let climbing = elsewhere.join("data/../p.toml");
             let admitted = Policy::default().admit(Manifest::load(&climbing).unwrap());
             assert!(admitted.is_ok(), "{admitted:?}");
+
+            // And the other way round: a link elsewhere to a trusted manifest
+            // is the trusted manifest, with its paths where it is.
+            std::fs::remove_file(trusted.join("p.toml")).unwrap();
+            manifest(&trusted, "exec", "in-process", "");
+            std::fs::remove_file(elsewhere.join("p.toml")).unwrap();
+            std::os::unix::fs::symlink(trusted.join("p.toml"), elsewhere.join("p.toml")).unwrap();
+            let reached = Manifest::load(elsewhere.join("p.toml")).unwrap();
+            assert_eq!(reached.path, trusted.canonicalize().unwrap().join("p.bin"));
+            assert!(policy.admit(reached).is_ok());
         }
 
         #[test]

@@ -204,12 +204,23 @@ fn pinned_tls(reattach: &outlet_manifest::Reattach) -> Result<Option<Arc<ClientC
     ) else {
         return Ok(None);
     };
+    // Without following a link: the host's policy resolved these paths at
+    // admission, and a link put at one since is not followed.
     let read = |field, path: &std::path::PathBuf| {
-        std::fs::read_to_string(path).map_err(|error| RpcError::ClientCertFile {
-            field,
-            path: path.clone(),
-            error,
-        })
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut text = String::new();
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .and_then(|file| file.take(1 << 20).read_to_string(&mut text))
+            .map(|_| text)
+            .map_err(|error| RpcError::ClientCertFile {
+                field,
+                path: path.clone(),
+                error,
+            })
     };
     let identity = Identity::from_pem_pair(
         &read("reattach.client_cert", cert)?,

@@ -51,9 +51,9 @@ impl Grants {
     /// here (through `/proc/self/fd`), not whatever the path names later.
     ///
     /// # Errors
-    /// A folder that does not exist, or one inside a folder the plugin may
-    /// write: the plugin could replace it with a link to anywhere, which the
-    /// next instance would open.
+    /// A folder that does not exist, that no longer is the folder the
+    /// host's policy admitted, that changed while it was opened, or that is
+    /// inside a folder the plugin may write (granted twice, once writable).
     pub(super) fn new(manifest: &Manifest) -> Result<Grants, WasmError> {
         let permissions = &manifest.permissions;
         let mut env: Vec<_> = permissions.env.clone().into_iter().collect();
@@ -71,6 +71,15 @@ impl Grants {
                 source,
             };
             let host = grant.host.canonicalize().map_err(refuse)?;
+            // Below in-process, the host's policy resolved and confined the
+            // folder at admission: it must still be there, not a link to
+            // elsewhere put since (this load may be a reload).
+            if manifest.trust != outlet_manifest::Trust::InProcess && host != grant.host {
+                return Err(refuse(std::io::Error::other(format!(
+                    "it now leads to {}, not to the folder the host's policy admitted",
+                    host.display()
+                ))));
+            }
             let folder = open_folder(&host).map_err(refuse)?;
             dirs.push((host, folder, grant.guest.clone(), grant.write));
         }
