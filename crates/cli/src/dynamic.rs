@@ -6,6 +6,59 @@ use anyhow::{Context, bail};
 use outlet_manifest::Manifest;
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, ServiceDescriptor};
 
+/// The `.proto` files beside the interface's, each read only if it is a
+/// regular file of at most 16 MiB (a FIFO or a device is neither waited on
+/// nor read without end), and without following a link.
+struct Bounded {
+    include: std::path::PathBuf,
+    names: protox::file::IncludeFileResolver,
+}
+
+impl Bounded {
+    fn new(include: &std::path::Path) -> Bounded {
+        Bounded {
+            include: include.to_owned(),
+            names: protox::file::IncludeFileResolver::new(include.to_owned()),
+        }
+    }
+}
+
+impl protox::file::FileResolver for Bounded {
+    fn resolve_path(&self, path: &std::path::Path) -> Option<String> {
+        self.names.resolve_path(path)
+    }
+
+    fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        const MOST: u64 = 16 << 20;
+        let path = self.include.join(name);
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+        {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(protox::Error::file_not_found(name));
+            }
+            Err(error) => return Err(protox::Error::new(format!("{}: {error}", path.display()))),
+        };
+        let meta = file.metadata().map_err(protox::Error::new)?;
+        if !meta.is_file() || meta.len() > MOST {
+            return Err(protox::Error::new(format!(
+                "{} is not a regular file of at most 16 MiB",
+                path.display()
+            )));
+        }
+        let mut text = String::new();
+        file.take(MOST)
+            .read_to_string(&mut text)
+            .map_err(protox::Error::new)?;
+        protox::file::File::from_source(name, &text)
+    }
+}
+
 /// The service a manifest names, from the `.proto` it names.
 pub fn service(manifest: &Manifest) -> anyhow::Result<ServiceDescriptor> {
     let Some(proto) = &manifest.proto else {
@@ -16,19 +69,14 @@ pub fn service(manifest: &Manifest) -> anyhow::Result<ServiceDescriptor> {
             manifest.name
         );
     };
-    // A regular file of a sane size, before the compiler reads it.
-    let meta = std::fs::metadata(proto)
-        .with_context(|| format!("plugin `{}`: reading {}", manifest.name, proto.display()))?;
-    if !meta.is_file() || meta.len() > 16 << 20 {
-        bail!(
-            "plugin `{}`: `proto` is {}, which is not a regular file of at most 16 MiB; \
-             point it at the interface's .proto",
-            manifest.name,
-            proto.display()
-        );
-    }
     let include = proto.parent().unwrap_or(std::path::Path::new("."));
-    let files = protox::compile([proto], [include])
+    let mut resolver = protox::file::ChainFileResolver::new();
+    resolver.add(Bounded::new(include));
+    resolver.add(protox::file::GoogleFileResolver::new());
+    let files = protox::Compiler::with_file_resolver(resolver)
+        .include_imports(true)
+        .open_files([proto])
+        .map(|compiler| compiler.file_descriptor_set())
         .with_context(|| format!("plugin `{}`: compiling {}", manifest.name, proto.display()))?;
     let pool = DescriptorPool::from_file_descriptor_set(files)
         .with_context(|| format!("plugin `{}`: reading {}", manifest.name, proto.display()))?;

@@ -162,6 +162,43 @@ fn the_policy_decides_how_far_a_manifest_outside_the_checkout_is_trusted() {
 }
 
 #[test]
+fn call_reads_no_proto_that_is_not_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("z.proto");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        dir.path().join("x.proto"),
+        "syntax = \"proto3\";\nimport \"z.proto\";\npackage a;\nservice B {}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("m.wasm"), "").unwrap();
+    let manifest = dir.path().join("m.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"m\"\nmechanism = \"wasm\"\npath = \"m.wasm\"\ninterface = \"a.B\"\n\
+             proto = \"x.proto\"\ntrust = \"sandboxed\"\nsha256 = \"{}\"\n",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = outlet(&["call", manifest.to_str().unwrap(), "Get"]);
+    let stderr = text(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("not a regular file"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
 fn inspect_shows_hello_and_the_negotiation() {
     let out = outlet(&["inspect", EXEC, "--json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
