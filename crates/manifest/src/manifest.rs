@@ -98,15 +98,7 @@ impl Manifest {
             .take(MAX_MANIFEST_BYTES)
             .read_to_string(&mut text)
             .map_err(unreadable)?;
-        // Named by the real path of the file read, so that its relative
-        // paths and the folder the host's policy judges it by are where the
-        // manifest really is, however it was reached.
-        let real = std::fs::read_link(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&opened)
-        ))
-        .unwrap_or_else(|_| file.to_owned());
-        Manifest::parse(&text, &real)
+        Manifest::parse(&text, file)
     }
 
     /// Parses and validates manifest text; `file` names it in errors, and its

@@ -440,11 +440,11 @@ fn check_ceiling(manifest: &Manifest, ceiling: &Ceiling) -> Result<(), ManifestE
     Ok(())
 }
 
-/// The folder a manifest was read from, resolved as far as it exists.
-/// `Manifest::load` names a manifest by the real path of the file it read,
-/// so a link to a manifest elsewhere is judged, and its paths resolved,
-/// where that manifest is; for text parsed in memory, the folder its label
-/// names.
+/// The folder a manifest was loaded from, resolved as far as it exists:
+/// where its relative paths are resolved too, so that its trust and its
+/// paths are judged in one folder. A manifest reached through a link is
+/// judged where the link is (putting a link in a folder takes the same
+/// right as putting a manifest there).
 fn manifest_folder(file: &Path) -> PathBuf {
     let folder = std::path::absolute(file)
         .unwrap_or_else(|_| file.to_owned())
@@ -769,22 +769,23 @@ mod tests {
         }
 
         #[test]
-        fn a_manifest_is_judged_where_it_is_and_by_what_it_wrote() {
+        fn a_manifest_is_judged_where_it_was_loaded_from_and_by_what_it_wrote() {
             let tmp = tempfile::tempdir().unwrap();
             let (trusted, elsewhere) = (tmp.path().join("trusted"), tmp.path().join("elsewhere"));
             std::fs::create_dir_all(elsewhere.join("data")).unwrap();
             std::fs::create_dir(&trusted).unwrap();
-            // A link in a trusted folder to a manifest elsewhere is judged elsewhere.
+            // A link in a trusted folder to a manifest elsewhere is judged
+            // where the link is, and its paths resolved there too.
             manifest(&elsewhere, "exec", "in-process", "");
             std::os::unix::fs::symlink(elsewhere.join("p.toml"), trusted.join("p.toml")).unwrap();
             let policy = Policy::default()
                 .elsewhere(Trust::Sandboxed)
                 .trust_folder(&trusted, Trust::InProcess);
             let linked = Manifest::load(trusted.join("p.toml")).unwrap();
-            // Its paths are resolved where it really is, as its trust is.
-            let real = elsewhere.canonicalize().unwrap();
-            assert_eq!(linked.path, real.join("p.bin"));
-            assert!(refusal(&policy, linked).contains("at most \"sandboxed\""));
+            assert_eq!(linked.path, trusted.join("p.bin"));
+            assert!(policy.admit(linked).is_ok());
+            let direct = Manifest::load(elsewhere.join("p.toml")).unwrap();
+            assert!(refusal(&policy, direct).contains("at most \"sandboxed\""));
 
             // Loaded by a path that climbs, a grant written without `..` is fine.
             let extra = "[permissions]\ndirs = [{ host = \"data\", guest = \"/d\" }]";
@@ -793,15 +794,15 @@ mod tests {
             let admitted = Policy::default().admit(Manifest::load(&climbing).unwrap());
             assert!(admitted.is_ok(), "{admitted:?}");
 
-            // And the other way round: a link elsewhere to a trusted manifest
-            // is the trusted manifest, with its paths where it is.
+            // And the other way round: a link elsewhere to a trusted
+            // manifest is judged elsewhere.
             std::fs::remove_file(trusted.join("p.toml")).unwrap();
             manifest(&trusted, "exec", "in-process", "");
             std::fs::remove_file(elsewhere.join("p.toml")).unwrap();
             std::os::unix::fs::symlink(trusted.join("p.toml"), elsewhere.join("p.toml")).unwrap();
             let reached = Manifest::load(elsewhere.join("p.toml")).unwrap();
-            assert_eq!(reached.path, trusted.canonicalize().unwrap().join("p.bin"));
-            assert!(policy.admit(reached).is_ok());
+            assert_eq!(reached.path, elsewhere.join("p.bin"));
+            assert!(refusal(&policy, reached).contains("at most \"sandboxed\""));
         }
 
         #[test]
