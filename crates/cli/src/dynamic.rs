@@ -7,8 +7,9 @@ use outlet_manifest::Manifest;
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, ServiceDescriptor};
 
 /// The `.proto` files beside the interface's, each read only if it is a
-/// regular file of at most 16 MiB (a FIFO or a device is neither waited on
-/// nor read without end), and without following a link.
+/// regular file of at most 16 MiB, checked on the descriptor opened (a
+/// FIFO or a device, by any path, is neither waited on nor read without
+/// end).
 struct Bounded {
     include: std::path::PathBuf,
     names: protox::file::IncludeFileResolver,
@@ -35,7 +36,7 @@ impl protox::file::FileResolver for Bounded {
         let path = self.include.join(name);
         let file = match std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(&path)
         {
             Ok(file) => file,
