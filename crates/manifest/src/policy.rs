@@ -676,6 +676,24 @@ mod tests {
         }
 
         #[test]
+        fn a_default_is_never_above_its_ceiling() {
+            let tmp = tempfile::tempdir().unwrap();
+            let low = Ceiling {
+                memory_mb: 64,
+                cpu_seconds: 2,
+                ..Ceiling::SANDBOXED
+            };
+            let policy = Policy::default().ceiling(Trust::Sandboxed, low);
+            let exec = policy
+                .admit(manifest(tmp.path(), "exec", "sandboxed", ""))
+                .unwrap();
+            assert_eq!(
+                (exec.limits.memory_mb, exec.limits.cpu_seconds),
+                (Some(64), Some(2))
+            );
+        }
+
+        #[test]
         fn only_variables_the_host_allows_are_inherited_below_in_process() {
             let tmp = tempfile::tempdir().unwrap();
             let extra = "[permissions]\ninherit_env = [\"LANG\", \"SECRET_TOKEN\"]";
