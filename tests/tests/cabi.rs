@@ -221,17 +221,33 @@ fn one_library_loaded_twice_keeps_two_states() {
 #[test]
 fn a_library_that_would_find_its_dependencies_beside_it_is_refused_before_dlopen() {
     let dir = tempfile::tempdir().unwrap();
-    let library = dir.path().join("librpathed.so");
-    let status = Command::new("cc")
-        .args(["-shared", "-fPIC", "-I"])
-        .arg(root().join("include"))
-        .arg(root().join("examples/greeter/c/greeter.c"))
-        .arg("-o")
-        .arg(&library)
-        .arg("-Wl,-rpath,$ORIGIN/deps")
-        .status()
-        .expect("run the system C compiler, `cc`");
-    assert!(status.success());
+    // A constructor runs at dlopen, before any check of the library could:
+    // it leaves a marker, so that the test tells whether dlopen ran.
+    let marker = dir.path().join("constructed");
+    let constructor = dir.path().join("constructor.c");
+    std::fs::write(
+        &constructor,
+        "#include <stdio.h>\n__attribute__((constructor)) static void constructed(void) {\n\
+         FILE *f = fopen(MARKER, \"w\"); if (f) fclose(f); }\n",
+    )
+    .unwrap();
+    let build = |name: &str, flags: &[&str]| {
+        let library = dir.path().join(name);
+        let status = Command::new("cc")
+            .args(["-shared", "-fPIC", "-I"])
+            .arg(root().join("include"))
+            .arg(format!("-DMARKER=\"{}\"", marker.display()))
+            .arg(root().join("examples/greeter/c/greeter.c"))
+            .arg(&constructor)
+            .arg("-o")
+            .arg(&library)
+            .args(flags)
+            .status()
+            .expect("run the system C compiler, `cc`");
+        assert!(status.success());
+        library
+    };
+    let library = build("librpathed.so", &["-Wl,-rpath,$ORIGIN/deps"]);
     let error = load(&manifest(dir.path(), "cabi", "rpathed", &library, "")).unwrap_err();
     assert!(matches!(error, LoadError::Library { .. }), "{error}");
     let text = error.to_string();
@@ -241,6 +257,13 @@ fn a_library_that_would_find_its_dependencies_beside_it_is_refused_before_dlopen
             && text.contains("link the plugin without an rpath"),
         "{text}"
     );
+    assert!(!marker.exists(), "the refused library was loaded");
+
+    // The same library without the rpath loads, and its constructor runs.
+    let plain = build("libplain.so", &[]);
+    let plugin = load(&manifest(dir.path(), "cabi", "plain", &plain, "")).unwrap();
+    assert_eq!(greet(&plugin, "x").unwrap(), "Hello, x!");
+    assert!(marker.exists(), "the constructor did not run at dlopen");
 }
 
 #[test]
