@@ -30,7 +30,7 @@ pub use error::ManifestError;
 pub use limits::{Limits, OnPanic};
 pub use manifest::Manifest;
 pub use mechanism::Mechanism;
-pub use permissions::{Dir, Permissions};
+pub use permissions::{Dir, Network, Permissions};
 pub use rpc::{Handshake, Reattach};
 pub use trust::Trust;
 

@@ -58,6 +58,12 @@ pub struct Manifest {
     pub limits: Limits,
     /// What the plugin may reach.
     pub permissions: Permissions,
+    /// exec and rpc: whether the process runs in the OS sandbox, held to
+    /// `permissions`. Always for `sandboxed` trust; for `out-of-process`
+    /// unless the manifest says `sandbox = false`; for `in-process` only if
+    /// it says `sandbox = true`. Always false for the other mechanisms
+    /// (wasm is sandboxed by wasmtime, in-process code cannot be).
+    pub sandbox: bool,
     /// Handed to the plugin with Configure.
     pub config: BTreeMap<String, String>,
     /// rpc only: go-plugin's handshake settings.

@@ -42,6 +42,12 @@ impl Mechanism {
         }
     }
 
+    /// Whether the host starts the plugin as a process of its own (exec,
+    /// rpc), which the OS sandbox can confine.
+    pub fn is_process(self) -> bool {
+        matches!(self, Mechanism::Rpc | Mechanism::Exec)
+    }
+
     /// Whether the plugin's code runs inside the host's process.
     pub fn in_process(self) -> bool {
         matches!(self, Mechanism::Native | Mechanism::Cabi)

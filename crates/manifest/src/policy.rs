@@ -81,6 +81,11 @@ pub struct Ceiling {
     pub default_cpu_seconds: u64,
     /// The most `limits.max_message_bytes` may be.
     pub max_message_bytes: usize,
+    /// The most `permissions.processes` may be.
+    pub processes: u32,
+    /// `permissions.processes` when a sandboxed exec or rpc manifest has
+    /// none: its processes and threads together.
+    pub default_processes: u32,
 }
 
 impl Ceiling {
@@ -93,6 +98,8 @@ impl Ceiling {
         cpu_seconds: 60,
         default_cpu_seconds: 10,
         max_message_bytes: 64 << 20,
+        processes: 1024,
+        default_processes: 64,
     };
 
     /// The ceiling of `out-of-process` plugins in [`Policy::default`].
@@ -104,6 +111,8 @@ impl Ceiling {
         cpu_seconds: 3600,
         default_cpu_seconds: 60,
         max_message_bytes: 1 << 30,
+        processes: 16_384,
+        default_processes: 1024,
     };
 }
 
@@ -116,7 +125,7 @@ impl Default for Policy {
             out_of_process: Ceiling::OUT_OF_PROCESS,
             inherit_env: BTreeSet::new(),
             roots: Vec::new(),
-            sandboxed_mechanisms: vec![Mechanism::Wasm, Mechanism::Exec],
+            sandboxed_mechanisms: vec![Mechanism::Wasm, Mechanism::Exec, Mechanism::Rpc],
         }
     }
 }
@@ -173,11 +182,11 @@ impl Policy {
         self
     }
 
-    /// The mechanisms a `sandboxed` plugin may use: `wasm` and `exec` by
-    /// default. Until the OS sandbox confines them, an exec child runs with
-    /// the rights of the host's user, so a host that loads manifests nobody
-    /// vouched for may keep them to `wasm`. Mechanisms `sandboxed` trust
-    /// does not allow stay refused.
+    /// The mechanisms a `sandboxed` plugin may use: `wasm`, `exec` and
+    /// `rpc` by default, the last two only where the OS sandbox can be
+    /// built (else the load is refused). A host may keep them to `wasm`,
+    /// whose sandbox does not depend on the kernel. Mechanisms `sandboxed`
+    /// trust does not allow stay refused.
     #[must_use]
     pub fn sandboxed_mechanisms(mut self, mechanisms: &[Mechanism]) -> Policy {
         self.sandboxed_mechanisms = mechanisms.to_vec();
@@ -259,6 +268,7 @@ impl Policy {
         check_ceiling(&manifest, &ceiling)?;
         self.check_env(&manifest)?;
         self.resolve_dirs(&mut manifest)?;
+        resolve_programs(&mut manifest)?;
         self.check_reattach_files(&mut manifest)?;
         Ok(manifest)
     }
@@ -379,8 +389,41 @@ impl Policy {
     }
 }
 
+/// Each program a sandboxed process may execute, resolved through its links
+/// (the sandbox grants the file, not the link): it must be a file. Programs
+/// are not confined to the manifest's folder; they run in the same sandbox.
+fn resolve_programs(manifest: &mut Manifest) -> Result<(), ManifestError> {
+    for index in 0..manifest.permissions.programs.len() {
+        let program = &manifest.permissions.programs[index];
+        let resolved = program
+            .canonicalize()
+            .and_then(|resolved| match std::fs::metadata(&resolved)?.is_file() {
+                true => Ok(resolved),
+                false => Err(std::io::Error::other("it is not a file")),
+            })
+            .map_err(|error| {
+                ManifestError::policy(
+                    manifest,
+                    format!(
+                        "`permissions.programs` names {}, which cannot be granted: {error}",
+                        program.display()
+                    ),
+                    "name a program that exists, by its path or relative to the manifest".into(),
+                )
+            })?;
+        manifest.permissions.programs[index] = resolved;
+    }
+    Ok(())
+}
+
 /// The limits a manifest names none of, from its level's ceiling.
 fn fill_limits(manifest: &mut Manifest, ceiling: &Ceiling) {
+    if manifest.sandbox {
+        manifest
+            .permissions
+            .processes
+            .get_or_insert(ceiling.default_processes.min(ceiling.processes));
+    }
     let limits = &mut manifest.limits;
     // wasm's linear memory, an exec child's address space. Not an rpc
     // process's: runtimes that live long (Go, the JVM, V8) reserve more
@@ -403,25 +446,30 @@ fn check_ceiling(manifest: &Manifest, ceiling: &Ceiling) -> Result<(), ManifestE
     let limits = &manifest.limits;
     let asked = [
         (
-            "memory_mb",
+            "limits.memory_mb",
             limits.memory_mb.unwrap_or(0),
             ceiling.memory_mb,
         ),
-        ("timeout_ms", limits.timeout_ms, ceiling.timeout_ms),
+        ("limits.timeout_ms", limits.timeout_ms, ceiling.timeout_ms),
         (
-            "start_timeout_ms",
+            "limits.start_timeout_ms",
             limits.start_timeout_ms,
             ceiling.start_timeout_ms,
         ),
         (
-            "cpu_seconds",
+            "limits.cpu_seconds",
             limits.cpu_seconds.unwrap_or(0),
             ceiling.cpu_seconds,
         ),
         (
-            "max_message_bytes",
+            "limits.max_message_bytes",
             limits.max_message_bytes as u64,
             ceiling.max_message_bytes as u64,
+        ),
+        (
+            "permissions.processes",
+            manifest.permissions.processes.unwrap_or(0).into(),
+            ceiling.processes.into(),
         ),
     ];
     for (field, value, most) in asked {
@@ -429,11 +477,11 @@ fn check_ceiling(manifest: &Manifest, ceiling: &Ceiling) -> Result<(), ManifestE
             return Err(ManifestError::policy(
                 manifest,
                 format!(
-                    "`limits.{field}` = {value} is above the host's ceiling of {most} for \
+                    "`{field}` = {value} is above the host's ceiling of {most} for \
                      trust = \"{}\"",
                     manifest.trust
                 ),
-                format!("lower `limits.{field}` to {most} or less, or ask the host for more"),
+                format!("lower `{field}` to {most} or less, or ask the host for more"),
             ));
         }
     }
@@ -462,17 +510,12 @@ fn manifest_folder(file: &Path) -> PathBuf {
 pub fn check(manifest: &Manifest) -> Result<(), ManifestError> {
     let (trust, mechanism) = (manifest.trust, manifest.mechanism);
     if !trust.allows(mechanism) {
-        let fix = if mechanism.in_process() {
-            "run it out of process (`wasm`, `exec`, or `rpc` for trust = \"out-of-process\"), \
-             or raise trust to \"in-process\" if you build and ship this code yourself"
-        } else {
-            "run it as `wasm` or `exec`, or raise trust to \"out-of-process\" if you know its \
-             author"
-        };
         return Err(ManifestError::policy(
             manifest,
             mechanism_rule(trust, mechanism),
-            fix.into(),
+            "run it out of process (`wasm`, `exec` or `rpc`), or raise trust to \"in-process\" \
+             if you build and ship this code yourself"
+                .into(),
         ));
     }
     // An attached plugin has no artifact here: it is checked by its process.
@@ -505,14 +548,9 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("allows only wasm, exec, not `native`"),
+            text.contains("allows only wasm, rpc, exec, not `native`"),
             "{text}"
         );
-
-        let rpc = GOOD
-            .replace("\"exec\"", "\"rpc\"")
-            .replace("\"in-process\"", "\"sandboxed\"");
-        assert!(error(&rpc).contains("not `rpc`"));
 
         let own_process = GOOD
             .replace("\"exec\"", "\"rpc\"")

@@ -26,6 +26,7 @@ pub(crate) struct Raw {
     pub(crate) limits: Limits,
     #[serde(default)]
     pub(crate) permissions: Permissions,
+    pub(crate) sandbox: Option<bool>,
     #[serde(default)]
     pub(crate) config: BTreeMap<String, toml::Value>,
     pub(crate) handshake: Option<Handshake>,
@@ -37,15 +38,30 @@ fn default_versions() -> Vec<u32> {
 }
 
 impl Raw {
+    /// Whether `sandbox`, or its default for the trust level, asks for the
+    /// OS sandbox: always for `sandboxed`, unless refused for
+    /// `out-of-process`, if asked for `in-process`.
+    pub(crate) fn sandboxed(&self) -> bool {
+        match self.trust {
+            Trust::Sandboxed => true,
+            Trust::OutOfProcess => self.sandbox.unwrap_or(true),
+            Trust::InProcess => self.sandbox.unwrap_or(false),
+        }
+    }
+
     /// The [`Manifest`] this text stands for, read from `file`: paths joined
     /// to `file`'s folder, `sha256` in lowercase, config values as strings.
     /// Expects a manifest that passed [`crate::validate::check`], whose
     /// config values are all strings, numbers or booleans.
     pub(crate) fn resolve(self, file: &Path) -> Manifest {
         let dir = file.parent().unwrap_or(Path::new(""));
+        let sandbox = self.mechanism.is_process() && self.reattach.is_none() && self.sandboxed();
         let mut permissions = self.permissions;
         for grant in &mut permissions.dirs {
             grant.host = dir.join(&grant.host);
+        }
+        for program in &mut permissions.programs {
+            *program = dir.join(&*program);
         }
         let config = self
             .config
@@ -70,6 +86,7 @@ impl Raw {
             sha256: self.sha256.map(|s| s.to_ascii_lowercase()),
             limits: self.limits,
             permissions,
+            sandbox,
             config,
             handshake: self.handshake.unwrap_or_default(),
             reattach: self.reattach.map(|mut reattach| {

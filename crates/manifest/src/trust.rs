@@ -12,14 +12,14 @@ use crate::Mechanism;
 ///
 /// | trust | mechanisms allowed |
 /// |---|---|
-/// | `sandboxed` | `wasm`, `exec` |
+/// | `sandboxed` | `wasm`, `exec`, `rpc` |
 /// | `out-of-process` | `rpc`, `wasm`, `exec` |
 /// | `in-process` | all five |
 ///
-/// What `sandboxed` admits differs in strength: a wasm module reaches only
-/// what the host grants it, while an exec child is a process of its own
-/// with an empty environment, resource limits and a deadline, but runs as
-/// the host's user, with that user's files and network.
+/// At `sandboxed`, a wasm module reaches only what wasmtime hands it, and
+/// an exec or rpc process runs in the OS sandbox (Landlock, seccomp, no
+/// privileges), reaching only what its manifest grants; a host that cannot
+/// build that sandbox refuses to load it.
 ///
 /// Manifests may also write `tight` for `in-process`, `open` for
 /// `out-of-process` and `untrusted` for `sandboxed`; an unknown level is
@@ -32,8 +32,8 @@ pub enum Trust {
     /// A known author on an independent release cadence: its own process
     /// (`rpc`), or what `sandboxed` allows.
     OutOfProcess,
-    /// Anybody's code: only a wasm sandbox or a one-shot child process
-    /// (`exec`; see above for what that one keeps from it).
+    /// Anybody's code: only in a wasm sandbox, or in a process of its own
+    /// under the OS sandbox (`exec`, `rpc`).
     Sandboxed,
 }
 
@@ -79,7 +79,7 @@ impl Trust {
         match self {
             Trust::InProcess => true,
             Trust::OutOfProcess => !mechanism.in_process(),
-            Trust::Sandboxed => matches!(mechanism, Mechanism::Wasm | Mechanism::Exec),
+            Trust::Sandboxed => !mechanism.in_process(),
         }
     }
 
@@ -127,11 +127,13 @@ mod tests {
             assert!(!trust.allows(Mechanism::Native));
             assert!(!trust.allows(Mechanism::Cabi));
         }
-        assert!(!Trust::Sandboxed.allows(Mechanism::Rpc));
         assert!(Trust::OutOfProcess.allows(Mechanism::Rpc));
         assert_eq!(Trust::InProcess.allowed().count(), 5);
         let sandboxed: Vec<_> = Trust::Sandboxed.allowed().collect();
-        assert_eq!(sandboxed, [Mechanism::Wasm, Mechanism::Exec]);
+        assert_eq!(
+            sandboxed,
+            [Mechanism::Wasm, Mechanism::Rpc, Mechanism::Exec]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::raw::Raw;
-use crate::{Handshake, Limits, ManifestError, Mechanism, Permissions, Reattach};
+use crate::{Handshake, Limits, ManifestError, Mechanism, Reattach, Trust};
 
 /// A broken rule, before the file it is in is attached.
 struct Broken {
@@ -45,7 +45,7 @@ fn sections(raw: &Raw) -> Result<(), Broken> {
     sha256(raw.sha256.as_deref())?;
     handshake(raw.mechanism, raw.handshake.as_ref())?;
     limits(&raw.limits)?;
-    permissions(raw.mechanism, &raw.permissions)?;
+    permissions(raw)?;
     config(&raw.config)
 }
 
@@ -324,28 +324,148 @@ fn limits(limits: &Limits) -> Result<(), Broken> {
     Ok(())
 }
 
-/// `[permissions]`: the sandbox's grants only for wasm, each folder at an
-/// absolute path inside the sandbox.
-fn permissions(mechanism: Mechanism, permissions: &Permissions) -> Result<(), Broken> {
-    let grants = !permissions.dirs.is_empty() || permissions.clock || permissions.random;
-    if mechanism != Mechanism::Wasm && grants {
+/// `[permissions]` and `sandbox`: each grant only where the mechanism
+/// enforces it, and `sandbox` only where the host starts a process.
+fn permissions(raw: &Raw) -> Result<(), Broken> {
+    let (mechanism, permissions) = (raw.mechanism, &raw.permissions);
+    sandbox(raw)?;
+    if mechanism != Mechanism::Wasm && (permissions.clock || permissions.random) {
         return Err(Broken::new(
             "permissions",
             format!(
-                "`dirs`, `clock` and `random` are granted inside a wasm sandbox, and a \
-                 {mechanism} plugin has none: it reaches what the host's user can"
+                "`clock` and `random` are granted inside a wasm sandbox; a {mechanism} plugin \
+                 reads the clocks and random numbers of the kernel"
             ),
             "remove them, or run the plugin as `mechanism = \"wasm\"`",
         ));
     }
+    let confined = match mechanism {
+        Mechanism::Wasm => true,
+        Mechanism::Exec | Mechanism::Rpc => raw.reattach.is_none() && raw.sandboxed(),
+        Mechanism::Native | Mechanism::Cabi => false,
+    };
+    if !confined && !permissions.dirs.is_empty() {
+        return Err(Broken::new(
+            "permissions.dirs",
+            format!(
+                "folders are granted to a plugin that is confined, and this {mechanism} plugin \
+                 is not: it reaches every folder the host's user can"
+            ),
+            unconfined_fix(mechanism),
+        ));
+    }
     for grant in &permissions.dirs {
-        if !grant.guest.starts_with('/') || grant.guest.split('/').any(|p| p == "..") {
+        match (&grant.guest, mechanism) {
+            (Some(guest), Mechanism::Wasm)
+                if guest.starts_with('/') && !guest.split('/').any(|p| p == "..") => {}
+            (guest, Mechanism::Wasm) => {
+                return Err(Broken::new(
+                    "permissions.dirs",
+                    format!(
+                        "guest path {:?} is not an absolute path",
+                        guest.as_deref().unwrap_or("")
+                    ),
+                    "give where the plugin sees the folder, e.g. `guest = \"/data\"`",
+                ));
+            }
+            (Some(guest), _) => {
+                return Err(Broken::new(
+                    "permissions.dirs",
+                    format!(
+                        "`guest = {guest:?}` says where a wasm plugin sees a folder; a \
+                         {mechanism} process sees it at its path on the host"
+                    ),
+                    "remove `guest`",
+                ));
+            }
+            (None, _) => {}
+        }
+    }
+    if permissions.grants_process_access() && !(mechanism.is_process() && confined) {
+        return Err(Broken::new(
+            "permissions",
+            format!(
+                "`network`, `programs` and `processes` are enforced by the OS sandbox of an \
+                 exec or rpc process, and this {mechanism} plugin {}",
+                if mechanism.is_process() {
+                    "runs without it"
+                } else {
+                    "is not one"
+                }
+            ),
+            if mechanism.is_process() {
+                unconfined_fix(mechanism)
+            } else {
+                "remove them".into()
+            },
+        ));
+    }
+    for endpoint in &permissions.network.connect {
+        if let Err(problem) = crate::permissions::port_of(endpoint) {
             return Err(Broken::new(
-                "permissions.dirs",
-                format!("guest path {:?} is not an absolute path", grant.guest),
-                "give where the plugin sees the folder, e.g. `guest = \"/data\"`",
+                "permissions.network.connect",
+                format!("{endpoint:?} {problem}"),
+                "write each as `host:port`, e.g. \"127.0.0.1:5432\" or \"[::1]:5432\"",
             ));
         }
+    }
+    if permissions.processes == Some(0) {
+        return Err(Broken::new(
+            "permissions.processes",
+            "0 processes leaves none for the plugin itself",
+            "give at least 1, counting each thread",
+        ));
+    }
+    Ok(())
+}
+
+/// How to grant access to a plugin that is not confined.
+fn unconfined_fix(mechanism: Mechanism) -> String {
+    match mechanism {
+        Mechanism::Exec | Mechanism::Rpc => {
+            "set `sandbox = true` (a plugin the host attaches to cannot be), or remove them".into()
+        }
+        _ => format!(
+            "remove them: a {mechanism} plugin runs in the host's process; or run it as \
+             `mechanism = \"wasm\"`, `\"exec\"` or `\"rpc\"`"
+        ),
+    }
+}
+
+/// `sandbox`: only for a process the host starts, and never `false` for
+/// `sandboxed` trust.
+fn sandbox(raw: &Raw) -> Result<(), Broken> {
+    let Some(asked) = raw.sandbox else {
+        return Ok(());
+    };
+    let mechanism = raw.mechanism;
+    if !mechanism.is_process() {
+        return Err(Broken::new(
+            "sandbox",
+            if mechanism == Mechanism::Wasm {
+                "a wasm plugin always runs in wasmtime's sandbox".to_owned()
+            } else {
+                format!(
+                    "a {mechanism} plugin runs in the host's process, which no sandbox confines"
+                )
+            },
+            "remove `sandbox`",
+        ));
+    }
+    if raw.reattach.is_some() && asked {
+        return Err(Broken::new(
+            "sandbox",
+            "the host attaches to this plugin's process (`reattach`) and did not start it, so it \
+             cannot confine it",
+            "remove `sandbox`, or let the host start the plugin (remove `[reattach]`)",
+        ));
+    }
+    if raw.trust == Trust::Sandboxed && !asked {
+        return Err(Broken::new(
+            "sandbox",
+            "trust = \"sandboxed\" always runs in the sandbox",
+            "remove `sandbox = false`, or raise `trust` if the host allows it",
+        ));
     }
     Ok(())
 }
@@ -591,7 +711,13 @@ mod tests {
             .permissions
             .dirs
             .iter()
-            .map(|d| (d.host.to_str().unwrap(), d.guest.as_str(), d.write))
+            .map(|d| {
+                (
+                    d.host.to_str().unwrap(),
+                    d.guest.as_deref().unwrap(),
+                    d.write,
+                )
+            })
             .collect();
         assert_eq!(
             dirs,
@@ -605,5 +731,112 @@ mod tests {
         );
         let relative = error(&wasm.replace("guest = \"/data\"", "guest = \"data\""));
         assert!(relative.contains("field `permissions.dirs`"), "{relative}");
+        let unplaced = error(&wasm.replace(", guest = \"/data\"", ""));
+        assert!(unplaced.contains("guest path \"\""), "{unplaced}");
+    }
+
+    /// An exec manifest at `trust`, with `extra` added to `[permissions]`
+    /// and `top` before it.
+    fn process(trust: &str, top: &str, extra: &str) -> String {
+        GOOD.replace(
+            "\"in-process\"",
+            &format!("{trust:?}\nsha256 = \"{}\"\n{top}", "ab".repeat(32)),
+        )
+        .replace(
+            "env = { LANG = \"C\" }",
+            &format!("env = {{ LANG = \"C\" }}\n{extra}"),
+        )
+    }
+
+    #[test]
+    fn the_sandbox_is_on_by_trust_and_off_only_where_allowed() {
+        for (trust, top, on) in [
+            ("sandboxed", "", true),
+            ("out-of-process", "", true),
+            ("out-of-process", "sandbox = false", false),
+            ("in-process", "", false),
+            ("in-process", "sandbox = true", true),
+        ] {
+            let m = parse(&process(trust, top, "")).unwrap();
+            assert_eq!(m.sandbox, on, "{trust} {top}");
+        }
+        let refused = error(&process("sandboxed", "sandbox = false", ""));
+        assert!(
+            refused.contains("field `sandbox`") && refused.contains("always runs in the sandbox"),
+            "{refused}"
+        );
+        let wasm =
+            error(&process("sandboxed", "sandbox = true", "").replace("\"exec\"", "\"wasm\""));
+        assert!(wasm.contains("wasmtime's sandbox"), "{wasm}");
+        let native = parse(&GOOD.replace("\"exec\"", "\"native\"")).unwrap();
+        assert!(!native.sandbox);
+    }
+
+    #[test]
+    fn process_grants_parse_and_need_the_sandbox() {
+        let grants = "dirs = [{ host = \"data\", write = true }]\n\
+                      network = { connect = [\"127.0.0.1:5432\", \"[::1]:80\", \"db.local:6379\"] }\n\
+                      programs = [\"/usr/bin/id\", \"tools/convert\"]\nprocesses = 8";
+        let m = parse(&process("sandboxed", "", grants)).unwrap();
+        let p = &m.permissions;
+        assert_eq!(p.dirs[0].host, std::path::Path::new("plugins/data"));
+        assert_eq!(
+            p.network.connect_ports().into_iter().collect::<Vec<_>>(),
+            [80, 5432, 6379]
+        );
+        assert!(!p.network.listen);
+        assert_eq!(p.programs[1], std::path::Path::new("plugins/tools/convert"));
+        assert_eq!(p.processes, Some(8));
+
+        let cases = [
+            (
+                process("in-process", "", grants),
+                "field `permissions.dirs`",
+                "sandbox = true",
+            ),
+            (
+                process("out-of-process", "sandbox = false", "processes = 4"),
+                "field `permissions`",
+                "sandbox = true",
+            ),
+            (
+                process("sandboxed", "", "dirs = [{ host = \"d\", guest = \"/d\" }]"),
+                "field `permissions.dirs`",
+                "remove `guest`",
+            ),
+            (
+                process("sandboxed", "", "network = { connect = [\"127.0.0.1\"] }"),
+                "permissions.network.connect",
+                "host:port",
+            ),
+            (
+                process("sandboxed", "", "network = { connect = [\"127.0.0.1:0\"] }"),
+                "permissions.network.connect",
+                "1 to 65535",
+            ),
+            (
+                process("sandboxed", "", "network = { connect = [\":80\"] }"),
+                "permissions.network.connect",
+                "no host",
+            ),
+            (
+                process("sandboxed", "", "processes = 0"),
+                "permissions.processes",
+                "at least 1",
+            ),
+            (
+                process("sandboxed", "", "network = { listen = true }")
+                    .replace("\"exec\"", "\"wasm\""),
+                "field `permissions`",
+                "remove them",
+            ),
+        ];
+        for (text, field, fix) in cases {
+            let message = error(&text);
+            assert!(
+                message.contains(field) && message.contains(fix),
+                "{field}: {message}"
+            );
+        }
     }
 }

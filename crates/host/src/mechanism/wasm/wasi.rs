@@ -67,7 +67,7 @@ impl Grants {
         for grant in &permissions.dirs {
             let refuse = |source| WasmError::Folder {
                 host: grant.host.clone(),
-                guest: grant.guest.clone(),
+                guest: grant.guest.clone().unwrap_or_default(),
                 source,
             };
             let host = grant.host.canonicalize().map_err(refuse)?;
@@ -81,7 +81,12 @@ impl Grants {
                 ))));
             }
             let folder = open_folder(&host).map_err(refuse)?;
-            dirs.push((host, folder, grant.guest.clone(), grant.write));
+            dirs.push((
+                host,
+                folder,
+                grant.guest.clone().unwrap_or_default(),
+                grant.write,
+            ));
         }
         for (outer, ..) in dirs.iter().filter(|(.., write)| *write) {
             let nested = dirs
