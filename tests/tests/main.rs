@@ -8,5 +8,6 @@ mod native;
 mod policy;
 mod readme;
 mod rpc;
+mod sandbox;
 mod support;
 mod wasm;

@@ -72,6 +72,9 @@ pub enum LoadError {
         /// What went wrong while starting it, with the evidence, and what to do.
         error: crate::mechanism::rpc::RpcError,
     },
+    /// The OS sandbox its manifest asks for cannot be built here.
+    #[error(transparent)]
+    Sandbox(#[from] crate::process::sandbox::SandboxError),
     /// A native plugin was generated from another version of its interface.
     #[error(
         "plugin `{plugin}`: it was generated from a .proto with SHA-256 {found}, but {} has \

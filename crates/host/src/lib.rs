@@ -67,6 +67,9 @@ pub use mechanism::rpc::{ProcessExit, RpcError};
 pub use mechanism::wasm::WasmError;
 pub use outlet_manifest::policy::{Ceiling, Policy};
 pub use plugin::Plugin;
+pub use process::sandbox::{
+    Layer, SandboxError, SandboxReport, plugin_uid, reach as sandbox_reach,
+};
 
 #[cfg(test)]
 mod tests {

@@ -265,6 +265,16 @@ impl Plugin {
         self.instance().ok()?.process_id()
     }
 
+    /// What the OS sandbox holds the plugin's process to, as it holds now
+    /// (for exec, its last call's; before the first, what a call will
+    /// hold): each layer, and whether it holds on this kernel. `None` for a
+    /// plugin that runs in no OS sandbox (`sandbox` in its manifest; wasm's
+    /// sandbox is wasmtime's, native and cabi have none), and while an rpc
+    /// plugin is being restarted.
+    pub fn sandbox(&self) -> Option<crate::SandboxReport> {
+        self.instance().ok()?.sandbox()
+    }
+
     /// Asks the plugin whether it can serve.
     ///
     /// # Errors

@@ -36,15 +36,19 @@ pub(crate) enum Purpose {
     Rpc,
     /// A private copy of a native or cabi plugin's shared library.
     Library,
+    /// A sandboxed exec plugin's temporary folder (`TMPDIR`), the one
+    /// folder it may write without a grant.
+    Temp,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 2] = [Purpose::Rpc, Purpose::Library];
+    const ALL: [Purpose; 3] = [Purpose::Rpc, Purpose::Library, Purpose::Temp];
 
     fn prefix(self) -> &'static str {
         match self {
             Purpose::Rpc => "outlet-rpc-",
             Purpose::Library => "outlet-lib-",
+            Purpose::Temp => "outlet-tmp-",
         }
     }
 }
@@ -116,6 +120,21 @@ impl PrivateFolder {
     }
 
     /// Where it is.
+    /// Makes `uid` (and its group of the same number) the folder's owner:
+    /// a sandboxed plugin's own uid, when the host runs as root. `None`
+    /// leaves it the host's.
+    pub(crate) fn give_to(&self, uid: Option<u32>) -> io::Result<()> {
+        let Some(uid) = uid else {
+            return Ok(());
+        };
+        let (uid, gid) = (
+            rustix::process::Uid::from_raw(uid),
+            rustix::process::Gid::from_raw(uid),
+        );
+        rustix::fs::chown(self.path(), Some(uid), Some(gid))?;
+        Ok(())
+    }
+
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -3,6 +3,9 @@
 //! `OUTLET_TEST_MODE` (passed by the test's manifest) picks the behaviour;
 //! without it, this is a well-behaved greeter that also logs to stderr and
 //! prints to stdout by mistake.
+//!
+//! In any mode, a Greet named `probe:…` makes an attack on the OS sandbox
+//! instead, and answers how it went (`tests/src/probe.rs`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -10,6 +13,9 @@ use std::time::Duration;
 
 use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
 use outlet_guest::{Plugin, Status};
+
+#[path = "../probe.rs"]
+mod probe;
 
 fn main() -> ExitCode {
     let mode = std::env::var("OUTLET_TEST_MODE").unwrap_or_default();
@@ -73,6 +79,10 @@ struct Misbehaving(String);
 
 impl Greeter for Misbehaving {
     fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
+        // `probe:…` names an attack on the sandbox, in any mode.
+        if let Some(outcome) = probe::run(&request.name) {
+            return Ok(GreetResponse { message: outcome });
+        }
         let message = match self.0.as_str() {
             "env" => {
                 let mut vars: Vec<String> =

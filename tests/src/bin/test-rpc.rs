@@ -10,6 +10,8 @@
 //! child's). Without either, it
 //! greets, logs to stderr and prints to stdout; in mode `intrude:<socket>`,
 //! it connects to the socket, prints whether anything answered, and exits.
+//! A Greet named `probe:…` makes an attack on the OS sandbox instead, and
+//! answers how it went (`tests/src/probe.rs`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,9 @@ use std::time::Duration;
 
 use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
 use outlet_guest::{Plugin, Status};
+
+#[path = "../probe.rs"]
+mod probe;
 
 fn main() -> ExitCode {
     let mode = std::env::var("OUTLET_TEST_MODE").unwrap_or_default();
@@ -152,6 +157,10 @@ struct Misbehaving;
 
 impl Greeter for Misbehaving {
     fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
+        // `probe:…` names an attack on the sandbox, in any mode.
+        if let Some(outcome) = probe::run(&request.name) {
+            return Ok(GreetResponse { message: outcome });
+        }
         let message = match request.name.as_str() {
             "die" => {
                 eprintln!("dying on purpose");

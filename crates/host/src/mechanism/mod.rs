@@ -65,6 +65,12 @@ pub(crate) trait Backend: Transport {
         None
     }
 
+    /// What the OS sandbox holds the plugin's process to (exec, rpc), if it
+    /// runs in one.
+    fn sandbox(&self) -> Option<crate::SandboxReport> {
+        None
+    }
+
     /// Whether a call panicked inside the plugin (in-process mechanisms).
     fn poisoned(&self) -> bool {
         false

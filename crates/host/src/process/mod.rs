@@ -16,6 +16,7 @@
 //! all the `unsafe` of this crate's process handling.
 
 mod artifact;
+pub(crate) mod sandbox;
 mod spawn;
 
 use std::ffi::OsString;
@@ -56,10 +57,10 @@ impl ChildLimits {
         }
     }
 
-    /// Applies the limits and a SIGKILL on the host's death to the calling
+    /// Applies the limits, and `processes` as `RLIMIT_NPROC`, to the calling
     /// process: the child, before `execve`. Only system calls; errors carry
     /// a raw errno and do not allocate.
-    fn apply(self, parent: Pid) -> io::Result<()> {
+    fn apply(self, processes: Option<u64>) -> io::Result<()> {
         let errno = |e: rustix::io::Errno| io::Error::from_raw_os_error(e.raw_os_error());
         let set = |resource, soft: u64, hard: u64| {
             rustix::process::setrlimit(
@@ -81,15 +82,25 @@ impl ChildLimits {
         if let Some(files) = self.open_files {
             set(Resource::Nofile, files, files)?;
         }
-        rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).map_err(errno)?;
-        // The host may have died before the line above took effect.
-        if rustix::process::getppid() != Some(parent) {
-            return Err(io::Error::from_raw_os_error(
-                rustix::io::Errno::SRCH.raw_os_error(),
-            ));
+        if let Some(processes) = processes {
+            set(Resource::Nproc, processes, processes)?;
         }
         Ok(())
     }
+}
+
+/// Sets SIGKILL as the calling process's parent-death signal (after any
+/// change of uid, which clears it), and fails if `parent` is already gone.
+fn watch_parent(parent: Pid) -> io::Result<()> {
+    let errno = |e: rustix::io::Errno| io::Error::from_raw_os_error(e.raw_os_error());
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL)).map_err(errno)?;
+    // The host may have died before the line above took effect.
+    if rustix::process::getppid() != Some(parent) {
+        return Err(io::Error::from_raw_os_error(
+            rustix::io::Errno::SRCH.raw_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Waits for a child of this process to end (through interruptions), and

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use rustix::process::Pid;
 
 use super::ChildLimits;
+use super::sandbox::Confinement;
 
 /// A child started by [`ChildLimits::spawn`]: its id (its group's too), and
 /// the read ends of its stdout and stderr.
@@ -19,7 +20,29 @@ pub(crate) struct Spawned {
     pub pid: Pid,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// Whether the child got the namespaces its confinement asked for.
+    pub namespaces: bool,
 }
+
+/// What the child of a sandboxed start does besides the rest (see
+/// `sandbox/mod.rs` for why, and in which order).
+struct ChildSandbox {
+    /// The Landlock ruleset, at 5 or above (the child moves it to 4), or -1.
+    ruleset: RawFd,
+    /// The seccomp filter; `len` 0 for none.
+    filter: libc::sock_fprog,
+    become_user: Option<(u32, u32)>,
+    /// `/proc/self/{setgroups,uid_map,gid_map}` and what to write there,
+    /// for a user namespace of the child's own.
+    id_maps: Option<[(&'static std::ffi::CStr, CString); 3]>,
+    /// Whether the child may empty its bounding set (root, or in a user
+    /// namespace of its own), up to this capability.
+    drop_bounding: Option<c_int>,
+    processes: Option<u64>,
+}
+
+/// The step of the child that failed, for the host's error message.
+const STEP_NAMESPACE: i32 = 1;
 
 /// What the child of [`ChildLimits::spawn`] reads: everything made before
 /// `clone`, so that it only makes system calls.
@@ -39,8 +62,11 @@ struct ChildPlan {
     /// `close_range`: this process's limit on open files.
     open_files: c_int,
     unblocked: libc::sigset_t,
+    sandbox: Option<ChildSandbox>,
     /// The errno of the step that failed, if the child did not get to `exec`.
     failed: AtomicI32,
+    /// Which step that was, when it matters to the host ([`STEP_NAMESPACE`]).
+    failed_step: AtomicI32,
 }
 
 impl ChildLimits {
@@ -55,12 +81,18 @@ impl ChildLimits {
     /// `fork`: copying a large host's page tables, then undoing the copy at
     /// `exec`, costs about a millisecond here, several times the rest of the
     /// spawn. The host's calling thread waits until the child has run `exec`.
+    ///
+    /// With a `confinement`, the child is sandboxed before `exec` (see the
+    /// `sandbox` module). If the kernel refuses the namespaces it asks for,
+    /// the child is started again without them, and [`Spawned::namespaces`]
+    /// says so.
     pub(crate) fn spawn(
         self,
         program: &Path,
         executable: BorrowedFd<'_>,
         env: &[(OsString, OsString)],
         stdin: Option<OwnedFd>,
+        confinement: Option<&Confinement>,
     ) -> io::Result<Spawned> {
         let program = CString::new(program.as_os_str().as_bytes())?;
         let argv = [program.as_ptr(), std::ptr::null()];
@@ -83,10 +115,44 @@ impl ChildLimits {
         let (stderr, stderr_writer) = rustix::pipe::pipe_with(cloexec)?;
         let (stdout_writer, stderr_writer) =
             (above_stdio(stdout_writer)?, above_stdio(stderr_writer)?);
+        // The ruleset at 5 or above, clear of what the child puts at 0 to 4.
+        let ruleset = match confinement.and_then(|c| c.ruleset.as_ref()) {
+            Some(ruleset) => Some(rustix::io::fcntl_dupfd_cloexec(ruleset, 5)?),
+            None => None,
+        };
+        let sandbox = match confinement {
+            Some(c) => Some(ChildSandbox {
+                ruleset: ruleset.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+                filter: libc::sock_fprog {
+                    len: u16::try_from(c.filter.len()).map_err(io::Error::other)?,
+                    filter: c.filter.as_ptr().cast_mut(),
+                },
+                become_user: c.become_user,
+                id_maps: match c.map_ids {
+                    Some((uid, gid)) => Some([
+                        (c"/proc/self/setgroups", CString::new("deny")?),
+                        (
+                            c"/proc/self/uid_map",
+                            CString::new(format!("{uid} {uid} 1"))?,
+                        ),
+                        (
+                            c"/proc/self/gid_map",
+                            CString::new(format!("{gid} {gid} 1"))?,
+                        ),
+                    ]),
+                    None => None,
+                },
+                drop_bounding: (c.become_user.is_some() || c.map_ids.is_some())
+                    .then_some(c.cap_last),
+                processes: c.processes,
+            }),
+            None => None,
+        };
+        let namespaces = confinement.map_or(0, |c| c.namespaces);
         // The child's stack, 16-byte aligned: its own, since it shares the
         // host's memory.
         let mut stack = vec![0u128; 4096];
-        let plan = ChildPlan {
+        let mut plan = ChildPlan {
             limits: self,
             parent: rustix::process::getpid(),
             executable: executable.as_raw_fd(),
@@ -103,48 +169,87 @@ impl ChildLimits {
                 .map_or(c_int::MAX, |n| c_int::try_from(n).unwrap_or(c_int::MAX))
                 .min(1 << 20),
             unblocked: empty_signal_set(),
+            sandbox,
             failed: AtomicI32::new(0),
+            failed_step: AtomicI32::new(0),
         };
-        #[allow(unsafe_code)]
-        // SAFETY: the child runs `start_child` on `stack`, a buffer of ours
-        // that outlives it, with a pointer to `plan`; with CLONE_VFORK this
-        // thread is suspended until the child has called `exec` or `_exit`,
-        // so `plan`, the strings it points into and `stack` stay alive and
-        // untouched meanwhile. All signals are blocked across `clone`, so
-        // no handler of the host runs on the child's stack before the child
-        // has reset every caught signal to its default. The child makes system calls
-        // only (see `start_child`).
-        let pid = unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut previous: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut previous);
-            let top = stack.as_mut_ptr().add(stack.len()).cast::<c_void>();
-            let pid = libc::clone(
-                start_child,
-                top,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                std::ptr::from_ref(&plan).cast_mut().cast::<c_void>(),
-            );
-            let clone_error = io::Error::last_os_error();
-            libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
-            if pid < 0 {
-                return Err(clone_error);
+        match clone_child(&mut plan, &mut stack, namespaces) {
+            // The kernel refused the namespaces (a distribution may forbid
+            // user namespaces): the other layers still hold.
+            Err(e) if namespaces != 0 && refused_namespace(&e, &plan) => {
+                plan.failed.store(0, Ordering::Release);
+                plan.failed_step.store(0, Ordering::Release);
+                if let Some(sandbox) = &mut plan.sandbox {
+                    sandbox.id_maps = None;
+                    sandbox.processes = sandbox.processes.filter(|_| sandbox.become_user.is_some());
+                }
+                let pid = clone_child(&mut plan, &mut stack, 0)?;
+                Ok(Spawned {
+                    pid,
+                    stdout,
+                    stderr,
+                    namespaces: false,
+                })
             }
-            pid
-        };
-        let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::other("clone gave pid 0"))?;
-        let failed = plan.failed.load(Ordering::Acquire);
-        if failed != 0 {
-            let _ = super::reap(pid);
-            return Err(io::Error::from_raw_os_error(failed));
+            Err(e) => Err(e),
+            Ok(pid) => Ok(Spawned {
+                pid,
+                stdout,
+                stderr,
+                namespaces: namespaces != 0,
+            }),
         }
-        Ok(Spawned {
-            pid,
-            stdout,
-            stderr,
-        })
     }
+}
+
+/// Whether `error` is the kernel refusing the namespaces: `clone` itself,
+/// or the child's writing of its id maps.
+fn refused_namespace(error: &io::Error, plan: &ChildPlan) -> bool {
+    plan.failed_step.load(Ordering::Acquire) == STEP_NAMESPACE
+        || matches!(
+            error.raw_os_error(),
+            Some(libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS | libc::EACCES)
+        ) && plan.failed.load(Ordering::Acquire) == 0
+}
+
+/// Starts the child of `plan` on `stack`, with `namespaces` as extra
+/// `clone` flags; waits until it has run `exec` (or failed to).
+fn clone_child(plan: &mut ChildPlan, stack: &mut [u128], namespaces: c_int) -> io::Result<Pid> {
+    #[allow(unsafe_code)]
+    // SAFETY: the child runs `start_child` on `stack`, a buffer of ours
+    // that outlives it, with a pointer to `plan`; with CLONE_VFORK this
+    // thread is suspended until the child has called `exec` or `_exit`,
+    // so `plan`, the strings it points into and `stack` stay alive and
+    // untouched meanwhile. All signals are blocked across `clone`, so
+    // no handler of the host runs on the child's stack before the child
+    // has reset every caught signal to its default. The child makes system calls
+    // only (see `start_child`).
+    let pid = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut previous);
+        let top = stack.as_mut_ptr().add(stack.len()).cast::<c_void>();
+        let pid = libc::clone(
+            start_child,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD | namespaces,
+            std::ptr::from_mut(plan).cast::<c_void>(),
+        );
+        let clone_error = io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        if pid < 0 {
+            return Err(clone_error);
+        }
+        pid
+    };
+    let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::other("clone gave pid 0"))?;
+    let failed = plan.failed.load(Ordering::Acquire);
+    if failed != 0 {
+        let _ = super::reap(pid);
+        return Err(io::Error::from_raw_os_error(failed));
+    }
+    Ok(pid)
 }
 
 /// The child's environment as `NAME=value` strings: one value per name,
@@ -173,6 +278,79 @@ fn empty_signal_set() -> libc::sigset_t {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         set
+    }
+}
+
+/// The sandbox's steps in the child, but the system call filter: its user
+/// namespace's id maps, its identity, `no_new_privs`, Landlock. 0, or the
+/// errno of the step that failed.
+///
+/// # Safety
+/// Called only by `start_child`, in the child, with the plan's sandbox.
+#[allow(unsafe_code)]
+unsafe fn confine(sandbox: &ChildSandbox, failed_step: &AtomicI32) -> c_int {
+    // SAFETY: system calls only, on what the parent prepared (strings that
+    // outlive the child's `exec`, see `ChildLimits::spawn`).
+    unsafe {
+        let errno = || *libc::__errno_location();
+        if let Some(maps) = &sandbox.id_maps {
+            for (file, text) in maps {
+                let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                let bytes = text.as_bytes();
+                let written = if fd < 0 {
+                    -1
+                } else {
+                    libc::write(fd, bytes.as_ptr().cast(), bytes.len())
+                };
+                let error = errno();
+                if fd >= 0 {
+                    libc::close(fd);
+                }
+                if written < 0 {
+                    failed_step.store(STEP_NAMESPACE, Ordering::Release);
+                    return error;
+                }
+            }
+        }
+        if let Some(last) = sandbox.drop_bounding {
+            for capability in 0..=last {
+                if libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) != 0
+                    && errno() != libc::EINVAL
+                {
+                    return errno();
+                }
+            }
+        }
+        if let Some((uid, gid)) = sandbox.become_user
+            && (libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(gid, gid, gid) != 0
+                || libc::setresuid(uid, uid, uid) != 0)
+        {
+            return errno();
+        }
+        // The ambient set: kept across `exec` otherwise. EINVAL before 4.3,
+        // which has none.
+        if libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        ) != 0
+            && errno() != libc::EINVAL
+        {
+            return errno();
+        }
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return errno();
+        }
+        if sandbox.ruleset >= 0 {
+            if libc::syscall(libc::SYS_landlock_restrict_self, 4, 0) != 0 {
+                return errno();
+            }
+            libc::close(4);
+        }
+        0
     }
 }
 
@@ -224,18 +402,48 @@ extern "C" fn start_child(plan: *mut c_void) -> c_int {
         if error == 0 && libc::fcntl(3, libc::F_SETFD, flags) < 0 {
             error = errno();
         }
+        // A sandbox's ruleset at 4, where closing the rest leaves it.
+        let sandbox = plan.sandbox.as_ref();
+        let ruleset = sandbox.map_or(-1, |s| s.ruleset);
+        if error == 0 && ruleset >= 0 && libc::dup2(ruleset, 4) < 0 {
+            error = errno();
+        }
+        let first_closed: c_uint = if ruleset >= 0 { 5 } else { 4 };
         // Nothing of the host's but what it was given: every descriptor
         // above that closed, whether or not the host marked it close-on-exec.
-        if error == 0 && libc::close_range(4, c_uint::MAX, 0) != 0 {
+        if error == 0 && libc::close_range(first_closed, c_uint::MAX, 0) != 0 {
             // A kernel before 5.9: one by one.
-            for fd in 4..plan.open_files {
+            for fd in first_closed as c_int..plan.open_files {
                 libc::close(fd);
             }
         }
         if error == 0
-            && let Err(e) = plan.limits.apply(plan.parent)
+            && let Err(e) = plan.limits.apply(sandbox.and_then(|s| s.processes))
         {
             error = e.raw_os_error().unwrap_or(libc::EINVAL);
+        }
+        if error == 0
+            && let Some(sandbox) = sandbox
+        {
+            error = confine(sandbox, &plan.failed_step);
+        }
+        if error == 0
+            && let Err(e) = super::watch_parent(plan.parent)
+        {
+            error = e.raw_os_error().unwrap_or(libc::EINVAL);
+        }
+        // Last, as it may refuse calls made above: the system call filter.
+        if error == 0
+            && let Some(sandbox) = sandbox
+            && sandbox.filter.len > 0
+            && libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &raw const sandbox.filter,
+            ) != 0
+        {
+            error = errno();
         }
         if error == 0 {
             libc::syscall(

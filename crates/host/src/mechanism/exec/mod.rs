@@ -22,7 +22,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use outlet_manifest::{Limits, Manifest, ManifestError};
@@ -32,6 +32,8 @@ use outlet_protocol::{Status, Transport, frame};
 
 use super::{Backend, Session};
 use crate::error::LoadError;
+use crate::private::{PrivateFolder, Purpose};
+use crate::process::sandbox::{Confinement, Sandbox, SandboxReport};
 use crate::process::{ChildLimits, Program, Spawned};
 use child::{Failure, Outcome};
 
@@ -42,11 +44,39 @@ pub(crate) struct Exec {
     child_limits: ChildLimits,
     artifact: Program,
     session: RwLock<Session>,
+    confined: Option<Confined>,
+}
+
+/// A sandboxed exec plugin's sandbox, its temporary folder (`TMPDIR`), and
+/// what its last start needed: rebuilt only when the program file changes.
+struct Confined {
+    sandbox: Sandbox,
+    folder: PrivateFolder,
+    prepared: Mutex<Option<(Arc<File>, Arc<Confinement>)>>,
+    report: Mutex<Option<SandboxReport>>,
 }
 
 impl Exec {
     pub(crate) fn new(manifest: &Manifest) -> Result<Exec, LoadError> {
-        let env = crate::process::child_env(manifest);
+        let mut env = crate::process::child_env(manifest);
+        let confined = match Sandbox::new(manifest)? {
+            None => None,
+            Some(sandbox) => {
+                let folder = PrivateFolder::new(Purpose::Temp)
+                    .and_then(|folder| folder.give_to(sandbox.uid()).map(|()| folder))
+                    .map_err(|error| LoadError::CopyFolder {
+                        plugin: manifest.name.clone(),
+                        error,
+                    })?;
+                env.push(("TMPDIR".into(), folder.path().into()));
+                Some(Confined {
+                    sandbox,
+                    folder,
+                    prepared: Mutex::new(None),
+                    report: Mutex::new(None),
+                })
+            }
+        };
         Ok(Exec {
             plugin: manifest.name.clone(),
             artifact: Program::new(manifest)?,
@@ -54,24 +84,40 @@ impl Exec {
             limits: manifest.limits.clone(),
             child_limits: ChildLimits::new(&manifest.limits),
             session: RwLock::new(Session::default()),
+            confined,
         })
     }
 
-    fn spawn(&self, executable: &File, stdin: OwnedFd) -> Result<Spawned, Status> {
-        self.child_limits
+    fn spawn(&self, executable: &Arc<File>, stdin: OwnedFd) -> Result<Spawned, Status> {
+        let cannot_start = |error: &dyn std::fmt::Display| {
+            Status::unavailable(format!(
+                "plugin `{}`: cannot start {}: {error}",
+                self.plugin,
+                self.artifact.path().display()
+            ))
+        };
+        let confinement = match &self.confined {
+            None => None,
+            Some(confined) => Some(confined.prepare(executable).map_err(|e| cannot_start(&e))?),
+        };
+        let spawned = self
+            .child_limits
             .spawn(
                 self.artifact.path(),
                 executable.as_fd(),
                 &self.env,
                 Some(stdin),
+                confinement.as_deref(),
             )
-            .map_err(|error| {
-                Status::unavailable(format!(
-                    "plugin `{}`: cannot start {}: {error}",
-                    self.plugin,
-                    self.artifact.path().display()
-                ))
-            })
+            .map_err(|error| cannot_start(&error))?;
+        if let (Some(confined), Some(confinement)) = (&self.confined, &confinement) {
+            let report = confined.sandbox.report(confinement, spawned.namespaces);
+            let mut last = confined.report.lock().unwrap_or_else(|e| e.into_inner());
+            if last.as_ref() != Some(&report) {
+                *last = Some(report);
+            }
+        }
+        Ok(spawned)
     }
 
     /// Turns a finished conversation into the call's result.
@@ -134,6 +180,9 @@ impl Exec {
     fn describe(&self, status: ExitStatus) -> String {
         match (status.code(), status.signal()) {
             (Some(code), _) => format!("exited with status {code}"),
+            (None, Some(number)) if number == signal::SYS && self.confined.is_some() => {
+                crate::process::sandbox::killed_by_filter()
+            }
             (None, Some(number)) if number == signal::XCPU => format!(
                 "was stopped by SIGXCPU: it used up its CPU time (limits.cpu_seconds = {})",
                 self.limits.cpu_seconds.unwrap_or_default()
@@ -143,6 +192,22 @@ impl Exec {
             }
             (None, None) => "ended".into(),
         }
+    }
+}
+
+impl Confined {
+    /// What a start of `executable` needs: the last one's, if the file is
+    /// the same.
+    fn prepare(&self, executable: &Arc<File>) -> Result<Arc<Confinement>, String> {
+        let mut prepared = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((file, confinement)) = &*prepared
+            && Arc::ptr_eq(file, executable)
+        {
+            return Ok(confinement.clone());
+        }
+        let confinement = Arc::new(self.sandbox.prepare(executable, self.folder.path())?);
+        *prepared = Some((executable.clone(), confinement.clone()));
+        Ok(confinement)
     }
 }
 
@@ -200,11 +265,31 @@ impl Backend for Exec {
     }
 
     fn stop(&self) {}
+
+    fn sandbox(&self) -> Option<SandboxReport> {
+        let confined = self.confined.as_ref()?;
+        let report = confined
+            .report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // Before its first call: what a start would hold.
+        report.or_else(|| {
+            let executable = self.artifact.current().ok()?;
+            let confinement = confined.prepare(&executable).ok()?;
+            Some(
+                confined
+                    .sandbox
+                    .report(&confinement, confinement.namespaces != 0),
+            )
+        })
+    }
 }
 
 /// Names of the signals a plugin is likely to die of (Linux numbering).
 mod signal {
     pub(super) const XCPU: i32 = 24;
+    pub(super) const SYS: i32 = 31;
 
     pub(super) fn name(signal: i32) -> &'static str {
         match signal {
@@ -222,6 +307,7 @@ mod signal {
             15 => "SIGTERM",
             24 => "SIGXCPU",
             25 => "SIGXFSZ",
+            31 => "SIGSYS",
             _ => "unknown signal",
         }
     }

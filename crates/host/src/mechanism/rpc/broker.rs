@@ -49,6 +49,9 @@ pub(super) struct Offer {
     pub line: HandshakeLine,
     /// Where to listen: in the plugin's private folder.
     pub socket: PathBuf,
+    /// The socket's owner, when the plugin runs as a uid of its own (the
+    /// sandbox of a root host), so that it may connect.
+    pub owner: Option<u32>,
     pub services: Arc<HostServices>,
     pub max_message: usize,
     pub dispatch: tracing::Dispatch,
@@ -90,7 +93,17 @@ impl Broker {
 impl Offer {
     async fn run(self) {
         let offer = Arc::new(self);
-        let listener = match tokio::net::UnixListener::bind(&offer.socket) {
+        let bound = tokio::net::UnixListener::bind(&offer.socket).and_then(|listener| {
+            if let Some(uid) = offer.owner {
+                let (uid, gid) = (
+                    rustix::process::Uid::from_raw(uid),
+                    rustix::process::Gid::from_raw(uid),
+                );
+                rustix::fs::chown(&offer.socket, Some(uid), Some(gid))?;
+            }
+            Ok(listener)
+        });
+        let listener = match bound {
             Ok(listener) => server::Listener::Unix(listener),
             Err(e) => {
                 offer.warn(format!(

@@ -19,6 +19,9 @@ use outlet_rpc::tls::TlsError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RpcError {
+    /// Its OS sandbox cannot be built for this start.
+    #[error(transparent)]
+    Sandbox(crate::process::sandbox::SandboxError),
     /// The private folder for the plugin's socket cannot be made.
     #[error(
         "cannot make a private folder for its socket: {error}; set TMPDIR to a folder this \

@@ -97,16 +97,18 @@ impl Instance {
             ),
             None => (
                 tls(identity.as_ref(), &line, &process)?,
-                (line.network == Network::Unix).then(|| Peer::lineage(process.pid())),
+                (line.network == Network::Unix)
+                    .then(|| Peer::lineage(process.pid(), process.uid())),
             ),
         };
         let grpc = Grpc::new(&line, tls.clone(), peer);
         check_health(&grpc, &process, shared.spawn.start_timeout, deadline)?;
         let broker = Broker::start(Offer {
             plugin: shared.plugin.clone(),
-            callers: Peer::lineage(process.pid()),
+            callers: Peer::lineage(process.pid(), process.uid()),
             line: line.clone(),
             socket: process.dir().join("host.sock"),
+            owner: process.uid(),
             services: shared.services.clone(),
             max_message: shared.max_message,
             dispatch: shared.dispatch.clone(),

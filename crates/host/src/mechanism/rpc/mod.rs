@@ -133,6 +133,7 @@ impl Rpc {
                 program,
                 env,
                 limits: ChildLimits::new(&manifest.limits),
+                sandbox: crate::process::sandbox::Sandbox::new(manifest)?,
                 start_timeout: Duration::from_millis(manifest.limits.start_timeout_ms),
             },
             plugin,
@@ -171,6 +172,13 @@ impl Backend for Rpc {
     fn process_id(&self) -> Option<u32> {
         match &*self.shared.lock() {
             State::Running(instance) => instance.process.pid(),
+            _ => None,
+        }
+    }
+
+    fn sandbox(&self) -> Option<crate::SandboxReport> {
+        match &*self.shared.lock() {
+            State::Running(instance) => instance.process.sandbox(),
             _ => None,
         }
     }

@@ -47,9 +47,11 @@ impl Peer {
     /// host's user: who may listen on a started plugin's socket, and who may
     /// call the host through a plugin's broker. Without a `pid` (a plugin
     /// attached to without one), any process of the host's user.
-    pub(super) fn lineage(pid: Option<u32>) -> Peer {
+    /// `uid`: the plugin's own, when the sandbox gave it one (the host runs
+    /// as root); else the host's.
+    pub(super) fn lineage(pid: Option<u32>, uid: Option<u32>) -> Peer {
         Peer {
-            uid: rustix::process::geteuid(),
+            uid: uid.map_or_else(rustix::process::geteuid, Uid::from_raw),
             pid: pid.and_then(to_pid),
             descendants: true,
         }
@@ -235,8 +237,8 @@ mod tests {
         let me = std::process::id();
         Peer::attached(None).check(fd, "s").unwrap();
         Peer::attached(Some(me)).check(fd, "s").unwrap();
-        Peer::lineage(None).check(fd, "s").unwrap();
-        Peer::lineage(Some(me)).check(fd, "s").unwrap();
+        Peer::lineage(None, None).check(fd, "s").unwrap();
+        Peer::lineage(Some(me), None).check(fd, "s").unwrap();
 
         let error = Peer::attached(Some(1)).check(fd, "s").unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::PermissionDenied);
@@ -270,7 +272,7 @@ mod tests {
             .arg("60")
             .spawn()
             .unwrap();
-        let error = Peer::lineage(Some(plugin.id()))
+        let error = Peer::lineage(Some(plugin.id()), None)
             .check(stream.as_fd(), "s")
             .unwrap_err();
         plugin.kill().unwrap();
@@ -291,7 +293,7 @@ mod tests {
         // parent as the plugin admits it.
         let parent = rustix::process::getppid().map(|pid| pid.as_raw_nonzero().get());
         if let Some(parent) = parent.and_then(|pid| u32::try_from(pid).ok()) {
-            Peer::lineage(Some(parent))
+            Peer::lineage(Some(parent), None)
                 .check(stream.as_fd(), "s")
                 .unwrap();
         }

@@ -20,6 +20,7 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use super::error::{ProcessExit, RpcError};
 use super::output::{self, Limiter, Tail};
 use crate::private::{PrivateFolder, Purpose};
+use crate::process::sandbox::{Sandbox, SandboxReport};
 use crate::process::{ChildLimits, Program, Spawned};
 
 /// What starting the plugin takes, worked out once at load.
@@ -32,6 +33,8 @@ pub(super) struct Spawn {
     pub env: Vec<(OsString, OsString)>,
     pub limits: ChildLimits,
     pub start_timeout: Duration,
+    /// The OS sandbox each start runs in, if the manifest asks for one.
+    pub sandbox: Option<Sandbox>,
 }
 
 /// A running plugin process. Dropping it kills its process group and waits
@@ -49,6 +52,10 @@ pub(super) struct Process {
     /// The folder holding the plugin's Unix socket (`PLUGIN_UNIX_SOCKET_DIR`
     /// and `TMPDIR`) and the host's broker socket, removed last.
     dir: PrivateFolder,
+    /// What its sandbox holds it to, if it runs in one.
+    sandbox: Option<SandboxReport>,
+    /// Its uid, when the sandbox gave it one of its own.
+    uid: Option<u32>,
 }
 
 pub(super) enum Origin {
@@ -89,8 +96,10 @@ impl Process {
         on_exit: impl FnOnce(ProcessExit) + Send + 'static,
     ) -> Result<(Process, HandshakeLine), RpcError> {
         let plugin = &spawn.plugin;
-        let dir =
-            PrivateFolder::new(Purpose::Rpc).map_err(|error| RpcError::SocketFolder { error })?;
+        let uid = spawn.sandbox.as_ref().and_then(Sandbox::uid);
+        let dir = PrivateFolder::new(Purpose::Rpc)
+            .and_then(|dir| dir.give_to(uid).map(|()| dir))
+            .map_err(|error| RpcError::SocketFolder { error })?;
         let mut env = spawn.env.clone();
         env.extend([
             (outlet_rpc::env::UNIX_SOCKET_DIR.into(), dir.path().into()),
@@ -108,14 +117,35 @@ impl Process {
         let executable = program.current().map_err(|error| RpcError::Artifact {
             error: Box::new(error),
         })?;
+        let confinement = match &spawn.sandbox {
+            Some(sandbox) => {
+                Some(Arc::new(sandbox.prepare(&executable, dir.path()).map_err(
+                    |problem| RpcError::Sandbox(sandbox.refused(problem)),
+                )?))
+            }
+            None => None,
+        };
         let (limits, path) = (spawn.limits, program.path().to_owned());
+        let confined = confinement.clone();
         let spawned = spawn_from_lasting_thread(move || {
-            limits.spawn(&path, std::os::fd::AsFd::as_fd(&*executable), &env, None)
+            limits.spawn(
+                &path,
+                std::os::fd::AsFd::as_fd(&*executable),
+                &env,
+                None,
+                confined.as_deref(),
+            )
         })
         .map_err(|error| RpcError::Spawn {
             program: program.path().to_owned(),
             error,
         })?;
+        let sandbox = match (&spawn.sandbox, &confinement) {
+            (Some(sandbox), Some(confinement)) => {
+                Some(sandbox.report(confinement, spawned.namespaces))
+            }
+            _ => None,
+        };
         let pid = spawned.pid;
         let (stdout, stderr) = (
             std::fs::File::from(spawned.stdout),
@@ -130,6 +160,8 @@ impl Process {
             tail: Arc::default(),
             stderr_read: Mutex::new(Some(stderr_read)),
             dir,
+            sandbox,
+            uid,
         };
         process
             .watch(pid, on_exit)
@@ -317,6 +349,16 @@ impl Process {
         self.dir.path()
     }
 
+    /// What its sandbox holds it to, if it runs in one.
+    pub(super) fn sandbox(&self) -> Option<SandboxReport> {
+        self.sandbox.clone()
+    }
+
+    /// Its uid, when the sandbox gave it one of its own.
+    pub(super) fn uid(&self) -> Option<u32> {
+        self.uid
+    }
+
     /// The process id (its group's too, for a child), if known.
     pub(super) fn pid(&self) -> Option<u32> {
         self.pid
@@ -341,6 +383,8 @@ impl Process {
             tail: Arc::default(),
             stderr_read: Mutex::new(None),
             dir,
+            sandbox: None,
+            uid: None,
         }
     }
 }

@@ -1,0 +1,308 @@
+//! The system call filter: a classic BPF program, built in the host, that
+//! the child installs last before `execveat`.
+//!
+//! It refuses what no plugin needs: debugging or reading other processes
+//! (`ptrace`, `process_vm_*`, `pidfd_getfd`), the kernel's own machinery
+//! (`bpf`, `perf_event_open`, keyrings, mounts, modules, `kexec`, swap,
+//! clocks, `reboot`), new namespaces (`unshare`, `setns`, `clone` with a
+//! namespace flag; `clone3`, whose flags a filter cannot read, answers
+//! `ENOSYS`, and C libraries fall back to `clone`), and `io_uring`, whose
+//! operations no filter sees. Sockets: Unix ones always; TCP over IPv4 and
+//! IPv6 only when the manifest grants a network (Landlock then holds it to
+//! the granted ports); no UDP, raw or netlink socket ever (Landlock does
+//! not cover them). Another architecture's system calls (x32, i386) kill
+//! the process.
+//!
+//! Most refusals return an error (`EPERM`, `EACCES`), so that a plugin can
+//! say what it was refused. The calls only an attack makes ([`KILLED`])
+//! kill the process with SIGSYS instead.
+
+/// The system calls that kill the process: nothing a plugin does by
+/// mistake makes one, and a process that tries one is not to be trusted
+/// to handle the error.
+pub(crate) const KILLED: &[&str] = &[
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+];
+
+/// How many system calls the filter refuses outright.
+pub(crate) fn refused_count() -> usize {
+    refused().len()
+}
+
+/// Each refused system call (by name, then number) and what it returns.
+fn refused() -> Vec<(&'static str, libc::c_long, u32)> {
+    let eperm = ret_errno(libc::EPERM);
+    let enosys = ret_errno(libc::ENOSYS);
+    let kill = SECCOMP_RET_KILL_PROCESS;
+    let mut calls = vec![
+        ("ptrace", libc::SYS_ptrace, eperm),
+        ("process_vm_readv", libc::SYS_process_vm_readv, eperm),
+        ("process_vm_writev", libc::SYS_process_vm_writev, eperm),
+        ("pidfd_getfd", libc::SYS_pidfd_getfd, eperm),
+        ("kcmp", libc::SYS_kcmp, eperm),
+        ("bpf", libc::SYS_bpf, eperm),
+        ("perf_event_open", libc::SYS_perf_event_open, eperm),
+        ("userfaultfd", libc::SYS_userfaultfd, eperm),
+        ("keyctl", libc::SYS_keyctl, eperm),
+        ("add_key", libc::SYS_add_key, eperm),
+        ("request_key", libc::SYS_request_key, eperm),
+        ("mount", libc::SYS_mount, eperm),
+        ("umount2", libc::SYS_umount2, eperm),
+        ("pivot_root", libc::SYS_pivot_root, eperm),
+        ("chroot", libc::SYS_chroot, eperm),
+        ("open_tree", libc::SYS_open_tree, eperm),
+        ("move_mount", libc::SYS_move_mount, eperm),
+        ("fsopen", libc::SYS_fsopen, eperm),
+        ("fsconfig", libc::SYS_fsconfig, eperm),
+        ("fsmount", libc::SYS_fsmount, eperm),
+        ("fspick", libc::SYS_fspick, eperm),
+        ("mount_setattr", libc::SYS_mount_setattr, eperm),
+        ("open_by_handle_at", libc::SYS_open_by_handle_at, eperm),
+        ("name_to_handle_at", libc::SYS_name_to_handle_at, eperm),
+        ("swapon", libc::SYS_swapon, eperm),
+        ("swapoff", libc::SYS_swapoff, eperm),
+        ("settimeofday", libc::SYS_settimeofday, eperm),
+        ("clock_settime", libc::SYS_clock_settime, eperm),
+        ("clock_adjtime", libc::SYS_clock_adjtime, eperm),
+        ("adjtimex", libc::SYS_adjtimex, eperm),
+        ("sethostname", libc::SYS_sethostname, eperm),
+        ("setdomainname", libc::SYS_setdomainname, eperm),
+        ("acct", libc::SYS_acct, eperm),
+        ("quotactl", libc::SYS_quotactl, eperm),
+        ("syslog", libc::SYS_syslog, eperm),
+        ("vhangup", libc::SYS_vhangup, eperm),
+        ("unshare", libc::SYS_unshare, eperm),
+        ("setns", libc::SYS_setns, eperm),
+        ("fanotify_init", libc::SYS_fanotify_init, eperm),
+        ("clone3", libc::SYS_clone3, enosys),
+        ("io_uring_setup", libc::SYS_io_uring_setup, enosys),
+        ("io_uring_enter", libc::SYS_io_uring_enter, enosys),
+        ("io_uring_register", libc::SYS_io_uring_register, enosys),
+        ("kexec_load", libc::SYS_kexec_load, kill),
+        ("kexec_file_load", libc::SYS_kexec_file_load, kill),
+        ("init_module", libc::SYS_init_module, kill),
+        ("finit_module", libc::SYS_finit_module, kill),
+        ("delete_module", libc::SYS_delete_module, kill),
+        ("reboot", libc::SYS_reboot, kill),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    calls.extend([
+        ("iopl", libc::SYS_iopl, eperm),
+        ("ioperm", libc::SYS_ioperm, eperm),
+        ("uselib", libc::SYS_uselib, eperm),
+    ]);
+    calls
+}
+
+#[cfg(target_arch = "x86_64")]
+const ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
+#[cfg(target_arch = "aarch64")]
+const ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
+
+const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+
+fn ret_errno(errno: libc::c_int) -> u32 {
+    SECCOMP_RET_ERRNO | (errno as u32 & 0xffff)
+}
+
+// Offsets into `struct seccomp_data` (the argument's low 32 bits on a
+// little-endian machine).
+const NR: u32 = 0;
+const ARCH_OFFSET: u32 = 4;
+const fn arg(n: u32) -> u32 {
+    16 + 8 * n
+}
+
+/// The namespace flags `clone` may not be given.
+const NEW_NAMESPACES: u32 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP) as u32;
+
+/// The filter: refuses the calls above; sockets as the module says, TCP
+/// only if `network`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) fn filter(network: bool) -> Vec<libc::sock_filter> {
+    let mut p = Program::default();
+    p.load(ARCH_OFFSET);
+    p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, ARCH);
+    p.ret(SECCOMP_RET_KILL_PROCESS);
+    p.load(NR);
+    #[cfg(target_arch = "x86_64")]
+    {
+        // x32's numbers, with bit 30 set: no plugin here uses that ABI.
+        p.push(BPF_JMP | BPF_JGE | BPF_K, 0, 1, 0x4000_0000);
+        p.ret(SECCOMP_RET_KILL_PROCESS);
+    }
+    for (_, number, action) in refused() {
+        p.jump_unless(number as u32, 1);
+        p.ret(action);
+    }
+    // clone: no new namespaces.
+    p.jump_unless(libc::SYS_clone as u32, 4);
+    p.load(arg(0));
+    p.push(BPF_JMP | BPF_JSET | BPF_K, 0, 1, NEW_NAMESPACES);
+    p.ret(ret_errno(libc::EPERM));
+    p.ret(SECCOMP_RET_ALLOW);
+    // socket(domain, type, protocol): the jumps land on the two returns
+    // at the block's end, EACCES then ALLOW.
+    let (ld, unix) = (arg(0), libc::AF_UNIX as u32);
+    if network {
+        p.jump_unless(libc::SYS_socket as u32, 12);
+        p.load(ld);
+        p.push(BPF_JMP | BPF_JEQ | BPF_K, 9, 0, unix);
+        p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::AF_INET as u32);
+        p.push(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, libc::AF_INET6 as u32);
+        // SOCK_STREAM, whatever flags (SOCK_CLOEXEC, …) come with it.
+        p.load(arg(1));
+        p.push(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xf);
+        p.push(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, libc::SOCK_STREAM as u32);
+        // Protocol 0 or TCP (not MPTCP, which Landlock may not cover).
+        p.load(arg(2));
+        p.push(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, 0);
+        p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::IPPROTO_TCP as u32);
+    } else {
+        p.jump_unless(libc::SYS_socket as u32, 4);
+        p.load(ld);
+        p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, unix);
+    }
+    p.ret(ret_errno(libc::EACCES));
+    p.ret(SECCOMP_RET_ALLOW);
+    p.ret(SECCOMP_RET_ALLOW);
+    p.0
+}
+
+/// No filter on an architecture whose numbers this module does not know:
+/// the layer is reported missing.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub(crate) fn filter(_network: bool) -> Vec<libc::sock_filter> {
+    Vec::new()
+}
+
+const BPF_LD: u16 = 0x00;
+const BPF_W: u16 = 0x00;
+const BPF_ABS: u16 = 0x20;
+const BPF_ALU: u16 = 0x04;
+const BPF_AND: u16 = 0x50;
+const BPF_JMP: u16 = 0x05;
+const BPF_JEQ: u16 = 0x10;
+const BPF_JGE: u16 = 0x30;
+const BPF_JSET: u16 = 0x40;
+const BPF_K: u16 = 0x00;
+const BPF_RET: u16 = 0x06;
+
+#[derive(Default)]
+struct Program(Vec<libc::sock_filter>);
+
+impl Program {
+    fn push(&mut self, code: u16, jt: u8, jf: u8, k: u32) {
+        self.0.push(libc::sock_filter { code, jt, jf, k });
+    }
+
+    fn load(&mut self, offset: u32) {
+        self.push(BPF_LD | BPF_W | BPF_ABS, 0, 0, offset);
+    }
+
+    /// Skips the next `skip` instructions unless the accumulator is `k`.
+    fn jump_unless(&mut self, k: u32, skip: u8) {
+        self.push(BPF_JMP | BPF_JEQ | BPF_K, 0, skip, k);
+    }
+
+    fn ret(&mut self, action: u32) {
+        self.push(BPF_RET | BPF_K, 0, 0, action);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the filter on one call, as the kernel would: what it returns.
+    fn run(filter: &[libc::sock_filter], arch: u32, nr: i64, args: [u64; 3]) -> u32 {
+        let word = |offset: u32| -> u32 {
+            match offset {
+                NR => nr as u32,
+                ARCH_OFFSET => arch,
+                o => args[((o - 16) / 8) as usize] as u32,
+            }
+        };
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let i = filter[pc];
+            pc += 1;
+            match i.code {
+                c if c == BPF_LD | BPF_W | BPF_ABS => acc = word(i.k),
+                c if c == BPF_ALU | BPF_AND | BPF_K => acc &= i.k,
+                c if c & 0x07 == BPF_JMP => {
+                    let taken = match c & 0xf0 {
+                        BPF_JEQ => acc == i.k,
+                        BPF_JGE => acc >= i.k,
+                        BPF_JSET => acc & i.k != 0,
+                        other => panic!("unexpected jump {other:#x}"),
+                    };
+                    pc += usize::from(if taken { i.jt } else { i.jf });
+                }
+                c if c == BPF_RET | BPF_K => return i.k,
+                other => panic!("unexpected instruction {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_filter_refuses_what_it_says_and_allows_the_rest() {
+        let sock = |network, domain: i32, kind: i32, proto: i32| {
+            run(
+                &filter(network),
+                ARCH,
+                libc::SYS_socket,
+                [domain as u64, kind as u64, proto as u64],
+            )
+        };
+        let (allow, eacces) = (SECCOMP_RET_ALLOW, ret_errno(libc::EACCES));
+        let stream = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+        for network in [false, true] {
+            assert_eq!(sock(network, libc::AF_UNIX, libc::SOCK_DGRAM, 0), allow);
+            assert_eq!(sock(network, libc::AF_INET, libc::SOCK_DGRAM, 0), eacces);
+            assert_eq!(sock(network, libc::AF_INET6, libc::SOCK_RAW, 6), eacces);
+            assert_eq!(sock(network, libc::AF_NETLINK, libc::SOCK_RAW, 0), eacces);
+            assert_eq!(sock(network, libc::AF_INET, stream, 17), eacces);
+        }
+        assert_eq!(sock(false, libc::AF_INET, stream, 0), eacces);
+        assert_eq!(sock(true, libc::AF_INET, stream, 0), allow);
+        assert_eq!(sock(true, libc::AF_INET6, stream, libc::IPPROTO_TCP), allow);
+
+        let call = |nr, arg0: u64| run(&filter(false), ARCH, nr, [arg0, 0, 0]);
+        assert_eq!(call(libc::SYS_ptrace, 0), ret_errno(libc::EPERM));
+        assert_eq!(call(libc::SYS_io_uring_setup, 0), ret_errno(libc::ENOSYS));
+        assert_eq!(call(libc::SYS_reboot, 0), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(call(libc::SYS_read, 0), allow);
+        assert_eq!(call(libc::SYS_execveat, 0), allow);
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(call(libc::SYS_clone, thread), allow);
+        let namespace = thread | libc::CLONE_NEWUSER as u64;
+        assert_eq!(call(libc::SYS_clone, namespace), ret_errno(libc::EPERM));
+        assert_eq!(call(0x4000_0000 | 1, 0), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(
+            run(&filter(false), 0x4000_0003, libc::SYS_read, [0; 3]),
+            SECCOMP_RET_KILL_PROCESS
+        );
+        for name in KILLED {
+            assert!(
+                refused()
+                    .iter()
+                    .any(|(n, _, a)| n == name && *a == SECCOMP_RET_KILL_PROCESS)
+            );
+        }
+    }
+}

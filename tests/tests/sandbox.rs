@@ -1,0 +1,561 @@
+//! The OS sandbox of exec and rpc plugins, attacked from inside. Each test
+//! loads the test plugin of both mechanisms under a manifest that grants
+//! little, has it try something through a `probe:…` call (the attacks are in
+//! `tests/src/probe.rs`), and checks its answer and, where it can, the world
+//! outside: the file not written, the connection not made, the process
+//! still alive.
+//!
+//! When the host runs as root, the plugin runs as an unprivileged uid: a
+//! folder a test grants, or keeps from the plugin, is opened to everyone by
+//! its mode, so that only the sandbox stands in the way.
+
+use std::io::ErrorKind;
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use kv::{GetRequest, KvClient, PutRequest};
+use outlet_host::{Plugin, SandboxReport};
+
+use crate::support::{
+    self, Fixture, fixture_of, greet, greeter_exec, root, rpc_plugin, test_plugin,
+};
+
+/// The mechanisms the OS sandbox confines.
+const MECHANISMS: [&str; 2] = ["exec", "rpc"];
+
+/// The test plugin of `mechanism`.
+fn test_plugin_of(mechanism: &str) -> PathBuf {
+    match mechanism {
+        "exec" => test_plugin(),
+        _ => rpc_plugin(),
+    }
+}
+
+/// A manifest for `program` under `mechanism`, pinned by its hash (as
+/// trust below `in-process` must be); `head` holds its `trust` line and any
+/// other top-level keys, `grants` the lines of its `[permissions]`. Its
+/// folder is readable by everyone, so that a folder granted inside it
+/// reaches the plugin's uid.
+fn confined(mechanism: &str, name: &str, program: &Path, head: &str, grants: &str) -> Fixture {
+    let sha = outlet_manifest::sha256_hex(&std::fs::read(program).unwrap());
+    let extra = format!("sha256 = \"{sha}\"\n[permissions]\n{grants}\n");
+    let f = fixture_of(mechanism, name, program, "", &extra);
+    let text = std::fs::read_to_string(&f.manifest).unwrap();
+    std::fs::write(&f.manifest, text.replace("trust = \"in-process\"", head)).unwrap();
+    chmod(folder(&f), 0o755);
+    f
+}
+
+/// [`confined`] for the test plugin of `mechanism` at `trust`, named
+/// `<test>-<mechanism>`.
+fn sandboxed(mechanism: &str, test: &str, trust: &str, grants: &str) -> Fixture {
+    let name = format!("{test}-{mechanism}");
+    let head = format!("trust = \"{trust}\"");
+    confined(mechanism, &name, &test_plugin_of(mechanism), &head, grants)
+}
+
+/// The folder a fixture's manifest is in.
+fn folder(f: &Fixture) -> &Path {
+    f.manifest.parent().unwrap()
+}
+
+/// What the plugin answers to `probe:<attack>`: `ok: …` or `denied: …`
+/// (or `call failed: …`, should the call itself fail).
+fn probe(plugin: &Plugin, attack: &str) -> String {
+    greet(plugin, &format!("probe:{attack}"))
+        .unwrap_or_else(|status| format!("call failed: {status}"))
+}
+
+/// Asserts that the plugin is denied `attack`; what it answered.
+#[track_caller]
+fn denied(plugin: &Plugin, attack: &str) -> String {
+    let outcome = probe(plugin, attack);
+    assert!(
+        outcome.starts_with("denied: "),
+        "{}: probe:{attack} was not denied: {outcome}",
+        plugin.name()
+    );
+    outcome
+}
+
+/// Asserts that the plugin may do `attack`; the detail it answered.
+#[track_caller]
+fn allowed(plugin: &Plugin, attack: &str) -> String {
+    let outcome = probe(plugin, attack);
+    match outcome.strip_prefix("ok: ") {
+        Some(detail) => detail.to_owned(),
+        None => panic!("{}: probe:{attack} failed: {outcome}", plugin.name()),
+    }
+}
+
+/// The plugin's sandbox report, asserted to be there and enforced.
+#[track_caller]
+fn enforced(plugin: &Plugin) -> SandboxReport {
+    let report = plugin
+        .sandbox()
+        .unwrap_or_else(|| panic!("{} runs without the sandbox", plugin.name()));
+    assert!(report.enforced, "{}: {report:?}", plugin.name());
+    report
+}
+
+/// Whether the report says `layer` holds.
+#[track_caller]
+fn holds(report: &SandboxReport, layer: &str) -> bool {
+    report
+        .layers
+        .iter()
+        .find(|l| l.name == layer)
+        .unwrap_or_else(|| panic!("the report names no layer {layer:?}: {report:?}"))
+        .holds
+}
+
+/// Shuts the plugin down, and asserts that none of its processes is left.
+fn done(plugin: Plugin, f: &Fixture) {
+    plugin.shutdown().unwrap();
+    f.assert_no_leftovers();
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A folder of a test's own, with `mode`: 0o755 for the plugin's uid to
+/// read it, 0o777 to write it.
+fn open_dir(mode: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    chmod(dir.path(), mode);
+    dir
+}
+
+/// A user's home as it often is: a key in `.ssh`, which every user could
+/// read by its modes (0755 folders, a 0644 file). The folder, and the key.
+fn fake_home() -> (tempfile::TempDir, PathBuf) {
+    let home = open_dir(0o755);
+    let ssh = home.path().join(".ssh");
+    std::fs::create_dir(&ssh).unwrap();
+    chmod(&ssh, 0o755);
+    let key = ssh.join("id_ed25519");
+    std::fs::write(&key, "-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
+    chmod(&key, 0o644);
+    (home, key)
+}
+
+/// A TCP listener on loopback that never blocks on `accept`.
+fn listener() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    (listener, address)
+}
+
+/// Asserts that nobody connected to `listener`, after `outcome`.
+#[track_caller]
+fn assert_nothing_accepted(listener: &TcpListener, outcome: &str) {
+    match listener.accept() {
+        Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+        other => panic!("{outcome}; yet the listener got {other:?}"),
+    }
+}
+
+/// Asserts that the plugin sends no UDP to a socket of the test's.
+#[track_caller]
+fn assert_udp_sends_nothing(plugin: &Plugin) {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let outcome = denied(plugin, &format!("udp:127.0.0.1:{port}"));
+    let arrived = socket.recv_from(&mut [0; 16]);
+    assert!(
+        matches!(&arrived, Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "{outcome}; yet {arrived:?} arrived"
+    );
+}
+
+/// A process that is none of the plugin's business, killed when dropped.
+struct Bystander(Child);
+
+impl Bystander {
+    fn start() -> Bystander {
+        Bystander(Command::new("sleep").arg("30").spawn().unwrap())
+    }
+
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn alive(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sandboxed plugins may share one uid, and the kernel counts the process
+/// limit per uid: the fork bomb runs alone, the other tests together.
+static PROCESS_COUNT: RwLock<()> = RwLock::new(());
+
+fn together() -> RwLockReadGuard<'static, ()> {
+    PROCESS_COUNT.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn alone() -> RwLockWriteGuard<'static, ()> {
+    PROCESS_COUNT
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+#[test]
+fn a_plugin_reads_none_of_the_users_files_and_writes_nowhere_ungranted() {
+    let _shared = together();
+    let (home, key) = fake_home();
+    let elsewhere = open_dir(0o777);
+    for mechanism in MECHANISMS {
+        for trust in ["untrusted", "open"] {
+            let f = sandboxed(mechanism, &format!("snoop-{trust}"), trust, "");
+            let plugin = f.load();
+            denied(&plugin, &format!("read:{}", key.display()));
+            denied(&plugin, &format!("list:{}", home.path().display()));
+            let planted = elsewhere
+                .path()
+                .join(format!("planted-{mechanism}-{trust}"));
+            let outcome = denied(&plugin, &format!("write:{}", planted.display()));
+            assert!(!planted.exists(), "{outcome}");
+            done(plugin, &f);
+        }
+    }
+}
+
+#[test]
+fn granted_folders_are_read_and_written_as_granted() {
+    let _shared = together();
+    for mechanism in MECHANISMS {
+        let f = sandboxed(
+            mechanism,
+            "granted",
+            "untrusted",
+            "dirs = [{ host = \"shared\" }, { host = \"scratch\", write = true }]",
+        );
+        let (shared, scratch) = (folder(&f).join("shared"), folder(&f).join("scratch"));
+        std::fs::create_dir(&shared).unwrap();
+        chmod(&shared, 0o755);
+        let notes = shared.join("notes.txt");
+        std::fs::write(&notes, "notes the host shares").unwrap();
+        chmod(&notes, 0o644);
+        std::fs::create_dir(&scratch).unwrap();
+        chmod(&scratch, 0o777);
+        let plugin = f.load();
+
+        let read = allowed(&plugin, &format!("read:{}", notes.display()));
+        assert_eq!(read, "notes the host shares");
+        assert_eq!(
+            allowed(&plugin, &format!("list:{}", shared.display())),
+            "1 entries"
+        );
+        let outcome = denied(&plugin, &format!("write:{}", notes.display()));
+        let kept = std::fs::read_to_string(&notes).unwrap();
+        assert_eq!(kept, "notes the host shares", "{outcome}");
+        let added = shared.join("added.txt");
+        let outcome = denied(&plugin, &format!("write:{}", added.display()));
+        assert!(!added.exists(), "{outcome}");
+
+        let out = scratch.join("out.txt");
+        allowed(&plugin, &format!("write:{}", out.display()));
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "written by a plugin"
+        );
+        done(plugin, &f);
+    }
+}
+
+#[test]
+fn tcp_reaches_only_the_ports_granted_and_udp_nothing() {
+    let _shared = together();
+    for mechanism in MECHANISMS {
+        let (granted, granted_address) = listener();
+        let (other, other_address) = listener();
+
+        let f = sandboxed(mechanism, "offline", "untrusted", "");
+        let plugin = f.load();
+        let outcome = denied(&plugin, &format!("connect:{granted_address}"));
+        assert_nothing_accepted(&granted, &outcome);
+        denied(&plugin, "listen:127.0.0.1:0");
+        assert_udp_sends_nothing(&plugin);
+        done(plugin, &f);
+
+        let grant = format!("network = {{ connect = [\"{granted_address}\"] }}");
+        let f = sandboxed(mechanism, "online", "untrusted", &grant);
+        let plugin = f.load();
+        let outcome = allowed(&plugin, &format!("connect:{granted_address}"));
+        let accepted = granted.accept();
+        assert!(accepted.is_ok(), "{outcome}; yet {accepted:?}");
+        let outcome = denied(&plugin, &format!("connect:{other_address}"));
+        assert_nothing_accepted(&other, &outcome);
+        denied(&plugin, "listen:127.0.0.1:0");
+        assert_udp_sends_nothing(&plugin);
+        done(plugin, &f);
+    }
+}
+
+#[test]
+fn other_processes_cannot_be_signalled_traced_or_read() {
+    let _shared = together();
+    let host = std::process::id();
+    for mechanism in MECHANISMS {
+        let mut bystander = Bystander::start();
+        let f = sandboxed(mechanism, "meddler", "untrusted", "");
+        let plugin = f.load();
+        denied(&plugin, &format!("kill:{host}:0"));
+        let outcome = denied(&plugin, &format!("kill:{}:9", bystander.id()));
+        // A signal sent is delivered at once; give a death time to show.
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(bystander.alive(), "{outcome}; yet it died");
+        denied(&plugin, &format!("ptrace:{host}"));
+        denied(&plugin, &format!("read:/proc/{host}/environ"));
+        done(plugin, &f);
+    }
+}
+
+#[test]
+fn only_the_programs_granted_run() {
+    let _shared = together();
+    for mechanism in MECHANISMS {
+        let f = sandboxed(
+            mechanism,
+            "launcher",
+            "untrusted",
+            "programs = [\"/bin/true\"]",
+        );
+        let plugin = f.load();
+        denied(&plugin, "exec:/bin/sh");
+        let ran = allowed(&plugin, "exec:/bin/true");
+        assert!(ran.starts_with("exit status: 0"), "{ran}");
+        done(plugin, &f);
+    }
+}
+
+#[test]
+fn a_fork_bomb_stops_at_the_process_limit() {
+    let _alone = alone();
+    for mechanism in MECHANISMS {
+        let f = sandboxed(mechanism, "bomb", "untrusted", "processes = 16");
+        let plugin = f.load();
+        let outcome = probe(&plugin, "forkbomb:200");
+        let started: u32 = outcome
+            .strip_prefix("denied: started ")
+            .and_then(|rest| rest.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("the fork bomb was not stopped: {outcome}"));
+        assert!(started < 16, "{outcome}");
+        if mechanism == "rpc" {
+            // The process lives on, and its threads hold the limit until
+            // they end (after 3 s).
+            std::thread::sleep(Duration::from_secs(4));
+        }
+        let reply = greet(&plugin, "world");
+        assert_eq!(reply.as_deref(), Ok("Hello, world!"), "after {outcome}");
+        // And the host is none the worse.
+        assert!(std::thread::spawn(|| true).join().unwrap());
+        assert!(Command::new("true").status().unwrap().success());
+        done(plugin, &f);
+    }
+}
+
+#[test]
+fn the_plugin_holds_no_privilege() {
+    let _shared = together();
+    let root = rustix::process::geteuid().is_root();
+    for mechanism in MECHANISMS {
+        for trust in ["untrusted", "open"] {
+            let f = sandboxed(mechanism, &format!("whoami-{trust}"), trust, "");
+            let plugin = f.load();
+            let identity = allowed(&plugin, "identity");
+            let field = |name: &str| {
+                identity
+                    .split(' ')
+                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                    .unwrap_or_else(|| panic!("no {name} in {identity}"))
+                    .to_owned()
+            };
+            assert_eq!(field("nnp"), "1", "no_new_privs: {identity}");
+            assert_eq!(field("capeff"), "0", "effective capabilities: {identity}");
+            assert_eq!(field("capbnd"), "0", "bounding set: {identity}");
+            if root {
+                assert_ne!(field("uid"), "0", "a host running as root: {identity}");
+                assert_ne!(field("euid"), "0", "a host running as root: {identity}");
+            }
+            done(plugin, &f);
+        }
+    }
+}
+
+#[test]
+fn a_setuid_program_runs_without_its_owners_rights() {
+    let _shared = together();
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: only root can make the setuid-root program this test runs");
+        return;
+    }
+    let tools = open_dir(0o755);
+    let id = tools.path().join("id");
+    std::fs::copy("/usr/bin/id", &id).unwrap();
+    // The owner first: a change of owner clears the setuid bit.
+    std::os::unix::fs::chown(&id, Some(0), Some(0)).unwrap();
+    chmod(&id, 0o4755);
+    let grant = format!("programs = [{:?}]", id.display().to_string());
+    for mechanism in MECHANISMS {
+        let f = sandboxed(mechanism, "escalate", "untrusted", &grant);
+        let plugin = f.load();
+        let euid = allowed(&plugin, &format!("setuid:{}", id.display()));
+        assert!(euid.parse::<u32>().is_ok(), "not a uid: {euid}");
+        assert_ne!(euid, "0", "the setuid program ran as root");
+        done(plugin, &f);
+    }
+}
+
+#[test]
+fn the_sandbox_reports_each_layer_it_holds() {
+    let _shared = together();
+    let mut layers = vec![
+        "landlock",
+        "seccomp",
+        "no_new_privs",
+        "capabilities",
+        "processes",
+    ];
+    if rustix::process::geteuid().is_root() {
+        layers.extend(["user", "namespaces"]);
+    }
+    for mechanism in MECHANISMS {
+        let f = sandboxed(mechanism, "reported", "untrusted", "");
+        let plugin = f.load();
+        let report = enforced(&plugin);
+        for layer in &layers {
+            assert!(holds(&report, layer), "{layer}: {report:?}");
+        }
+        done(plugin, &f);
+
+        // In-process trust runs in the sandbox only when it asks to.
+        let program = test_plugin_of(mechanism);
+        let head = "trust = \"tight\"\nsandbox = true";
+        let f = confined(mechanism, &format!("asked-{mechanism}"), &program, head, "");
+        let plugin = f.load();
+        enforced(&plugin);
+        done(plugin, &f);
+    }
+}
+
+#[test]
+fn without_the_sandbox_the_same_probes_succeed() {
+    // So the denials above are the sandbox's doing, not probes that could
+    // never work: in-process trust without a `sandbox` line runs bare.
+    let _shared = together();
+    let (home, key) = fake_home();
+    let host = std::process::id();
+    for mechanism in MECHANISMS {
+        let (listener, address) = listener();
+        let f = sandboxed(mechanism, "bare", "tight", "");
+        let plugin = f.load();
+        let report = plugin.sandbox();
+        assert!(report.as_ref().is_none_or(|r| !r.enforced), "{report:?}");
+        let read = allowed(&plugin, &format!("read:{}", key.display()));
+        assert!(read.starts_with("-----BEGIN OPENSSH"), "{read}");
+        allowed(&plugin, &format!("list:{}", home.path().display()));
+        let outcome = allowed(&plugin, &format!("connect:{address}"));
+        let accepted = listener.accept();
+        assert!(accepted.is_ok(), "{outcome}; yet {accepted:?}");
+        allowed(&plugin, "exec:/bin/true");
+        allowed(&plugin, &format!("kill:{host}:0"));
+        allowed(&plugin, &format!("read:/proc/{host}/environ"));
+        done(plugin, &f);
+    }
+}
+
+/// go-plugin's KV example as a Go program, if the Go interop programs could
+/// be built here (see `rpc.rs`).
+fn go_kv_plugin() -> Option<PathBuf> {
+    if let Some(why) = support::go_interop_skipped() {
+        eprintln!("skipped the Go plugin: {why}");
+        return None;
+    }
+    let path = root().join("target/go/kv-go-plugin");
+    assert!(
+        path.exists(),
+        "{} is missing: build the Go interop programs with tests/go/build.sh",
+        path.display()
+    );
+    Some(path)
+}
+
+/// The KV example's manifest, in `dir`, for `program` at trust `open`.
+fn open_kv_manifest(dir: &Path, program: &Path) -> PathBuf {
+    let sha = outlet_manifest::sha256_hex(&std::fs::read(program).unwrap());
+    let manifest = dir.join("kv.toml");
+    let text = std::fs::read_to_string(root().join("examples/kv/kv.toml"))
+        .unwrap()
+        .replace(
+            "trust = \"in-process\"",
+            &format!("trust = \"open\"\nsha256 = \"{sha}\""),
+        )
+        .replace(
+            "path = \"bin/kv-plugin\"",
+            &format!("path = {:?}", program.display().to_string()),
+        )
+        .replace(
+            "\"kv.proto\"",
+            &format!("{:?}", root().join("examples/kv/kv.proto")),
+        );
+    std::fs::write(&manifest, text).unwrap();
+    manifest
+}
+
+#[test]
+fn the_example_plugins_serve_in_the_default_sandbox_of_open_trust() {
+    let _shared = together();
+    let greeters = [
+        ("exec", greeter_exec()),
+        ("rpc", test_plugin().with_file_name("greeter-rpc")),
+    ];
+    for (mechanism, program) in greeters {
+        let name = format!("greeter-{mechanism}");
+        let f = confined(mechanism, &name, &program, "trust = \"open\"", "");
+        let plugin = f.load();
+        enforced(&plugin);
+        assert_eq!(greet(&plugin, "world").unwrap(), "Hello, world!");
+        done(plugin, &f);
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let programs = [
+        Some(test_plugin().with_file_name("kv-plugin")),
+        go_kv_plugin(),
+    ];
+    for program in programs.into_iter().flatten() {
+        let manifest = open_kv_manifest(dir.path(), &program);
+        let plugin = support::host()
+            .load(&manifest)
+            .unwrap_or_else(|e| panic!("loading {}: {e}", program.display()));
+        enforced(&plugin);
+        let kv = plugin.client::<KvClient<_>>().unwrap();
+        kv.put(PutRequest {
+            key: "sandboxed".into(),
+            value: b"and serving".to_vec(),
+        })
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        let got = kv.get(GetRequest {
+            key: "sandboxed".into(),
+        });
+        assert_eq!(got.unwrap().value, b"and serving", "{}", program.display());
+        plugin.shutdown().unwrap();
+    }
+}
