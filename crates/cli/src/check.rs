@@ -41,7 +41,7 @@ fn check(policy: &Policy, file: &Path) -> anyhow::Result<String> {
     if manifest.proto.is_some() {
         dynamic::service(&manifest)?;
     }
-    Ok(format!(
+    let mut summary = format!(
         "plugin `{}` ({}, trust {}, {})",
         manifest.name,
         manifest.mechanism,
@@ -50,5 +50,19 @@ fn check(policy: &Policy, file: &Path) -> anyhow::Result<String> {
             Some(_) => "sha256 matches",
             None => "no sha256",
         }
-    ))
+    );
+    // What it will reach: a relaxed sandbox is flagged.
+    if manifest.mechanism.is_process()
+        && !manifest.sandbox
+        && manifest.trust == outlet_manifest::Trust::OutOfProcess
+        && manifest.reattach.is_none()
+    {
+        summary += "\n        warning: `sandbox = false` runs this out-of-process plugin with every \
+                    right of the host's user; remove it, and grant what the plugin needs in \
+                    [permissions]";
+    }
+    for line in outlet_host::sandbox_reach(&manifest) {
+        summary += &format!("\n        {line}");
+    }
+    Ok(summary)
 }

@@ -28,6 +28,7 @@ pub fn run(host: Host, manifest: &Path, json: bool) -> anyhow::Result<ExitCode> 
                 "app_version": agreed.app_version,
                 "capabilities": agreed.capabilities,
             },
+            "sandbox": sandbox_json(&plugin),
         });
         println!("{out:#}");
     } else {
@@ -53,9 +54,55 @@ pub fn run(host: Host, manifest: &Path, json: bool) -> anyhow::Result<ExitCode> 
             agreed.app_version,
             list(&agreed.capabilities)
         );
+        match plugin.sandbox() {
+            Some(report) => {
+                let state = if report.enforced {
+                    "enforced"
+                } else {
+                    "NOT enforced"
+                };
+                println!("sandbox       {state}");
+                for layer in &report.layers {
+                    let holds = if layer.holds { "holds  " } else { "MISSING" };
+                    println!("  {:<13} {holds} {}", layer.name, layer.level);
+                }
+            }
+            None => println!("sandbox       {}", unsandboxed(manifest)),
+        }
     }
     let _ = plugin.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `"sandbox"` object: what holds for the plugin's process, layer by
+/// layer, as the host applied it (not as the manifest asked).
+fn sandbox_json(plugin: &outlet_host::Plugin) -> serde_json::Value {
+    match plugin.sandbox() {
+        Some(report) => serde_json::json!({
+            "enforced": report.enforced,
+            "layers": report.layers.iter().map(|layer| (
+                layer.name.to_owned(),
+                serde_json::json!({ "holds": layer.holds, "level": layer.level }),
+            )).collect::<serde_json::Map<_, _>>(),
+        }),
+        None => serde_json::json!({
+            "enforced": plugin.manifest().mechanism == outlet_manifest::Mechanism::Wasm,
+            "layers": {},
+            "note": unsandboxed(plugin.manifest()),
+        }),
+    }
+}
+
+/// Why a plugin has no OS sandbox report.
+fn unsandboxed(manifest: &outlet_manifest::Manifest) -> &'static str {
+    use outlet_manifest::Mechanism;
+    match manifest.mechanism {
+        Mechanism::Wasm => "wasmtime's: the module reaches only what the host hands it",
+        Mechanism::Native | Mechanism::Cabi => "none: it runs in the host's process",
+        Mechanism::Exec | Mechanism::Rpc => {
+            "none: its manifest runs it without the OS sandbox, with the host user's rights"
+        }
+    }
 }
 
 fn list(items: &[String]) -> String {

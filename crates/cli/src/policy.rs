@@ -4,12 +4,12 @@
 //! safe defaults: when this `outlet` runs from the `target` folder of the
 //! Outlet checkout it was built from, manifests in that checkout may claim
 //! any trust (they are the project's own); manifests anywhere else at most
-//! `sandboxed`, and only as wasm (an exec child still runs with the user's
-//! rights).
+//! `sandboxed`: wasm, or exec and rpc in the OS sandbox (refused on a kernel
+//! without Landlock and seccomp).
 //!
 //! ```toml
 //! elsewhere = "sandboxed"             # the most trust outside the folders below
-//! sandboxed_mechanisms = ["wasm"]     # the default; add "exec" once exec is confined
+//! sandboxed_mechanisms = ["wasm"]     # only wasm; the default is wasm, exec and rpc
 //! inherit_env = ["LANG", "TZ"]        # host variables plugins below in-process may inherit
 //! approve_roots = ["/srv/shared"]     # folders besides their own they may be granted
 //!
@@ -85,6 +85,8 @@ struct CeilingPatch {
     cpu_seconds: Option<u64>,
     default_cpu_seconds: Option<u64>,
     max_message_bytes: Option<usize>,
+    processes: Option<u32>,
+    default_processes: Option<u32>,
 }
 
 impl CeilingPatch {
@@ -97,6 +99,8 @@ impl CeilingPatch {
             cpu_seconds: self.cpu_seconds.unwrap_or(to.cpu_seconds),
             default_cpu_seconds: self.default_cpu_seconds.unwrap_or(to.default_cpu_seconds),
             max_message_bytes: self.max_message_bytes.unwrap_or(to.max_message_bytes),
+            processes: self.processes.unwrap_or(to.processes),
+            default_processes: self.default_processes.unwrap_or(to.default_processes),
         }
     }
 }
@@ -128,9 +132,7 @@ fn user_file() -> Option<PathBuf> {
 impl Flags {
     /// The policy: defaults, then the file, then the flags.
     pub fn policy(&self) -> anyhow::Result<Policy> {
-        let mut policy = Policy::default()
-            .elsewhere(Trust::Sandboxed)
-            .sandboxed_mechanisms(&[Mechanism::Wasm]);
+        let mut policy = Policy::default().elsewhere(Trust::Sandboxed);
         if let Some(checkout) = checkout() {
             policy = policy.trust_folder(checkout, Trust::InProcess);
         }

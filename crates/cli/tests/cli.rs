@@ -134,11 +134,26 @@ fn the_policy_decides_how_far_a_manifest_outside_the_checkout_is_trusted() {
     .unwrap();
     assert!(check(&["--policy", policy.to_str().unwrap()]).0);
 
-    // Sandboxed, only as wasm: an exec child would run with the user's rights.
+    // Sandboxed: exec in the OS sandbox, whose reach `check` prints; a
+    // policy may keep sandboxed plugins to wasm.
     write("sandboxed", "");
     let (ok, stdout) = check(&[]);
     assert!(
+        ok && stdout.contains("network   none") && stdout.contains("executes  its own program\n"),
+        "{stdout}"
+    );
+    std::fs::write(&policy, "sandboxed_mechanisms = [\"wasm\"]\n").unwrap();
+    let (ok, stdout) = check(&["--policy", policy.to_str().unwrap()]);
+    assert!(
         !ok && stdout.contains("only as wasm, not `exec`"),
+        "{stdout}"
+    );
+    // Out of process with the sandbox relaxed: flagged.
+    write("out-of-process", "sandbox = false\n");
+    let (ok, stdout) = check(&["--trust-folder", &folder]);
+    assert!(
+        ok && stdout.contains("warning: `sandbox = false`")
+            && stdout.contains("no OS sandbox (`sandbox = false`)"),
         "{stdout}"
     );
 
@@ -212,6 +227,47 @@ fn inspect_shows_hello_and_the_negotiation() {
 
     let out = outlet(&["inspect", EXEC]);
     assert!(text(&out.stdout).contains("negotiated    core v1, app v1, capabilities: configure"));
+    assert_eq!(info["sandbox"]["enforced"], false, "{info:#}");
+}
+
+#[test]
+fn inspect_reports_the_sandbox_that_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = root().join("target/debug/greeter-exec");
+    let sha = outlet_manifest::sha256_hex(&std::fs::read(&program).unwrap());
+    let file = dir.path().join("greeter.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"boxed\"\nmechanism = \"exec\"\npath = \"{}\"\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"sandboxed\"\n\
+             sha256 = \"{sha}\"\n",
+            program.display()
+        ),
+    )
+    .unwrap();
+    let out = outlet(&["inspect", file.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sandbox = &info["sandbox"];
+    assert_eq!(sandbox["enforced"], true, "{sandbox:#}");
+    for layer in ["landlock", "seccomp", "no_new_privs", "capabilities"] {
+        assert_eq!(
+            sandbox["layers"][layer]["holds"], true,
+            "{layer}: {sandbox:#}"
+        );
+        assert!(
+            sandbox["layers"][layer]["level"]
+                .as_str()
+                .is_some_and(|l| !l.is_empty())
+        );
+    }
+    let out = outlet(&["inspect", file.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("sandbox       enforced") && stdout.contains("landlock"),
+        "{stdout}"
+    );
 }
 
 #[test]
