@@ -13,6 +13,19 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Duration;
 
+/// `reboot(2)` with no magic numbers: refused by the kernel (EPERM, or
+/// EINVAL for root) if it returns at all; the sandbox kills the process.
+fn reboot() -> io::Result<String> {
+    #[allow(unsafe_code)]
+    // SAFETY: a system call with integer arguments; without the magic
+    // numbers the kernel reboots nothing.
+    let done = unsafe { libc::syscall(libc::SYS_reboot, 0, 0, 0, 0) };
+    match done {
+        0 => Ok("rebooted?".into()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// The outcome of the attack `request` names, or `None` if it names none.
 pub fn run(request: &str) -> Option<String> {
     let probe = request.strip_prefix("probe:")?;
@@ -45,6 +58,7 @@ pub fn run(request: &str) -> Option<String> {
         "identity" => Ok(identity()),
         "setuid" => setuid(argument),
         "unix" => UnixStream::connect(argument).map(|_| format!("connected to {argument}")),
+        "reboot" => reboot(),
         _ => Err(io::Error::other(format!("no attack named {attack:?}"))),
     };
     Some(match outcome {

@@ -14,7 +14,6 @@ use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use kv::{GetRequest, KvClient, PutRequest};
@@ -201,23 +200,8 @@ impl Drop for Bystander {
     }
 }
 
-/// Sandboxed plugins may share one uid, and the kernel counts the process
-/// limit per uid: the fork bomb runs alone, the other tests together.
-static PROCESS_COUNT: RwLock<()> = RwLock::new(());
-
-fn together() -> RwLockReadGuard<'static, ()> {
-    PROCESS_COUNT.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn alone() -> RwLockWriteGuard<'static, ()> {
-    PROCESS_COUNT
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-}
-
 #[test]
 fn a_plugin_reads_none_of_the_users_files_and_writes_nowhere_ungranted() {
-    let _shared = together();
     let (home, key) = fake_home();
     let elsewhere = open_dir(0o777);
     for mechanism in MECHANISMS {
@@ -238,7 +222,6 @@ fn a_plugin_reads_none_of_the_users_files_and_writes_nowhere_ungranted() {
 
 #[test]
 fn granted_folders_are_read_and_written_as_granted() {
-    let _shared = together();
     for mechanism in MECHANISMS {
         let f = sandboxed(
             mechanism,
@@ -281,7 +264,6 @@ fn granted_folders_are_read_and_written_as_granted() {
 
 #[test]
 fn tcp_reaches_only_the_ports_granted_and_udp_nothing() {
-    let _shared = together();
     for mechanism in MECHANISMS {
         let (granted, granted_address) = listener();
         let (other, other_address) = listener();
@@ -310,7 +292,6 @@ fn tcp_reaches_only_the_ports_granted_and_udp_nothing() {
 
 #[test]
 fn other_processes_cannot_be_signalled_traced_or_read() {
-    let _shared = together();
     let host = std::process::id();
     for mechanism in MECHANISMS {
         let mut bystander = Bystander::start();
@@ -329,7 +310,6 @@ fn other_processes_cannot_be_signalled_traced_or_read() {
 
 #[test]
 fn only_the_programs_granted_run() {
-    let _shared = together();
     for mechanism in MECHANISMS {
         let f = sandboxed(
             mechanism,
@@ -347,7 +327,6 @@ fn only_the_programs_granted_run() {
 
 #[test]
 fn a_fork_bomb_stops_at_the_process_limit() {
-    let _alone = alone();
     for mechanism in MECHANISMS {
         let f = sandboxed(mechanism, "bomb", "untrusted", "processes = 16");
         let plugin = f.load();
@@ -373,7 +352,6 @@ fn a_fork_bomb_stops_at_the_process_limit() {
 
 #[test]
 fn the_plugin_holds_no_privilege() {
-    let _shared = together();
     let root = rustix::process::geteuid().is_root();
     for mechanism in MECHANISMS {
         for trust in ["untrusted", "open"] {
@@ -401,7 +379,6 @@ fn the_plugin_holds_no_privilege() {
 
 #[test]
 fn a_setuid_program_runs_without_its_owners_rights() {
-    let _shared = together();
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: only root can make the setuid-root program this test runs");
         return;
@@ -425,7 +402,6 @@ fn a_setuid_program_runs_without_its_owners_rights() {
 
 #[test]
 fn the_sandbox_reports_each_layer_it_holds() {
-    let _shared = together();
     let mut layers = vec![
         "landlock",
         "seccomp",
@@ -459,7 +435,6 @@ fn the_sandbox_reports_each_layer_it_holds() {
 fn without_the_sandbox_the_same_probes_succeed() {
     // So the denials above are the sandbox's doing, not probes that could
     // never work: in-process trust without a `sandbox` line runs bare.
-    let _shared = together();
     let (home, key) = fake_home();
     let host = std::process::id();
     for mechanism in MECHANISMS {
@@ -521,7 +496,6 @@ fn open_kv_manifest(dir: &Path, program: &Path) -> PathBuf {
 
 #[test]
 fn the_example_plugins_serve_in_the_default_sandbox_of_open_trust() {
-    let _shared = together();
     let greeters = [
         ("exec", greeter_exec()),
         ("rpc", test_plugin().with_file_name("greeter-rpc")),
@@ -557,5 +531,123 @@ fn the_example_plugins_serve_in_the_default_sandbox_of_open_trust() {
         });
         assert_eq!(got.unwrap().value, b"and serving", "{}", program.display());
         plugin.shutdown().unwrap();
+    }
+}
+
+/// A host that is not root confines its plugins as well: the plugin keeps
+/// the host's uid, in a user namespace of its own (where the kernel lets
+/// users make one). The host here is `outlet-test-host`, run as `nobody`
+/// when the tests run as root.
+#[test]
+fn a_host_that_is_not_root_confines_its_plugins_too() {
+    let (home, key) = fake_home();
+    let f = sandboxed("exec", "unprivileged-host", "untrusted", "processes = 8");
+    let mut host = Command::new("setpriv");
+    if rustix::process::geteuid().is_root() {
+        host.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    }
+    let out = host
+        .arg(test_plugin().with_file_name("outlet-test-host"))
+        .arg(&f.manifest)
+        .env(
+            "OUTLET_TEST_PROBES",
+            format!("identity\nread:{}\nforkbomb:50", key.display()),
+        )
+        .env("HOME", home.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |start: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in {stdout}"))
+    };
+    assert!(line("sandbox ").starts_with("enforced"), "{stdout}");
+    let identity = line("probe identity: ");
+    assert!(
+        identity.contains("nnp=1")
+            && identity.contains("capeff=0")
+            && identity.contains("capbnd=0"),
+        "{stdout}"
+    );
+    assert!(line("probe read:").contains("denied"), "{stdout}");
+    assert!(
+        line("probe forkbomb:50: ").starts_with("denied: started"),
+        "{stdout}"
+    );
+    let user = line("layer user ");
+    if user.contains("user namespace") {
+        assert!(line("layer namespaces ").starts_with("holds"), "{stdout}");
+        assert!(line("layer processes ").starts_with("holds"), "{stdout}");
+    }
+}
+
+/// Below `in-process`, an artifact others could change is not run: the
+/// file, or a folder on its path, writable by group or others (a folder
+/// with the sticky bit, `/tmp`, passes).
+#[test]
+fn an_artifact_others_can_write_is_refused() {
+    let dir = open_dir(0o755);
+    let program = dir.path().join("plugin");
+    std::fs::copy(test_plugin(), &program).unwrap();
+    chmod(&program, 0o755);
+    for trust in ["untrusted", "open"] {
+        let f = confined(
+            "exec",
+            "writable",
+            &program,
+            &format!("trust = \"{trust}\""),
+            "",
+        );
+        support::load(&f.manifest).unwrap().shutdown().unwrap();
+
+        chmod(&program, 0o775);
+        let error = f.load_err();
+        assert!(
+            error.contains(&format!("{} (mode 0775", program.display()))
+                && error.contains("chmod go-w"),
+            "{error}"
+        );
+        chmod(&program, 0o755);
+        chmod(dir.path(), 0o777);
+        let error = f.load_err();
+        assert!(
+            error.contains(&format!("{} (mode 0777", dir.path().display())),
+            "{error}"
+        );
+        chmod(dir.path(), 0o755);
+    }
+    // Trusted code is the host's own business.
+    chmod(&program, 0o777);
+    let f = confined("exec", "writable", &program, "trust = \"tight\"", "");
+    support::load(&f.manifest).unwrap().shutdown().unwrap();
+}
+
+/// A system call the filter kills for ends the process with SIGSYS, and
+/// the call fails saying which calls those are; the host stays up, and an
+/// rpc plugin is started again.
+#[test]
+fn a_plugin_killed_by_the_system_call_filter_is_told_why() {
+    for mechanism in MECHANISMS {
+        let f = sandboxed(mechanism, "sigsys", "untrusted", "");
+        let plugin = f.load();
+        let failed = greet(&plugin, "probe:reboot").unwrap_err();
+        let message = failed.message();
+        assert!(
+            message.contains("SIGSYS") && message.contains("reboot"),
+            "{mechanism}: {failed}"
+        );
+        let answer = (0..50).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            greet(&plugin, "world").ok()
+        });
+        assert_eq!(answer.as_deref(), Some("Hello, world!"), "{mechanism}");
+        done(plugin, &f);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, Metadata, OpenOptions};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -132,7 +133,48 @@ impl Manifest {
                 limit: MAX_ARTIFACT_BYTES,
             });
         }
+        if self.trust != crate::Trust::InProcess {
+            self.check_writers(&meta)?;
+        }
         Ok((file, meta))
+    }
+
+    /// Below `in-process`, as sshd holds key files: the artifact (as
+    /// opened), and every folder on its resolved path, may be written only
+    /// by root or the host's user. A folder with the sticky bit, owned by
+    /// root (`/tmp`), passes: others cannot rename or remove what is in it.
+    fn check_writers(&self, file: &Metadata) -> Result<(), ManifestError> {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        let refuse = |path: &Path, meta: &Metadata| ManifestError::Writable {
+            plugin: self.name.clone(),
+            path: path.to_owned(),
+            mode: meta.mode() & 0o7777,
+            owner: meta.uid(),
+        };
+        let writable = |meta: &Metadata| {
+            let sticky = meta.is_dir() && meta.mode() & 0o1000 != 0 && meta.uid() == 0;
+            (meta.uid() != 0 && meta.uid() != me) || (meta.mode() & 0o022 != 0 && !sticky)
+        };
+        if writable(file) {
+            return Err(refuse(&self.path, file));
+        }
+        let resolved = self
+            .path
+            .canonicalize()
+            .map_err(|error| ManifestError::Artifact {
+                plugin: self.name.clone(),
+                path: self.path.clone(),
+                error,
+            })?;
+        for folder in resolved.ancestors().skip(1) {
+            if let Ok(meta) = std::fs::metadata(folder)
+                && writable(&meta)
+            {
+                return Err(refuse(folder, &meta));
+            }
+        }
+        Ok(())
     }
 
     /// Opens the artifact once and checks what that descriptor holds: a

@@ -62,6 +62,24 @@ pub enum ManifestError {
         /// Why reading failed.
         error: std::io::Error,
     },
+    /// Below `in-process`: the artifact, or a folder on its path, can be
+    /// written by a user other than root and the host's.
+    #[error(
+        "plugin `{plugin}`: {} (mode {mode:04o}, owner uid {owner}) can be written by users other \
+         than root and the host's, who could change what runs; make it owned by root or the \
+         host's user and writable only by its owner (`chmod go-w`)",
+        path.display()
+    )]
+    Writable {
+        /// The plugin's name.
+        plugin: String,
+        /// The artifact, or the folder on its path, that others can write.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+        /// Its owner.
+        owner: u32,
+    },
     /// The artifact is not a regular file (a folder, a device such as
     /// `/dev/zero`, a FIFO, a socket): nothing Outlet can hash, run or load.
     #[error(

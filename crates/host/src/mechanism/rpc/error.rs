@@ -322,6 +322,8 @@ pub enum RpcError {
     },
 }
 
+const SIGSYS: i32 = 31;
+
 /// How an rpc plugin's process ended, as far as its host can tell. Shown as
 /// "exited with status 1", "was killed by signal 9", "ended (…)".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,6 +343,7 @@ impl std::fmt::Display for ProcessExit {
         match self {
             ProcessExit::Status(status) => match (status.code(), status.signal()) {
                 (Some(code), _) => write!(f, "exited with status {code}"),
+                (None, Some(SIGSYS)) => f.write_str(&crate::process::sandbox::killed_by_filter()),
                 (None, Some(signal)) => write!(f, "was killed by signal {signal}"),
                 _ => write!(f, "ended ({status})"),
             },
