@@ -346,9 +346,9 @@ fn demo_and_bench_run() {
         .map(|r| r["mechanism"].as_str().unwrap())
         .collect();
     let mut expected = vec!["native", "native", "cabi", "cabi"];
-    expected.extend(["rpc"; 8]);
+    expected.extend(["rpc"; 10]);
     expected.extend(["wasm"; 6]);
-    expected.extend(["exec"; 2]);
+    expected.extend(["exec"; 3]);
     assert_eq!(mechanisms, expected);
     // The endless loop was stopped, not before its limit of 100 ms and not
     // seconds late (the bench's row is what measures it against the goal).
@@ -367,6 +367,17 @@ fn demo_and_bench_run() {
     assert!(rpc[1].contains("Outlet host + Go plugin"), "{rpc:?}");
     assert!(rpc[2].contains("Go host + Outlet plugin"), "{rpc:?}");
     assert!(rpc[6].contains("restart"), "{rpc:?}");
+    // The OS sandbox's cost, beside the same plugin unconfined.
+    for (row, case) in [(&rows[12], "KV Get"), (&rows[13], "start to first Get")] {
+        assert!(row["case"].as_str().unwrap().starts_with(case), "{row}");
+        assert!(
+            row["case"].as_str().unwrap().contains("OS sandbox"),
+            "{row}"
+        );
+        assert_eq!(row["baseline"]["case"], "unsandboxed", "{row}");
+    }
+    assert!(rows[21]["case"].as_str().unwrap().contains("OS sandbox"));
+    assert_eq!(rows[21]["baseline"]["case"], "spawn /bin/true");
     // The checks before each start and call, beside what they precede.
     let checks = &rows[11];
     assert!(
@@ -376,7 +387,7 @@ fn demo_and_bench_run() {
             .starts_with("checks before a start")
     );
     assert_eq!(checks["baseline"]["case"], "a start");
-    assert_eq!(rows[19]["baseline"]["case"], "the call");
+    assert_eq!(rows[22]["baseline"]["case"], "the call");
     assert_eq!(rows[4]["baseline"]["case"], "go-plugin Go host + Go plugin");
     for row in rows {
         assert!(row["median_ns"].as_u64().unwrap() > 0, "{row}");
@@ -386,7 +397,7 @@ fn demo_and_bench_run() {
             "{row}"
         );
     }
-    let exec = &rows[18];
+    let exec = &rows[20];
     assert_eq!(exec["baseline"]["case"], "spawn /bin/true");
     // Unloading returns the memory: 100 wasm loads and 10,000 instances made
     // and dropped leave resident memory within a few MB of where it was.

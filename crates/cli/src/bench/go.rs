@@ -32,20 +32,25 @@ pub struct GoHost {
 pub struct Samples {
     /// Gets, Outlet host + Outlet plugin (Outlet's frames).
     pub frames: Vec<Duration>,
+    /// The same, the plugin in the OS sandbox (`out-of-process` trust).
+    pub frames_sandboxed: Vec<Duration>,
     /// Gets, Outlet host + Go plugin (gRPC).
     pub grpc: Vec<Duration>,
     pub start_outlet_plugin: Vec<Duration>,
+    pub start_sandboxed: Vec<Duration>,
     pub start_go_plugin: Vec<Duration>,
     pub go_host_go_plugin: GoHost,
     pub go_host_outlet_plugin: GoHost,
 }
 
 /// Measures the rounds: `ours` is the Outlet plugin's client and manifest,
-/// `theirs` the Go plugin's (given `--go`, whose folder is `go`).
+/// `boxed` the same plugin's in the OS sandbox, `theirs` the Go plugin's
+/// (given `--go`, whose folder is `go`).
 pub fn rounds(
     kv: &Kv,
     calls: usize,
     ours: (&KvClient<Plugin>, &Manifest),
+    boxed: (&KvClient<Plugin>, &Manifest),
     theirs: Option<(&KvClient<Plugin>, &Manifest)>,
     go: Option<&Path>,
 ) -> anyhow::Result<Samples> {
@@ -60,6 +65,9 @@ pub fn rounds(
             for _ in 0..BLOCK {
                 samples.frames.push(kv.get(ours.0)?);
             }
+            for _ in 0..BLOCK {
+                samples.frames_sandboxed.push(kv.get(boxed.0)?);
+            }
             if let Some((go_kv, _)) = theirs {
                 for _ in 0..BLOCK {
                     samples.grpc.push(kv.get(go_kv)?);
@@ -70,6 +78,9 @@ pub fn rounds(
             samples
                 .start_outlet_plugin
                 .push(kv.first(ours.1, round * starts + i)?);
+            samples
+                .start_sandboxed
+                .push(kv.first(boxed.1, round * starts + i)?);
             if let Some((_, go_manifest)) = theirs {
                 samples
                     .start_go_plugin

@@ -95,11 +95,19 @@ pub fn rows(
     let mut killable = super::checks::pinned(&manifest)?;
     killable.limits.restarts = 100;
     let (ours, client) = kv.load(&killable)?;
+    // The same plugin as a known author's on its own release cadence: in
+    // the OS sandbox, as `out-of-process` trust has it by default.
+    let mut sandboxed = super::checks::pinned(&manifest)?;
+    sandboxed.name = "kv-sandboxed".into();
+    sandboxed.trust = outlet_manifest::Trust::OutOfProcess;
+    sandboxed.sandbox = true;
+    let (boxed, boxed_client) = kv.load(&sandboxed)?;
     let theirs = go_manifest.as_ref().map(|m| kv.load(m)).transpose()?;
     let samples = go::rounds(
         &kv,
         calls,
         (&client, &manifest),
+        (&boxed_client, &sandboxed),
         theirs
             .as_ref()
             .map(|(_, client)| client)
@@ -109,6 +117,7 @@ pub fn rows(
     let restarts = restarts(&kv, &ours, &client, calls)?;
     let checks = super::checks::samples(&manifest, calls, report)?;
     host.unload(ours.name());
+    host.unload(boxed.name());
     if let Some((plugin, _)) = &theirs {
         host.unload(plugin.name());
     }
@@ -157,12 +166,17 @@ fn push_rows(
     };
     let go::Samples {
         frames,
+        frames_sandboxed,
         grpc,
         go_host_outlet_plugin,
         start_outlet_plugin,
+        start_sandboxed,
         start_go_plugin,
         ..
     } = samples;
+    let unsandboxed = |samples: &Vec<Duration>| Some(("unsandboxed", Summary::of(samples.clone())));
+    let sandbox_get = unsandboxed(&frames);
+    let sandbox_start = unsandboxed(&start_outlet_plugin);
     row("KV Get, Outlet host + plugin (frames)", frames, go_get);
     row("KV Get, Outlet host + Go plugin (gRPC)", grpc, go_get);
     row(
@@ -187,6 +201,16 @@ fn push_rows(
         "checks before a start, pinned",
         checks,
         start.map(|start| ("a start", start)),
+    );
+    row(
+        "KV Get, plugin in the OS sandbox (open)",
+        frames_sandboxed,
+        sandbox_get,
+    );
+    row(
+        "start to first Get, plugin in the OS sandbox (open)",
+        start_sandboxed,
+        sandbox_start,
     );
 }
 
