@@ -29,6 +29,8 @@ pub(crate) struct Spawned {
 struct ChildSandbox {
     /// The Landlock ruleset, at 5 or above (the child moves it to 4), or -1.
     ruleset: RawFd,
+    /// A network namespace to enter, at 6 or above, or -1.
+    network: RawFd,
     /// The seccomp filter; `len` 0 for none.
     filter: libc::sock_fprog,
     become_user: Option<(u32, u32)>,
@@ -120,9 +122,14 @@ impl ChildLimits {
             Some(ruleset) => Some(rustix::io::fcntl_dupfd_cloexec(ruleset, 5)?),
             None => None,
         };
+        let network = match confinement.and_then(|c| c.join_network) {
+            Some(network) => Some(rustix::io::fcntl_dupfd_cloexec(network, 6)?),
+            None => None,
+        };
         let sandbox = match confinement {
             Some(c) => Some(ChildSandbox {
                 ruleset: ruleset.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+                network: network.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
                 filter: libc::sock_fprog {
                     len: u16::try_from(c.filter.len()).map_err(io::Error::other)?,
                     filter: c.filter.as_ptr().cast_mut(),
@@ -200,6 +207,27 @@ impl ChildLimits {
             }),
         }
     }
+}
+
+/// A network namespace with no interface up (its loopback is down), made
+/// by a thread that enters it and ends: what a root host's sandboxed
+/// plugins without a network grant enter (it takes `CAP_SYS_ADMIN`).
+pub(crate) fn empty_network() -> io::Result<OwnedFd> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                #[allow(unsafe_code)]
+                // SAFETY: `unshare(CLONE_NEWNET)` moves only the calling
+                // thread, this one, into a new network namespace; it ends
+                // right after, and nothing else runs on it.
+                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(std::fs::File::open("/proc/thread-self/ns/net")?.into())
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the thread making it panicked")))
+    })
 }
 
 /// Whether `error` is the kernel refusing the namespaces: `clone` itself,
@@ -406,6 +434,10 @@ extern "C" fn start_child(plan: *mut c_void) -> c_int {
         let sandbox = plan.sandbox.as_ref();
         let ruleset = sandbox.map_or(-1, |s| s.ruleset);
         if error == 0 && ruleset >= 0 && libc::dup2(ruleset, 4) < 0 {
+            error = errno();
+        }
+        let network = sandbox.map_or(-1, |s| s.network);
+        if error == 0 && network >= 0 && libc::setns(network, libc::CLONE_NEWNET) != 0 {
             error = errno();
         }
         let first_closed: c_uint = if ruleset >= 0 { 5 } else { 4 };

@@ -4,11 +4,12 @@
 //! Everything is prepared here, in the host; the child of `spawn.rs` only
 //! makes the system calls, in this order, before `execveat`:
 //!
-//! 1. namespaces, given to `clone` itself: a network namespace with no
-//!    interface when no network is granted, and an IPC namespace; for a
-//!    host that is not root, a user namespace of its own holding them, in
-//!    which the plugin keeps the host's uid (where the kernel lets users
-//!    make one; else none, and the report says so);
+//! 1. namespaces: for a host that is not root, a user namespace of its own
+//!    (given to `clone`), in which the plugin keeps the host's uid, and for
+//!    an rpc process without a network grant a network namespace in it
+//!    (where the kernel lets users make them; else none, and the report
+//!    says so); for a root host, a plugin without a network grant enters
+//!    a network namespace with no interface up, made once per host;
 //! 2. for a host that runs as root, an identity of the plugin's own: the
 //!    bounding set emptied, no supplementary groups, an unprivileged uid and
 //!    gid chosen per plugin ([`plugin_uid`]), which drops every capability;
@@ -73,6 +74,9 @@ struct Kernel {
     /// Whether this process may make a user namespace (a host that is not
     /// root needs one for namespaces and a process count of its own).
     user_namespaces: bool,
+    /// For a root host: a network namespace with no interface up, made
+    /// once, which plugins without a network grant enter.
+    empty_network: Option<OwnedFd>,
     root: bool,
     /// The highest capability number, to empty the bounding set.
     cap_last: libc::c_int,
@@ -94,6 +98,7 @@ fn kernel() -> &'static Kernel {
                 && read("/proc/sys/kernel/seccomp/actions_avail")
                     .is_ok_and(|actions| actions.contains("errno")),
             user_namespaces,
+            empty_network: root.then(super::spawn::empty_network).and_then(Result::ok),
             root,
             cap_last: read("/proc/sys/kernel/cap_last_cap")
                 .ok()
@@ -128,6 +133,8 @@ pub(crate) struct Sandbox {
     network: bool,
     processes: Option<u64>,
     filter: Vec<libc::sock_filter>,
+    /// A process per call (exec), whose start must stay cheap.
+    per_call: bool,
 }
 
 /// What one start needs, made by [`Sandbox::prepare`]: read by the child.
@@ -140,6 +147,8 @@ pub(crate) struct Confinement {
     pub become_user: Option<(u32, u32)>,
     /// Namespaces to give `clone`.
     pub namespaces: libc::c_int,
+    /// A network namespace to enter (a root host's empty one).
+    pub join_network: Option<&'static OwnedFd>,
     /// For a user namespace made by a host that is not root: the host's
     /// uid and gid, which the child maps to themselves.
     pub map_ids: Option<(u32, u32)>,
@@ -204,6 +213,7 @@ impl Sandbox {
             listen: permissions.network.listen,
             network: permissions.network.any(),
             processes: permissions.processes.map(u64::from),
+            per_call: manifest.mechanism == outlet_manifest::Mechanism::Exec,
             filter: match kernel.seccomp {
                 true => seccomp::filter(permissions.network.any()),
                 false => Vec::new(),
@@ -270,27 +280,29 @@ impl Sandbox {
                 Some(landlock::ruleset(abi, &grants)?)
             }
         };
-        let mut namespaces = libc::CLONE_NEWIPC;
-        if !self.network {
-            namespaces |= libc::CLONE_NEWNET;
-        }
+        // Namespaces: a root host puts a plugin without a network into its
+        // empty one; a host that is not root makes a user namespace, and
+        // for a process that lasts (rpc) a network namespace in it. Making
+        // a network namespace takes half a millisecond here, too much for
+        // every exec call.
         let (uid, gid) = (
             rustix::process::getuid().as_raw(),
             rustix::process::getgid().as_raw(),
         );
         let user_namespace = kernel.user_namespaces;
+        let mut namespaces = 0;
         if user_namespace {
             namespaces |= libc::CLONE_NEWUSER;
+            if !self.network && !self.per_call {
+                namespaces |= libc::CLONE_NEWNET;
+            }
         }
         Ok(Confinement {
             ruleset,
             filter: self.filter.clone(),
             become_user: self.uid().map(|uid| (uid, uid)),
-            namespaces: if kernel.root || user_namespace {
-                namespaces
-            } else {
-                0
-            },
+            namespaces,
+            join_network: kernel.empty_network.as_ref().filter(|_| !self.network),
             map_ids: user_namespace.then_some((uid, gid)),
             cap_last: kernel.cap_last,
             processes: self.processes.filter(|_| kernel.root || user_namespace),
@@ -391,26 +403,32 @@ impl Sandbox {
                 "missing: this kernel has no seccomp filters".into(),
             ),
         });
-        let asked = confinement.namespaces;
-        layers.push(if namespaces && asked != 0 {
-            let mut names = Vec::new();
-            if asked & libc::CLONE_NEWUSER != 0 {
-                names.push("user");
-            }
-            if asked & libc::CLONE_NEWNET != 0 {
-                names.push("network (no interfaces)");
-            }
-            names.push("IPC");
-            layer("namespaces", true, names.join(", "))
+        let asked = if namespaces {
+            confinement.namespaces
         } else {
-            layer(
+            0
+        };
+        let mut names = Vec::new();
+        if asked & libc::CLONE_NEWUSER != 0 {
+            names.push("user");
+        }
+        if asked & libc::CLONE_NEWNET != 0 {
+            names.push("network of its own, no interface up");
+        }
+        if confinement.join_network.is_some() {
+            names.push("network shared by sandboxed plugins, no interface up");
+        }
+        layers.push(match names.is_empty() {
+            false => layer("namespaces", true, names.join("; ")),
+            true => layer(
                 "namespaces",
                 false,
-                match self.kernel.root {
-                    true => "not made: the kernel refused them".into(),
-                    false => "not made: this host cannot make user namespaces".into(),
+                match (kernel.root, self.network) {
+                    (true, true) => "none: the plugin is granted a network".into(),
+                    (true, false) => "none: the kernel refused a network namespace".into(),
+                    (false, _) => "none: this host cannot make user namespaces".into(),
                 },
-            )
+            ),
         });
         let holds = |name: &str| layers.iter().any(|l| l.name == name && l.holds);
         SandboxReport {
