@@ -276,7 +276,8 @@ fn advise_prints_the_mechanism_first_then_the_reason() {
         ("in-process", "high", "same-build", "native"),
         ("in-process", "high", "cross-platform", "cabi"),
         ("out-of-process", "medium", "independent", "rpc"),
-        ("sandboxed", "medium", "independent", "wasm"),
+        ("sandboxed", "medium", "independent", "rpc"),
+        ("sandboxed", "high", "independent", "wasm"),
         ("out-of-process", "low", "independent", "exec"),
     ];
     for (trust, perf, deploy, expected) in cases {

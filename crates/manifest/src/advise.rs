@@ -44,7 +44,7 @@ pub struct Advice {
 /// ```
 /// use outlet_manifest::{advise, Deploy, Mechanism, Perf, Trust};
 ///
-/// let advice = advise(Trust::Sandboxed, Perf::Medium, Deploy::Independent);
+/// let advice = advise(Trust::Sandboxed, Perf::High, Deploy::Independent);
 /// assert_eq!(advice.mechanism, Mechanism::Wasm);
 /// ```
 pub fn advise(trust: Trust, perf: Perf, deploy: Deploy) -> Advice {
@@ -53,7 +53,8 @@ pub fn advise(trust: Trust, perf: Perf, deploy: Deploy) -> Advice {
         (_, Perf::Low, _) => (
             Exec,
             "calls are rare, so a fresh child process per call costs nothing that matters, \
-             and it gives OS isolation with no state to supervise",
+             and it gives OS isolation (the OS sandbox below in-process trust) with no state \
+             to supervise",
         ),
         (Trust::InProcess, _, Deploy::SameBuild) => (
             Native,
@@ -76,6 +77,12 @@ pub fn advise(trust: Trust, perf: Perf, deploy: Deploy) -> Advice {
             Wasm,
             "in-process code needs trust = \"in-process\"; the fastest isolated choice is a \
              wasm sandbox, about a microsecond per call",
+        ),
+        (Trust::Sandboxed, Perf::Medium, Deploy::Independent) => (
+            Rpc,
+            "untrusted code on its own release cadence, in any language (go-plugin's too), \
+             can run in a process of its own under the OS sandbox, reaching only what its \
+             manifest grants; the host needs Landlock and seccomp for it (wasm needs neither)",
         ),
         (Trust::Sandboxed, _, _) => (
             Wasm,
@@ -159,7 +166,9 @@ mod tests {
             ("in-process", "high", "same-build", Native),
             ("in-process", "high", "cross-platform", Cabi),
             ("out-of-process", "medium", "independent", Rpc),
-            ("sandboxed", "medium", "independent", Wasm),
+            ("sandboxed", "medium", "independent", Rpc),
+            ("sandboxed", "high", "independent", Wasm),
+            ("sandboxed", "medium", "same-build", Wasm),
             ("in-process", "low", "independent", Exec),
             ("sandboxed", "low", "independent", Exec),
         ];
