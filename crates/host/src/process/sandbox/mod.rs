@@ -172,10 +172,14 @@ impl Sandbox {
     /// # Errors
     /// For `sandboxed` trust on a kernel without Landlock or seccomp.
     pub(crate) fn new(manifest: &Manifest) -> Result<Option<Sandbox>, SandboxError> {
+        Sandbox::on(kernel(), manifest)
+    }
+
+    /// [`Sandbox::new`] on a kernel that offers `kernel`.
+    fn on(kernel: &'static Kernel, manifest: &Manifest) -> Result<Option<Sandbox>, SandboxError> {
         if !manifest.sandbox {
             return Ok(None);
         }
-        let kernel = kernel();
         if manifest.trust == Trust::Sandboxed {
             let missing: Vec<&str> = [
                 (
@@ -607,4 +611,67 @@ pub fn reach(manifest: &Manifest) -> Vec<String> {
         ));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel with neither Landlock nor seccomp filters.
+    fn bare_kernel() -> &'static Kernel {
+        Box::leak(Box::new(Kernel {
+            landlock: None,
+            seccomp: false,
+            user_namespaces: false,
+            empty_network: None,
+            root: false,
+            cap_last: 40,
+        }))
+    }
+
+    fn manifest(trust: &str) -> Manifest {
+        let text = format!(
+            "name = \"bare\"\nmechanism = \"exec\"\npath = \"/bin/true\"\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"{trust}\"\n\
+             sha256 = \"{}\"\n[permissions]\nprocesses = 8\n",
+            "ab".repeat(32)
+        );
+        Manifest::parse(&text, Path::new("plugins/bare.toml")).unwrap()
+    }
+
+    #[test]
+    fn untrusted_code_is_refused_on_a_kernel_without_the_layers_it_rests_on() {
+        let error = Sandbox::on(bare_kernel(), &manifest("sandboxed"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.starts_with("plugin `bare`: this kernel has no Landlock")
+                && error.contains("and no seccomp filters")
+                && error.contains("mechanism = \"wasm\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_layer_is_reported_missing_never_skipped_silently() {
+        let sandbox = Sandbox::on(bare_kernel(), &manifest("out-of-process"))
+            .unwrap()
+            .unwrap();
+        let program = File::open("/bin/true").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let confinement = sandbox.prepare(&program, dir.path()).unwrap();
+        assert!(confinement.ruleset.is_none() && confinement.filter.is_empty());
+        let report = sandbox.report(&confinement, false);
+        assert!(!report.enforced, "{report:?}");
+        for name in ["landlock", "seccomp", "namespaces"] {
+            let layer = report.layer(name).unwrap();
+            assert!(!layer.holds && !layer.level.is_empty(), "{layer:?}");
+        }
+        let processes = report.layer("processes").unwrap();
+        assert!(
+            !processes.holds && processes.level.contains("not enforced"),
+            "{processes:?}"
+        );
+    }
 }

@@ -145,15 +145,6 @@ pub(crate) fn filter(network: bool) -> Vec<libc::sock_filter> {
         p.push(BPF_JMP | BPF_JGE | BPF_K, 0, 1, 0x4000_0000);
         p.ret(SECCOMP_RET_KILL_PROCESS);
     }
-    for (first, last, action) in runs() {
-        if first == last {
-            p.jump_unless(first, 1);
-        } else {
-            p.push(BPF_JMP | BPF_JGE | BPF_K, 0, 2, first);
-            p.push(BPF_JMP | BPF_JGT | BPF_K, 1, 0, last);
-        }
-        p.ret(action);
-    }
     // clone: no new namespaces.
     p.jump_unless(libc::SYS_clone as u32, 4);
     p.load(arg(0));
@@ -161,7 +152,8 @@ pub(crate) fn filter(network: bool) -> Vec<libc::sock_filter> {
     p.ret(ret_errno(libc::EPERM));
     p.ret(SECCOMP_RET_ALLOW);
     // socket(domain, type, protocol): the jumps land on the two returns
-    // at the block's end, EACCES then ALLOW.
+    // at the block's end, EACCES then ALLOW; another call goes on to the
+    // runs below.
     let (ld, unix) = (arg(0), libc::AF_UNIX as u32);
     if network {
         p.jump_unless(libc::SYS_socket as u32, 12);
@@ -184,6 +176,16 @@ pub(crate) fn filter(network: bool) -> Vec<libc::sock_filter> {
     }
     p.ret(ret_errno(libc::EACCES));
     p.ret(SECCOMP_RET_ALLOW);
+    // The refused calls, in ascending runs: a call below a run is allowed
+    // at once, so the calls a plugin makes most (read, write, futex, …)
+    // pass a few comparisons, not the whole list.
+    let runs = runs();
+    for (index, &(first, last, action)) in runs.iter().enumerate() {
+        let to_allow = 1 + 3 * (runs.len() - index - 1);
+        p.push(BPF_JMP | BPF_JGT | BPF_K, 2, 0, last);
+        p.push(BPF_JMP | BPF_JGE | BPF_K, 0, to_allow as u8, first);
+        p.ret(action);
+    }
     p.ret(SECCOMP_RET_ALLOW);
     p.0
 }
@@ -301,8 +303,13 @@ mod tests {
         for (name, number, action) in refused() {
             assert_eq!(call(number, 0), action, "{name}");
         }
-        for number in [libc::SYS_waitid, libc::SYS_wait4, libc::SYS_pidfd_open, 0] {
-            assert_eq!(call(number, 0), allow, "{number}");
+        for number in 0..512 {
+            if number == libc::SYS_socket || number == libc::SYS_clone {
+                continue;
+            }
+            let listed = refused().into_iter().find(|(_, n, _)| *n == number);
+            let expected = listed.map_or(allow, |(_, _, action)| action);
+            assert_eq!(call(number, 0), expected, "system call {number}");
         }
         assert!(
             filter(true).len() < 90,
