@@ -50,9 +50,16 @@ fn confined(mechanism: &str, name: &str, program: &Path, head: &str, grants: &st
 }
 
 /// [`confined`] for the test plugin of `mechanism` at `trust`, named
-/// `<test>-<mechanism>`.
+/// `<test>-<mechanism>`. An rpc plugin of a host that is not root runs at
+/// `open` instead of `untrusted`, which such a host refuses it (its Unix
+/// sockets would be the user's to reach).
 fn sandboxed(mechanism: &str, test: &str, trust: &str, grants: &str) -> Fixture {
     let name = format!("{test}-{mechanism}");
+    let root = rustix::process::geteuid().is_root();
+    let trust = match (mechanism, trust) {
+        ("rpc", "untrusted") if !root => "open",
+        _ => trust,
+    };
     let head = format!("trust = \"{trust}\"");
     confined(mechanism, &name, &test_plugin_of(mechanism), &head, grants)
 }
@@ -383,16 +390,27 @@ fn a_setuid_program_runs_without_its_owners_rights() {
         eprintln!("skipped: only root can make the setuid-root program this test runs");
         return;
     }
-    let tools = open_dir(0o755);
+    // Not in /tmp, which may be mounted nosuid: in the build's own folder.
+    let tools = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    chmod(tools.path(), 0o755);
     let id = tools.path().join("id");
     std::fs::copy("/usr/bin/id", &id).unwrap();
     // The owner first: a change of owner clears the setuid bit.
     std::os::unix::fs::chown(&id, Some(0), Some(0)).unwrap();
     chmod(&id, 0o4755);
     let grant = format!("programs = [{:?}]", id.display().to_string());
+    // Without the sandbox, the program does run as root: the bit works here.
+    let f = sandboxed("exec", "escalate-bare", "tight", "");
+    let plugin = f.load();
+    let unconfined = allowed(&plugin, &format!("setuid:{}", id.display()));
+    assert_eq!(unconfined, "0", "the setuid bit has no effect here");
+    done(plugin, &f);
+    // The program's folder is approved: it is not the manifest's.
+    let policy = outlet_host::Policy::default().approve_root(tools.path());
+    let host = outlet_host::Host::builder().policy(policy).build();
     for mechanism in MECHANISMS {
         let f = sandboxed(mechanism, "escalate", "untrusted", &grant);
-        let plugin = f.load();
+        let plugin = host.load(&f.manifest).unwrap();
         let euid = allowed(&plugin, &format!("setuid:{}", id.display()));
         assert!(euid.parse::<u32>().is_ok(), "not a uid: {euid}");
         assert_ne!(euid, "0", "the setuid program ran as root");
@@ -452,6 +470,8 @@ fn without_the_sandbox_the_same_probes_succeed() {
         allowed(&plugin, "exec:/bin/true");
         allowed(&plugin, &format!("kill:{host}:0"));
         allowed(&plugin, &format!("read:/proc/{host}/environ"));
+        let bystander = Bystander::start();
+        allowed(&plugin, &format!("ptrace:{}", bystander.id()));
         done(plugin, &f);
     }
 }
@@ -649,5 +669,52 @@ fn a_plugin_killed_by_the_system_call_filter_is_told_why() {
         });
         assert_eq!(answer.as_deref(), Some("Hello, world!"), "{mechanism}");
         done(plugin, &f);
+    }
+}
+
+/// An exec plugin opens no Unix socket (it talks through its pipes); an rpc
+/// plugin of a root host, which must open its own, reaches no socket of the
+/// host's user (its uid is its own).
+#[test]
+fn unix_sockets_of_the_host_are_out_of_reach() {
+    let open = open_dir(0o755);
+    let path = open.path().join("everyone.sock");
+    let _everyone = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    chmod(&path, 0o777);
+    let f = sandboxed("exec", "unix", "untrusted", "");
+    let plugin = f.load();
+    let outcome = denied(&plugin, &format!("unix:{}", path.display()));
+    assert!(outcome.contains("denied (os error 13)"), "{outcome}");
+    done(plugin, &f);
+    if rustix::process::geteuid().is_root() {
+        let private = open_dir(0o700);
+        let path = private.path().join("root.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let f = sandboxed("rpc", "unix", "untrusted", "");
+        let plugin = f.load();
+        denied(&plugin, &format!("unix:{}", path.display()));
+        done(plugin, &f);
+    }
+}
+
+/// A program is granted only from the manifest's folder, a root the host
+/// approves or the system's program folders: a key is no program.
+#[test]
+fn a_program_grant_reaches_no_file_outside_the_manifests_folder() {
+    let (_home, key) = fake_home();
+    for program in [key.display().to_string(), "../outside".into()] {
+        let f = sandboxed(
+            "exec",
+            "reach",
+            "untrusted",
+            &format!("programs = [{program:?}]"),
+        );
+        let error = f.load_err();
+        assert!(
+            error.contains("permissions.programs")
+                && error.contains("outside the manifest's folder")
+                || error.contains("climbs out"),
+            "{error}"
+        );
     }
 }

@@ -68,7 +68,7 @@ pub use mechanism::wasm::WasmError;
 pub use outlet_manifest::policy::{Ceiling, Policy};
 pub use plugin::Plugin;
 pub use process::sandbox::{
-    Layer, SandboxError, SandboxReport, plugin_uid, reach as sandbox_reach,
+    Layer, PLUGIN_UIDS, SandboxError, SandboxReport, plugin_uid, reach as sandbox_reach,
 };
 
 #[cfg(test)]

@@ -119,7 +119,6 @@ impl PrivateFolder {
         Ok(PrivateFolder { dir, _lock: fd })
     }
 
-    /// Where it is.
     /// Makes `uid` (and its group of the same number) the folder's owner:
     /// a sandboxed plugin's own uid, when the host runs as root. `None`
     /// leaves it the host's.
@@ -135,6 +134,7 @@ impl PrivateFolder {
         Ok(())
     }
 
+    /// Where it is.
     pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -198,11 +198,14 @@ fn host_pid(name: &str) -> Option<u32> {
 }
 
 /// The folder's lock, taken, if the folder was left behind by a host that
-/// is gone: a real folder of this user's, its process gone, its lock free.
+/// is gone: a real folder of this user's (or, for a root host, one it gave
+/// a sandboxed plugin's uid), its process gone, its lock free.
 fn stale(path: &Path, pid: u32) -> Option<OwnedFd> {
     let fd = open_folder(path).ok()?;
     let stat = rustix::fs::fstat(&fd).ok()?;
-    if stat.st_uid != rustix::process::geteuid().as_raw() {
+    let me = rustix::process::geteuid();
+    let given = me.is_root() && crate::process::sandbox::PLUGIN_UIDS.contains(&stat.st_uid);
+    if stat.st_uid != me.as_raw() && !given {
         return None;
     }
     let pid = i32::try_from(pid)

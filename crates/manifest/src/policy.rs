@@ -268,7 +268,7 @@ impl Policy {
         check_ceiling(&manifest, &ceiling)?;
         self.check_env(&manifest)?;
         self.resolve_dirs(&mut manifest)?;
-        resolve_programs(&mut manifest)?;
+        self.resolve_programs(&mut manifest)?;
         self.check_reattach_files(&mut manifest)?;
         Ok(manifest)
     }
@@ -307,6 +307,30 @@ impl Policy {
                 .confine(manifest, &host)
                 .map_err(|problem| self.outside(manifest, "permissions.dirs", &host, problem))?;
             manifest.permissions.dirs[index].host = resolved;
+        }
+        Ok(())
+    }
+
+    /// Each program a sandboxed process may execute (and read), resolved
+    /// through its links, as the sandbox grants the file and not the link:
+    /// a file inside the manifest's folder, an approved root or the system's
+    /// program folders ([`SYSTEM_PROGRAMS`]), as a granted folder is.
+    fn resolve_programs(&self, manifest: &mut Manifest) -> Result<(), ManifestError> {
+        for index in 0..manifest.permissions.programs.len() {
+            let program = manifest.permissions.programs[index].clone();
+            let field = "permissions.programs";
+            let resolved = match self.confine(manifest, &program) {
+                Ok(resolved) => resolved,
+                Err(problem) => match program.canonicalize() {
+                    Ok(system) if SYSTEM_PROGRAMS.iter().any(|f| system.starts_with(f)) => system,
+                    _ => return Err(self.outside(manifest, field, &program, problem)),
+                },
+            };
+            if !std::fs::metadata(&resolved).is_ok_and(|meta| meta.is_file()) {
+                let problem = "is not a file".to_owned();
+                return Err(self.outside(manifest, field, &program, problem));
+            }
+            manifest.permissions.programs[index] = resolved;
         }
         Ok(())
     }
@@ -389,32 +413,9 @@ impl Policy {
     }
 }
 
-/// Each program a sandboxed process may execute, resolved through its links
-/// (the sandbox grants the file, not the link): it must be a file. Programs
-/// are not confined to the manifest's folder; they run in the same sandbox.
-fn resolve_programs(manifest: &mut Manifest) -> Result<(), ManifestError> {
-    for index in 0..manifest.permissions.programs.len() {
-        let program = &manifest.permissions.programs[index];
-        let resolved = program
-            .canonicalize()
-            .and_then(|resolved| match std::fs::metadata(&resolved)?.is_file() {
-                true => Ok(resolved),
-                false => Err(std::io::Error::other("it is not a file")),
-            })
-            .map_err(|error| {
-                ManifestError::policy(
-                    manifest,
-                    format!(
-                        "`permissions.programs` names {}, which cannot be granted: {error}",
-                        program.display()
-                    ),
-                    "name a program that exists, by its path or relative to the manifest".into(),
-                )
-            })?;
-        manifest.permissions.programs[index] = resolved;
-    }
-    Ok(())
-}
+/// The system's program folders, whose programs any sandboxed process may
+/// be granted (it may read them anyway).
+pub const SYSTEM_PROGRAMS: [&str; 5] = ["/usr", "/bin", "/sbin", "/lib", "/lib64"];
 
 /// The limits a manifest names none of, from its level's ceiling.
 fn fill_limits(manifest: &mut Manifest, ceiling: &Ceiling) {

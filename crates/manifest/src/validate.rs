@@ -435,6 +435,15 @@ fn unconfined_fix(mechanism: Mechanism) -> String {
 /// `sandbox`: only for a process the host starts, and never `false` for
 /// `sandboxed` trust.
 fn sandbox(raw: &Raw) -> Result<(), Broken> {
+    if raw.trust == Trust::Sandboxed && raw.reattach.is_some() {
+        return Err(Broken::new(
+            "reattach",
+            "the host attaches to this plugin's process and did not start it, so no sandbox \
+             holds it, and trust = \"sandboxed\" runs only in the sandbox",
+            "let the host start the plugin (remove `[reattach]`), or raise `trust` if the host \
+             allows it",
+        ));
+    }
     let Some(asked) = raw.sandbox else {
         return Ok(());
     };
@@ -823,6 +832,18 @@ mod tests {
                 process("sandboxed", "", "processes = 0"),
                 "permissions.processes",
                 "at least 1",
+            ),
+            (
+                process("sandboxed", "", "")
+                    .replace("\"exec\"", "\"rpc\"")
+                    .replace("path = \"bin/greeter\"", "")
+                    .replace(&format!("sha256 = \"{}\"", "ab".repeat(32)), "")
+                    .replace(
+                        "[limits]",
+                        "[reattach]\naddress = \"/tmp/p.sock\"\n[limits]",
+                    ),
+                "field `reattach`",
+                "remove `[reattach]`",
             ),
             (
                 process("sandboxed", "", "network = { listen = true }")

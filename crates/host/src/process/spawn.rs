@@ -2,7 +2,7 @@
 //! CLONE_VFORK)`, as `posix_spawn` does. The `unsafe` of the host's process
 //! handling is here, and only here.
 
-use std::ffi::{CString, OsString, c_char, c_int, c_uint, c_void};
+use std::ffi::{CString, OsString, c_char, c_int, c_uint, c_ulong, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -43,8 +43,11 @@ struct ChildSandbox {
     processes: Option<u64>,
 }
 
-/// The step of the child that failed, for the host's error message.
+/// The step of the child that failed, when it matters to the host: the
+/// user namespace's id maps (then started again without namespaces), or
+/// its identity (then told why).
 const STEP_NAMESPACE: i32 = 1;
+const STEP_IDENTITY: i32 = 2;
 
 /// What the child of [`ChildLimits::spawn`] reads: everything made before
 /// `clone`, so that it only makes system calls.
@@ -187,8 +190,13 @@ impl ChildLimits {
                 plan.failed.store(0, Ordering::Release);
                 plan.failed_step.store(0, Ordering::Release);
                 if let Some(sandbox) = &mut plan.sandbox {
+                    // Without a user namespace of its own, a child of a host
+                    // that is not root has no capability to drop, and its
+                    // process count would be the user's.
                     sandbox.id_maps = None;
-                    sandbox.processes = sandbox.processes.filter(|_| sandbox.become_user.is_some());
+                    let root = sandbox.become_user.is_some();
+                    sandbox.drop_bounding = sandbox.drop_bounding.filter(|_| root);
+                    sandbox.processes = sandbox.processes.filter(|_| root);
                 }
                 let pid = clone_child(&mut plan, &mut stack, 0)?;
                 Ok(Spawned {
@@ -275,7 +283,20 @@ fn clone_child(plan: &mut ChildPlan, stack: &mut [u128], namespaces: c_int) -> i
     let failed = plan.failed.load(Ordering::Acquire);
     if failed != 0 {
         let _ = super::reap(pid);
-        return Err(io::Error::from_raw_os_error(failed));
+        let error = io::Error::from_raw_os_error(failed);
+        if plan.failed_step.load(Ordering::Acquire) == STEP_IDENTITY
+            && let Some((uid, _)) = plan.sandbox.as_ref().and_then(|s| s.become_user)
+        {
+            return Err(io::Error::new(
+                error.kind(),
+                format!(
+                    "the sandbox cannot make it uid {uid} ({error}): this root host's user \
+                     namespace (a container's?) maps no such uid; map a range that holds it, \
+                     or run the plugin as wasm"
+                ),
+            ));
+        }
+        return Err(error);
     }
     Ok(pid)
 }
@@ -309,9 +330,40 @@ fn empty_signal_set() -> libc::sigset_t {
     }
 }
 
-/// The sandbox's steps in the child, but the system call filter: its user
-/// namespace's id maps, its identity, `no_new_privs`, Landlock. 0, or the
-/// errno of the step that failed.
+/// Writes the id maps of the child's new user namespace (before anything
+/// else, while its descriptors are still free): 0, or the errno.
+///
+/// # Safety
+/// Called only by `start_child`, in the child, with the plan's sandbox.
+#[allow(unsafe_code)]
+unsafe fn write_id_maps(sandbox: &ChildSandbox) -> c_int {
+    // SAFETY: system calls only, on strings the parent prepared.
+    unsafe {
+        let Some(maps) = &sandbox.id_maps else {
+            return 0;
+        };
+        for (file, text) in maps {
+            let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            let bytes = text.as_bytes();
+            let written = match fd {
+                fd if fd < 0 => -1,
+                fd => libc::write(fd, bytes.as_ptr().cast(), bytes.len()),
+            };
+            let error = *libc::__errno_location();
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            if written < 0 {
+                return error;
+            }
+        }
+        0
+    }
+}
+
+/// The sandbox's steps in the child after its descriptors and limits, but
+/// the system call filter: its identity, `no_new_privs`, Landlock. 0, or
+/// the errno of the step that failed.
 ///
 /// # Safety
 /// Called only by `start_child`, in the child, with the plan's sandbox.
@@ -321,55 +373,37 @@ unsafe fn confine(sandbox: &ChildSandbox, failed_step: &AtomicI32) -> c_int {
     // outlive the child's `exec`, see `ChildLimits::spawn`).
     unsafe {
         let errno = || *libc::__errno_location();
-        if let Some(maps) = &sandbox.id_maps {
-            for (file, text) in maps {
-                let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                let bytes = text.as_bytes();
-                let written = if fd < 0 {
-                    -1
-                } else {
-                    libc::write(fd, bytes.as_ptr().cast(), bytes.len())
-                };
-                let error = errno();
-                if fd >= 0 {
-                    libc::close(fd);
-                }
-                if written < 0 {
-                    failed_step.store(STEP_NAMESPACE, Ordering::Release);
-                    return error;
-                }
-            }
-        }
+        let zero: c_ulong = 0;
         if let Some(last) = sandbox.drop_bounding {
             for capability in 0..=last {
-                if libc::prctl(libc::PR_CAPBSET_DROP, capability, 0, 0, 0) != 0
+                let capability = capability as c_ulong;
+                if libc::prctl(libc::PR_CAPBSET_DROP, capability, zero, zero, zero) != 0
                     && errno() != libc::EINVAL
                 {
                     return errno();
                 }
             }
         }
+        // The system calls themselves, not the C library's wrappers, which
+        // in a threaded process signal every thread of it (the host's) to
+        // change its ids too, as `posix_spawn` avoids.
         if let Some((uid, gid)) = sandbox.become_user
-            && (libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setresgid(gid, gid, gid) != 0
-                || libc::setresuid(uid, uid, uid) != 0)
+            && (libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
+                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0)
         {
+            failed_step.store(STEP_IDENTITY, Ordering::Release);
             return errno();
         }
         // The ambient set: kept across `exec` otherwise. EINVAL before 4.3,
         // which has none.
-        if libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        ) != 0
+        let clear_all = libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong;
+        if libc::prctl(libc::PR_CAP_AMBIENT, clear_all, zero, zero, zero) != 0
             && errno() != libc::EINVAL
         {
             return errno();
         }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as c_ulong, zero, zero, zero) != 0 {
             return errno();
         }
         if sandbox.ruleset >= 0 {
@@ -411,7 +445,13 @@ extern "C" fn start_child(plan: *mut c_void) -> c_int {
         // Its own group; its stdio; then its limits, after the `dup2`s,
         // which a low limit on open files would refuse; then the program.
         let mut error = 0;
-        if libc::setpgid(0, 0) != 0 {
+        if let Some(sandbox) = &plan.sandbox {
+            error = write_id_maps(sandbox);
+            if error != 0 {
+                plan.failed_step.store(STEP_NAMESPACE, Ordering::Release);
+            }
+        }
+        if error == 0 && libc::setpgid(0, 0) != 0 {
             error = errno();
         }
         for (target, &fd) in plan.stdio.iter().enumerate() {

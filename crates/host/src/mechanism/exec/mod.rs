@@ -96,20 +96,41 @@ impl Exec {
                 self.artifact.path().display()
             ))
         };
-        let confinement = match &self.confined {
-            None => None,
-            Some(confined) => Some(confined.prepare(executable).map_err(|e| cannot_start(&e))?),
+        let prepare = |confined: &Confined| {
+            confined
+                .prepare(executable)
+                .map_err(|problem| cannot_start(&confined.sandbox.refused(problem)))
         };
-        let spawned = self
-            .child_limits
-            .spawn(
+        let mut confinement = match &self.confined {
+            None => None,
+            Some(confined) => Some(prepare(confined)?),
+        };
+        let start = |confinement: Option<&Confinement>, stdin| {
+            self.child_limits.spawn(
                 self.artifact.path(),
                 executable.as_fd(),
                 &self.env,
                 Some(stdin),
-                confinement.as_deref(),
+                confinement,
             )
-            .map_err(|error| cannot_start(&error))?;
+        };
+        let stdin_again =
+            rustix::io::fcntl_dupfd_cloexec(&stdin, 3).map_err(|error| cannot_start(&error))?;
+        let spawned = match start(confinement.as_deref(), stdin) {
+            // The rules of a kept confinement name files by what they were
+            // when it was made: after an upgrade replaced the dynamic
+            // loader, say, made again once.
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                let Some(confined) = &self.confined else {
+                    return Err(cannot_start(&error));
+                };
+                confined.forget();
+                confinement = Some(prepare(confined)?);
+                start(confinement.as_deref(), stdin_again)
+            }
+            started => started,
+        }
+        .map_err(|error| cannot_start(&error))?;
         if let (Some(confined), Some(confinement)) = (&self.confined, &confinement) {
             let report = confined.sandbox.report(confinement, spawned.namespaces);
             let mut last = confined.report.lock().unwrap_or_else(|e| e.into_inner());
@@ -196,6 +217,11 @@ impl Exec {
 }
 
 impl Confined {
+    /// Drops what the last start needed, so that the next makes it anew.
+    fn forget(&self) {
+        *self.prepared.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// What a start of `executable` needs: the last one's, if the file is
     /// the same.
     fn prepare(&self, executable: &Arc<File>) -> Result<Arc<Confinement>, String> {

@@ -95,11 +95,7 @@ impl Offer {
         let offer = Arc::new(self);
         let bound = tokio::net::UnixListener::bind(&offer.socket).and_then(|listener| {
             if let Some(uid) = offer.owner {
-                let (uid, gid) = (
-                    rustix::process::Uid::from_raw(uid),
-                    rustix::process::Gid::from_raw(uid),
-                );
-                rustix::fs::chown(&offer.socket, Some(uid), Some(gid))?;
+                give_socket(&offer.socket, uid)?;
             }
             Ok(listener)
         });
@@ -260,4 +256,35 @@ impl Offer {
     fn warn(&self, why: String) {
         tracing::warn!(target: "outlet::plugin", plugin = self.plugin, "{why}");
     }
+}
+
+/// Makes the socket at `path` the plugin's (`uid`), in a folder the plugin
+/// already owns and may change: the socket itself, never what a link put
+/// in its place leads to (`AT_SYMLINK_NOFOLLOW`), and only a socket.
+fn give_socket(path: &std::path::Path, uid: u32) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let (Some(folder), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::other("the broker's socket has no folder"));
+    };
+    let folder = rustix::fs::open(
+        folder,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let found = rustix::fs::statat(&folder, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(found.st_mode) != FileType::Socket {
+        return Err(std::io::Error::other("the broker's socket was replaced"));
+    }
+    let (uid, gid) = (
+        rustix::process::Uid::from_raw(uid),
+        rustix::process::Gid::from_raw(uid),
+    );
+    rustix::fs::chownat(
+        &folder,
+        name,
+        Some(uid),
+        Some(gid),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?;
+    Ok(())
 }

@@ -19,7 +19,16 @@ use landlock::{
 
 /// Folders every process reads to start and run: its libraries, the
 /// loader's cache, time zones, certificates, name resolution.
-pub(super) const SYSTEM_FOLDERS: &[&str] = &["/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc"];
+pub(super) const SYSTEM_FOLDERS: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/lib32",
+    "/bin",
+    "/sbin",
+    "/etc",
+    "/nix/store",
+];
 
 /// Devices a process may use: `/dev/null` read and written, the others read.
 const DEVICES: &[(&str, bool)] = &[

@@ -109,16 +109,31 @@ fn kernel() -> &'static Kernel {
 }
 
 /// The uid (and gid) a plugin runs as when the host runs as root: one of
-/// its own, from a range no system gives its users
-/// (2 000 000 000 + a hash of the name, below 2^31), the same at every
-/// start, so that files it writes keep their owner.
-pub fn plugin_uid(plugin: &str) -> u32 {
+/// its own, the same at every start (files it writes keep their owner),
+/// from a hash of its manifest's file (resolved) and its name, so that a
+/// manifest elsewhere cannot take another plugin's uid by taking its name.
+/// The range, [`PLUGIN_UIDS`], is above those systems give users and
+/// SSSD's default ranges, and below 2^31.
+pub fn plugin_uid(manifest: &Manifest) -> u32 {
+    let file = manifest
+        .file
+        .canonicalize()
+        .unwrap_or_else(|_| manifest.file.clone());
+    let key = [
+        file.as_os_str().as_encoded_bytes(),
+        b"\0",
+        manifest.name.as_bytes(),
+    ]
+    .concat();
     // FNV-1a: small, stable across builds and platforms.
-    let hash = plugin.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    let hash = key.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
     });
-    2_000_000_000 + hash % 100_000_000
+    PLUGIN_UIDS.start + hash % (PLUGIN_UIDS.end - PLUGIN_UIDS.start)
 }
+
+/// Where [`plugin_uid`] picks from.
+pub const PLUGIN_UIDS: std::ops::Range<u32> = 2_046_820_352..2_130_706_432;
 
 /// A plugin's sandbox, worked out at load.
 pub(crate) struct Sandbox {
@@ -133,6 +148,9 @@ pub(crate) struct Sandbox {
     network: bool,
     processes: Option<u64>,
     filter: Vec<libc::sock_filter>,
+    filter_options: seccomp::Options,
+    /// Its uid, should the host run as root.
+    uid: u32,
     /// A process per call (exec), whose start must stay cheap.
     per_call: bool,
 }
@@ -180,13 +198,33 @@ impl Sandbox {
         if !manifest.sandbox {
             return Ok(None);
         }
+        let rpc = manifest.mechanism == outlet_manifest::Mechanism::Rpc;
+        if manifest.trust == Trust::Sandboxed && !kernel.root && rpc {
+            return Err(SandboxError {
+                plugin: manifest.name.clone(),
+                problem: "an rpc process of a host that is not root runs as the host's user, \
+                          and could reach that user's Unix sockets (the session bus, agents), \
+                          which no layer of this kernel confines, and trust = \"sandboxed\" \
+                          runs only in the full sandbox"
+                    .into(),
+                fix: "Run the host as root (each plugin then gets a uid of its own), or the \
+                      plugin as `mechanism = \"exec\"` or `\"wasm\"`"
+                    .into(),
+            });
+        }
         if manifest.trust == Trust::Sandboxed {
+            let unscoped = !kernel.root && kernel.landlock.is_some_and(|abi| abi < ABI::V6);
             let missing: Vec<&str> = [
                 (
                     kernel.landlock.is_none(),
                     "Landlock (Linux 5.13, `lsm=landlock`)",
                 ),
                 (!kernel.seccomp, "seccomp filters (CONFIG_SECCOMP_FILTER)"),
+                (
+                    unscoped,
+                    "Landlock ABI 6 (Linux 6.12), which keeps a plugin of a host that is not \
+                     root from signalling that user's processes",
+                ),
             ]
             .into_iter()
             .filter_map(|(missing, what)| missing.then_some(what))
@@ -217,17 +255,28 @@ impl Sandbox {
             listen: permissions.network.listen,
             network: permissions.network.any(),
             processes: permissions.processes.map(u64::from),
-            per_call: manifest.mechanism == outlet_manifest::Mechanism::Exec,
+            per_call: !rpc,
+            uid: plugin_uid(manifest),
             filter: match kernel.seccomp {
-                true => seccomp::filter(permissions.network.any()),
+                true => seccomp::filter(Sandbox::filter_options(kernel, manifest)),
                 false => Vec::new(),
             },
+            filter_options: Sandbox::filter_options(kernel, manifest),
         }))
+    }
+
+    /// What the system call filter of `manifest`'s plugin lets through.
+    fn filter_options(kernel: &Kernel, manifest: &Manifest) -> seccomp::Options {
+        seccomp::Options {
+            network: manifest.permissions.network.any(),
+            unix_sockets: manifest.mechanism == outlet_manifest::Mechanism::Rpc,
+            guard_metadata: !kernel.root,
+        }
     }
 
     /// The uid the plugin runs as, if not the host's.
     pub(crate) fn uid(&self) -> Option<u32> {
-        self.kernel.root.then(|| plugin_uid(&self.plugin))
+        self.kernel.root.then_some(self.uid)
     }
 
     /// The error of a start refused because its sandbox could not be made.
@@ -257,15 +306,16 @@ impl Sandbox {
                         .try_clone_to_owned()
                         .map_err(|e| e.to_string())?,
                 ];
-                let mut programs: Vec<PathBuf> = interpreters(executable);
+                let mut interpreters_needed = interpreters(executable, 0);
                 for program in &self.programs {
-                    let file =
-                        File::open(program).map_err(|e| format!("{}: {e}", program.display()))?;
-                    programs.extend(interpreters(&file));
+                    let file = open_file(program)?;
+                    interpreters_needed.extend(interpreters(&file, 0));
                     executables.push(file.into());
                 }
-                for program in programs {
-                    if let Ok(file) = File::open(&program) {
+                // An interpreter the kernel would not run (gone, or not a
+                // file) is not granted: the start fails as it would anyway.
+                for program in interpreters_needed {
+                    if let Ok(file) = open_file(&program) {
                         executables.push(file.into());
                     }
                 }
@@ -290,8 +340,8 @@ impl Sandbox {
         // a network namespace takes half a millisecond here, too much for
         // every exec call.
         let (uid, gid) = (
-            rustix::process::getuid().as_raw(),
-            rustix::process::getgid().as_raw(),
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
         );
         let user_namespace = kernel.user_namespaces;
         let mut namespaces = 0;
@@ -318,6 +368,8 @@ impl Sandbox {
     pub(crate) fn report(&self, confinement: &Confinement, namespaces: bool) -> SandboxReport {
         let kernel = self.kernel;
         let layer = |name, holds, level: String| Layer { name, holds, level };
+        let own_namespace = namespaces && confinement.map_ids.is_some();
+        let own_count = confinement.become_user.is_some() || own_namespace;
         let mut layers = vec![layer(
             "no_new_privs",
             true,
@@ -335,7 +387,7 @@ impl Sandbox {
                 format!(
                     "the host's uid {}{}",
                     rustix::process::getuid().as_raw(),
-                    if namespaces && confinement.map_ids.is_some() {
+                    if own_namespace {
                         ", in a user namespace of its own"
                     } else {
                         ""
@@ -346,23 +398,25 @@ impl Sandbox {
         layers.push(layer(
             "capabilities",
             true,
-            if confinement.become_user.is_some() || confinement.map_ids.is_some() {
+            if own_count {
                 "none: bounding and ambient sets emptied".into()
             } else {
                 "none: an unprivileged uid, and no_new_privs stops file capabilities".into()
             },
         ));
-        layers.push(match (self.processes, confinement.processes) {
-            (_, Some(n)) => layer("processes", true, format!("at most {n}, threads included")),
-            (Some(_), None) => layer(
-                "processes",
-                false,
-                "not enforced: RLIMIT_NPROC counts every process of the host's uid, and this \
+        layers.push(
+            match (self.processes, confinement.processes.filter(|_| own_count)) {
+                (_, Some(n)) => layer("processes", true, format!("at most {n}, threads included")),
+                (Some(_), None) => layer(
+                    "processes",
+                    false,
+                    "not enforced: RLIMIT_NPROC counts every process of the host's uid, and this \
                  host can make no user namespace"
-                    .into(),
-            ),
-            (None, None) => layer("processes", false, "no limit asked".into()),
-        });
+                        .into(),
+                ),
+                (None, None) => layer("processes", false, "no limit asked".into()),
+            },
+        );
         layers.push(match kernel.landlock {
             Some(abi) => layer(
                 "landlock",
@@ -396,9 +450,14 @@ impl Sandbox {
                 "seccomp",
                 true,
                 format!(
-                    "{} system calls refused; sockets: Unix{}",
-                    seccomp::refused_count(),
-                    if self.network { " and TCP" } else { " only" }
+                    "{} system calls refused; sockets: {}",
+                    seccomp::refused_count(self.filter_options),
+                    match (self.filter_options.unix_sockets, self.network) {
+                        (true, true) => "Unix and TCP (no fast open)",
+                        (true, false) => "Unix only",
+                        (false, true) => "TCP only (no fast open)",
+                        (false, false) => "none",
+                    }
                 ),
             ),
             false => layer(
@@ -442,18 +501,33 @@ impl Sandbox {
     }
 }
 
-/// What a call or start says of a sandboxed process killed by SIGSYS.
+/// What a call or start says of a process killed by SIGSYS.
 pub(crate) fn killed_by_filter() -> String {
     format!(
-        "was killed by SIGSYS: the sandbox's system call filter kills a process that makes one \
-         of {}, which no plugin needs; the others it refuses return an error",
+        "was killed by SIGSYS: a seccomp filter refused a system call (the sandbox's kills a \
+         process that makes one of {}, or a system call of another architecture, which no \
+         plugin needs; the others it refuses return an error)",
         seccomp::KILLED.join(", ")
     )
 }
 
+/// `path` opened for a rule that grants executing it: a regular file, or
+/// why not.
+fn open_file(path: &Path) -> Result<File, String> {
+    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok(file),
+        _ => Err(format!("{} is not a file", path.display())),
+    }
+}
+
 /// The interpreters `program` needs the kernel to run: the ELF's
-/// `PT_INTERP` (the dynamic loader), or a script's `#!` line and its own.
-fn interpreters(program: &File) -> Vec<PathBuf> {
+/// `PT_INTERP` (the dynamic loader), or a script's `#!` line and its own,
+/// as deep as the kernel follows them (`depth`, from 0, below 4).
+fn interpreters(program: &File, depth: u32) -> Vec<PathBuf> {
+    if depth >= 4 {
+        return Vec::new();
+    }
     let mut head = [0u8; 256];
     let Ok(n) = program.read_at(&mut head, 0) else {
         return Vec::new();
@@ -468,8 +542,8 @@ fn interpreters(program: &File) -> Vec<PathBuf> {
             return Vec::new();
         };
         let path = PathBuf::from(path);
-        let mut found = File::open(&path)
-            .map(|f| interpreters(&f))
+        let mut found = open_file(&path)
+            .map(|f| interpreters(&f, depth + 1))
             .unwrap_or_default();
         found.push(path);
         return found;
@@ -592,7 +666,7 @@ pub fn reach(manifest: &Manifest) -> Vec<String> {
         ),
     ];
     if kernel.root {
-        let uid = plugin_uid(&manifest.name);
+        let uid = plugin_uid(manifest);
         lines.push(format!(
             "runs as   uid {uid}, gid {uid} (the host runs as root)"
         ));

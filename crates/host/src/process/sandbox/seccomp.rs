@@ -36,17 +36,33 @@ pub(crate) const KILLED: &[&str] = &[
     "reboot",
 ];
 
+/// What a plugin's filter lets through, besides what every filter does.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    /// TCP sockets (the manifest grants a network); never `MSG_FASTOPEN`,
+    /// which connects without Landlock's check.
+    pub network: bool,
+    /// Unix sockets: an rpc plugin's own, and its calls to the host. An
+    /// exec plugin talks through its pipes, and gets none: a named socket
+    /// is reached by its file's modes, which Landlock does not check.
+    pub unix_sockets: bool,
+    /// Whether to refuse changing files' modes, owners and extended
+    /// attributes by path, which Landlock does not check: for a plugin that
+    /// runs as the host's user, whose files those are.
+    pub guard_metadata: bool,
+}
+
 /// How many system calls the filter refuses outright.
-pub(crate) fn refused_count() -> usize {
-    refused().len()
+pub(crate) fn refused_count(options: Options) -> usize {
+    refused(options).len()
 }
 
 /// Each refused system call (by name, then number) and what it returns.
-fn refused() -> Vec<(&'static str, libc::c_long, u32)> {
+fn refused(options: Options) -> Vec<(&'static str, libc::c_long, u32)> {
     let eperm = ret_errno(libc::EPERM);
     let enosys = ret_errno(libc::ENOSYS);
     let kill = SECCOMP_RET_KILL_PROCESS;
-    vec![
+    let mut calls = vec![
         ("ptrace", libc::SYS_ptrace, eperm),
         ("process_vm_readv", libc::SYS_process_vm_readv, eperm),
         ("process_vm_writev", libc::SYS_process_vm_writev, eperm),
@@ -80,13 +96,31 @@ fn refused() -> Vec<(&'static str, libc::c_long, u32)> {
         ("finit_module", libc::SYS_finit_module, kill),
         ("delete_module", libc::SYS_delete_module, kill),
         ("reboot", libc::SYS_reboot, kill),
-    ]
+    ];
+    if options.guard_metadata {
+        calls.extend([
+            ("fchmodat", libc::SYS_fchmodat, eperm),
+            ("fchmodat2", libc::SYS_fchmodat2, eperm),
+            ("fchownat", libc::SYS_fchownat, eperm),
+            ("setxattr", libc::SYS_setxattr, eperm),
+            ("lsetxattr", libc::SYS_lsetxattr, eperm),
+            ("removexattr", libc::SYS_removexattr, eperm),
+            ("lremovexattr", libc::SYS_lremovexattr, eperm),
+        ]);
+        #[cfg(target_arch = "x86_64")]
+        calls.extend([
+            ("chmod", libc::SYS_chmod, eperm),
+            ("chown", libc::SYS_chown, eperm),
+            ("lchown", libc::SYS_lchown, eperm),
+        ]);
+    }
+    calls
 }
 
 /// The refused calls as runs of consecutive numbers with one action, in
 /// order: `(first, last, action)`.
-fn runs() -> Vec<(u32, u32, u32)> {
-    let mut calls: Vec<(u32, u32)> = (refused().into_iter())
+fn runs(options: Options) -> Vec<(u32, u32, u32)> {
+    let mut calls: Vec<(u32, u32)> = (refused(options).into_iter())
         .map(|(_, number, action)| (number as u32, action))
         .collect();
     calls.sort_unstable();
@@ -121,6 +155,10 @@ const fn arg(n: u32) -> u32 {
     16 + 8 * n
 }
 
+/// `sendto`'s, `sendmsg`'s and `sendmmsg`'s flag that connects a TCP socket
+/// as it sends, past Landlock's check of `connect`.
+const MSG_FASTOPEN: u32 = 0x2000_0000;
+
 /// The namespace flags `clone` may not be given.
 const NEW_NAMESPACES: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWUSER
@@ -130,10 +168,9 @@ const NEW_NAMESPACES: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWCGROUP) as u32;
 
-/// The filter: refuses the calls above; sockets as the module says, TCP
-/// only if `network`.
+/// The filter: refuses the calls above; sockets as [`Options`] says.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-pub(crate) fn filter(network: bool) -> Vec<libc::sock_filter> {
+pub(crate) fn filter(options: Options) -> Vec<libc::sock_filter> {
     let mut p = Program::default();
     p.load(ARCH_OFFSET);
     p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, ARCH);
@@ -146,40 +183,21 @@ pub(crate) fn filter(network: bool) -> Vec<libc::sock_filter> {
         p.ret(SECCOMP_RET_KILL_PROCESS);
     }
     // clone: no new namespaces.
-    p.jump_unless(libc::SYS_clone as u32, 4);
-    p.load(arg(0));
-    p.push(BPF_JMP | BPF_JSET | BPF_K, 0, 1, NEW_NAMESPACES);
-    p.ret(ret_errno(libc::EPERM));
-    p.ret(SECCOMP_RET_ALLOW);
-    // socket(domain, type, protocol): the jumps land on the two returns
-    // at the block's end, EACCES then ALLOW; another call goes on to the
-    // runs below.
-    let (ld, unix) = (arg(0), libc::AF_UNIX as u32);
-    if network {
-        p.jump_unless(libc::SYS_socket as u32, 12);
-        p.load(ld);
-        p.push(BPF_JMP | BPF_JEQ | BPF_K, 9, 0, unix);
-        p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::AF_INET as u32);
-        p.push(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, libc::AF_INET6 as u32);
-        // SOCK_STREAM, whatever flags (SOCK_CLOEXEC, …) come with it.
-        p.load(arg(1));
-        p.push(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xf);
-        p.push(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, libc::SOCK_STREAM as u32);
-        // Protocol 0 or TCP (not MPTCP, which Landlock may not cover).
-        p.load(arg(2));
-        p.push(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, 0);
-        p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::IPPROTO_TCP as u32);
-    } else {
-        p.jump_unless(libc::SYS_socket as u32, 4);
-        p.load(ld);
-        p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, unix);
+    p.flag_refused(libc::SYS_clone, 0, NEW_NAMESPACES);
+    if options.network {
+        for (call, flags) in [
+            (libc::SYS_sendto, 3),
+            (libc::SYS_sendmsg, 2),
+            (libc::SYS_sendmmsg, 3),
+        ] {
+            p.flag_refused(call, flags, MSG_FASTOPEN);
+        }
     }
-    p.ret(ret_errno(libc::EACCES));
-    p.ret(SECCOMP_RET_ALLOW);
+    sockets(&mut p, options);
     // The refused calls, in ascending runs: a call below a run is allowed
     // at once, so the calls a plugin makes most (read, write, futex, …)
     // pass a few comparisons, not the whole list.
-    let runs = runs();
+    let runs = runs(options);
     for (index, &(first, last, action)) in runs.iter().enumerate() {
         let to_allow = 1 + 3 * (runs.len() - index - 1);
         p.push(BPF_JMP | BPF_JGT | BPF_K, 2, 0, last);
@@ -190,10 +208,51 @@ pub(crate) fn filter(network: bool) -> Vec<libc::sock_filter> {
     p.0
 }
 
+/// `socket(domain, type, protocol)`: Unix if allowed; TCP over IPv4 or
+/// IPv6 with a network (`SOCK_STREAM` whatever its flags, protocol 0 or
+/// TCP: not MPTCP, which Landlock may not cover); nothing else. The jumps
+/// land on the block's last two instructions, EACCES then ALLOW; another
+/// call goes on past the block.
+fn sockets(p: &mut Program, options: Options) {
+    let (domain, unix) = (arg(0), libc::AF_UNIX as u32);
+    let refuse = ret_errno(libc::EACCES);
+    match (options.network, options.unix_sockets) {
+        (true, unix_too) => {
+            let skip_unix = u8::from(unix_too);
+            p.jump_unless(libc::SYS_socket as u32, 11 + skip_unix);
+            p.load(domain);
+            if unix_too {
+                p.push(BPF_JMP | BPF_JEQ | BPF_K, 9, 0, unix);
+            }
+            p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::AF_INET as u32);
+            p.push(BPF_JMP | BPF_JEQ | BPF_K, 0, 6, libc::AF_INET6 as u32);
+            p.load(arg(1));
+            p.push(BPF_ALU | BPF_AND | BPF_K, 0, 0, 0xf);
+            p.push(BPF_JMP | BPF_JEQ | BPF_K, 0, 3, libc::SOCK_STREAM as u32);
+            p.load(arg(2));
+            p.push(BPF_JMP | BPF_JEQ | BPF_K, 2, 0, 0);
+            p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, libc::IPPROTO_TCP as u32);
+            p.ret(refuse);
+            p.ret(SECCOMP_RET_ALLOW);
+        }
+        (false, true) => {
+            p.jump_unless(libc::SYS_socket as u32, 4);
+            p.load(domain);
+            p.push(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, unix);
+            p.ret(refuse);
+            p.ret(SECCOMP_RET_ALLOW);
+        }
+        (false, false) => {
+            p.jump_unless(libc::SYS_socket as u32, 1);
+            p.ret(refuse);
+        }
+    }
+}
+
 /// No filter on an architecture whose numbers this module does not know:
 /// the layer is reported missing.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub(crate) fn filter(_network: bool) -> Vec<libc::sock_filter> {
+pub(crate) fn filter(_options: Options) -> Vec<libc::sock_filter> {
     Vec::new()
 }
 
@@ -229,6 +288,16 @@ impl Program {
 
     fn ret(&mut self, action: u32) {
         self.push(BPF_RET | BPF_K, 0, 0, action);
+    }
+
+    /// `call` with any of `flags` set in its argument `arg_index` fails
+    /// with EPERM; without, it is allowed; another call goes on.
+    fn flag_refused(&mut self, call: libc::c_long, arg_index: u32, flags: u32) {
+        self.jump_unless(call as u32, 4);
+        self.load(arg(arg_index));
+        self.push(BPF_JMP | BPF_JSET | BPF_K, 0, 1, flags);
+        self.ret(ret_errno(libc::EPERM));
+        self.ret(SECCOMP_RET_ALLOW);
     }
 }
 
@@ -268,69 +337,100 @@ mod tests {
         }
     }
 
+    fn options(network: bool, unix_sockets: bool, guard_metadata: bool) -> Options {
+        Options {
+            network,
+            unix_sockets,
+            guard_metadata,
+        }
+    }
+
     #[test]
     #[cfg(target_arch = "x86_64")]
-    fn the_filter_refuses_what_it_says_and_allows_the_rest() {
-        let sock = |network, domain: i32, kind: i32, proto: i32| {
-            run(
-                &filter(network),
-                ARCH,
-                libc::SYS_socket,
-                [domain as u64, kind as u64, proto as u64],
-            )
-        };
+    fn sockets_are_unix_if_allowed_and_tcp_if_granted() {
         let (allow, eacces) = (SECCOMP_RET_ALLOW, ret_errno(libc::EACCES));
         let stream = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
         for network in [false, true] {
-            assert_eq!(sock(network, libc::AF_UNIX, libc::SOCK_DGRAM, 0), allow);
-            assert_eq!(sock(network, libc::AF_INET, libc::SOCK_DGRAM, 0), eacces);
-            assert_eq!(sock(network, libc::AF_INET6, libc::SOCK_RAW, 6), eacces);
-            assert_eq!(sock(network, libc::AF_NETLINK, libc::SOCK_RAW, 0), eacces);
-            assert_eq!(sock(network, libc::AF_INET, stream, 17), eacces);
-        }
-        assert_eq!(sock(false, libc::AF_INET, stream, 0), eacces);
-        assert_eq!(sock(true, libc::AF_INET, stream, 0), allow);
-        assert_eq!(sock(true, libc::AF_INET6, stream, libc::IPPROTO_TCP), allow);
-
-        let call = |nr, arg0: u64| run(&filter(false), ARCH, nr, [arg0, 0, 0]);
-        assert_eq!(call(libc::SYS_ptrace, 0), ret_errno(libc::EPERM));
-        assert_eq!(call(libc::SYS_io_uring_setup, 0), ret_errno(libc::ENOSYS));
-        assert_eq!(call(libc::SYS_reboot, 0), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(call(libc::SYS_read, 0), allow);
-        assert_eq!(call(libc::SYS_execveat, 0), allow);
-        // Every call refused as listed, in a run or alone; their
-        // neighbours allowed.
-        for (name, number, action) in refused() {
-            assert_eq!(call(number, 0), action, "{name}");
-        }
-        for number in 0..512 {
-            if number == libc::SYS_socket || number == libc::SYS_clone {
-                continue;
+            for unix in [false, true] {
+                let filter = filter(options(network, unix, false));
+                let sock = |domain: i32, kind: i32, proto: i32| {
+                    let args = [domain as u64, kind as u64, proto as u64];
+                    run(&filter, ARCH, libc::SYS_socket, args)
+                };
+                let unix_answer = if unix { allow } else { eacces };
+                assert_eq!(sock(libc::AF_UNIX, libc::SOCK_DGRAM, 0), unix_answer);
+                assert_eq!(sock(libc::AF_UNIX, stream, 0), unix_answer);
+                assert_eq!(sock(libc::AF_INET, libc::SOCK_DGRAM, 0), eacces);
+                assert_eq!(sock(libc::AF_INET6, libc::SOCK_RAW, 6), eacces);
+                assert_eq!(sock(libc::AF_NETLINK, libc::SOCK_RAW, 0), eacces);
+                assert_eq!(sock(libc::AF_INET, stream, 17), eacces);
+                let tcp = if network { allow } else { eacces };
+                assert_eq!(sock(libc::AF_INET, stream, 0), tcp);
+                assert_eq!(sock(libc::AF_INET6, stream, libc::IPPROTO_TCP), tcp);
+                // Fast open connects past Landlock: refused with a network.
+                let send = |call, flags: u64, index: usize| {
+                    let mut args = [3, 0, 0];
+                    if index < 3 {
+                        args[index] = flags;
+                    }
+                    run(&filter, ARCH, call, args)
+                };
+                let fast_open = u64::from(MSG_FASTOPEN);
+                let eperm = ret_errno(libc::EPERM);
+                // sendto's and sendmmsg's flags are argument 3, past what
+                // the test's calls carry: a plain send passes.
+                assert_eq!(send(libc::SYS_sendmsg, 0, 2), allow);
+                let expected = if network { eperm } else { allow };
+                assert_eq!(send(libc::SYS_sendmsg, fast_open, 2), expected);
             }
-            let listed = refused().into_iter().find(|(_, n, _)| *n == number);
-            let expected = listed.map_or(allow, |(_, _, action)| action);
-            assert_eq!(call(number, 0), expected, "system call {number}");
         }
-        assert!(
-            filter(true).len() < 90,
-            "{} instructions",
-            filter(true).len()
-        );
-        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
-        assert_eq!(call(libc::SYS_clone, thread), allow);
-        let namespace = thread | libc::CLONE_NEWUSER as u64;
-        assert_eq!(call(libc::SYS_clone, namespace), ret_errno(libc::EPERM));
-        assert_eq!(call(0x4000_0000 | 1, 0), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(
-            run(&filter(false), 0x4000_0003, libc::SYS_read, [0; 3]),
-            SECCOMP_RET_KILL_PROCESS
-        );
-        for name in KILLED {
-            assert!(
-                refused()
-                    .iter()
-                    .any(|(n, _, a)| n == name && *a == SECCOMP_RET_KILL_PROCESS)
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn every_call_gets_its_listed_action_and_the_rest_pass() {
+        let allow = SECCOMP_RET_ALLOW;
+        for guard_metadata in [false, true] {
+            let options = options(true, true, guard_metadata);
+            let filter = filter(options);
+            let call = |nr, arg0: u64| run(&filter, ARCH, nr, [arg0, 0, 0]);
+            assert_eq!(call(libc::SYS_ptrace, 0), ret_errno(libc::EPERM));
+            assert_eq!(call(libc::SYS_io_uring_setup, 0), ret_errno(libc::ENOSYS));
+            assert_eq!(call(libc::SYS_reboot, 0), SECCOMP_RET_KILL_PROCESS);
+            let chmod = if guard_metadata {
+                ret_errno(libc::EPERM)
+            } else {
+                allow
+            };
+            assert_eq!(call(libc::SYS_fchmodat, 0), chmod);
+            assert_eq!(call(libc::SYS_fchmod, 0), allow);
+            for number in 0..512 {
+                if [libc::SYS_socket, libc::SYS_clone].contains(&number)
+                    || [libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_sendmmsg].contains(&number)
+                {
+                    continue;
+                }
+                let listed = refused(options).into_iter().find(|(_, n, _)| *n == number);
+                let expected = listed.map_or(allow, |(_, _, action)| action);
+                assert_eq!(call(number, 0), expected, "system call {number}");
+            }
+            let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+            assert_eq!(call(libc::SYS_clone, thread), allow);
+            let namespace = thread | libc::CLONE_NEWUSER as u64;
+            assert_eq!(call(libc::SYS_clone, namespace), ret_errno(libc::EPERM));
+            assert_eq!(call(0x4000_0000 | 1, 0), SECCOMP_RET_KILL_PROCESS);
+            assert_eq!(
+                run(&filter, 0x4000_0003, libc::SYS_read, [0; 3]),
+                SECCOMP_RET_KILL_PROCESS
             );
+            for name in KILLED {
+                let kills =
+                    |(n, _, a): &(&str, _, u32)| n == name && *a == SECCOMP_RET_KILL_PROCESS;
+                assert!(refused(options).iter().any(kills), "{name}");
+            }
         }
+        // Short, as the kernel compiles it for every process.
+        let longest = filter(options(true, true, true)).len();
+        assert!(longest < 128, "{longest} instructions");
     }
 }
