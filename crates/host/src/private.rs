@@ -58,7 +58,8 @@ impl Purpose {
 #[derive(Debug)]
 pub(crate) struct PrivateFolder {
     dir: tempfile::TempDir,
-    _lock: OwnedFd,
+    /// The folder, open (and locked) from the moment it was made.
+    lock: OwnedFd,
 }
 
 impl PrivateFolder {
@@ -116,7 +117,7 @@ impl PrivateFolder {
             )));
         }
         rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive).map_err(failed)?;
-        Ok(PrivateFolder { dir, _lock: fd })
+        Ok(PrivateFolder { dir, lock: fd })
     }
 
     /// Makes `uid` (and its group of the same number) the folder's owner:
@@ -132,6 +133,13 @@ impl PrivateFolder {
         );
         rustix::fs::chown(self.path(), Some(uid), Some(gid))?;
         Ok(())
+    }
+
+    /// The folder itself, as made: what a path to it might lead elsewhere.
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
+    pub(crate) fn descriptor(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.lock.as_fd()
     }
 
     /// Where it is.

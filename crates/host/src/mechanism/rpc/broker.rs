@@ -50,8 +50,9 @@ pub(super) struct Offer {
     /// Where to listen: in the plugin's private folder.
     pub socket: PathBuf,
     /// The socket's owner, when the plugin runs as a uid of its own (the
-    /// sandbox of a root host), so that it may connect.
-    pub owner: Option<u32>,
+    /// sandbox of a root host), so that it may connect; and the folder
+    /// `socket` is in, as made.
+    pub owner: Option<(u32, std::os::fd::OwnedFd)>,
     pub services: Arc<HostServices>,
     pub max_message: usize,
     pub dispatch: tracing::Dispatch,
@@ -94,8 +95,8 @@ impl Offer {
     async fn run(self) {
         let offer = Arc::new(self);
         let bound = tokio::net::UnixListener::bind(&offer.socket).and_then(|listener| {
-            if let Some(uid) = offer.owner {
-                give_socket(&offer.socket, uid)?;
+            if let Some((uid, folder)) = &offer.owner {
+                give_socket(folder, &offer.socket, *uid)?;
             }
             Ok(listener)
         });
@@ -258,20 +259,23 @@ impl Offer {
     }
 }
 
-/// Makes the socket at `path` the plugin's (`uid`), in a folder the plugin
-/// already owns and may change: the socket itself, never what a link put
-/// in its place leads to (`AT_SYMLINK_NOFOLLOW`), and only a socket.
-fn give_socket(path: &std::path::Path, uid: u32) -> std::io::Result<()> {
+/// Makes the socket at `path` the plugin's (`uid`), in `folder`, which the
+/// plugin already owns and may change: the socket itself, found in the
+/// folder as made (not wherever its path leads by now), opened without
+/// following a link put in its place, checked on its descriptor, then
+/// changed through that descriptor.
+fn give_socket(
+    folder: &std::os::fd::OwnedFd,
+    path: &std::path::Path,
+    uid: u32,
+) -> std::io::Result<()> {
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-    let (Some(folder), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(std::io::Error::other("the broker's socket has no folder"));
-    };
-    let folder = rustix::fs::open(
-        folder,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let found = rustix::fs::statat(&folder, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("the broker's socket has no name"))?;
+    let place = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let socket = rustix::fs::openat(folder, name, place, Mode::empty())?;
+    let found = rustix::fs::fstat(&socket)?;
     if FileType::from_raw_mode(found.st_mode) != FileType::Socket {
         return Err(std::io::Error::other("the broker's socket was replaced"));
     }
@@ -279,12 +283,6 @@ fn give_socket(path: &std::path::Path, uid: u32) -> std::io::Result<()> {
         rustix::process::Uid::from_raw(uid),
         rustix::process::Gid::from_raw(uid),
     );
-    rustix::fs::chownat(
-        &folder,
-        name,
-        Some(uid),
-        Some(gid),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )?;
+    rustix::fs::chownat(&socket, "", Some(uid), Some(gid), AtFlags::EMPTY_PATH)?;
     Ok(())
 }

@@ -253,7 +253,9 @@ impl Shared {
         if status.source().is_none() {
             return outlet_rpc::from_grpc(&status);
         }
-        if let Some(exit) = instance.process.wait(Duration::from_millis(100)) {
+        // The connection broke: the process has most likely died, and its
+        // status says how (a second on a busy machine is not too long).
+        if let Some(exit) = instance.process.wait(Duration::from_secs(1)) {
             return Status::unavailable(format!(
                 "plugin `{plugin}` died during {method}: it {exit}{}; it is being restarted",
                 said(&instance.process.last_stderr())

@@ -108,7 +108,10 @@ impl Instance {
             callers: Peer::lineage(process.pid(), process.uid()),
             line: line.clone(),
             socket: process.dir().join("host.sock"),
-            owner: process.uid(),
+            owner: process.owner().map_err(|error| RpcError::Thread {
+                purpose: "hold its folder for the host's socket",
+                error,
+            })?,
             services: shared.services.clone(),
             max_message: shared.max_message,
             dispatch: shared.dispatch.clone(),

@@ -359,6 +359,14 @@ impl Process {
         self.uid
     }
 
+    /// The uid the sandbox gave it, with its folder (as made, whatever its
+    /// path may lead to since): what the broker's socket is given to.
+    pub(super) fn owner(&self) -> io::Result<Option<(u32, OwnedFd)>> {
+        self.uid
+            .map(|uid| Ok((uid, self.dir.descriptor().try_clone_to_owned()?)))
+            .transpose()
+    }
+
     /// The process id (its group's too, for a child), if known.
     pub(super) fn pid(&self) -> Option<u32> {
         self.pid

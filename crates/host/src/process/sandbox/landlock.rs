@@ -110,7 +110,7 @@ pub(super) fn ruleset(abi: ABI, grants: &Grants<'_>) -> Result<OwnedFd, String> 
         )?;
     }
     for (folder, write) in &grants.folders {
-        let fd = open_path(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        let fd = open_resolved(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
         let access = match write {
             true => AccessFs::from_all(abi) & !AccessFs::Execute,
             false => dir_read,
@@ -147,7 +147,23 @@ fn beneath(
         .map_err(|e| format!("{what}: {e}"))
 }
 
-/// `path` opened as a place (`O_PATH`), following links, as a rule names it.
+/// A granted folder, by the path the policy resolved at load, opened as a
+/// place (`O_PATH`) without following a link put on the way since.
+fn open_resolved(path: &Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::NO_SYMLINKS;
+    Ok(rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        flags,
+        Mode::empty(),
+        resolve,
+    )?)
+}
+
+/// `path` opened as a place (`O_PATH`), following links, as a rule names
+/// it: a system folder or device (root's, and `/lib` may be a link).
 fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
     use rustix::fs::{Mode, OFlags};
     Ok(rustix::fs::open(

@@ -94,9 +94,11 @@ fn kernel() -> &'static Kernel {
                 .map_or(true, |v| v != "1");
         Kernel {
             landlock: landlock::kernel_abi(),
-            seccomp: cfg!(any(target_arch = "x86_64", target_arch = "aarch64"))
-                && read("/proc/sys/kernel/seccomp/actions_avail")
-                    .is_ok_and(|actions| actions.contains("errno")),
+            seccomp: cfg!(all(
+                any(target_arch = "x86_64", target_arch = "aarch64"),
+                target_endian = "little"
+            )) && read("/proc/sys/kernel/seccomp/actions_avail")
+                .is_ok_and(|actions| actions.contains("errno")),
             user_namespaces,
             empty_network: root.then(super::spawn::empty_network).and_then(Result::ok),
             root,
@@ -247,9 +249,11 @@ impl Sandbox {
         Ok(Some(Sandbox {
             plugin: manifest.name.clone(),
             kernel,
-            programs: permissions.programs.clone(),
+            // Resolved once, here (the policy resolved them already below
+            // in-process); each start then opens them following no link.
+            programs: (permissions.programs.iter()).map(|p| resolved(p)).collect(),
             folders: (permissions.dirs.iter())
-                .map(|dir| (dir.host.clone(), dir.write))
+                .map(|dir| (resolved(&dir.host), dir.write))
                 .collect(),
             connect: permissions.network.connect_ports().into_iter().collect(),
             listen: permissions.network.listen,
@@ -306,16 +310,25 @@ impl Sandbox {
                         .try_clone_to_owned()
                         .map_err(|e| e.to_string())?,
                 ];
+                // Granted programs as the policy resolved them, a link put
+                // on the way since not followed.
                 let mut interpreters_needed = interpreters(executable, 0);
                 for program in &self.programs {
-                    let file = open_file(program)?;
+                    let file = open_file(program, false)?;
                     interpreters_needed.extend(interpreters(&file, 0));
                     executables.push(file.into());
                 }
-                // An interpreter the kernel would not run (gone, or not a
-                // file) is not granted: the start fails as it would anyway.
+                // Interpreters only from the system's folders, or granted
+                // themselves: a `#!` line or `PT_INTERP` names any path its
+                // author likes. One refused, gone or not a file is not
+                // granted: the start fails, as the kernel would not run it.
                 for program in interpreters_needed {
-                    if let Ok(file) = open_file(&program) {
+                    let system = SYSTEM_FOLDERS_FOR_INTERPRETERS
+                        .iter()
+                        .any(|folder| program.starts_with(folder));
+                    if (system || self.programs.contains(&program))
+                        && let Ok(file) = open_file(&program, true)
+                    {
                         executables.push(file.into());
                     }
                 }
@@ -453,6 +466,10 @@ impl Sandbox {
                     "{} system calls refused; sockets: {}",
                     seccomp::refused_count(self.filter_options),
                     match (self.filter_options.unix_sockets, self.network) {
+                        (true, _) if !kernel.root => {
+                            "Unix (named ones the host's user may reach included: no layer of \
+                             this kernel confines them)"
+                        }
                         (true, true) => "Unix and TCP (no fast open)",
                         (true, false) => "Unix only",
                         (false, true) => "TCP only (no fast open)",
@@ -511,14 +528,39 @@ pub(crate) fn killed_by_filter() -> String {
     )
 }
 
-/// `path` opened for a rule that grants executing it: a regular file, or
-/// why not.
-fn open_file(path: &Path) -> Result<File, String> {
-    let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    match file.metadata() {
-        Ok(meta) if meta.is_file() => Ok(file),
-        _ => Err(format!("{} is not a file", path.display())),
+/// `path` resolved through its links, or as it is if it cannot be (a
+/// start then fails naming it).
+fn resolved(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_owned())
+}
+
+/// Where an interpreter may be, once resolved: the system's folders.
+const SYSTEM_FOLDERS_FOR_INTERPRETERS: [&str; 6] =
+    ["/usr", "/lib", "/lib64", "/bin", "/sbin", "/nix/store"];
+
+/// `path` opened for a rule that grants executing it: a regular file,
+/// checked before it is opened for reading (a FIFO would block the host,
+/// a device run its driver), or why not. Without `follow`, no link on the
+/// way is followed: the path is one the policy resolved at load.
+fn open_file(path: &Path, follow: bool) -> Result<File, String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let failed = |e: rustix::io::Errno| format!("{}: {e}", path.display());
+    let place = OFlags::PATH | OFlags::CLOEXEC;
+    let resolve = match follow {
+        true => ResolveFlags::empty(),
+        false => ResolveFlags::NO_SYMLINKS,
+    };
+    let fd = rustix::fs::openat2(rustix::fs::CWD, path, place, Mode::empty(), resolve)
+        .map_err(failed)?;
+    let stat = rustix::fs::fstat(&fd).map_err(failed)?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(format!("{} is not a file", path.display()));
     }
+    let again = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    let read = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    Ok(rustix::fs::open(again, read, Mode::empty())
+        .map_err(failed)?
+        .into())
 }
 
 /// The interpreters `program` needs the kernel to run: the ELF's
@@ -541,14 +583,19 @@ fn interpreters(program: &File, depth: u32) -> Vec<PathBuf> {
         else {
             return Vec::new();
         };
-        let path = PathBuf::from(path);
-        let mut found = open_file(&path)
+        // Resolved, so that where it lies is judged, not where it seems.
+        let Ok(path) = Path::new(path).canonicalize() else {
+            return Vec::new();
+        };
+        let mut found = open_file(&path, true)
             .map(|f| interpreters(&f, depth + 1))
             .unwrap_or_default();
         found.push(path);
         return found;
     }
-    elf_interpreter(program).into_iter().collect()
+    (elf_interpreter(program).and_then(|path| path.canonicalize().ok()))
+        .into_iter()
+        .collect()
 }
 
 /// The path in a 64-bit little-endian ELF file's `PT_INTERP`.

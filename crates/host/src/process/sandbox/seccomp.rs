@@ -106,6 +106,11 @@ fn refused(options: Options) -> Vec<(&'static str, libc::c_long, u32)> {
             ("lsetxattr", libc::SYS_lsetxattr, eperm),
             ("removexattr", libc::SYS_removexattr, eperm),
             ("lremovexattr", libc::SYS_lremovexattr, eperm),
+            ("fsetxattr", libc::SYS_fsetxattr, eperm),
+            ("fremovexattr", libc::SYS_fremovexattr, eperm),
+            ("fchown", libc::SYS_fchown, eperm),
+            ("setxattrat", SYS_SETXATTRAT, eperm),
+            ("removexattrat", SYS_REMOVEXATTRAT, eperm),
         ]);
         #[cfg(target_arch = "x86_64")]
         calls.extend([
@@ -155,6 +160,15 @@ const fn arg(n: u32) -> u32 {
     16 + 8 * n
 }
 
+/// `setxattrat` and `removexattrat` (Linux 6.13), the same number on
+/// x86-64 and aarch64, which the `libc` crate does not name yet.
+const SYS_SETXATTRAT: libc::c_long = 463;
+const SYS_REMOVEXATTRAT: libc::c_long = 466;
+
+/// The mode bits `fchmod` may not set for a plugin of a host that is not
+/// root: set-user-id, set-group-id, sticky, and writing by group or others.
+const LOOSE_MODES: u32 = 0o7022;
+
 /// `sendto`'s, `sendmsg`'s and `sendmmsg`'s flag that connects a TCP socket
 /// as it sends, past Landlock's check of `connect`.
 const MSG_FASTOPEN: u32 = 0x2000_0000;
@@ -169,7 +183,10 @@ const NEW_NAMESPACES: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP) as u32;
 
 /// The filter: refuses the calls above; sockets as [`Options`] says.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little"
+))]
 pub(crate) fn filter(options: Options) -> Vec<libc::sock_filter> {
     let mut p = Program::default();
     p.load(ARCH_OFFSET);
@@ -193,15 +210,22 @@ pub(crate) fn filter(options: Options) -> Vec<libc::sock_filter> {
             p.flag_refused(call, flags, MSG_FASTOPEN);
         }
     }
+    if options.guard_metadata {
+        // By descriptor: a file it may open, which it may not make
+        // set-user-id or writable to others (copying a file still sets
+        // its mode).
+        p.flag_refused(libc::SYS_fchmod, 1, LOOSE_MODES);
+    }
     sockets(&mut p, options);
     // The refused calls, in ascending runs: a call below a run is allowed
     // at once, so the calls a plugin makes most (read, write, futex, …)
     // pass a few comparisons, not the whole list.
     let runs = runs(options);
     for (index, &(first, last, action)) in runs.iter().enumerate() {
-        let to_allow = 1 + 3 * (runs.len() - index - 1);
+        let to_allow = u8::try_from(1 + 3 * (runs.len() - index - 1))
+            .expect("a filter short enough for one jump over its runs");
         p.push(BPF_JMP | BPF_JGT | BPF_K, 2, 0, last);
-        p.push(BPF_JMP | BPF_JGE | BPF_K, 0, to_allow as u8, first);
+        p.push(BPF_JMP | BPF_JGE | BPF_K, 0, to_allow, first);
         p.ret(action);
     }
     p.ret(SECCOMP_RET_ALLOW);
@@ -251,7 +275,10 @@ fn sockets(p: &mut Program, options: Options) {
 
 /// No filter on an architecture whose numbers this module does not know:
 /// the layer is reported missing.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+#[cfg(not(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    target_endian = "little"
+)))]
 pub(crate) fn filter(_options: Options) -> Vec<libc::sock_filter> {
     Vec::new()
 }
@@ -306,7 +333,7 @@ mod tests {
     use super::*;
 
     /// Runs the filter on one call, as the kernel would: what it returns.
-    fn run(filter: &[libc::sock_filter], arch: u32, nr: i64, args: [u64; 3]) -> u32 {
+    fn run(filter: &[libc::sock_filter], arch: u32, nr: i64, args: [u64; 6]) -> u32 {
         let word = |offset: u32| -> u32 {
             match offset {
                 NR => nr as u32,
@@ -354,7 +381,7 @@ mod tests {
             for unix in [false, true] {
                 let filter = filter(options(network, unix, false));
                 let sock = |domain: i32, kind: i32, proto: i32| {
-                    let args = [domain as u64, kind as u64, proto as u64];
+                    let args = [domain as u64, kind as u64, proto as u64, 0, 0, 0];
                     run(&filter, ARCH, libc::SYS_socket, args)
                 };
                 let unix_answer = if unix { allow } else { eacces };
@@ -368,20 +395,22 @@ mod tests {
                 assert_eq!(sock(libc::AF_INET, stream, 0), tcp);
                 assert_eq!(sock(libc::AF_INET6, stream, libc::IPPROTO_TCP), tcp);
                 // Fast open connects past Landlock: refused with a network.
-                let send = |call, flags: u64, index: usize| {
-                    let mut args = [3, 0, 0];
-                    if index < 3 {
-                        args[index] = flags;
-                    }
-                    run(&filter, ARCH, call, args)
-                };
                 let fast_open = u64::from(MSG_FASTOPEN);
-                let eperm = ret_errno(libc::EPERM);
-                // sendto's and sendmmsg's flags are argument 3, past what
-                // the test's calls carry: a plain send passes.
-                assert_eq!(send(libc::SYS_sendmsg, 0, 2), allow);
-                let expected = if network { eperm } else { allow };
-                assert_eq!(send(libc::SYS_sendmsg, fast_open, 2), expected);
+                let expected = if network {
+                    ret_errno(libc::EPERM)
+                } else {
+                    allow
+                };
+                for (call, index) in [
+                    (libc::SYS_sendto, 3),
+                    (libc::SYS_sendmsg, 2),
+                    (libc::SYS_sendmmsg, 3),
+                ] {
+                    let mut args = [3, 0, 0, 0, 0, 0];
+                    assert_eq!(run(&filter, ARCH, call, args), allow, "{call}");
+                    args[index] = fast_open | u64::from(libc::MSG_NOSIGNAL as u32);
+                    assert_eq!(run(&filter, ARCH, call, args), expected, "{call}");
+                }
             }
         }
     }
@@ -390,10 +419,15 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn every_call_gets_its_listed_action_and_the_rest_pass() {
         let allow = SECCOMP_RET_ALLOW;
-        for guard_metadata in [false, true] {
-            let options = options(true, true, guard_metadata);
+        let every = [false, true].into_iter().flat_map(|a| {
+            [false, true]
+                .into_iter()
+                .flat_map(move |b| [false, true].map(move |c| options(a, b, c)))
+        });
+        for options in every {
+            let guard_metadata = options.guard_metadata;
             let filter = filter(options);
-            let call = |nr, arg0: u64| run(&filter, ARCH, nr, [arg0, 0, 0]);
+            let call = |nr, arg0: u64| run(&filter, ARCH, nr, [arg0, 0, 0, 0, 0, 0]);
             assert_eq!(call(libc::SYS_ptrace, 0), ret_errno(libc::EPERM));
             assert_eq!(call(libc::SYS_io_uring_setup, 0), ret_errno(libc::ENOSYS));
             assert_eq!(call(libc::SYS_reboot, 0), SECCOMP_RET_KILL_PROCESS);
@@ -403,11 +437,15 @@ mod tests {
                 allow
             };
             assert_eq!(call(libc::SYS_fchmodat, 0), chmod);
-            assert_eq!(call(libc::SYS_fchmod, 0), allow);
+            // fchmod: modes, yes; set-user-id or writable to others, not
+            // for a host that is not root.
+            let fchmod = |mode: u64| run(&filter, ARCH, libc::SYS_fchmod, [3, mode, 0, 0, 0, 0]);
+            assert_eq!(fchmod(0o644), allow);
+            assert_eq!(fchmod(0o4755), chmod);
+            assert_eq!(fchmod(0o666), chmod);
             for number in 0..512 {
-                if [libc::SYS_socket, libc::SYS_clone].contains(&number)
-                    || [libc::SYS_sendto, libc::SYS_sendmsg, libc::SYS_sendmmsg].contains(&number)
-                {
+                // Their arguments decide: tested above.
+                if [libc::SYS_socket, libc::SYS_clone, libc::SYS_fchmod].contains(&number) {
                     continue;
                 }
                 let listed = refused(options).into_iter().find(|(_, n, _)| *n == number);
@@ -420,7 +458,7 @@ mod tests {
             assert_eq!(call(libc::SYS_clone, namespace), ret_errno(libc::EPERM));
             assert_eq!(call(0x4000_0000 | 1, 0), SECCOMP_RET_KILL_PROCESS);
             assert_eq!(
-                run(&filter, 0x4000_0003, libc::SYS_read, [0; 3]),
+                run(&filter, 0x4000_0003, libc::SYS_read, [0; 6]),
                 SECCOMP_RET_KILL_PROCESS
             );
             for name in KILLED {
@@ -431,6 +469,6 @@ mod tests {
         }
         // Short, as the kernel compiles it for every process.
         let longest = filter(options(true, true, true)).len();
-        assert!(longest < 128, "{longest} instructions");
+        assert!(longest < 160, "{longest} instructions");
     }
 }
