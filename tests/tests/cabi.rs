@@ -8,7 +8,9 @@ use std::process::Command;
 use outlet_host::LoadError;
 use outlet_protocol::Code;
 
-use crate::support::{capture_logs, compile_c, greet, host, load, manifest, root, test_plugin};
+use crate::support::{
+    GREETER_GRANT, capture_logs, compile_c, greet, host, load, manifest, root, test_plugin,
+};
 
 fn config(greeting: &str) -> BTreeMap<String, String> {
     BTreeMap::from([("greeting".to_owned(), greeting.to_owned())])
@@ -173,7 +175,7 @@ fn bad_answers_fail_the_call_and_the_host_stays_up() {
 fn a_plugin_calls_the_services_its_host_offers() {
     let library = test_plugin().with_file_name("liboutlet_test_native.so");
     let dir = tempfile::tempdir().unwrap();
-    let file = manifest(dir.path(), "cabi", "caller", &library, "");
+    let file = manifest(dir.path(), "cabi", "caller", &library, GREETER_GRANT);
 
     let host = host();
     let plugin = host.load(&file).unwrap();
@@ -194,6 +196,16 @@ fn a_plugin_calls_the_services_its_host_offers() {
     assert_eq!(
         greet(&plugin, "host:Ada").unwrap(),
         "the host says: HELLO, ADA!"
+    );
+    // Without the grant, the same call is refused.
+    let file = manifest(dir.path(), "cabi", "ungranted", &library, "");
+    let refused = greet(&host.load(&file).unwrap(), "host:Ada").unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused}");
+    assert!(
+        refused
+            .message()
+            .contains("plugin `ungranted` may not call"),
+        "{refused}"
     );
 }
 

@@ -10,8 +10,8 @@ use kv::{GetRequest, KvClient, PutRequest};
 use outlet_protocol::Code;
 
 use crate::support::{
-    self, Shouting, capture_logs, fixture_of, greet, host, host_secret, root, rpc_fixture,
-    rpc_plugin, test_plugin,
+    self, GREETER_GRANT, Shouting, capture_logs, fixture_of, greet, host, host_secret, root,
+    rpc_fixture, rpc_plugin, test_plugin,
 };
 
 /// A program built by `tests/go/build.sh`, which the README's test command
@@ -217,7 +217,7 @@ fn mutual_tls_over_tcp_between_an_outlet_host_and_plugin() {
     let f = rpc_fixture(
         "tls-rpc",
         "",
-        "[handshake]\nauto_mtls = true\nnetwork = \"tcp\"\n",
+        &format!("[handshake]\nauto_mtls = true\nnetwork = \"tcp\"\n{GREETER_GRANT}"),
     );
     let host = host();
     let plugin = host.load(&f.manifest).unwrap();
@@ -300,7 +300,7 @@ fn bad_starts_are_refused_with_the_cause_and_leave_nothing_running() {
 
 #[test]
 fn a_plugin_calls_the_hosts_services_over_the_broker_during_a_call() {
-    let f = rpc_fixture("caller-rpc", "", "");
+    let f = rpc_fixture("caller-rpc", "", GREETER_GRANT);
     let host = host();
     let plugin = host.load(&f.manifest).unwrap();
     let error = greet(&plugin, "host:Ada").unwrap_err();
@@ -313,6 +313,18 @@ fn a_plugin_calls_the_hosts_services_over_the_broker_during_a_call() {
     assert_eq!(
         greet(&plugin, "host:Ada").unwrap(),
         "the host says: HELLO, ADA!"
+    );
+    // A plugin whose manifest grants no such call is refused, by the name
+    // the host knows it by.
+    let ungranted = rpc_fixture("ungranted-rpc", "", "");
+    let refused = greet(&host.load(&ungranted.manifest).unwrap(), "host:Ada").unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused}");
+    assert!(
+        refused
+            .message()
+            .contains("plugin `ungranted-rpc` may not call")
+            && refused.message().contains("Greeter/Greet\"]"),
+        "{refused}"
     );
     // A restarted process is offered the host's services afresh.
     assert_eq!(greet(&plugin, "die").unwrap_err().code(), Code::Unavailable);
@@ -351,7 +363,7 @@ fn attach_manifest(dir: &std::path::Path, address: &str, pid: Option<u32>) -> Pa
     let text = format!(
         "name = \"attached\"\nmechanism = \"rpc\"\n\
          interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"out-of-process\"\n\
-         [reattach]\naddress = {address:?}\n{pid}\n"
+         {GREETER_GRANT}[reattach]\naddress = {address:?}\n{pid}\n"
     );
     std::fs::write(&manifest, text).unwrap();
     manifest
@@ -1107,7 +1119,7 @@ fn socket_folder(pid: u32) -> PathBuf {
 fn only_the_plugins_own_processes_may_call_the_host_through_its_broker() {
     use std::io::{Read, Write};
     use std::os::unix::process::CommandExt;
-    let f = rpc_fixture("guarded", "", "");
+    let f = rpc_fixture("guarded", "", GREETER_GRANT);
     let host = host();
     host.offer(greeter::GreeterServer::new(Shouting));
     let (plugin, logs) = capture_logs(|| {

@@ -196,6 +196,11 @@ impl Fixture {
     }
 }
 
+/// The `[permissions]` that let a test plugin call the Greeter a test's
+/// host offers.
+pub const GREETER_GRANT: &str =
+    "[permissions]\ncall = [\"outlet.examples.greeter.v1.Greeter/*\"]\n";
+
 /// One Greet call.
 /// A Greeter a host offers its plugins: it shouts the name back.
 pub struct Shouting;

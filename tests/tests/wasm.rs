@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use outlet_host::{LoadError, WasmError};
 use outlet_protocol::Code;
 
-use crate::support::{capture_logs, greet, host, load, manifest, root};
+use crate::support::{GREETER_GRANT, capture_logs, greet, host, load, manifest, root};
 
 /// The Rust greeter guest, built for wasm32 by the README's test command.
 fn rust_guest() -> PathBuf {
@@ -318,8 +318,28 @@ fn a_guest_calls_the_host_through_its_imports() {
     );
     let host = host();
     host.offer(greeter::GreeterServer::new(greeter::Greetings::default()));
+    // Only a grant lets it call.
+    let ungranted = host
+        .load(manifest(dir.path(), "wasm", "ungranted", &module, ""))
+        .unwrap();
+    let refused = greet(&ungranted, "via host").unwrap_err();
+    assert!(
+        refused
+            .message()
+            .contains("plugin `ungranted` may not call")
+            && refused
+                .message()
+                .contains("call = [\"outlet.examples.greeter.v1.Greeter/Greet\"]"),
+        "{refused}"
+    );
     let plugin = host
-        .load(manifest(dir.path(), "wasm", "forwarder", &module, ""))
+        .load(manifest(
+            dir.path(),
+            "wasm",
+            "forwarder",
+            &module,
+            GREETER_GRANT,
+        ))
         .unwrap();
     assert_eq!(greet(&plugin, "via host").unwrap(), "Hello, via host!");
 }

@@ -22,7 +22,9 @@ pub struct Permissions {
     /// Environment variables passed through from the host's environment.
     #[serde(default)]
     pub inherit_env: Vec<String>,
-    /// Other plugins it may call through the host.
+    /// cabi, wasm and rpc: the services the host offers that it may call,
+    /// by method (`proto.KV/Get`) or whole service (`proto.KV/*`).
+    /// Every other call through the host is refused.
     #[serde(default)]
     pub call: Vec<String>,
     /// Host folders the plugin may open, read-only unless `write`: a wasm

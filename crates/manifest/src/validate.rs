@@ -400,6 +400,23 @@ fn permissions(raw: &Raw) -> Result<(), Broken> {
             },
         ));
     }
+    if !permissions.call.is_empty() && matches!(mechanism, Mechanism::Native | Mechanism::Exec) {
+        return Err(Broken::new(
+            "permissions.call",
+            format!("a {mechanism} plugin has no way to call the host's services"),
+            "remove `call`, or run the plugin as cabi, wasm or rpc, which can call back",
+        ));
+    }
+    for grant in &permissions.call {
+        if !call_grant(grant) {
+            return Err(Broken::new(
+                "permissions.call",
+                format!("{grant:?} is not `package.Service/Method` or `package.Service/*`"),
+                "name each method the plugin may call through the host, e.g. \
+                 \"proto.KV/Get\", or a whole service, \"proto.KV/*\"",
+            ));
+        }
+    }
     for endpoint in &permissions.network.connect {
         if let Err(problem) = crate::permissions::port_of(endpoint) {
             return Err(Broken::new(
@@ -417,6 +434,14 @@ fn permissions(raw: &Raw) -> Result<(), Broken> {
         ));
     }
     Ok(())
+}
+
+/// Whether `grant` is `package.Service/Method` or `package.Service/*`.
+fn call_grant(grant: &str) -> bool {
+    let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    grant.split_once('/').is_some_and(|(service, method)| {
+        service.split('.').all(word) && (method == "*" || word(method))
+    })
 }
 
 /// How to grant access to a plugin that is not confined.
@@ -832,6 +857,18 @@ mod tests {
                 process("sandboxed", "", "processes = 0"),
                 "permissions.processes",
                 "at least 1",
+            ),
+            (
+                process("sandboxed", "", "call = [\"proto.KV/Get\"]"),
+                "permissions.call",
+                "run the plugin as cabi, wasm or rpc",
+            ),
+            (
+                process("sandboxed", "", "call = [\"proto.KV/Get\"]")
+                    .replace("\"exec\"", "\"wasm\"")
+                    .replace("call = [\"proto.KV/Get\"]", "call = [\"proto.KV.Get\"]"),
+                "permissions.call",
+                "e.g. \"proto.KV/Get\"",
             ),
             (
                 process("sandboxed", "", "")

@@ -34,7 +34,7 @@ impl Cabi {
     ) -> Result<Cabi, LoadError> {
         let plugin = manifest.name.clone();
         let mut path = LibraryPath::new(manifest, fresh)?;
-        let (logged, caller) = (plugin.clone(), plugin.clone());
+        let (logged, caller) = (plugin.clone(), crate::services::Caller::of(manifest));
         let hooks = Hooks {
             log: Box::new(move |level, line| crate::log::numbered(&logged, level, line)),
             call: Box::new(move |method, request| services.call(&caller, method, request)),

@@ -54,6 +54,8 @@ pub(super) struct Offer {
     /// `socket` is in, as made.
     pub owner: Option<(u32, std::os::fd::OwnedFd)>,
     pub services: Arc<HostServices>,
+    /// The plugin as the host's services know it, with its grants.
+    pub caller: crate::services::Caller,
     pub max_message: usize,
     pub dispatch: tracing::Dispatch,
     /// TLS to the plugin, as its other connections have it.
@@ -210,7 +212,7 @@ impl Offer {
                 // A host service is synchronous and may take its time.
                 let reply = tokio::task::spawn_blocking(move || {
                     tracing::dispatcher::with_default(&dispatch, || {
-                        offer.services.call(&offer.plugin, &method, &body)
+                        offer.services.call(&offer.caller, &method, &body)
                     })
                 })
                 .await

@@ -113,6 +113,7 @@ impl Instance {
                 error,
             })?,
             services: shared.services.clone(),
+            caller: shared.caller.clone(),
             max_message: shared.max_message,
             dispatch: shared.dispatch.clone(),
             tls,

@@ -79,6 +79,8 @@ struct Shared {
     reattach: Option<outlet_manifest::Reattach>,
     /// What the plugin reaches when it calls back into the host.
     services: Arc<HostServices>,
+    /// The plugin as those services know it, with its grants.
+    caller: crate::services::Caller,
     /// Whether Hello agreed on Outlet's frames (`outlet_rpc::frames`).
     frames: AtomicBool,
     /// What Hello agreed and the config, for a restarted process.
@@ -145,6 +147,7 @@ impl Rpc {
             reattach: manifest.reattach.clone(),
             auto_mtls: handshake.auto_mtls,
             services,
+            caller: crate::services::Caller::of(manifest),
             frames: AtomicBool::new(false),
             session: Mutex::default(),
             reviving: AtomicBool::new(false),

@@ -72,7 +72,7 @@ pub(super) fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
             let request = read(&mut caller, rptr, rlen)?;
             let method = String::from_utf8_lossy(&method).into_owned();
             let env = caller.data().env.clone();
-            let (code, answer) = match env.services.call(&env.plugin, &method, &request) {
+            let (code, answer) = match env.services.call(&env.caller, &method, &request) {
                 // The length must fit the low 32 bits of the answer.
                 Ok(bytes) if bytes.len() > u32::MAX as usize / 2 => (
                     i64::from(Code::ResourceExhausted.as_i32()),

@@ -50,6 +50,8 @@ fn home_slot() -> usize {
 /// What the host functions of one plugin share.
 struct Env {
     plugin: String,
+    /// The plugin as the host's services know it, with its grants.
+    caller: crate::services::Caller,
     services: Arc<HostServices>,
     session: RwLock<Session>,
 }
@@ -107,6 +109,7 @@ impl Wasm {
         let wasm = Wasm {
             env: Arc::new(Env {
                 plugin,
+                caller: crate::services::Caller::of(manifest),
                 services,
                 session: RwLock::new(Session::default()),
             }),
