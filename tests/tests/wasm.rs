@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use outlet_host::{LoadError, WasmError};
 use outlet_protocol::Code;
 
-use crate::support::{GREETER_GRANT, capture_logs, greet, host, load, manifest, root};
+use crate::support::{GREETER_GRANT, capture_logs, greet, load, manifest, root};
 
 /// The Rust greeter guest, built for wasm32 by the README's test command.
 fn rust_guest() -> PathBuf {
@@ -316,7 +316,12 @@ fn a_guest_calls_the_host_through_its_imports() {
     (i32.store offset=4 (local.get $out) (i32.wrap_i64 (global.get $answer)))
     (i32.wrap_i64 (i64.shr_u (global.get $answer) (i64.const 32)))",
     );
-    let host = host();
+    // Every call through the host is audited, into a file too.
+    let trail = dir.path().join("audit.jsonl");
+    let host = outlet_host::Host::builder()
+        .module_cache(None)
+        .audit(outlet_host::audit::JsonLines::open(&trail).unwrap())
+        .build();
     host.offer(greeter::GreeterServer::new(greeter::Greetings::default()));
     // Only a grant lets it call.
     let ungranted = host
@@ -342,6 +347,30 @@ fn a_guest_calls_the_host_through_its_imports() {
         ))
         .unwrap();
     assert_eq!(greet(&plugin, "via host").unwrap(), "Hello, via host!");
+    // Both calls are in the file by the time their answers came back.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&trail)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let method = "/outlet.examples.greeter.v1.Greeter/Greet";
+    for (record, caller, code) in [
+        (&records[0], "ungranted", "PermissionDenied"),
+        (&records[1], "forwarder", "Ok"),
+    ] {
+        assert_eq!(record["caller"], caller, "{record}");
+        assert_eq!(
+            (&record["callee"], &record["method"]),
+            (&"host".into(), &method.into())
+        );
+        assert_eq!(record["code"], code, "{record}");
+        assert_eq!(record["chain"], serde_json::json!([caller]), "{record}");
+        assert!(record["request_bytes"].as_u64().unwrap() > 0, "{record}");
+        assert!(record["time_unix_ns"].as_u64().unwrap() > 0, "{record}");
+    }
+    assert_eq!(records[0]["response_bytes"], 0);
+    assert!(records[1]["response_bytes"].as_u64().unwrap() > 0);
 }
 
 #[test]

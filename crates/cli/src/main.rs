@@ -33,6 +33,10 @@ enum Command {
         /// The folder holding the greeter's manifests.
         #[arg(long, default_value = "examples/greeter/manifests")]
         manifests: PathBuf,
+        /// Also append the audit record of every call through the host to
+        /// FILE, one JSON object per line.
+        #[arg(long, value_name = "FILE")]
+        audit: Option<PathBuf>,
     },
     /// Call one method of a plugin, with the request and response as JSON.
     Call {
@@ -120,13 +124,19 @@ fn main() -> ExitCode {
 
 /// Runs a subcommand; those that load manifests do so under the policy.
 fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
-    let host = || -> anyhow::Result<outlet_host::Host> {
-        Ok(outlet_host::Host::builder()
-            .policy(policy.policy()?)
-            .build())
-    };
+    let builder = || anyhow::Ok(outlet_host::Host::builder().policy(policy.policy()?));
+    let host = || anyhow::Ok(builder()?.build());
     match command {
-        Command::Demo { manifests } => demo::run(host()?, &manifests),
+        Command::Demo { manifests, audit } => {
+            let mut builder = builder()?;
+            if let Some(file) = audit {
+                let sink = outlet_host::audit::JsonLines::open(&file).map_err(|error| {
+                    anyhow::anyhow!("cannot open the audit file {}: {error}", file.display())
+                })?;
+                builder = builder.audit(sink);
+            }
+            demo::run(builder.build(), &manifests)
+        }
         Command::Call {
             manifest,
             method,

@@ -304,9 +304,24 @@ fn advise_prints_the_mechanism_first_then_the_reason() {
 
 #[test]
 fn demo_and_bench_run() {
-    let out = outlet(&["demo"]);
+    let trail = tempfile::tempdir().unwrap();
+    let audit = trail.path().join("audit.jsonl");
+    let out = outlet(&["demo", "--audit", audit.to_str().unwrap()]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    // The rpc greeter's guestbook wrote into the host's store, by its grant,
+    // and the audit file has the call.
+    let records = std::fs::read_to_string(&audit).unwrap();
+    let put: serde_json::Value = records
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|record| record["method"] == "/proto.KV/Put")
+        .unwrap_or_else(|| panic!("no record of the guestbook's Put: {records}"));
+    assert_eq!(
+        (&put["caller"], &put["callee"], &put["code"]),
+        (&"greeter-rpc".into(), &"host".into(), &"Ok".into()),
+        "{put}"
+    );
     assert!(
         stdout.contains("\"Hello, world!\"") && stdout.contains("\"Howdy, world!\""),
         "{stdout}"

@@ -44,13 +44,23 @@ impl Default for Host {
 /// assert!(host.names().is_empty());
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug)]
 #[must_use]
 pub struct HostBuilder {
     /// What `module_cache` was given, if it was called: the user's cache
     /// otherwise.
     module_cache: Option<Option<PathBuf>>,
     policy: Policy,
+    audit: Option<Arc<dyn crate::audit::AuditSink>>,
+}
+
+impl std::fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("module_cache", &self.module_cache)
+            .field("policy", &self.policy)
+            .field("audit", &self.audit.is_some())
+            .finish()
+    }
 }
 
 impl HostBuilder {
@@ -93,12 +103,21 @@ impl HostBuilder {
         self
     }
 
+    /// Where the record of every call a plugin makes through the host goes,
+    /// besides `tracing` (target `outlet::audit`): for example
+    /// [`crate::audit::JsonLines`], a file of one JSON object per call,
+    /// written before the call's answer goes back.
+    pub fn audit(mut self, sink: impl crate::audit::AuditSink) -> HostBuilder {
+        self.audit = Some(Arc::new(sink));
+        self
+    }
+
     /// The host.
     pub fn build(self) -> Host {
         Host(Arc::new(Inner {
             plugins: RwLock::default(),
             context: Arc::new(Context {
-                services: Default::default(),
+                services: Arc::new(crate::services::HostServices::audited(self.audit)),
                 module_cache: match self.module_cache {
                     Some(folder) => folder.map(|folder| resolve_module_cache(&folder)),
                     None => default_module_cache(),
@@ -128,6 +147,7 @@ impl Host {
         HostBuilder {
             module_cache: None,
             policy: Policy::default(),
+            audit: None,
         }
     }
 

@@ -48,6 +48,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod audit;
 mod error;
 mod handshake;
 mod host;

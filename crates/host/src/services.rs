@@ -4,16 +4,29 @@
 //! (`permissions.call`).
 
 use std::sync::{Arc, RwLock};
+use std::time::{Instant, SystemTime};
 
-use outlet_protocol::{Service, Status};
+use outlet_protocol::{Code, Service, Status};
 
-/// The host's services, shared by the host and every plugin it loads.
+use crate::audit::{AuditRecord, AuditSink};
+
+/// The host's services, shared by the host and every plugin it loads, and
+/// where the record of each call to them goes.
 #[derive(Default)]
 pub(crate) struct HostServices {
     services: RwLock<Vec<Arc<dyn Service>>>,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl HostServices {
+    /// Services whose calls are audited into `sink` too.
+    pub(crate) fn audited(sink: Option<Arc<dyn AuditSink>>) -> HostServices {
+        HostServices {
+            services: RwLock::default(),
+            audit: sink,
+        }
+    }
+
     pub(crate) fn add(&self, service: Arc<dyn Service>) {
         let mut services = self.services.write().unwrap_or_else(|e| e.into_inner());
         services.retain(|s| s.name() != service.name());
@@ -26,13 +39,31 @@ impl HostServices {
     }
 
     /// Serves a call of `caller`'s by gRPC path (`/package.Service/Method`),
-    /// if its manifest grants it.
+    /// if its manifest grants it; audits it either way, before answering.
     pub(crate) fn call(
         &self,
         caller: &Caller,
         method: &str,
         request: &[u8],
     ) -> Result<Vec<u8>, Status> {
+        let (time, started) = (SystemTime::now(), Instant::now());
+        let answer = self.serve(caller, method, request);
+        let record = AuditRecord {
+            time,
+            caller: caller.name.clone(),
+            callee: "host".into(),
+            method: method.to_owned(),
+            code: answer.as_ref().map_or_else(Status::code, |_| Code::Ok),
+            duration: started.elapsed(),
+            request_bytes: request.len(),
+            response_bytes: answer.as_ref().map_or(0, Vec::len),
+            chain: vec![caller.name.clone()],
+        };
+        crate::audit::emit(self.audit.as_deref(), &record);
+        answer
+    }
+
+    fn serve(&self, caller: &Caller, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let plugin = caller.name.as_str();
         let Some((service, name)) = method
             .strip_prefix('/')
@@ -47,7 +78,6 @@ impl HostServices {
             )));
         };
         if !caller.may_call(service, name) {
-            tracing::info!(target: "outlet::host", plugin, method, "a call to the host refused: not granted");
             return Err(Status::permission_denied(format!(
                 "plugin `{plugin}` may not call {method}: its manifest does not grant it; add \
                  `call = [\"{service}/{name}\"]` (or \"{service}/*\") under [permissions] in \
