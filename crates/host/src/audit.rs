@@ -4,11 +4,13 @@
 //! [`AuditSink`], if it installed one ([`crate::HostBuilder::audit`]).
 //!
 //! [`JsonLines`] is a sink that appends each record to a file as one line
-//! of JSON, with one `write` before the call's answer goes back to the
-//! plugin: a record is in the file (in the kernel's page cache) before
-//! anything the call caused can be seen, so killing the host right after
-//! loses none. It does not `fsync`: a crash of the machine may lose the
-//! last records.
+//! of JSON, written before the call's answer goes back to the plugin: once
+//! a plugin has its answer, the record is in the file (in the kernel's page
+//! cache), so killing the host then loses none. (The service has run by
+//! then: a host killed while the call is served leaves its effect and no
+//! record.) It does not `fsync`: a crash of the machine may lose the last
+//! records. A record it cannot write is logged as an error, and the call
+//! goes on.
 
 use std::fs::File;
 use std::io::Write;
@@ -73,12 +75,19 @@ pub trait AuditSink: Send + Sync + 'static {
     fn record(&self, record: &AuditRecord);
 }
 
+impl<T: AuditSink + ?Sized> AuditSink for std::sync::Arc<T> {
+    fn record(&self, record: &AuditRecord) {
+        (**self).record(record);
+    }
+}
+
 /// An [`AuditSink`] that appends each record to a file, one JSON object per
-/// line, with one `write` each before the answer goes back (see the module
-/// documentation for what that keeps).
+/// line, before the answer goes back (see the module documentation for
+/// what that keeps).
 #[derive(Debug)]
 pub struct JsonLines {
-    file: Mutex<File>,
+    /// The file, and whether the last write may have left half a line.
+    file: Mutex<(File, bool)>,
 }
 
 impl JsonLines {
@@ -92,20 +101,24 @@ impl JsonLines {
             .append(true)
             .create(true)
             .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
             .open(path)?;
         Ok(JsonLines {
-            file: Mutex::new(file),
+            file: Mutex::new((file, false)),
         })
     }
 }
 
 impl AuditSink for JsonLines {
     fn record(&self, record: &AuditRecord) {
-        let mut line = record.to_json();
-        line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let (file, torn) = &mut *file;
+        // After a failed write, a new line: the next record stands alone.
+        let mut line = String::from(if *torn { "\n" } else { "" });
+        line.push_str(&record.to_json());
+        line.push('\n');
+        *torn = false;
         if let Err(error) = file.write_all(line.as_bytes()) {
+            *torn = true;
             tracing::error!(target: "outlet::audit", %error, "an audit record could not be written");
         }
     }
@@ -115,9 +128,10 @@ impl AuditSink for JsonLines {
 pub(crate) fn emit(sink: Option<&dyn AuditSink>, record: &AuditRecord) {
     tracing::info!(
         target: "outlet::audit",
-        caller = %record.caller,
-        callee = %record.callee,
-        method = %record.method,
+        caller = ?record.caller,
+        callee = ?record.callee,
+        method = ?record.method,
+        chain = ?record.chain,
         code = ?record.code,
         duration_ns = record.duration.as_nanos() as u64,
         request_bytes = record.request_bytes,

@@ -47,12 +47,22 @@ impl HostServices {
         request: &[u8],
     ) -> Result<Vec<u8>, Status> {
         let (time, started) = (SystemTime::now(), Instant::now());
-        let answer = self.serve(caller, method, request);
+        // A service that panics answers Internal, and is audited as such.
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.serve(caller, method, request)
+        }))
+        .unwrap_or_else(|_| {
+            Err(Status::internal(format!(
+                "plugin `{}` called {}, and the host's service panicked",
+                caller.name,
+                shortened(method)
+            )))
+        });
         let record = AuditRecord {
             time,
             caller: caller.name.clone(),
             callee: "host".into(),
-            method: method.to_owned(),
+            method: shortened(method).into_owned(),
             code: answer.as_ref().map_or_else(Status::code, |_| Code::Ok),
             duration: started.elapsed(),
             request_bytes: request.len(),
@@ -69,12 +79,15 @@ impl HostServices {
             .strip_prefix('/')
             .and_then(|path| path.split_once('/'))
             .filter(|(service, name)| {
-                !service.is_empty() && !name.is_empty() && !name.contains('/')
+                method.len() <= MAX_METHOD
+                    && *name != "*"
+                    && outlet_manifest::call_grant_parts(service, name)
             })
         else {
             return Err(Status::invalid_argument(format!(
-                "plugin `{plugin}` called {method:?}, which is not a method's path \
-                 (`/package.Service/Method`)"
+                "plugin `{plugin}` called {:?}, which is not a method's path \
+                 (`/package.Service/Method`, at most {MAX_METHOD} bytes)",
+                shortened(method)
             )));
         };
         if !caller.may_call(service, name) {
@@ -100,6 +113,22 @@ impl HostServices {
         found.call(method, request, &mut response)?;
         Ok(response)
     }
+}
+
+/// The longest method path a plugin may call with.
+const MAX_METHOD: usize = 1024;
+
+/// `method` as records and messages quote it: its first [`MAX_METHOD`]
+/// bytes (a plugin chooses it, and its length).
+fn shortened(method: &str) -> std::borrow::Cow<'_, str> {
+    if method.len() <= MAX_METHOD {
+        return method.into();
+    }
+    let mut end = MAX_METHOD;
+    while !method.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &method[..end], method.len()).into()
 }
 
 /// Who calls the host: a loaded plugin, as the host knows it (the instance
@@ -164,5 +193,67 @@ mod tests {
         // Granted, and not offered: the host says what it offers.
         let missing = services.call(&caller, "/proto.KV/Get", b"").unwrap_err();
         assert_eq!(missing.code(), outlet_protocol::Code::Unimplemented);
+    }
+
+    /// A sink that keeps what it is given.
+    #[derive(Default)]
+    struct Kept(std::sync::Mutex<Vec<AuditRecord>>);
+
+    impl AuditSink for Kept {
+        fn record(&self, record: &AuditRecord) {
+            self.0.lock().unwrap().push(record.clone());
+        }
+    }
+
+    struct Panicking;
+
+    impl Service for Panicking {
+        fn name(&self) -> &'static str {
+            "demo.Panicking"
+        }
+        fn call(&self, _: &str, _: &[u8], _: &mut Vec<u8>) -> Result<(), Status> {
+            panic!("a service that panics on purpose")
+        }
+    }
+
+    #[test]
+    fn every_call_is_audited_refused_malformed_or_panicking() {
+        let kept = Arc::new(Kept::default());
+        let services = HostServices::audited(Some(kept.clone()));
+        services.add(Arc::new(Panicking));
+        let caller = Caller {
+            name: "p".into(),
+            grants: vec!["demo.Panicking/*".into()],
+        };
+        let long = format!("/demo.Panicking/{}", "x".repeat(4096));
+        let calls = [
+            ("/proto.KV/Put", Code::PermissionDenied),
+            ("/a b/c", Code::InvalidArgument),
+            ("/proto.KV/Get\n INFO forged", Code::InvalidArgument),
+            (long.as_str(), Code::InvalidArgument),
+            ("/demo.Panicking/Now", Code::Internal),
+        ];
+        for (method, code) in calls {
+            assert_eq!(
+                services.call(&caller, method, b"abc").unwrap_err().code(),
+                code
+            );
+        }
+        let records = kept.0.lock().unwrap();
+        assert_eq!(records.len(), calls.len());
+        for (record, (method, code)) in records.iter().zip(calls) {
+            assert_eq!(
+                (record.code, record.caller.as_str()),
+                (code, "p"),
+                "{method}"
+            );
+            assert_eq!(record.request_bytes, 3);
+            assert!(record.method.len() < 1100, "{}", record.method.len());
+        }
+        assert!(
+            records[3].method.ends_with("(4112 bytes)"),
+            "{}",
+            records[3].method
+        );
     }
 }

@@ -34,6 +34,14 @@ pub use permissions::{Dir, Network, Permissions};
 pub use rpc::{Handshake, Reattach};
 pub use trust::Trust;
 
+/// Whether `service` and `method` make a call grant's two parts (as in
+/// `permissions.call`): protobuf names, `package.Service` and `Method`, or
+/// `*` for every method.
+pub fn call_grant_parts(service: &str, method: &str) -> bool {
+    let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    service.split('.').all(word) && (method == "*" || word(method))
+}
+
 /// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;

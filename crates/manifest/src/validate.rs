@@ -438,10 +438,9 @@ fn permissions(raw: &Raw) -> Result<(), Broken> {
 
 /// Whether `grant` is `package.Service/Method` or `package.Service/*`.
 fn call_grant(grant: &str) -> bool {
-    let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    grant.split_once('/').is_some_and(|(service, method)| {
-        service.split('.').all(word) && (method == "*" || word(method))
-    })
+    grant
+        .split_once('/')
+        .is_some_and(|(service, method)| crate::call_grant_parts(service, method))
 }
 
 /// How to grant access to a plugin that is not confined.
@@ -765,6 +764,13 @@ mod tests {
         );
         let relative = error(&wasm.replace("guest = \"/data\"", "guest = \"data\""));
         assert!(relative.contains("field `permissions.dirs`"), "{relative}");
+        // Calls through the host, by method (a package is optional) or service.
+        let calling = parse(&wasm.replace(
+            "clock = true",
+            "clock = true\ncall = [\"Greeter/Greet\", \"proto.KV/*\"]",
+        ))
+        .unwrap();
+        assert_eq!(calling.permissions.call, ["Greeter/Greet", "proto.KV/*"]);
         let unplaced = error(&wasm.replace(", guest = \"/data\"", ""));
         assert!(unplaced.contains("guest path \"\""), "{unplaced}");
     }
