@@ -53,7 +53,8 @@ struct Confined {
     sandbox: Sandbox,
     folder: PrivateFolder,
     prepared: Mutex<Option<(Arc<File>, Arc<Confinement>)>>,
-    report: Mutex<Option<SandboxReport>>,
+    /// The last call's report, and whether its namespaces were made.
+    report: Mutex<Option<(bool, SandboxReport)>>,
 }
 
 impl Exec {
@@ -114,28 +115,38 @@ impl Exec {
                 confinement,
             )
         };
-        let stdin_again =
-            rustix::io::fcntl_dupfd_cloexec(&stdin, 3).map_err(|error| cannot_start(&error))?;
+        // A confined start may be made twice (below): it keeps its stdin.
+        let stdin_again = match &self.confined {
+            Some(_) => Some(
+                rustix::io::fcntl_dupfd_cloexec(&stdin, 3).map_err(|error| cannot_start(&error))?,
+            ),
+            None => None,
+        };
         let spawned = match start(confinement.as_deref(), stdin) {
             // The rules of a kept confinement name files by what they were
             // when it was made: after an upgrade replaced the dynamic
             // loader, say, made again once.
             Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
-                let Some(confined) = &self.confined else {
+                let (Some(confined), Some(stdin)) = (&self.confined, stdin_again) else {
                     return Err(cannot_start(&error));
                 };
                 confined.forget();
                 confinement = Some(prepare(confined)?);
-                start(confinement.as_deref(), stdin_again)
+                start(confinement.as_deref(), stdin)
             }
             started => started,
         }
         .map_err(|error| cannot_start(&error))?;
         if let (Some(confined), Some(confinement)) = (&self.confined, &confinement) {
-            let report = confined.sandbox.report(confinement, spawned.namespaces);
+            // Made again only when what holds changed: whether the kernel
+            // gave the namespaces is all that differs from call to call.
             let mut last = confined.report.lock().unwrap_or_else(|e| e.into_inner());
-            if last.as_ref() != Some(&report) {
-                *last = Some(report);
+            if last
+                .as_ref()
+                .is_none_or(|(made, _)| *made != spawned.namespaces)
+            {
+                let report = confined.sandbox.report(confinement, spawned.namespaces);
+                *last = Some((spawned.namespaces, report));
             }
         }
         Ok(spawned)
@@ -298,7 +309,8 @@ impl Backend for Exec {
             .report
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
+            .as_ref()
+            .map(|(_, report)| report.clone());
         // Before its first call: what a start would hold.
         report.or_else(|| {
             let executable = self.artifact.current().ok()?;

@@ -88,12 +88,12 @@ pub(super) fn ruleset(abi: ABI, grants: &Grants<'_>) -> Result<OwnedFd, String> 
         .map_err(|e| e.to_string())?;
     for folder in SYSTEM_FOLDERS {
         // A system without /lib32 (most) or /lib64 simply has no rule for it.
-        if let Ok(fd) = open_path(Path::new(folder)) {
+        if let Ok(fd) = open_place(Path::new(folder), true) {
             ruleset = beneath(ruleset, &fd, dir_read, folder)?;
         }
     }
     for (device, write) in DEVICES {
-        if let Ok(fd) = open_path(Path::new(device)) {
+        if let Ok(fd) = open_place(Path::new(device), true) {
             let access = match write {
                 true => file_read | AccessFs::WriteFile,
                 false => file_read,
@@ -110,7 +110,7 @@ pub(super) fn ruleset(abi: ABI, grants: &Grants<'_>) -> Result<OwnedFd, String> 
         )?;
     }
     for (folder, write) in &grants.folders {
-        let fd = open_resolved(folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+        let fd = open_place(folder, false).map_err(|e| format!("{}: {e}", folder.display()))?;
         let access = match write {
             true => AccessFs::from_all(abi) & !AccessFs::Execute,
             false => dir_read,
@@ -147,28 +147,16 @@ fn beneath(
         .map_err(|e| format!("{what}: {e}"))
 }
 
-/// A granted folder, by the path the policy resolved at load, opened as a
-/// place (`O_PATH`) without following a link put on the way since.
-fn open_resolved(path: &Path) -> std::io::Result<OwnedFd> {
+/// `path` opened as a place (`O_PATH`), as a rule names it: following its
+/// links (a system folder or device, root's, and `/lib` may be a link), or,
+/// for a grant by the path the policy resolved at load, none put on the
+/// way since.
+pub(super) fn open_place(path: &Path, follow: bool) -> rustix::io::Result<OwnedFd> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let resolve = ResolveFlags::NO_SYMLINKS;
-    Ok(rustix::fs::openat2(
-        rustix::fs::CWD,
-        path,
-        flags,
-        Mode::empty(),
-        resolve,
-    )?)
-}
-
-/// `path` opened as a place (`O_PATH`), following links, as a rule names
-/// it: a system folder or device (root's, and `/lib` may be a link).
-fn open_path(path: &Path) -> std::io::Result<OwnedFd> {
-    use rustix::fs::{Mode, OFlags};
-    Ok(rustix::fs::open(
-        path,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    let resolve = match follow {
+        true => ResolveFlags::empty(),
+        false => ResolveFlags::NO_SYMLINKS,
+    };
+    let flags = OFlags::PATH | OFlags::CLOEXEC;
+    rustix::fs::openat2(rustix::fs::CWD, path, flags, Mode::empty(), resolve)
 }

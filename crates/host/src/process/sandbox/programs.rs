@@ -16,15 +16,9 @@ pub(super) const SYSTEM_FOLDERS_FOR_INTERPRETERS: [&str; 6] =
 /// a device run its driver), or why not. Without `follow`, no link on the
 /// way is followed: the path is one the policy resolved at load.
 pub(super) fn open_file(path: &Path, follow: bool) -> Result<File, String> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::fs::{Mode, OFlags};
     let failed = |e: rustix::io::Errno| format!("{}: {e}", path.display());
-    let place = OFlags::PATH | OFlags::CLOEXEC;
-    let resolve = match follow {
-        true => ResolveFlags::empty(),
-        false => ResolveFlags::NO_SYMLINKS,
-    };
-    let fd = rustix::fs::openat2(rustix::fs::CWD, path, place, Mode::empty(), resolve)
-        .map_err(failed)?;
+    let fd = super::landlock::open_place(path, follow).map_err(failed)?;
     let stat = rustix::fs::fstat(&fd).map_err(failed)?;
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
         return Err(format!("{} is not a file", path.display()));
