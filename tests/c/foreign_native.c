@@ -8,10 +8,10 @@
 #include <stdint.h>
 
 #ifndef ABI
-#define ABI 2
+#define ABI 3
 #endif
 #ifndef SIZE
-#define SIZE 32
+#define SIZE 40
 #endif
 
 struct declaration {
@@ -20,8 +20,9 @@ struct declaration {
     const char *build;
     size_t build_len;
     void *make;
+    void *connect;
 };
 
 static const char build[] = "rustc 1.0.0 (elsewhere); outlet 0.0.1; x86_64-unknown-linux-gnu";
 
-const struct declaration OUTLET_NATIVE_PLUGIN = {ABI, SIZE, build, sizeof build - 1, 0};
+const struct declaration OUTLET_NATIVE_PLUGIN = {ABI, SIZE, build, sizeof build - 1, 0, 0};

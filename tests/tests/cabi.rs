@@ -177,8 +177,19 @@ fn a_plugin_calls_the_services_its_host_offers() {
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), "cabi", "caller", &library, GREETER_GRANT);
 
+    // A grant of a service the host does not offer is refused at load.
     let host = host();
+    let refused = host.load(&file).unwrap_err().to_string();
+    assert!(
+        refused.contains("plugin `caller`")
+            && refused.contains("offers no service `outlet.examples.greeter.v1.Greeter`"),
+        "{refused}"
+    );
+    host.offer(greeter::GreeterServer::new(crate::support::Shouting))
+        .unwrap();
     let plugin = host.load(&file).unwrap();
+    // Taken off offer, it is unimplemented.
+    assert!(host.withdraw("outlet.examples.greeter.v1.Greeter"));
     let error = greet(&plugin, "host:Ada").unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented);
     assert!(
@@ -192,7 +203,8 @@ fn a_plugin_calls_the_services_its_host_offers() {
         "{error}"
     );
 
-    host.offer(greeter::GreeterServer::new(crate::support::Shouting));
+    host.offer(greeter::GreeterServer::new(crate::support::Shouting))
+        .unwrap();
     assert_eq!(
         greet(&plugin, "host:Ada").unwrap(),
         "the host says: HELLO, ADA!"

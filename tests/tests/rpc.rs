@@ -220,6 +220,7 @@ fn mutual_tls_over_tcp_between_an_outlet_host_and_plugin() {
         &format!("[handshake]\nauto_mtls = true\nnetwork = \"tcp\"\n{GREETER_GRANT}"),
     );
     let host = host();
+    host.offer(greeter::GreeterServer::new(Shouting)).unwrap();
     let plugin = host.load(&f.manifest).unwrap();
     assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
     // Outlet's frames are never sent around TLS.
@@ -230,7 +231,6 @@ fn mutual_tls_over_tcp_between_an_outlet_host_and_plugin() {
         "it listens on 127.0.0.1 over TCP: {listening:?}"
     );
     // The broker stream runs over TLS too.
-    host.offer(greeter::GreeterServer::new(Shouting));
     assert_eq!(
         greet(&plugin, "host:Ada").unwrap(),
         "the host says: HELLO, ADA!"
@@ -302,14 +302,16 @@ fn bad_starts_are_refused_with_the_cause_and_leave_nothing_running() {
 fn a_plugin_calls_the_hosts_services_over_the_broker_during_a_call() {
     let f = rpc_fixture("caller-rpc", "", GREETER_GRANT);
     let host = host();
+    host.offer(greeter::GreeterServer::new(Shouting)).unwrap();
     let plugin = host.load(&f.manifest).unwrap();
+    assert!(host.withdraw("outlet.examples.greeter.v1.Greeter"));
     let error = greet(&plugin, "host:Ada").unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented, "{error}");
     assert!(
         error.message().contains("plugin `caller-rpc` called"),
         "{error}"
     );
-    host.offer(greeter::GreeterServer::new(Shouting));
+    host.offer(greeter::GreeterServer::new(Shouting)).unwrap();
     assert_eq!(
         greet(&plugin, "host:Ada").unwrap(),
         "the host says: HELLO, ADA!"
@@ -357,13 +359,13 @@ fn start_by_hand(dir: &std::path::Path) -> (std::process::Child, String) {
     (child, address)
 }
 
-fn attach_manifest(dir: &std::path::Path, address: &str, pid: Option<u32>) -> PathBuf {
+fn attach_manifest(dir: &std::path::Path, address: &str, pid: Option<u32>, grant: &str) -> PathBuf {
     let manifest = dir.join("attached.toml");
     let pid = pid.map(|pid| format!("pid = {pid}")).unwrap_or_default();
     let text = format!(
         "name = \"attached\"\nmechanism = \"rpc\"\n\
          interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"out-of-process\"\n\
-         {GREETER_GRANT}[reattach]\naddress = {address:?}\n{pid}\n"
+         {grant}[reattach]\naddress = {address:?}\n{pid}\n"
     );
     std::fs::write(&manifest, text).unwrap();
     manifest
@@ -379,7 +381,7 @@ fn attaching_checks_the_process_and_never_signals_another() {
     // that process is left alone.
     let mut decoy = Command::new("sleep").arg("3600").spawn().unwrap();
     let error = host()
-        .load(attach_manifest(dir.path(), &address, Some(decoy.id())))
+        .load(attach_manifest(dir.path(), &address, Some(decoy.id()), ""))
         .unwrap_err()
         .to_string();
     assert!(
@@ -400,12 +402,17 @@ fn attaching_checks_the_process_and_never_signals_another() {
     // The right process: attached, called, calling back into the host, and
     // stopped by the controller's Shutdown.
     let host = host();
+    host.offer(greeter::GreeterServer::new(Shouting)).unwrap();
     let plugin = host
-        .load(attach_manifest(dir.path(), &address, Some(pid)))
+        .load(attach_manifest(
+            dir.path(),
+            &address,
+            Some(pid),
+            GREETER_GRANT,
+        ))
         .unwrap();
     assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
     assert_eq!(plugin.process_id(), Some(pid));
-    host.offer(greeter::GreeterServer::new(Shouting));
     assert_eq!(
         greet(&plugin, "host:Ada").unwrap(),
         "the host says: HELLO, ADA!"
@@ -499,7 +506,7 @@ fn an_attached_plugin_is_not_restarted_and_without_a_pid_never_signalled() {
     // and a stop is only the controller's Shutdown.
     let (mut remote, address) = start_by_hand(dir.path());
     let plugin = host()
-        .load(attach_manifest(dir.path(), &address, None))
+        .load(attach_manifest(dir.path(), &address, None, ""))
         .unwrap();
     assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
     assert_eq!(plugin.process_id(), None);
@@ -510,7 +517,7 @@ fn an_attached_plugin_is_not_restarted_and_without_a_pid_never_signalled() {
     // start it again, and says so.
     let (mut local, address) = start_by_hand(dir.path());
     let plugin = host()
-        .load(attach_manifest(dir.path(), &address, Some(local.id())))
+        .load(attach_manifest(dir.path(), &address, Some(local.id()), ""))
         .unwrap();
     local.kill().unwrap();
     local.wait().unwrap();
@@ -900,7 +907,7 @@ fn the_guest_refuses_to_listen_on_tcp_without_the_hosts_certificate() {
 fn an_attached_plugins_socket_is_checked_on_every_connection() {
     let dir = tempfile::tempdir().unwrap();
     let (mut running, address) = start_by_hand(dir.path());
-    let manifest = attach_manifest(dir.path(), &address, Some(running.id()));
+    let manifest = attach_manifest(dir.path(), &address, Some(running.id()), "");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
     text.push_str("[limits]\ntimeout_ms = 500\n");
     std::fs::write(&manifest, text).unwrap();
@@ -1121,7 +1128,7 @@ fn only_the_plugins_own_processes_may_call_the_host_through_its_broker() {
     use std::os::unix::process::CommandExt;
     let f = rpc_fixture("guarded", "", GREETER_GRANT);
     let host = host();
-    host.offer(greeter::GreeterServer::new(Shouting));
+    host.offer(greeter::GreeterServer::new(Shouting)).unwrap();
     let (plugin, logs) = capture_logs(|| {
         let plugin = host.load(&f.manifest).unwrap();
         // The broker serves once the plugin has called through it.

@@ -322,7 +322,8 @@ fn a_guest_calls_the_host_through_its_imports() {
         .module_cache(None)
         .audit(outlet_host::audit::JsonLines::open(&trail).unwrap())
         .build();
-    host.offer(greeter::GreeterServer::new(greeter::Greetings::default()));
+    host.offer(greeter::GreeterServer::new(greeter::Greetings::default()))
+        .unwrap();
     // Only a grant lets it call.
     let ungranted = host
         .load(manifest(dir.path(), "wasm", "ungranted", &module, ""))

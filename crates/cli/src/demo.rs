@@ -16,7 +16,7 @@ pub fn run(host: Host, manifests: &Path) -> anyhow::Result<ExitCode> {
     // A key-value store the host offers its plugins: the rpc greeter writes
     // into it during a call, through go-plugin's broker.
     let store = Arc::new(kv::Store::default());
-    host.offer(kv::KvServer::new(store.clone()));
+    host.offer(kv::KvServer::new(store.clone()))?;
     let names: Vec<&str> = MECHANISMS.iter().map(|m| m.name()).collect();
     println!(
         "Outlet demo: the greeter through every mechanism in this build ({})",

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use outlet_protocol::native_abi::{ABI_VERSION, Declaration, SYMBOL};
+use outlet_protocol::native_abi::{ABI_VERSION, Declaration, HostCall, SYMBOL};
 use outlet_protocol::{BUILD_FINGERPRINT, Plugin};
 
 use crate::DylibError;
@@ -15,7 +15,16 @@ pub struct NativeLibrary {
     /// Declared first: dropped (running the plugin's destructors, which live
     /// in the library) before the library is unmapped.
     plugin: Plugin,
+    /// The declaration's `connect`, to take the host's way in back.
+    connect: fn(Option<HostCall>),
     _library: libloading::Library,
+}
+
+impl Drop for NativeLibrary {
+    /// The library lets go of its way into the host before it is unmapped.
+    fn drop(&mut self) {
+        (self.connect)(None);
+    }
 }
 
 impl std::fmt::Debug for NativeLibrary {
@@ -49,8 +58,8 @@ const _: () = {
 };
 
 impl NativeLibrary {
-    /// Opens a native plugin, checks that it comes from this very build, and
-    /// makes its plugin.
+    /// Opens a native plugin, checks that it comes from this very build,
+    /// hands it `host` (its way to call back) and makes its plugin.
     ///
     /// # Safety
     /// Loading a library runs its code in this process with no isolation:
@@ -62,7 +71,7 @@ impl NativeLibrary {
     ///
     /// # Errors
     /// [`DylibError`], naming the path and what was found.
-    pub unsafe fn open(path: &Path) -> Result<NativeLibrary, DylibError> {
+    pub unsafe fn open(path: &Path, host: HostCall) -> Result<NativeLibrary, DylibError> {
         crate::elf::check(path)?;
         // SAFETY: the caller vouches for the library (this function's contract).
         let library = unsafe { crate::open(path)? };
@@ -123,12 +132,17 @@ impl NativeLibrary {
         // compiler from this version of Outlet for this target, so the rest
         // of `Declaration` has the layout this host knows.
         let declaration = unsafe { &*declaration.cast::<Declaration>() };
-        let plugin = (declaration.make)().map_err(|error| DylibError::Make {
-            path: path.to_owned(),
-            error,
+        (declaration.connect)(Some(host));
+        let plugin = (declaration.make)().map_err(|error| {
+            (declaration.connect)(None);
+            DylibError::Make {
+                path: path.to_owned(),
+                error,
+            }
         })?;
         Ok(NativeLibrary {
             plugin,
+            connect: declaration.connect,
             _library: library,
         })
     }

@@ -9,12 +9,43 @@
 //! (`outlet_protocol::native_abi`), which the host reads too.
 
 use std::panic::catch_unwind;
+use std::sync::RwLock;
 
 use outlet_protocol::panic_message;
 
-pub use outlet_protocol::native_abi::{ABI_VERSION, Declaration, MakeError, SYMBOL};
+pub use outlet_protocol::native_abi::{ABI_VERSION, Declaration, HostCall, MakeError, SYMBOL};
 
-use crate::Plugin;
+use crate::{Plugin, Status};
+
+/// How this library calls its host, from `connect`.
+static HOST: RwLock<Option<HostCall>> = RwLock::new(None);
+
+/// `connect`: the host hands over its way in, or takes it back.
+#[doc(hidden)]
+pub fn connect(host: Option<HostCall>) {
+    *HOST.write().unwrap_or_else(|e| e.into_inner()) = host;
+}
+
+/// The host, as a transport: a native plugin calls what its host offers
+/// (services, and other plugins, as its manifest's `permissions.call`
+/// grants) through a generated client over it, e.g.
+/// `GreeterClient::new(outlet_guest::native::Host)`. Calls fail with
+/// `Unavailable` in a library no host loaded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Host;
+
+impl outlet_protocol::Transport for Host {
+    fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        let host = HOST.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match host {
+            Some(host) => host(method, request),
+            None => Err(Status::unavailable(
+                "the host is not reachable: this library was not loaded by an Outlet host \
+                 as a native plugin",
+            )),
+        }
+    }
+}
 
 /// Runs `make` in the plugin's own code, catching a panic.
 #[doc(hidden)]
@@ -42,6 +73,6 @@ macro_rules! export_native {
         /// The declaration the native mechanism's host looks for.
         #[unsafe(no_mangle)]
         pub static OUTLET_NATIVE_PLUGIN: $crate::native::Declaration =
-            $crate::native::Declaration::new(__outlet_native_make);
+            $crate::native::Declaration::new(__outlet_native_make, $crate::native::connect);
     };
 }

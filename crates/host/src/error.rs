@@ -149,6 +149,49 @@ pub enum LoadError {
         /// The manifest's interface.
         found: String,
     },
+    /// The manifest grants a call to a service the host does not offer.
+    #[error(
+        "plugin `{plugin}`: its manifest grants `{grant}` under permissions.call, and this host \
+         offers no service `{service}` (it offers: {offered}); offer the service \
+         (Host::offer, Host::offer_plugin) before loading the plugin, or remove the grant"
+    )]
+    Grant {
+        /// The plugin's name.
+        plugin: String,
+        /// The grant, as the manifest has it.
+        grant: String,
+        /// The service it names.
+        service: String,
+        /// The services the host offers, comma-separated, or `none`.
+        offered: String,
+    },
+}
+
+/// Why the host would not offer a service to its plugins.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OfferError {
+    /// The service is on offer already.
+    #[error(
+        "the host offers service `{service}` already, from {by}; withdraw that offer first \
+         (Host::withdraw), or offer another version of the interface (another protobuf \
+         package, such as `…v2`)"
+    )]
+    Taken {
+        /// The service's name, `package.Service`.
+        service: String,
+        /// Who offers it: the host's own code, or a plugin.
+        by: String,
+    },
+    /// The plugin is not one this host has loaded.
+    #[error(
+        "plugin `{plugin}` is not loaded in this host (it was unloaded, or another host loaded \
+         it); load it with this host before offering it"
+    )]
+    NotLoaded {
+        /// The plugin's name.
+        plugin: String,
+    },
 }
 
 /// Why a reload could not replace the running instance (which then stays).

@@ -1,16 +1,16 @@
 //! [`Host`]: loads plugins and keeps track of them.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use outlet_manifest::Manifest;
 use outlet_manifest::policy::Policy;
 
-use crate::error::LoadError;
+use crate::error::{LoadError, OfferError};
 use crate::handshake::handshake;
 use crate::mechanism::{self, Context};
 use crate::plugin::Plugin;
+use crate::services::{HostServices, Plugins};
 
 /// The host side of Outlet: loads plugins from manifests under the trust
 /// policy and hands out [`Plugin`] handles. Long-lived, `Send + Sync`, and
@@ -22,7 +22,7 @@ use crate::plugin::Plugin;
 pub struct Host(Arc<Inner>);
 
 struct Inner {
-    plugins: RwLock<BTreeMap<String, Plugin>>,
+    plugins: Arc<Plugins>,
     context: Arc<Context>,
     policy: Policy,
 }
@@ -114,16 +114,17 @@ impl HostBuilder {
 
     /// The host.
     pub fn build(self) -> Host {
+        let plugins = Arc::new(Plugins::default());
         Host(Arc::new(Inner {
-            plugins: RwLock::default(),
             context: Arc::new(Context {
-                services: Arc::new(crate::services::HostServices::audited(self.audit)),
+                services: Arc::new(HostServices::new(self.audit, Arc::downgrade(&plugins))),
                 module_cache: match self.module_cache {
                     Some(folder) => folder.map(|folder| resolve_module_cache(&folder)),
                     None => default_module_cache(),
                 },
             }),
             policy: self.policy,
+            plugins,
         }))
     }
 }
@@ -175,6 +176,7 @@ impl Host {
             });
         }
         let manifest = self.0.policy.admit(manifest)?;
+        self.check_grants(&manifest)?;
         // Each mechanism checks the artifact (`Manifest::open_artifact`) as it
         // opens it, and starts, loads or runs only the file it checked.
         let backend = mechanism::start(&manifest, false, &self.0.context)?;
@@ -198,9 +200,35 @@ impl Host {
         Ok(loaded)
     }
 
-    /// Offers a service to the plugins: they reach it by calling back into
-    /// the host (a cabi plugin through its host table), by the service's
-    /// gRPC paths. A service of the same name is replaced.
+    /// Refuses a grant of a service the host does not offer.
+    fn check_grants(&self, manifest: &Manifest) -> Result<(), LoadError> {
+        let services = &self.0.context.services;
+        for grant in &manifest.permissions.call {
+            let service = grant.split_once('/').map_or(grant.as_str(), |(s, _)| s);
+            if !services.offers(service) {
+                let offered = services.names();
+                return Err(LoadError::Grant {
+                    plugin: manifest.name.clone(),
+                    grant: grant.clone(),
+                    service: service.to_owned(),
+                    offered: if offered.is_empty() {
+                        "none".into()
+                    } else {
+                        offered.join(", ")
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers a service of the host's own code to the plugins: a plugin
+    /// whose manifest grants it (`permissions.call`) reaches it by calling
+    /// back into the host, by the service's gRPC paths (see `docs/bus.md`).
+    ///
+    /// # Errors
+    /// [`OfferError::Taken`] when a service of that name is on offer
+    /// already.
     ///
     /// ```
     /// use outlet_host::Host;
@@ -214,11 +242,48 @@ impl Host {
     ///     }
     /// }
     /// let host = Host::new();
-    /// host.offer(Clock);
+    /// host.offer(Clock)?;
     /// assert_eq!(host.services(), ["demo.Clock"]);
+    /// assert!(host.offer(Clock).unwrap_err().to_string().contains("already"));
+    /// # Ok::<(), outlet_host::OfferError>(())
     /// ```
-    pub fn offer(&self, service: impl outlet_protocol::Service) {
-        self.0.context.services.add(Arc::new(service));
+    pub fn offer(&self, service: impl outlet_protocol::Service) -> Result<(), OfferError> {
+        self.0.context.services.add(Arc::new(service))
+    }
+
+    /// Offers a loaded plugin's interface (its manifest's `interface`) to
+    /// the other plugins: a plugin whose manifest grants it calls it as it
+    /// calls a service of the host's, through the host, whatever the
+    /// mechanisms of both. Calls reach the plugin of that name loaded now:
+    /// after a reload or restart, the new instance; after an unload, none
+    /// (`Unavailable`) until a plugin of that name is loaded again.
+    ///
+    /// ```
+    /// let host = outlet_host::Host::new();
+    /// let greeter = host.load("../../examples/greeter/manifests/exec.toml")?;
+    /// host.offer_plugin(&greeter)?;
+    /// assert_eq!(host.services(), ["outlet.examples.greeter.v1.Greeter"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`OfferError::Taken`] when a service of that name is on offer
+    /// already (a second plugin of the same interface: offer another
+    /// version's package instead); [`OfferError::NotLoaded`] for a plugin
+    /// this host has not loaded.
+    pub fn offer_plugin(&self, plugin: &Plugin) -> Result<(), OfferError> {
+        if !self.plugin(plugin.name()).is_some_and(|p| p.same(plugin)) {
+            return Err(OfferError::NotLoaded {
+                plugin: plugin.name().to_owned(),
+            });
+        }
+        self.0.context.services.add_plugin(plugin)
+    }
+
+    /// Takes a service off offer, the host's own or a plugin's: later calls
+    /// to it fail with `Unimplemented`. Whether it was on offer.
+    pub fn withdraw(&self, service: &str) -> bool {
+        self.0.context.services.withdraw(service)
     }
 
     /// The policy the host admits manifests by ([`HostBuilder::policy`]).
@@ -226,8 +291,8 @@ impl Host {
         &self.0.policy
     }
 
-    /// The names of the services the host offers its plugins.
-    pub fn services(&self) -> Vec<&'static str> {
+    /// The names of the services the host offers its plugins, sorted.
+    pub fn services(&self) -> Vec<String> {
         self.0.context.services.names()
     }
 

@@ -59,7 +59,7 @@ mod private;
 mod process;
 mod services;
 
-pub use error::{LoadError, ReloadError};
+pub use error::{LoadError, OfferError, ReloadError};
 pub use host::{Host, HostBuilder};
 pub use mechanism::AVAILABLE as MECHANISMS;
 #[cfg(feature = "rpc")]

@@ -26,6 +26,11 @@ pub struct Plugin(Arc<Inner>);
 
 struct Inner {
     manifest: Manifest,
+    /// The manifest's name, shared with the frames of its calls.
+    name: Arc<str>,
+    /// Whether its manifest grants calls through the host: its calls then
+    /// carry a frame ([`crate::services::Frame`]) for those to be made in.
+    calls_out: bool,
     hello: HelloResponse,
     negotiated: Negotiated,
     /// The running instance; `None` once shut down. A call holds a clone
@@ -67,6 +72,8 @@ impl Plugin {
             config: config.clone(),
         });
         Plugin(Arc::new(Inner {
+            name: manifest.name.as_str().into(),
+            calls_out: !manifest.permissions.call.is_empty(),
             manifest,
             hello,
             negotiated,
@@ -82,6 +89,16 @@ impl Plugin {
     /// The plugin's name, from its manifest.
     pub fn name(&self) -> &str {
         &self.0.manifest.name
+    }
+
+    /// The name, shared.
+    pub(crate) fn name_arc(&self) -> Arc<str> {
+        self.0.name.clone()
+    }
+
+    /// Whether both handles are of one loaded plugin.
+    pub(crate) fn same(&self, other: &Plugin) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// The manifest it was loaded from.
@@ -349,6 +366,20 @@ impl Plugin {
         }
     }
 
+    /// Runs one call of the plugin's; for a plugin that may call through
+    /// the host, within its frame: in the chain of the call being served on
+    /// this thread, if any, and known to the bus if its callbacks come on
+    /// other threads (rpc).
+    fn serve<R>(&self, call: impl FnOnce() -> R) -> R {
+        if !self.0.calls_out {
+            return call();
+        }
+        let frame = crate::services::Frame::enter(&self.0.name, self.0.manifest.limits.timeout());
+        let _known = (self.0.manifest.mechanism == Mechanism::Rpc)
+            .then(|| self.0.context.services.enter_remote(frame.clone()));
+        crate::services::within(frame, call)
+    }
+
     /// The instance to call: the running one, or after a panic, what
     /// `on_panic` makes of it.
     fn ready(&self) -> Result<Arc<dyn Backend>, Status> {
@@ -364,7 +395,8 @@ impl Plugin {
 
 impl Transport for Plugin {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        self.ready()?.call(method, request)
+        let backend = self.ready()?;
+        self.serve(|| backend.call(method, request))
     }
 
     fn call_with(
@@ -373,7 +405,8 @@ impl Transport for Plugin {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
-        self.ready()?.call_with(method, request, response)
+        let backend = self.ready()?;
+        self.serve(|| backend.call_with(method, request, response))
     }
 
     fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {

@@ -1,41 +1,101 @@
-//! Services the host offers to its plugins: what a plugin reaches when it
-//! calls back into the host (the cabi host table's `call`, wasm's `call`
-//! import, an rpc plugin's broker), and only where its manifest grants it
-//! (`permissions.call`).
+//! The bus: what a plugin reaches when it calls back into the host (the
+//! cabi host table's `call`, wasm's `call` import, an rpc plugin's broker,
+//! a native plugin's `HostCall`), only where its manifest grants it
+//! (`permissions.call`). Behind each service is the host's own code or a
+//! plugin the host offered; a call to a plugin is made within the call that
+//! made it ([`Frame`]): it gets at most the time left to it, and may not
+//! come back to a plugin already in its chain.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Instant, SystemTime};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
-use outlet_protocol::{Code, Service, Status};
+use outlet_protocol::{Code, Service, Status, Transport};
 
 use crate::audit::{AuditRecord, AuditSink};
+use crate::error::OfferError;
+use crate::plugin::Plugin;
+
+/// The loaded plugins, by name: the host's, which the bus only looks into.
+pub(crate) type Plugins = RwLock<BTreeMap<String, Plugin>>;
+
+/// The most plugins one chain of calls may go through.
+pub(crate) const MAX_CHAIN: usize = 8;
+
+/// What answers a service's calls.
+#[derive(Clone)]
+enum Offered {
+    /// The host's own code.
+    Host(Arc<dyn Service>),
+    /// The loaded plugin of that name, whichever instance it runs now.
+    Plugin(Arc<str>),
+}
 
 /// The host's services, shared by the host and every plugin it loads, and
 /// where the record of each call to them goes.
 #[derive(Default)]
 pub(crate) struct HostServices {
-    services: RwLock<Vec<Arc<dyn Service>>>,
+    offers: RwLock<BTreeMap<String, Offered>>,
+    plugins: Weak<Plugins>,
+    /// The calls in rpc plugins that may call back: their callbacks come on
+    /// other threads, and are placed in their chain from here.
+    inbound: Mutex<Vec<Arc<Frame>>>,
     audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl HostServices {
-    /// Services whose calls are audited into `sink` too.
-    pub(crate) fn audited(sink: Option<Arc<dyn AuditSink>>) -> HostServices {
+    /// Services whose calls are audited into `sink` too, and that reach the
+    /// plugins of `plugins`.
+    pub(crate) fn new(sink: Option<Arc<dyn AuditSink>>, plugins: Weak<Plugins>) -> HostServices {
         HostServices {
-            services: RwLock::default(),
+            plugins,
             audit: sink,
+            ..HostServices::default()
         }
     }
 
-    pub(crate) fn add(&self, service: Arc<dyn Service>) {
-        let mut services = self.services.write().unwrap_or_else(|e| e.into_inner());
-        services.retain(|s| s.name() != service.name());
-        services.push(service);
+    /// Offers `service` (the host's own code) to the plugins.
+    pub(crate) fn add(&self, service: Arc<dyn Service>) -> Result<(), OfferError> {
+        self.insert(service.name(), Offered::Host(service))
     }
 
-    pub(crate) fn names(&self) -> Vec<&'static str> {
-        let services = self.services.read().unwrap_or_else(|e| e.into_inner());
-        services.iter().map(|s| s.name()).collect()
+    /// Offers the loaded plugin `plugin`'s interface to the other plugins.
+    pub(crate) fn add_plugin(&self, plugin: &Plugin) -> Result<(), OfferError> {
+        let service = plugin.manifest().interface.as_str();
+        self.insert(service, Offered::Plugin(plugin.name_arc()))
+    }
+
+    fn insert(&self, service: &str, offered: Offered) -> Result<(), OfferError> {
+        let mut offers = self.offers.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(taken) = offers.get(service) {
+            return Err(OfferError::Taken {
+                service: service.to_owned(),
+                by: match taken {
+                    Offered::Host(_) => "the host's own code".into(),
+                    Offered::Plugin(plugin) => format!("plugin `{plugin}`"),
+                },
+            });
+        }
+        offers.insert(service.to_owned(), offered);
+        Ok(())
+    }
+
+    /// Takes `service` off offer; whether it was offered.
+    pub(crate) fn withdraw(&self, service: &str) -> bool {
+        let mut offers = self.offers.write().unwrap_or_else(|e| e.into_inner());
+        offers.remove(service).is_some()
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        let offers = self.offers.read().unwrap_or_else(|e| e.into_inner());
+        offers.keys().cloned().collect()
+    }
+
+    /// Whether `service` is on offer.
+    pub(crate) fn offers(&self, service: &str) -> bool {
+        let offers = self.offers.read().unwrap_or_else(|e| e.into_inner());
+        offers.contains_key(service)
     }
 
     /// Serves a call of `caller`'s by gRPC path (`/package.Service/Method`),
@@ -47,13 +107,15 @@ impl HostServices {
         request: &[u8],
     ) -> Result<Vec<u8>, Status> {
         let (time, started) = (SystemTime::now(), Instant::now());
+        let frame = self.frame_of(caller);
+        let mut callee = None;
         // A service that panics answers Internal, and is audited as such.
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.serve(caller, method, request)
+            self.serve(caller, &frame, method, request, &mut callee)
         }))
         .unwrap_or_else(|_| {
             Err(Status::internal(format!(
-                "plugin `{}` called {}, and the host's service panicked",
+                "plugin `{}` called {}, and the service panicked",
                 caller.name,
                 shortened(method)
             )))
@@ -66,21 +128,53 @@ impl HostServices {
         }
         let record = AuditRecord {
             time,
-            caller: caller.name.clone(),
-            callee: "host".into(),
+            caller: caller.name.to_string(),
+            callee: callee.as_deref().unwrap_or("host").to_owned(),
             method: shortened(method).into_owned(),
             code: answer.as_ref().map_or_else(Status::code, |_| Code::Ok),
             duration: started.elapsed(),
             request_bytes: request.len(),
             response_bytes: answer.as_ref().map_or(0, Vec::len),
-            chain: vec![caller.name.clone()],
+            chain: frame.chain.iter().map(|p| p.to_string()).collect(),
         };
         crate::audit::emit(self.audit.as_deref(), &record);
         answer
     }
 
-    fn serve(&self, caller: &Caller, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        let plugin = caller.name.as_str();
+    /// The call `caller` makes this one within: the current one on this
+    /// thread (in-process plugins call back on the thread that called
+    /// them), else a call in it that the host knows of (an rpc plugin's
+    /// broker calls on threads of its own; of several, the one of the
+    /// shortest chain), else none, and `caller` starts a chain.
+    fn frame_of(&self, caller: &Caller) -> Arc<Frame> {
+        if let Some(frame) = current().filter(|f| f.serving() == &*caller.name) {
+            return frame;
+        }
+        if caller.remote {
+            let inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(frame) = inbound
+                .iter()
+                .filter(|f| f.serving() == &*caller.name)
+                .min_by_key(|f| f.chain.len())
+            {
+                return frame.clone();
+            }
+        }
+        Arc::new(Frame {
+            chain: vec![caller.name.clone()],
+            deadline: None,
+        })
+    }
+
+    fn serve(
+        &self,
+        caller: &Caller,
+        frame: &Arc<Frame>,
+        method: &str,
+        request: &[u8],
+        callee: &mut Option<Arc<str>>,
+    ) -> Result<Vec<u8>, Status> {
+        let plugin = &*caller.name;
         let Some((service, name)) = method
             .strip_prefix('/')
             .and_then(|path| path.split_once('/'))
@@ -96,6 +190,13 @@ impl HostServices {
                 shortened(method)
             )));
         };
+        let found = {
+            let offers = self.offers.read().unwrap_or_else(|e| e.into_inner());
+            offers.get(service).cloned()
+        };
+        if let Some(Offered::Plugin(offered)) = &found {
+            *callee = Some(offered.clone());
+        }
         if !caller.may_call(service, name) {
             return Err(Status::permission_denied(format!(
                 "plugin `{plugin}` may not call {method}: its manifest does not grant it; add \
@@ -103,22 +204,202 @@ impl HostServices {
                  its manifest"
             )));
         }
-        let found = {
-            let services = self.services.read().unwrap_or_else(|e| e.into_inner());
-            services.iter().find(|s| s.name() == service).cloned()
-        };
-        let Some(found) = found else {
-            return Err(Status::unimplemented(format!(
+        match found {
+            None => Err(Status::unimplemented(format!(
                 "plugin `{plugin}` called {method}, and this host offers no service `{service}` \
                  (it offers: {})",
                 self.names().join(", ")
-            )));
-        };
-        tracing::debug!(target: "outlet::host", plugin, method, "a plugin calls the host");
-        let mut response = Vec::new();
-        found.call(method, request, &mut response)?;
-        Ok(response)
+            ))),
+            Some(Offered::Host(found)) => {
+                tracing::debug!(target: "outlet::host", plugin, method, "a plugin calls the host");
+                let mut response = Vec::new();
+                within(frame.clone(), || found.call(method, request, &mut response))?;
+                Ok(response)
+            }
+            Some(Offered::Plugin(offered)) => self.forward(frame, &offered, method, request),
+        }
     }
+
+    /// A call to the plugin `offered`, made within `frame`.
+    fn forward(
+        &self,
+        frame: &Frame,
+        offered: &Arc<str>,
+        method: &str,
+        request: &[u8],
+    ) -> Result<Vec<u8>, Status> {
+        let caller = frame.serving();
+        if frame.chain.contains(offered) {
+            return Err(Status::failed_precondition(format!(
+                "plugin `{caller}` called {method} of plugin `{offered}`, which is already in \
+                 this chain of calls ({} → {offered}): a call may not come back to a plugin \
+                 that is waiting for it; call it from host code instead, or break the cycle",
+                frame.path()
+            )));
+        }
+        if frame.chain.len() >= MAX_CHAIN {
+            return Err(Status::failed_precondition(format!(
+                "plugin `{caller}` called {method} of plugin `{offered}`, one call too deep: \
+                 a chain of calls through the host goes through at most {MAX_CHAIN} plugins \
+                 ({} → {offered})",
+                frame.path()
+            )));
+        }
+        let late = || {
+            Status::deadline_exceeded(format!(
+                "plugin `{caller}` called {method} of plugin `{offered}`, and the call it was \
+                 made in ran out of time ({} → {offered}); a call through the host gets at \
+                 most the time left to the call it is made in",
+                frame.path()
+            ))
+        };
+        if frame
+            .deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+        {
+            return Err(late());
+        }
+        let target = self
+            .plugins
+            .upgrade()
+            .and_then(|plugins| {
+                let plugins = plugins.read().unwrap_or_else(|e| e.into_inner());
+                plugins.get(&**offered).cloned()
+            })
+            .ok_or_else(|| {
+                Status::unavailable(format!(
+                    "plugin `{caller}` called {method}, which the host offers from plugin \
+                     `{offered}`, and that plugin is not loaded now (it was unloaded); the \
+                     call may succeed once it is loaded again"
+                ))
+            })?;
+        let mut chain = Vec::with_capacity(frame.chain.len() + 1);
+        chain.extend(frame.chain.iter().cloned());
+        chain.push(offered.clone());
+        let inner = Arc::new(Frame {
+            chain,
+            deadline: frame.deadline,
+        });
+        let answer = within(inner, || target.call(method, request));
+        // An answer after the deadline (from a plugin that cannot be
+        // stopped: native, cabi) comes too late.
+        if frame.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(late());
+        }
+        answer
+    }
+
+    /// Where this rpc plugin's calls are, while it serves `frame`'s call.
+    pub(crate) fn enter_remote(self: &Arc<Self>, frame: Arc<Frame>) -> Inbound {
+        let mut inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        inbound.push(frame.clone());
+        Inbound {
+            services: self.clone(),
+            frame,
+        }
+    }
+}
+
+/// A call into an rpc plugin that may call back, known to the bus until
+/// it is dropped.
+pub(crate) struct Inbound {
+    services: Arc<HostServices>,
+    frame: Arc<Frame>,
+}
+
+impl Drop for Inbound {
+    fn drop(&mut self) {
+        let mut inbound = self
+            .services
+            .inbound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = inbound.iter().position(|f| Arc::ptr_eq(f, &self.frame)) {
+            inbound.swap_remove(at);
+        }
+    }
+}
+
+/// One call in a chain of calls through the host: the plugins it went
+/// through (the outermost first, the one serving it last), and when the
+/// outermost call's time is up.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    chain: Vec<Arc<str>>,
+    deadline: Option<Instant>,
+}
+
+impl Frame {
+    /// The plugin serving the call.
+    fn serving(&self) -> &str {
+        self.chain.last().map_or("", |p| p)
+    }
+
+    /// `a → b → c`.
+    fn path(&self) -> String {
+        let names: Vec<&str> = self.chain.iter().map(|p| &**p).collect();
+        names.join(" → ")
+    }
+
+    /// The frame of a call host code makes to `plugin`, which may take
+    /// `limit`: within the call being served on this thread, if any.
+    pub(crate) fn enter(plugin: &Arc<str>, limit: Duration) -> Arc<Frame> {
+        let own = Instant::now() + limit;
+        match current() {
+            // The bus made it already, routing a call to this plugin.
+            Some(frame) if frame.serving() == &**plugin => frame,
+            Some(outer) => {
+                let mut chain = outer.chain.clone();
+                chain.push(plugin.clone());
+                Arc::new(Frame {
+                    chain,
+                    deadline: Some(outer.deadline.map_or(own, |d| d.min(own))),
+                })
+            }
+            None => Arc::new(Frame {
+                chain: vec![plugin.clone()],
+                deadline: Some(own),
+            }),
+        }
+    }
+}
+
+thread_local! {
+    /// The call this thread is serving, in a chain of calls through the host.
+    static CURRENT: Cell<Option<Arc<Frame>>> = const { Cell::new(None) };
+}
+
+fn current() -> Option<Arc<Frame>> {
+    CURRENT.with(|current| {
+        let frame = current.take();
+        current.set(frame.clone());
+        frame
+    })
+}
+
+/// Runs `f` as the call of `frame`, on this thread.
+pub(crate) fn within<R>(frame: Arc<Frame>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<Frame>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|current| current.set(self.0.take()));
+        }
+    }
+    let _restore = Restore(CURRENT.with(|current| current.replace(Some(frame))));
+    f()
+}
+
+/// `limit`, or less if the call this thread is serving has less time left:
+/// how long a mechanism lets a call run.
+pub(crate) fn time_left(limit: Duration) -> Duration {
+    CURRENT.with(|current| {
+        let frame = current.take();
+        let left = frame.as_ref().and_then(|f| f.deadline).map_or(limit, |d| {
+            limit.min(d.saturating_duration_since(Instant::now()))
+        });
+        current.set(frame);
+        left
+    })
 }
 
 /// The longest method path a plugin may call with.
@@ -141,16 +422,20 @@ fn shortened(method: &str) -> std::borrow::Cow<'_, str> {
 /// or connection the call came on), and the calls its manifest grants.
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     /// `package.Service/Method` or `package.Service/*`.
     grants: Vec<String>,
+    /// Whether it calls on threads of its own (rpc), not on the thread
+    /// that called it.
+    remote: bool,
 }
 
 impl Caller {
     pub(crate) fn of(manifest: &outlet_manifest::Manifest) -> Caller {
         Caller {
-            name: manifest.name.clone(),
+            name: manifest.name.as_str().into(),
             grants: manifest.permissions.call.clone(),
+            remote: manifest.mechanism == outlet_manifest::Mechanism::Rpc,
         }
     }
 
@@ -173,6 +458,7 @@ mod tests {
         let caller = Caller {
             name: "p".into(),
             grants: vec!["proto.KV/Get".into(), "demo.Clock/*".into()],
+            remote: false,
         };
         assert!(caller.may_call("proto.KV", "Get"));
         assert!(!caller.may_call("proto.KV", "Put"));
@@ -225,11 +511,12 @@ mod tests {
     #[test]
     fn every_call_is_audited_refused_malformed_or_panicking() {
         let kept = Arc::new(Kept::default());
-        let services = HostServices::audited(Some(kept.clone()));
-        services.add(Arc::new(Panicking));
+        let services = HostServices::new(Some(kept.clone()), Weak::new());
+        services.add(Arc::new(Panicking)).unwrap();
         let caller = Caller {
             name: "p".into(),
             grants: vec!["demo.Panicking/*".into()],
+            remote: false,
         };
         let long = format!("/demo.Panicking/{}", "x".repeat(4096));
         let calls = [

@@ -22,7 +22,8 @@ pub struct Permissions {
     /// Environment variables passed through from the host's environment.
     #[serde(default)]
     pub inherit_env: Vec<String>,
-    /// cabi, wasm and rpc: the services the host offers that it may call,
+    /// native, cabi, wasm and rpc: the services the host offers (its own,
+    /// and plugins it offered) that it may call,
     /// by method (`proto.KV/Get`) or whole service (`proto.KV/*`).
     /// Every other call through the host is refused.
     #[serde(default)]

@@ -400,11 +400,12 @@ fn permissions(raw: &Raw) -> Result<(), Broken> {
             },
         ));
     }
-    if !permissions.call.is_empty() && matches!(mechanism, Mechanism::Native | Mechanism::Exec) {
+    if !permissions.call.is_empty() && mechanism == Mechanism::Exec {
         return Err(Broken::new(
             "permissions.call",
-            format!("a {mechanism} plugin has no way to call the host's services"),
-            "remove `call`, or run the plugin as cabi, wasm or rpc, which can call back",
+            "an exec plugin has no way to call through the host: its one request waits on \
+             its stdin, which the host closes once it is written",
+            "remove `call`, or run the plugin as rpc, which can call back",
         ));
     }
     for grant in &permissions.call {

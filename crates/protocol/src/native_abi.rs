@@ -9,15 +9,20 @@
 
 use std::sync::atomic::AtomicPtr;
 
-use crate::{BUILD_FINGERPRINT, Plugin};
+use crate::{BUILD_FINGERPRINT, Plugin, Status};
 
 /// The version of [`Declaration`]'s layout and of the types it holds:
 /// raised whenever either changes. Version 2: `make` fails with a
-/// [`MakeError`].
-pub const ABI_VERSION: u32 = 2;
+/// [`MakeError`]. Version 3: `connect` hands the plugin its [`HostCall`].
+pub const ABI_VERSION: u32 = 3;
 
 /// The name of the static a native plugin exports.
 pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";
+
+/// How a native plugin calls back into its host: by gRPC path
+/// (`/package.Service/Method`) and protobuf bytes, answered as the host
+/// answers any plugin's call (grants, routing, audit).
+pub type HostCall = std::sync::Arc<dyn Fn(&str, &[u8]) -> Result<Vec<u8>, Status> + Send + Sync>;
 
 /// Why a native plugin's `make` gave no plugin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,18 +52,25 @@ pub struct Declaration {
     pub build_len: usize,
     /// Makes the plugin; a panic in it comes back as [`MakeError::Panicked`].
     pub make: fn() -> Result<Plugin, MakeError>,
+    /// Gives the plugin the way to call its host, before `make`; `None`
+    /// takes it back, before the library is unloaded.
+    pub connect: fn(Option<HostCall>),
 }
 
 impl Declaration {
     /// The declaration of a plugin that `make` makes (through a function
     /// that catches its panics, as `outlet_guest::export_native!` does).
-    pub const fn new(make: fn() -> Result<Plugin, MakeError>) -> Declaration {
+    pub const fn new(
+        make: fn() -> Result<Plugin, MakeError>,
+        connect: fn(Option<HostCall>),
+    ) -> Declaration {
         Declaration {
             abi_version: ABI_VERSION,
             size: std::mem::size_of::<Declaration>() as u32,
             build: AtomicPtr::new(BUILD_FINGERPRINT.as_ptr().cast_mut()),
             build_len: BUILD_FINGERPRINT.len(),
             make,
+            connect,
         }
     }
 }
@@ -71,7 +83,7 @@ mod tests {
     fn a_declaration_is_shareable_and_points_at_the_fingerprint() {
         fn shareable<T: Sync>() {}
         shareable::<Declaration>();
-        static DECLARED: Declaration = Declaration::new(|| Ok(Plugin::new("p", "1")));
+        static DECLARED: Declaration = Declaration::new(|| Ok(Plugin::new("p", "1")), |_| {});
         let build = DECLARED.build.load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(build.cast_const(), BUILD_FINGERPRINT.as_ptr());
         assert_eq!(DECLARED.build_len, BUILD_FINGERPRINT.len());

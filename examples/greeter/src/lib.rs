@@ -13,31 +13,63 @@
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use outlet_protocol::Status;
+use outlet_protocol::{Status, Transport};
 
 include!(concat!(env!("OUT_DIR"), "/outlet.examples.greeter.v1.rs"));
 
+/// How a greeter asks the Greeter its host offers: through the host, with
+/// the mechanism's own transport (`outlet_guest::native::Host`, …).
+type Relay = Box<dyn Fn(GreetRequest) -> Result<GreetResponse, Status> + Send + Sync>;
+
 /// The greeter every example plugin serves: `"<greeting>, <name>!"`, where
 /// the greeting is `Hello` unless config key `greeting` says otherwise.
-#[derive(Debug)]
+/// With config key `relay = "true"`, it asks the Greeter its host offers
+/// instead (a call through the host, which its manifest must grant), and
+/// says it did.
 pub struct Greetings {
     greeting: RwLock<String>,
+    relay: AtomicBool,
+    host: Option<Relay>,
+}
+
+impl std::fmt::Debug for Greetings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Greetings")
+            .field("greeting", &self.greeting)
+            .field("relay", &self.relay)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Greetings {
     fn default() -> Greetings {
         Greetings {
             greeting: RwLock::new("Hello".into()),
+            relay: AtomicBool::new(false),
+            host: None,
         }
     }
 }
 
 impl Greetings {
-    /// Applies a config: `greeting` replaces the word before the name.
+    /// A greeter that can relay to the Greeter offered through `host`.
+    pub fn calling<H: Transport + Clone + Send + Sync + 'static>(host: H) -> Greetings {
+        Greetings {
+            host: Some(Box::new(move |request| {
+                GreeterClient::new(host.clone()).greet(request)
+            })),
+            ..Greetings::default()
+        }
+    }
+
+    /// Applies a config: `greeting` replaces the word before the name;
+    /// `relay = "true"` asks the host's Greeter instead.
     ///
     /// # Errors
-    /// `InvalidArgument` for an empty greeting.
+    /// `InvalidArgument` for an empty greeting, or a relay asked of a
+    /// greeter that cannot call its host.
     pub fn configure(&self, config: &BTreeMap<String, String>) -> Result<(), Status> {
         let greeting = config.get("greeting").map_or("Hello", String::as_str);
         if greeting.trim().is_empty() {
@@ -45,13 +77,31 @@ impl Greetings {
                 "config key `greeting` is empty; give it a word such as \"Hello\"",
             ));
         }
+        let relay = config.get("relay").is_some_and(|relay| relay == "true");
+        if relay && self.host.is_none() {
+            return Err(Status::invalid_argument(
+                "config key `relay`: this greeter has no way to call its host (an exec \
+                 plugin cannot); remove the key",
+            ));
+        }
         *self.greeting.write().unwrap_or_else(|e| e.into_inner()) = greeting.to_owned();
+        self.relay.store(relay, Ordering::Relaxed);
         Ok(())
     }
 }
 
 impl Greeter for Greetings {
     fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
+        if let Some(host) = self
+            .host
+            .as_ref()
+            .filter(|_| self.relay.load(Ordering::Relaxed))
+        {
+            let reply = host(request)?;
+            return Ok(GreetResponse {
+                message: format!("{} (relayed through the host)", reply.message),
+            });
+        }
         let greeting = self.greeting.read().unwrap_or_else(|e| e.into_inner());
         Ok(GreetResponse {
             message: format!("{greeting}, {}!", request.name),
@@ -61,7 +111,19 @@ impl Greeter for Greetings {
 
 /// The greeter as a plugin: `Greetings` served, with Configure wired to it.
 pub fn plugin() -> outlet_guest::Plugin {
-    let greetings = std::sync::Arc::new(Greetings::default());
+    serve(Greetings::default())
+}
+
+/// The greeter as a plugin that can relay to the Greeter its host offers,
+/// through `host`, its mechanism's way to call back.
+pub fn plugin_calling<H: Transport + Clone + Send + Sync + 'static>(
+    host: H,
+) -> outlet_guest::Plugin {
+    serve(Greetings::calling(host))
+}
+
+fn serve(greetings: Greetings) -> outlet_guest::Plugin {
+    let greetings = std::sync::Arc::new(greetings);
     let configured = greetings.clone();
     outlet_guest::Plugin::new("greeter", env!("CARGO_PKG_VERSION"))
         .service(GreeterServer::new(greetings))

@@ -1,12 +1,16 @@
 //! A greeter exported both as a native and as a cabi plugin, for the tests:
 //! it panics when asked to greet "panic", passes a greeting of "host:<name>"
-//! on to the host's own Greeter service (cabi), and panics while being made
-//! when its library's file name contains "panic-in-make".
+//! on to the Greeter its host offers (through the mechanism it was loaded
+//! as), and panics while being made when its library's file name contains
+//! "panic-in-make".
 
 use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
 use outlet_guest::{Plugin, Status};
 
-struct Fragile;
+struct Fragile {
+    /// Loaded as a native plugin, not as a cabi one.
+    native: bool,
+}
 
 impl Greeter for Fragile {
     fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
@@ -14,8 +18,12 @@ impl Greeter for Fragile {
             panic!("asked to panic");
         }
         if let Some(name) = request.name.strip_prefix("host:") {
-            let host = greeter::GreeterClient::new(outlet_guest::cabi::Host);
-            let reply = host.greet(GreetRequest { name: name.into() })?;
+            let request = GreetRequest { name: name.into() };
+            let reply = if self.native {
+                greeter::GreeterClient::new(outlet_guest::native::Host).greet(request)?
+            } else {
+                greeter::GreeterClient::new(outlet_guest::cabi::Host).greet(request)?
+            };
             return Ok(GreetResponse {
                 message: format!("the host says: {}", reply.message),
             });
@@ -26,11 +34,19 @@ impl Greeter for Fragile {
     }
 }
 
-fn plugin() -> Plugin {
+fn plugin(native: bool) -> Plugin {
     if own_path().contains("panic-in-make") {
         panic!("asked to panic while being made");
     }
-    Plugin::new("fragile", "0.0.1").service(GreeterServer::new(Fragile))
+    Plugin::new("fragile", "0.0.1").service(GreeterServer::new(Fragile { native }))
+}
+
+fn native_plugin() -> Plugin {
+    plugin(true)
+}
+
+fn cabi_plugin() -> Plugin {
+    plugin(false)
 }
 
 /// The file this library was loaded from: the mapping that holds `MARK`.
@@ -51,5 +67,5 @@ fn own_path() -> String {
         .unwrap_or_default()
 }
 
-outlet_guest::export_native!(plugin);
-outlet_guest::export_cabi!(plugin);
+outlet_guest::export_native!(native_plugin);
+outlet_guest::export_cabi!(cabi_plugin);

@@ -107,7 +107,11 @@ pub(crate) fn start(
             fresh,
             services.clone(),
         )?)),
-        Mechanism::Native => Ok(Box::new(native::Native::new(manifest, fresh)?)),
+        Mechanism::Native => Ok(Box::new(native::Native::new(
+            manifest,
+            fresh,
+            services.clone(),
+        )?)),
         #[cfg(feature = "rpc")]
         Mechanism::Rpc => Ok(Box::new(rpc::Rpc::new(manifest, services.clone())?)),
         #[cfg(feature = "wasm")]

@@ -5,13 +5,16 @@
 //! The loading and its checks live in `outlet-dylib`.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use outlet_dylib::NativeLibrary;
 use outlet_manifest::Manifest;
+use outlet_protocol::native_abi::HostCall;
 use outlet_protocol::{Status, Transport};
 
 use super::{Backend, Claim, LibraryPath, Session};
 use crate::error::LoadError;
+use crate::services::HostServices;
 
 pub(crate) struct Native {
     library: NativeLibrary,
@@ -19,9 +22,17 @@ pub(crate) struct Native {
 }
 
 impl Native {
-    pub(crate) fn new(manifest: &Manifest, fresh: bool) -> Result<Native, LoadError> {
+    pub(crate) fn new(
+        manifest: &Manifest,
+        fresh: bool,
+        services: Arc<HostServices>,
+    ) -> Result<Native, LoadError> {
         let plugin = manifest.name.clone();
         let mut path = LibraryPath::new(manifest, fresh)?;
+        // The plugin's way into the host: calls as this plugin, nothing else.
+        let caller = crate::services::Caller::of(manifest);
+        let host: HostCall =
+            Arc::new(move |method: &str, request: &[u8]| services.call(&caller, method, request));
         #[allow(unsafe_code)]
         // SAFETY: `NativeLibrary::open` runs the library's code in this
         // process. The trust policy admits the native mechanism only for
@@ -29,11 +40,12 @@ impl Native {
         // host's own code; `open` checks the ELF type, the declaration's ABI
         // version and size, and the build fingerprint before it calls any
         // Rust code of the library.
-        let library =
-            unsafe { NativeLibrary::open(&path.path) }.map_err(|error| LoadError::Library {
+        let library = unsafe { NativeLibrary::open(&path.path, host) }.map_err(|error| {
+            LoadError::Library {
                 plugin: plugin.clone(),
                 error,
-            })?;
+            }
+        })?;
         if let (Some(proto), Some(service)) = (
             &manifest.proto,
             library.plugin().find_service(&manifest.interface),

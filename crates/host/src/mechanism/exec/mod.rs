@@ -251,7 +251,8 @@ impl Confined {
 impl Transport for Exec {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let started = Instant::now();
-        let deadline = started + self.limits.timeout();
+        // At most the time left to the call it is made in, if any.
+        let deadline = started + crate::services::time_left(self.limits.timeout());
         if request.len() > self.limits.max_message_bytes {
             return Err(Status::resource_exhausted(format!(
                 "plugin `{}`: the request to {method} is {} bytes, over the limit of {} \

@@ -50,7 +50,8 @@ impl Shared {
                 self.max_message
             )));
         }
-        let deadline = Instant::now() + self.timeout;
+        // At most the time left to the call it is made in, if any.
+        let deadline = Instant::now() + crate::services::time_left(self.timeout);
         let instance = self.instance(deadline)?;
         // Outlet's frames go on a plain Unix socket only, never around TLS.
         if self.frames.load(Ordering::Relaxed)

@@ -192,7 +192,10 @@ impl Wasm {
         let limit = self.limits.max_message_bytes;
         let store = &mut instance.store;
         store.data_mut().pending.clear();
-        store.set_epoch_deadline(deadline_ticks(self.limits.timeout()));
+        // At most the time left to the call it is made in, if any.
+        store.set_epoch_deadline(deadline_ticks(crate::services::time_left(
+            self.limits.timeout(),
+        )));
         if let Some(fuel) = self.fuel {
             store
                 .set_fuel(fuel)
