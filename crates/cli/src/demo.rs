@@ -3,16 +3,35 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
 use greeter::{GreetRequest, GreeterClient};
 use kv::Kv;
-use outlet_host::{Host, MECHANISMS, Plugin};
+use outlet_host::audit::{AuditRecord, AuditSink, JsonLines};
+use outlet_host::{Host, HostBuilder, MECHANISMS, Plugin};
 use outlet_manifest::{Manifest, Mechanism};
 
-pub fn run(host: Host, manifests: &Path) -> anyhow::Result<ExitCode> {
+pub fn run(
+    builder: HostBuilder,
+    audit: Option<&Path>,
+    manifests: &Path,
+) -> anyhow::Result<ExitCode> {
+    // Every call through the host is recorded: kept here to be printed,
+    // and written to the --audit file as it happens.
+    let file = audit
+        .map(|file| {
+            JsonLines::open(file).map_err(|error| {
+                anyhow::anyhow!("cannot open the audit file {}: {error}", file.display())
+            })
+        })
+        .transpose()?;
+    let trail = Arc::new(Trail {
+        kept: Mutex::default(),
+        file,
+    });
+    let host = builder.audit(trail.clone()).build();
     // A key-value store the host offers its plugins: the rpc greeter writes
     // into it during a call, through go-plugin's broker.
     let store = Arc::new(kv::Store::default());
@@ -41,12 +60,7 @@ pub fn run(host: Host, manifests: &Path) -> anyhow::Result<ExitCode> {
         }
         println!("\n[{mechanism}] {}", file.display());
         let started = Instant::now();
-        let plugin = host.load(&file).with_context(|| {
-            format!(
-                "loading {}; run the README's demo command, which builds the example plugins",
-                file.display()
-            )
-        })?;
+        let plugin = load(&host, manifests, name)?;
         let hello = plugin.hello();
         let agreed = plugin.negotiated();
         println!(
@@ -80,9 +94,11 @@ pub fn run(host: Host, manifests: &Path) -> anyhow::Result<ExitCode> {
         }
         let health = plugin.health()?;
         println!("  health    {:?}", health.status());
-        plugin.shutdown()?;
+        host.unload(plugin.name()).transpose()?;
         println!("  shutdown  ok");
     }
+
+    bus(&host, manifests, &trail)?;
 
     println!("\n[policy] a sandboxed plugin asks to run in-process:");
     let refused = Manifest::parse(
@@ -101,6 +117,100 @@ pub fn run(host: Host, manifests: &Path) -> anyhow::Result<ExitCode> {
         Ok(_) => anyhow::bail!("the trust policy let a sandboxed native plugin through"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Plugins calling plugins through the host: one call granted, one refused,
+/// and the record of each.
+fn bus(host: &Host, manifests: &Path, trail: &Trail) -> anyhow::Result<()> {
+    // The callee: the wasm greeter where this build has wasm, else exec.
+    let callee = if MECHANISMS.contains(&Mechanism::Wasm) {
+        "wasm-rust.toml"
+    } else {
+        "exec.toml"
+    };
+    println!("\n[bus] plugins call plugins only through the host, only where granted");
+    let offered = load(host, manifests, callee)?;
+    offered.configure(BTreeMap::from([("greeting".into(), "Bonjour".into())]))?;
+    host.offer_plugin(&offered)?;
+    println!(
+        "  offered   {} ({}) as {}, greeting \"Bonjour\"",
+        offered.name(),
+        offered.manifest().mechanism,
+        offered.manifest().interface
+    );
+    trail.take();
+    // Granted in its manifest (relay.toml): the native greeter asks the
+    // offered one.
+    let relay = load(host, manifests, "relay.toml")?;
+    let reply = relay.client::<GreeterClient<_>>()?.greet(GreetRequest {
+        name: "world".into(),
+    })?;
+    println!(
+        "  granted   {} ({}) greets \"world\" -> {:?}",
+        relay.name(),
+        relay.manifest().mechanism,
+        reply.message
+    );
+    // Not granted: the cabi greeter, told to relay, is refused by the host.
+    let cabi = load(host, manifests, "cabi-rust.toml")?;
+    cabi.configure(BTreeMap::from([("relay".into(), "true".into())]))?;
+    let refused = cabi
+        .client::<GreeterClient<_>>()?
+        .greet(GreetRequest {
+            name: "world".into(),
+        })
+        .err()
+        .context("the host let through a call no grant allows")?;
+    println!(
+        "  refused   {} ({}): {:?}: {}",
+        cabi.name(),
+        cabi.manifest().mechanism,
+        refused.code(),
+        refused.message()
+    );
+    for record in trail.take() {
+        println!("  audit     {}", record.to_json());
+    }
+    for plugin in [&relay, &cabi, &offered] {
+        host.unload(plugin.name()).transpose()?;
+    }
+    Ok(())
+}
+
+/// Loads the example manifest `name`.
+fn load(host: &Host, manifests: &Path, name: &str) -> anyhow::Result<Plugin> {
+    let file = manifests.join(name);
+    host.load(&file).with_context(|| {
+        format!(
+            "loading {}; run the README's demo command, which builds the example plugins",
+            file.display()
+        )
+    })
+}
+
+/// The demo's audit sink: keeps each record to print, and writes it to the
+/// --audit file, if one was given.
+struct Trail {
+    kept: Mutex<Vec<AuditRecord>>,
+    file: Option<JsonLines>,
+}
+
+impl Trail {
+    fn take(&self) -> Vec<AuditRecord> {
+        std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl AuditSink for Trail {
+    fn record(&self, record: &AuditRecord) {
+        if let Some(file) = &self.file {
+            file.record(record);
+        }
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record.clone());
+    }
 }
 
 fn greet(plugin: &Plugin, name: &str) -> anyhow::Result<()> {

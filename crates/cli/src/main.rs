@@ -127,16 +127,7 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
     let builder = || anyhow::Ok(outlet_host::Host::builder().policy(policy.policy()?));
     let host = || anyhow::Ok(builder()?.build());
     match command {
-        Command::Demo { manifests, audit } => {
-            let mut builder = builder()?;
-            if let Some(file) = audit {
-                let sink = outlet_host::audit::JsonLines::open(&file).map_err(|error| {
-                    anyhow::anyhow!("cannot open the audit file {}: {error}", file.display())
-                })?;
-                builder = builder.audit(sink);
-            }
-            demo::run(builder.build(), &manifests)
-        }
+        Command::Demo { manifests, audit } => demo::run(builder()?, audit.as_deref(), &manifests),
         Command::Call {
             manifest,
             method,

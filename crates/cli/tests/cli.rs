@@ -327,6 +327,44 @@ fn demo_and_bench_run() {
         "{stdout}"
     );
     assert!(stdout.contains("refused"), "{stdout}");
+    // A native plugin calls the wasm greeter through the host, by its
+    // grant; the cabi greeter has none, and is refused. Both are recorded.
+    assert!(
+        stdout.contains("\"Bonjour, world! (relayed through the host)\""),
+        "{stdout}"
+    );
+    let bus: Vec<serde_json::Value> = records
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|record| record["method"] == "/outlet.examples.greeter.v1.Greeter/Greet")
+        .collect();
+    let seen: Vec<_> = bus
+        .iter()
+        .map(|r| {
+            (
+                r["caller"].as_str(),
+                r["callee"].as_str(),
+                r["code"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some("greeter-relay"), Some("greeter-wasm-rust"), Some("Ok")),
+            (
+                Some("greeter-cabi-rust"),
+                Some("greeter-wasm-rust"),
+                Some("PermissionDenied")
+            )
+        ],
+        "{records}"
+    );
+    assert_eq!(
+        stdout.matches("  audit     {").count(),
+        2,
+        "the demo prints both records: {stdout}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
@@ -365,6 +403,7 @@ fn demo_and_bench_run() {
     expected.extend(["rpc"; 10]);
     expected.extend(["wasm"; 6]);
     expected.extend(["exec"; 3]);
+    expected.extend(["bus"; 3]);
     assert_eq!(mechanisms, expected);
     // The endless loop was stopped, not before its limit of 100 ms and not
     // seconds late (the bench's row is what measures it against the goal).

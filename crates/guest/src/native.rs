@@ -36,9 +36,24 @@ pub struct Host;
 
 impl outlet_protocol::Transport for Host {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        let host = HOST.read().unwrap_or_else(|e| e.into_inner()).clone();
-        match host {
-            Some(host) => host(method, request),
+        let mut answer = Vec::new();
+        self.call_with(method, request, &mut |bytes| {
+            answer.extend_from_slice(bytes)
+        })?;
+        Ok(answer)
+    }
+
+    fn call_with(
+        &self,
+        method: &str,
+        request: &[u8],
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
+        // Held for the call: the host takes its way in back only once no
+        // call is in the library.
+        let host = HOST.read().unwrap_or_else(|e| e.into_inner());
+        match host.as_ref() {
+            Some(host) => host(method, request, response),
             None => Err(Status::unavailable(
                 "the host is not reachable: this library was not loaded by an Outlet host \
                  as a native plugin",

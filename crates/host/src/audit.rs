@@ -49,22 +49,35 @@ pub struct AuditRecord {
 impl AuditRecord {
     /// The record as one line of JSON (no newline).
     pub fn to_json(&self) -> String {
+        /// The line's fields, in this order.
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            time_unix_ns: u64,
+            caller: &'a str,
+            callee: &'a str,
+            method: &'a str,
+            code: String,
+            duration_ns: u64,
+            request_bytes: usize,
+            response_bytes: usize,
+            chain: &'a [String],
+        }
         let since_epoch = self
             .time
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default();
-        serde_json::json!({
-            "time_unix_ns": since_epoch.as_nanos() as u64,
-            "caller": self.caller,
-            "callee": self.callee,
-            "method": self.method,
-            "code": format!("{:?}", self.code),
-            "duration_ns": self.duration.as_nanos() as u64,
-            "request_bytes": self.request_bytes,
-            "response_bytes": self.response_bytes,
-            "chain": self.chain,
-        })
-        .to_string()
+        let line = Line {
+            time_unix_ns: since_epoch.as_nanos() as u64,
+            caller: &self.caller,
+            callee: &self.callee,
+            method: &self.method,
+            code: format!("{:?}", self.code),
+            duration_ns: self.duration.as_nanos() as u64,
+            request_bytes: self.request_bytes,
+            response_bytes: self.response_bytes,
+            chain: &self.chain,
+        };
+        serde_json::to_string(&line).unwrap_or_default()
     }
 }
 

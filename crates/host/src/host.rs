@@ -1,7 +1,8 @@
 //! [`Host`]: loads plugins and keeps track of them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use outlet_manifest::Manifest;
 use outlet_manifest::policy::Policy;
@@ -10,7 +11,7 @@ use crate::error::{LoadError, OfferError};
 use crate::handshake::handshake;
 use crate::mechanism::{self, Context};
 use crate::plugin::Plugin;
-use crate::services::{HostServices, Plugins};
+use crate::services::HostServices;
 
 /// The host side of Outlet: loads plugins from manifests under the trust
 /// policy and hands out [`Plugin`] handles. Long-lived, `Send + Sync`, and
@@ -22,7 +23,7 @@ use crate::services::{HostServices, Plugins};
 pub struct Host(Arc<Inner>);
 
 struct Inner {
-    plugins: Arc<Plugins>,
+    plugins: RwLock<BTreeMap<String, Plugin>>,
     context: Arc<Context>,
     policy: Policy,
 }
@@ -114,17 +115,16 @@ impl HostBuilder {
 
     /// The host.
     pub fn build(self) -> Host {
-        let plugins = Arc::new(Plugins::default());
         Host(Arc::new(Inner {
             context: Arc::new(Context {
-                services: Arc::new(HostServices::new(self.audit, Arc::downgrade(&plugins))),
+                services: Arc::new(HostServices::new(self.audit)),
                 module_cache: match self.module_cache {
                     Some(folder) => folder.map(|folder| resolve_module_cache(&folder)),
                     None => default_module_cache(),
                 },
             }),
             policy: self.policy,
-            plugins,
+            plugins: RwLock::default(),
         }))
     }
 }
@@ -197,6 +197,8 @@ impl Host {
             return Err(LoadError::Duplicate { plugin });
         }
         plugins.insert(plugin, loaded.clone());
+        // A service offered from a plugin of its name reaches this one now.
+        self.0.context.services.loaded(&loaded);
         Ok(loaded)
     }
 
@@ -316,6 +318,7 @@ impl Host {
             let mut plugins = self.0.plugins.write().unwrap_or_else(|e| e.into_inner());
             plugins.remove(name)?
         };
+        self.0.context.services.unloaded(name);
         Some(plugin.shutdown())
     }
 }

@@ -48,6 +48,16 @@ struct Inner {
     reloading: Mutex<()>,
 }
 
+/// A handle on a plugin that does not keep it loaded; none by default.
+#[derive(Clone, Default)]
+pub(crate) struct WeakPlugin(std::sync::Weak<Inner>);
+
+impl WeakPlugin {
+    pub(crate) fn upgrade(&self) -> Option<Plugin> {
+        self.0.upgrade().map(Plugin)
+    }
+}
+
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")
@@ -94,6 +104,16 @@ impl Plugin {
     /// The name, shared.
     pub(crate) fn name_arc(&self) -> Arc<str> {
         self.0.name.clone()
+    }
+
+    /// Whether its manifest grants it calls through the host.
+    pub(crate) fn calls_out(&self) -> bool {
+        self.0.calls_out
+    }
+
+    /// A handle that does not keep the plugin.
+    pub(crate) fn downgrade(&self) -> WeakPlugin {
+        WeakPlugin(Arc::downgrade(&self.0))
     }
 
     /// Whether both handles are of one loaded plugin.

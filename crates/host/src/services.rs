@@ -8,17 +8,14 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use outlet_protocol::{Code, Service, Status, Transport};
 
 use crate::audit::{AuditRecord, AuditSink};
 use crate::error::OfferError;
-use crate::plugin::Plugin;
-
-/// The loaded plugins, by name: the host's, which the bus only looks into.
-pub(crate) type Plugins = RwLock<BTreeMap<String, Plugin>>;
+use crate::plugin::{Plugin, WeakPlugin};
 
 /// The most plugins one chain of calls may go through.
 pub(crate) const MAX_CHAIN: usize = 8;
@@ -28,8 +25,8 @@ pub(crate) const MAX_CHAIN: usize = 8;
 enum Offered {
     /// The host's own code.
     Host(Arc<dyn Service>),
-    /// The loaded plugin of that name, whichever instance it runs now.
-    Plugin(Arc<str>),
+    /// The plugin of that name, as loaded now (none while it is not).
+    Plugin(Arc<str>, WeakPlugin),
 }
 
 /// The host's services, shared by the host and every plugin it loads, and
@@ -37,7 +34,6 @@ enum Offered {
 #[derive(Default)]
 pub(crate) struct HostServices {
     offers: RwLock<BTreeMap<String, Offered>>,
-    plugins: Weak<Plugins>,
     /// The calls in rpc plugins that may call back: their callbacks come on
     /// other threads, and are placed in their chain from here.
     inbound: Mutex<Vec<Arc<Frame>>>,
@@ -45,11 +41,9 @@ pub(crate) struct HostServices {
 }
 
 impl HostServices {
-    /// Services whose calls are audited into `sink` too, and that reach the
-    /// plugins of `plugins`.
-    pub(crate) fn new(sink: Option<Arc<dyn AuditSink>>, plugins: Weak<Plugins>) -> HostServices {
+    /// Services whose calls are audited into `sink` too.
+    pub(crate) fn new(sink: Option<Arc<dyn AuditSink>>) -> HostServices {
         HostServices {
-            plugins,
             audit: sink,
             ..HostServices::default()
         }
@@ -63,7 +57,31 @@ impl HostServices {
     /// Offers the loaded plugin `plugin`'s interface to the other plugins.
     pub(crate) fn add_plugin(&self, plugin: &Plugin) -> Result<(), OfferError> {
         let service = plugin.manifest().interface.as_str();
-        self.insert(service, Offered::Plugin(plugin.name_arc()))
+        self.insert(
+            service,
+            Offered::Plugin(plugin.name_arc(), plugin.downgrade()),
+        )
+    }
+
+    /// A plugin was loaded: the offers of its name reach it.
+    pub(crate) fn loaded(&self, plugin: &Plugin) {
+        self.repoint(plugin.name(), plugin.downgrade());
+    }
+
+    /// A plugin was unloaded: the offers of its name reach none.
+    pub(crate) fn unloaded(&self, name: &str) {
+        self.repoint(name, WeakPlugin::default());
+    }
+
+    fn repoint(&self, name: &str, to: WeakPlugin) {
+        let mut offers = self.offers.write().unwrap_or_else(|e| e.into_inner());
+        for offered in offers.values_mut() {
+            if let Offered::Plugin(offered, loaded) = offered
+                && **offered == *name
+            {
+                *loaded = to.clone();
+            }
+        }
     }
 
     fn insert(&self, service: &str, offered: Offered) -> Result<(), OfferError> {
@@ -73,7 +91,7 @@ impl HostServices {
                 service: service.to_owned(),
                 by: match taken {
                     Offered::Host(_) => "the host's own code".into(),
-                    Offered::Plugin(plugin) => format!("plugin `{plugin}`"),
+                    Offered::Plugin(plugin, _) => format!("plugin `{plugin}`"),
                 },
             });
         }
@@ -106,12 +124,37 @@ impl HostServices {
         method: &str,
         request: &[u8],
     ) -> Result<Vec<u8>, Status> {
-        let (time, started) = (SystemTime::now(), Instant::now());
-        let frame = self.frame_of(caller);
-        let mut callee = None;
+        let mut answer = Vec::new();
+        self.call_with(caller, method, request, &mut |bytes| {
+            answer.extend_from_slice(bytes);
+        })?;
+        Ok(answer)
+    }
+
+    /// As [`HostServices::call`], lending the answer to `response` (an
+    /// in-process caller decodes it where the callee left it).
+    pub(crate) fn call_with(
+        &self,
+        caller: &Caller,
+        method: &str,
+        request: &[u8],
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
+        // The record is made only for someone to take it.
+        let audited = self.audit.is_some()
+            || tracing::enabled!(target: "outlet::audit", tracing::Level::INFO);
+        let arrived = audited.then(|| (SystemTime::now(), Instant::now()));
+        let (frame, taken) = self.frame_of(caller);
+        // Who answers, named only for a record, and how much it said.
+        let mut callee = audited.then_some(None);
+        let mut sent = 0;
+        let mut counted = |bytes: &[u8]| {
+            sent += bytes.len();
+            response(bytes);
+        };
         // A service that panics answers Internal, and is audited as such.
         let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.serve(caller, &frame, method, request, &mut callee)
+            self.serve(caller, &frame, method, request, &mut callee, &mut counted)
         }))
         .unwrap_or_else(|_| {
             Err(Status::internal(format!(
@@ -120,23 +163,22 @@ impl HostServices {
                 shortened(method)
             )))
         });
-        // The record is made only for someone to take it.
-        let audited = self.audit.is_some()
-            || tracing::enabled!(target: "outlet::audit", tracing::Level::INFO);
-        if !audited {
+        let Some((time, started)) = arrived else {
+            put_back(frame, taken);
             return answer;
-        }
+        };
         let record = AuditRecord {
             time,
             caller: caller.name.to_string(),
-            callee: callee.as_deref().unwrap_or("host").to_owned(),
+            callee: callee.flatten().as_deref().unwrap_or("host").to_owned(),
             method: shortened(method).into_owned(),
             code: answer.as_ref().map_or_else(Status::code, |_| Code::Ok),
             duration: started.elapsed(),
             request_bytes: request.len(),
-            response_bytes: answer.as_ref().map_or(0, Vec::len),
-            chain: frame.chain.iter().map(|p| p.to_string()).collect(),
+            response_bytes: if answer.is_ok() { sent } else { 0 },
+            chain: frame.chain().into_iter().map(str::to_owned).collect(),
         };
+        put_back(frame, taken);
         crate::audit::emit(self.audit.as_deref(), &record);
         answer
     }
@@ -146,24 +188,34 @@ impl HostServices {
     /// them), else a call in it that the host knows of (an rpc plugin's
     /// broker calls on threads of its own; of several, the one of the
     /// shortest chain), else none, and `caller` starts a chain.
-    fn frame_of(&self, caller: &Caller) -> Arc<Frame> {
-        if let Some(frame) = current().filter(|f| f.serving() == &*caller.name) {
-            return frame;
+    ///
+    /// The current one is taken out of this thread's slot, to be put back
+    /// by the caller (`true`), which saves its count two atomic operations.
+    fn frame_of(&self, caller: &Caller) -> (Arc<Frame>, bool) {
+        let current = CURRENT.with(|current| {
+            let frame = current.take();
+            match frame {
+                Some(frame) if frame.serving() == &*caller.name => Some(frame),
+                other => {
+                    current.set(other);
+                    None
+                }
+            }
+        });
+        if let Some(frame) = current {
+            return (frame, true);
         }
         if caller.remote {
             let inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(frame) = inbound
                 .iter()
                 .filter(|f| f.serving() == &*caller.name)
-                .min_by_key(|f| f.chain.len())
+                .min_by_key(|f| f.depth)
             {
-                return frame.clone();
+                return (frame.clone(), false);
             }
         }
-        Arc::new(Frame {
-            chain: vec![caller.name.clone()],
-            deadline: None,
-        })
+        (Arc::new(Frame::root(caller.name.clone(), None)), false)
     }
 
     fn serve(
@@ -172,32 +224,49 @@ impl HostServices {
         frame: &Arc<Frame>,
         method: &str,
         request: &[u8],
-        callee: &mut Option<Arc<str>>,
-    ) -> Result<Vec<u8>, Status> {
+        callee: &mut Option<Option<Arc<str>>>,
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
         let plugin = &*caller.name;
-        let Some((service, name)) = method
-            .strip_prefix('/')
-            .and_then(|path| path.split_once('/'))
-            .filter(|(service, name)| {
-                method.len() <= MAX_METHOD
-                    && *name != "*"
-                    && outlet_manifest::call_grant_parts(service, name)
-            })
-        else {
-            return Err(Status::invalid_argument(format!(
+        let malformed = || {
+            Status::invalid_argument(format!(
                 "plugin `{plugin}` called {:?}, which is not a method's path \
                  (`/package.Service/Method`, at most {MAX_METHOD} bytes)",
                 shortened(method)
-            )));
+            ))
         };
+        let Some((service, name)) = method
+            .strip_prefix('/')
+            .and_then(|path| path.split_once('/'))
+            .filter(|(_, name)| method.len() <= MAX_METHOD && *name != "*")
+        else {
+            return Err(malformed());
+        };
+        // A grant's names were checked at load: a path that a grant names
+        // word for word is well formed.
+        let granted = caller.grant(service, name);
+        if granted != Some(Grant::Method) && !outlet_manifest::call_grant_parts(service, name) {
+            return Err(malformed());
+        }
         let found = {
             let offers = self.offers.read().unwrap_or_else(|e| e.into_inner());
-            offers.get(service).cloned()
+            match offers.get(service) {
+                None => None,
+                Some(Offered::Host(service)) => Some(Route::Host(service.clone())),
+                Some(Offered::Plugin(name, loaded)) => Some(match loaded.upgrade() {
+                    Some(plugin) => Route::Plugin(plugin),
+                    None => Route::Unloaded(name.clone()),
+                }),
+            }
         };
-        if let Some(Offered::Plugin(offered)) = &found {
-            *callee = Some(offered.clone());
+        if let Some(named) = callee.as_mut() {
+            *named = match &found {
+                Some(Route::Plugin(plugin)) => Some(plugin.name_arc()),
+                Some(Route::Unloaded(name)) => Some(name.clone()),
+                _ => None,
+            };
         }
-        if !caller.may_call(service, name) {
+        if granted.is_none() {
             return Err(Status::permission_denied(format!(
                 "plugin `{plugin}` may not call {method}: its manifest does not grant it; add \
                  `call = [\"{service}/{name}\"]` (or \"{service}/*\") under [permissions] in \
@@ -210,26 +279,33 @@ impl HostServices {
                  (it offers: {})",
                 self.names().join(", ")
             ))),
-            Some(Offered::Host(found)) => {
+            Some(Route::Host(found)) => {
                 tracing::debug!(target: "outlet::host", plugin, method, "a plugin calls the host");
-                let mut response = Vec::new();
-                within(frame.clone(), || found.call(method, request, &mut response))?;
-                Ok(response)
+                let mut answer = Vec::new();
+                within(frame.clone(), || found.call(method, request, &mut answer))?;
+                response(&answer);
+                Ok(())
             }
-            Some(Offered::Plugin(offered)) => self.forward(frame, &offered, method, request),
+            Some(Route::Plugin(target)) => self.forward(frame, target, method, request, response),
+            Some(Route::Unloaded(offered)) => Err(Status::unavailable(format!(
+                "plugin `{plugin}` called {method}, which the host offers from plugin \
+                 `{offered}`, and that plugin is not loaded now (it was unloaded); the call \
+                 may succeed once it is loaded again"
+            ))),
         }
     }
 
     /// A call to the plugin `offered`, made within `frame`.
     fn forward(
         &self,
-        frame: &Frame,
-        offered: &Arc<str>,
+        frame: &Arc<Frame>,
+        target: Plugin,
         method: &str,
         request: &[u8],
-    ) -> Result<Vec<u8>, Status> {
-        let caller = frame.serving();
-        if frame.chain.contains(offered) {
+        response: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Status> {
+        let (caller, offered) = (frame.serving(), target.name());
+        if frame.holds(offered) {
             return Err(Status::failed_precondition(format!(
                 "plugin `{caller}` called {method} of plugin `{offered}`, which is already in \
                  this chain of calls ({} → {offered}): a call may not come back to a plugin \
@@ -237,7 +313,7 @@ impl HostServices {
                 frame.path()
             )));
         }
-        if frame.chain.len() >= MAX_CHAIN {
+        if frame.depth >= MAX_CHAIN {
             return Err(Status::failed_precondition(format!(
                 "plugin `{caller}` called {method} of plugin `{offered}`, one call too deep: \
                  a chain of calls through the host goes through at most {MAX_CHAIN} plugins \
@@ -245,46 +321,27 @@ impl HostServices {
                 frame.path()
             )));
         }
-        let late = || {
-            Status::deadline_exceeded(format!(
+        let answer = if target.calls_out() {
+            // It may call on: its calls are made within this one.
+            let inner = Frame::inner(frame, target.name_arc(), frame.deadline);
+            within(Arc::new(inner), || {
+                target.call_with(method, request, response)
+            })
+        } else {
+            until(frame.deadline, || {
+                target.call_with(method, request, response)
+            })
+        };
+        // An answer after the deadline comes too late: from a plugin that
+        // cannot be stopped (native, cabi), or one called when the time was
+        // up already (the others then get none to run in).
+        if frame.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Status::deadline_exceeded(format!(
                 "plugin `{caller}` called {method} of plugin `{offered}`, and the call it was \
                  made in ran out of time ({} → {offered}); a call through the host gets at \
                  most the time left to the call it is made in",
                 frame.path()
-            ))
-        };
-        if frame
-            .deadline
-            .is_some_and(|deadline| Instant::now() >= deadline)
-        {
-            return Err(late());
-        }
-        let target = self
-            .plugins
-            .upgrade()
-            .and_then(|plugins| {
-                let plugins = plugins.read().unwrap_or_else(|e| e.into_inner());
-                plugins.get(&**offered).cloned()
-            })
-            .ok_or_else(|| {
-                Status::unavailable(format!(
-                    "plugin `{caller}` called {method}, which the host offers from plugin \
-                     `{offered}`, and that plugin is not loaded now (it was unloaded); the \
-                     call may succeed once it is loaded again"
-                ))
-            })?;
-        let mut chain = Vec::with_capacity(frame.chain.len() + 1);
-        chain.extend(frame.chain.iter().cloned());
-        chain.push(offered.clone());
-        let inner = Arc::new(Frame {
-            chain,
-            deadline: frame.deadline,
-        });
-        let answer = within(inner, || target.call(method, request));
-        // An answer after the deadline (from a plugin that cannot be
-        // stopped: native, cabi) comes too late.
-        if frame.deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(late());
+            )));
         }
         answer
     }
@@ -298,6 +355,14 @@ impl HostServices {
             frame,
         }
     }
+}
+
+/// Where a call to an offered service goes, found under the lock.
+enum Route {
+    Host(Arc<dyn Service>),
+    Plugin(Plugin),
+    /// A plugin's service, while no plugin of its name is loaded.
+    Unloaded(Arc<str>),
 }
 
 /// A call into an rpc plugin that may call back, known to the bus until
@@ -320,25 +385,70 @@ impl Drop for Inbound {
     }
 }
 
-/// One call in a chain of calls through the host: the plugins it went
-/// through (the outermost first, the one serving it last), and when the
-/// outermost call's time is up.
+/// One call in a chain of calls through the host: the plugin serving it,
+/// the call it was made within, and when the outermost call's time is up.
 #[derive(Debug)]
 pub(crate) struct Frame {
-    chain: Vec<Arc<str>>,
+    plugin: Arc<str>,
+    outer: Option<Arc<Frame>>,
+    /// How many plugins the chain holds, this one's included.
+    depth: usize,
     deadline: Option<Instant>,
 }
 
 impl Frame {
+    /// A chain that starts with `plugin`.
+    fn root(plugin: Arc<str>, deadline: Option<Instant>) -> Frame {
+        Frame {
+            plugin,
+            outer: None,
+            depth: 1,
+            deadline,
+        }
+    }
+
+    /// A call to `plugin` made within `outer`.
+    fn inner(outer: &Arc<Frame>, plugin: Arc<str>, deadline: Option<Instant>) -> Frame {
+        Frame {
+            plugin,
+            outer: Some(outer.clone()),
+            depth: outer.depth + 1,
+            deadline,
+        }
+    }
+
     /// The plugin serving the call.
     fn serving(&self) -> &str {
-        self.chain.last().map_or("", |p| p)
+        &self.plugin
+    }
+
+    /// The plugins of the chain, the outermost first.
+    fn chain(&self) -> Vec<&str> {
+        let mut chain = Vec::with_capacity(self.depth);
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            chain.push(&*f.plugin);
+            frame = f.outer.as_deref();
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Whether `plugin` is in the chain.
+    fn holds(&self, plugin: &str) -> bool {
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            if *f.plugin == *plugin {
+                return true;
+            }
+            frame = f.outer.as_deref();
+        }
+        false
     }
 
     /// `a → b → c`.
     fn path(&self) -> String {
-        let names: Vec<&str> = self.chain.iter().map(|p| &**p).collect();
-        names.join(" → ")
+        self.chain().join(" → ")
     }
 
     /// The frame of a call host code makes to `plugin`, which may take
@@ -349,24 +459,21 @@ impl Frame {
             // The bus made it already, routing a call to this plugin.
             Some(frame) if frame.serving() == &**plugin => frame,
             Some(outer) => {
-                let mut chain = outer.chain.clone();
-                chain.push(plugin.clone());
-                Arc::new(Frame {
-                    chain,
-                    deadline: Some(outer.deadline.map_or(own, |d| d.min(own))),
-                })
+                let deadline = outer.deadline.map_or(own, |d| d.min(own));
+                Arc::new(Frame::inner(&outer, plugin.clone(), Some(deadline)))
             }
-            None => Arc::new(Frame {
-                chain: vec![plugin.clone()],
-                deadline: Some(own),
-            }),
+            None => Arc::new(Frame::root(plugin.clone(), Some(own))),
         }
     }
 }
 
 thread_local! {
-    /// The call this thread is serving, in a chain of calls through the host.
+    /// The call this thread is serving, in a chain of calls through the
+    /// host, if the plugin serving it may call on.
     static CURRENT: Cell<Option<Arc<Frame>>> = const { Cell::new(None) };
+    /// When the call this thread is serving must be done, if it was made
+    /// through the host or by a plugin that may call on.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 fn current() -> Option<Arc<Frame>> {
@@ -377,6 +484,13 @@ fn current() -> Option<Arc<Frame>> {
     })
 }
 
+/// Puts a frame [`HostServices::frame_of`] took back into this thread's slot.
+fn put_back(frame: Arc<Frame>, taken: bool) {
+    if taken {
+        CURRENT.with(|current| current.set(Some(frame)));
+    }
+}
+
 /// Runs `f` as the call of `frame`, on this thread.
 pub(crate) fn within<R>(frame: Arc<Frame>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Arc<Frame>>);
@@ -385,21 +499,30 @@ pub(crate) fn within<R>(frame: Arc<Frame>, f: impl FnOnce() -> R) -> R {
             CURRENT.with(|current| current.set(self.0.take()));
         }
     }
+    let deadline = frame.deadline;
     let _restore = Restore(CURRENT.with(|current| current.replace(Some(frame))));
+    until(deadline, f)
+}
+
+/// Runs `f` as a call that must be done by `deadline`, on this thread.
+fn until<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEADLINE.with(|current| current.set(self.0));
+        }
+    }
+    let _restore = Restore(DEADLINE.with(|current| current.replace(deadline)));
     f()
 }
 
 /// `limit`, or less if the call this thread is serving has less time left:
 /// how long a mechanism lets a call run.
 pub(crate) fn time_left(limit: Duration) -> Duration {
-    CURRENT.with(|current| {
-        let frame = current.take();
-        let left = frame.as_ref().and_then(|f| f.deadline).map_or(limit, |d| {
-            limit.min(d.saturating_duration_since(Instant::now()))
-        });
-        current.set(frame);
-        left
-    })
+    match DEADLINE.with(Cell::get) {
+        Some(deadline) => limit.min(deadline.saturating_duration_since(Instant::now())),
+        None => limit,
+    }
 }
 
 /// The longest method path a plugin may call with.
@@ -439,14 +562,26 @@ impl Caller {
         }
     }
 
-    /// Whether a grant names `service`'s `method`, or the whole service.
-    fn may_call(&self, service: &str, method: &str) -> bool {
-        self.grants.iter().any(|grant| {
-            grant.split_once('/').is_some_and(|(granted, which)| {
-                granted == service && (which == "*" || which == method)
-            })
+    /// The grant of `service`'s `method`, by name or of the whole service.
+    fn grant(&self, service: &str, method: &str) -> Option<Grant> {
+        self.grants.iter().find_map(|grant| {
+            let (granted, which) = grant.split_once('/')?;
+            match (granted == service, which) {
+                (true, "*") => Some(Grant::Service),
+                (true, which) if which == method => Some(Grant::Method),
+                _ => None,
+            }
         })
     }
+}
+
+/// How a call was granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Grant {
+    /// By its method's name.
+    Method,
+    /// With every method of its service.
+    Service,
 }
 
 #[cfg(test)]
@@ -460,10 +595,10 @@ mod tests {
             grants: vec!["proto.KV/Get".into(), "demo.Clock/*".into()],
             remote: false,
         };
-        assert!(caller.may_call("proto.KV", "Get"));
-        assert!(!caller.may_call("proto.KV", "Put"));
-        assert!(caller.may_call("demo.Clock", "Now"));
-        assert!(!caller.may_call("demo.Clocks", "Now"));
+        assert_eq!(caller.grant("proto.KV", "Get"), Some(Grant::Method));
+        assert_eq!(caller.grant("proto.KV", "Put"), None);
+        assert_eq!(caller.grant("demo.Clock", "Now"), Some(Grant::Service));
+        assert_eq!(caller.grant("demo.Clocks", "Now"), None);
         let services = HostServices::default();
         let refused = services.call(&caller, "/proto.KV/Put", b"").unwrap_err();
         assert_eq!(refused.code(), outlet_protocol::Code::PermissionDenied);
@@ -511,7 +646,7 @@ mod tests {
     #[test]
     fn every_call_is_audited_refused_malformed_or_panicking() {
         let kept = Arc::new(Kept::default());
-        let services = HostServices::new(Some(kept.clone()), Weak::new());
+        let services = HostServices::new(Some(kept.clone()));
         services.add(Arc::new(Panicking)).unwrap();
         let caller = Caller {
             name: "p".into(),

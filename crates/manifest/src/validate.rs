@@ -868,7 +868,7 @@ mod tests {
             (
                 process("sandboxed", "", "call = [\"proto.KV/Get\"]"),
                 "permissions.call",
-                "run the plugin as cabi, wasm or rpc",
+                "run the plugin as rpc, which can call back",
             ),
             (
                 process("sandboxed", "", "call = [\"proto.KV/Get\"]")

@@ -21,8 +21,10 @@ pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";
 
 /// How a native plugin calls back into its host: by gRPC path
 /// (`/package.Service/Method`) and protobuf bytes, answered as the host
-/// answers any plugin's call (grants, routing, audit).
-pub type HostCall = std::sync::Arc<dyn Fn(&str, &[u8]) -> Result<Vec<u8>, Status> + Send + Sync>;
+/// answers any plugin's call (grants, routing, audit). The answer is lent
+/// to the last argument, as [`crate::Transport::call_with`] lends it.
+pub type HostCall =
+    std::sync::Arc<dyn Fn(&str, &[u8], &mut dyn FnMut(&[u8])) -> Result<(), Status> + Send + Sync>;
 
 /// Why a native plugin's `make` gave no plugin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

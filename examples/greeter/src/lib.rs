@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use outlet_protocol::{Status, Transport};
 
@@ -27,10 +27,12 @@ type Relay = Box<dyn Fn(GreetRequest) -> Result<GreetResponse, Status> + Send + 
 /// the greeting is `Hello` unless config key `greeting` says otherwise.
 /// With config key `relay = "true"`, it asks the Greeter its host offers
 /// instead (a call through the host, which its manifest must grant), and
-/// says it did.
+/// says it did; `relay_times = "<n>"` asks it n times in a row and answers
+/// the last (what `outlet bench` times a call through the host by).
 pub struct Greetings {
     greeting: RwLock<String>,
     relay: AtomicBool,
+    relay_times: AtomicU32,
     host: Option<Relay>,
 }
 
@@ -48,6 +50,7 @@ impl Default for Greetings {
         Greetings {
             greeting: RwLock::new("Hello".into()),
             relay: AtomicBool::new(false),
+            relay_times: AtomicU32::new(1),
             host: None,
         }
     }
@@ -84,8 +87,17 @@ impl Greetings {
                  plugin cannot); remove the key",
             ));
         }
+        let times = match config.get("relay_times") {
+            None => 1,
+            Some(times) => times.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "config key `relay_times` is {times:?}; give a count of 1 or more"
+                ))
+            })?,
+        };
         *self.greeting.write().unwrap_or_else(|e| e.into_inner()) = greeting.to_owned();
         self.relay.store(relay, Ordering::Relaxed);
+        self.relay_times.store(times, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -97,7 +109,10 @@ impl Greeter for Greetings {
             .as_ref()
             .filter(|_| self.relay.load(Ordering::Relaxed))
         {
-            let reply = host(request)?;
+            let mut reply = host(request.clone())?;
+            for _ in 1..self.relay_times.load(Ordering::Relaxed) {
+                reply = host(request.clone())?;
+            }
             return Ok(GreetResponse {
                 message: format!("{} (relayed through the host)", reply.message),
             });

@@ -6,6 +6,7 @@
 //! outside runtimes in rounds with Outlet's own; [`report`] prints the table
 //! and writes the JSON that `scripts/readme-numbers.py` puts in the README.
 
+mod bus;
 mod cabi;
 mod checks;
 mod exec;
@@ -26,7 +27,7 @@ use outlet_host::{Host, Policy};
 use report::Report;
 
 /// The mechanisms `--only` accepts.
-pub const SECTIONS: [&str; 5] = ["native", "cabi", "rpc", "wasm", "exec"];
+pub const SECTIONS: [&str; 6] = ["native", "cabi", "rpc", "wasm", "exec", "bus"];
 
 pub fn run(
     policy: Policy,
@@ -53,10 +54,12 @@ pub fn run(
     // A module cache of the run's own, so that the user's is left alone and
     // every run compiles, then loads from the cache, the same way.
     let cache = tempfile::Builder::new().prefix("outlet-bench-").tempdir()?;
-    let host = Host::builder()
-        .module_cache(Some(cache.path().join("modules")))
-        .policy(policy)
-        .build();
+    let builder = || {
+        Host::builder()
+            .module_cache(Some(cache.path().join("modules")))
+            .policy(policy.clone())
+    };
+    let host = builder().build();
     let mut report = Report::default();
     // exec first, as a host starting plugins would: once a wasm engine has
     // mapped its code and reserved memories, the process is larger.
@@ -80,7 +83,13 @@ pub fn run(
             extism::rows(&host, manifests, dir, calls, &mut report)?;
         }
     }
+    // Calls between plugins last, below the mechanisms they go through.
+    let mut bus = Report::default();
+    if wants("bus") {
+        bus::rows(builder, manifests, calls, &mut bus)?;
+    }
     report.rows.extend(exec.rows);
+    report.rows.extend(bus.rows);
     report.notes.extend(exec.notes);
     report.print(calls);
     if let Some(file) = json {

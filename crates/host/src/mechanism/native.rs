@@ -31,8 +31,11 @@ impl Native {
         let mut path = LibraryPath::new(manifest, fresh)?;
         // The plugin's way into the host: calls as this plugin, nothing else.
         let caller = crate::services::Caller::of(manifest);
-        let host: HostCall =
-            Arc::new(move |method: &str, request: &[u8]| services.call(&caller, method, request));
+        let host: HostCall = Arc::new(
+            move |method: &str, request: &[u8], response: &mut dyn FnMut(&[u8])| {
+                services.call_with(&caller, method, request, response)
+            },
+        );
         #[allow(unsafe_code)]
         // SAFETY: `NativeLibrary::open` runs the library's code in this
         // process. The trust policy admits the native mechanism only for

@@ -68,25 +68,37 @@ pub(super) fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         "outlet",
         "call",
         |mut caller: Caller<'_, State>, mptr: i32, mlen: i32, rptr: i32, rlen: i32| {
-            let method = read(&mut caller, mptr, mlen)?;
-            let request = read(&mut caller, rptr, rlen)?;
-            let method = String::from_utf8_lossy(&method).into_owned();
-            let env = caller.data().env.clone();
-            let (code, answer) = match env.services.call(&env.caller, &method, &request) {
+            // The answer goes where the last one went, and the method and
+            // request are read where the guest left them: no copies.
+            let mut answer = std::mem::take(&mut caller.data_mut().pending);
+            answer.clear();
+            let memory = memory(&mut caller)?;
+            let (data, state) = memory.data_and_store_mut(&mut caller);
+            let (method, request) = (slice(data, mptr, mlen)?, slice(data, rptr, rlen)?);
+            let method = String::from_utf8_lossy(method);
+            let env = &state.env;
+            let answered = env
+                .services
+                .call_with(&env.caller, &method, request, &mut |bytes| {
+                    answer.extend_from_slice(bytes);
+                });
+            let code = match answered {
                 // The length must fit the low 32 bits of the answer.
-                Ok(bytes) if bytes.len() > u32::MAX as usize / 2 => (
-                    i64::from(Code::ResourceExhausted.as_i32()),
-                    b"the host's answer is too large for a wasm guest".to_vec(),
-                ),
-                Ok(bytes) => (0i64, bytes),
-                Err(status) => (
-                    i64::from(status.code().as_i32()),
-                    status.message().as_bytes().to_vec(),
-                ),
+                Ok(()) if answer.len() > u32::MAX as usize / 2 => {
+                    answer.clear();
+                    answer.extend_from_slice(b"the host's answer is too large for a wasm guest");
+                    Code::ResourceExhausted.as_i32()
+                }
+                Ok(()) => 0,
+                Err(status) => {
+                    answer.clear();
+                    answer.extend_from_slice(status.message().as_bytes());
+                    status.code().as_i32()
+                }
             };
             let len = answer.len() as i64;
-            caller.data_mut().pending = answer;
-            Ok((code << 32) | len)
+            state.pending = answer;
+            Ok((i64::from(code) << 32) | len)
         },
     )?;
     linker.func_wrap(
@@ -104,10 +116,22 @@ pub(super) fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
 }
 
 fn memory(caller: &mut Caller<'_, State>) -> wasmtime::Result<Memory> {
+    // Found once per instance; before that (a host function called while
+    // the module starts), by its name.
+    if let Some(memory) = caller.data().memory {
+        return Ok(memory);
+    }
     match caller.get_export("memory") {
         Some(Extern::Memory(memory)) => Ok(memory),
         _ => Err(wasmtime::Error::msg("the module exports no memory")),
     }
+}
+
+/// The bytes the guest points at in `data`, its memory, bounds-checked.
+fn slice(data: &[u8], ptr: i32, len: i32) -> wasmtime::Result<&[u8]> {
+    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
+    data.get(ptr..ptr.saturating_add(len))
+        .ok_or_else(|| wasmtime::Error::msg("a host function was given bytes outside the memory"))
 }
 
 /// Bytes the guest points at, bounds-checked.

@@ -60,6 +60,8 @@ pub(super) struct State {
     limits: Limiter,
     /// The value `take` hands over next.
     pub(super) pending: Vec<u8>,
+    /// The instance's memory, once instantiated.
+    pub(super) memory: Option<wasmtime::Memory>,
     /// The WASI context, for a module that imports WASI.
     pub(super) wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
 }
@@ -111,6 +113,7 @@ impl Wasm {
                 hit: false,
             },
             pending: Vec::new(),
+            memory: None,
             wasi: match &self.grants {
                 Some(grants) => Some(grants.context().map_err(|why| {
                     Status::failed_precondition(format!("plugin `{plugin}`: {why}"))
@@ -163,6 +166,7 @@ impl Wasm {
         let memory = instance
             .get_memory(&mut store, "memory")
             .ok_or_else(|| Status::internal(format!("plugin `{plugin}` exports no memory")))?;
+        store.data_mut().memory = Some(memory);
         let alloc = instance
             .get_typed_func(&mut store, "outlet_alloc")
             .map_err(|e| bad("outlet_alloc", e))?;
