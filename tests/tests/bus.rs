@@ -476,3 +476,50 @@ fn a_call_made_during_a_call_gets_at_most_the_time_left_to_it() {
     // The callee still serves.
     assert_eq!(greet(&callee, "Ada").unwrap(), "Hello, Ada!");
 }
+
+/// A Greeter that takes its time.
+struct Slow;
+
+impl greeter::Greeter for Slow {
+    fn greet(
+        &self,
+        request: greeter::GreetRequest,
+    ) -> Result<greeter::GreetResponse, outlet_protocol::Status> {
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(greeter::GreetResponse {
+            message: request.name,
+        })
+    }
+}
+
+#[test]
+fn a_plugin_that_floods_the_host_is_refused_and_recorded() {
+    let kept = Arc::new(Kept::default());
+    let host = audited_host(&kept);
+    host.offer(greeter::GreeterServer::new(Slow)).unwrap();
+    let rpc = rpc_fixture("flooder", "", GREETER_GRANT);
+    let flooder = host.load(&rpc.manifest).unwrap();
+    // 100 calls at once from its own threads: at most 64 in flight.
+    let counts = greet(&flooder, "flood:100").unwrap();
+    let count = |what: &str| -> usize {
+        counts
+            .split(' ')
+            .find_map(|c| c.strip_prefix(what)?.strip_prefix('='))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        count("ok") >= 1 && count("refused") >= 1 && count("ok") <= 64 && count("other") == 0,
+        "{counts}"
+    );
+    let records = kept.taken();
+    let refused: Vec<_> = records
+        .iter()
+        .filter(|r| r.code == Code::ResourceExhausted)
+        .collect();
+    assert_eq!(refused.len(), count("refused"), "{records:?}");
+    assert!(refused.iter().all(|r| r.caller == "flooder"));
+    // The host and the plugin stay up.
+    assert_eq!(greet(&flooder, "host:Ada").unwrap(), "the host says: Ada");
+}

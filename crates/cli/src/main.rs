@@ -125,7 +125,13 @@ fn main() -> ExitCode {
 /// Runs a subcommand; those that load manifests do so under the policy.
 fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
     let builder = || anyhow::Ok(outlet_host::Host::builder().policy(policy.policy()?));
-    let host = || anyhow::Ok(builder()?.build());
+    // The host of `call` and `inspect` offers its plugins an empty key-value
+    // store in memory, as the demo does (the rpc greeter's grant names it).
+    let host = || {
+        let host = builder()?.build();
+        host.offer(kv::KvServer::new(std::sync::Arc::new(kv::Store::default())))?;
+        anyhow::Ok(host)
+    };
     match command {
         Command::Demo { manifests, audit } => demo::run(builder()?, audit.as_deref(), &manifests),
         Command::Call {

@@ -228,6 +228,21 @@ fn inspect_shows_hello_and_the_negotiation() {
     let out = outlet(&["inspect", EXEC]);
     assert!(text(&out.stdout).contains("negotiated    core v1, app v1, capabilities: configure"));
     assert_eq!(info["sandbox"]["enforced"], false, "{info:#}");
+
+    // The rpc greeter's grant names the key-value store the command offers.
+    let out = outlet(&["inspect", "examples/greeter/manifests/rpc.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The relay's names a Greeter, which it does not offer: refused, saying so.
+    let out = outlet(&["inspect", "examples/greeter/manifests/relay.toml"]);
+    assert!(
+        text(&out.stderr).contains(
+            "plugin `greeter-relay`: its manifest grants \
+             `outlet.examples.greeter.v1.Greeter/Greet` under permissions.call, and this host \
+             offers no service `outlet.examples.greeter.v1.Greeter` (it offers: proto.KV)"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

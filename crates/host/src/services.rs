@@ -8,6 +8,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -152,17 +153,20 @@ impl HostServices {
             sent += bytes.len();
             response(bytes);
         };
-        // A service that panics answers Internal, and is audited as such.
-        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.serve(caller, &frame, method, request, &mut callee, &mut counted)
-        }))
-        .unwrap_or_else(|_| {
-            Err(Status::internal(format!(
-                "plugin `{}` called {}, and the service panicked",
-                caller.name,
-                shortened(method)
-            )))
-        });
+        let answer = match caller.admit(request) {
+            Err(refused) => Err(refused),
+            // A service that panics answers Internal, and is audited as such.
+            Ok(_admitted) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.serve(caller, &frame, method, request, &mut callee, &mut counted)
+            }))
+            .unwrap_or_else(|_| {
+                Err(Status::internal(format!(
+                    "plugin `{}` called {}, and the service panicked",
+                    caller.name,
+                    shortened(method)
+                )))
+            }),
+        };
         let Some((time, started)) = arrived else {
             put_back(frame, taken);
             return answer;
@@ -551,6 +555,23 @@ pub(crate) struct Caller {
     /// Whether it calls on threads of its own (rpc), not on the thread
     /// that called it.
     remote: bool,
+    /// Its `limits.max_message_bytes`: the largest request it may send.
+    max_message: usize,
+    /// Its calls in flight, for a caller on threads of its own.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// The most calls through the host one rpc plugin may have in flight at
+/// once (each holds a thread of the host's while it is served).
+pub(crate) const MAX_IN_FLIGHT: usize = 64;
+
+/// One of a remote caller's calls in flight, until dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Caller {
@@ -559,7 +580,35 @@ impl Caller {
             name: manifest.name.as_str().into(),
             grants: manifest.permissions.call.clone(),
             remote: manifest.mechanism == outlet_manifest::Mechanism::Rpc,
+            max_message: manifest.limits.max_message_bytes,
+            in_flight: Arc::default(),
         }
+    }
+
+    /// Lets a call in: not too large, and for an rpc plugin, not one too
+    /// many in flight.
+    fn admit(&self, request: &[u8]) -> Result<Option<InFlight>, Status> {
+        if request.len() > self.max_message {
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{}` sent a request of {} bytes through the host, over its limit of {} \
+                 (limits.max_message_bytes in its manifest)",
+                self.name,
+                request.len(),
+                self.max_message
+            )));
+        }
+        if !self.remote {
+            return Ok(None);
+        }
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{}` has {MAX_IN_FLIGHT} calls through the host in flight already, the \
+                 most one plugin may; wait for their answers before calling again",
+                self.name
+            )));
+        }
+        Ok(Some(InFlight(self.in_flight.clone())))
     }
 
     /// The grant of `service`'s `method`, by name or of the whole service.
@@ -594,6 +643,8 @@ mod tests {
             name: "p".into(),
             grants: vec!["proto.KV/Get".into(), "demo.Clock/*".into()],
             remote: false,
+            max_message: 4 << 20,
+            in_flight: Arc::default(),
         };
         assert_eq!(caller.grant("proto.KV", "Get"), Some(Grant::Method));
         assert_eq!(caller.grant("proto.KV", "Put"), None);
@@ -652,6 +703,8 @@ mod tests {
             name: "p".into(),
             grants: vec!["demo.Panicking/*".into()],
             remote: false,
+            max_message: 4 << 20,
+            in_flight: Arc::default(),
         };
         let long = format!("/demo.Panicking/{}", "x".repeat(4096));
         let calls = [
@@ -667,8 +720,45 @@ mod tests {
                 code
             );
         }
+        // Too large for the caller's limit, and one too many in flight
+        // for an rpc plugin: refused before anything is called.
+        let small = Caller {
+            max_message: 2,
+            ..caller.clone()
+        };
+        let refused = services
+            .call(&small, "/demo.Panicking/Now", b"abc")
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        assert!(
+            refused
+                .message()
+                .contains("plugin `p` sent a request of 3 bytes"),
+            "{refused}"
+        );
+        let busy = Caller {
+            remote: true,
+            ..caller.clone()
+        };
+        busy.in_flight.store(MAX_IN_FLIGHT, Ordering::Relaxed);
+        let refused = services
+            .call(&busy, "/demo.Panicking/Now", b"abc")
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::ResourceExhausted);
+        assert!(
+            refused
+                .message()
+                .contains("64 calls through the host in flight"),
+            "{refused}"
+        );
+        assert_eq!(busy.in_flight.load(Ordering::Relaxed), MAX_IN_FLIGHT);
         let records = kept.0.lock().unwrap();
-        assert_eq!(records.len(), calls.len());
+        assert_eq!(records.len(), calls.len() + 2);
+        assert!(
+            records[calls.len()..]
+                .iter()
+                .all(|r| r.code == Code::ResourceExhausted)
+        );
         for (record, (method, code)) in records.iter().zip(calls) {
             assert_eq!(
                 (record.code, record.caller.as_str()),

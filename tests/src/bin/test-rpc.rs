@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
 use outlet_guest::{Plugin, Status};
+use outlet_protocol::Code;
 
 #[path = "../probe.rs"]
 mod probe;
@@ -211,6 +212,27 @@ impl Greeter for Misbehaving {
                     .unwrap_or_default();
                 fds.sort();
                 fds.join(" ")
+            }
+            // Many calls to the host at once, from threads of its own:
+            // how many were answered, and how many refused as too many.
+            name if name.starts_with("flood:") => {
+                let threads: Vec<_> = (0..name["flood:".len()..].parse().unwrap_or(0))
+                    .map(|_| {
+                        std::thread::spawn(|| {
+                            let host = greeter::GreeterClient::new(outlet_guest::rpc::Host);
+                            host.greet(GreetRequest { name: "x".into() })
+                        })
+                    })
+                    .collect();
+                let (mut ok, mut refused, mut other) = (0, 0, 0);
+                for thread in threads {
+                    match thread.join() {
+                        Ok(Ok(_)) => ok += 1,
+                        Ok(Err(status)) if status.code() == Code::ResourceExhausted => refused += 1,
+                        _ => other += 1,
+                    }
+                }
+                format!("ok={ok} refused={refused} other={other}")
             }
             name if name.starts_with("host:") => {
                 let host = greeter::GreeterClient::new(outlet_guest::rpc::Host);
