@@ -9,8 +9,8 @@ Every performance figure in the README sits between a pair of markers,
 
 and this script rewrites what is between them from the JSON, so that the
 README's figures all come from one run and agree with each other. NAME is one
-of the regions below (`intro`, `table`, `extism`, `memory`, `goals`, `sandbox`, `bus`); text
-outside the markers is left as it is, and must hold no figures: the script
+of the regions below (`intro`, `table`, `extism`, `memory`, `goals`, `sandbox`,
+`bus`); text outside the markers is left as it is, and must hold no figures: the script
 refuses a README with a duration, a ratio or a size outside them. A row
 without a p99 shows `–`; a ratio the JSON lacks is its row's median over its
 baseline's.
@@ -205,8 +205,8 @@ def bus(run):
     across = run.row("bus", "Greet via the host, wasm (Rust)")
     return paragraph(
         "The bus's two goals: a call from one in-process plugin to another through the host ",
-        "(the native greeter relaying to the C greeter: grant check, routing, its frame, the ",
-        f"audit to `tracing` with no subscriber) takes {duration(inner['median_ns'])}, ",
+        "(the native greeter relaying to the C greeter: grant check, routing, the chain's ",
+        f"deadline, the audit to `tracing` with no subscriber) takes {duration(inner['median_ns'])}, ",
         f"{times(ratio(inner))} the same Greet made by host code (the goal is 1.5×); with the ",
         f"JSON Lines sink writing each record it takes {duration(audited['median_ns'])}. The ",
         "wasm greeter calling the rpc greeter through the host takes ",
