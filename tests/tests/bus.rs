@@ -10,7 +10,9 @@ use outlet_host::audit::{AuditRecord, AuditSink};
 use outlet_host::{Host, Plugin};
 use outlet_protocol::Code;
 
-use crate::support::{GREETER_GRANT, greet, manifest, root, rpc_fixture, test_plugin};
+use crate::support::{
+    GREETER_GRANT, greet, manifest, root, rpc_fixture, test_plugin, wat_guest_of,
+};
 
 const V1: &str = "outlet.examples.greeter.v1.Greeter";
 const V2: &str = "outlet.examples.greeter.v2.Greeter";
@@ -61,7 +63,7 @@ fn wasm_greeter() -> PathBuf {
 /// path) through the host and answers what came back; without `forward`,
 /// it answers the GreetResponse `"<tag>"` (two bytes).
 fn link(dir: &Path, name: &str, service: &str, forward: Option<&str>, tag: &str) -> PathBuf {
-    assert!(service.len() == 34 && (forward.is_some() || tag.len() == 2));
+    assert!(forward.is_some() || tag.len() == 2);
     let (imports, greet) = match forward {
         Some(path) => (
             format!(
@@ -87,26 +89,7 @@ fn link(dir: &Path, name: &str, service: &str, forward: Option<&str>, tag: &str)
                 .to_owned(),
         ),
     };
-    let text = format!(
-        r#"(module
-  {imports}
-  (memory (export "memory") 1)
-  (data (i32.const 0) "\0a\04test\1a\01\01\22\01\01\32\22{service}")
-  (func (export "outlet_abi_version") (result i32) (i32.const 1))
-  (func (export "outlet_alloc") (param i32) (result i32) (i32.const 4096))
-  (func (export "outlet_call")
-    (param $method i32) (param $method_len i32) (param $request i32) (param $request_len i32)
-    (param $out i32) (result i32)
-    (if (i32.eq (local.get $method_len) (i32.const 28))
-      (then
-        (i32.store (local.get $out) (i32.const 0))
-        (i32.store offset=4 (local.get $out) (i32.const 48))
-        (return (i32.const 0))))
-    {greet})
-)"#
-    );
-    let module = dir.join(format!("{name}.wat"));
-    std::fs::write(&module, text).unwrap();
+    let module = wat_guest_of(dir, name, service, &imports, &greet);
     let grant = forward
         .map(|path| format!("[permissions]\ncall = [\"{}\"]\n", &path[1..]))
         .unwrap_or_default();

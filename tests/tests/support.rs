@@ -291,3 +291,35 @@ pub fn compile_c(source: &Path, defines: &[&str], out: &Path) {
     let status = cc.status().expect("run the system C compiler, `cc`");
     assert!(status.success(), "cc failed on {}", source.display());
 }
+
+/// A guest in WebAssembly text: Hello answers like the WAT greeter's, but
+/// naming `service` (34 bytes long, as the greeter's name is), and `greet`
+/// is the body of what any other call does, with `$out` the answer slot.
+pub fn wat_guest_of(dir: &Path, name: &str, service: &str, imports: &str, greet: &str) -> PathBuf {
+    assert_eq!(
+        service.len(),
+        34,
+        "{service}: Hello's bytes hold a 34-byte name"
+    );
+    let text = format!(
+        r#"(module
+  {imports}
+  (memory (export "memory") 1)
+  (data (i32.const 0) "\0a\04test\1a\01\01\22\01\01\32\22{service}")
+  (func (export "outlet_abi_version") (result i32) (i32.const 1))
+  (func (export "outlet_alloc") (param i32) (result i32) (i32.const 4096))
+  (func (export "outlet_call")
+    (param $method i32) (param $method_len i32) (param $request i32) (param $request_len i32)
+    (param $out i32) (result i32)
+    (if (i32.eq (local.get $method_len) (i32.const 28))
+      (then
+        (i32.store (local.get $out) (i32.const 0))
+        (i32.store offset=4 (local.get $out) (i32.const 48))
+        (return (i32.const 0))))
+    {greet})
+)"#
+    );
+    let file = dir.join(format!("{name}.wat"));
+    std::fs::write(&file, text).unwrap();
+    file
+}

@@ -20,30 +20,16 @@ fn rust_guest() -> PathBuf {
     path
 }
 
-/// A guest in WebAssembly text: Hello answers like the WAT greeter, and
-/// `greet` is the body of what Greet does, with `$out` the answer slot.
+/// A guest in WebAssembly text serving the greeter (see
+/// [`crate::support::wat_guest_of`]).
 fn wat_guest(dir: &Path, name: &str, imports: &str, greet: &str) -> PathBuf {
-    let text = format!(
-        r#"(module
-  {imports}
-  (memory (export "memory") 1)
-  (data (i32.const 0) "\0a\04test\1a\01\01\22\01\01\32\22outlet.examples.greeter.v1.Greeter")
-  (func (export "outlet_abi_version") (result i32) (i32.const 1))
-  (func (export "outlet_alloc") (param i32) (result i32) (i32.const 4096))
-  (func (export "outlet_call")
-    (param $method i32) (param $method_len i32) (param $request i32) (param $request_len i32)
-    (param $out i32) (result i32)
-    (if (i32.eq (local.get $method_len) (i32.const 28))
-      (then
-        (i32.store (local.get $out) (i32.const 0))
-        (i32.store offset=4 (local.get $out) (i32.const 48))
-        (return (i32.const 0))))
-    {greet})
-)"#
-    );
-    let file = dir.join(format!("{name}.wat"));
-    std::fs::write(&file, text).unwrap();
-    file
+    crate::support::wat_guest_of(
+        dir,
+        name,
+        "outlet.examples.greeter.v1.Greeter",
+        imports,
+        greet,
+    )
 }
 
 #[test]
