@@ -216,7 +216,7 @@ fn plugins_of_any_mechanism_call_each_other_through_the_host() {
             .contains("plugin `ungranted` may not call")
             && refused
                 .message()
-                .contains(&format!("call = [\"{V1}/Greet\"]")),
+                .contains(&format!("add \"{V1}/Greet\" (or \"{V1}/*\") to `call`")),
         "{refused}"
     );
     let records = kept.taken();
@@ -271,6 +271,13 @@ fn versions_side_by_side_each_caller_reaches_the_one_its_grant_names() {
     assert_eq!(greet_as(&to_two, V1, "x").unwrap(), "v2");
     assert_eq!(greet_as(&to_one, V2, "x").unwrap(), "v1");
 
+    // A plugin of the offered one's name but of another interface is not
+    // reached by the offer: v1's callers get Unavailable, not v2's answers.
+    host.unload("one").unwrap().unwrap();
+    host.load(link(dir.path(), "one", V2, None, "v2")).unwrap();
+    let gone = greet_as(&to_one, V2, "x").unwrap_err();
+    assert_eq!(gone.code(), Code::Unavailable, "{gone}");
+
     // A grant of a service nobody offers is refused at load.
     let unknown = link(
         dir.path(),
@@ -321,13 +328,28 @@ fn a_callee_that_goes_away_fails_fast_and_the_next_one_is_reached() {
     };
     assert_eq!(callee.process_id().unwrap().to_string(), second);
 
-    // A reload: the new instance answers.
+    // A reload: a call in flight finishes in the old instance, and the
+    // new one answers the next.
+    let in_flight = std::thread::spawn({
+        let forwarder = forwarder.clone();
+        move || greet(&forwarder, "sleep:500")
+    });
+    std::thread::sleep(Duration::from_millis(100));
     callee.reload().unwrap();
+    assert_eq!(in_flight.join().unwrap().unwrap(), second);
     let third = greet(&forwarder, "pid").unwrap();
     assert_ne!(third, second);
 
+    // A call in flight when it is unloaded finishes too.
+    let in_flight = std::thread::spawn({
+        let forwarder = forwarder.clone();
+        move || greet(&forwarder, "sleep:500")
+    });
+    std::thread::sleep(Duration::from_millis(100));
+
     // Unloaded: Unavailable at once, naming the plugin.
     host.unload("restartable").unwrap().unwrap();
+    assert_eq!(in_flight.join().unwrap().unwrap(), third);
     let started = Instant::now();
     let gone = greet(&forwarder, "pid").unwrap_err();
     assert_eq!(gone.code(), Code::Unavailable, "{gone}");
@@ -444,7 +466,10 @@ fn a_call_made_during_a_call_gets_at_most_the_time_left_to_it() {
     let late = greet(&caller, "hang").unwrap_err();
     let took = started.elapsed();
     assert_eq!(late.code(), Code::DeadlineExceeded, "{late}");
-    assert!(took < Duration::from_secs(5), "the caller waited {took:?}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1500),
+        "the caller waited {took:?}, for a limit of 300 ms"
+    );
     let records = kept.taken();
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(
@@ -468,7 +493,7 @@ impl greeter::Greeter for Slow {
         &self,
         request: greeter::GreetRequest,
     ) -> Result<greeter::GreetResponse, outlet_protocol::Status> {
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(1000));
         Ok(greeter::GreetResponse {
             message: request.name,
         })

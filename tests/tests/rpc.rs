@@ -325,7 +325,9 @@ fn a_plugin_calls_the_hosts_services_over_the_broker_during_a_call() {
         refused
             .message()
             .contains("plugin `ungranted-rpc` may not call")
-            && refused.message().contains("Greeter/Greet\"]"),
+            && refused
+                .message()
+                .contains("add \"outlet.examples.greeter.v1.Greeter/Greet\""),
         "{refused}"
     );
     // A restarted process is offered the host's services afresh.

@@ -321,7 +321,7 @@ fn a_guest_calls_the_host_through_its_imports() {
             .contains("plugin `ungranted` may not call")
             && refused
                 .message()
-                .contains("call = [\"outlet.examples.greeter.v1.Greeter/Greet\"]"),
+                .contains("add \"outlet.examples.greeter.v1.Greeter/Greet\" (or"),
         "{refused}"
     );
     let plugin = host

@@ -49,10 +49,9 @@ impl outlet_protocol::Transport for Host {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
-        // Held for the call: the host takes its way in back only once no
-        // call is in the library.
-        let host = HOST.read().unwrap_or_else(|e| e.into_inner());
-        match host.as_ref() {
+        // Not held during the call, which may come back into this library.
+        let host = HOST.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match host {
             Some(host) => host(method, request, response),
             None => Err(Status::unavailable(
                 "the host is not reachable: this library was not loaded by an Outlet host \

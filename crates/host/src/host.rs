@@ -274,7 +274,9 @@ impl Host {
     /// version's package instead); [`OfferError::NotLoaded`] for a plugin
     /// this host has not loaded.
     pub fn offer_plugin(&self, plugin: &Plugin) -> Result<(), OfferError> {
-        if !self.plugin(plugin.name()).is_some_and(|p| p.same(plugin)) {
+        // Held while offering: the plugin cannot be unloaded in between.
+        let plugins = self.0.plugins.read().unwrap_or_else(|e| e.into_inner());
+        if !plugins.get(plugin.name()).is_some_and(|p| p.same(plugin)) {
             return Err(OfferError::NotLoaded {
                 plugin: plugin.name().to_owned(),
             });
@@ -316,9 +318,12 @@ impl Host {
     pub fn unload(&self, name: &str) -> Option<Result<(), outlet_protocol::Status>> {
         let plugin = {
             let mut plugins = self.0.plugins.write().unwrap_or_else(|e| e.into_inner());
-            plugins.remove(name)?
+            let plugin = plugins.remove(name)?;
+            // Under the same lock as a load's: a load of the name just
+            // after cannot be pointed away from.
+            self.0.context.services.unloaded(name);
+            plugin
         };
-        self.0.context.services.unloaded(name);
         Some(plugin.shutdown())
     }
 }

@@ -64,23 +64,26 @@ impl HostServices {
         )
     }
 
-    /// A plugin was loaded: the offers of its name reach it.
+    /// A plugin was loaded: an offer of its name, for its interface,
+    /// reaches it. (One of its name for another interface stays without a
+    /// plugin: a caller of that service is not sent to another one.)
     pub(crate) fn loaded(&self, plugin: &Plugin) {
-        self.repoint(plugin.name(), plugin.downgrade());
+        let mut offers = self.offers.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(Offered::Plugin(name, loaded)) = offers.get_mut(&plugin.manifest().interface)
+            && **name == *plugin.name()
+        {
+            *loaded = plugin.downgrade();
+        }
     }
 
     /// A plugin was unloaded: the offers of its name reach none.
-    pub(crate) fn unloaded(&self, name: &str) {
-        self.repoint(name, WeakPlugin::default());
-    }
-
-    fn repoint(&self, name: &str, to: WeakPlugin) {
+    pub(crate) fn unloaded(&self, plugin: &str) {
         let mut offers = self.offers.write().unwrap_or_else(|e| e.into_inner());
         for offered in offers.values_mut() {
-            if let Offered::Plugin(offered, loaded) = offered
-                && **offered == *name
+            if let Offered::Plugin(name, loaded) = offered
+                && **name == *plugin
             {
-                *loaded = to.clone();
+                *loaded = WeakPlugin::default();
             }
         }
     }
@@ -273,7 +276,7 @@ impl HostServices {
         if granted.is_none() {
             return Err(Status::permission_denied(format!(
                 "plugin `{plugin}` may not call {method}: its manifest does not grant it; add \
-                 `call = [\"{service}/{name}\"]` (or \"{service}/*\") under [permissions] in \
+                 \"{service}/{name}\" (or \"{service}/*\") to `call` under [permissions] in \
                  its manifest"
             )));
         }
@@ -299,7 +302,7 @@ impl HostServices {
         }
     }
 
-    /// A call to the plugin `offered`, made within `frame`.
+    /// A call to the plugin `target`, made within `frame`.
     fn forward(
         &self,
         frame: &Arc<Frame>,
@@ -309,6 +312,15 @@ impl HostServices {
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
         let (caller, offered) = (frame.serving(), target.name());
+        let allows = |f: &Frame| !f.holds(offered) && f.depth < MAX_CHAIN;
+        // An rpc plugin serving several calls may have made this one in any
+        // of them: it is refused only if every one of them would refuse it.
+        let other = if allows(frame) {
+            None
+        } else {
+            self.inbound_of(caller).into_iter().find(|f| allows(f))
+        };
+        let frame = other.as_ref().unwrap_or(frame);
         if frame.holds(offered) {
             return Err(Status::failed_precondition(format!(
                 "plugin `{caller}` called {method} of plugin `{offered}`, which is already in \
@@ -327,7 +339,10 @@ impl HostServices {
         }
         let answer = if target.calls_out() {
             // It may call on: its calls are made within this one.
-            let inner = Frame::inner(frame, target.name_arc(), frame.deadline);
+            // Its own calls get no more time than it has.
+            let own = Instant::now() + target.manifest().limits.timeout();
+            let deadline = frame.deadline.map_or(own, |d| d.min(own));
+            let inner = Frame::inner(frame, target.name_arc(), Some(deadline));
             within(Arc::new(inner), || {
                 target.call_with(method, request, response)
             })
@@ -348,6 +363,17 @@ impl HostServices {
             )));
         }
         answer
+    }
+
+    /// The calls `plugin` (an rpc plugin) is serving, as far as the host
+    /// knows.
+    fn inbound_of(&self, plugin: &str) -> Vec<Arc<Frame>> {
+        let inbound = self.inbound.lock().unwrap_or_else(|e| e.into_inner());
+        inbound
+            .iter()
+            .filter(|f| f.serving() == plugin)
+            .cloned()
+            .collect()
     }
 
     /// Where this rpc plugin's calls are, while it serves `frame`'s call.
@@ -390,7 +416,8 @@ impl Drop for Inbound {
 }
 
 /// One call in a chain of calls through the host: the plugin serving it,
-/// the call it was made within, and when the outermost call's time is up.
+/// the call it was made within, and when its time is up (the sooner of
+/// the outer call's deadline and the serving plugin's own limit).
 #[derive(Debug)]
 pub(crate) struct Frame {
     plugin: Arc<str>,
@@ -518,6 +545,39 @@ fn until<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(DEADLINE.with(|current| current.replace(deadline)));
     f()
+}
+
+/// What a call that ran out of time ran into, for its message: the time
+/// left to the call it was made in, if that is up, else the plugin's own
+/// `limits.timeout_ms`.
+pub(crate) fn limit_hit(timeout_ms: u64) -> String {
+    if DEADLINE
+        .with(Cell::get)
+        .is_some_and(|d| Instant::now() >= d)
+    {
+        "the time left to the call it was made in (a call through the host)".into()
+    } else {
+        format!("{timeout_ms} ms (limits.timeout_ms)")
+    }
+}
+
+/// The call this thread is serving, to be carried to another thread that
+/// serves it on (wasm's, for a module with WASI).
+pub(crate) struct Carried(Option<Arc<Frame>>, Option<Instant>);
+
+/// What this thread is serving, for [`Carried::resume`] on another.
+pub(crate) fn carry() -> Carried {
+    Carried(current(), DEADLINE.with(Cell::get))
+}
+
+impl Carried {
+    /// Runs `f` as part of the carried call, on this thread.
+    pub(crate) fn resume<R>(self, f: impl FnOnce() -> R) -> R {
+        match self.0 {
+            Some(frame) => within(frame, f),
+            None => until(self.1, f),
+        }
+    }
 }
 
 /// `limit`, or less if the call this thread is serving has less time left:
@@ -657,7 +717,9 @@ mod tests {
             refused
                 .message()
                 .contains("plugin `p` may not call /proto.KV/Put")
-                && refused.message().contains("call = [\"proto.KV/Put\"]"),
+                && refused
+                    .message()
+                    .contains("add \"proto.KV/Put\" (or \"proto.KV/*\") to `call`"),
             "{refused}"
         );
         for bad in ["proto.KV/Get", "/proto.KV", "//Get", "/proto.KV/Get/x"] {

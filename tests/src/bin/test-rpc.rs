@@ -183,6 +183,12 @@ impl Greeter for Misbehaving {
                 format!("forked {}", child.id())
             }
             "pid" => std::process::id().to_string(),
+            // Its process id, after a while.
+            name if name.starts_with("sleep:") => {
+                let ms = name["sleep:".len()..].parse().unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(ms));
+                std::process::id().to_string()
+            }
             // What a plugin can do after its address was checked: its folder
             // is its own.
             name if name.starts_with("swap:") => {

@@ -1,6 +1,6 @@
-//! The greeter as a native plugin: the same greeter as the exec
-//! greeter (it can also relay to the Greeter its host offers), which a host of the same build calls through the `Greeter` trait
-//! with no encoding at all.
+//! The greeter as a native plugin: the same greeter as the exec greeter
+//! (it can also relay to the Greeter its host offers), which a host of the
+//! same build calls through the `Greeter` trait with no encoding at all.
 
 outlet_guest::export_native!(plugin);
 

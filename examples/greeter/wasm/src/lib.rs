@@ -1,5 +1,6 @@
-//! The greeter as a wasm plugin: the same greeter as the exec
-//! greeter (it can also relay to the Greeter its host offers), in a wasmtime sandbox. Build it for `wasm32-unknown-unknown`.
+//! The greeter as a wasm plugin: the same greeter as the exec greeter (it
+//! can also relay to the Greeter its host offers), in a wasmtime sandbox.
+//! Build it for `wasm32-unknown-unknown`.
 
 outlet_guest::export_wasm!(plugin);
 

@@ -159,9 +159,9 @@ impl Exec {
         match outcome.failure {
             Some(Failure::Timeout) => {
                 return Err(Status::deadline_exceeded(format!(
-                    "plugin `{plugin}`: {method} did not finish within {} ms \
-                     (limits.timeout_ms); its process was killed{said}",
-                    self.limits.timeout_ms
+                    "plugin `{plugin}`: {method} did not finish within {}; its process was \
+                     killed{said}",
+                    crate::services::limit_hit(self.limits.timeout_ms)
                 )));
             }
             Some(Failure::Frame(frame::FrameError::TooLarge { len, limit })) => {

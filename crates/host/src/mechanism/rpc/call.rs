@@ -226,10 +226,10 @@ impl Shared {
     /// A call's deadline passed.
     fn late(&self, method: &str) -> Status {
         Status::deadline_exceeded(format!(
-            "plugin `{}`: {method} did not finish within {} ms (limits.timeout_ms); the \
-             plugin was told to give up on it",
+            "plugin `{}`: {method} did not finish within {}; the plugin was told to give up \
+             on it",
             self.plugin,
-            self.timeout.as_millis()
+            crate::services::limit_hit(self.timeout.as_millis() as u64)
         ))
     }
 

@@ -313,9 +313,8 @@ fn trapped(
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Status::deadline_exceeded(format!(
-            "plugin `{plugin}`: {what} did not finish within {} ms (limits.timeout_ms); it was \
-             stopped",
-            limits.timeout_ms
+            "plugin `{plugin}`: {what} did not finish within {}; it was stopped",
+            crate::services::limit_hit(limits.timeout_ms)
         )),
         Some(Trap::OutOfFuel) => Status::resource_exhausted(format!(
             "plugin `{plugin}`: {what} used up its fuel ({} units, limits.fuel)",

@@ -258,13 +258,16 @@ impl Transport for Wasm {
         // calls, which panics on a thread that runs a runtime already: such
         // a call runs on a thread of its own, at the cost of starting it.
         if self.grants.is_some() && tokio::runtime::Handle::try_current().is_ok() {
-            let depth = DEPTH.get();
+            // The call, its chain and its deadline go with it.
+            let (depth, carried) = (DEPTH.get(), crate::services::carry());
             let mut answer = Vec::new();
             let result = std::thread::scope(|scope| {
                 scope
                     .spawn(|| {
                         DEPTH.set(depth);
-                        self.call_with(method, request, &mut |bytes| answer = bytes.to_vec())
+                        carried.resume(|| {
+                            self.call_with(method, request, &mut |bytes| answer = bytes.to_vec())
+                        })
                     })
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
