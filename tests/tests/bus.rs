@@ -483,6 +483,22 @@ fn a_call_made_during_a_call_gets_at_most_the_time_left_to_it() {
     );
     // The callee still serves.
     assert_eq!(greet(&callee, "Ada").unwrap(), "Hello, Ada!");
+
+    // A plugin that may call, called by host code, runs out of its own
+    // limit, and says so.
+    let granted = rpc_fixture(
+        "granted",
+        "",
+        &format!("{GREETER_GRANT}[limits]\ntimeout_ms = 300\n"),
+    );
+    let granted = host.load(&granted.manifest).unwrap();
+    let late = greet(&granted, "hang").unwrap_err();
+    assert_eq!(late.code(), Code::DeadlineExceeded, "{late}");
+    assert!(
+        late.message()
+            .contains("did not finish within 300 ms (limits.timeout_ms)"),
+        "{late}"
+    );
 }
 
 /// A Greeter that takes its time.

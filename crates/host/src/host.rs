@@ -258,7 +258,8 @@ impl Host {
     /// calls a service of the host's, through the host, whatever the
     /// mechanisms of both. Calls reach the plugin of that name loaded now:
     /// after a reload or restart, the new instance; after an unload, none
-    /// (`Unavailable`) until a plugin of that name is loaded again.
+    /// (`Unavailable`) until a plugin of that name and interface is loaded
+    /// again.
     ///
     /// ```
     /// let host = outlet_host::Host::new();

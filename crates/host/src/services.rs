@@ -149,8 +149,8 @@ impl HostServices {
             || tracing::enabled!(target: "outlet::audit", tracing::Level::INFO);
         let arrived = audited.then(|| (SystemTime::now(), Instant::now()));
         let (frame, taken) = self.frame_of(caller);
-        // Who answers, named only for a record, and how much it said.
-        let mut callee = audited.then_some(None);
+        // What only a record needs, and how much the callee said.
+        let mut noted = audited.then(Noted::default);
         let mut sent = 0;
         let mut counted = |bytes: &[u8]| {
             sent += bytes.len();
@@ -160,7 +160,7 @@ impl HostServices {
             Err(refused) => Err(refused),
             // A service that panics answers Internal, and is audited as such.
             Ok(_admitted) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.serve(caller, &frame, method, request, &mut callee, &mut counted)
+                self.serve(caller, &frame, method, request, &mut noted, &mut counted)
             }))
             .unwrap_or_else(|_| {
                 Err(Status::internal(format!(
@@ -170,20 +170,23 @@ impl HostServices {
                 )))
             }),
         };
-        let Some((time, started)) = arrived else {
+        let (Some((time, started)), Some(noted)) = (arrived, noted) else {
             put_back(frame, taken);
             return answer;
         };
         let record = AuditRecord {
             time,
             caller: caller.name.to_string(),
-            callee: callee.flatten().as_deref().unwrap_or("host").to_owned(),
+            callee: noted.callee.as_deref().unwrap_or("host").to_owned(),
             method: shortened(method).into_owned(),
             code: answer.as_ref().map_or_else(Status::code, |_| Code::Ok),
             duration: started.elapsed(),
             request_bytes: request.len(),
             response_bytes: if answer.is_ok() { sent } else { 0 },
-            chain: frame.chain().into_iter().map(str::to_owned).collect(),
+            chain: (noted.frame.as_ref().unwrap_or(&frame).chain())
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         };
         put_back(frame, taken);
         crate::audit::emit(self.audit.as_deref(), &record);
@@ -231,7 +234,7 @@ impl HostServices {
         frame: &Arc<Frame>,
         method: &str,
         request: &[u8],
-        callee: &mut Option<Option<Arc<str>>>,
+        noted: &mut Option<Noted>,
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
         let plugin = &*caller.name;
@@ -266,8 +269,8 @@ impl HostServices {
                 }),
             }
         };
-        if let Some(named) = callee.as_mut() {
-            *named = match &found {
+        if let Some(noted) = noted.as_mut() {
+            noted.callee = match &found {
                 Some(Route::Plugin(plugin)) => Some(plugin.name_arc()),
                 Some(Route::Unloaded(name)) => Some(name.clone()),
                 _ => None,
@@ -289,15 +292,20 @@ impl HostServices {
             Some(Route::Host(found)) => {
                 tracing::debug!(target: "outlet::host", plugin, method, "a plugin calls the host");
                 let mut answer = Vec::new();
-                within(frame.clone(), || found.call(method, request, &mut answer))?;
+                // Host code run within the caller's call, and its time.
+                within(frame.clone(), || {
+                    until(frame.deadline, || found.call(method, request, &mut answer))
+                })?;
                 response(&answer);
                 Ok(())
             }
-            Some(Route::Plugin(target)) => self.forward(frame, target, method, request, response),
+            Some(Route::Plugin(target)) => {
+                self.forward(frame, target, method, request, noted, response)
+            }
             Some(Route::Unloaded(offered)) => Err(Status::unavailable(format!(
                 "plugin `{plugin}` called {method}, which the host offers from plugin \
-                 `{offered}`, and that plugin is not loaded now (it was unloaded); the call \
-                 may succeed once it is loaded again"
+                 `{offered}`, and no plugin `{offered}` serving `{service}` is loaded now (it \
+                 was unloaded); the call may succeed once one is loaded again"
             ))),
         }
     }
@@ -309,6 +317,7 @@ impl HostServices {
         target: Plugin,
         method: &str,
         request: &[u8],
+        noted: &mut Option<Noted>,
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
         let (caller, offered) = (frame.serving(), target.name());
@@ -320,6 +329,9 @@ impl HostServices {
         } else {
             self.inbound_of(caller).into_iter().find(|f| allows(f))
         };
+        if let (Some(noted), Some(other)) = (noted.as_mut(), &other) {
+            noted.frame = Some(other.clone());
+        }
         let frame = other.as_ref().unwrap_or(frame);
         if frame.holds(offered) {
             return Err(Status::failed_precondition(format!(
@@ -387,6 +399,17 @@ impl HostServices {
     }
 }
 
+/// What a call's record says besides its request and answer, noted only
+/// when a record is made.
+#[derive(Default)]
+struct Noted {
+    /// The plugin that answers (or would have); none for host code.
+    callee: Option<Arc<str>>,
+    /// The call it was placed in, if not the one first found (an rpc
+    /// plugin's, serving several).
+    frame: Option<Arc<Frame>>,
+}
+
 /// Where a call to an offered service goes, found under the lock.
 enum Route {
     Host(Arc<dyn Service>),
@@ -416,15 +439,18 @@ impl Drop for Inbound {
 }
 
 /// One call in a chain of calls through the host: the plugin serving it,
-/// the call it was made within, and when its time is up (the sooner of
-/// the outer call's deadline and the serving plugin's own limit).
+/// the call it was made within, and when its time is up.
 #[derive(Debug)]
 pub(crate) struct Frame {
     plugin: Arc<str>,
     outer: Option<Arc<Frame>>,
     /// How many plugins the chain holds, this one's included.
     depth: usize,
+    /// When the calls made within this one must be done: the sooner of
+    /// `imposed` and the serving plugin's own limit.
     deadline: Option<Instant>,
+    /// The deadline the call it was made within imposes on it.
+    imposed: Option<Instant>,
 }
 
 impl Frame {
@@ -435,6 +461,7 @@ impl Frame {
             outer: None,
             depth: 1,
             deadline,
+            imposed: None,
         }
     }
 
@@ -445,6 +472,7 @@ impl Frame {
             outer: Some(outer.clone()),
             depth: outer.depth + 1,
             deadline,
+            imposed: outer.deadline,
         }
     }
 
@@ -485,16 +513,19 @@ impl Frame {
     /// The frame of a call host code makes to `plugin`, which may take
     /// `limit`: within the call being served on this thread, if any.
     pub(crate) fn enter(plugin: &Arc<str>, limit: Duration) -> Arc<Frame> {
-        let own = Instant::now() + limit;
-        match current() {
+        let outer = match current() {
             // The bus made it already, routing a call to this plugin.
-            Some(frame) if frame.serving() == &**plugin => frame,
+            Some(frame) if frame.serving() == &**plugin => return frame,
+            outer => outer,
+        };
+        let own = Instant::now() + limit;
+        Arc::new(match outer {
             Some(outer) => {
                 let deadline = outer.deadline.map_or(own, |d| d.min(own));
-                Arc::new(Frame::inner(&outer, plugin.clone(), Some(deadline)))
+                Frame::inner(&outer, plugin.clone(), Some(deadline))
             }
-            None => Arc::new(Frame::root(plugin.clone(), Some(own))),
-        }
+            None => Frame::root(plugin.clone(), Some(own)),
+        })
     }
 }
 
@@ -522,7 +553,9 @@ fn put_back(frame: Arc<Frame>, taken: bool) {
     }
 }
 
-/// Runs `f` as the call of `frame`, on this thread.
+/// Runs `f` as the call of `frame`, on this thread: held to the deadline
+/// the call it was made within imposes (the mechanism adds the plugin's own
+/// limit).
 pub(crate) fn within<R>(frame: Arc<Frame>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Arc<Frame>>);
     impl Drop for Restore {
@@ -530,7 +563,7 @@ pub(crate) fn within<R>(frame: Arc<Frame>, f: impl FnOnce() -> R) -> R {
             CURRENT.with(|current| current.set(self.0.take()));
         }
     }
-    let deadline = frame.deadline;
+    let deadline = frame.imposed;
     let _restore = Restore(CURRENT.with(|current| current.replace(Some(frame))));
     until(deadline, f)
 }
@@ -574,7 +607,7 @@ impl Carried {
     /// Runs `f` as part of the carried call, on this thread.
     pub(crate) fn resume<R>(self, f: impl FnOnce() -> R) -> R {
         match self.0 {
-            Some(frame) => within(frame, f),
+            Some(frame) => within(frame, || until(self.1, f)),
             None => until(self.1, f),
         }
     }

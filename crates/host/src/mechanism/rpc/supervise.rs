@@ -65,9 +65,9 @@ impl Shared {
                     if left.is_zero() {
                         return Err(Status::unavailable(format!(
                             "plugin `{}` died and is being restarted; it was not back within \
-                             {} ms (limits.timeout_ms)",
+                             {}",
                             self.plugin,
-                            self.timeout.as_millis()
+                            crate::services::limit_hit(self.timeout.as_millis() as u64)
                         )));
                     }
                     state = self
