@@ -3,6 +3,7 @@
 
 mod bus;
 mod cabi;
+mod events;
 mod exec;
 mod load;
 mod native;

@@ -8,6 +8,7 @@ use outlet_manifest::Manifest;
 use outlet_manifest::policy::Policy;
 
 use crate::error::{LoadError, OfferError};
+use crate::events::{EventKind, Events};
 use crate::handshake::handshake;
 use crate::mechanism::{self, Context};
 use crate::plugin::Plugin;
@@ -118,6 +119,7 @@ impl HostBuilder {
         Host(Arc::new(Inner {
             context: Arc::new(Context {
                 services: Arc::new(HostServices::new(self.audit)),
+                events: Arc::default(),
                 module_cache: match self.module_cache {
                     Some(folder) => folder.map(|folder| resolve_module_cache(&folder)),
                     None => default_module_cache(),
@@ -199,6 +201,12 @@ impl Host {
         plugins.insert(plugin, loaded.clone());
         // A service offered from a plugin of its name reaches this one now.
         self.0.context.services.loaded(&loaded);
+        drop(plugins);
+        let mechanism = loaded.manifest().mechanism;
+        self.0
+            .context
+            .events
+            .emit(loaded.name(), EventKind::Loaded { mechanism });
         Ok(loaded)
     }
 
@@ -291,6 +299,33 @@ impl Host {
         self.0.context.services.withdraw(service)
     }
 
+    /// A new subscriber to what happens to this host's plugins from now on:
+    /// loads, deaths, restarts, reloads, panics, unloads ([`EventKind`]).
+    /// Its queue holds 1024 events; one that does not keep up loses
+    /// events, and is told how many (`EventKind::Lost`). Nothing waits on
+    /// a subscriber.
+    ///
+    /// ```
+    /// use outlet_host::{EventKind, Host};
+    /// use std::time::Duration;
+    ///
+    /// let host = Host::new();
+    /// let events = host.events();
+    /// host.load("../../examples/greeter/manifests/exec.toml")?;
+    /// let event = events.recv_timeout(Duration::from_secs(5)).unwrap();
+    /// assert_eq!(event.plugin, "greeter-exec");
+    /// assert!(matches!(event.kind, EventKind::Loaded { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn events(&self) -> Events {
+        self.events_queued(1024)
+    }
+
+    /// As [`Host::events`], with a queue of `capacity` events (at least 1).
+    pub fn events_queued(&self, capacity: usize) -> Events {
+        self.0.context.events.subscribe(capacity)
+    }
+
     /// The policy the host admits manifests by ([`HostBuilder::policy`]).
     pub fn policy(&self) -> &Policy {
         &self.0.policy
@@ -325,7 +360,9 @@ impl Host {
             self.0.context.services.unloaded(name);
             plugin
         };
-        Some(plugin.shutdown())
+        let answer = plugin.shutdown();
+        self.0.context.events.emit(name, EventKind::Unloaded);
+        Some(answer)
     }
 }
 

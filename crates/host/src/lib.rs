@@ -44,12 +44,15 @@
 //!   hyper. Without it, an rpc manifest is refused the same way.
 //!
 //! A plugin's log lines (its stderr) become `tracing` events with target
-//! `outlet::plugin` and a `plugin` field holding its name.
+//! `outlet::plugin` and a `plugin` field holding its name. What happens to
+//! the plugins themselves (loads, deaths, restarts, reloads, panics,
+//! unloads) comes to subscribers of [`Host::events`] as [`Event`]s.
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
 pub mod audit;
 mod error;
+pub mod events;
 mod handshake;
 mod host;
 mod log;
@@ -60,6 +63,7 @@ mod process;
 mod services;
 
 pub use error::{LoadError, OfferError, ReloadError};
+pub use events::{Event, EventKind, Events};
 pub use host::{Host, HostBuilder};
 pub use mechanism::AVAILABLE as MECHANISMS;
 #[cfg(feature = "rpc")]

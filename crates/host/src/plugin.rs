@@ -42,6 +42,8 @@ struct Inner {
     config: Mutex<BTreeMap<String, String>>,
     stopped: AtomicBool,
     reloads: AtomicU64,
+    /// Whether the running instance's panic was told (`EventKind::Poisoned`).
+    poison_told: AtomicBool,
     /// What the host lends the plugin's mechanism; kept for reloads.
     context: Arc<Context>,
     /// Held by the one reload or Configure at a time; taken before `config`.
@@ -91,6 +93,7 @@ impl Plugin {
             config: Mutex::new(config),
             stopped: AtomicBool::new(false),
             reloads: AtomicU64::new(0),
+            poison_told: AtomicBool::new(false),
             context,
             reloading: Mutex::new(()),
         }))
@@ -262,8 +265,13 @@ impl Plugin {
             backend.replace(Arc::from(fresh))
         };
         drop(old);
+        self.0.poison_told.store(false, Ordering::Release);
         self.0.reloads.fetch_add(1, Ordering::Relaxed);
         tracing::info!(target: "outlet::plugin", plugin, "reloaded");
+        self.0
+            .context
+            .events
+            .emit(&plugin, crate::events::EventKind::Reloaded);
         Ok(())
     }
 
@@ -366,6 +374,24 @@ impl Plugin {
         ))
     }
 
+    /// Tells subscribers, once per instance, that a call panicked in it.
+    fn tell_poisoned(&self) {
+        if !self.0.poison_told.swap(true, Ordering::AcqRel) {
+            self.0
+                .context
+                .events
+                .emit(self.name(), crate::events::EventKind::Poisoned);
+        }
+    }
+
+    /// A call's answer: a failed one may be a panic, told at once.
+    fn answered<T>(&self, backend: &dyn Backend, answer: Result<T, Status>) -> Result<T, Status> {
+        if answer.is_err() && backend.poisoned() {
+            self.tell_poisoned();
+        }
+        answer
+    }
+
     /// After a panic: fails fast with `on_panic = "fail"`; reloads (once,
     /// whoever gets here first) with `"reload"`.
     fn recover(&self) -> Result<(), Status> {
@@ -407,6 +433,7 @@ impl Plugin {
         if !backend.poisoned() {
             return Ok(backend);
         }
+        self.tell_poisoned();
         drop(backend);
         self.recover()?;
         self.instance()
@@ -416,7 +443,8 @@ impl Plugin {
 impl Transport for Plugin {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let backend = self.ready()?;
-        self.serve(|| backend.call(method, request))
+        let answer = self.serve(|| backend.call(method, request));
+        self.answered(&*backend, answer)
     }
 
     fn call_with(
@@ -426,7 +454,8 @@ impl Transport for Plugin {
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
         let backend = self.ready()?;
-        self.serve(|| backend.call_with(method, request, response))
+        let answer = self.serve(|| backend.call_with(method, request, response));
+        self.answered(&*backend, answer)
     }
 
     fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {

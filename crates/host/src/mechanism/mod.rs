@@ -21,6 +21,8 @@ pub(crate) use library::{Claim, LibraryPath};
 pub(crate) struct Context {
     /// The services a plugin reaches when it calls the host.
     pub services: Arc<HostServices>,
+    /// Where what happens to plugins is told.
+    pub events: Arc<crate::events::Hub>,
     /// Where compiled wasm modules are cached; `None`: not on disk.
     #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
     pub module_cache: Option<PathBuf>,
@@ -113,7 +115,11 @@ pub(crate) fn start(
             services.clone(),
         )?)),
         #[cfg(feature = "rpc")]
-        Mechanism::Rpc => Ok(Box::new(rpc::Rpc::new(manifest, services.clone())?)),
+        Mechanism::Rpc => Ok(Box::new(rpc::Rpc::new(
+            manifest,
+            services.clone(),
+            context.events.clone(),
+        )?)),
         #[cfg(feature = "wasm")]
         Mechanism::Wasm => Ok(Box::new(wasm::Wasm::new(
             manifest,

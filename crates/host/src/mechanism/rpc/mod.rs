@@ -81,6 +81,8 @@ struct Shared {
     services: Arc<HostServices>,
     /// The plugin as those services know it, with its grants.
     caller: crate::services::Caller,
+    /// Where its deaths and restarts are told.
+    events: Arc<crate::events::Hub>,
     /// Whether Hello agreed on Outlet's frames (`outlet_rpc::frames`).
     frames: AtomicBool,
     /// What Hello agreed and the config, for a restarted process.
@@ -94,7 +96,11 @@ struct Shared {
 }
 
 impl Rpc {
-    pub(crate) fn new(manifest: &Manifest, services: Arc<HostServices>) -> Result<Rpc, LoadError> {
+    pub(crate) fn new(
+        manifest: &Manifest,
+        services: Arc<HostServices>,
+        events: Arc<crate::events::Hub>,
+    ) -> Result<Rpc, LoadError> {
         let plugin = manifest.name.clone();
         // The program, checked now, and again before every start whose
         // path no longer holds the file checked (`Process::start`).
@@ -148,6 +154,7 @@ impl Rpc {
             auto_mtls: handshake.auto_mtls,
             services,
             caller: crate::services::Caller::of(manifest),
+            events,
             frames: AtomicBool::new(false),
             session: Mutex::default(),
             reviving: AtomicBool::new(false),

@@ -17,6 +17,7 @@ use super::Shared;
 use super::error::{ProcessExit, RpcError};
 use super::instance::{Instance, STOP_GRACE};
 use super::output::Limiter;
+use crate::events::EventKind;
 
 /// The pause before the second restart in a row; it doubles after that.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -173,6 +174,23 @@ impl Shared {
             *state = State::Restarting;
             self.reviving.store(true, Ordering::Release);
         }
+        let (code, signal) = match &exit {
+            ProcessExit::Status(status) => {
+                use std::os::unix::process::ExitStatusExt;
+                (status.code(), status.signal())
+            }
+            ProcessExit::Unknown(_) => (None, None),
+        };
+        self.events.emit(
+            &self.plugin,
+            EventKind::Died {
+                pid: dead.process.pid().unwrap_or_default(),
+                code,
+                signal,
+                how: exit.to_string(),
+                stderr: dead.process.last_stderr(),
+            },
+        );
         self.revive(dead, &exit);
         self.reviving.store(false, Ordering::Release);
         self.changed.notify_all();
@@ -211,15 +229,27 @@ impl Shared {
                 ));
                 return;
             }
+            attempts += 1;
+            self.events.emit(
+                &self.plugin,
+                EventKind::Restarting {
+                    attempt: attempts,
+                    pause,
+                },
+            );
             if !self.back_off(pause) {
                 return;
             }
             pause = (pause * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
-            attempts += 1;
             match self.restart(attempts) {
                 Ok(true) => {
                     self.read_stdio();
                     tracing::info!(target: "outlet::plugin", plugin = self.plugin, "restarted");
+                    let pid = match &*self.lock() {
+                        State::Running(instance) => instance.process.pid().unwrap_or_default(),
+                        _ => 0,
+                    };
+                    self.events.emit(&self.plugin, EventKind::Restarted { pid });
                     return;
                 }
                 Ok(false) => return,
@@ -263,6 +293,8 @@ impl Shared {
     /// until it is reloaded.
     fn give_up(&self, why: String) {
         tracing::error!(target: "outlet::plugin", plugin = self.plugin, "{why}");
+        self.events
+            .emit(&self.plugin, EventKind::GaveUp { why: why.clone() });
         let mut state = self.lock();
         if !matches!(*state, State::Stopped) {
             *state = State::Failed(why);
