@@ -166,3 +166,53 @@ fn a_subscriber_that_never_reads_holds_up_nothing() {
     );
     assert_eq!(stuck.try_recv(), None);
 }
+
+#[test]
+fn a_plugin_whose_health_fails_fails_calls_fast_and_is_restarted() {
+    let host = host();
+    let events = host.events();
+    let f = rpc_fixture(
+        "checked",
+        "",
+        "[limits]\nhealth_interval_ms = 50\nhealth_failures = 3\n",
+    );
+    let plugin = host.load(&f.manifest).unwrap();
+    assert!(matches!(next(&events).kind, EventKind::Loaded { .. }));
+    let pid = plugin.process_id().unwrap();
+    // Healthy: no event, calls served.
+    assert_eq!(events.recv_timeout(Duration::from_millis(200)), None);
+    assert_eq!(greet(&plugin, "sick").unwrap(), "sick");
+    // Its next check answers NOT_SERVING: told, and calls fail fast.
+    match next(&events).kind {
+        EventKind::HealthChanged { serving, why } => {
+            assert!(!serving);
+            assert!(why.contains("NotServing: asked to be sick"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let started = Instant::now();
+    let refused = greet(&plugin, "Ada").unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(50));
+    assert_eq!(
+        refused.code(),
+        outlet_protocol::Code::Unavailable,
+        "{refused}"
+    );
+    assert!(
+        refused
+            .message()
+            .contains("plugin `checked` is not serving")
+            && refused.message().contains("asked to be sick"),
+        "{refused}"
+    );
+    // Three in a row: reloaded into a new process, which serves.
+    assert_eq!(next(&events).kind, EventKind::Reloaded);
+    match next(&events).kind {
+        EventKind::HealthChanged { serving, .. } => assert!(serving),
+        other => panic!("{other:?}"),
+    }
+    assert_ne!(plugin.process_id().unwrap(), pid);
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+    host.unload("checked").unwrap().unwrap();
+    assert_eq!(next(&events).kind, EventKind::Unloaded);
+}

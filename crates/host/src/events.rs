@@ -75,6 +75,15 @@ pub enum EventKind {
     /// sees it: at once for a call by gRPC path, at the next call for a
     /// typed call, which goes straight to the plugin's trait.
     Poisoned,
+    /// Its health check (`limits.health_interval_ms`) failed after passing,
+    /// or passed after failing. While it fails, calls fail fast with
+    /// `Unavailable`.
+    HealthChanged {
+        /// Whether it serves now.
+        serving: bool,
+        /// Why: what the check found.
+        why: String,
+    },
     /// It was unloaded (`Host::unload`).
     Unloaded,
     /// This subscriber's queue was full: this many events were lost.

@@ -202,6 +202,9 @@ impl Host {
         // A service offered from a plugin of its name reaches this one now.
         self.0.context.services.loaded(&loaded);
         drop(plugins);
+        if let Some(interval) = loaded.manifest().limits.health_interval() {
+            crate::health::watch(&loaded, interval);
+        }
         let mechanism = loaded.manifest().mechanism;
         self.0
             .context

@@ -54,6 +54,7 @@ pub mod audit;
 mod error;
 pub mod events;
 mod handshake;
+mod health;
 mod host;
 mod log;
 mod mechanism;

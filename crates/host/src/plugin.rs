@@ -44,6 +44,10 @@ struct Inner {
     reloads: AtomicU64,
     /// Whether the running instance's panic was told (`EventKind::Poisoned`).
     poison_told: AtomicBool,
+    /// Whether its last health check failed, and why: its calls then fail
+    /// fast.
+    unhealthy: AtomicBool,
+    sick: Mutex<Option<String>>,
     /// What the host lends the plugin's mechanism; kept for reloads.
     context: Arc<Context>,
     /// Held by the one reload or Configure at a time; taken before `config`.
@@ -94,6 +98,8 @@ impl Plugin {
             stopped: AtomicBool::new(false),
             reloads: AtomicU64::new(0),
             poison_told: AtomicBool::new(false),
+            unhealthy: AtomicBool::new(false),
+            sick: Mutex::new(None),
             context,
             reloading: Mutex::new(()),
         }))
@@ -107,6 +113,28 @@ impl Plugin {
     /// The name, shared.
     pub(crate) fn name_arc(&self) -> Arc<str> {
         self.0.name.clone()
+    }
+
+    /// Whether it was shut down.
+    pub(crate) fn stopped(&self) -> bool {
+        self.0.stopped.load(Ordering::Acquire)
+    }
+
+    /// What its last health check found: `None` if it passed. A change is
+    /// told to subscribers.
+    pub(crate) fn set_health(&self, why: Option<String>) {
+        let mut sick = self.0.sick.lock().unwrap_or_else(|e| e.into_inner());
+        if sick.is_none() && why.is_none() {
+            return;
+        }
+        let changed = sick.is_none() != why.is_none();
+        self.0.unhealthy.store(why.is_some(), Ordering::Release);
+        *sick = why;
+        if changed {
+            let event = crate::health::changed(sick.as_deref());
+            drop(sick);
+            self.0.context.events.emit(self.name(), event);
+        }
     }
 
     /// Whether its manifest grants it calls through the host.
@@ -293,7 +321,7 @@ impl Plugin {
     }
 
     /// The running instance, for one call.
-    fn instance(&self) -> Result<Arc<dyn Backend>, Status> {
+    pub(crate) fn instance(&self) -> Result<Arc<dyn Backend>, Status> {
         let backend = self.0.backend.read().unwrap_or_else(|e| e.into_inner());
         backend.clone().ok_or_else(|| {
             Status::unavailable(format!(
@@ -325,7 +353,8 @@ impl Plugin {
     /// # Errors
     /// `Unavailable` when the plugin cannot be reached.
     pub fn health(&self) -> Result<HealthResponse, Status> {
-        unary(self, core::HEALTH, &HealthRequest {})
+        // Asked even while its health checks fail, which fails other calls.
+        unary(&*self.instance()?, core::HEALTH, &HealthRequest {})
     }
 
     /// Asks the plugin to finish, then releases it. Later calls fail with
@@ -371,6 +400,15 @@ impl Plugin {
              limits.on_panic = \"fail\"; reload it (Plugin::reload), or set \
              on_panic = \"reload\" to have that done at once",
             self.name()
+        ))
+    }
+
+    fn unhealthy_error(&self) -> Status {
+        let sick = self.0.sick.lock().unwrap_or_else(|e| e.into_inner());
+        Status::unavailable(format!(
+            "plugin `{}` is not serving: {}; its calls fail until a health check passes",
+            self.name(),
+            sick.as_deref().unwrap_or("its health check failed")
         ))
     }
 
@@ -429,6 +467,9 @@ impl Plugin {
     /// The instance to call: the running one, or after a panic, what
     /// `on_panic` makes of it.
     fn ready(&self) -> Result<Arc<dyn Backend>, Status> {
+        if self.0.unhealthy.load(Ordering::Relaxed) {
+            return Err(self.unhealthy_error());
+        }
         let backend = self.instance()?;
         if !backend.poisoned() {
             return Ok(backend);
@@ -462,10 +503,11 @@ impl Transport for Plugin {
         if self.0.manifest.mechanism != Mechanism::Native {
             return;
         }
-        // A poisoned or stopped plugin is not offered: the client then takes
-        // the encoded path, which says why.
+        // A poisoned, unhealthy or stopped plugin is not offered: the client
+        // then takes the encoded path, which says why.
         if let Ok(backend) = self.instance()
             && !backend.poisoned()
+            && !self.0.unhealthy.load(Ordering::Relaxed)
         {
             backend.with_native(service, f);
         }

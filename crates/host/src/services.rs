@@ -569,7 +569,7 @@ pub(crate) fn within<R>(frame: Arc<Frame>, f: impl FnOnce() -> R) -> R {
 }
 
 /// Runs `f` as a call that must be done by `deadline`, on this thread.
-fn until<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
+pub(crate) fn until<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Instant>);
     impl Drop for Restore {
         fn drop(&mut self) {

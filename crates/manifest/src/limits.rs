@@ -39,6 +39,15 @@ pub struct Limits {
     /// until the host reloads it; `"reload"` loads a fresh copy at once.
     #[serde(default)]
     pub on_panic: OnPanic,
+    /// Asks the plugin for its Health every this many milliseconds while it
+    /// is loaded; none if left out. A check that fails (`NOT_SERVING`, no
+    /// answer within the interval or the call's limit, an error) fails the
+    /// plugin's calls fast with `Unavailable` until one passes.
+    pub health_interval_ms: Option<u64>,
+    /// Failed health checks in a row after which the plugin is restarted
+    /// (reloaded: a fresh instance, a new process for rpc). Default 3.
+    #[serde(default = "Limits::default_health_failures")]
+    pub health_failures: u32,
 }
 
 /// What the host does with an in-process plugin after a panic in it.
@@ -65,10 +74,18 @@ impl Limits {
     fn default_start_timeout_ms() -> u64 {
         10_000
     }
+    fn default_health_failures() -> u32 {
+        3
+    }
 
     /// The per-call time limit.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    /// How often Health is checked, if it is.
+    pub fn health_interval(&self) -> Option<Duration> {
+        self.health_interval_ms.map(Duration::from_millis)
     }
 }
 
@@ -84,6 +101,8 @@ impl Default for Limits {
             restarts: Limits::default_restarts(),
             start_timeout_ms: Limits::default_start_timeout_ms(),
             on_panic: OnPanic::Fail,
+            health_interval_ms: None,
+            health_failures: Limits::default_health_failures(),
         }
     }
 }

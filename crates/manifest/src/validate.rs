@@ -293,6 +293,21 @@ fn handshake(mechanism: Mechanism, handshake: Option<&Handshake>) -> Result<(), 
 /// `[limits]`: no time limit of 0, and no other limit of 0 either (leaving
 /// it out means no limit).
 fn limits(limits: &Limits) -> Result<(), Broken> {
+    if limits.health_interval_ms.is_some_and(|ms| ms < 10) {
+        return Err(Broken::new(
+            "limits.health_interval_ms",
+            "is under 10 ms, which would keep the plugin busy answering",
+            "check every second or so, e.g. `health_interval_ms = 1000`",
+        ));
+    }
+    if limits.health_failures == 0 {
+        return Err(Broken::new(
+            "limits.health_failures",
+            "is 0",
+            "give the failed checks in a row that restart the plugin, e.g. \
+             `health_failures = 3`, or remove it",
+        ));
+    }
     for (field, value) in [
         ("limits.timeout_ms", limits.timeout_ms),
         ("limits.start_timeout_ms", limits.start_timeout_ms),

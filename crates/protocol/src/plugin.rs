@@ -32,7 +32,11 @@ pub struct Plugin {
     capabilities: Vec<String>,
     services: Vec<Box<dyn Service>>,
     configure: Option<ConfigureHook>,
+    health: Option<HealthHook>,
 }
+
+/// What `on_health` installs: `Ok` for serving, else why not.
+type HealthHook = Box<dyn Fn() -> Result<(), Status> + Send + Sync>;
 
 impl Plugin {
     /// A plugin with no services yet, speaking interface version 1.
@@ -44,6 +48,7 @@ impl Plugin {
             capabilities: Vec::new(),
             services: Vec::new(),
             configure: None,
+            health: None,
         }
     }
 
@@ -96,6 +101,24 @@ impl Plugin {
             crate::guard(&poisoned, core::CONFIGURE, || hook(config))
         }));
         self.capabilities.push(capability::CONFIGURE.into());
+        self
+    }
+
+    /// Runs `hook` for every Health check: `Ok` answers `SERVING`, an error
+    /// `NOT_SERVING` with its message. Without a hook, Health answers
+    /// `SERVING` whenever the plugin can answer at all.
+    pub fn on_health(
+        mut self,
+        hook: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    ) -> Plugin {
+        // Generic, so this closure is compiled into the plugin's own code
+        // and a panic in the hook is caught there (see `crate::guard`).
+        let poisoned = std::sync::atomic::AtomicBool::new(false);
+        self.health = Some(Box::new(move || {
+            crate::guard(&poisoned, core::HEALTH, || {
+                hook().map_err(Status::unavailable)
+            })
+        }));
         self
     }
 
@@ -181,9 +204,16 @@ impl Plugin {
                 self.configure(&config).map(|()| ConfigureResponse {})
             }),
             core::HEALTH => handle(method, request, response, |_: HealthRequest| {
-                Ok(HealthResponse {
-                    status: ServingStatus::Serving.into(),
-                    message: String::new(),
+                let answer = self.health.as_ref().map_or(Ok(()), |hook| hook());
+                Ok(match answer {
+                    Ok(()) => HealthResponse {
+                        status: ServingStatus::Serving.into(),
+                        message: String::new(),
+                    },
+                    Err(why) => HealthResponse {
+                        status: ServingStatus::NotServing.into(),
+                        message: why.message().to_owned(),
+                    },
                 })
             }),
             core::SHUTDOWN => handle(method, request, response, |_: ShutdownRequest| {

@@ -88,7 +88,11 @@ fn main() -> ExitCode {
     let versions: &[u32] = if mode == "version7" { &[7] } else { &[1] };
     let plugin = Plugin::new("test-rpc", "0.0.1")
         .versions(versions)
-        .service(GreeterServer::new(Misbehaving));
+        .service(GreeterServer::new(Misbehaving))
+        .on_health(|| match SICK.load(std::sync::atomic::Ordering::Relaxed) {
+            true => Err("asked to be sick".into()),
+            false => Ok(()),
+        });
     if mode == "other-cookie" {
         return outlet_guest::rpc::serve_with_cookie(plugin, "SOME_OTHER_PLUGIN", "yes");
     }
@@ -156,6 +160,9 @@ fn relay() -> std::io::Result<String> {
 
 struct Misbehaving;
 
+/// Whether its Health answers NOT_SERVING: from a Greet of "sick" on.
+static SICK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 impl Greeter for Misbehaving {
     fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
         // `probe:…` names an attack on the sandbox, in any mode.
@@ -183,6 +190,10 @@ impl Greeter for Misbehaving {
                 format!("forked {}", child.id())
             }
             "pid" => std::process::id().to_string(),
+            "sick" => {
+                SICK.store(true, std::sync::atomic::Ordering::Relaxed);
+                "sick".into()
+            }
             // Its process id, after a while.
             name if name.starts_with("sleep:") => {
                 let ms = name["sleep:".len()..].parse().unwrap_or(0);
