@@ -3,6 +3,9 @@
 # against the Debian-packaged libraries in /usr/share/gocode:
 #   $TARGET/go/kv-go-plugin  a go-plugin gRPC KV plugin
 #   $TARGET/go/kv-go-host    a go-plugin host driving a KV plugin
+#   $TARGET/go/bare-go-plugin  a plugin with go-plugin's handshake and health
+#                              only, no controller (as minimal ones in other
+#                              languages are)
 # TARGET defaults to <repo>/target. Re-running is cheap: Go's build cache
 # (in $TARGET/go/cache) skips unchanged work.
 set -euo pipefail
@@ -29,3 +32,4 @@ export CGO_ENABLED=0
 
 go build -o "$out/kv-go-plugin" kv/plugin
 go build -o "$out/kv-go-host" kv/host
+go build -o "$out/bare-go-plugin" kv/bare

@@ -1347,3 +1347,86 @@ fn a_restart_checks_the_program_again_and_never_runs_a_replaced_one() {
     drop(plugin);
     f.assert_no_leftovers();
 }
+
+#[test]
+fn a_plugin_without_a_controller_is_sent_sigterm_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(bare) = go_program("bare-go-plugin") else {
+        return;
+    };
+    let plugin = host().load(kv_manifest(dir.path(), &bare)).unwrap();
+    assert_eq!(
+        plugin.health().unwrap().status(),
+        outlet_protocol::core::health_response::ServingStatus::Serving
+    );
+    let pid = plugin.process_id().unwrap();
+    // Its controller answers Shutdown Unimplemented: no grace is spent
+    // waiting for an exit that was never asked for.
+    let started = Instant::now();
+    plugin.shutdown().unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1000), "the stop took {took:?}");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "its process is still there"
+    );
+}
+
+#[test]
+fn a_host_shuts_down_every_plugin_at_once_within_its_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host();
+    let (calm, busy) = (
+        rpc_fixture("calm", "", ""),
+        rpc_fixture("busy", "", "[limits]\ntimeout_ms = 60000\n"),
+    );
+    host.load(&calm.manifest).unwrap();
+    let busy_plugin = host.load(&busy.manifest).unwrap();
+    host.load(crate::support::manifest(
+        dir.path(),
+        "exec",
+        "one-shot",
+        &crate::support::greeter_exec(),
+        "",
+    ))
+    .unwrap();
+    let bare = go_program("bare-go-plugin");
+    if let Some(bare) = &bare {
+        host.load(kv_manifest(dir.path(), bare)).unwrap();
+    }
+    // A call that will not end by itself.
+    let hung = std::thread::spawn(move || greet(&busy_plugin, "hang"));
+    std::thread::sleep(Duration::from_millis(100));
+
+    let started = Instant::now();
+    let stopped = host.shutdown(Duration::from_millis(500));
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "it took {took:?}");
+    assert!(host.names().is_empty());
+    let names: Vec<&str> = stopped.iter().map(|(name, _)| name.as_str()).collect();
+    let mut expected = vec!["busy", "calm", "one-shot"];
+    if bare.is_some() {
+        expected.insert(2, "kv");
+    }
+    assert_eq!(names, expected);
+    for (name, answer) in &stopped {
+        match name.as_str() {
+            "busy" => {
+                let error = answer.as_ref().unwrap_err();
+                assert!(
+                    error
+                        .message()
+                        .contains("calls were still running after 500 ms")
+                        && error.message().contains("killed"),
+                    "{error}"
+                );
+            }
+            _ => assert!(answer.is_ok(), "{name}: {answer:?}"),
+        }
+    }
+    // The call in flight ended with its process.
+    let ended = hung.join().unwrap().unwrap_err();
+    assert_eq!(ended.code(), Code::Unavailable, "{ended}");
+    calm.assert_no_leftovers();
+    busy.assert_no_leftovers();
+}

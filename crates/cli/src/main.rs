@@ -9,6 +9,7 @@ mod demo;
 mod dynamic;
 mod inspect;
 mod policy;
+mod signals;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,6 +131,7 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
     let host = || {
         let host = builder()?.build();
         host.offer(kv::KvServer::new(std::sync::Arc::new(kv::Store::default())))?;
+        signals::stop_on_signals(&host)?;
         anyhow::Ok(host)
     };
     match command {

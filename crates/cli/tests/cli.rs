@@ -484,3 +484,66 @@ fn demo_and_bench_run() {
     );
     assert!(exec["ratio"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn a_signal_stops_the_command_and_its_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("hanging.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"hanging\"\nmechanism = \"rpc\"\npath = {:?}\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\nproto = {:?}\n\
+             trust = \"in-process\"\n[limits]\ntimeout_ms = 60000\n",
+            root().join("target/debug/outlet-test-rpc"),
+            root().join("examples/greeter/greeter.proto"),
+        ),
+    )
+    .unwrap();
+    let trusted = format!("{}=in-process", dir.path().display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outlet"))
+        .args(["call", manifest.to_str().unwrap(), "Greet"])
+        .args(["--json", r#"{"name": "pid"}"#, "--trust-folder", &trusted])
+        .current_dir(workdir())
+        .output()
+        .unwrap();
+    assert!(child.status.success(), "{}", text(&child.stderr));
+    // Its plugin's process id, to look for after the signal.
+    let reply: serde_json::Value = serde_json::from_slice(&child.stdout).unwrap();
+    let first: u32 = reply["message"].as_str().unwrap().parse().unwrap();
+    assert!(!Path::new(&format!("/proc/{first}")).exists());
+
+    let hung = Command::new(env!("CARGO_BIN_EXE_outlet"))
+        .args(["call", manifest.to_str().unwrap(), "Greet"])
+        .args(["--json", r#"{"name": "hang"}"#, "--trust-folder", &trusted])
+        .current_dir(workdir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &hung.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child = hung.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(child.status.code(), Some(143), "{}", text(&child.stderr));
+    // No process of the plugin's is left: none whose command line is it.
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).into_owned())
+        .filter(|cmdline| {
+            cmdline.contains("outlet-test-rpc") && cmdline.contains(&*dir.path().to_string_lossy())
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use outlet_manifest::Manifest;
 use outlet_manifest::policy::Policy;
@@ -366,6 +367,56 @@ impl Host {
         let answer = plugin.shutdown();
         self.0.context.events.emit(name, EventKind::Unloaded);
         Some(answer)
+    }
+
+    /// Stops every plugin at once: each is unloaded, waits for its calls,
+    /// is asked to finish and its process to exit, all within `grace`;
+    /// what is still running then is killed (rpc). Returns each plugin's
+    /// name and how its Shutdown went, sorted by name. Nothing of them is
+    /// left: no process, socket or private folder (an in-process plugin's
+    /// library goes when its last call returns).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let host = outlet_host::Host::new();
+    /// host.load("../../examples/greeter/manifests/exec.toml")?;
+    /// let stopped = host.shutdown(Duration::from_secs(2));
+    /// assert_eq!(stopped.len(), 1);
+    /// assert_eq!(stopped[0].0, "greeter-exec");
+    /// assert!(stopped[0].1.is_ok());
+    /// assert!(host.names().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&self, grace: Duration) -> Vec<(String, Result<(), outlet_protocol::Status>)> {
+        let plugins = {
+            let mut plugins = self.0.plugins.write().unwrap_or_else(|e| e.into_inner());
+            for name in plugins.keys() {
+                self.0.context.services.unloaded(name);
+            }
+            std::mem::take(&mut *plugins)
+        };
+        let stopped: Vec<_> = std::thread::scope(|scope| {
+            let stopping: Vec<_> = plugins
+                .into_iter()
+                .map(|(name, plugin)| (name, scope.spawn(move || plugin.shutdown_within(grace))))
+                .collect();
+            stopping
+                .into_iter()
+                .map(|(name, stopping)| {
+                    let answer = stopping.join().unwrap_or_else(|_| {
+                        Err(outlet_protocol::Status::internal(format!(
+                            "plugin `{name}`: stopping it panicked"
+                        )))
+                    });
+                    (name, answer)
+                })
+                .collect()
+        });
+        for (name, _) in &stopped {
+            self.0.context.events.emit(name, EventKind::Unloaded);
+        }
+        stopped
     }
 }
 

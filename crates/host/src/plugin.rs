@@ -363,6 +363,19 @@ impl Plugin {
     /// # Errors
     /// The plugin's answer to Shutdown; the plugin is released all the same.
     pub fn shutdown(&self) -> Result<(), Status> {
+        self.finish(self.0.manifest.limits.timeout(), false)
+    }
+
+    /// Shuts the plugin down within `grace`: waits for its calls, asks it to
+    /// finish, and stops its process; what is still running when the grace
+    /// is up is killed (rpc, whose calls then fail with `Unavailable`).
+    pub(crate) fn shutdown_within(&self, grace: Duration) -> Result<(), Status> {
+        self.finish(grace, true)
+    }
+
+    /// Shutdown within `grace`; `force` stops a process whose calls outlast
+    /// it, where `false` leaves it to go when they return.
+    fn finish(&self, grace: Duration, force: bool) -> Result<(), Status> {
         if self.0.stopped.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -374,21 +387,30 @@ impl Plugin {
             return Ok(());
         };
         // Shutdown is the last call: wait for the calls still running.
-        let deadline = Instant::now() + self.0.manifest.limits.timeout();
+        let deadline = Instant::now() + grace;
         while Arc::strong_count(&backend) > 1 {
             if Instant::now() >= deadline {
+                if force {
+                    backend.stop_within(Duration::ZERO);
+                }
                 return Err(Status::unavailable(format!(
-                    "plugin `{}`: calls were still running after {} ms (limits.timeout_ms); it \
-                     will be released when they return",
+                    "plugin `{}`: calls were still running after {} ms; {}",
                     self.name(),
-                    self.0.manifest.limits.timeout_ms
+                    grace.as_millis(),
+                    if force {
+                        "its process, if it has one, was killed"
+                    } else {
+                        "it will be released when they return"
+                    }
                 )));
             }
             std::thread::sleep(Duration::from_millis(1));
         }
         let answer: Result<ShutdownResponse, Status> =
-            unary(&*backend, core::SHUTDOWN, &ShutdownRequest {});
-        backend.stop();
+            crate::services::until(Some(deadline), || {
+                unary(&*backend, core::SHUTDOWN, &ShutdownRequest {})
+            });
+        backend.stop_within(deadline.saturating_duration_since(Instant::now()));
         answer.map(drop)
     }
 }

@@ -55,6 +55,13 @@ pub(crate) trait Backend: Transport {
     /// Releases what the mechanism holds for the plugin, after Shutdown.
     fn stop(&self);
 
+    /// As [`Backend::stop`], giving a process at most `grace` to exit
+    /// before it is killed.
+    fn stop_within(&self, grace: std::time::Duration) {
+        let _ = grace;
+        self.stop();
+    }
+
     /// Makes a fresh instance ready for calls and drops it, for a mechanism
     /// that has instances (see `Plugin::fresh_instance`).
     fn fresh_instance(&self) -> Option<Result<(), Status>> {

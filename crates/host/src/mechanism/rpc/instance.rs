@@ -24,6 +24,9 @@ use super::process::Process;
 
 /// How long a plugin has to exit after the controller's Shutdown.
 pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long a plugin whose controller could not be asked to shut down (a
+/// minimal one, without go-plugin's controller) has to exit after SIGTERM.
+const TERM_GRACE: Duration = Duration::from_millis(250);
 
 /// One process of the plugin, connected.
 pub(super) struct Instance {
@@ -141,12 +144,12 @@ impl Instance {
     }
 
     /// The controller's Shutdown, a bounded wait, then SIGKILL to the group.
-    pub(super) fn stop(&self, plugin: &str) {
+    pub(super) fn stop(&self, plugin: &str, grace: Duration) {
         let asked = self.grpc.unary(
             wire::SHUTDOWN,
             wire::Empty {}.encode_to_vec(),
             usize::MAX,
-            Instant::now() + STOP_GRACE,
+            Instant::now() + grace,
         );
         if !self.process.signallable() {
             // Attached to without a pid: asking is all the host may do.
@@ -161,16 +164,26 @@ impl Instance {
             }
             return;
         }
-        if self.process.wait(STOP_GRACE).is_none() {
+        // Asked, it has the grace to exit; not asked (its controller failed
+        // the call, or it has none), it is sent SIGTERM, as go-plugin's own
+        // host would kill it, and has a short grace.
+        let (grace, asked) = match asked {
+            Ok(_) => (grace, "its controller's Shutdown".to_owned()),
+            Err(e) => {
+                self.process.signal(rustix::process::Signal::TERM);
+                let why = format!(
+                    "SIGTERM (its controller's Shutdown failed: {})",
+                    e.message()
+                );
+                (grace.min(TERM_GRACE), why)
+            }
+        };
+        if self.process.wait(grace).is_none() {
             tracing::warn!(
                 target: "outlet::plugin",
                 plugin,
-                "it did not exit within {} s of the controller's Shutdown ({}); killed",
-                STOP_GRACE.as_secs(),
-                match asked {
-                    Ok(_) => "answered".into(),
-                    Err(e) => format!("failed: {}", e.message()),
-                }
+                "it did not exit within {} ms of {asked}; killed",
+                grace.as_millis()
             );
         }
         self.process.kill();

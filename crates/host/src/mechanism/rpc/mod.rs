@@ -207,7 +207,11 @@ impl Backend for Rpc {
     }
 
     fn stop(&self) {
-        self.shared.stop();
+        self.shared.stop(instance::STOP_GRACE);
+    }
+
+    fn stop_within(&self, grace: Duration) {
+        self.shared.stop(grace.min(instance::STOP_GRACE));
     }
 }
 

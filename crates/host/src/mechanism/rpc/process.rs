@@ -300,9 +300,15 @@ impl Process {
     /// Kills the process group at once; an attached plugin's process only
     /// if it was checked at attach, through its pidfd.
     pub(super) fn kill(&self) {
+        self.signal(Signal::KILL);
+    }
+
+    /// Sends `signal` to its process group (to the process, for one the
+    /// host attached to and checked); nothing to one it may not signal.
+    pub(super) fn signal(&self, signal: Signal) {
         match (&self.origin, self.pid) {
             (Origin::Child, Some(pid)) => {
-                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+                let _ = rustix::process::kill_process_group(pid, signal);
             }
             (
                 Origin::Attached {
@@ -310,7 +316,7 @@ impl Process {
                 },
                 _,
             ) => {
-                let _ = rustix::process::pidfd_send_signal(&**pidfd, Signal::KILL);
+                let _ = rustix::process::pidfd_send_signal(&**pidfd, signal);
             }
             _ => {}
         }

@@ -89,7 +89,7 @@ impl Shared {
         let mut state = self.lock();
         if matches!(*state, State::Stopped) {
             drop(state);
-            instance.stop(&self.plugin);
+            instance.stop(&self.plugin, STOP_GRACE);
             return Ok(false);
         }
         if let Some(exit) = instance.process.wait(Duration::ZERO) {
@@ -305,7 +305,7 @@ impl Shared {
 
     /// Stops the plugin for good: the running instance, and any restart
     /// under way.
-    pub(super) fn stop(&self) {
+    pub(super) fn stop(&self, grace: Duration) {
         let mut state = self.lock();
         let last = std::mem::replace(&mut *state, State::Stopped);
         self.changed.notify_all();
@@ -321,7 +321,7 @@ impl Shared {
         }
         drop(state);
         if let State::Running(instance) = last {
-            instance.stop(&self.plugin);
+            instance.stop(&self.plugin, grace);
         }
     }
 }
