@@ -32,7 +32,7 @@ pub fn run(
         file,
     });
     let host = builder.audit(trail.clone()).build();
-    crate::signals::stop_on_signals(&host)?;
+    let _stops = crate::signals::stop_on_signals(&host)?;
     // A key-value store the host offers its plugins: the rpc greeter writes
     // into it during a call, through go-plugin's broker.
     let store = Arc::new(kv::Store::default());

@@ -131,8 +131,8 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
     let host = || {
         let host = builder()?.build();
         host.offer(kv::KvServer::new(std::sync::Arc::new(kv::Store::default())))?;
-        signals::stop_on_signals(&host)?;
-        anyhow::Ok(host)
+        let guard = signals::stop_on_signals(&host)?;
+        anyhow::Ok((host, guard))
     };
     match command {
         Command::Demo { manifests, audit } => demo::run(builder()?, audit.as_deref(), &manifests),
@@ -140,9 +140,15 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
             manifest,
             method,
             json,
-        } => call::run(host()?, &manifest, &method, &json),
+        } => {
+            let (host, _stops) = host()?;
+            call::run(host, &manifest, &method, &json)
+        }
         Command::Check { manifests } => check::run(&policy.policy()?, &manifests),
-        Command::Inspect { manifest, json } => inspect::run(host()?, &manifest, json),
+        Command::Inspect { manifest, json } => {
+            let (host, _stops) = host()?;
+            inspect::run(host, &manifest, json)
+        }
         Command::Advise {
             trust,
             perf,

@@ -521,7 +521,16 @@ fn a_signal_stops_the_command_and_its_plugins() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The plugin's process: the command's child, once the call is made.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let plugin = loop {
+        if let Some(pid) = children(hung.id()).first() {
+            break *pid;
+        }
+        assert!(std::time::Instant::now() < until, "no plugin process");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let started = std::time::Instant::now();
     let killed = Command::new("kill")
         .args(["-TERM", &hung.id().to_string()])
@@ -535,15 +544,33 @@ fn a_signal_stops_the_command_and_its_plugins() {
         started.elapsed()
     );
     assert_eq!(child.status.code(), Some(143), "{}", text(&child.stderr));
-    // No process of the plugin's is left: none whose command line is it.
-    let left: Vec<String> = std::fs::read_dir("/proc")
+    // The plugin's process is gone.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while Path::new(&format!("/proc/{plugin}")).exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "plugin {plugin} is still there"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The processes whose parent is `parent`.
+fn children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
-        .map(|cmdline| String::from_utf8_lossy(&cmdline).into_owned())
-        .filter(|cmdline| {
-            cmdline.contains("outlet-test-rpc") && cmdline.contains(&*dir.path().to_string_lossy())
+        .filter_map(|entry| {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // pid (comm) state ppid …: the command may hold spaces.
+            let ppid: u32 = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == parent).then(|| entry.file_name().to_str()?.parse().ok())?
         })
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+        .collect()
 }

@@ -86,7 +86,8 @@ pub enum EventKind {
     },
     /// It was unloaded (`Host::unload`).
     Unloaded,
-    /// This subscriber's queue was full: this many events were lost.
+    /// This subscriber's queue was full: this many events were lost (the
+    /// event's plugin is the one of the event that found room again).
     Lost {
         /// How many.
         count: u64,
@@ -154,13 +155,18 @@ impl Hub {
 
     /// Tells every subscriber, without waiting for any.
     pub(crate) fn emit(&self, plugin: &str, kind: EventKind) {
+        self.emit_with(plugin, || kind);
+    }
+
+    /// As [`Hub::emit`], making the event only if someone takes it.
+    pub(crate) fn emit_with(&self, plugin: &str, kind: impl FnOnce() -> EventKind) {
         if !self.any.load(Ordering::Acquire) {
             return;
         }
         let event = Event {
             plugin: plugin.to_owned(),
             time: SystemTime::now(),
-            kind,
+            kind: kind(),
         };
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
         subscribers.retain_mut(|subscriber| subscriber.offer(&event));

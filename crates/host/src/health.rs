@@ -4,6 +4,7 @@
 //! calls fast with `Unavailable` until one passes; `limits.health_failures`
 //! failures in a row reload it (a fresh instance; for rpc, a new process).
 
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use outlet_protocol::core::{self, HealthRequest, HealthResponse, health_response::ServingStatus};
@@ -26,6 +27,8 @@ pub(crate) fn watch(plugin: &Plugin, interval: Duration) {
 fn checks(watched: &WeakPlugin, interval: Duration) {
     let mut failures = 0;
     let mut wait = interval;
+    // A check that has not answered yet: one at a time.
+    let mut pending = None;
     loop {
         std::thread::sleep(wait);
         wait = interval;
@@ -33,7 +36,7 @@ fn checks(watched: &WeakPlugin, interval: Duration) {
         let Some(plugin) = watched.upgrade().filter(|p| !p.stopped()) else {
             return;
         };
-        match check(&plugin, interval) {
+        match check(&plugin, interval, &mut pending) {
             Ok(()) => {
                 failures = 0;
                 plugin.set_health(None);
@@ -50,6 +53,7 @@ fn checks(watched: &WeakPlugin, interval: Duration) {
                     match plugin.reload() {
                         // Checked again at once: calls wait for no interval.
                         Ok(()) => wait = Duration::ZERO,
+                        Err(_) if plugin.stopped() => return,
                         Err(error) => tracing::error!(
                             target: "outlet::plugin",
                             plugin = plugin.name(),
@@ -63,12 +67,49 @@ fn checks(watched: &WeakPlugin, interval: Duration) {
     }
 }
 
-/// One check, within the interval or the call's limit, whichever is less.
-fn check(plugin: &Plugin, interval: Duration) -> Result<(), String> {
+/// One check, on a thread of its own (a native plugin's Health is its own
+/// code, which cannot be stopped), answered within the interval or the
+/// call's limit, whichever is less; a check still running when the next is
+/// due fails that one too.
+fn check(
+    plugin: &Plugin,
+    interval: Duration,
+    pending: &mut Option<Receiver<Result<(), String>>>,
+) -> Result<(), String> {
+    if let Some(asked) = pending.take()
+        && let Err(TryRecvError::Empty) = asked.try_recv()
+    {
+        *pending = Some(asked);
+        return Err("its last health check has not answered yet".into());
+    }
     let limit = interval.min(plugin.manifest().limits.timeout());
+    let (answer, asked) = std::sync::mpsc::channel();
+    let asking = plugin.clone();
+    std::thread::Builder::new()
+        .name(format!("outlet-check-{}", plugin.name()))
+        .spawn(move || {
+            let _ = answer.send(ask(&asking, limit));
+        })
+        .map_err(|e| format!("no thread to check it on: {e}"))?;
+    match asked.recv_timeout(limit + Duration::from_millis(50)) {
+        Ok(answer) => answer,
+        Err(RecvTimeoutError::Timeout) => {
+            *pending = Some(asked);
+            Err(format!("it did not answer within {} ms", limit.as_millis()))
+        }
+        Err(RecvTimeoutError::Disconnected) => Err("the check ended with no answer".into()),
+    }
+}
+
+/// Asks the running instance, within `limit`.
+fn ask(plugin: &Plugin, limit: Duration) -> Result<(), String> {
+    let backend = plugin.instance().map_err(|s| s.message().to_owned())?;
+    if backend.poisoned() {
+        return Err("a call panicked in it".into());
+    }
     let answer: Result<HealthResponse, _> =
         crate::services::until(Some(Instant::now() + limit), || {
-            unary(&*plugin.instance()?, core::HEALTH, &HealthRequest {})
+            unary(&*backend, core::HEALTH, &HealthRequest {})
         });
     match answer {
         Ok(health) if health.status() == ServingStatus::Serving => Ok(()),

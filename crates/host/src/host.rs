@@ -202,15 +202,16 @@ impl Host {
         plugins.insert(plugin, loaded.clone());
         // A service offered from a plugin of its name reaches this one now.
         self.0.context.services.loaded(&loaded);
-        drop(plugins);
-        if let Some(interval) = loaded.manifest().limits.health_interval() {
-            crate::health::watch(&loaded, interval);
-        }
+        // Told under the lock: before an unload of it can be.
         let mechanism = loaded.manifest().mechanism;
         self.0
             .context
             .events
             .emit(loaded.name(), EventKind::Loaded { mechanism });
+        drop(plugins);
+        if let Some(interval) = loaded.manifest().limits.health_interval() {
+            crate::health::watch(&loaded, interval);
+        }
         Ok(loaded)
     }
 
@@ -304,7 +305,9 @@ impl Host {
     }
 
     /// A new subscriber to what happens to this host's plugins from now on:
-    /// loads, deaths, restarts, reloads, panics, unloads ([`EventKind`]).
+    /// loads, deaths, restarts, reloads, panics, health changes, unloads
+    /// ([`EventKind`]). Its iterator ends once the host and every plugin
+    /// handle are gone.
     /// Its queue holds 1024 events; one that does not keep up loses
     /// events, and is told how many (`EventKind::Lost`). Nothing waits on
     /// a subscriber.

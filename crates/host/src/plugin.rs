@@ -290,6 +290,15 @@ impl Plugin {
         // mechanisms shut it down as they drop it.
         let old = {
             let mut backend = self.0.backend.write().unwrap_or_else(|e| e.into_inner());
+            // Shut down while the fresh one started: it is not put back.
+            if self.0.stopped.load(Ordering::Acquire) {
+                drop(backend);
+                fresh.stop();
+                return Err(LoadError::Reload {
+                    plugin,
+                    error: ReloadError::ShutDown,
+                });
+            }
             backend.replace(Arc::from(fresh))
         };
         drop(old);
@@ -398,7 +407,8 @@ impl Plugin {
                     self.name(),
                     grace.as_millis(),
                     if force {
-                        "its process, if it has one, was killed"
+                        "an rpc plugin's process was killed, and an exec or in-process call \
+                         ends by its own time limit"
                     } else {
                         "it will be released when they return"
                     }
@@ -406,11 +416,17 @@ impl Plugin {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let answer: Result<ShutdownResponse, Status> =
-            crate::services::until(Some(deadline), || {
-                unary(&*backend, core::SHUTDOWN, &ShutdownRequest {})
-            });
-        backend.stop_within(deadline.saturating_duration_since(Instant::now()));
+        let shutdown = || unary(&*backend, core::SHUTDOWN, &ShutdownRequest {});
+        let answer: Result<ShutdownResponse, Status> = if force {
+            crate::services::until(Some(deadline), shutdown)
+        } else {
+            shutdown()
+        };
+        if force {
+            backend.stop_within(deadline.saturating_duration_since(Instant::now()));
+        } else {
+            backend.stop();
+        }
         answer.map(drop)
     }
 }
@@ -489,10 +505,10 @@ impl Plugin {
     /// The instance to call: the running one, or after a panic, what
     /// `on_panic` makes of it.
     fn ready(&self) -> Result<Arc<dyn Backend>, Status> {
+        let backend = self.instance()?;
         if self.0.unhealthy.load(Ordering::Relaxed) {
             return Err(self.unhealthy_error());
         }
-        let backend = self.instance()?;
         if !backend.poisoned() {
             return Ok(backend);
         }

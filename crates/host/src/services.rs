@@ -588,7 +588,9 @@ pub(crate) fn limit_hit(timeout_ms: u64) -> String {
         .with(Cell::get)
         .is_some_and(|d| Instant::now() >= d)
     {
-        "the time left to the call it was made in (a call through the host)".into()
+        "the time left to it (by the call it was made in through the host, a health check or \
+         a shutdown)"
+            .into()
     } else {
         format!("{timeout_ms} ms (limits.timeout_ms)")
     }

@@ -100,7 +100,7 @@ impl Shared {
                     }
                     .encode_to_vec());
                 }
-                core::HEALTH => return Ok(self.grpc_health(&instance)?.encode_to_vec()),
+                core::HEALTH => return Ok(self.grpc_health(&instance, deadline)?.encode_to_vec()),
                 core::SHUTDOWN => return Ok(Vec::new()),
                 _ => {}
             }
@@ -109,7 +109,11 @@ impl Shared {
     }
 
     /// Health through `grpc.health.v1`, for a plugin without Outlet's core service.
-    fn grpc_health(&self, instance: &Instance) -> Result<HealthResponse, Status> {
+    fn grpc_health(
+        &self,
+        instance: &Instance,
+        deadline: Instant,
+    ) -> Result<HealthResponse, Status> {
         let request = HealthCheckRequest {
             service: wire::HEALTH_SERVICE.into(),
         };
@@ -119,7 +123,7 @@ impl Shared {
                 wire::HEALTH_CHECK,
                 request.encode_to_vec(),
                 usize::MAX,
-                Instant::now() + self.timeout,
+                deadline,
             )
             .map_err(|status| self.explain(instance, wire::HEALTH_CHECK, status))?;
         let serving = HealthCheckResponse::decode(reply).is_ok_and(|h| h.status == wire::SERVING);

@@ -145,11 +145,13 @@ impl Instance {
 
     /// The controller's Shutdown, a bounded wait, then SIGKILL to the group.
     pub(super) fn stop(&self, plugin: &str, grace: Duration) {
+        // One deadline for asking and for the exit.
+        let deadline = Instant::now() + grace;
         let asked = self.grpc.unary(
             wire::SHUTDOWN,
             wire::Empty {}.encode_to_vec(),
             usize::MAX,
-            Instant::now() + grace,
+            deadline,
         );
         if !self.process.signallable() {
             // Attached to without a pid: asking is all the host may do.
@@ -164,19 +166,24 @@ impl Instance {
             }
             return;
         }
-        // Asked, it has the grace to exit; not asked (its controller failed
-        // the call, or it has none), it is sent SIGTERM, as go-plugin's own
-        // host would kill it, and has a short grace.
+        // Asked, it has what is left of the grace to exit (go-plugin's
+        // controller stops its server while it answers, so an answer that
+        // fails in transport was still heard). A plugin with no controller
+        // cannot be asked: it is sent SIGTERM, and has a short grace.
+        let left = deadline.saturating_duration_since(Instant::now());
         let (grace, asked) = match asked {
-            Ok(_) => (grace, "its controller's Shutdown".to_owned()),
-            Err(e) => {
+            Err(e) if e.code() == tonic::Code::Unimplemented => {
                 self.process.signal(rustix::process::Signal::TERM);
-                let why = format!(
-                    "SIGTERM (its controller's Shutdown failed: {})",
-                    e.message()
-                );
-                (grace.min(TERM_GRACE), why)
+                (
+                    left.min(TERM_GRACE),
+                    "SIGTERM (it has no controller)".to_owned(),
+                )
             }
+            Ok(_) => (left, "its controller's Shutdown".to_owned()),
+            Err(e) => (
+                left,
+                format!("its controller's Shutdown (which failed: {})", e.message()),
+            ),
         };
         if self.process.wait(grace).is_none() {
             tracing::warn!(

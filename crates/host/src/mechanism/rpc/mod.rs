@@ -22,8 +22,9 @@
 //! with a doubling pause) until `limits.restarts` starts in a row have
 //! failed; then calls fail fast until the plugin is reloaded.
 //!
-//! Stop: the controller's `Shutdown`, up to two seconds for the process to
-//! exit, then SIGKILL to its group; the socket folder is removed.
+//! Stop: the controller's `Shutdown` and the process's exit within two
+//! seconds (SIGTERM and a quarter second for a plugin with no controller),
+//! then SIGKILL to its group; the socket folder is removed.
 //!
 //! Attach (`[reattach]`, `attach.rs`): the host connects to a plugin that
 //! is already running; it never starts or restarts it, and signals it only

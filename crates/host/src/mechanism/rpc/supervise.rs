@@ -174,23 +174,23 @@ impl Shared {
             *state = State::Restarting;
             self.reviving.store(true, Ordering::Release);
         }
-        let (code, signal) = match &exit {
-            ProcessExit::Status(status) => {
-                use std::os::unix::process::ExitStatusExt;
-                (status.code(), status.signal())
-            }
-            ProcessExit::Unknown(_) => (None, None),
-        };
-        self.events.emit(
-            &self.plugin,
+        // Made only for a subscriber: its stderr may take a moment.
+        self.events.emit_with(&self.plugin, || {
+            let (code, signal) = match &exit {
+                ProcessExit::Status(status) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    (status.code(), status.signal())
+                }
+                ProcessExit::Unknown(_) => (None, None),
+            };
             EventKind::Died {
                 pid: dead.process.pid().unwrap_or_default(),
                 code,
                 signal,
                 how: exit.to_string(),
                 stderr: dead.process.last_stderr(),
-            },
-        );
+            }
+        });
         self.revive(dead, &exit);
         self.reviving.store(false, Ordering::Release);
         self.changed.notify_all();
@@ -293,14 +293,14 @@ impl Shared {
     /// until it is reloaded.
     fn give_up(&self, why: String) {
         tracing::error!(target: "outlet::plugin", plugin = self.plugin, "{why}");
-        self.events
-            .emit(&self.plugin, EventKind::GaveUp { why: why.clone() });
         let mut state = self.lock();
-        if !matches!(*state, State::Stopped) {
-            *state = State::Failed(why);
+        if matches!(*state, State::Stopped) {
+            return;
         }
+        *state = State::Failed(why.clone());
         drop(state);
         self.changed.notify_all();
+        self.events.emit(&self.plugin, EventKind::GaveUp { why });
     }
 
     /// Stops the plugin for good: the running instance, and any restart
