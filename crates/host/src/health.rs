@@ -11,6 +11,7 @@ use outlet_protocol::core::{self, HealthRequest, HealthResponse, health_response
 use outlet_protocol::unary;
 
 use crate::events::EventKind;
+use crate::mechanism::Backend;
 use crate::plugin::{Plugin, WeakPlugin};
 
 /// Checks `plugin` every `interval` for as long as it is loaded.
@@ -27,6 +28,8 @@ pub(crate) fn watch(plugin: &Plugin, interval: Duration) {
 fn checks(watched: &WeakPlugin, interval: Duration) {
     let mut failures = 0;
     let mut wait = interval;
+    // Whether it was reloaded for its health since its last check passed.
+    let mut reloaded = false;
     // A check that has not answered yet: one at a time.
     let mut pending = None;
     loop {
@@ -38,7 +41,7 @@ fn checks(watched: &WeakPlugin, interval: Duration) {
         };
         match check(&plugin, interval, &mut pending) {
             Ok(()) => {
-                failures = 0;
+                (failures, reloaded) = (0, false);
                 plugin.set_health(None);
             }
             Err(why) => {
@@ -51,8 +54,12 @@ fn checks(watched: &WeakPlugin, interval: Duration) {
                 if failures >= limit {
                     failures = 0;
                     match plugin.reload() {
-                        // Checked again at once: calls wait for no interval.
-                        Ok(()) => wait = Duration::ZERO,
+                        // The first time, checked again at once: calls wait
+                        // for no interval. Reloads in a row wait for one.
+                        Ok(()) if !reloaded => {
+                            (wait, reloaded) = (Duration::ZERO, true);
+                        }
+                        Ok(()) => {}
                         Err(_) if plugin.stopped() => return,
                         Err(error) => tracing::error!(
                             target: "outlet::plugin",
@@ -67,50 +74,54 @@ fn checks(watched: &WeakPlugin, interval: Duration) {
     }
 }
 
+/// A check that has not answered: the instance it asked, by its count of
+/// reloads, and where its answer will come.
+type Pending = (u64, Receiver<Result<(), String>>);
+
 /// One check, on a thread of its own (a native plugin's Health is its own
 /// code, which cannot be stopped), answered within the interval or the
-/// call's limit, whichever is less; a check still running when the next is
-/// due fails that one too.
-fn check(
-    plugin: &Plugin,
-    interval: Duration,
-    pending: &mut Option<Receiver<Result<(), String>>>,
-) -> Result<(), String> {
-    if let Some(asked) = pending.take()
+/// call's limit, whichever is less; a check of the same instance still
+/// running when the next is due fails that one too.
+fn check(plugin: &Plugin, interval: Duration, pending: &mut Option<Pending>) -> Result<(), String> {
+    if let Some((instance, asked)) = pending.take()
+        && instance == plugin.reloads()
         && let Err(TryRecvError::Empty) = asked.try_recv()
     {
-        *pending = Some(asked);
+        *pending = Some((instance, asked));
         return Err("its last health check has not answered yet".into());
     }
+    // Only the instance goes to the thread: a check that never returns
+    // keeps no plugin loaded.
+    let instance = plugin.reloads();
+    let backend = plugin.instance().map_err(|s| s.message().to_owned())?;
+    if backend.poisoned() {
+        return Err("a call panicked in it".into());
+    }
     let limit = interval.min(plugin.manifest().limits.timeout());
+    let until = Instant::now() + limit;
     let (answer, asked) = std::sync::mpsc::channel();
-    let asking = plugin.clone();
     std::thread::Builder::new()
         .name(format!("outlet-check-{}", plugin.name()))
         .spawn(move || {
-            let _ = answer.send(ask(&asking, limit));
+            let _ = answer.send(ask(&*backend, until));
         })
         .map_err(|e| format!("no thread to check it on: {e}"))?;
-    match asked.recv_timeout(limit + Duration::from_millis(50)) {
+    let left = until.saturating_duration_since(Instant::now());
+    match asked.recv_timeout(left + Duration::from_millis(50)) {
         Ok(answer) => answer,
         Err(RecvTimeoutError::Timeout) => {
-            *pending = Some(asked);
+            *pending = Some((instance, asked));
             Err(format!("it did not answer within {} ms", limit.as_millis()))
         }
         Err(RecvTimeoutError::Disconnected) => Err("the check ended with no answer".into()),
     }
 }
 
-/// Asks the running instance, within `limit`.
-fn ask(plugin: &Plugin, limit: Duration) -> Result<(), String> {
-    let backend = plugin.instance().map_err(|s| s.message().to_owned())?;
-    if backend.poisoned() {
-        return Err("a call panicked in it".into());
-    }
-    let answer: Result<HealthResponse, _> =
-        crate::services::until(Some(Instant::now() + limit), || {
-            unary(&*backend, core::HEALTH, &HealthRequest {})
-        });
+/// Asks `backend`, by `until`.
+fn ask(backend: &dyn Backend, until: Instant) -> Result<(), String> {
+    let answer: Result<HealthResponse, _> = crate::services::until(Some(until), || {
+        unary(backend, core::HEALTH, &HealthRequest {})
+    });
     match answer {
         Ok(health) if health.status() == ServingStatus::Serving => Ok(()),
         Ok(health) if health.message.is_empty() => {

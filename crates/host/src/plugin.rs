@@ -505,17 +505,17 @@ impl Plugin {
     /// The instance to call: the running one, or after a panic, what
     /// `on_panic` makes of it.
     fn ready(&self) -> Result<Arc<dyn Backend>, Status> {
-        let backend = self.instance()?;
+        let mut backend = self.instance()?;
+        if backend.poisoned() {
+            self.tell_poisoned();
+            drop(backend);
+            self.recover()?;
+            backend = self.instance()?;
+        }
         if self.0.unhealthy.load(Ordering::Relaxed) {
             return Err(self.unhealthy_error());
         }
-        if !backend.poisoned() {
-            return Ok(backend);
-        }
-        self.tell_poisoned();
-        drop(backend);
-        self.recover()?;
-        self.instance()
+        Ok(backend)
     }
 }
 

@@ -292,11 +292,11 @@ impl Shared {
     /// Gives up on the plugin, unless it was stopped: calls fail with `why`
     /// until it is reloaded.
     fn give_up(&self, why: String) {
-        tracing::error!(target: "outlet::plugin", plugin = self.plugin, "{why}");
         let mut state = self.lock();
         if matches!(*state, State::Stopped) {
             return;
         }
+        tracing::error!(target: "outlet::plugin", plugin = self.plugin, "{why}");
         *state = State::Failed(why.clone());
         drop(state);
         self.changed.notify_all();
