@@ -217,3 +217,44 @@ fn a_plugin_whose_health_fails_fails_calls_fast_and_is_restarted() {
     host.unload("checked").unwrap().unwrap();
     assert_eq!(next(&events).kind, EventKind::Unloaded);
 }
+
+#[test]
+fn a_health_check_that_hangs_fails_without_holding_up_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = test_plugin().with_file_name("liboutlet_test_native.so");
+    let host = host();
+    let events = host.events();
+    let plugin = host
+        .load(manifest(
+            dir.path(),
+            "native",
+            "slow-health",
+            &library,
+            "[limits]\nhealth_interval_ms = 100\nhealth_failures = 1000\n",
+        ))
+        .unwrap();
+    assert!(matches!(next(&events).kind, EventKind::Loaded { .. }));
+    assert_eq!(greet(&plugin, "slow-health").unwrap(), "slow");
+    // Its native Health cannot be stopped: the check that asked it fails
+    // after 100 ms, and so do the next while it runs (one at a time).
+    let started = Instant::now();
+    match next(&events).kind {
+        EventKind::HealthChanged { serving, why } => {
+            assert!(!serving);
+            assert!(why.contains("did not answer within 100 ms"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(greet(&plugin, "Ada").is_err());
+    // Once it returns, the next check passes.
+    match next(&events).kind {
+        EventKind::HealthChanged { serving, .. } => assert!(serving),
+        other => panic!("{other:?}"),
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert_eq!(greet(&plugin, "Ada").unwrap(), "Hello, Ada!");
+}

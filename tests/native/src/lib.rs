@@ -1,8 +1,9 @@
 //! A greeter exported both as a native and as a cabi plugin, for the tests:
 //! it panics when asked to greet "panic", passes a greeting of "host:<name>"
 //! on to the Greeter its host offers (through the mechanism it was loaded
-//! as), and panics while being made when its library's file name contains
-//! "panic-in-make".
+//! as), makes its next Health take two seconds when asked to greet
+//! "slow-health", and panics while being made when its library's file name
+//! contains "panic-in-make".
 
 use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
 use outlet_guest::{Plugin, Status};
@@ -16,6 +17,12 @@ impl Greeter for Fragile {
     fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
         if request.name == "panic" {
             panic!("asked to panic");
+        }
+        if request.name == "slow-health" {
+            SLOW_HEALTH.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Ok(GreetResponse {
+                message: "slow".into(),
+            });
         }
         if let Some(name) = request.name.strip_prefix("host:") {
             let request = GreetRequest { name: name.into() };
@@ -38,8 +45,18 @@ fn plugin(native: bool) -> Plugin {
     if own_path().contains("panic-in-make") {
         panic!("asked to panic while being made");
     }
-    Plugin::new("fragile", "0.0.1").service(GreeterServer::new(Fragile { native }))
+    Plugin::new("fragile", "0.0.1")
+        .service(GreeterServer::new(Fragile { native }))
+        .on_health(|| {
+            if SLOW_HEALTH.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
+            Ok(())
+        })
 }
+
+/// Whether the next Health takes its time: from a Greet of "slow-health".
+static SLOW_HEALTH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn native_plugin() -> Plugin {
     plugin(true)
