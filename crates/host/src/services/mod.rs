@@ -6,11 +6,12 @@
 //! made it ([`Frame`]): it gets at most the time left to it, and may not
 //! come back to a plugin already in its chain.
 
-use std::cell::Cell;
+mod caller;
+mod chain;
+
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use outlet_protocol::{Code, Service, Status, Transport};
 
@@ -18,8 +19,10 @@ use crate::audit::{AuditRecord, AuditSink};
 use crate::error::OfferError;
 use crate::plugin::{Plugin, WeakPlugin};
 
-/// The most plugins one chain of calls may go through.
-pub(crate) const MAX_CHAIN: usize = 8;
+pub(crate) use caller::Caller;
+use caller::Grant;
+pub(crate) use chain::{Frame, carry, limit_hit, time_left, until, within};
+use chain::{MAX_CHAIN, put_back};
 
 /// What answers a service's calls.
 #[derive(Clone)]
@@ -202,17 +205,7 @@ impl HostServices {
     /// The current one is taken out of this thread's slot, to be put back
     /// by the caller (`true`), which saves its count two atomic operations.
     fn frame_of(&self, caller: &Caller) -> (Arc<Frame>, bool) {
-        let current = CURRENT.with(|current| {
-            let frame = current.take();
-            match frame {
-                Some(frame) if frame.serving() == &*caller.name => Some(frame),
-                other => {
-                    current.set(other);
-                    None
-                }
-            }
-        });
-        if let Some(frame) = current {
+        if let Some(frame) = chain::take_serving(&caller.name) {
             return (frame, true);
         }
         if caller.remote {
@@ -438,192 +431,6 @@ impl Drop for Inbound {
     }
 }
 
-/// One call in a chain of calls through the host: the plugin serving it,
-/// the call it was made within, and when its time is up.
-#[derive(Debug)]
-pub(crate) struct Frame {
-    plugin: Arc<str>,
-    outer: Option<Arc<Frame>>,
-    /// How many plugins the chain holds, this one's included.
-    depth: usize,
-    /// When the calls made within this one must be done: the sooner of
-    /// `imposed` and the serving plugin's own limit.
-    deadline: Option<Instant>,
-    /// The deadline the call it was made within imposes on it.
-    imposed: Option<Instant>,
-}
-
-impl Frame {
-    /// A chain that starts with `plugin`.
-    fn root(plugin: Arc<str>, deadline: Option<Instant>) -> Frame {
-        Frame {
-            plugin,
-            outer: None,
-            depth: 1,
-            deadline,
-            imposed: None,
-        }
-    }
-
-    /// A call to `plugin` made within `outer`.
-    fn inner(outer: &Arc<Frame>, plugin: Arc<str>, deadline: Option<Instant>) -> Frame {
-        Frame {
-            plugin,
-            outer: Some(outer.clone()),
-            depth: outer.depth + 1,
-            deadline,
-            imposed: outer.deadline,
-        }
-    }
-
-    /// The plugin serving the call.
-    fn serving(&self) -> &str {
-        &self.plugin
-    }
-
-    /// The plugins of the chain, the outermost first.
-    fn chain(&self) -> Vec<&str> {
-        let mut chain = Vec::with_capacity(self.depth);
-        let mut frame = Some(self);
-        while let Some(f) = frame {
-            chain.push(&*f.plugin);
-            frame = f.outer.as_deref();
-        }
-        chain.reverse();
-        chain
-    }
-
-    /// Whether `plugin` is in the chain.
-    fn holds(&self, plugin: &str) -> bool {
-        let mut frame = Some(self);
-        while let Some(f) = frame {
-            if *f.plugin == *plugin {
-                return true;
-            }
-            frame = f.outer.as_deref();
-        }
-        false
-    }
-
-    /// `a → b → c`.
-    fn path(&self) -> String {
-        self.chain().join(" → ")
-    }
-
-    /// The frame of a call host code makes to `plugin`, which may take
-    /// `limit`: within the call being served on this thread, if any.
-    pub(crate) fn enter(plugin: &Arc<str>, limit: Duration) -> Arc<Frame> {
-        let outer = match current() {
-            // The bus made it already, routing a call to this plugin.
-            Some(frame) if frame.serving() == &**plugin => return frame,
-            outer => outer,
-        };
-        let own = Instant::now() + limit;
-        Arc::new(match outer {
-            Some(outer) => {
-                let deadline = outer.deadline.map_or(own, |d| d.min(own));
-                Frame::inner(&outer, plugin.clone(), Some(deadline))
-            }
-            None => Frame::root(plugin.clone(), Some(own)),
-        })
-    }
-}
-
-thread_local! {
-    /// The call this thread is serving, in a chain of calls through the
-    /// host, if the plugin serving it may call on.
-    static CURRENT: Cell<Option<Arc<Frame>>> = const { Cell::new(None) };
-    /// When the call this thread is serving must be done, if it was made
-    /// through the host or by a plugin that may call on.
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
-}
-
-fn current() -> Option<Arc<Frame>> {
-    CURRENT.with(|current| {
-        let frame = current.take();
-        current.set(frame.clone());
-        frame
-    })
-}
-
-/// Puts a frame [`HostServices::frame_of`] took back into this thread's slot.
-fn put_back(frame: Arc<Frame>, taken: bool) {
-    if taken {
-        CURRENT.with(|current| current.set(Some(frame)));
-    }
-}
-
-/// Runs `f` as the call of `frame`, on this thread: held to the deadline
-/// the call it was made within imposes (the mechanism adds the plugin's own
-/// limit).
-pub(crate) fn within<R>(frame: Arc<Frame>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Arc<Frame>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CURRENT.with(|current| current.set(self.0.take()));
-        }
-    }
-    let deadline = frame.imposed;
-    let _restore = Restore(CURRENT.with(|current| current.replace(Some(frame))));
-    until(deadline, f)
-}
-
-/// Runs `f` as a call that must be done by `deadline`, on this thread.
-pub(crate) fn until<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Instant>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            DEADLINE.with(|current| current.set(self.0));
-        }
-    }
-    let _restore = Restore(DEADLINE.with(|current| current.replace(deadline)));
-    f()
-}
-
-/// What a call that ran out of time ran into, for its message: the time
-/// left to the call it was made in, if that is up, else the plugin's own
-/// `limits.timeout_ms`.
-pub(crate) fn limit_hit(timeout_ms: u64) -> String {
-    if DEADLINE
-        .with(Cell::get)
-        .is_some_and(|d| Instant::now() >= d)
-    {
-        "the time left to it (by the call it was made in through the host, a health check or \
-         a shutdown)"
-            .into()
-    } else {
-        format!("{timeout_ms} ms (limits.timeout_ms)")
-    }
-}
-
-/// The call this thread is serving, to be carried to another thread that
-/// serves it on (wasm's, for a module with WASI).
-pub(crate) struct Carried(Option<Arc<Frame>>, Option<Instant>);
-
-/// What this thread is serving, for [`Carried::resume`] on another.
-pub(crate) fn carry() -> Carried {
-    Carried(current(), DEADLINE.with(Cell::get))
-}
-
-impl Carried {
-    /// Runs `f` as part of the carried call, on this thread.
-    pub(crate) fn resume<R>(self, f: impl FnOnce() -> R) -> R {
-        match self.0 {
-            Some(frame) => within(frame, || until(self.1, f)),
-            None => until(self.1, f),
-        }
-    }
-}
-
-/// `limit`, or less if the call this thread is serving has less time left:
-/// how long a mechanism lets a call run.
-pub(crate) fn time_left(limit: Duration) -> Duration {
-    match DEADLINE.with(Cell::get) {
-        Some(deadline) => limit.min(deadline.saturating_duration_since(Instant::now())),
-        None => limit,
-    }
-}
-
 /// The longest method path a plugin may call with.
 const MAX_METHOD: usize = 1024;
 
@@ -640,96 +447,11 @@ fn shortened(method: &str) -> std::borrow::Cow<'_, str> {
     format!("{}… ({} bytes)", &method[..end], method.len()).into()
 }
 
-/// Who calls the host: a loaded plugin, as the host knows it (the instance
-/// or connection the call came on), and the calls its manifest grants.
-#[derive(Clone, Debug)]
-pub(crate) struct Caller {
-    pub(crate) name: Arc<str>,
-    /// `package.Service/Method` or `package.Service/*`.
-    grants: Vec<String>,
-    /// Whether it calls on threads of its own (rpc), not on the thread
-    /// that called it.
-    remote: bool,
-    /// Its `limits.max_message_bytes`: the largest request it may send.
-    max_message: usize,
-    /// Its calls in flight, for a caller on threads of its own.
-    in_flight: Arc<AtomicUsize>,
-}
-
-/// The most calls through the host one rpc plugin may have in flight at
-/// once (each holds a thread of the host's while it is served).
-pub(crate) const MAX_IN_FLIGHT: usize = 64;
-
-/// One of a remote caller's calls in flight, until dropped.
-struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Caller {
-    pub(crate) fn of(manifest: &outlet_manifest::Manifest) -> Caller {
-        Caller {
-            name: manifest.name.as_str().into(),
-            grants: manifest.permissions.call.clone(),
-            remote: manifest.mechanism == outlet_manifest::Mechanism::Rpc,
-            max_message: manifest.limits.max_message_bytes,
-            in_flight: Arc::default(),
-        }
-    }
-
-    /// Lets a call in: not too large, and for an rpc plugin, not one too
-    /// many in flight.
-    fn admit(&self, request: &[u8]) -> Result<Option<InFlight>, Status> {
-        if request.len() > self.max_message {
-            return Err(Status::resource_exhausted(format!(
-                "plugin `{}` sent a request of {} bytes through the host, over its limit of {} \
-                 (limits.max_message_bytes in its manifest)",
-                self.name,
-                request.len(),
-                self.max_message
-            )));
-        }
-        if !self.remote {
-            return Ok(None);
-        }
-        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
-            self.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return Err(Status::resource_exhausted(format!(
-                "plugin `{}` has {MAX_IN_FLIGHT} calls through the host in flight already, the \
-                 most one plugin may; wait for their answers before calling again",
-                self.name
-            )));
-        }
-        Ok(Some(InFlight(self.in_flight.clone())))
-    }
-
-    /// The grant of `service`'s `method`, by name or of the whole service.
-    fn grant(&self, service: &str, method: &str) -> Option<Grant> {
-        self.grants.iter().find_map(|grant| {
-            let (granted, which) = grant.split_once('/')?;
-            match (granted == service, which) {
-                (true, "*") => Some(Grant::Service),
-                (true, which) if which == method => Some(Grant::Method),
-                _ => None,
-            }
-        })
-    }
-}
-
-/// How a call was granted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Grant {
-    /// By its method's name.
-    Method,
-    /// With every method of its service.
-    Service,
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::caller::MAX_IN_FLIGHT;
     use super::*;
 
     #[test]

@@ -1,0 +1,210 @@
+//! Chains of calls through the host: the [`Frame`] of each call, which
+//! plugins it went through and when its time is up, kept per thread while
+//! the call is served (in-process plugins call back on the thread that
+//! called them), and what a mechanism reads of it: the time left.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The most plugins one chain of calls may go through.
+pub(crate) const MAX_CHAIN: usize = 8;
+
+/// One call in a chain of calls through the host: the plugin serving it,
+/// the call it was made within, and when its time is up.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    plugin: Arc<str>,
+    outer: Option<Arc<Frame>>,
+    /// How many plugins the chain holds, this one's included.
+    pub(super) depth: usize,
+    /// When the calls made within this one must be done: the sooner of
+    /// `imposed` and the serving plugin's own limit.
+    pub(super) deadline: Option<Instant>,
+    /// The deadline the call it was made within imposes on it.
+    imposed: Option<Instant>,
+}
+
+impl Frame {
+    /// A chain that starts with `plugin`.
+    pub(super) fn root(plugin: Arc<str>, deadline: Option<Instant>) -> Frame {
+        Frame {
+            plugin,
+            outer: None,
+            depth: 1,
+            deadline,
+            imposed: None,
+        }
+    }
+
+    /// A call to `plugin` made within `outer`.
+    pub(super) fn inner(outer: &Arc<Frame>, plugin: Arc<str>, deadline: Option<Instant>) -> Frame {
+        Frame {
+            plugin,
+            outer: Some(outer.clone()),
+            depth: outer.depth + 1,
+            deadline,
+            imposed: outer.deadline,
+        }
+    }
+
+    /// The plugin serving the call.
+    pub(super) fn serving(&self) -> &str {
+        &self.plugin
+    }
+
+    /// The plugins of the chain, the outermost first.
+    pub(super) fn chain(&self) -> Vec<&str> {
+        let mut chain = Vec::with_capacity(self.depth);
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            chain.push(&*f.plugin);
+            frame = f.outer.as_deref();
+        }
+        chain.reverse();
+        chain
+    }
+
+    /// Whether `plugin` is in the chain.
+    pub(super) fn holds(&self, plugin: &str) -> bool {
+        let mut frame = Some(self);
+        while let Some(f) = frame {
+            if *f.plugin == *plugin {
+                return true;
+            }
+            frame = f.outer.as_deref();
+        }
+        false
+    }
+
+    /// `a → b → c`.
+    pub(super) fn path(&self) -> String {
+        self.chain().join(" → ")
+    }
+
+    /// The frame of a call host code makes to `plugin`, which may take
+    /// `limit`: within the call being served on this thread, if any.
+    pub(crate) fn enter(plugin: &Arc<str>, limit: Duration) -> Arc<Frame> {
+        let outer = match current() {
+            // The bus made it already, routing a call to this plugin.
+            Some(frame) if frame.serving() == &**plugin => return frame,
+            outer => outer,
+        };
+        let own = Instant::now() + limit;
+        Arc::new(match outer {
+            Some(outer) => {
+                let deadline = outer.deadline.map_or(own, |d| d.min(own));
+                Frame::inner(&outer, plugin.clone(), Some(deadline))
+            }
+            None => Frame::root(plugin.clone(), Some(own)),
+        })
+    }
+}
+
+thread_local! {
+    /// The call this thread is serving, in a chain of calls through the
+    /// host, if the plugin serving it may call on.
+    static CURRENT: Cell<Option<Arc<Frame>>> = const { Cell::new(None) };
+    /// When the call this thread is serving must be done, if it was made
+    /// through the host or by a plugin that may call on.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The call this thread is serving, taken out of its slot if `plugin`
+/// serves it (to be put back with [`put_back`]), which saves its count two
+/// atomic operations.
+pub(super) fn take_serving(plugin: &str) -> Option<Arc<Frame>> {
+    CURRENT.with(|current| match current.take() {
+        Some(frame) if frame.serving() == plugin => Some(frame),
+        other => {
+            current.set(other);
+            None
+        }
+    })
+}
+
+fn current() -> Option<Arc<Frame>> {
+    CURRENT.with(|current| {
+        let frame = current.take();
+        current.set(frame.clone());
+        frame
+    })
+}
+
+/// Puts a frame [`take_serving`] took back into this thread's slot.
+pub(super) fn put_back(frame: Arc<Frame>, taken: bool) {
+    if taken {
+        CURRENT.with(|current| current.set(Some(frame)));
+    }
+}
+
+/// Runs `f` as the call of `frame`, on this thread: held to the deadline
+/// the call it was made within imposes (the mechanism adds the plugin's own
+/// limit).
+pub(crate) fn within<R>(frame: Arc<Frame>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<Frame>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|current| current.set(self.0.take()));
+        }
+    }
+    let deadline = frame.imposed;
+    let _restore = Restore(CURRENT.with(|current| current.replace(Some(frame))));
+    until(deadline, f)
+}
+
+/// Runs `f` as a call that must be done by `deadline`, on this thread.
+pub(crate) fn until<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEADLINE.with(|current| current.set(self.0));
+        }
+    }
+    let _restore = Restore(DEADLINE.with(|current| current.replace(deadline)));
+    f()
+}
+
+/// What a call that ran out of time ran into, for its message: the time
+/// left to the call it was made in, if that is up, else the plugin's own
+/// `limits.timeout_ms`.
+pub(crate) fn limit_hit(timeout_ms: u64) -> String {
+    if DEADLINE
+        .with(Cell::get)
+        .is_some_and(|d| Instant::now() >= d)
+    {
+        "the time left to it (by the call it was made in through the host, a health check or \
+         a shutdown)"
+            .into()
+    } else {
+        format!("{timeout_ms} ms (limits.timeout_ms)")
+    }
+}
+
+/// The call this thread is serving, to be carried to another thread that
+/// serves it on (wasm's, for a module with WASI).
+pub(crate) struct Carried(Option<Arc<Frame>>, Option<Instant>);
+
+/// What this thread is serving, for [`Carried::resume`] on another.
+pub(crate) fn carry() -> Carried {
+    Carried(current(), DEADLINE.with(Cell::get))
+}
+
+impl Carried {
+    /// Runs `f` as part of the carried call, on this thread.
+    pub(crate) fn resume<R>(self, f: impl FnOnce() -> R) -> R {
+        match self.0 {
+            Some(frame) => within(frame, || until(self.1, f)),
+            None => until(self.1, f),
+        }
+    }
+}
+
+/// `limit`, or less if the call this thread is serving has less time left:
+/// how long a mechanism lets a call run.
+pub(crate) fn time_left(limit: Duration) -> Duration {
+    match DEADLINE.with(Cell::get) {
+        Some(deadline) => limit.min(deadline.saturating_duration_since(Instant::now())),
+        None => limit,
+    }
+}
