@@ -11,7 +11,7 @@ use outlet_host::{Host, Plugin};
 use outlet_protocol::Code;
 
 use crate::support::{
-    GREETER_GRANT, greet, manifest, root, rpc_fixture, test_plugin, wat_guest_of,
+    GREETER_GRANT, greet, manifest, rpc_fixture, rust_guest, test_library, wat_guest_of,
 };
 
 const V1: &str = "outlet.examples.greeter.v1.Greeter";
@@ -39,23 +39,6 @@ fn audited_host(kept: &Arc<Kept>) -> Host {
         .module_cache(Some(cache))
         .audit(kept.clone())
         .build()
-}
-
-/// The test library, which relays "host:<name>" to the Greeter its host
-/// offers, as a native plugin.
-fn native_library() -> PathBuf {
-    test_plugin().with_file_name("liboutlet_test_native.so")
-}
-
-/// The Rust greeter built for wasm.
-fn wasm_greeter() -> PathBuf {
-    let path = root().join("target/wasm32-unknown-unknown/debug/greeter_wasm.wasm");
-    assert!(
-        path.exists(),
-        "{} is missing: run the README's test command",
-        path.display()
-    );
-    path
 }
 
 /// A wasm plugin in WebAssembly text serving `service` (34 bytes long, as
@@ -154,7 +137,7 @@ fn plugins_of_any_mechanism_call_each_other_through_the_host() {
             dir.path(),
             "native",
             "callee-native",
-            &native_library(),
+            &test_library(),
             "",
         ))
         .unwrap();
@@ -180,7 +163,7 @@ fn plugins_of_any_mechanism_call_each_other_through_the_host() {
             dir.path(),
             "wasm",
             "callee-wasm",
-            &wasm_greeter(),
+            &rust_guest(),
             "[config]\ngreeting = \"Hi\"\n",
         ))
         .unwrap();
@@ -190,7 +173,7 @@ fn plugins_of_any_mechanism_call_each_other_through_the_host() {
             dir.path(),
             "native",
             "caller-native",
-            &native_library(),
+            &test_library(),
             GREETER_GRANT,
         ))
         .unwrap();
@@ -204,7 +187,7 @@ fn plugins_of_any_mechanism_call_each_other_through_the_host() {
             dir.path(),
             "native",
             "ungranted",
-            &native_library(),
+            &test_library(),
             "",
         ))
         .unwrap();

@@ -173,7 +173,7 @@ fn bad_answers_fail_the_call_and_the_host_stays_up() {
 
 #[test]
 fn a_plugin_calls_the_services_its_host_offers() {
-    let library = test_plugin().with_file_name("liboutlet_test_native.so");
+    let library = crate::support::test_library();
     let dir = tempfile::tempdir().unwrap();
     let file = manifest(dir.path(), "cabi", "caller", &library, GREETER_GRANT);
 

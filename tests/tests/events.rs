@@ -7,13 +7,30 @@ use std::time::{Duration, Instant};
 use outlet_host::{Event, EventKind, Events};
 use outlet_manifest::Mechanism;
 
-use crate::support::{greet, host, manifest, rpc_fixture, test_plugin};
+use crate::support::{greet, host, manifest, rpc_fixture, test_library};
 
 /// The next event, within a few seconds.
 fn next(events: &Events) -> Event {
     events
         .recv_timeout(Duration::from_secs(10))
         .expect("an event within 10 s")
+}
+
+/// The tests' library loaded as a native plugin, with `extra` in its
+/// manifest, into a host of its own that is watched from before: its
+/// `Loaded` is taken.
+fn watched_native(
+    dir: &std::path::Path,
+    name: &str,
+    extra: &str,
+) -> (outlet_host::Host, Events, outlet_host::Plugin) {
+    let host = host();
+    let events = host.events();
+    let plugin = host
+        .load(manifest(dir, "native", name, &test_library(), extra))
+        .unwrap();
+    assert!(matches!(next(&events).kind, EventKind::Loaded { .. }));
+    (host, events, plugin)
 }
 
 fn kill(pid: u32) {
@@ -101,19 +118,8 @@ fn an_rpc_plugin_given_up_on_is_told_why() {
 #[test]
 fn a_panic_in_a_native_plugin_is_told_once_then_the_reload() {
     let dir = tempfile::tempdir().unwrap();
-    let library = test_plugin().with_file_name("liboutlet_test_native.so");
-    let host = host();
-    let events = host.events();
-    let plugin = host
-        .load(manifest(
-            dir.path(),
-            "native",
-            "panicky",
-            &library,
-            "[limits]\non_panic = \"reload\"\n",
-        ))
-        .unwrap();
-    assert!(matches!(next(&events).kind, EventKind::Loaded { .. }));
+    let (_host, events, plugin) =
+        watched_native(dir.path(), "panicky", "[limits]\non_panic = \"reload\"\n");
     assert!(greet(&plugin, "panic").is_err());
     // A call by gRPC path that panics is told at once.
     let by_path = outlet_protocol::Transport::call(
@@ -221,19 +227,11 @@ fn a_plugin_whose_health_fails_fails_calls_fast_and_is_restarted() {
 #[test]
 fn a_health_check_that_hangs_fails_without_holding_up_the_next() {
     let dir = tempfile::tempdir().unwrap();
-    let library = test_plugin().with_file_name("liboutlet_test_native.so");
-    let host = host();
-    let events = host.events();
-    let plugin = host
-        .load(manifest(
-            dir.path(),
-            "native",
-            "slow-health",
-            &library,
-            "[limits]\nhealth_interval_ms = 100\nhealth_failures = 1000\n",
-        ))
-        .unwrap();
-    assert!(matches!(next(&events).kind, EventKind::Loaded { .. }));
+    let (_host, events, plugin) = watched_native(
+        dir.path(),
+        "slow-health",
+        "[limits]\nhealth_interval_ms = 100\nhealth_failures = 1000\n",
+    );
     assert_eq!(greet(&plugin, "slow-health").unwrap(), "slow");
     // Its native Health cannot be stopped: the check that asked it fails
     // after 100 ms, and so do the next while it runs (one at a time).

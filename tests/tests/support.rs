@@ -323,3 +323,21 @@ pub fn wat_guest_of(dir: &Path, name: &str, service: &str, imports: &str, greet:
     std::fs::write(&file, text).unwrap();
     file
 }
+
+/// The Rust greeter guest, built for wasm32 by the README's test command.
+pub fn rust_guest() -> PathBuf {
+    let path = root().join("target/wasm32-unknown-unknown/debug/greeter_wasm.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: run the README's test command, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// The tests' native and cabi library (`tests/native`): a greeter that
+/// misbehaves on request, and relays "host:<name>" to the Greeter its host
+/// offers.
+pub fn test_library() -> PathBuf {
+    test_plugin().with_file_name("liboutlet_test_native.so")
+}

@@ -7,18 +7,7 @@ use std::time::{Duration, Instant};
 use outlet_host::{LoadError, WasmError};
 use outlet_protocol::Code;
 
-use crate::support::{GREETER_GRANT, capture_logs, greet, load, manifest, root};
-
-/// The Rust greeter guest, built for wasm32 by the README's test command.
-fn rust_guest() -> PathBuf {
-    let path = root().join("target/wasm32-unknown-unknown/debug/greeter_wasm.wasm");
-    assert!(
-        path.exists(),
-        "{} is missing: run the README's test command, which builds it",
-        path.display()
-    );
-    path
-}
+use crate::support::{GREETER_GRANT, capture_logs, greet, load, manifest, root, rust_guest};
 
 /// A guest in WebAssembly text serving the greeter (see
 /// [`crate::support::wat_guest_of`]).
