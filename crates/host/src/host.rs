@@ -394,9 +394,8 @@ impl Host {
     pub fn shutdown(&self, grace: Duration) -> Vec<(String, Result<(), outlet_protocol::Status>)> {
         let plugins = {
             let mut plugins = self.0.plugins.write().unwrap_or_else(|e| e.into_inner());
-            for name in plugins.keys() {
-                self.0.context.services.unloaded(name);
-            }
+            let services = &self.0.context.services;
+            services.unloaded_where(|name| plugins.contains_key(name));
             std::mem::take(&mut *plugins)
         };
         let stopped: Vec<_> = std::thread::scope(|scope| {

@@ -81,10 +81,15 @@ impl HostServices {
 
     /// A plugin was unloaded: the offers of its name reach none.
     pub(crate) fn unloaded(&self, plugin: &str) {
+        self.unloaded_where(|name| name == plugin);
+    }
+
+    /// Plugins were unloaded: the offers of each of their names reach none.
+    pub(crate) fn unloaded_where(&self, unloaded: impl Fn(&str) -> bool) {
         let mut offers = self.offers.write().unwrap_or_else(|e| e.into_inner());
         for offered in offers.values_mut() {
             if let Offered::Plugin(name, loaded) = offered
-                && **name == *plugin
+                && unloaded(name)
             {
                 *loaded = WeakPlugin::default();
             }
@@ -317,31 +322,30 @@ impl HostServices {
         let allows = |f: &Frame| !f.holds(offered) && f.depth < MAX_CHAIN;
         // An rpc plugin serving several calls may have made this one in any
         // of them: it is refused only if every one of them would refuse it.
-        let other = if allows(frame) {
-            None
-        } else {
-            self.inbound_of(caller).into_iter().find(|f| allows(f))
-        };
-        if let (Some(noted), Some(other)) = (noted.as_mut(), &other) {
-            noted.frame = Some(other.clone());
-        }
-        let frame = other.as_ref().unwrap_or(frame);
-        if frame.holds(offered) {
+        let other;
+        let frame = if allows(frame) {
+            frame
+        } else if let Some(found) = self.inbound_of(caller).into_iter().find(|f| allows(f)) {
+            if let Some(noted) = noted.as_mut() {
+                noted.frame = Some(found.clone());
+            }
+            other = found;
+            &other
+        } else if frame.holds(offered) {
             return Err(Status::failed_precondition(format!(
                 "plugin `{caller}` called {method} of plugin `{offered}`, which is already in \
                  this chain of calls ({} → {offered}): a call may not come back to a plugin \
                  that is waiting for it; call it from host code instead, or break the cycle",
                 frame.path()
             )));
-        }
-        if frame.depth >= MAX_CHAIN {
+        } else {
             return Err(Status::failed_precondition(format!(
                 "plugin `{caller}` called {method} of plugin `{offered}`, one call too deep: \
                  a chain of calls through the host goes through at most {MAX_CHAIN} plugins \
                  ({} → {offered})",
                 frame.path()
             )));
-        }
+        };
         let answer = if target.calls_out() {
             // It may call on: its calls are made within this one.
             // Its own calls get no more time than it has.

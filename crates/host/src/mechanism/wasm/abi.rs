@@ -137,10 +137,5 @@ fn slice(data: &[u8], ptr: i32, len: i32) -> wasmtime::Result<&[u8]> {
 /// Bytes the guest points at, bounds-checked.
 fn read(caller: &mut Caller<'_, State>, ptr: i32, len: i32) -> wasmtime::Result<Vec<u8>> {
     let memory = memory(caller)?;
-    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    memory
-        .data(&*caller)
-        .get(ptr..ptr.saturating_add(len))
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| wasmtime::Error::msg("a host function was given bytes outside the memory"))
+    slice(memory.data(&*caller), ptr, len).map(<[u8]>::to_vec)
 }
