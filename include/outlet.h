@@ -39,6 +39,7 @@ extern "C" {
 /* gRPC status codes used as return values. */
 enum outlet_code {
     OUTLET_OK = 0,
+    OUTLET_CANCELLED = 1,
     OUTLET_INVALID_ARGUMENT = 3,
     OUTLET_DEADLINE_EXCEEDED = 4,
     OUTLET_NOT_FOUND = 5,
@@ -77,6 +78,13 @@ typedef struct outlet_host_table {
     int32_t (*call)(void *host, const uint8_t *method, size_t method_len,
                     const uint8_t *request, size_t request_len, outlet_buf *response);
     void (*free_response)(void *host, outlet_buf response);
+    /* Asked during a call, on the thread the host called on: the time left
+     * to it in microseconds (-1: no deadline), and whether its caller
+     * cancelled it (1) or not (0). A plugin that may run long asks now and
+     * then, and returns OUTLET_DEADLINE_EXCEEDED or OUTLET_CANCELLED.
+     * Present when struct_size reaches them (hosts since these fields). */
+    int64_t (*time_left)(void *host);
+    int32_t (*cancelled)(void *host);
 } outlet_host_table;
 
 /* What the plugin offers the host. */

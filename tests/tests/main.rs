@@ -3,6 +3,7 @@
 
 mod bus;
 mod cabi;
+mod deadlines;
 mod events;
 mod exec;
 mod load;

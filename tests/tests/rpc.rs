@@ -165,6 +165,68 @@ fn an_outlet_host_runs_a_go_plugin() {
     );
 }
 
+/// A call's deadline reaches a go-plugin plugin as its context's deadline
+/// (`grpc-timeout`), and a cancel as its context cancelled (the stream reset).
+#[test]
+fn a_go_plugin_sees_its_calls_deadline_and_cancel_in_its_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(go_plugin) = go_program("kv-go-plugin") else {
+        return;
+    };
+    let plugin = host().load(kv_manifest(dir.path(), &go_plugin)).unwrap();
+    let kv = plugin.client::<KvClient<_>>().unwrap();
+    let wait = || GetRequest {
+        key: "wait-for-the-context".into(),
+    };
+    // How the plugin's context ended, once it has said.
+    let ended = || {
+        let asked = Instant::now();
+        loop {
+            let said = kv
+                .get(GetRequest {
+                    key: "how-the-context-ended".into(),
+                })
+                .unwrap()
+                .value;
+            if !said.is_empty() || asked.elapsed() > Duration::from_secs(5) {
+                kv.put(PutRequest {
+                    key: "how-the-context-ended".into(),
+                    value: Vec::new(),
+                })
+                .unwrap();
+                return String::from_utf8(said).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+
+    let cancel = outlet_protocol::context::Cancel::new();
+    let canceller = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            cancel.cancel();
+        })
+    };
+    let started = Instant::now();
+    let error = kv.clone().with_cancel(&cancel).get(wait()).unwrap_err();
+    canceller.join().unwrap();
+    assert_eq!(error.code(), Code::Cancelled, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+    assert_eq!(ended(), "context canceled");
+
+    let started = Instant::now();
+    let error = kv
+        .clone()
+        .with_timeout(Duration::from_millis(300))
+        .get(wait())
+        .unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+    assert_eq!(ended(), "context deadline exceeded");
+    plugin.shutdown().unwrap();
+}
+
 #[test]
 fn a_go_host_runs_an_outlet_plugin_and_stops_it() {
     let Some(go_host) = go_program("kv-go-host") else {

@@ -218,6 +218,7 @@ const CLIENT_TOP: &str = r#"}
 #[derive(Debug, Clone)]
 pub struct %Trait%Client<T> {
     transport: T,
+    options: %P%::context::CallOptions,
 }
 
 impl<T: %P%::Transport> %Trait%Client<T> {
@@ -226,7 +227,27 @@ impl<T: %P%::Transport> %Trait%Client<T> {
 
     /// A client whose calls go through `transport`.
     pub fn new(transport: T) -> Self {
-        Self { transport }
+        Self { transport, options: %P%::context::CallOptions::new() }
+    }
+
+    /// This client, its calls each held to `timeout` (or the plugin's own
+    /// limit, if shorter); a late call fails with `DeadlineExceeded`.
+    pub fn with_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+        self.options = self.options.timeout(timeout);
+        self
+    }
+
+    /// This client, its calls held to `deadline`.
+    pub fn with_deadline(mut self, deadline: ::std::time::Instant) -> Self {
+        self.options = self.options.deadline(deadline);
+        self
+    }
+
+    /// This client, its calls stopped when `cancel` is cancelled; they
+    /// then fail with `Cancelled`.
+    pub fn with_cancel(mut self, cancel: &%P%::context::Cancel) -> Self {
+        self.options = self.options.cancel(cancel);
+        self
     }
 
     /// The transport underneath.
@@ -237,10 +258,10 @@ impl<T: %P%::Transport> %Trait%Client<T> {
 
 const CLIENT_METHOD: &str = r#"
 %DOCS%    pub fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
-        match %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", request, |native, request| native.%method%(request)) {
+        %P%::context::with(&self.options, || match %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", request, |native, request| native.%method%(request)) {
             ::core::result::Result::Ok(answer) => answer,
             ::core::result::Result::Err(request) => %P%::unary(&self.transport, "%PATH%", &request),
-        }
+        })
     }
 "#;
 

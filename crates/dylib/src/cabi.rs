@@ -22,6 +22,8 @@ pub struct Hooks {
     pub log: LogHook,
     /// Calls into the host.
     pub call: CallHook,
+    /// Where the plugin asks about the call it serves (on the host's thread).
+    pub context: outlet_protocol::context::Source,
 }
 
 /// A loaded cabi plugin. Calls may come from many threads, as `outlet.h`
@@ -158,6 +160,8 @@ impl CabiLibrary {
             log: Some(host_log),
             call: Some(host_call),
             free_response: Some(host_free),
+            time_left: Some(host_time_left),
+            cancelled: Some(host_cancelled),
         });
         Ok(CabiLibrary {
             table,
@@ -372,6 +376,17 @@ extern "C" fn host_call(
         };
     }
     code
+}
+
+extern "C" fn host_time_left(host: *mut c_void) -> i64 {
+    match (hooks(host).context.time_left)() {
+        Some(left) => i64::try_from(left.as_micros()).unwrap_or(i64::MAX),
+        None => -1,
+    }
+}
+
+extern "C" fn host_cancelled(host: *mut c_void) -> i32 {
+    i32::from((hooks(host).context.cancelled)())
 }
 
 extern "C" fn host_free(_host: *mut c_void, response: Buf) {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use outlet_protocol::native_abi::{ABI_VERSION, Declaration, HostCall, SYMBOL};
+use outlet_protocol::native_abi::{ABI_VERSION, Connection, Declaration, SYMBOL};
 use outlet_protocol::{BUILD_FINGERPRINT, Plugin};
 
 use crate::DylibError;
@@ -16,7 +16,7 @@ pub struct NativeLibrary {
     /// in the library) before the library is unmapped.
     plugin: Plugin,
     /// The declaration's `connect`, to take the host's way in back.
-    connect: fn(Option<HostCall>),
+    connect: fn(Option<Connection>),
     _library: libloading::Library,
 }
 
@@ -71,7 +71,7 @@ impl NativeLibrary {
     ///
     /// # Errors
     /// [`DylibError`], naming the path and what was found.
-    pub unsafe fn open(path: &Path, host: HostCall) -> Result<NativeLibrary, DylibError> {
+    pub unsafe fn open(path: &Path, host: Connection) -> Result<NativeLibrary, DylibError> {
         crate::elf::check(path)?;
         // SAFETY: the caller vouches for the library (this function's contract).
         let library = unsafe { crate::open(path)? };

@@ -150,6 +150,42 @@ fn borrowed<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
 /// The host's table, from Hello; valid until `shutdown` returns.
 static HOST: AtomicPtr<HostTable> = AtomicPtr::new(std::ptr::null_mut());
 
+/// The host's table, if Hello gave one, and whether it is long enough to
+/// hold the field that ends at `end` (a table from an older host is shorter).
+fn host_table(end: usize) -> Option<&'static HostTable> {
+    let table = HOST.load(Ordering::Acquire);
+    if table.is_null() {
+        return None;
+    }
+    // SAFETY: as in `Host::call`: the table the host passed to Hello, valid
+    // until `shutdown` returns, which clears `HOST` first. Its first fields
+    // are in every version; later ones are read only if `struct_size` says
+    // the host's table has them.
+    let table = unsafe { &*table };
+    (table.struct_size as usize >= end).then_some(table)
+}
+
+/// The end of a function-pointer field that starts at `offset`.
+const fn end_of(offset: usize) -> usize {
+    offset + std::mem::size_of::<usize>()
+}
+
+/// The time left to the call being served, from the host.
+fn host_time_left() -> Option<std::time::Duration> {
+    let table = host_table(end_of(std::mem::offset_of!(HostTable, time_left)))?;
+    let left = (table.time_left?)(table.host);
+    u64::try_from(left)
+        .ok()
+        .map(std::time::Duration::from_micros)
+}
+
+/// Whether the host's caller cancelled the call being served.
+fn host_cancelled() -> bool {
+    host_table(end_of(std::mem::offset_of!(HostTable, cancelled)))
+        .and_then(|table| Some((table.cancelled?)(table.host) != 0))
+        .unwrap_or(false)
+}
+
 /// The host, as a transport: a plugin calls the services its host offers
 /// through a generated client over it, e.g. `GreeterClient::new(Host)`.
 /// Calls fail with `Unavailable` before Hello and after Shutdown.
@@ -208,6 +244,10 @@ extern "C" fn hello(host: *const HostTable, request: *const u8, len: usize, out:
             ));
         }
         HOST.store(host.cast_mut(), Ordering::Release);
+        outlet_protocol::context::set_source(outlet_protocol::context::Source {
+            time_left: host_time_left,
+            cancelled: host_cancelled,
+        });
         plugin.handle(core::HELLO, request, out)
     })
 }

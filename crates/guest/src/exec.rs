@@ -8,7 +8,11 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
+use outlet_protocol::context::{self, CallContext, Cancel};
 use outlet_protocol::core::{Call, Reply};
 use outlet_protocol::prost::Message;
 use outlet_protocol::{Status, frame};
@@ -70,5 +74,30 @@ fn answer(plugin: &Plugin, call: Call) -> Result<Vec<u8>, Status> {
     if !call.config.is_empty() {
         plugin.configure(&call.config.into_iter().collect())?;
     }
-    plugin.call(&call.method, &call.body)
+    let deadline =
+        (call.timeout_us > 0).then(|| Instant::now() + Duration::from_micros(call.timeout_us));
+    let context = CallContext::new(deadline, Some(Cancel::probe(terminated)));
+    context::scope(context, || plugin.call(&call.method, &call.body))
+}
+
+/// Whether the host sent SIGTERM, which is how it cancels an exec call.
+/// Until the plugin first asks, SIGTERM ends it as usual; from then on it
+/// only sets the flag asked here, and the host sends SIGKILL if the plugin
+/// is not gone shortly after.
+fn terminated() -> bool {
+    static TERMINATED: AtomicBool = AtomicBool::new(false);
+    static WATCHING: Once = Once::new();
+    WATCHING.call_once(|| {
+        // SAFETY: the action runs in a signal handler, where it only stores
+        // to an atomic, which is async-signal-safe.
+        let watched = unsafe {
+            signal_hook_registry::register(rustix::process::Signal::TERM.as_raw(), || {
+                TERMINATED.store(true, Ordering::Relaxed);
+            })
+        };
+        if let Err(error) = watched {
+            eprintln!("outlet-guest: cannot watch for SIGTERM: {error}");
+        }
+    });
+    TERMINATED.load(Ordering::Relaxed)
 }

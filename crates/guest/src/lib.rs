@@ -38,6 +38,7 @@
 #[allow(unsafe_code)]
 pub mod cabi;
 #[cfg(unix)]
+#[allow(unsafe_code)]
 pub mod exec;
 pub mod native;
 #[cfg(all(unix, feature = "rpc"))]
@@ -45,4 +46,4 @@ pub mod rpc;
 #[allow(unsafe_code)]
 pub mod wasm;
 
-pub use outlet_protocol::{Plugin, Service, Status};
+pub use outlet_protocol::{Plugin, Service, Status, context};

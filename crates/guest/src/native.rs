@@ -13,7 +13,9 @@ use std::sync::RwLock;
 
 use outlet_protocol::panic_message;
 
-pub use outlet_protocol::native_abi::{ABI_VERSION, Declaration, HostCall, MakeError, SYMBOL};
+pub use outlet_protocol::native_abi::{
+    ABI_VERSION, Connection, Declaration, HostCall, MakeError, SYMBOL,
+};
 
 use crate::{Plugin, Status};
 
@@ -22,8 +24,11 @@ static HOST: RwLock<Option<HostCall>> = RwLock::new(None);
 
 /// `connect`: the host hands over its way in, or takes it back.
 #[doc(hidden)]
-pub fn connect(host: Option<HostCall>) {
-    *HOST.write().unwrap_or_else(|e| e.into_inner()) = host;
+pub fn connect(host: Option<Connection>) {
+    if let Some(host) = &host {
+        outlet_protocol::context::set_source(host.context);
+    }
+    *HOST.write().unwrap_or_else(|e| e.into_inner()) = host.map(|host| host.call);
 }
 
 /// The host, as a transport: a native plugin calls what its host offers

@@ -40,6 +40,29 @@ unsafe extern "C" {
         request_len: usize,
     ) -> i64;
     fn take(ptr: *mut u8);
+    fn time_left() -> i64;
+    fn cancelled() -> i32;
+}
+
+/// The time left to the call being served, from the host.
+fn host_time_left() -> Option<std::time::Duration> {
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: the import takes nothing and returns a number.
+    let left = unsafe { time_left() };
+    #[cfg(not(target_arch = "wasm32"))]
+    let left = -1;
+    u64::try_from(left)
+        .ok()
+        .map(std::time::Duration::from_micros)
+}
+
+/// Whether the host's caller cancelled the call being served.
+fn host_cancelled() -> bool {
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: the import takes nothing and returns a number.
+    return unsafe { cancelled() } != 0;
+    #[cfg(not(target_arch = "wasm32"))]
+    false
 }
 
 /// Logs a line through the host, at 0 trace … 4 error.
@@ -148,7 +171,13 @@ pub fn call_exported(
             };
             let code = match (slice(method), slice(request)) {
                 (Some(method), Some(request)) => {
-                    let plugin = PLUGIN.get_or_init(make);
+                    let plugin = PLUGIN.get_or_init(|| {
+                        outlet_protocol::context::set_source(outlet_protocol::context::Source {
+                            time_left: host_time_left,
+                            cancelled: host_cancelled,
+                        });
+                        make()
+                    });
                     let result = std::str::from_utf8(method)
                         .map_err(|_| Status::invalid_argument("the method is not UTF-8"))
                         .and_then(|method| plugin.handle(method, request, &mut answer));

@@ -51,6 +51,7 @@
 #![deny(unsafe_code)]
 
 pub mod audit;
+mod deadline;
 mod error;
 pub mod events;
 mod handshake;

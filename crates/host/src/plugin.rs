@@ -502,6 +502,17 @@ impl Plugin {
         crate::services::within(frame, call)
     }
 
+    /// Runs one call held to what its caller asked for it (a deadline, a
+    /// cancel token; see `outlet_protocol::context`): one already given up
+    /// on is not made, and one that is, whatever its answer, fails with
+    /// `Cancelled` or `DeadlineExceeded`.
+    fn held<R>(&self, method: &str, call: impl FnOnce() -> Result<R, Status>) -> Result<R, Status> {
+        if !outlet_protocol::context::is_set() {
+            return call();
+        }
+        crate::deadline::held(self.name(), self.0.manifest.mechanism, method, call)
+    }
+
     /// The instance to call: the running one, or after a panic, what
     /// `on_panic` makes of it.
     fn ready(&self) -> Result<Arc<dyn Backend>, Status> {
@@ -521,9 +532,11 @@ impl Plugin {
 
 impl Transport for Plugin {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        let backend = self.ready()?;
-        let answer = self.serve(|| backend.call(method, request));
-        self.answered(&*backend, answer)
+        self.held(method, || {
+            let backend = self.ready()?;
+            let answer = self.serve(|| backend.call(method, request));
+            self.answered(&*backend, answer)
+        })
     }
 
     fn call_with(
@@ -532,9 +545,11 @@ impl Transport for Plugin {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
-        let backend = self.ready()?;
-        let answer = self.serve(|| backend.call_with(method, request, response));
-        self.answered(&*backend, answer)
+        self.held(method, || {
+            let backend = self.ready()?;
+            let answer = self.serve(|| backend.call_with(method, request, response));
+            self.answered(&*backend, answer)
+        })
     }
 
     fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
@@ -546,6 +561,7 @@ impl Transport for Plugin {
         if let Ok(backend) = self.instance()
             && !backend.poisoned()
             && !self.0.unhealthy.load(Ordering::Relaxed)
+            && !crate::deadline::given_up()
         {
             backend.with_native(service, f);
         }

@@ -58,6 +58,11 @@ pub struct HostTable {
     >,
     /// Releases an answer of `call`.
     pub free_response: Option<extern "C" fn(host: *mut c_void, response: Buf)>,
+    /// The time left to the call being served, in microseconds; -1 when it
+    /// has no deadline. Present when `struct_size` reaches it.
+    pub time_left: Option<extern "C" fn(host: *mut c_void) -> i64>,
+    /// 1 when the caller of the call being served cancelled it, else 0.
+    pub cancelled: Option<extern "C" fn(host: *mut c_void) -> i32>,
 }
 
 /// `outlet_plugin_table`: what a plugin offers the host.

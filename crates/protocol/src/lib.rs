@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod cabi;
+pub mod context;
 pub mod frame;
 mod generated;
 pub mod native_abi;

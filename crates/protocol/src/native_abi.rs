@@ -14,7 +14,8 @@ use crate::{BUILD_FINGERPRINT, Plugin, Status};
 /// The version of [`Declaration`]'s layout and of the types it holds:
 /// raised whenever either changes. Version 2: `make` fails with a
 /// [`MakeError`]. Version 3: `connect` hands the plugin its [`HostCall`].
-pub const ABI_VERSION: u32 = 3;
+/// Version 4: and where to ask about the call it serves ([`Connection`]).
+pub const ABI_VERSION: u32 = 4;
 
 /// The name of the static a native plugin exports.
 pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";
@@ -25,6 +26,16 @@ pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";
 /// to the last argument, as [`crate::Transport::call_with`] lends it.
 pub type HostCall =
     std::sync::Arc<dyn Fn(&str, &[u8], &mut dyn FnMut(&[u8])) -> Result<(), Status> + Send + Sync>;
+
+/// What the host hands a native plugin in `connect`.
+#[derive(Clone)]
+pub struct Connection {
+    /// How it calls its host.
+    pub call: HostCall,
+    /// Where it asks about the call it is serving (its deadline, whether it
+    /// was cancelled): the host's own thread, which it runs on.
+    pub context: crate::context::Source,
+}
 
 /// Why a native plugin's `make` gave no plugin.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,7 +67,7 @@ pub struct Declaration {
     pub make: fn() -> Result<Plugin, MakeError>,
     /// Gives the plugin the way to call its host, before `make`; `None`
     /// takes it back, before the library is unloaded.
-    pub connect: fn(Option<HostCall>),
+    pub connect: fn(Option<Connection>),
 }
 
 impl Declaration {
@@ -64,7 +75,7 @@ impl Declaration {
     /// that catches its panics, as `outlet_guest::export_native!` does).
     pub const fn new(
         make: fn() -> Result<Plugin, MakeError>,
-        connect: fn(Option<HostCall>),
+        connect: fn(Option<Connection>),
     ) -> Declaration {
         Declaration {
             abi_version: ABI_VERSION,

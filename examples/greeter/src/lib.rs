@@ -13,9 +13,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
-use outlet_protocol::{Status, Transport};
+use outlet_protocol::{Status, Transport, context};
 
 include!(concat!(env!("OUT_DIR"), "/outlet.examples.greeter.v1.rs"));
 
@@ -28,11 +29,15 @@ type Relay = Box<dyn Fn(GreetRequest) -> Result<GreetResponse, Status> + Send + 
 /// With config key `relay = "true"`, it asks the Greeter its host offers
 /// instead (a call through the host, which its manifest must grant), and
 /// says it did; `relay_times = "<n>"` asks it n times in a row and answers
-/// the last (what `outlet bench` times a call through the host by).
+/// the last (what `outlet bench` times a call through the host by). With
+/// `pause_ms = "<n>"` it takes n ms over each greeting, and gives up as soon
+/// as its caller cancels the call or its deadline comes: how a plugin that
+/// runs long honours both ([`outlet_guest::context`]).
 pub struct Greetings {
     greeting: RwLock<String>,
     relay: AtomicBool,
     relay_times: AtomicU32,
+    pause_ms: AtomicU64,
     host: Option<Relay>,
 }
 
@@ -51,6 +56,7 @@ impl Default for Greetings {
             greeting: RwLock::new("Hello".into()),
             relay: AtomicBool::new(false),
             relay_times: AtomicU32::new(1),
+            pause_ms: AtomicU64::new(0),
             host: None,
         }
     }
@@ -95,7 +101,16 @@ impl Greetings {
                 ))
             })?,
         };
+        let pause_ms = match config.get("pause_ms") {
+            None => 0,
+            Some(ms) => ms.parse().map_err(|_| {
+                Status::invalid_argument(format!(
+                    "config key `pause_ms` is {ms:?}; give a number of milliseconds"
+                ))
+            })?,
+        };
         *self.greeting.write().unwrap_or_else(|e| e.into_inner()) = greeting.to_owned();
+        self.pause_ms.store(pause_ms, Ordering::Relaxed);
         self.relay.store(relay, Ordering::Relaxed);
         self.relay_times.store(times, Ordering::Relaxed);
         Ok(())
@@ -104,6 +119,7 @@ impl Greetings {
 
 impl Greeter for Greetings {
     fn greet(&self, request: GreetRequest) -> Result<GreetResponse, Status> {
+        pause(Duration::from_millis(self.pause_ms.load(Ordering::Relaxed)))?;
         if let Some(host) = self
             .host
             .as_ref()
@@ -121,6 +137,67 @@ impl Greeter for Greetings {
         Ok(GreetResponse {
             message: format!("{greeting}, {}!", request.name),
         })
+    }
+}
+
+/// Waits `length`, unless the caller cancels the call or its deadline comes
+/// first. A plugin that runs long asks [`context::cancelled`] and
+/// [`context::time_left`] now and then; native and cabi plugins cannot be
+/// stopped by their host, so this is the only way they return on time.
+fn pause(length: Duration) -> Result<(), Status> {
+    if length.is_zero() {
+        return Ok(());
+    }
+    let clock = Clock::start();
+    while clock.elapsed() < length {
+        if context::cancelled() {
+            return Err(Status::cancelled(
+                "the greeter stopped: its caller cancelled the call",
+            ));
+        }
+        if context::time_left() == Some(Duration::ZERO) {
+            return Err(Status::deadline_exceeded(
+                "the greeter stopped: the call's deadline came",
+            ));
+        }
+        clock.nap();
+    }
+    Ok(())
+}
+
+/// Time passing, where the target has a clock; on `wasm32-unknown-unknown`,
+/// which has none, the call's time left (a wasm call always has one) counts
+/// down instead.
+struct Clock {
+    #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+    start: std::time::Instant,
+    #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+    start: Duration,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+            start: std::time::Instant::now(),
+            #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+            start: context::time_left().unwrap_or_default(),
+        }
+    }
+
+    fn elapsed(&self) -> Duration {
+        #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+        return self.start.elapsed();
+        #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+        self.start
+            .saturating_sub(context::time_left().unwrap_or_default())
+    }
+
+    fn nap(&self) {
+        #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+        std::thread::sleep(Duration::from_millis(1));
+        #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+        std::hint::spin_loop();
     }
 }
 

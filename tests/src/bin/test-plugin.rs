@@ -112,6 +112,14 @@ impl Greeter for Misbehaving {
                     big.iter().map(|b| *b as usize).sum::<usize>()
                 )
             }
+            "deaf" => {
+                // Asks once, so that SIGTERM only sets a flag, then never
+                // looks again: the host must kill it.
+                let _ = outlet_guest::context::cancelled();
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
             "spin" => {
                 let mut x = 0u64;
                 loop {

@@ -3,10 +3,13 @@
 //! out (see `outlet_rpc::frames`); any other is gRPC.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use outlet_protocol::context::{self, CallContext, Cancel};
 use outlet_protocol::core::{Call, Reply};
 use outlet_rpc::frames::{Connection, PLUGIN_SPIN};
 use prost::Message;
+use rustix::event::{PollFd, PollFlags, Timespec};
 use tokio::net::UnixStream;
 
 use crate::Plugin;
@@ -47,6 +50,15 @@ fn serve_frames(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
     let Ok(mut connection) = Connection::new(stream) else {
         return;
     };
+    // The host cancels a call by shutting the connection: asked by
+    // `outlet_guest::context::cancelled` while a call runs.
+    let Ok(watched) = connection.as_fd().try_clone_to_owned() else {
+        return;
+    };
+    let hung_up = Cancel::probe(move || {
+        let mut fds = [PollFd::new(&watched, PollFlags::RDHUP)];
+        rustix::event::poll(&mut fds, Some(&Timespec::default())).is_ok_and(|n| n > 0)
+    });
     let mut body = Vec::new();
     loop {
         let call = match connection
@@ -57,7 +69,13 @@ fn serve_frames(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
             Ok(Err(_)) | Err(_) => return,
         };
         body.clear();
-        let reply = match plugin.handle(&call.method, &call.body, &mut body) {
+        let deadline =
+            (call.timeout_us > 0).then(|| Instant::now() + Duration::from_micros(call.timeout_us));
+        let context = CallContext::new(deadline, Some(hung_up.clone()));
+        let handled = context::scope(context, || {
+            plugin.handle(&call.method, &call.body, &mut body)
+        });
+        let reply = match handled {
             Ok(()) => Reply {
                 body: std::mem::take(&mut body),
                 status: None,

@@ -3,8 +3,10 @@
 //! (the core protocol and the plugin's own services) through [`Plugin`].
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use outlet_protocol::context::{self, CallContext};
 use outlet_rpc::server;
 use outlet_rpc::wire::{self, Empty, HealthCheckRequest, HealthCheckResponse};
 use prost::Message;
@@ -69,19 +71,48 @@ pub(super) async fn route(
                 .await
         }
         _ => {
+            // The caller's deadline, as gRPC sends it, for
+            // `outlet_guest::context::time_left`.
+            let deadline = request
+                .headers()
+                .get("grpc-timeout")
+                .and_then(|value| grpc_timeout(value.to_str().ok()?))
+                .map(|timeout| Instant::now() + timeout);
             server::unary(request, usize::MAX, move |body| {
                 let plugin = plugin.clone();
                 let path = path.clone();
                 async move {
                     // The plugin's code is synchronous and may take its
                     // time: the runtime moves its other work elsewhere.
-                    tokio::task::block_in_place(|| plugin.call(&path, &body))
-                        .map_err(outlet_rpc::to_grpc)
+                    tokio::task::block_in_place(|| {
+                        let context = CallContext::new(deadline, None);
+                        context::scope(context, || plugin.call(&path, &body))
+                    })
+                    .map_err(outlet_rpc::to_grpc)
                 }
             })
             .await
         }
     }
+}
+
+/// A `grpc-timeout` header's value: up to 8 digits and a unit (`H`, `M`,
+/// `S`, `m`, `u`, `n`), as the gRPC spec has it.
+fn grpc_timeout(value: &str) -> Option<Duration> {
+    let (digits, unit) = value.split_at_checked(value.len().checked_sub(1)?)?;
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 /// go-plugin's broker stream: connection info from the host is kept for
@@ -114,4 +145,22 @@ async fn broker(
     let ends_at_stop = futures_util::stream::once(async move { stopped(&mut stopping).await })
         .filter_map(|()| std::future::ready(None));
     Ok(tonic::Response::new(ends_at_stop))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_are_read_as_the_spec_writes_them() {
+        assert_eq!(grpc_timeout("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(
+            grpc_timeout("99999999n"),
+            Some(Duration::from_nanos(99_999_999))
+        );
+        assert_eq!(grpc_timeout("2H"), Some(Duration::from_secs(7200)));
+        for bad in ["", "m", "123456789S", "12x", "-1S", "1.5S", "S1"] {
+            assert_eq!(grpc_timeout(bad), None, "{bad:?}");
+        }
+    }
 }

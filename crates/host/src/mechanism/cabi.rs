@@ -38,6 +38,7 @@ impl Cabi {
         let hooks = Hooks {
             log: Box::new(move |level, line| crate::log::numbered(&logged, level, line)),
             call: Box::new(move |method, request| services.call(&caller, method, request)),
+            context: crate::deadline::HERE,
         };
         #[allow(unsafe_code)]
         // SAFETY: `CabiLibrary::open` runs the library's code in this process.

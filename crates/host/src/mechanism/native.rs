@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use outlet_dylib::NativeLibrary;
 use outlet_manifest::Manifest;
-use outlet_protocol::native_abi::HostCall;
+use outlet_protocol::native_abi::{Connection, HostCall};
 use outlet_protocol::{Status, Transport};
 
 use super::{Backend, Claim, LibraryPath, Session};
@@ -36,6 +36,10 @@ impl Native {
                 services.call_with(&caller, method, request, response)
             },
         );
+        let host = Connection {
+            call: host,
+            context: crate::deadline::HERE,
+        };
         #[allow(unsafe_code)]
         // SAFETY: `NativeLibrary::open` runs the library's code in this
         // process. The trust policy admits the native mechanism only for

@@ -7,6 +7,8 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use outlet_protocol::context::{self, CallContext, Cancel};
+
 /// The most plugins one chain of calls may go through.
 pub(crate) const MAX_CHAIN: usize = 8;
 
@@ -90,7 +92,9 @@ impl Frame {
             Some(frame) if frame.serving() == &**plugin => return frame,
             outer => outer,
         };
+        // The plugin's own limit, or its caller's deadline if sooner.
         let own = Instant::now() + limit;
+        let own = caller_deadline().map_or(own, |d| d.min(own));
         Arc::new(match outer {
             Some(outer) => {
                 let deadline = outer.deadline.map_or(own, |d| d.min(own));
@@ -169,10 +173,12 @@ pub(crate) fn until<R>(deadline: Option<Instant>, f: impl FnOnce() -> R) -> R {
 /// left to the call it was made in, if that is up, else the plugin's own
 /// `limits.timeout_ms`.
 pub(crate) fn limit_hit(timeout_ms: u64) -> String {
-    if DEADLINE
-        .with(Cell::get)
-        .is_some_and(|d| Instant::now() >= d)
-    {
+    let now = Instant::now();
+    if caller_deadline().is_some_and(|d| now >= d) {
+        return "its caller's deadline (CallOptions, a client's with_timeout or with_deadline)"
+            .into();
+    }
+    if DEADLINE.with(Cell::get).is_some_and(|d| now >= d) {
         "the time left to it (by the call it was made in through the host, a health check or \
          a shutdown)"
             .into()
@@ -183,16 +189,24 @@ pub(crate) fn limit_hit(timeout_ms: u64) -> String {
 
 /// The call this thread is serving, to be carried to another thread that
 /// serves it on (wasm's, for a module with WASI).
-pub(crate) struct Carried(Option<Arc<Frame>>, Option<Instant>);
+pub(crate) struct Carried(Option<Arc<Frame>>, Option<Instant>, Option<CallContext>);
 
 /// What this thread is serving, for [`Carried::resume`] on another.
 pub(crate) fn carry() -> Carried {
-    Carried(current(), DEADLINE.with(Cell::get))
+    Carried(
+        current(),
+        DEADLINE.with(Cell::get),
+        context::on_this_thread(|c| c.cloned()),
+    )
 }
 
 impl Carried {
     /// Runs `f` as part of the carried call, on this thread.
     pub(crate) fn resume<R>(self, f: impl FnOnce() -> R) -> R {
+        let f = || match self.2 {
+            Some(caller) => context::scope(caller, f),
+            None => f(),
+        };
         match self.0 {
             Some(frame) => within(frame, || until(self.1, f)),
             None => until(self.1, f),
@@ -200,11 +214,29 @@ impl Carried {
     }
 }
 
-/// `limit`, or less if the call this thread is serving has less time left:
-/// how long a mechanism lets a call run.
+/// `limit`, or less if the call this thread is serving has less time left,
+/// by the call it was made in or its caller's deadline: how long a
+/// mechanism lets a call run.
 pub(crate) fn time_left(limit: Duration) -> Duration {
-    match DEADLINE.with(Cell::get) {
+    match deadline_here() {
         Some(deadline) => limit.min(deadline.saturating_duration_since(Instant::now())),
         None => limit,
     }
+}
+
+/// When the call this thread is serving must be done, by the call it was
+/// made in or its caller's deadline, if either says.
+pub(crate) fn deadline_here() -> Option<Instant> {
+    context::sooner(DEADLINE.with(Cell::get), caller_deadline())
+}
+
+/// The deadline the host code calling on this thread set (its client's
+/// `CallOptions`), if any.
+fn caller_deadline() -> Option<Instant> {
+    context::on_this_thread(|c| c.and_then(|c| c.deadline))
+}
+
+/// The token the host code calling on this thread may cancel the call by.
+pub(crate) fn caller_cancel() -> Option<Cancel> {
+    context::on_this_thread(|c| c.and_then(|c| c.cancel.clone()))
 }

@@ -8,10 +8,12 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use outlet_protocol::context::Cancel;
 use outlet_protocol::frame::{self, FrameError};
-use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crate::log;
@@ -21,6 +23,8 @@ use crate::process::Spawned;
 const MAX_LOGGED: usize = 1 << 20;
 /// How long a child may take to exit once it has replied.
 const EXIT_GRACE: Duration = Duration::from_millis(250);
+/// How long a cancelled call's child has between SIGTERM and SIGKILL.
+const TERM_GRACE: Duration = Duration::from_millis(100);
 /// How much of the end of stderr an error message quotes.
 const TAIL: usize = 512;
 
@@ -78,6 +82,7 @@ pub(super) fn converse(
     deadline: Instant,
     max_reply: usize,
     plugin: &str,
+    cancel: Option<&Cancel>,
 ) -> Outcome {
     let pid = child.pid;
     let (stdin, written) = match rest {
@@ -96,7 +101,7 @@ pub(super) fn converse(
         max_reply,
         log: StderrLog::new(plugin),
     };
-    let failure = talk.run(pid, deadline).err();
+    let failure = talk.run(pid, deadline, cancel).err();
     // The group, not just the child: a plugin's own children go too. The
     // child is not reaped yet, so its pid (the group's id) cannot be reused.
     let _ = rustix::process::kill_process_group(pid, Signal::KILL);
@@ -131,9 +136,29 @@ struct Talk<'a> {
 }
 
 impl Talk<'_> {
-    fn run(&mut self, pid: Pid, mut deadline: Instant) -> Result<(), Failure> {
+    fn run(
+        &mut self,
+        pid: Pid,
+        mut deadline: Instant,
+        cancel: Option<&Cancel>,
+    ) -> Result<(), Failure> {
         let pidfd: OwnedFd =
             rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(io_failure)?;
+        // A cancel wakes the loop through an eventfd: SIGTERM, then SIGKILL
+        // after TERM_GRACE.
+        let wake = match cancel {
+            Some(_) => Some(Arc::new(
+                rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
+                    .map_err(io_failure)?,
+            )),
+            None => None,
+        };
+        let _watch = cancel.zip(wake.clone()).map(|(cancel, wake)| {
+            cancel.watch(move || {
+                let _ = rustix::io::write(&*wake, &1u64.to_ne_bytes());
+            })
+        });
+        let mut termed = false;
         for fd in [
             self.stdout.as_ref().map(AsFd::as_fd),
             self.stderr.as_ref().map(AsFd::as_fd),
@@ -146,6 +171,11 @@ impl Talk<'_> {
         let mut replied = false;
         loop {
             let now = Instant::now();
+            if !termed && cancel.is_some_and(Cancel::is_cancelled) {
+                termed = true;
+                let _ = rustix::process::kill_process_group(pid, Signal::TERM);
+                deadline = deadline.min(now + TERM_GRACE);
+            }
             if !replied && self.has_reply() {
                 // The reply is in: the child has nothing left to do but exit.
                 replied = true;
@@ -167,8 +197,11 @@ impl Talk<'_> {
                 tv_nsec: 0,
             });
             let (exited, writable, readable, errable) = {
-                let mut fds = Vec::with_capacity(4);
+                let mut fds = Vec::with_capacity(5);
                 fds.push(PollFd::new(&pidfd, PollFlags::IN));
+                if let Some(wake) = &wake {
+                    fds.push(PollFd::new(&**wake, PollFlags::IN));
+                }
                 let stdout = self.stdout.as_ref().map(|s| {
                     fds.push(PollFd::new(s, PollFlags::IN));
                     fds.len() - 1

@@ -276,6 +276,12 @@ impl Transport for Exec {
                 config: session.config.clone().into_iter().collect(),
                 app_version: session.negotiated.app_version,
                 capabilities: session.negotiated.capabilities.clone(),
+                timeout_us: deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_micros()
+                    .try_into()
+                    .unwrap_or(u64::MAX)
+                    .max(1),
             })
         };
         let (stdin, rest) = child::preload(&input).map_err(|error| {
@@ -292,6 +298,7 @@ impl Transport for Exec {
             deadline,
             self.limits.max_message_bytes,
             &self.plugin,
+            crate::services::caller_cancel().as_ref(),
         );
         self.finish(method, outcome)
     }

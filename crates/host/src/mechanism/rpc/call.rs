@@ -6,6 +6,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use outlet_protocol::context::Cancel;
 use outlet_protocol::core::{
     self, Call, HealthResponse, HelloResponse, Reply, health_response::ServingStatus,
 };
@@ -52,13 +53,15 @@ impl Shared {
         }
         // At most the time left to the call it is made in, if any.
         let deadline = Instant::now() + crate::services::time_left(self.timeout);
+        let cancel = crate::services::caller_cancel();
+        let cancel = cancel.as_ref();
         let instance = self.instance(deadline)?;
         // Outlet's frames go on a plain Unix socket only, never around TLS.
         if self.frames.load(Ordering::Relaxed)
             && instance.line.network == Network::Unix
             && instance.line.cert.is_none()
         {
-            return match self.call_frames(&instance, method, request, deadline) {
+            return match self.call_frames(&instance, method, request, deadline, cancel) {
                 // The call never reached a process that has just died: it
                 // goes to the restarted one.
                 Err(failed)
@@ -66,24 +69,26 @@ impl Shared {
                         && instance.process.wait(Duration::from_millis(100)).is_some() =>
                 {
                     let instance = self.instance(deadline)?;
-                    self.call_frames(&instance, method, request, deadline)
+                    self.call_frames(&instance, method, request, deadline, cancel)
                         .map_err(|failed| failed.status)
                 }
                 result => result.map_err(|failed| failed.status),
             };
         }
-        let status = match instance
-            .grpc
-            .unary(method, request.to_vec(), self.max_message, deadline)
-        {
-            Ok(reply) => return Ok(reply.into()),
-            Err(status)
-                if status.code() == tonic::Code::DeadlineExceeded && Instant::now() >= deadline =>
+        let status =
+            match instance
+                .grpc
+                .unary(method, request.to_vec(), self.max_message, deadline, cancel)
             {
-                return Err(self.late(method));
-            }
-            Err(status) => status,
-        };
+                Ok(reply) => return Ok(reply.into()),
+                Err(status)
+                    if status.code() == tonic::Code::DeadlineExceeded
+                        && Instant::now() >= deadline =>
+                {
+                    return Err(self.late(method));
+                }
+                Err(status) => status,
+            };
         // A plain go-plugin plugin has no Outlet core service: Hello is
         // made up from its handshake, Health is gRPC's, Shutdown is the
         // controller's (sent on stop).
@@ -124,6 +129,7 @@ impl Shared {
                 request.encode_to_vec(),
                 usize::MAX,
                 deadline,
+                None,
             )
             .map_err(|status| self.explain(instance, wire::HEALTH_CHECK, status))?;
         let serving = HealthCheckResponse::decode(reply).is_ok_and(|h| h.status == wire::SERVING);
@@ -145,6 +151,7 @@ impl Shared {
         method: &str,
         request: &[u8],
         deadline: Instant,
+        cancel: Option<&Cancel>,
     ) -> Result<Vec<u8>, FramesFailure> {
         let plugin = &self.plugin;
         let undelivered = |status| FramesFailure {
@@ -171,8 +178,28 @@ impl Shared {
         let call = Call {
             method: method.to_owned(),
             body: request.to_vec(),
+            timeout_us: deadline
+                .saturating_duration_since(Instant::now())
+                .as_micros()
+                .try_into()
+                .unwrap_or(u64::MAX)
+                .max(1),
             ..Call::default()
         };
+        // A cancel shuts the connection: the wait below ends, and the
+        // plugin sees its caller gone (outlet_guest::context::cancelled).
+        let shut =
+            match cancel {
+                Some(_) => Some(connection.as_fd().try_clone_to_owned().map_err(|e| {
+                    FramesFailure::from(self.broken(instance, method, &e.to_string()))
+                })?),
+                None => None,
+            };
+        let watch = cancel.zip(shut).map(|(cancel, shut)| {
+            cancel.watch(move || {
+                let _ = rustix::net::shutdown(&shut, rustix::net::Shutdown::Both);
+            })
+        });
         connection
             .send(&call.encode_to_vec(), Some(deadline))
             .map_err(|e| match e.kind() {
@@ -181,6 +208,14 @@ impl Shared {
             })?;
         // A reply's frame holds the body and a few bytes of envelope.
         let received = connection.recv(self.max_message + 64, HOST_SPIN, Some(deadline));
+        drop(watch);
+        // Cancelled: the connection may be shut, and is dropped.
+        if cancel.is_some_and(Cancel::is_cancelled) {
+            return Err(Status::cancelled(format!(
+                "plugin `{plugin}`: {method} was cancelled by its caller while it ran"
+            ))
+            .into());
+        }
         let payload = match received {
             Ok(payload) => payload,
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {

@@ -18,6 +18,8 @@ use outlet_rpc::{HandshakeLine, Network, Raw};
 use tokio_rustls::rustls;
 use tonic::body::Body;
 
+use outlet_protocol::context::Cancel;
+
 use super::peer::Peer;
 
 /// Where the plugin listens, and its idle connections.
@@ -76,6 +78,7 @@ impl Grpc {
         request: Vec<u8>,
         max_message: usize,
         deadline: Instant,
+        cancel: Option<&Cancel>,
     ) -> Result<Bytes, tonic::Status> {
         let path = http::uri::PathAndQuery::try_from(method).map_err(|e| {
             tonic::Status::invalid_argument(format!("`{method}` is not a gRPC path: {e}"))
@@ -100,14 +103,27 @@ impl Grpc {
             request.set_timeout(deadline.saturating_duration_since(Instant::now()));
             Ok(grpc.unary(request, path, Raw).await?.into_inner())
         };
+        // A cancel drops the call: its stream is reset, and a go-plugin
+        // plugin's context is cancelled.
+        let (cancelled, on_cancel) = tokio::sync::oneshot::channel::<()>();
+        let _watch = cancel.map(|cancel| {
+            cancel.watch(move || {
+                let _ = cancelled.send(());
+            })
+        });
         let reply = drive(connection.runtime(), async move {
-            tokio::time::timeout_at(deadline.into(), call)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(tonic::Status::deadline_exceeded(
-                        "the call's deadline passed",
-                    ))
-                })
+            let cancelled = async {
+                match on_cancel.await {
+                    Ok(()) => tonic::Status::cancelled("the call was cancelled by its caller"),
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                reply = tokio::time::timeout_at(deadline.into(), call) => reply.unwrap_or_else(|_| {
+                    Err(tonic::Status::deadline_exceeded("the call's deadline passed"))
+                }),
+                status = cancelled => Err(status),
+            }
         });
         // A connection whose call failed may be broken or busy with the
         // abandoned call: it goes.

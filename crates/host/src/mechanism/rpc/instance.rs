@@ -152,6 +152,7 @@ impl Instance {
             wire::Empty {}.encode_to_vec(),
             usize::MAX,
             deadline,
+            None,
         );
         if !self.process.signallable() {
             // Attached to without a pid: asking is all the host may do.
@@ -283,6 +284,7 @@ fn check_health(
             request.encode_to_vec(),
             usize::MAX,
             deadline,
+            None,
         )
         .map_err(|e| match e.code() {
             tonic::Code::DeadlineExceeded => RpcError::HealthTimeout {

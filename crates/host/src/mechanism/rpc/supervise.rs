@@ -155,6 +155,7 @@ impl Shared {
                 request.encode_to_vec(),
                 self.max_message,
                 Instant::now() + self.spawn.start_timeout,
+                None,
             )
             .map(drop)
             .map_err(|e| RpcError::Config {

@@ -1,6 +1,8 @@
 //! The host functions of the guest ABI (docs/wasm-abi.md), and the exports
 //! it asks of a module.
 
+use std::time::Instant;
+
 use outlet_protocol::Code;
 use wasmtime::{Caller, Extern, Linker, Memory, Module};
 
@@ -101,6 +103,26 @@ pub(super) fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
             Ok((i64::from(code) << 32) | len)
         },
     )?;
+    // The running call's time left in microseconds, and whether its caller
+    // cancelled it: what `outlet_guest::context` asks.
+    linker.func_wrap("outlet", "time_left", |caller: Caller<'_, State>| {
+        let left = caller
+            .data()
+            .call
+            .0
+            .saturating_duration_since(Instant::now());
+        i64::try_from(left.as_micros()).unwrap_or(i64::MAX)
+    })?;
+    linker.func_wrap("outlet", "cancelled", |caller: Caller<'_, State>| {
+        i32::from(
+            caller
+                .data()
+                .call
+                .1
+                .as_ref()
+                .is_some_and(|c| c.is_cancelled()),
+        )
+    })?;
     linker.func_wrap(
         "outlet",
         "take",

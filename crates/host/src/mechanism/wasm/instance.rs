@@ -3,8 +3,10 @@
 //! into a buffer the guest allocates, the answer read back from its memory.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use outlet_manifest::Limits;
+use outlet_protocol::context::Cancel;
 use outlet_protocol::{Code, Status};
 use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
@@ -64,6 +66,9 @@ pub(super) struct State {
     pub(super) memory: Option<wasmtime::Memory>,
     /// The WASI context, for a module that imports WASI.
     pub(super) wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
+    /// The running call's deadline and its caller's cancel token, for the
+    /// `time_left` and `cancelled` imports.
+    pub(super) call: (Instant, Option<Cancel>),
 }
 
 /// The store's WASI context; one granting nothing if it was not given one.
@@ -114,6 +119,7 @@ impl Wasm {
             },
             pending: Vec::new(),
             memory: None,
+            call: (Instant::now() + self.limits.timeout(), None),
             wasi: match &self.grants {
                 Some(grants) => Some(grants.context().map_err(|why| {
                     Status::failed_precondition(format!("plugin `{plugin}`: {why}"))
@@ -197,9 +203,30 @@ impl Wasm {
         let store = &mut instance.store;
         store.data_mut().pending.clear();
         // At most the time left to the call it is made in, if any.
-        store.set_epoch_deadline(deadline_ticks(crate::services::time_left(
-            self.limits.timeout(),
-        )));
+        let left = crate::services::time_left(self.limits.timeout());
+        let deadline = Instant::now() + left;
+        let cancel = crate::services::caller_cancel();
+        store.data_mut().call = (deadline, cancel.clone());
+        match cancel {
+            None => {
+                store.epoch_deadline_trap();
+                store.set_epoch_deadline(deadline_ticks(left));
+            }
+            // Its store looks at the token on every epoch tick (a few ms),
+            // not only at the deadline.
+            Some(cancel) => {
+                store.epoch_deadline_callback(move |_| {
+                    if cancel.is_cancelled() {
+                        return Err(wasmtime::Error::msg("the call was cancelled by its caller"));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Trap::Interrupt.into());
+                    }
+                    Ok(wasmtime::UpdateDeadline::Continue(1))
+                });
+                store.set_epoch_deadline(1);
+            }
+        }
         if let Some(fuel) = self.fuel {
             store
                 .set_fuel(fuel)

@@ -5,6 +5,7 @@ package shared
 
 import (
 	"context"
+	"time"
 
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -65,7 +66,25 @@ func (c *kvGRPCClient) Get(key string) ([]byte, error) {
 
 type kvServer struct{ impl KV }
 
-func (s *kvServer) Get(_ context.Context, req *GetRequest) (*GetResponse, error) {
+// WaitKey is a key whose Get waits for the call's context to end (its
+// deadline or the host's cancel), at most 10 s, then stores why under
+// EndedKey: how the tests see a host's deadline and cancel arrive.
+const (
+	WaitKey  = "wait-for-the-context"
+	EndedKey = "how-the-context-ended"
+)
+
+func (s *kvServer) Get(ctx context.Context, req *GetRequest) (*GetResponse, error) {
+	if req.Key == WaitKey {
+		select {
+		case <-ctx.Done():
+			_ = s.impl.Put(EndedKey, []byte(ctx.Err().Error()))
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Second):
+			_ = s.impl.Put(EndedKey, []byte("not ended after 10 s"))
+			return &GetResponse{}, nil
+		}
+	}
 	v, err := s.impl.Get(req.Key)
 	if err != nil {
 		return nil, err
