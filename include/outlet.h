@@ -85,6 +85,10 @@ typedef struct outlet_host_table {
      * Present when struct_size reaches them (hosts since these fields). */
     int64_t (*time_left)(void *host);
     int32_t (*cancelled)(void *host);
+    /* The call's W3C trace context: which = 0 its traceparent, 1 its
+     * tracestate. Copies at most `cap` bytes to `buf` (no NUL) and returns
+     * the value's length; 0 if it has none. */
+    size_t (*trace)(void *host, int32_t which, uint8_t *buf, size_t cap);
 } outlet_host_table;
 
 /* What the plugin offers the host. */

@@ -3,7 +3,7 @@
 
 mod bus;
 mod cabi;
-mod deadlines;
+mod call_context;
 mod events;
 mod exec;
 mod load;
@@ -12,5 +12,6 @@ mod policy;
 mod readme;
 mod rpc;
 mod sandbox;
+mod stats;
 mod support;
 mod wasm;

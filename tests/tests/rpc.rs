@@ -166,9 +166,10 @@ fn an_outlet_host_runs_a_go_plugin() {
 }
 
 /// A call's deadline reaches a go-plugin plugin as its context's deadline
-/// (`grpc-timeout`), and a cancel as its context cancelled (the stream reset).
+/// (`grpc-timeout`), a cancel as its context cancelled (the stream reset),
+/// and its trace context as `traceparent` metadata.
 #[test]
-fn a_go_plugin_sees_its_calls_deadline_and_cancel_in_its_context() {
+fn a_go_plugin_sees_its_calls_deadline_cancel_and_trace_in_its_context() {
     let dir = tempfile::tempdir().unwrap();
     let Some(go_plugin) = go_program("kv-go-plugin") else {
         return;
@@ -224,6 +225,20 @@ fn a_go_plugin_sees_its_calls_deadline_and_cancel_in_its_context() {
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
     assert!(started.elapsed() < Duration::from_secs(3), "{error}");
     assert_eq!(ended(), "context deadline exceeded");
+
+    // The call's trace context, as gRPC metadata, which OpenTelemetry's
+    // gRPC instrumentation reads.
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let trace = outlet_protocol::context::TraceContext::new(parent, "").unwrap();
+    let options = outlet_protocol::context::CallOptions::new().trace(trace);
+    let seen = outlet_protocol::context::with(&options, || {
+        kv.get(GetRequest {
+            key: "the-calls-traceparent".into(),
+        })
+    })
+    .unwrap()
+    .value;
+    assert_eq!(String::from_utf8(seen).unwrap(), parent);
     plugin.shutdown().unwrap();
 }
 

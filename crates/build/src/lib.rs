@@ -258,7 +258,7 @@ impl<T: %P%::Transport> %Trait%Client<T> {
 
 const CLIENT_METHOD: &str = r#"
 %DOCS%    pub fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
-        %P%::context::with(&self.options, || match %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", request, |native, request| native.%method%(request)) {
+        %P%::context::with(&self.options, || match %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", "%PATH%", request, |native, request| native.%method%(request)) {
             ::core::result::Result::Ok(answer) => answer,
             ::core::result::Result::Err(request) => %P%::unary(&self.transport, "%PATH%", &request),
         })

@@ -1,7 +1,7 @@
 //! `outlet demo`: the greeter through every mechanism this build has.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -16,8 +16,12 @@ use outlet_manifest::{Manifest, Mechanism};
 pub fn run(
     builder: HostBuilder,
     audit: Option<&Path>,
+    metrics: Option<&Path>,
     manifests: &Path,
 ) -> anyhow::Result<ExitCode> {
+    // Installed before any plugin is loaded, so that every plugin's metrics
+    // are registered with it.
+    let exporter = metrics.map(prometheus).transpose()?;
     // Every call through the host is recorded: kept here to be printed,
     // and written to the --audit file as it happens.
     let file = audit
@@ -32,6 +36,7 @@ pub fn run(
         file,
     });
     let host = builder.audit(trail.clone()).build();
+    let mut stats = Vec::new();
     let _stops = crate::signals::stop_on_signals(&host)?;
     // A key-value store the host offers its plugins: the rpc greeter writes
     // into it during a call, through go-plugin's broker.
@@ -95,11 +100,12 @@ pub fn run(
         }
         let health = plugin.health()?;
         println!("  health    {:?}", health.status());
+        stats.push(plugin.stats());
         host.unload(plugin.name()).transpose()?;
         println!("  shutdown  ok");
     }
 
-    bus(&host, manifests, &trail)?;
+    bus(&host, manifests, &trail, &mut stats)?;
 
     println!("\n[policy] a sandboxed plugin asks to run in-process:");
     let refused = Manifest::parse(
@@ -117,12 +123,77 @@ pub fn run(
         Err(error) => println!("  refused   {error}"),
         Ok(_) => anyhow::bail!("the trust policy let a sandboxed native plugin through"),
     }
+
+    println!("\n[stats] what each plugin's calls did (Plugin::stats)");
+    for plugin in &stats {
+        println!("  {}", stats_line(plugin));
+    }
+    if let Some((handle, file)) = exporter {
+        std::fs::write(&file, handle.render())
+            .with_context(|| format!("writing the metrics to {}", file.display()))?;
+        println!(
+            "  metrics   Prometheus text exposition written to {}",
+            file.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Installs a Prometheus exporter as the `metrics` recorder, with the
+/// host's latency buckets; its text is written to `file` at the end.
+fn prometheus(
+    file: &Path,
+) -> anyhow::Result<(metrics_exporter_prometheus::PrometheusHandle, PathBuf)> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("outlet_call_duration_seconds".into()),
+            &outlet_host::stats::LATENCY_BOUNDS,
+        )?
+        .install_recorder()
+        .context("installing the Prometheus exporter")?;
+    Ok((handle, file.to_owned()))
+}
+
+/// One plugin's stats on a line: calls, errors, latency, bytes.
+fn stats_line(stats: &outlet_host::PluginStats) -> String {
+    let (mut timed, mut sum) = (0, std::time::Duration::ZERO);
+    let (mut bytes_in, mut bytes_out) = (0, 0);
+    for method in &stats.methods {
+        timed += method.latency.timed;
+        sum += method.latency.sum;
+        bytes_in += method.bytes_in;
+        bytes_out += method.bytes_out;
+    }
+    let p99 = stats
+        .methods
+        .iter()
+        .filter_map(|m| m.latency.quantile(0.99))
+        .max();
+    let mean = (timed > 0).then(|| sum / timed as u32);
+    let show = |d: Option<std::time::Duration>| d.map_or("-".into(), |d| format!("{d:.2?}"));
+    format!(
+        "{:<18} {:<6} calls {:>2}, errors {}, mean {}, p99 <= {}, bytes in {bytes_in} out \
+         {bytes_out}, restarts {}, reloads {}",
+        stats.plugin,
+        stats.mechanism.name(),
+        stats.calls(),
+        stats.errors(),
+        show(mean),
+        show(p99),
+        stats.restarts,
+        stats.reloads
+    )
 }
 
 /// Plugins calling plugins through the host: one call granted, one refused,
 /// and the record of each.
-fn bus(host: &Host, manifests: &Path, trail: &Trail) -> anyhow::Result<()> {
+fn bus(
+    host: &Host,
+    manifests: &Path,
+    trail: &Trail,
+    stats: &mut Vec<outlet_host::PluginStats>,
+) -> anyhow::Result<()> {
     // The callee: the wasm greeter where this build has wasm, else exec.
     let callee = if MECHANISMS.contains(&Mechanism::Wasm) {
         "wasm-rust.toml"
@@ -173,6 +244,7 @@ fn bus(host: &Host, manifests: &Path, trail: &Trail) -> anyhow::Result<()> {
         println!("  audit     {}", record.to_json());
     }
     for plugin in [&relay, &cabi, &offered] {
+        stats.push(plugin.stats());
         host.unload(plugin.name()).transpose()?;
     }
     Ok(())

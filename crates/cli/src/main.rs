@@ -38,6 +38,10 @@ enum Command {
         /// FILE, one JSON object per line.
         #[arg(long, value_name = "FILE")]
         audit: Option<PathBuf>,
+        /// Also publish the plugins' metrics to a Prometheus exporter, and
+        /// write its text exposition to FILE at the end.
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
     },
     /// Call one method of a plugin, with the request and response as JSON.
     Call {
@@ -135,7 +139,11 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
         anyhow::Ok((host, guard))
     };
     match command {
-        Command::Demo { manifests, audit } => demo::run(builder()?, audit.as_deref(), &manifests),
+        Command::Demo {
+            manifests,
+            audit,
+            metrics,
+        } => demo::run(builder()?, audit.as_deref(), metrics.as_deref(), &manifests),
         Command::Call {
             manifest,
             method,

@@ -321,9 +321,42 @@ fn advise_prints_the_mechanism_first_then_the_reason() {
 fn demo_and_bench_run() {
     let trail = tempfile::tempdir().unwrap();
     let audit = trail.path().join("audit.jsonl");
-    let out = outlet(&["demo", "--audit", audit.to_str().unwrap()]);
+    let metrics = trail.path().join("metrics.prom");
+    let out = outlet(&[
+        "demo",
+        "--audit",
+        audit.to_str().unwrap(),
+        "--metrics",
+        metrics.to_str().unwrap(),
+    ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    // Every demo plugin's calls, counted and timed, in Prometheus's text,
+    // and one line of stats each.
+    let exposition = std::fs::read_to_string(&metrics).unwrap();
+    for plugin in [
+        "greeter-native",
+        "greeter-cabi",
+        "greeter-cabi-rust",
+        "greeter-rpc",
+        "greeter-wasm",
+        "greeter-wasm-rust",
+        "greeter-exec",
+        "greeter-relay",
+    ] {
+        let calls = format!("outlet_calls_total{{plugin=\"{plugin}\",");
+        assert!(exposition.contains(&calls), "{plugin}: {exposition}");
+        let timed = format!("outlet_call_duration_seconds_bucket{{plugin=\"{plugin}\",");
+        assert!(exposition.contains(&timed), "{plugin}: {exposition}");
+        assert!(
+            stdout.contains(&format!("  {plugin} ")),
+            "{plugin}: {stdout}"
+        );
+    }
+    assert!(
+        exposition.contains("code=\"PERMISSION_DENIED\"} 1"),
+        "the refused call is counted by its code: {exposition}"
+    );
     // The rpc greeter's guestbook wrote into the host's store, by its grant,
     // and the audit file has the call.
     let records = std::fs::read_to_string(&audit).unwrap();

@@ -162,6 +162,7 @@ impl CabiLibrary {
             free_response: Some(host_free),
             time_left: Some(host_time_left),
             cancelled: Some(host_cancelled),
+            trace: Some(host_trace),
         });
         Ok(CabiLibrary {
             table,
@@ -387,6 +388,23 @@ extern "C" fn host_time_left(host: *mut c_void) -> i64 {
 
 extern "C" fn host_cancelled(host: *mut c_void) -> i32 {
     i32::from((hooks(host).context.cancelled)())
+}
+
+extern "C" fn host_trace(host: *mut c_void, which: i32, buf: *mut u8, cap: usize) -> usize {
+    let Some(trace) = (hooks(host).context.trace)() else {
+        return 0;
+    };
+    let value = match which {
+        0 => trace.traceparent(),
+        _ => trace.tracestate(),
+    };
+    let len = value.len().min(cap);
+    if !buf.is_null() && len > 0 {
+        // SAFETY: `outlet.h` has the plugin pass `cap` writable bytes at
+        // `buf`; at most `cap` are written.
+        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), buf, len) };
+    }
+    value.len()
 }
 
 extern "C" fn host_free(_host: *mut c_void, response: Buf) {

@@ -179,6 +179,20 @@ fn host_time_left() -> Option<std::time::Duration> {
         .map(std::time::Duration::from_micros)
 }
 
+/// The trace context of the call being served, from the host.
+fn host_trace() -> Option<outlet_protocol::context::TraceContext> {
+    let table = host_table(end_of(std::mem::offset_of!(HostTable, trace)))?;
+    let trace = table.trace?;
+    let part = |which| {
+        let mut buf = [0u8; 512];
+        let len = trace(table.host, which, buf.as_mut_ptr(), buf.len());
+        buf.get(..len)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .map(str::to_owned)
+    };
+    outlet_protocol::context::TraceContext::new(&part(0)?, &part(1).unwrap_or_default())
+}
+
 /// Whether the host's caller cancelled the call being served.
 fn host_cancelled() -> bool {
     host_table(end_of(std::mem::offset_of!(HostTable, cancelled)))
@@ -247,6 +261,7 @@ extern "C" fn hello(host: *const HostTable, request: *const u8, len: usize, out:
         outlet_protocol::context::set_source(outlet_protocol::context::Source {
             time_left: host_time_left,
             cancelled: host_cancelled,
+            trace: host_trace,
         });
         plugin.handle(core::HELLO, request, out)
     })

@@ -12,7 +12,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use outlet_protocol::context::{self, CallContext, Cancel};
+use outlet_protocol::context::{self, CallContext, Cancel, TraceContext};
 use outlet_protocol::core::{Call, Reply};
 use outlet_protocol::prost::Message;
 use outlet_protocol::{Status, frame};
@@ -76,7 +76,8 @@ fn answer(plugin: &Plugin, call: Call) -> Result<Vec<u8>, Status> {
     }
     let deadline =
         (call.timeout_us > 0).then(|| Instant::now() + Duration::from_micros(call.timeout_us));
-    let context = CallContext::new(deadline, Some(Cancel::probe(terminated)));
+    let trace = TraceContext::new(&call.traceparent, &call.tracestate);
+    let context = CallContext::new(deadline, Some(Cancel::probe(terminated))).with_trace(trace);
     context::scope(context, || plugin.call(&call.method, &call.body))
 }
 

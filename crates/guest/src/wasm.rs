@@ -42,6 +42,29 @@ unsafe extern "C" {
     fn take(ptr: *mut u8);
     fn time_left() -> i64;
     fn cancelled() -> i32;
+    fn trace(which: i32) -> i64;
+}
+
+/// The trace context of the call being served, from the host.
+fn host_trace() -> Option<outlet_protocol::context::TraceContext> {
+    let part = |which: i32| -> Option<String> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            // SAFETY: the import takes a number and returns one.
+            let len = usize::try_from(unsafe { trace(which) }).ok()?;
+            let mut value = vec![0u8; len];
+            // SAFETY: `take` writes the pending value, `len` bytes, at the
+            // pointer, which has room for them.
+            unsafe { take(value.as_mut_ptr()) };
+            String::from_utf8(value).ok()
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = which;
+            None
+        }
+    };
+    outlet_protocol::context::TraceContext::new(&part(0)?, &part(1).unwrap_or_default())
 }
 
 /// The time left to the call being served, from the host.
@@ -175,6 +198,7 @@ pub fn call_exported(
                         outlet_protocol::context::set_source(outlet_protocol::context::Source {
                             time_left: host_time_left,
                             cancelled: host_cancelled,
+                            trace: host_trace,
                         });
                         make()
                     });

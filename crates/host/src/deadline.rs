@@ -15,6 +15,7 @@ use outlet_protocol::context::{self, CallContext, Source};
 pub(crate) const HERE: Source = Source {
     time_left: time_left_here,
     cancelled: cancelled_here,
+    trace: context::caller_trace,
 };
 
 /// The time left to the call served on this thread, if it has a deadline.

@@ -14,6 +14,7 @@ use crate::handshake::handshake;
 use crate::mechanism::{self, Context};
 use crate::plugin::Plugin;
 use crate::services::HostServices;
+use crate::stats::Meter;
 
 /// The host side of Outlet: loads plugins from manifests under the trust
 /// policy and hands out [`Plugin`] handles. Long-lived, `Send + Sync`, and
@@ -182,11 +183,19 @@ impl Host {
         self.check_grants(&manifest)?;
         // Each mechanism checks the artifact (`Manifest::open_artifact`) as it
         // opens it, and starts, loads or runs only the file it checked.
-        let backend = mechanism::start(&manifest, false, &self.0.context)?;
+        let meter = Arc::new(Meter::new(&manifest.name, manifest.mechanism));
+        let backend = mechanism::start(&manifest, false, &self.0.context, &meter)?;
         let (hello, negotiated) = handshake(&manifest, &*backend)?;
         let plugin = manifest.name.clone();
         let config = manifest.config.clone();
-        let loaded = Plugin::new(manifest, hello, negotiated, backend, self.0.context.clone());
+        let loaded = Plugin::new(
+            manifest,
+            hello,
+            negotiated,
+            backend,
+            self.0.context.clone(),
+            meter,
+        );
         if !config.is_empty() {
             loaded
                 .configure(config)

@@ -63,6 +63,7 @@ mod plugin;
 mod private;
 mod process;
 mod services;
+pub mod stats;
 
 pub use error::{LoadError, OfferError, ReloadError};
 pub use events::{Event, EventKind, Events};
@@ -77,6 +78,7 @@ pub use plugin::Plugin;
 pub use process::sandbox::{
     Layer, PLUGIN_UIDS, SandboxError, SandboxReport, plugin_uid, reach as sandbox_reach,
 };
+pub use stats::{MethodStats, PluginStats};
 
 #[cfg(test)]
 mod tests {

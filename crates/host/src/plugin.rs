@@ -10,11 +10,12 @@ use outlet_protocol::core::{
     self, ConfigureRequest, ConfigureResponse, HealthRequest, HealthResponse, HelloResponse,
     ShutdownRequest, ShutdownResponse,
 };
-use outlet_protocol::{Client, Negotiated, Status, Transport, capability, unary};
+use outlet_protocol::{Client, Code, Direct, Negotiated, Status, Transport, capability, unary};
 
 use crate::error::{LoadError, ReloadError};
 use crate::handshake::handshake;
 use crate::mechanism::{self, Backend, Context, Session};
+use crate::stats::{Meter, PluginStats};
 
 /// A loaded plugin. Cheap to clone (one `Arc`); `Send + Sync`, so one handle
 /// serves calls from many threads at once.
@@ -50,6 +51,8 @@ struct Inner {
     sick: Mutex<Option<String>>,
     /// What the host lends the plugin's mechanism; kept for reloads.
     context: Arc<Context>,
+    /// What its calls did.
+    meter: Arc<Meter>,
     /// Held by the one reload or Configure at a time; taken before `config`.
     reloading: Mutex<()>,
 }
@@ -81,6 +84,7 @@ impl Plugin {
         negotiated: Negotiated,
         backend: Box<dyn Backend>,
         context: Arc<Context>,
+        meter: Arc<Meter>,
     ) -> Plugin {
         let config = manifest.config.clone();
         backend.set_session(Session {
@@ -101,6 +105,7 @@ impl Plugin {
             unhealthy: AtomicBool::new(false),
             sick: Mutex::new(None),
             context,
+            meter,
             reloading: Mutex::new(()),
         }))
     }
@@ -257,7 +262,7 @@ impl Plugin {
         }
         // Each mechanism checks the artifact (`Manifest::open_artifact`) as it
         // opens it, and starts, loads or runs only the file it checked.
-        let fresh = mechanism::start(manifest, true, &self.0.context)?;
+        let fresh = mechanism::start(manifest, true, &self.0.context, &self.0.meter)?;
         let (_, negotiated) = handshake(manifest, &*fresh)?;
         if negotiated != self.0.negotiated {
             return Err(LoadError::Reload {
@@ -304,6 +309,7 @@ impl Plugin {
         drop(old);
         self.0.poison_told.store(false, Ordering::Release);
         self.0.reloads.fetch_add(1, Ordering::Relaxed);
+        self.0.meter.reloaded();
         tracing::info!(target: "outlet::plugin", plugin, "reloaded");
         self.0
             .context
@@ -315,6 +321,14 @@ impl Plugin {
     /// How many times the plugin was reloaded.
     pub fn reloads(&self) -> u64 {
         self.0.reloads.load(Ordering::Relaxed)
+    }
+
+    /// What its calls did since it was loaded, per method: calls, errors by
+    /// code, calls in flight, latency, bytes; and its restarts and reloads.
+    /// The same counts are published through the `metrics` facade
+    /// ([`crate::stats`]).
+    pub fn stats(&self) -> PluginStats {
+        self.0.meter.stats(self.reloads())
     }
 
     /// For a mechanism that runs a plugin in instances (wasm): makes a fresh
@@ -513,6 +527,20 @@ impl Plugin {
         crate::deadline::held(self.name(), self.0.manifest.mechanism, method, call)
     }
 
+    /// The `tracing` span of one call (target `outlet::call`, level TRACE):
+    /// the plugin, method, mechanism, and code once it is known; nothing
+    /// when no subscriber wants it.
+    fn span(&self, method: &str) -> tracing::Span {
+        tracing::trace_span!(
+            target: "outlet::call",
+            "call",
+            plugin = %self.0.name,
+            method,
+            mechanism = self.0.manifest.mechanism.name(),
+            code = tracing::field::Empty,
+        )
+    }
+
     /// The instance to call: the running one, or after a panic, what
     /// `on_panic` makes of it.
     fn ready(&self) -> Result<Arc<dyn Backend>, Status> {
@@ -532,11 +560,20 @@ impl Plugin {
 
 impl Transport for Plugin {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        self.held(method, || {
+        let span = self.span(method);
+        let _entered = span.enter();
+        let meter = self.0.meter.method(method);
+        let started = meter.start();
+        let answer = self.held(method, || {
             let backend = self.ready()?;
             let answer = self.serve(|| backend.call(method, request));
             self.answered(&*backend, answer)
-        })
+        });
+        let out = answer.as_ref().map_or(0, Vec::len);
+        let code = code(&answer);
+        meter.finish(started, code, (request.len(), out));
+        span.record("code", tracing::field::display(code));
+        answer
     }
 
     fn call_with(
@@ -545,14 +582,27 @@ impl Transport for Plugin {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
-        self.held(method, || {
+        let span = self.span(method);
+        let _entered = span.enter();
+        let meter = self.0.meter.method(method);
+        let started = meter.start();
+        let mut out = 0;
+        let mut counted = |answer: &[u8]| {
+            out = answer.len();
+            response(answer);
+        };
+        let answer = self.held(method, || {
             let backend = self.ready()?;
-            let answer = self.serve(|| backend.call_with(method, request, response));
+            let answer = self.serve(|| backend.call_with(method, request, &mut counted));
             self.answered(&*backend, answer)
-        })
+        });
+        let code = code(&answer);
+        meter.finish(started, code, (request.len(), out));
+        span.record("code", tracing::field::display(code));
+        answer
     }
 
-    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync))) {
+    fn with_native(&self, service: &str, method: &'static str, f: &mut Direct<'_>) {
         if self.0.manifest.mechanism != Mechanism::Native {
             return;
         }
@@ -563,7 +613,26 @@ impl Transport for Plugin {
             && !self.0.unhealthy.load(Ordering::Relaxed)
             && !crate::deadline::given_up()
         {
-            backend.with_native(service, f);
+            let meter = self.0.meter.method(method);
+            let span = self.span(method);
+            let _entered = span.enter();
+            backend.with_native(service, method, &mut |implementation| {
+                let started = meter.start();
+                let code = f(implementation);
+                match code {
+                    Some(code) => {
+                        meter.finish(started, code, (0, 0));
+                        span.record("code", tracing::field::display(code));
+                    }
+                    None => meter.unstart(),
+                }
+                code
+            });
         }
     }
+}
+
+/// A call's code.
+fn code<T>(answer: &Result<T, Status>) -> Code {
+    answer.as_ref().map_or_else(Status::code, |_| Code::Ok)
 }

@@ -63,6 +63,11 @@ pub struct HostTable {
     pub time_left: Option<extern "C" fn(host: *mut c_void) -> i64>,
     /// 1 when the caller of the call being served cancelled it, else 0.
     pub cancelled: Option<extern "C" fn(host: *mut c_void) -> i32>,
+    /// The W3C trace context of the call being served: `which` 0 its
+    /// `traceparent`, 1 its `tracestate`. Copies at most `cap` bytes to
+    /// `buf` and returns the value's length (0: none).
+    pub trace:
+        Option<extern "C" fn(host: *mut c_void, which: i32, buf: *mut u8, cap: usize) -> usize>,
 }
 
 /// `outlet_plugin_table`: what a plugin offers the host.

@@ -26,6 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub use crate::trace::{TraceContext, set_trace_source};
+
 /// A way for a caller to give up on its calls: [`Cancel::cancel`] makes
 /// every call made with the token (and each call those make through the
 /// host) stop as soon as its mechanism can, failing with `Cancelled`.
@@ -129,6 +131,7 @@ pub struct CallOptions {
     timeout: Option<Duration>,
     deadline: Option<Instant>,
     cancel: Option<Cancel>,
+    trace: Option<TraceContext>,
 }
 
 impl CallOptions {
@@ -156,9 +159,19 @@ impl CallOptions {
         self
     }
 
+    /// The call carries `trace` to the plugin (else the host's current
+    /// trace context, see [`set_trace_source`]).
+    pub fn trace(mut self, trace: TraceContext) -> CallOptions {
+        self.trace = Some(trace);
+        self
+    }
+
     /// Whether it asks nothing.
     pub fn is_empty(&self) -> bool {
-        self.timeout.is_none() && self.deadline.is_none() && self.cancel.is_none()
+        self.timeout.is_none()
+            && self.deadline.is_none()
+            && self.cancel.is_none()
+            && self.trace.is_none()
     }
 
     /// The call's context, for a call starting now.
@@ -167,6 +180,7 @@ impl CallOptions {
         CallContext {
             deadline: sooner(self.deadline, after),
             cancel: self.cancel.clone(),
+            trace: self.trace.clone(),
         }
     }
 }
@@ -180,12 +194,24 @@ pub struct CallContext {
     pub deadline: Option<Instant>,
     /// How its caller gives up on it.
     pub cancel: Option<Cancel>,
+    /// The trace it is part of.
+    pub trace: Option<TraceContext>,
 }
 
 impl CallContext {
     /// A context of a deadline and a token.
     pub fn new(deadline: Option<Instant>, cancel: Option<Cancel>) -> CallContext {
-        CallContext { deadline, cancel }
+        CallContext {
+            deadline,
+            cancel,
+            trace: None,
+        }
+    }
+
+    /// This context, part of `trace`.
+    pub fn with_trace(mut self, trace: Option<TraceContext>) -> CallContext {
+        self.trace = trace;
+        self
     }
 
     /// Whether its caller gave up on it.
@@ -216,6 +242,8 @@ pub struct Source {
     pub time_left: fn() -> Option<Duration>,
     /// Whether its caller gave up on it.
     pub cancelled: fn() -> bool,
+    /// The trace it is part of.
+    pub trace: fn() -> Option<TraceContext>,
 }
 
 /// Sets where this plugin's calls are answered for (the first setting holds).
@@ -251,6 +279,7 @@ pub fn scope<R>(context: CallContext, f: impl FnOnce() -> R) -> R {
     let mut either = None;
     if let Some(outer) = current() {
         context.deadline = sooner(context.deadline, outer.deadline);
+        context.trace = context.trace.or(outer.trace);
         context.cancel = match (context.cancel.take(), outer.cancel) {
             (Some(inner), Some(outer)) => {
                 let both = Cancel::new();
@@ -304,6 +333,23 @@ pub fn cancelled() -> bool {
         Some(cancelled) => cancelled,
         None => SOURCE.get().is_some_and(|source| (source.cancelled)()),
     }
+}
+
+/// The trace context of the call host code is making on this thread: set
+/// for the call, else the host's current one ([`set_trace_source`]). What
+/// the host sends the plugin.
+#[doc(hidden)]
+pub fn caller_trace() -> Option<TraceContext> {
+    on_this_thread(|c| c.and_then(|c| c.trace.clone())).or_else(crate::trace::from_source)
+}
+
+/// The trace context of the call being made or served: set for the call,
+/// else its mechanism's (a plugin's), else the host's current one
+/// ([`set_trace_source`]).
+pub fn trace() -> Option<TraceContext> {
+    on_this_thread(|c| c.and_then(|c| c.trace.clone()))
+        .or_else(|| SOURCE.get().and_then(|source| (source.trace)()))
+        .or_else(crate::trace::from_source)
 }
 
 /// Whether this thread is inside a call's context at all: cheaper than

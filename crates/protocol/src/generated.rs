@@ -14,21 +14,27 @@ use crate::{Status, Transport};
 ///
 /// # Errors
 /// `Err(request)` when there is no native implementation of type `Arc<I>`.
-pub fn native<I: ?Sized + 'static, Q, R>(
+pub fn native<I: ?Sized + 'static, Q, T>(
     transport: &(impl Transport + ?Sized),
     service: &str,
+    method: &'static str,
     request: Q,
-    direct: impl FnOnce(&Arc<I>, Q) -> R,
-) -> Result<R, Q> {
+    direct: impl FnOnce(&Arc<I>, Q) -> Result<T, Status>,
+) -> Result<Result<T, Status>, Q> {
     let mut request = Some(request);
     let mut direct = Some(direct);
     let mut answer = None;
-    transport.with_native(service, &mut |implementation| {
-        if let Some(implementation) = implementation.downcast_ref::<Arc<I>>()
-            && let (Some(request), Some(direct)) = (request.take(), direct.take())
-        {
-            answer = Some(direct(implementation, request));
-        }
+    transport.with_native(service, method, &mut |implementation| {
+        let implementation = implementation.downcast_ref::<Arc<I>>()?;
+        let (Some(request), Some(direct)) = (request.take(), direct.take()) else {
+            return None;
+        };
+        let result = direct(implementation, request);
+        let code = result
+            .as_ref()
+            .map_or_else(Status::code, |_| crate::Code::Ok);
+        answer = Some(result);
+        Some(code)
     });
     match answer {
         Some(answer) => Ok(answer),

@@ -186,12 +186,40 @@ impl Plugin {
     ///
     /// # Errors
     /// `Unimplemented` for a service the plugin lacks; the service's errors.
+    ///
+    /// Each call runs in a `tracing` span (target `outlet::serve`, level
+    /// TRACE) with the plugin, method, code and trace id: nothing when no
+    /// subscriber wants it.
     pub fn handle(
         &self,
         method: &str,
         request: &[u8],
         response: &mut Vec<u8>,
     ) -> Result<(), Status> {
+        let span = tracing::trace_span!(
+            target: "outlet::serve",
+            "serve",
+            plugin = %self.name,
+            method,
+            code = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return self.dispatch(method, request, response);
+        }
+        if let Some(trace) = crate::context::trace() {
+            span.record("trace_id", trace.trace_id());
+        }
+        let _entered = span.enter();
+        let answer = self.dispatch(method, request, response);
+        let code = answer
+            .as_ref()
+            .map_or_else(Status::code, |()| crate::Code::Ok);
+        span.record("code", tracing::field::display(code));
+        answer
+    }
+
+    fn dispatch(&self, method: &str, request: &[u8], response: &mut Vec<u8>) -> Result<(), Status> {
         match method {
             core::HELLO => handle(
                 method,
@@ -237,6 +265,59 @@ impl Plugin {
                     ))),
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::context::{self, CallOptions, TraceContext};
+
+    #[test]
+    fn each_call_served_runs_in_a_span_with_its_trace_id() {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .finish();
+        let plugin = Plugin::new("spanned", "1");
+        let trace = TraceContext::new(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "",
+        )
+        .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            context::with(&CallOptions::new().trace(trace), || {
+                let error = plugin.call("/s.S/Missing", &[]).unwrap_err();
+                assert_eq!(error.code(), crate::Code::Unimplemented);
+            })
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        for field in [
+            "serve{",
+            "plugin=spanned",
+            "method=\"/s.S/Missing\"",
+            "code=Unimplemented",
+            "trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"",
+        ] {
+            assert!(text.contains(field), "{field}: {text}");
         }
     }
 }

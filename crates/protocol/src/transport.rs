@@ -42,12 +42,14 @@ pub trait Transport: Send + Sync {
     /// plugin lives in this process and was built with this very build (the
     /// native mechanism): generated clients then call it directly, with no
     /// encoding. `f` receives what the plugin's generated server exposes, an
-    /// `Arc<dyn Trait>`, to downcast. The default has none and does nothing.
+    /// `Arc<dyn Trait>`, to downcast, calls `method` (a gRPC path) on it, and
+    /// returns the call's code (`None` if it made no call). The default has
+    /// none and does nothing.
     ///
     /// The implementation is only borrowed, for the length of `f`: code in a
     /// library must not outlive the library.
-    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
-        let _ = (service, f);
+    fn with_native(&self, service: &str, method: &'static str, f: &mut Direct<'_>) {
+        let _ = (service, method, f);
     }
 }
 
@@ -67,14 +69,19 @@ macro_rules! forward {
                 (**self).call_with(method, request, response)
             }
 
-            fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
-                (**self).with_native(service, f)
+            fn with_native(&self, service: &str, method: &'static str, f: &mut Direct<'_>) {
+                (**self).with_native(service, method, f)
             }
         }
     )*};
 }
 
 forward!(&T, Arc<T>, Box<T>);
+
+/// A call of a native plugin's implementation (see
+/// [`Transport::with_native`]): given it, makes the call and returns its
+/// code; `None` if the implementation is not of the type it calls.
+pub type Direct<'a> = dyn FnMut(&(dyn Any + Send + Sync)) -> Option<crate::Code> + 'a;
 
 /// Serves encoded calls: what a plugin exposes to a mechanism. Generated
 /// code implements it for `GreeterServer<T: Greeter>`.
@@ -133,7 +140,7 @@ impl<S: Service> Transport for Local<S> {
         Ok(response)
     }
 
-    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
+    fn with_native(&self, service: &str, _: &'static str, f: &mut Direct<'_>) {
         if let Some(native) = self.0.as_any().filter(|_| self.0.name() == service) {
             f(native);
         }

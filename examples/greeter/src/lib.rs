@@ -32,12 +32,15 @@ type Relay = Box<dyn Fn(GreetRequest) -> Result<GreetResponse, Status> + Send + 
 /// the last (what `outlet bench` times a call through the host by). With
 /// `pause_ms = "<n>"` it takes n ms over each greeting, and gives up as soon
 /// as its caller cancels the call or its deadline comes: how a plugin that
-/// runs long honours both ([`outlet_guest::context`]).
+/// runs long honours both ([`outlet_guest::context`]). With `traced =
+/// "true"` it adds the id of the trace it was called in, as its host sent
+/// it.
 pub struct Greetings {
     greeting: RwLock<String>,
     relay: AtomicBool,
     relay_times: AtomicU32,
     pause_ms: AtomicU64,
+    traced: AtomicBool,
     host: Option<Relay>,
 }
 
@@ -57,6 +60,7 @@ impl Default for Greetings {
             relay: AtomicBool::new(false),
             relay_times: AtomicU32::new(1),
             pause_ms: AtomicU64::new(0),
+            traced: AtomicBool::new(false),
             host: None,
         }
     }
@@ -111,6 +115,10 @@ impl Greetings {
         };
         *self.greeting.write().unwrap_or_else(|e| e.into_inner()) = greeting.to_owned();
         self.pause_ms.store(pause_ms, Ordering::Relaxed);
+        self.traced.store(
+            config.get("traced").is_some_and(|traced| traced == "true"),
+            Ordering::Relaxed,
+        );
         self.relay.store(relay, Ordering::Relaxed);
         self.relay_times.store(times, Ordering::Relaxed);
         Ok(())
@@ -134,9 +142,14 @@ impl Greeter for Greetings {
             });
         }
         let greeting = self.greeting.read().unwrap_or_else(|e| e.into_inner());
-        Ok(GreetResponse {
-            message: format!("{greeting}, {}!", request.name),
-        })
+        let mut message = format!("{greeting}, {}!", request.name);
+        if self.traced.load(Ordering::Relaxed) {
+            match context::trace() {
+                Some(trace) => message += &format!(" (trace {})", trace.trace_id()),
+                None => message += " (no trace)",
+            }
+        }
+        Ok(GreetResponse { message })
     }
 }
 
@@ -271,9 +284,10 @@ mod tests {
             fn with_native(
                 &self,
                 service: &str,
-                f: &mut dyn FnMut(&(dyn std::any::Any + Send + Sync)),
+                method: &'static str,
+                f: &mut outlet_protocol::Direct<'_>,
             ) {
-                self.0.with_native(service, f)
+                self.0.with_native(service, method, f)
             }
         }
         let counting = std::sync::Arc::new(Counting(Default::default()));

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outlet_protocol::context::{self, CallContext, Cancel};
+use outlet_protocol::context::{self, CallContext, Cancel, TraceContext};
 use outlet_protocol::core::{Call, Reply};
 use outlet_rpc::frames::{Connection, PLUGIN_SPIN};
 use prost::Message;
@@ -71,7 +71,8 @@ fn serve_frames(plugin: &Plugin, stream: std::os::unix::net::UnixStream) {
         body.clear();
         let deadline =
             (call.timeout_us > 0).then(|| Instant::now() + Duration::from_micros(call.timeout_us));
-        let context = CallContext::new(deadline, Some(hung_up.clone()));
+        let trace = TraceContext::new(&call.traceparent, &call.tracestate);
+        let context = CallContext::new(deadline, Some(hung_up.clone())).with_trace(trace);
         let handled = context::scope(context, || {
             plugin.handle(&call.method, &call.body, &mut body)
         });

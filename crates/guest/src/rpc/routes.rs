@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use outlet_protocol::context::{self, CallContext};
+use outlet_protocol::context::{self, CallContext, TraceContext};
 use outlet_rpc::server;
 use outlet_rpc::wire::{self, Empty, HealthCheckRequest, HealthCheckResponse};
 use prost::Message;
@@ -78,14 +78,21 @@ pub(super) async fn route(
                 .get("grpc-timeout")
                 .and_then(|value| grpc_timeout(value.to_str().ok()?))
                 .map(|timeout| Instant::now() + timeout);
+            let header = |name| {
+                let value = request.headers().get(name)?;
+                value.to_str().ok().map(str::to_owned)
+            };
+            let trace = header("traceparent").and_then(|parent| {
+                TraceContext::new(&parent, &header("tracestate").unwrap_or_default())
+            });
             server::unary(request, usize::MAX, move |body| {
                 let plugin = plugin.clone();
                 let path = path.clone();
+                let context = CallContext::new(deadline, None).with_trace(trace.clone());
                 async move {
                     // The plugin's code is synchronous and may take its
                     // time: the runtime moves its other work elsewhere.
                     tokio::task::block_in_place(|| {
-                        let context = CallContext::new(deadline, None);
                         context::scope(context, || plugin.call(&path, &body))
                     })
                     .map_err(outlet_rpc::to_grpc)

@@ -13,6 +13,7 @@ use outlet_protocol::{Negotiated, Status, Transport};
 
 use crate::error::LoadError;
 use crate::services::HostServices;
+use crate::stats::Meter;
 
 pub(crate) use library::{Claim, LibraryPath};
 
@@ -107,7 +108,10 @@ pub(crate) fn start(
     manifest: &Manifest,
     fresh: bool,
     context: &Context,
+    meter: &Arc<Meter>,
 ) -> Result<Box<dyn Backend>, LoadError> {
+    #[cfg(not(feature = "rpc"))]
+    let _ = meter;
     let services = &context.services;
     match manifest.mechanism {
         Mechanism::Exec => Ok(Box::new(exec::Exec::new(manifest)?)),
@@ -126,6 +130,7 @@ pub(crate) fn start(
             manifest,
             services.clone(),
             context.events.clone(),
+            meter.clone(),
         )?)),
         #[cfg(feature = "wasm")]
         Mechanism::Wasm => Ok(Box::new(wasm::Wasm::new(

@@ -4,13 +4,12 @@
 //! core protocol, `outlet call`) go through its generated server.
 //! The loading and its checks live in `outlet-dylib`.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use outlet_dylib::NativeLibrary;
 use outlet_manifest::Manifest;
 use outlet_protocol::native_abi::{Connection, HostCall};
-use outlet_protocol::{Status, Transport};
+use outlet_protocol::{Direct, Status, Transport};
 
 use super::{Backend, Claim, LibraryPath, Session};
 use crate::error::LoadError;
@@ -90,7 +89,8 @@ impl Transport for Native {
         Ok(response)
     }
 
-    fn with_native(&self, service: &str, f: &mut dyn FnMut(&(dyn Any + Send + Sync))) {
+    fn with_native(&self, service: &str, method: &'static str, f: &mut Direct<'_>) {
+        let _ = method;
         if let Some(implementation) = self.library.plugin().native(service) {
             f(implementation);
         }

@@ -268,6 +268,7 @@ impl Transport for Exec {
                 "{error}, and load the plugin again: the artifact changed since it was loaded"
             )),
         })?;
+        let trace = outlet_protocol::context::caller_trace();
         let input = {
             let session = self.session.read().unwrap_or_else(|e| e.into_inner());
             frame::encode(&Call {
@@ -282,6 +283,12 @@ impl Transport for Exec {
                     .try_into()
                     .unwrap_or(u64::MAX)
                     .max(1),
+                traceparent: trace
+                    .as_ref()
+                    .map_or_else(String::new, |t| t.traceparent().to_owned()),
+                tracestate: trace
+                    .as_ref()
+                    .map_or_else(String::new, |t| t.tracestate().to_owned()),
             })
         };
         let (stdin, rest) = child::preload(&input).map_err(|error| {

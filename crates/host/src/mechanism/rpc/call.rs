@@ -175,6 +175,7 @@ impl Shared {
                 })
                 .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?,
         };
+        let trace = outlet_protocol::context::caller_trace();
         let call = Call {
             method: method.to_owned(),
             body: request.to_vec(),
@@ -184,6 +185,12 @@ impl Shared {
                 .try_into()
                 .unwrap_or(u64::MAX)
                 .max(1),
+            traceparent: trace
+                .as_ref()
+                .map_or_else(String::new, |t| t.traceparent().to_owned()),
+            tracestate: trace
+                .as_ref()
+                .map_or_else(String::new, |t| t.tracestate().to_owned()),
             ..Call::default()
         };
         // A cancel shuts the connection: the wait below ends, and the

@@ -94,6 +94,7 @@ impl Grpc {
             None => self.connect(deadline)?,
         };
         let send = connection.send.clone();
+        let trace = outlet_protocol::context::caller_trace();
         let call = async move {
             let mut grpc = client(send)
                 .max_decoding_message_size(max_message)
@@ -101,6 +102,19 @@ impl Grpc {
             grpc.ready().await.map_err(transport)?;
             let mut request = tonic::Request::new(Bytes::from(request));
             request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+            // The trace context as gRPC carries it, for a plugin's
+            // OpenTelemetry instrumentation.
+            if let Some(trace) = trace {
+                let metadata = request.metadata_mut();
+                for (key, value) in [
+                    ("traceparent", trace.traceparent()),
+                    ("tracestate", trace.tracestate()),
+                ] {
+                    if let (false, Ok(value)) = (value.is_empty(), value.parse()) {
+                        metadata.insert(key, value);
+                    }
+                }
+            }
             Ok(grpc.unary(request, path, Raw).await?.into_inner())
         };
         // A cancel drops the call: its stream is reset, and a go-plugin

@@ -84,6 +84,8 @@ struct Shared {
     caller: crate::services::Caller,
     /// Where its deaths and restarts are told.
     events: Arc<crate::events::Hub>,
+    /// Where its restarts are counted.
+    meter: Arc<crate::stats::Meter>,
     /// Whether Hello agreed on Outlet's frames (`outlet_rpc::frames`).
     frames: AtomicBool,
     /// What Hello agreed and the config, for a restarted process.
@@ -101,6 +103,7 @@ impl Rpc {
         manifest: &Manifest,
         services: Arc<HostServices>,
         events: Arc<crate::events::Hub>,
+        meter: Arc<crate::stats::Meter>,
     ) -> Result<Rpc, LoadError> {
         let plugin = manifest.name.clone();
         // The program, checked now, and again before every start whose
@@ -156,6 +159,7 @@ impl Rpc {
             services,
             caller: crate::services::Caller::of(manifest),
             events,
+            meter,
             frames: AtomicBool::new(false),
             session: Mutex::default(),
             reviving: AtomicBool::new(false),

@@ -250,6 +250,7 @@ impl Shared {
                         State::Running(instance) => instance.process.pid().unwrap_or_default(),
                         _ => 0,
                     };
+                    self.meter.restarted();
                     self.events.emit(&self.plugin, EventKind::Restarted { pid });
                     return;
                 }

@@ -123,6 +123,27 @@ pub(super) fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
                 .is_some_and(|c| c.is_cancelled()),
         )
     })?;
+    // The running call's trace context: 0 its traceparent, 1 its
+    // tracestate; the length, fetched with `take`, or -1 if it has none.
+    linker.func_wrap(
+        "outlet",
+        "trace",
+        |mut caller: Caller<'_, State>, which: i32| {
+            let state = caller.data_mut();
+            let value = state.call.2.as_ref().map(|trace| match which {
+                0 => trace.traceparent(),
+                _ => trace.tracestate(),
+            });
+            Ok(match value {
+                Some(value) => {
+                    let len = value.len() as i64;
+                    state.pending = value.as_bytes().to_vec();
+                    len
+                }
+                None => -1,
+            })
+        },
+    )?;
     linker.func_wrap(
         "outlet",
         "take",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use outlet_manifest::Limits;
-use outlet_protocol::context::Cancel;
+use outlet_protocol::context::{Cancel, TraceContext};
 use outlet_protocol::{Code, Status};
 use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
@@ -66,9 +66,9 @@ pub(super) struct State {
     pub(super) memory: Option<wasmtime::Memory>,
     /// The WASI context, for a module that imports WASI.
     pub(super) wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
-    /// The running call's deadline and its caller's cancel token, for the
-    /// `time_left` and `cancelled` imports.
-    pub(super) call: (Instant, Option<Cancel>),
+    /// The running call's deadline, its caller's cancel token and its trace
+    /// context, for the `time_left`, `cancelled` and `trace` imports.
+    pub(super) call: (Instant, Option<Cancel>, Option<TraceContext>),
 }
 
 /// The store's WASI context; one granting nothing if it was not given one.
@@ -119,7 +119,7 @@ impl Wasm {
             },
             pending: Vec::new(),
             memory: None,
-            call: (Instant::now() + self.limits.timeout(), None),
+            call: (Instant::now() + self.limits.timeout(), None, None),
             wasi: match &self.grants {
                 Some(grants) => Some(grants.context().map_err(|why| {
                     Status::failed_precondition(format!("plugin `{plugin}`: {why}"))
@@ -206,7 +206,11 @@ impl Wasm {
         let left = crate::services::time_left(self.limits.timeout());
         let deadline = Instant::now() + left;
         let cancel = crate::services::caller_cancel();
-        store.data_mut().call = (deadline, cancel.clone());
+        store.data_mut().call = (
+            deadline,
+            cancel.clone(),
+            outlet_protocol::context::caller_trace(),
+        );
         match cancel {
             None => {
                 store.epoch_deadline_trap();

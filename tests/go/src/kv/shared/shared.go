@@ -5,10 +5,12 @@ package shared
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // Handshake must match on both sides: the host puts the cookie in the
@@ -72,6 +74,9 @@ type kvServer struct{ impl KV }
 const (
 	WaitKey  = "wait-for-the-context"
 	EndedKey = "how-the-context-ended"
+	// TraceKey is a key whose Get answers the traceparent the call came
+	// with, as gRPC metadata.
+	TraceKey = "the-calls-traceparent"
 )
 
 func (s *kvServer) Get(ctx context.Context, req *GetRequest) (*GetResponse, error) {
@@ -84,6 +89,10 @@ func (s *kvServer) Get(ctx context.Context, req *GetRequest) (*GetResponse, erro
 			_ = s.impl.Put(EndedKey, []byte("not ended after 10 s"))
 			return &GetResponse{}, nil
 		}
+	}
+	if req.Key == TraceKey {
+		md, _ := metadata.FromIncomingContext(ctx)
+		return &GetResponse{Value: []byte(strings.Join(md.Get("traceparent"), ","))}, nil
 	}
 	v, err := s.impl.Get(req.Key)
 	if err != nil {

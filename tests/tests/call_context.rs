@@ -1,7 +1,8 @@
-//! A call's own deadline and cancel token, on every mechanism: the example
-//! greeter with `pause_ms` takes 5 s over a greeting unless it is stopped,
-//! or stops itself on seeing its caller gone (native and cabi, which only
-//! the plugin can stop).
+//! What a call carries besides its message, on every mechanism: its own
+//! deadline and cancel token (the example greeter with `pause_ms` takes 5 s
+//! over a greeting unless it is stopped, or stops itself on seeing its
+//! caller gone: native and cabi, which only the plugin can stop), its trace
+//! context, and the span it runs in.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use greeter::{GreetRequest, GreeterClient};
 use outlet_host::Plugin;
-use outlet_protocol::context::Cancel;
+use outlet_protocol::context::{self, CallOptions, Cancel, TraceContext};
 use outlet_protocol::core::{Call, Reply};
 use outlet_protocol::prost::Message;
 use outlet_protocol::{Code, frame};
@@ -196,8 +197,8 @@ fn a_reload_within_a_cancelled_call_fails_and_leaves_nothing() {
     let running = plugin.process_id();
     let cancel = Cancel::new();
     cancel.cancel();
-    let options = outlet_protocol::context::CallOptions::new().cancel(&cancel);
-    let error = outlet_protocol::context::with(&options, || plugin.reload()).unwrap_err();
+    let options = CallOptions::new().cancel(&cancel);
+    let error = context::with(&options, || plugin.reload()).unwrap_err();
     let error = error.to_string();
     assert!(error.contains("reload-cancelled"), "{error}");
     assert!(error.contains("cancelled"), "{error}");
@@ -208,4 +209,83 @@ fn a_reload_within_a_cancelled_call_fails_and_leaves_nothing() {
     );
     plugin.shutdown().unwrap();
     f.assert_no_leftovers();
+}
+
+/// The trace context a call carries reaches the plugin on every mechanism:
+/// the greeter with `traced` names the trace id it was called in.
+#[test]
+fn a_calls_trace_context_reaches_the_plugin_on_every_mechanism() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = TraceContext::new(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "congo=t61rcWkgMzE",
+    )
+    .unwrap();
+    for mechanism in MECHANISMS {
+        let plugin = pausing(dir.path(), mechanism);
+        plugin
+            .configure(BTreeMap::from([
+                ("pause_ms".into(), "0".into()),
+                ("traced".into(), "true".into()),
+            ]))
+            .unwrap();
+        let client: GreeterClient<Plugin> = plugin.client().unwrap();
+        let options = CallOptions::new().trace(trace.clone());
+        let reply = context::with(&options, || client.greet(request()))
+            .unwrap_or_else(|e| panic!("{mechanism}: {e}"));
+        assert_eq!(
+            reply.message, "Hello, late! (trace 4bf92f3577b34da6a3ce929d0e0e4736)",
+            "{mechanism}"
+        );
+        let reply = client.greet(request()).unwrap();
+        assert_eq!(reply.message, "Hello, late! (no trace)", "{mechanism}");
+    }
+}
+
+/// Each call runs in a `tracing` span naming the plugin, method, mechanism
+/// and code.
+#[test]
+fn each_call_runs_in_a_span_with_its_plugin_method_mechanism_and_code() {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = pausing(dir.path(), "exec");
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let client: GreeterClient<Plugin> = plugin.client().unwrap();
+        let error = client
+            .with_timeout(Duration::from_millis(100))
+            .greet(request())
+            .unwrap_err();
+        assert_eq!(error.code(), Code::DeadlineExceeded);
+    });
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let closed = text
+        .lines()
+        .find(|line| line.contains("call{") && line.contains("close"))
+        .unwrap_or_else(|| panic!("no span closed: {text}"));
+    for field in [
+        "plugin=pausing-exec",
+        "method=\"/outlet.examples.greeter.v1.Greeter/Greet\"",
+        "mechanism=\"exec\"",
+        "code=DeadlineExceeded",
+    ] {
+        assert!(closed.contains(field), "{field}: {closed}");
+    }
 }
