@@ -55,6 +55,7 @@ pub struct HostBuilder {
     module_cache: Option<Option<PathBuf>>,
     policy: Policy,
     audit: Option<Arc<dyn crate::audit::AuditSink>>,
+    metered: bool,
 }
 
 impl std::fmt::Debug for HostBuilder {
@@ -63,6 +64,7 @@ impl std::fmt::Debug for HostBuilder {
             .field("module_cache", &self.module_cache)
             .field("policy", &self.policy)
             .field("audit", &self.audit.is_some())
+            .field("metered", &self.metered)
             .finish()
     }
 }
@@ -116,12 +118,22 @@ impl HostBuilder {
         self
     }
 
+    /// Whether the host counts its plugins' calls (`Plugin::stats`, the
+    /// `metrics` facade, see [`crate::stats`]) and runs each in a `tracing`
+    /// span: yes by default. A host that wants neither saves a few tens of
+    /// nanoseconds on an in-process call.
+    pub fn metrics(mut self, on: bool) -> HostBuilder {
+        self.metered = on;
+        self
+    }
+
     /// The host.
     pub fn build(self) -> Host {
         Host(Arc::new(Inner {
             context: Arc::new(Context {
                 services: Arc::new(HostServices::new(self.audit)),
                 events: Arc::default(),
+                metered: self.metered,
                 module_cache: match self.module_cache {
                     Some(folder) => folder.map(|folder| resolve_module_cache(&folder)),
                     None => default_module_cache(),
@@ -153,6 +165,7 @@ impl Host {
             module_cache: None,
             policy: Policy::default(),
             audit: None,
+            metered: true,
         }
     }
 

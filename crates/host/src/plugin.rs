@@ -560,20 +560,15 @@ impl Plugin {
 
 impl Transport for Plugin {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
-        let span = self.span(method);
-        let _entered = span.enter();
-        let meter = self.0.meter.method(method);
-        let started = meter.start();
-        let answer = self.held(method, || {
-            let backend = self.ready()?;
-            let answer = self.serve(|| backend.call(method, request));
-            self.answered(&*backend, answer)
-        });
-        let out = answer.as_ref().map_or(0, Vec::len);
-        let code = code(&answer);
-        meter.finish(started, code, (request.len(), out));
-        span.record("code", tracing::field::display(code));
-        answer
+        self.measured(method, request.len(), |out| {
+            let answer = self.held(method, || {
+                let backend = self.ready()?;
+                let answer = self.serve(|| backend.call(method, request));
+                self.answered(&*backend, answer)
+            });
+            *out = answer.as_ref().map_or(0, Vec::len);
+            answer
+        })
     }
 
     fn call_with(
@@ -582,24 +577,17 @@ impl Transport for Plugin {
         request: &[u8],
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
-        let span = self.span(method);
-        let _entered = span.enter();
-        let meter = self.0.meter.method(method);
-        let started = meter.start();
-        let mut out = 0;
-        let mut counted = |answer: &[u8]| {
-            out = answer.len();
-            response(answer);
-        };
-        let answer = self.held(method, || {
-            let backend = self.ready()?;
-            let answer = self.serve(|| backend.call_with(method, request, &mut counted));
-            self.answered(&*backend, answer)
-        });
-        let code = code(&answer);
-        meter.finish(started, code, (request.len(), out));
-        span.record("code", tracing::field::display(code));
-        answer
+        self.measured(method, request.len(), |out| {
+            let mut counted = |answer: &[u8]| {
+                *out = answer.len();
+                response(answer);
+            };
+            self.held(method, || {
+                let backend = self.ready()?;
+                let answer = self.serve(|| backend.call_with(method, request, &mut counted));
+                self.answered(&*backend, answer)
+            })
+        })
     }
 
     fn with_native(&self, service: &str, method: &'static str, f: &mut Direct<'_>) {
@@ -608,27 +596,59 @@ impl Transport for Plugin {
         }
         // A poisoned, unhealthy or stopped plugin is not offered: the client
         // then takes the encoded path, which says why.
-        if let Ok(backend) = self.instance()
-            && !backend.poisoned()
-            && !self.0.unhealthy.load(Ordering::Relaxed)
-            && !crate::deadline::given_up()
+        let Ok(backend) = self.instance() else {
+            return;
+        };
+        if backend.poisoned()
+            || self.0.unhealthy.load(Ordering::Relaxed)
+            || crate::deadline::given_up()
         {
-            let meter = self.0.meter.method(method);
-            let span = self.span(method);
-            let _entered = span.enter();
-            backend.with_native(service, method, &mut |implementation| {
-                let started = meter.start();
-                let code = f(implementation);
-                match code {
-                    Some(code) => {
-                        meter.finish(started, code, (0, 0));
-                        span.record("code", tracing::field::display(code));
-                    }
-                    None => meter.unstart(),
-                }
-                code
-            });
+            return;
         }
+        if !self.0.context.metered {
+            return backend.with_native(service, method, f);
+        }
+        let meter = self.0.meter.method(method);
+        let span = self.span(method);
+        let _entered = span.enter();
+        backend.with_native(service, method, &mut |implementation| {
+            let started = meter.start();
+            let code = f(implementation);
+            match code {
+                Some(code) => {
+                    meter.finish(started, code, (0, 0));
+                    span.record("code", tracing::field::display(code));
+                }
+                None => meter.unstart(),
+            }
+            code
+        });
+    }
+}
+
+impl Plugin {
+    /// Runs one call counted in the plugin's stats and in a span, unless
+    /// the host was built without (`HostBuilder::metrics`); `call` sets the
+    /// length of the answer.
+    fn measured<T>(
+        &self,
+        method: &str,
+        request: usize,
+        call: impl FnOnce(&mut usize) -> Result<T, Status>,
+    ) -> Result<T, Status> {
+        let mut out = 0;
+        if !self.0.context.metered {
+            return call(&mut out);
+        }
+        let span = self.span(method);
+        let _entered = span.enter();
+        let meter = self.0.meter.method(method);
+        let started = meter.start();
+        let answer = call(&mut out);
+        let code = code(&answer);
+        meter.finish(started, code, (request, out));
+        span.record("code", tracing::field::display(code));
+        answer
     }
 }
 

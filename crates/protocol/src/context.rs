@@ -257,6 +257,7 @@ static SOURCE: OnceLock<Source> = OnceLock::new();
 /// Runs `f` as a call made with `options`, within the call this thread is
 /// making or serving, if any: the sooner deadline holds, and either token
 /// cancels it. With no options, just runs `f`.
+#[inline]
 pub fn with<R>(options: &CallOptions, f: impl FnOnce() -> R) -> R {
     if options.is_empty() {
         return f();

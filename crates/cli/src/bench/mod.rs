@@ -13,6 +13,7 @@ mod exec;
 mod extism;
 mod go;
 mod greet;
+mod metrics;
 mod native;
 mod report;
 mod rpc;
@@ -27,7 +28,7 @@ use outlet_host::{Host, Policy};
 use report::Report;
 
 /// The mechanisms `--only` accepts.
-pub const SECTIONS: [&str; 6] = ["native", "cabi", "rpc", "wasm", "exec", "bus"];
+pub const SECTIONS: [&str; 7] = ["native", "cabi", "rpc", "wasm", "exec", "bus", "metrics"];
 
 pub fn run(
     policy: Policy,
@@ -87,6 +88,10 @@ pub fn run(
     let mut bus = Report::default();
     if wants("bus") {
         bus::rows(builder, manifests, calls, &mut bus)?;
+    }
+    // What counting calls costs, last: it leaves a metrics recorder installed.
+    if wants("metrics") {
+        metrics::rows(builder, manifests, calls, &mut bus)?;
     }
     report.rows.extend(exec.rows);
     report.rows.extend(bus.rows);

@@ -18,12 +18,14 @@ use crate::stats::Meter;
 pub(crate) use library::{Claim, LibraryPath};
 
 /// What the host lends every mechanism it starts.
-#[derive(Default)]
 pub(crate) struct Context {
     /// The services a plugin reaches when it calls the host.
     pub services: Arc<HostServices>,
     /// Where what happens to plugins is told.
     pub events: Arc<crate::events::Hub>,
+    /// Whether calls are counted (`Plugin::stats`, the `metrics` facade)
+    /// and run in spans.
+    pub metered: bool,
     /// Where compiled wasm modules are cached; `None`: not on disk.
     #[cfg_attr(not(feature = "wasm"), allow(dead_code))]
     pub module_cache: Option<PathBuf>,

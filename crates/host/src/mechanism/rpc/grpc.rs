@@ -24,13 +24,19 @@ use super::peer::Peer;
 
 /// Where the plugin listens, and its idle connections.
 pub(super) struct Grpc {
+    dial: Dial,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// How to make a connection to the plugin.
+#[derive(Clone)]
+struct Dial {
     network: Network,
     address: String,
     /// go-plugin's AutoMTLS, when the manifest asks for it.
     tls: Option<Arc<rustls::ClientConfig>>,
     /// Who must be listening, on a Unix socket; checked on each connection.
     peer: Option<Peer>,
-    idle: Mutex<Vec<Connection>>,
 }
 
 struct Connection {
@@ -62,10 +68,12 @@ impl Grpc {
         peer: Option<Peer>,
     ) -> Grpc {
         Grpc {
-            network: line.network,
-            address: line.address.clone(),
-            tls,
-            peer,
+            dial: Dial {
+                network: line.network,
+                address: line.address.clone(),
+                tls,
+                peer,
+            },
             idle: Mutex::default(),
         }
     }
@@ -91,7 +99,7 @@ impl Grpc {
         };
         let connection = match idle {
             Some(connection) => connection,
-            None => self.connect(deadline)?,
+            None => self.dial.connect(deadline)?,
         };
         let send = connection.send.clone();
         let trace = outlet_protocol::context::caller_trace();
@@ -149,7 +157,58 @@ impl Grpc {
         }
         reply
     }
+}
 
+impl Grpc {
+    /// Reads go-plugin's stdio stream (`plugin.GRPCStdio/StreamStdio`) on a
+    /// thread and connection of its own, passing each line to `line`, until
+    /// the stream ends. go-plugin 1.4 and later send a plugin's stdout and
+    /// stderr only that way, and a plugin whose stream nobody reads blocks
+    /// once its pipe is full. A plugin without the service ends it at once.
+    ///
+    /// Connects on that thread too, so that a start does not wait for a
+    /// connection it has no use for yet; `failed` says why it could not.
+    pub(super) fn stream_stdio(
+        &self,
+        mut line: impl FnMut(&[u8]) + Send + 'static,
+        failed: impl FnOnce(String) + Send + 'static,
+    ) -> std::io::Result<()> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let dial = self.dial.clone();
+        std::thread::Builder::new()
+            .name("outlet-rpc-stdio".into())
+            .spawn(move || {
+                let connection = match dial.connect(deadline) {
+                    Ok(connection) => connection,
+                    Err(status) => return failed(status.message().to_owned()),
+                };
+                let send = connection.send.clone();
+                connection.runtime().block_on(async move {
+                    let mut grpc = client(send);
+                    if grpc.ready().await.is_err() {
+                        return;
+                    }
+                    let path = http::uri::PathAndQuery::from_static(outlet_rpc::wire::STDIO);
+                    let request = tonic::Request::new(Bytes::from_static(&[]));
+                    let Ok(stream) = grpc.server_streaming(request, path, Raw).await else {
+                        return;
+                    };
+                    let mut stream = stream.into_inner();
+                    while let Ok(Some(chunk)) = stream.message().await {
+                        if let Ok(data) =
+                            <outlet_rpc::wire::StdioData as prost::Message>::decode(chunk)
+                        {
+                            data.data.split(|&b| b == b'\n').for_each(&mut line);
+                        }
+                    }
+                });
+            })
+            .map(drop)
+    }
+}
+
+impl Dial {
+    /// A new connection, with a runtime of its own.
     fn connect(&self, deadline: Instant) -> Result<Connection, tonic::Status> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -180,46 +239,6 @@ impl Grpc {
                 )))
             }
         }
-    }
-}
-
-impl Grpc {
-    /// Reads go-plugin's stdio stream (`plugin.GRPCStdio/StreamStdio`) on a
-    /// thread and connection of its own, passing each line to `line`, until
-    /// the stream ends. go-plugin 1.4 and later send a plugin's stdout and
-    /// stderr only that way, and a plugin whose stream nobody reads blocks
-    /// once its pipe is full. A plugin without the service ends it at once.
-    pub(super) fn stream_stdio(
-        &self,
-        mut line: impl FnMut(&[u8]) + Send + 'static,
-    ) -> std::io::Result<()> {
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        let connection = self.connect(deadline).map_err(std::io::Error::other)?;
-        std::thread::Builder::new()
-            .name("outlet-rpc-stdio".into())
-            .spawn(move || {
-                let send = connection.send.clone();
-                connection.runtime().block_on(async move {
-                    let mut grpc = client(send);
-                    if grpc.ready().await.is_err() {
-                        return;
-                    }
-                    let path = http::uri::PathAndQuery::from_static(outlet_rpc::wire::STDIO);
-                    let request = tonic::Request::new(Bytes::from_static(&[]));
-                    let Ok(stream) = grpc.server_streaming(request, path, Raw).await else {
-                        return;
-                    };
-                    let mut stream = stream.into_inner();
-                    while let Ok(Some(chunk)) = stream.message().await {
-                        if let Ok(data) =
-                            <outlet_rpc::wire::StdioData as prost::Message>::decode(chunk)
-                        {
-                            data.data.split(|&b| b == b'\n').for_each(&mut line);
-                        }
-                    }
-                });
-            })
-            .map(drop)
     }
 }
 

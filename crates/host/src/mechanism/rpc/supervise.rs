@@ -119,9 +119,21 @@ impl Shared {
         }
         let (plugin, dispatch) = (self.plugin.clone(), self.dispatch.clone());
         let mut limit = Limiter::new("stdio stream");
-        let read = instance.grpc.stream_stdio(move |line| {
-            tracing::dispatcher::with_default(&dispatch, || limit.log(&plugin, line));
-        });
+        let (named, warned) = (plugin.clone(), dispatch.clone());
+        let read = instance.grpc.stream_stdio(
+            move |line| {
+                tracing::dispatcher::with_default(&dispatch, || limit.log(&plugin, line));
+            },
+            move |error| {
+                tracing::dispatcher::with_default(&warned, || {
+                    tracing::warn!(
+                        target: "outlet::plugin",
+                        plugin = named,
+                        "cannot read its stdio stream: {error}"
+                    );
+                });
+            },
+        );
         if let Err(error) = read {
             tracing::warn!(
                 target: "outlet::plugin",
