@@ -13,5 +13,6 @@ mod readme;
 mod rpc;
 mod sandbox;
 mod stats;
+mod stress;
 mod support;
 mod wasm;

@@ -9,6 +9,16 @@ use outlet_protocol::{CORE_VERSIONS, Negotiated, capability, negotiate, unary};
 use crate::error::LoadError;
 use crate::mechanism::Backend;
 
+/// What the host offers in Hello: its core versions, the manifest's
+/// interface versions, the capabilities it has.
+pub(crate) fn offer(versions: &[u32]) -> HelloRequest {
+    HelloRequest {
+        core_versions: CORE_VERSIONS.to_vec(),
+        app_versions: versions.to_vec(),
+        capabilities: vec![capability::CONFIGURE.into(), capability::RPC_FRAMES.into()],
+    }
+}
+
 /// Says Hello to a started plugin, negotiates, and checks that it serves
 /// the manifest's interface.
 pub(crate) fn handshake(
@@ -16,11 +26,7 @@ pub(crate) fn handshake(
     backend: &dyn Backend,
 ) -> Result<(HelloResponse, Negotiated), LoadError> {
     let plugin = &manifest.name;
-    let offer = HelloRequest {
-        core_versions: CORE_VERSIONS.to_vec(),
-        app_versions: manifest.versions.clone(),
-        capabilities: vec![capability::CONFIGURE.into(), capability::RPC_FRAMES.into()],
-    };
+    let offer = offer(&manifest.versions);
     let hello: HelloResponse =
         unary(backend, core::HELLO, &offer).map_err(|status| LoadError::Hello {
             plugin: plugin.clone(),

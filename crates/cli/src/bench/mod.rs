@@ -18,6 +18,7 @@ mod native;
 mod report;
 mod rpc;
 mod stats;
+mod stress;
 mod wasm;
 
 use std::path::Path;

@@ -75,20 +75,34 @@ impl Shared {
                 result => result.map_err(|failed| failed.status),
             };
         }
-        let status =
-            match instance
+        // A first start asked Hello beside its health check already.
+        let early = match method {
+            core::HELLO => instance
+                .early_hello
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .filter(|(asked, _)| asked == request)
+                .map(|(_, answer)| answer),
+            _ => None,
+        };
+        let answer = early.unwrap_or_else(|| {
+            instance
                 .grpc
                 .unary(method, request.to_vec(), self.max_message, deadline, cancel)
+        });
+        let status = match answer {
+            Ok(reply) => {
+                instance.answered(method);
+                return Ok(reply.into());
+            }
+            Err(status)
+                if status.code() == tonic::Code::DeadlineExceeded && Instant::now() >= deadline =>
             {
-                Ok(reply) => return Ok(reply.into()),
-                Err(status)
-                    if status.code() == tonic::Code::DeadlineExceeded
-                        && Instant::now() >= deadline =>
-                {
-                    return Err(self.late(method));
-                }
-                Err(status) => status,
-            };
+                return Err(self.late(method));
+            }
+            Err(status) => status,
+        };
         // A plain go-plugin plugin has no Outlet core service: Hello is
         // made up from its handshake, Health is gRPC's, Shutdown is the
         // controller's (sent on stop).
@@ -258,6 +272,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(connection);
+        instance.answered(method);
         match reply.status {
             Some(status) => Err(Status::from(status).into()),
             None => Ok(reply.body),

@@ -22,6 +22,61 @@ use outlet_protocol::context::Cancel;
 
 use super::peer::Peer;
 
+/// Whether a connection can take another call after this answer: yes after
+/// a reply or a status the plugin returned (`Unimplemented` for a Hello it
+/// lacks, say); not after one made on the way (a connection that broke, has
+/// a source), nor after a call abandoned at its deadline or on a cancel,
+/// which may still be busy.
+fn reusable(answer: &Result<Bytes, tonic::Status>) -> bool {
+    use std::error::Error;
+    match answer {
+        Ok(_) => true,
+        Err(status) => {
+            status.source().is_none()
+                && !matches!(
+                    status.code(),
+                    tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+                )
+        }
+    }
+}
+
+/// One unary call on a connection, as a future to drive on its runtime.
+async fn one(
+    send: SendRequest<Body>,
+    path: http::uri::PathAndQuery,
+    request: Vec<u8>,
+    max_message: usize,
+    deadline: Instant,
+    trace: Option<outlet_protocol::context::TraceContext>,
+) -> Result<Bytes, tonic::Status> {
+    let mut grpc = client(send)
+        .max_decoding_message_size(max_message)
+        .max_encoding_message_size(usize::MAX);
+    grpc.ready().await.map_err(transport)?;
+    let mut request = tonic::Request::new(Bytes::from(request));
+    request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+    // The trace context as gRPC carries it, for a plugin's
+    // OpenTelemetry instrumentation.
+    if let Some(trace) = trace {
+        let metadata = request.metadata_mut();
+        for (key, value) in [
+            ("traceparent", trace.traceparent()),
+            ("tracestate", trace.tracestate()),
+        ] {
+            if let (false, Ok(value)) = (value.is_empty(), value.parse()) {
+                metadata.insert(key, value);
+            }
+        }
+    }
+    Ok(grpc.unary(request, path, Raw).await?.into_inner())
+}
+
+/// How long after a start go-plugin's stdio stream is opened: then it does
+/// not compete with the start's first calls for the plugin and the CPU. The
+/// plugin keeps what it writes meanwhile.
+const STDIO_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Where the plugin listens, and its idle connections.
 pub(super) struct Grpc {
     dial: Dial,
@@ -78,6 +133,61 @@ impl Grpc {
         }
     }
 
+    /// Two unary calls at once, on one connection: a start's health check
+    /// and the Hello that follows it, in one round trip instead of two.
+    pub(super) fn unary_both(
+        &self,
+        calls: [(&'static str, Vec<u8>); 2],
+        deadline: Instant,
+    ) -> [Result<Bytes, tonic::Status>; 2] {
+        let connection = match self.take_idle() {
+            Some(connection) => connection,
+            None => match self.dial.connect(deadline) {
+                Ok(connection) => connection,
+                Err(status) => return [Err(status.clone()), Err(status)],
+            },
+        };
+        let [(first, a), (second, b)] = calls;
+        let call = |path: &'static str, request| {
+            one(
+                connection.send.clone(),
+                http::uri::PathAndQuery::from_static(path),
+                request,
+                usize::MAX,
+                deadline,
+                None,
+            )
+        };
+        let (a, b) = (call(first, a), call(second, b));
+        let late = || {
+            Err(tonic::Status::deadline_exceeded(
+                "the call's deadline passed",
+            ))
+        };
+        let replies = drive(connection.runtime(), async move {
+            let (a, b) = tokio::join!(
+                tokio::time::timeout_at(deadline.into(), a),
+                tokio::time::timeout_at(deadline.into(), b)
+            );
+            [a.unwrap_or_else(|_| late()), b.unwrap_or_else(|_| late())]
+        });
+        if replies.iter().all(reusable) {
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(connection);
+        }
+        replies
+    }
+
+    /// An idle connection the plugin has not closed, if there is one.
+    fn take_idle(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        // A connection the plugin closed while idle is of no use.
+        idle.retain(|c| !c.send.is_closed());
+        idle.pop()
+    }
+
     /// One unary call of an encoded request; the encoded reply. A reply
     /// over `max_message` bytes is refused.
     pub(super) fn unary(
@@ -91,40 +201,19 @@ impl Grpc {
         let path = http::uri::PathAndQuery::try_from(method).map_err(|e| {
             tonic::Status::invalid_argument(format!("`{method}` is not a gRPC path: {e}"))
         })?;
-        let idle = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            // A connection the plugin closed while idle is of no use.
-            idle.retain(|c| !c.send.is_closed());
-            idle.pop()
-        };
-        let connection = match idle {
+        let connection = match self.take_idle() {
             Some(connection) => connection,
             None => self.dial.connect(deadline)?,
         };
-        let send = connection.send.clone();
         let trace = outlet_protocol::context::caller_trace();
-        let call = async move {
-            let mut grpc = client(send)
-                .max_decoding_message_size(max_message)
-                .max_encoding_message_size(usize::MAX);
-            grpc.ready().await.map_err(transport)?;
-            let mut request = tonic::Request::new(Bytes::from(request));
-            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
-            // The trace context as gRPC carries it, for a plugin's
-            // OpenTelemetry instrumentation.
-            if let Some(trace) = trace {
-                let metadata = request.metadata_mut();
-                for (key, value) in [
-                    ("traceparent", trace.traceparent()),
-                    ("tracestate", trace.tracestate()),
-                ] {
-                    if let (false, Ok(value)) = (value.is_empty(), value.parse()) {
-                        metadata.insert(key, value);
-                    }
-                }
-            }
-            Ok(grpc.unary(request, path, Raw).await?.into_inner())
-        };
+        let call = one(
+            connection.send.clone(),
+            path,
+            request,
+            max_message,
+            deadline,
+            trace,
+        );
         // A cancel drops the call: its stream is reset, and a go-plugin
         // plugin's context is cancelled.
         let (cancelled, on_cancel) = tokio::sync::oneshot::channel::<()>();
@@ -147,9 +236,7 @@ impl Grpc {
                 status = cancelled => Err(status),
             }
         });
-        // A connection whose call failed may be broken or busy with the
-        // abandoned call: it goes.
-        if reply.is_ok() {
+        if reusable(&reply) {
             self.idle
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -178,6 +265,7 @@ impl Grpc {
         std::thread::Builder::new()
             .name("outlet-rpc-stdio".into())
             .spawn(move || {
+                std::thread::sleep(STDIO_DELAY);
                 let connection = match dial.connect(deadline) {
                     Ok(connection) => connection,
                     Err(status) => return failed(status.message().to_owned()),

@@ -3,10 +3,12 @@
 //! its health checked, and the host's services offered to it; stopped with
 //! the controller's Shutdown, then SIGKILL to its group.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use outlet_protocol::core;
 use outlet_protocol::prost::Message;
 use outlet_rpc::frames;
 use outlet_rpc::tls::Identity;
@@ -29,6 +31,9 @@ pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);
 const TERM_GRACE: Duration = Duration::from_millis(250);
 
 /// One process of the plugin, connected.
+/// A plugin's answer to a gRPC call.
+pub(super) type Answer = Result<Bytes, tonic::Status>;
+
 pub(super) struct Instance {
     /// The host's services offered to it; goes before its folder does.
     _broker: Broker,
@@ -45,6 +50,12 @@ pub(super) struct Instance {
     pub(super) idle_frames: Mutex<Vec<frames::Connection>>,
     /// Whether its go-plugin stdio stream is being read.
     pub(super) stdio: AtomicBool,
+    /// Whether it answered a call: then its death starts the count of
+    /// restarts in a row afresh.
+    pub(super) served: AtomicBool,
+    /// A first start's Hello, asked beside its health check: the request
+    /// and the answer, for the host's Hello to take.
+    pub(super) early_hello: Mutex<Option<(Vec<u8>, Answer)>>,
 }
 
 impl Instance {
@@ -105,7 +116,16 @@ impl Instance {
             ),
         };
         let grpc = Grpc::new(&line, tls.clone(), peer);
-        check_health(&grpc, &process, shared.spawn.start_timeout, deadline)?;
+        // A first start is followed by Hello: asked at once, beside the
+        // health check, on the same connection.
+        let hello =
+            (restarts == 0).then(|| crate::handshake::offer(&shared.versions).encode_to_vec());
+        let early_hello = check_health(
+            &grpc,
+            &process,
+            (shared.spawn.start_timeout, deadline),
+            hello.clone(),
+        )?;
         let broker = Broker::start(Offer {
             plugin: shared.plugin.clone(),
             callers: Peer::lineage(process.pid(), process.uid()),
@@ -136,11 +156,24 @@ impl Instance {
             restarts,
             idle_frames: Mutex::default(),
             stdio: AtomicBool::new(false),
+            served: AtomicBool::new(false),
+            early_hello: Mutex::new(hello.zip(early_hello)),
         });
         // A process that dies before this finds no instance to report;
         // `Shared::run` sees its exit instead.
         let _ = slot.set(Arc::downgrade(&instance));
         Ok(instance)
+    }
+
+    /// Notes that it answered a call of `method`: one of its interface's,
+    /// not of the core protocol, which every start answers.
+    pub(super) fn answered(&self, method: &str) {
+        let core = method
+            .strip_prefix('/')
+            .is_some_and(|path| path.starts_with(core::SERVICE));
+        if !core && !self.served.load(Ordering::Relaxed) {
+            self.served.store(true, Ordering::Relaxed);
+        }
     }
 
     /// The controller's Shutdown, a bounded wait, then SIGKILL to the group.
@@ -272,35 +305,41 @@ fn pinned_tls(reattach: &outlet_manifest::Reattach) -> Result<Option<Arc<ClientC
 fn check_health(
     grpc: &Grpc,
     process: &Process,
-    start_timeout: Duration,
-    deadline: Instant,
-) -> Result<(), RpcError> {
+    (start_timeout, deadline): (Duration, Instant),
+    hello: Option<Vec<u8>>,
+) -> Result<Option<Result<Bytes, tonic::Status>>, RpcError> {
     let request = HealthCheckRequest {
         service: wire::HEALTH_SERVICE.into(),
-    };
-    let reply = grpc
-        .unary(
-            wire::HEALTH_CHECK,
-            request.encode_to_vec(),
-            usize::MAX,
-            deadline,
+    }
+    .encode_to_vec();
+    let (reply, hello) = match hello {
+        Some(hello) => {
+            let [health, hello] = grpc.unary_both(
+                [(wire::HEALTH_CHECK, request), (core::HELLO, hello)],
+                deadline,
+            );
+            (health, Some(hello))
+        }
+        None => (
+            grpc.unary(wire::HEALTH_CHECK, request, usize::MAX, deadline, None),
             None,
-        )
-        .map_err(|e| match e.code() {
-            tonic::Code::DeadlineExceeded => RpcError::HealthTimeout {
-                timeout: start_timeout,
-                stderr: process.stderr(),
-            },
-            _ => RpcError::HealthFailed {
-                status: outlet_rpc::from_grpc(&e),
-                stderr: process.stderr(),
-            },
-        })?;
+        ),
+    };
+    let reply = reply.map_err(|e| match e.code() {
+        tonic::Code::DeadlineExceeded => RpcError::HealthTimeout {
+            timeout: start_timeout,
+            stderr: process.stderr(),
+        },
+        _ => RpcError::HealthFailed {
+            status: outlet_rpc::from_grpc(&e),
+            stderr: process.stderr(),
+        },
+    })?;
     let status = HealthCheckResponse::decode(reply)
         .map(|h| h.status)
         .unwrap_or_default();
     match status {
-        wire::SERVING => Ok(()),
+        wire::SERVING => Ok(hello),
         _ => Err(RpcError::NotServing {
             status,
             stderr: process.stderr(),

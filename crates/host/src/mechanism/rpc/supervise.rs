@@ -224,12 +224,14 @@ impl Shared {
             plugin = self.plugin,
             "its process {exit}; restarting it"
         );
-        // A plugin that dies soon after a restart continues the count.
-        let mut attempts = if dead.started.elapsed() >= STABLE {
-            0
-        } else {
-            dead.restarts
-        };
+        // A plugin that dies soon after a restart, having served no call,
+        // continues the count.
+        let mut attempts =
+            if dead.started.elapsed() >= STABLE || dead.served.load(Ordering::Relaxed) {
+                0
+            } else {
+                dead.restarts
+            };
         let mut last = format!("it {exit}");
         let mut pause = Duration::ZERO;
         loop {
