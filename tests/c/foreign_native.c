@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #ifndef ABI
-#define ABI 3
+#define ABI 4
 #endif
 #ifndef SIZE
 #define SIZE 40

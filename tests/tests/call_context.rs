@@ -246,28 +246,9 @@ fn a_calls_trace_context_reaches_the_plugin_on_every_mechanism() {
 /// and code.
 #[test]
 fn each_call_runs_in_a_span_with_its_plugin_method_mechanism_and_code() {
-    #[derive(Clone, Default)]
-    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
     let plugin = pausing(dir.path(), "exec");
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    let ((), text) = crate::support::capture_spans(|| {
         let client: GreeterClient<Plugin> = plugin.client().unwrap();
         let error = client
             .with_timeout(Duration::from_millis(100))
@@ -275,7 +256,6 @@ fn each_call_runs_in_a_span_with_its_plugin_method_mechanism_and_code() {
             .unwrap_err();
         assert_eq!(error.code(), Code::DeadlineExceeded);
     });
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     let closed = text
         .lines()
         .find(|line| line.contains("call{") && line.contains("close"))

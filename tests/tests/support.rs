@@ -220,6 +220,18 @@ pub fn greet(plugin: &Plugin, name: &str) -> Result<String, Status> {
 
 /// Runs `f` with `tracing` events of this thread captured as text.
 pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    capture(tracing_subscriber::fmt::format::FmtSpan::NONE, f)
+}
+
+/// As [`capture_logs`], with a line for each span as it closes.
+pub fn capture_spans<T>(f: impl FnOnce() -> T) -> (T, String) {
+    capture(tracing_subscriber::fmt::format::FmtSpan::CLOSE, f)
+}
+
+fn capture<T>(
+    spans: tracing_subscriber::fmt::format::FmtSpan,
+    f: impl FnOnce() -> T,
+) -> (T, String) {
     #[derive(Clone, Default)]
     struct Buffer(Arc<Mutex<Vec<u8>>>);
     impl std::io::Write for Buffer {
@@ -237,6 +249,7 @@ pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .with_max_level(tracing::Level::TRACE)
+        .with_span_events(spans)
         .finish();
     let result = tracing::subscriber::with_default(subscriber, f);
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

@@ -157,11 +157,11 @@ fn prometheus(
 
 /// One plugin's stats on a line: calls, errors, latency, bytes.
 fn stats_line(stats: &outlet_host::PluginStats) -> String {
-    let (mut timed, mut sum) = (0, std::time::Duration::ZERO);
+    let mut all = outlet_host::stats::Latency::default();
     let (mut bytes_in, mut bytes_out) = (0, 0);
     for method in &stats.methods {
-        timed += method.latency.timed;
-        sum += method.latency.sum;
+        all.timed += method.latency.timed;
+        all.sum += method.latency.sum;
         bytes_in += method.bytes_in;
         bytes_out += method.bytes_out;
     }
@@ -170,7 +170,7 @@ fn stats_line(stats: &outlet_host::PluginStats) -> String {
         .iter()
         .filter_map(|m| m.latency.quantile(0.99))
         .max();
-    let mean = (timed > 0).then(|| sum / timed as u32);
+    let mean = all.mean();
     let show = |d: Option<std::time::Duration>| d.map_or("-".into(), |d| format!("{d:.2?}"));
     format!(
         "{:<18} {:<6} calls {:>2}, errors {}, mean {}, p99 <= {}, bytes in {bytes_in} out \

@@ -448,10 +448,12 @@ fn demo_and_bench_run() {
         .map(|r| r["mechanism"].as_str().unwrap())
         .collect();
     let mut expected = vec!["native", "native", "cabi", "cabi"];
-    expected.extend(["rpc"; 10]);
+    expected.extend(["rpc"; 11]);
     expected.extend(["wasm"; 6]);
     expected.extend(["exec"; 3]);
     expected.extend(["bus"; 3]);
+    // What counting calls costs, each mechanism, then with an exporter.
+    expected.extend(["native", "cabi", "rpc", "wasm", "exec", "native", "rpc"]);
     assert_eq!(mechanisms, expected);
     // The endless loop was stopped, not before its limit of 100 ms and not
     // seconds late (the bench's row is what measures it against the goal).
@@ -479,8 +481,8 @@ fn demo_and_bench_run() {
         );
         assert_eq!(row["baseline"]["case"], "unsandboxed", "{row}");
     }
-    assert!(rows[21]["case"].as_str().unwrap().contains("OS sandbox"));
-    assert_eq!(rows[21]["baseline"]["case"], "spawn /bin/true");
+    assert!(rows[22]["case"].as_str().unwrap().contains("OS sandbox"));
+    assert_eq!(rows[22]["baseline"]["case"], "spawn /bin/true");
     // The checks before each start and call, beside what they precede.
     let checks = &rows[11];
     assert!(
@@ -490,7 +492,7 @@ fn demo_and_bench_run() {
             .starts_with("checks before a start")
     );
     assert_eq!(checks["baseline"]["case"], "a start");
-    assert_eq!(rows[22]["baseline"]["case"], "the call");
+    assert_eq!(rows[23]["baseline"]["case"], "the call");
     assert_eq!(rows[4]["baseline"]["case"], "go-plugin Go host + Go plugin");
     for row in rows {
         assert!(row["median_ns"].as_u64().unwrap() > 0, "{row}");
@@ -500,8 +502,13 @@ fn demo_and_bench_run() {
             "{row}"
         );
     }
-    let exec = &rows[20];
+    let exec = &rows[21];
     assert_eq!(exec["baseline"]["case"], "spawn /bin/true");
+    // The rpc plugin killed every 25 ms kept answering, and says how much.
+    assert!(rpc[10].contains("killed every 25 ms"), "{rpc:?}");
+    let stress = &results["stress"];
+    assert!(stress["kills"].as_u64().unwrap() > 0, "{stress}");
+    assert!(stress["answered"].as_u64().unwrap() > 0, "{stress}");
     // Unloading returns the memory: 100 wasm loads and 10,000 instances made
     // and dropped leave resident memory within a few MB of where it was.
     let wasm = &results["wasm_memory"];

@@ -15,9 +15,9 @@ use crate::Plugin;
 mod alloc;
 pub use alloc::Allocator;
 
-/// The version of the guest ABI: 2, where the call buffer is kept until the
-/// next `outlet_alloc`.
-pub const ABI_VERSION: i32 = 2;
+/// The version of the guest ABI: 3, which imports `time_left`, `cancelled`
+/// and `trace` (2 kept the call buffer until the next `outlet_alloc`).
+pub const ABI_VERSION: i32 = 3;
 
 static PLUGIN: OnceLock<Plugin> = OnceLock::new();
 

@@ -64,11 +64,26 @@ pub(crate) fn held<R>(
         return Err(over.status(plugin, method, Before));
     }
     let answer = call();
-    // A cancel that came while the call ran ends it, whatever it answered;
-    // a late answer too, unless the mechanism said so already.
-    match gone(&caller, Instant::now()) {
-        Some(Over::Cancelled) => Err(Over::Cancelled.status(plugin, method, During(""))),
-        Some(Over::Late) if answer.is_ok() => {
+    match refused(&caller, plugin, mechanism, method, answer.is_ok()) {
+        Some(status) => Err(status),
+        None => answer,
+    }
+}
+
+/// After a call of `plugin`'s `method` answered (`ok` or not), whether its
+/// caller's context refuses the answer: a cancel that came while it ran
+/// ends it, whatever it answered; a late answer too, unless the mechanism
+/// said so already (not `ok`).
+fn refused(
+    caller: &CallContext,
+    plugin: &str,
+    mechanism: Mechanism,
+    method: &str,
+    ok: bool,
+) -> Option<Status> {
+    match gone(caller, Instant::now())? {
+        Over::Cancelled => Some(Over::Cancelled.status(plugin, method, During(""))),
+        Over::Late if ok => {
             let why = match mechanism {
                 Mechanism::Native | Mechanism::Cabi => {
                     "; an in-process plugin cannot be stopped, and returns by its deadline \
@@ -76,10 +91,44 @@ pub(crate) fn held<R>(
                 }
                 _ => "",
             };
-            Err(Over::Late.status(plugin, method, During(why)))
+            Some(Over::Late.status(plugin, method, During(why)))
         }
-        _ => answer,
+        Over::Late => None,
     }
+}
+
+/// As [`refused`], for a call host code made on this thread straight to a
+/// native plugin's implementation, which answered with `code`.
+pub(crate) fn refused_here(
+    plugin: &str,
+    method: &str,
+    code: outlet_protocol::Code,
+) -> Option<Status> {
+    let ok = code == outlet_protocol::Code::Ok;
+    context::on_this_thread(|caller| refused(caller?, plugin, Mechanism::Native, method, ok))
+}
+
+/// What a `Call` frame (exec, rpc's frames) carries of the call's context:
+/// the time left to `deadline` in µs (at least 1: 0 says none), and the
+/// trace context of the caller on this thread.
+pub(crate) fn carried(deadline: Instant) -> (u64, String, String) {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .as_micros();
+    let trace = context::caller_trace();
+    let (parent, state) = trace
+        .as_ref()
+        .map_or(("", ""), |t| (t.traceparent(), t.tracestate()));
+    (
+        u64::try_from(left).unwrap_or(u64::MAX).max(1),
+        parent.to_owned(),
+        state.to_owned(),
+    )
+}
+
+/// A call its caller cancelled while it ran.
+pub(crate) fn cancelled(plugin: &str, method: &str) -> Status {
+    Over::Cancelled.status(plugin, method, During(""))
 }
 
 /// Whether a call was given up on before it was made, or while it ran

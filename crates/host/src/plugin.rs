@@ -590,25 +590,42 @@ impl Transport for Plugin {
         })
     }
 
-    fn with_native(&self, service: &str, method: &'static str, f: &mut Direct<'_>) {
+    fn with_native(
+        &self,
+        service: &str,
+        method: &'static str,
+        f: &mut Direct<'_>,
+    ) -> Option<Status> {
         if self.0.manifest.mechanism != Mechanism::Native {
-            return;
+            return None;
         }
-        // A poisoned, unhealthy or stopped plugin is not offered: the client
-        // then takes the encoded path, which says why.
-        let Ok(backend) = self.instance() else {
-            return;
-        };
+        // A poisoned, unhealthy or stopped plugin is not offered, nor one
+        // its caller gave up on: the client then takes the encoded path,
+        // which says why.
+        let backend = self.instance().ok()?;
         if backend.poisoned()
             || self.0.unhealthy.load(Ordering::Relaxed)
             || crate::deadline::given_up()
         {
-            return;
+            return None;
         }
+        // Held to its caller's deadline and cancel as any call is, after
+        // the fact: the plugin's code runs on this thread.
+        let held = outlet_protocol::context::is_set();
+        let held_to = |code| {
+            held.then(|| crate::deadline::refused_here(self.name(), method, code))
+                .flatten()
+        };
+        let mut refused = None;
         if !self.0.context.metered {
-            return backend.with_native(service, method, f);
+            backend.with_native(service, method, &mut |implementation| {
+                let code = f(implementation);
+                refused = code.and_then(held_to);
+                code
+            });
+            return refused;
         }
-        let meter = self.0.meter.method(method);
+        let meter = self.0.meter.method_static(method);
         let span = self.span(method);
         let _entered = span.enter();
         backend.with_native(service, method, &mut |implementation| {
@@ -616,6 +633,8 @@ impl Transport for Plugin {
             let code = f(implementation);
             match code {
                 Some(code) => {
+                    refused = held_to(code);
+                    let code = refused.as_ref().map_or(code, Status::code);
                     meter.finish(started, code, (0, 0));
                     span.record("code", tracing::field::display(code));
                 }
@@ -623,6 +642,7 @@ impl Transport for Plugin {
             }
             code
         });
+        refused
     }
 }
 

@@ -40,8 +40,9 @@ pub const LATENCY_BOUNDS: [f64; 23] = [
 /// One in how many calls of an in-process plugin (native, cabi, wasm) is timed.
 pub const IN_PROCESS_TIMED: u64 = 16;
 
-/// The most methods counted apart per plugin; calls of others (by a gRPC
-/// path made up at run time, `outlet call`) are counted under `*`.
+/// Methods counted per plugin: the first 63 called apart, and in the last
+/// slot, under `*`, calls of any others (by a gRPC path made up at run
+/// time, `outlet call`).
 const MAX_METHODS: usize = 64;
 
 /// gRPC's names of the status codes, by number.
@@ -138,7 +139,10 @@ pub struct Latency {
 impl Latency {
     /// The mean duration of the timed calls.
     pub fn mean(&self) -> Option<Duration> {
-        (self.timed > 0).then(|| self.sum / self.timed as u32)
+        let mean = self.sum.as_nanos().checked_div(u128::from(self.timed))?;
+        Some(Duration::from_nanos(
+            u64::try_from(mean).unwrap_or(u64::MAX),
+        ))
     }
 
     /// The bound of the bucket the `q` quantile (0–1) falls in: an upper
@@ -198,11 +202,22 @@ impl Meter {
 
     /// The counts of `method`, made on its first call.
     pub(crate) fn method(&self, method: &str) -> &MethodMeter {
-        if let Some(found) = self.find(method) {
+        self.lookup(method, None)
+    }
+
+    /// As [`Meter::method`], for a path the caller's code holds for as long
+    /// as the process runs (a generated client's): found again by where it
+    /// lives, with no compare.
+    pub(crate) fn method_static(&self, method: &'static str) -> &MethodMeter {
+        self.lookup(method, Some(method.as_ptr() as usize))
+    }
+
+    fn lookup(&self, method: &str, key: Option<usize>) -> &MethodMeter {
+        if let Some(found) = self.find(method, key) {
             return found;
         }
         let _one_at_a_time = self.adding.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(found) = self.find(method) {
+        if let Some(found) = self.find(method, key) {
             return found;
         }
         // The last slot takes every method past the others.
@@ -212,15 +227,17 @@ impl Meter {
             .find(|slot| slot.get().is_none())
             .unwrap_or(&self.methods[MAX_METHODS - 1]);
         let other = std::ptr::eq(slot, &self.methods[MAX_METHODS - 1]);
-        slot.get_or_init(|| MethodMeter::new(self, method, other))
+        slot.get_or_init(|| MethodMeter::new(self, method, other, key))
     }
 
-    fn find(&self, method: &str) -> Option<&MethodMeter> {
+    fn find(&self, method: &str, key: Option<usize>) -> Option<&MethodMeter> {
         let mut last = None;
         for slot in &self.methods {
             let found = slot.get()?;
             // The same `&'static str` as last time, most often: no compare.
-            if found.key == method.as_ptr() as usize || *found.method == *method {
+            let same =
+                key.is_some_and(|key| key == found.key && found.method.len() == method.len());
+            if same || *found.method == *method {
                 return Some(found);
             }
             last = Some(found);
@@ -248,8 +265,8 @@ impl Meter {
 /// One method's counts, and its metrics as published.
 pub(crate) struct MethodMeter {
     method: Box<str>,
-    /// Where the path it was first asked by lives, to know it again
-    /// without comparing: generated clients pass a `&'static str`.
+    /// Where the path lives, if it was first asked for by a `&'static str`
+    /// (a generated client's): known again without comparing. 0 otherwise.
     key: usize,
     /// Whether one call in [`IN_PROCESS_TIMED`] is timed (in-process
     /// mechanisms), or all.
@@ -277,7 +294,9 @@ struct Published {
 }
 
 impl MethodMeter {
-    fn new(meter: &Meter, method: &str, other: bool) -> MethodMeter {
+    /// The counts of `method`, or of every method past the most counted
+    /// apart (`other`), under `*`.
+    fn new(meter: &Meter, method: &str, other: bool, key: Option<usize>) -> MethodMeter {
         let method = if other { "*" } else { method };
         let labels = vec![
             Label::new("plugin", meter.plugin.clone()),
@@ -286,7 +305,7 @@ impl MethodMeter {
         ];
         MethodMeter {
             method: method.into(),
-            key: if other { 0 } else { method.as_ptr() as usize },
+            key: key.filter(|_| !other).unwrap_or(0),
             sampled: matches!(
                 meter.mechanism,
                 Mechanism::Native | Mechanism::Cabi | Mechanism::Wasm

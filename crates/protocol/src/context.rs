@@ -89,8 +89,10 @@ impl Cancel {
     }
 
     /// Runs `f` once, on the cancelling thread, when the token is cancelled
-    /// (at once if it is already), unless the returned guard was dropped
-    /// first: how a mechanism wakes a call that waits.
+    /// (at once if it is already): how a mechanism wakes a call that waits.
+    /// Dropping the returned guard takes `f` back, unless a cancel took it
+    /// first: it may then run just after the guard is gone, so it owns what
+    /// it touches.
     pub fn watch(&self, f: impl FnOnce() + Send + 'static) -> Watch<'_> {
         let id = self.0.next.fetch_add(1, Ordering::Relaxed);
         let mut watchers = self.0.watchers.lock().unwrap_or_else(|e| e.into_inner());
@@ -176,7 +178,8 @@ impl CallOptions {
 
     /// The call's context, for a call starting now.
     fn start(&self) -> CallContext {
-        let after = self.timeout.map(|t| Instant::now() + t);
+        // A timeout past what the clock can hold is no deadline.
+        let after = self.timeout.and_then(|t| Instant::now().checked_add(t));
         CallContext {
             deadline: sooner(self.deadline, after),
             cancel: self.cancel.clone(),
@@ -283,7 +286,10 @@ pub fn scope<R>(context: CallContext, f: impl FnOnce() -> R) -> R {
         context.trace = context.trace.or(outer.trace);
         context.cancel = match (context.cancel.take(), outer.cancel) {
             (Some(inner), Some(outer)) => {
-                let both = Cancel::new();
+                // Asks both (a token that is only looked at, a guest's,
+                // runs no watchers), and is woken by either.
+                let (a, b) = (inner.clone(), outer.clone());
+                let both = Cancel::probe(move || a.is_cancelled() || b.is_cancelled());
                 either = Some((inner, outer, both.clone()));
                 Some(both)
             }
@@ -416,6 +422,32 @@ mod tests {
         });
         assert!(!is_set());
         assert!(!inner.is_cancelled());
+    }
+
+    #[test]
+    fn a_guests_probe_token_cancels_a_call_nested_in_its_call() {
+        let hung_up = Arc::new(AtomicBool::new(false));
+        let seen = hung_up.clone();
+        let host = CallContext::new(
+            None,
+            Some(Cancel::probe(move || seen.load(Ordering::Relaxed))),
+        );
+        let own = Cancel::new();
+        scope(host, || {
+            with(&CallOptions::new().cancel(&own), || {
+                assert!(!cancelled());
+                hung_up.store(true, Ordering::Relaxed);
+                assert!(cancelled(), "the outer probe counts inside");
+            });
+        });
+    }
+
+    #[test]
+    fn a_timeout_too_long_for_the_clock_is_no_deadline() {
+        with(&CallOptions::new().timeout(Duration::MAX), || {
+            assert_eq!(deadline(), None);
+            assert!(is_set());
+        });
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub fn native<I: ?Sized + 'static, Q, T>(
     let mut request = Some(request);
     let mut direct = Some(direct);
     let mut answer = None;
-    transport.with_native(service, method, &mut |implementation| {
+    let refused = transport.with_native(service, method, &mut |implementation| {
         let implementation = implementation.downcast_ref::<Arc<I>>()?;
         let (Some(request), Some(direct)) = (request.take(), direct.take()) else {
             return None;
@@ -36,9 +36,10 @@ pub fn native<I: ?Sized + 'static, Q, T>(
         answer = Some(result);
         Some(code)
     });
-    match answer {
-        Some(answer) => Ok(answer),
-        None => Err(request.expect("the request is used only with an answer")),
+    match (answer, refused) {
+        (Some(_), Some(status)) => Ok(Err(status)),
+        (Some(answer), None) => Ok(answer),
+        (None, _) => Err(request.expect("the request is used only with an answer")),
     }
 }
 

@@ -46,10 +46,20 @@ pub trait Transport: Send + Sync {
     /// returns the call's code (`None` if it made no call). The default has
     /// none and does nothing.
     ///
+    /// Returns a status that replaces the call's answer, if the transport
+    /// refuses it (a call its caller cancelled while it ran, or answered
+    /// after its deadline).
+    ///
     /// The implementation is only borrowed, for the length of `f`: code in a
     /// library must not outlive the library.
-    fn with_native(&self, service: &str, method: &'static str, f: &mut Direct<'_>) {
+    fn with_native(
+        &self,
+        service: &str,
+        method: &'static str,
+        f: &mut Direct<'_>,
+    ) -> Option<Status> {
         let _ = (service, method, f);
+        None
     }
 }
 
@@ -69,7 +79,12 @@ macro_rules! forward {
                 (**self).call_with(method, request, response)
             }
 
-            fn with_native(&self, service: &str, method: &'static str, f: &mut Direct<'_>) {
+            fn with_native(
+                &self,
+                service: &str,
+                method: &'static str,
+                f: &mut Direct<'_>,
+            ) -> Option<Status> {
                 (**self).with_native(service, method, f)
             }
         }
@@ -140,10 +155,11 @@ impl<S: Service> Transport for Local<S> {
         Ok(response)
     }
 
-    fn with_native(&self, service: &str, _: &'static str, f: &mut Direct<'_>) {
+    fn with_native(&self, service: &str, _: &'static str, f: &mut Direct<'_>) -> Option<Status> {
         if let Some(native) = self.0.as_any().filter(|_| self.0.name() == service) {
             f(native);
         }
+        None
     }
 }
 

@@ -286,7 +286,7 @@ mod tests {
                 service: &str,
                 method: &'static str,
                 f: &mut outlet_protocol::Direct<'_>,
-            ) {
+            ) -> Option<Status> {
                 self.0.with_native(service, method, f)
             }
         }

@@ -137,6 +137,15 @@ pub fn rows(
         samples: Summary::of(stressed.recovered.clone()),
         baseline: None,
     });
+    report.extra.insert(
+        "stress".into(),
+        serde_json::json!({
+            "seconds": length.as_secs(),
+            "kills": stressed.recovered.len(),
+            "answered": stressed.answered,
+            "failed": stressed.failed,
+        }),
+    );
     report.notes.push(format!(
         "rpc: killed {} times in {:.0} s under four callers: {} calls answered right, {} \
          failed with Unavailable, none otherwise",

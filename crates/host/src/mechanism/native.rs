@@ -89,11 +89,11 @@ impl Transport for Native {
         Ok(response)
     }
 
-    fn with_native(&self, service: &str, method: &'static str, f: &mut Direct<'_>) {
-        let _ = method;
+    fn with_native(&self, service: &str, _: &'static str, f: &mut Direct<'_>) -> Option<Status> {
         if let Some(implementation) = self.library.plugin().native(service) {
             f(implementation);
         }
+        None
     }
 }
 

@@ -146,7 +146,7 @@ impl Talk<'_> {
             rustix::process::pidfd_open(pid, PidfdFlags::empty()).map_err(io_failure)?;
         // A cancel wakes the loop through an eventfd: SIGTERM, then SIGKILL
         // after TERM_GRACE.
-        let wake = match cancel {
+        let mut wake = match cancel {
             Some(_) => Some(Arc::new(
                 rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)
                     .map_err(io_failure)?,
@@ -173,6 +173,8 @@ impl Talk<'_> {
             let now = Instant::now();
             if !termed && cancel.is_some_and(Cancel::is_cancelled) {
                 termed = true;
+                // Told once: polled again, it would wake the loop at once.
+                wake = None;
                 let _ = rustix::process::kill_process_group(pid, Signal::TERM);
                 deadline = deadline.min(now + TERM_GRACE);
             }

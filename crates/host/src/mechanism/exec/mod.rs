@@ -268,7 +268,7 @@ impl Transport for Exec {
                 "{error}, and load the plugin again: the artifact changed since it was loaded"
             )),
         })?;
-        let trace = outlet_protocol::context::caller_trace();
+        let (timeout_us, traceparent, tracestate) = crate::deadline::carried(deadline);
         let input = {
             let session = self.session.read().unwrap_or_else(|e| e.into_inner());
             frame::encode(&Call {
@@ -277,18 +277,9 @@ impl Transport for Exec {
                 config: session.config.clone().into_iter().collect(),
                 app_version: session.negotiated.app_version,
                 capabilities: session.negotiated.capabilities.clone(),
-                timeout_us: deadline
-                    .saturating_duration_since(Instant::now())
-                    .as_micros()
-                    .try_into()
-                    .unwrap_or(u64::MAX)
-                    .max(1),
-                traceparent: trace
-                    .as_ref()
-                    .map_or_else(String::new, |t| t.traceparent().to_owned()),
-                tracestate: trace
-                    .as_ref()
-                    .map_or_else(String::new, |t| t.tracestate().to_owned()),
+                timeout_us,
+                traceparent,
+                tracestate,
             })
         };
         let (stdin, rest) = child::preload(&input).map_err(|error| {

@@ -55,7 +55,15 @@ impl Shared {
         let deadline = Instant::now() + crate::services::time_left(self.timeout);
         let cancel = crate::services::caller_cancel();
         let cancel = cancel.as_ref();
-        let instance = self.instance(deadline)?;
+        // Given up on already (a Hello within a cancelled call, whose answer
+        // a start may hold): not made.
+        if cancel.is_some_and(Cancel::is_cancelled) {
+            return Err(crate::deadline::cancelled(plugin, method));
+        }
+        if Instant::now() >= deadline {
+            return Err(self.late(method));
+        }
+        let instance = self.instance(deadline, cancel)?;
         // Outlet's frames go on a plain Unix socket only, never around TLS.
         if self.frames.load(Ordering::Relaxed)
             && instance.line.network == Network::Unix
@@ -68,7 +76,7 @@ impl Shared {
                     if !failed.delivered
                         && instance.process.wait(Duration::from_millis(100)).is_some() =>
                 {
-                    let instance = self.instance(deadline)?;
+                    let instance = self.instance(deadline, cancel)?;
                     self.call_frames(&instance, method, request, deadline, cancel)
                         .map_err(|failed| failed.status)
                 }
@@ -189,22 +197,13 @@ impl Shared {
                 })
                 .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?,
         };
-        let trace = outlet_protocol::context::caller_trace();
+        let (timeout_us, traceparent, tracestate) = crate::deadline::carried(deadline);
         let call = Call {
             method: method.to_owned(),
             body: request.to_vec(),
-            timeout_us: deadline
-                .saturating_duration_since(Instant::now())
-                .as_micros()
-                .try_into()
-                .unwrap_or(u64::MAX)
-                .max(1),
-            traceparent: trace
-                .as_ref()
-                .map_or_else(String::new, |t| t.traceparent().to_owned()),
-            tracestate: trace
-                .as_ref()
-                .map_or_else(String::new, |t| t.tracestate().to_owned()),
+            timeout_us,
+            traceparent,
+            tracestate,
             ..Call::default()
         };
         // A cancel shuts the connection: the wait below ends, and the
@@ -224,6 +223,10 @@ impl Shared {
         connection
             .send(&call.encode_to_vec(), Some(deadline))
             .map_err(|e| match e.kind() {
+                // Shut by a cancel: the plugin may have seen the call.
+                _ if cancel.is_some_and(Cancel::is_cancelled) => {
+                    FramesFailure::from(crate::deadline::cancelled(plugin, method))
+                }
                 std::io::ErrorKind::TimedOut => undelivered(self.late(method)),
                 _ => undelivered(self.broken(instance, method, &e.to_string())),
             })?;
@@ -232,10 +235,7 @@ impl Shared {
         drop(watch);
         // Cancelled: the connection may be shut, and is dropped.
         if cancel.is_some_and(Cancel::is_cancelled) {
-            return Err(Status::cancelled(format!(
-                "plugin `{plugin}`: {method} was cancelled by its caller while it ran"
-            ))
-            .into());
+            return Err(crate::deadline::cancelled(plugin, method).into());
         }
         let payload = match received {
             Ok(payload) => payload,

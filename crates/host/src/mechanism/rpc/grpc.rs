@@ -23,19 +23,28 @@ use outlet_protocol::context::Cancel;
 use super::peer::Peer;
 
 /// Whether a connection can take another call after this answer: yes after
-/// a reply or a status the plugin returned (`Unimplemented` for a Hello it
-/// lacks, say); not after one made on the way (a connection that broke, has
-/// a source), nor after a call abandoned at its deadline or on a cancel,
-/// which may still be busy.
+/// a reply, or a status a plugin's own code returns (`Unimplemented` for a
+/// Hello it lacks, say); not after one that may have come from the way there
+/// (a connection that broke; a reply over the limit cut short, which tonic
+/// says with `OutOfRange`) or from a call
+/// abandoned at its deadline or on a cancel, which may still be busy.
 fn reusable(answer: &Result<Bytes, tonic::Status>) -> bool {
     use std::error::Error;
+    use tonic::Code;
     match answer {
         Ok(_) => true,
         Err(status) => {
             status.source().is_none()
-                && !matches!(
+                && matches!(
                     status.code(),
-                    tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+                    Code::Unimplemented
+                        | Code::NotFound
+                        | Code::InvalidArgument
+                        | Code::FailedPrecondition
+                        | Code::AlreadyExists
+                        | Code::PermissionDenied
+                        | Code::Aborted
+                        | Code::Unauthenticated
                 )
         }
     }
@@ -138,6 +147,7 @@ impl Grpc {
     pub(super) fn unary_both(
         &self,
         calls: [(&'static str, Vec<u8>); 2],
+        max_message: usize,
         deadline: Instant,
     ) -> [Result<Bytes, tonic::Status>; 2] {
         let connection = match self.take_idle() {
@@ -153,7 +163,7 @@ impl Grpc {
                 connection.send.clone(),
                 http::uri::PathAndQuery::from_static(path),
                 request,
-                usize::MAX,
+                max_message,
                 deadline,
                 None,
             )
@@ -254,9 +264,11 @@ impl Grpc {
     /// once its pipe is full. A plugin without the service ends it at once.
     ///
     /// Connects on that thread too, so that a start does not wait for a
-    /// connection it has no use for yet; `failed` says why it could not.
+    /// connection it has no use for yet, unless the plugin's process is gone
+    /// by then (`alive`); `failed` says why it could not.
     pub(super) fn stream_stdio(
         &self,
+        alive: impl FnOnce() -> bool + Send + 'static,
         mut line: impl FnMut(&[u8]) + Send + 'static,
         failed: impl FnOnce(String) + Send + 'static,
     ) -> std::io::Result<()> {
@@ -266,6 +278,9 @@ impl Grpc {
             .name("outlet-rpc-stdio".into())
             .spawn(move || {
                 std::thread::sleep(STDIO_DELAY);
+                if !alive() {
+                    return;
+                }
                 let connection = match dial.connect(deadline) {
                     Ok(connection) => connection,
                     Err(status) => return failed(status.message().to_owned()),

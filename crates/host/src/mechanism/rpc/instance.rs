@@ -30,10 +30,10 @@ pub(super) const STOP_GRACE: Duration = Duration::from_secs(2);
 /// minimal one, without go-plugin's controller) has to exit after SIGTERM.
 const TERM_GRACE: Duration = Duration::from_millis(250);
 
-/// One process of the plugin, connected.
 /// A plugin's answer to a gRPC call.
 pub(super) type Answer = Result<Bytes, tonic::Status>;
 
+/// One process of the plugin, connected.
 pub(super) struct Instance {
     /// The host's services offered to it; goes before its folder does.
     _broker: Broker,
@@ -124,7 +124,7 @@ impl Instance {
             &grpc,
             &process,
             (shared.spawn.start_timeout, deadline),
-            hello.clone(),
+            hello.clone().map(|hello| (hello, shared.max_message)),
         )?;
         let broker = Broker::start(Offer {
             plugin: shared.plugin.clone(),
@@ -170,7 +170,8 @@ impl Instance {
     pub(super) fn answered(&self, method: &str) {
         let core = method
             .strip_prefix('/')
-            .is_some_and(|path| path.starts_with(core::SERVICE));
+            .and_then(|path| path.strip_prefix(core::SERVICE))
+            .is_some_and(|rest| rest.starts_with('/'));
         if !core && !self.served.load(Ordering::Relaxed) {
             self.served.store(true, Ordering::Relaxed);
         }
@@ -306,16 +307,17 @@ fn check_health(
     grpc: &Grpc,
     process: &Process,
     (start_timeout, deadline): (Duration, Instant),
-    hello: Option<Vec<u8>>,
-) -> Result<Option<Result<Bytes, tonic::Status>>, RpcError> {
+    hello: Option<(Vec<u8>, usize)>,
+) -> Result<Option<Answer>, RpcError> {
     let request = HealthCheckRequest {
         service: wire::HEALTH_SERVICE.into(),
     }
     .encode_to_vec();
     let (reply, hello) = match hello {
-        Some(hello) => {
+        Some((hello, max_message)) => {
             let [health, hello] = grpc.unary_both(
                 [(wire::HEALTH_CHECK, request), (core::HELLO, hello)],
+                max_message,
                 deadline,
             );
             (health, Some(hello))

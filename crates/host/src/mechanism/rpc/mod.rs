@@ -20,7 +20,8 @@
 //! own, so its death is noticed at once; calls in flight fail with
 //! `Unavailable`, and the plugin is restarted (the first time at once, then
 //! with a doubling pause) until `limits.restarts` starts in a row have
-//! failed; then calls fail fast until the plugin is reloaded.
+//! failed (a process that served a call before it died starts the count
+//! afresh); then calls fail fast until the plugin is reloaded.
 //!
 //! Stop: the controller's `Shutdown` and the process's exit within two
 //! seconds (SIGTERM and a quarter second for a plugin with no controller),

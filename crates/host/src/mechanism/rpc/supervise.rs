@@ -10,6 +10,7 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use outlet_protocol::Status;
+use outlet_protocol::context::Cancel;
 use outlet_protocol::core;
 use outlet_protocol::prost::Message;
 
@@ -46,7 +47,11 @@ impl Shared {
 
     /// The running instance; waits (until `deadline`) while a restart is
     /// under way.
-    pub(super) fn instance(&self, deadline: Instant) -> Result<Arc<Instance>, Status> {
+    pub(super) fn instance(
+        &self,
+        deadline: Instant,
+        cancel: Option<&Cancel>,
+    ) -> Result<Arc<Instance>, Status> {
         let mut state = self.lock();
         loop {
             match &*state {
@@ -62,6 +67,14 @@ impl Shared {
                     )));
                 }
                 State::Running(_) | State::Restarting => {
+                    // Waited for no longer than its caller does.
+                    if cancel.is_some_and(Cancel::is_cancelled) {
+                        return Err(Status::cancelled(format!(
+                            "plugin `{}`: the call was cancelled by its caller while the \
+                             plugin was being restarted",
+                            self.plugin
+                        )));
+                    }
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(Status::unavailable(format!(
@@ -120,7 +133,13 @@ impl Shared {
         let (plugin, dispatch) = (self.plugin.clone(), self.dispatch.clone());
         let mut limit = Limiter::new("stdio stream");
         let (named, warned) = (plugin.clone(), dispatch.clone());
+        let weak = Arc::downgrade(&instance);
+        let alive = move || {
+            weak.upgrade()
+                .is_some_and(|instance| instance.process.wait(Duration::ZERO).is_none())
+        };
         let read = instance.grpc.stream_stdio(
+            alive,
             move |line| {
                 tracing::dispatcher::with_default(&dispatch, || limit.log(&plugin, line));
             },
@@ -264,7 +283,6 @@ impl Shared {
                         State::Running(instance) => instance.process.pid().unwrap_or_default(),
                         _ => 0,
                     };
-                    self.meter.restarted();
                     self.events.emit(&self.plugin, EventKind::Restarted { pid });
                     return;
                 }
@@ -302,6 +320,8 @@ impl Shared {
     fn restart(self: &Arc<Shared>, attempts: u32) -> Result<bool, RpcError> {
         let instance = Instance::start(self, attempts)?;
         self.configure(&instance)?;
+        // Counted before the new process can be seen serving.
+        self.meter.restarted();
         self.run(instance)
     }
 

@@ -163,10 +163,10 @@ impl Wasm {
         let version = version
             .call(&mut store, ())
             .map_err(|e| trapped(plugin, "outlet_abi_version", e, &self.limits, false))?;
-        if !(1..=2).contains(&version) {
+        if !(1..=3).contains(&version) {
             return Err(Status::failed_precondition(format!(
                 "plugin `{plugin}`: it speaks guest ABI version {version}, and this host versions 1 \
-                 and 2; rebuild it against docs/wasm-abi.md"
+                 to 3; rebuild it against docs/wasm-abi.md"
             )));
         }
         let memory = instance
