@@ -236,7 +236,7 @@ def operations(run):
         f"{duration(exported_rpc['median_ns'])} against {duration(exported_rpc['baseline']['median_ns'])}. ",
         f"An Outlet host starts a Go go-plugin plugin to its first Get in {duration(go_start['median_ns'])}, ",
         f"{times(ratio(go_start))} go-plugin's own Go host (the goal is no slower). Killed every ",
-        f"25 ms under four callers for {stress['seconds']} s ({stress['kills']} kills), the rpc ",
+        f"25 ms under four callers for {stress['seconds']:g} s ({stress['kills']} kills), the rpc ",
         f"greeter answers again {duration(killed['median_ns'])} after a kill at the median and ",
         f"{duration(killed['p99_ns'])} at p99 (the goal is within 100 ms at p99); of its calls, ",
         f"{stress['answered']} were answered right and {stress['failed']} failed with ",

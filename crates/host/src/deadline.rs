@@ -126,6 +126,16 @@ pub(crate) fn carried(deadline: Instant) -> (u64, String, String) {
     )
 }
 
+/// A call not made: its caller cancelled it, or its deadline had passed.
+pub(crate) fn not_made(plugin: &str, method: &str, cancelled: bool) -> Status {
+    let over = if cancelled {
+        Over::Cancelled
+    } else {
+        Over::Late
+    };
+    over.status(plugin, method, Before)
+}
+
 /// A call its caller cancelled while it ran.
 pub(crate) fn cancelled(plugin: &str, method: &str) -> Status {
     Over::Cancelled.status(plugin, method, During(""))

@@ -62,7 +62,8 @@ impl Cancel {
     }
 
     /// A token that is cancelled when `probe` says so (asked each time),
-    /// for a mechanism's guest side; its watchers never run.
+    /// for a mechanism's guest side: its watchers run only on an explicit
+    /// [`Cancel::cancel`], not when the probe turns.
     #[doc(hidden)]
     pub fn probe(probe: impl Fn() -> bool + Send + Sync + 'static) -> Cancel {
         Cancel(Arc::new(Flag {

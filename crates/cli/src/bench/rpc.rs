@@ -140,7 +140,7 @@ pub fn rows(
     report.extra.insert(
         "stress".into(),
         serde_json::json!({
-            "seconds": length.as_secs(),
+            "seconds": length.as_secs_f64(),
             "kills": stressed.recovered.len(),
             "answered": stressed.answered,
             "failed": stressed.failed,

@@ -57,11 +57,9 @@ impl Shared {
         let cancel = cancel.as_ref();
         // Given up on already (a Hello within a cancelled call, whose answer
         // a start may hold): not made.
-        if cancel.is_some_and(Cancel::is_cancelled) {
-            return Err(crate::deadline::cancelled(plugin, method));
-        }
-        if Instant::now() >= deadline {
-            return Err(self.late(method));
+        let cancelled = cancel.is_some_and(Cancel::is_cancelled);
+        if cancelled || Instant::now() >= deadline {
+            return Err(crate::deadline::not_made(plugin, method, cancelled));
         }
         let instance = self.instance(deadline, cancel)?;
         // Outlet's frames go on a plain Unix socket only, never around TLS.

@@ -23,11 +23,12 @@ use outlet_protocol::context::Cancel;
 use super::peer::Peer;
 
 /// Whether a connection can take another call after this answer: yes after
-/// a reply, or a status a plugin's own code returns (`Unimplemented` for a
-/// Hello it lacks, say); not after one that may have come from the way there
-/// (a connection that broke; a reply over the limit cut short, which tonic
-/// says with `OutOfRange`) or from a call
-/// abandoned at its deadline or on a cancel, which may still be busy.
+/// a reply or a status the plugin returned (`Unimplemented` for a Hello it
+/// lacks, say); not after one made on the way (a connection that broke, has
+/// a source), nor after a reply over the limit cut short (tonic's
+/// `OutOfRange`: a plugin that sends one is not trusted with the connection
+/// again), nor after a call abandoned at its deadline or on a cancel, which
+/// may still be busy.
 fn reusable(answer: &Result<Bytes, tonic::Status>) -> bool {
     use std::error::Error;
     use tonic::Code;
@@ -35,16 +36,9 @@ fn reusable(answer: &Result<Bytes, tonic::Status>) -> bool {
         Ok(_) => true,
         Err(status) => {
             status.source().is_none()
-                && matches!(
+                && !matches!(
                     status.code(),
-                    Code::Unimplemented
-                        | Code::NotFound
-                        | Code::InvalidArgument
-                        | Code::FailedPrecondition
-                        | Code::AlreadyExists
-                        | Code::PermissionDenied
-                        | Code::Aborted
-                        | Code::Unauthenticated
+                    Code::DeadlineExceeded | Code::Cancelled | Code::OutOfRange
                 )
         }
     }

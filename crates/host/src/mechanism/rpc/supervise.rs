@@ -111,6 +111,10 @@ impl Shared {
                 stderr: instance.process.last_stderr(),
             });
         }
+        // A restart, counted before the new process can be seen serving.
+        if instance.restarts > 0 {
+            self.meter.restarted();
+        }
         *state = State::Running(instance);
         drop(state);
         self.changed.notify_all();
@@ -320,8 +324,6 @@ impl Shared {
     fn restart(self: &Arc<Shared>, attempts: u32) -> Result<bool, RpcError> {
         let instance = Instance::start(self, attempts)?;
         self.configure(&instance)?;
-        // Counted before the new process can be seen serving.
-        self.meter.restarted();
         self.run(instance)
     }
 

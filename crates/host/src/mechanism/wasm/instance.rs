@@ -88,7 +88,7 @@ pub(super) struct Instance {
     /// The buffer `outlet_alloc` gave last, reused while calls fit it.
     pub(super) buffer: (usize, usize),
     /// Whether the guest keeps that buffer until the next `outlet_alloc`
-    /// (ABI version 2), rather than for one call (version 1).
+    /// (ABI version 2 and later), rather than for one call (version 1).
     pub(super) reuse: bool,
     /// The session generation this instance was configured for.
     pub(super) generation: u64,
