@@ -269,3 +269,54 @@ fn each_call_runs_in_a_span_with_its_plugin_method_mechanism_and_code() {
         assert!(closed.contains(field), "{field}: {closed}");
     }
 }
+
+/// A cancel reaches every call of the chain it cancels, even one an rpc
+/// plugin makes through the host on a thread of its own: the callee stops.
+#[test]
+fn a_cancel_reaches_a_call_an_rpc_plugin_makes_through_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host();
+    let callee = host
+        .load(manifest(
+            dir.path(),
+            "native",
+            "paused-callee",
+            &artifact("native"),
+            "[config]\npause_ms = \"5000\"\n",
+        ))
+        .unwrap();
+    host.offer_plugin(&callee).unwrap();
+    // The test rpc plugin greets "host:<name>" by asking the host's Greeter.
+    let relay = crate::support::rpc_fixture(
+        "relaying",
+        "",
+        "[limits]\ntimeout_ms = 20000\n[permissions]\n\
+         call = [\"outlet.examples.greeter.v1.Greeter/Greet\"]\n",
+    );
+    let relay = host.load(&relay.manifest).unwrap();
+    let cancel = Cancel::new();
+    let canceller = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            cancel.cancel();
+        })
+    };
+    let client: GreeterClient<Plugin> = relay.client().unwrap();
+    let relayed = GreetRequest {
+        name: "host:late".into(),
+    };
+    let error = client.with_cancel(&cancel).greet(relayed).unwrap_err();
+    canceller.join().unwrap();
+    assert_eq!(error.code(), Code::Cancelled, "{error}");
+    // The callee's call, on the relay's broker thread, stops too.
+    let stopped = Instant::now() + PROMPT;
+    while callee.stats().methods.iter().any(|m| m.in_flight > 0) {
+        assert!(
+            Instant::now() < stopped,
+            "the callee's call was not cancelled"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(callee.stats().calls() >= 1, "{:?}", callee.stats());
+}

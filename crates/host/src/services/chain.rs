@@ -25,6 +25,9 @@ pub(crate) struct Frame {
     pub(super) deadline: Option<Instant>,
     /// The deadline the call it was made within imposes on it.
     imposed: Option<Instant>,
+    /// The token host code gave the outermost call, if any: it cancels the
+    /// whole chain, on whichever thread a call of it runs.
+    pub(super) cancel: Option<Cancel>,
 }
 
 impl Frame {
@@ -36,6 +39,7 @@ impl Frame {
             depth: 1,
             deadline,
             imposed: None,
+            cancel: None,
         }
     }
 
@@ -47,6 +51,7 @@ impl Frame {
             depth: outer.depth + 1,
             deadline,
             imposed: outer.deadline,
+            cancel: outer.cancel.clone(),
         }
     }
 
@@ -95,13 +100,17 @@ impl Frame {
         // The plugin's own limit, or its caller's deadline if sooner.
         let own = Instant::now() + limit;
         let own = caller_deadline().map_or(own, |d| d.min(own));
-        Arc::new(match outer {
+        let mut frame = match outer {
             Some(outer) => {
                 let deadline = outer.deadline.map_or(own, |d| d.min(own));
                 Frame::inner(&outer, plugin.clone(), Some(deadline))
             }
             None => Frame::root(plugin.clone(), Some(own)),
-        })
+        };
+        if let Some(cancel) = caller_cancel() {
+            frame.cancel = Some(cancel);
+        }
+        Arc::new(frame)
     }
 }
 
@@ -239,4 +248,17 @@ fn caller_deadline() -> Option<Instant> {
 /// The token the host code calling on this thread may cancel the call by.
 pub(crate) fn caller_cancel() -> Option<Cancel> {
     context::on_this_thread(|c| c.and_then(|c| c.cancel.clone()))
+}
+
+/// Runs `call` of the chain of `frame` where its cancel reaches it: on a
+/// thread of its own (an rpc plugin's broker's), the chain's token comes
+/// with it; on the caller's thread, it is there already.
+pub(super) fn cancelled_with<R>(frame: &Frame, call: impl FnOnce() -> R) -> R {
+    match &frame.cancel {
+        Some(cancel) if !outlet_protocol::context::is_set() => {
+            let chain = CallContext::new(None, Some(cancel.clone()));
+            outlet_protocol::context::scope(chain, call)
+        }
+        _ => call(),
+    }
 }

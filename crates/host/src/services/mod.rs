@@ -24,7 +24,7 @@ use caller::Grant;
 pub(crate) use chain::{
     Frame, caller_cancel, carry, deadline_here, limit_hit, time_left, until, within,
 };
-use chain::{MAX_CHAIN, put_back};
+use chain::{MAX_CHAIN, cancelled_with, put_back};
 
 /// What answers a service's calls.
 #[derive(Clone)]
@@ -292,9 +292,11 @@ impl HostServices {
             Some(Route::Host(found)) => {
                 tracing::debug!(target: "outlet::host", plugin, method, "a plugin calls the host");
                 let mut answer = Vec::new();
-                // Host code run within the caller's call, and its time.
-                within(frame.clone(), || {
-                    until(frame.deadline, || found.call(method, request, &mut answer))
+                // Host code run within the caller's call, its time and cancel.
+                cancelled_with(frame, || {
+                    within(frame.clone(), || {
+                        until(frame.deadline, || found.call(method, request, &mut answer))
+                    })
                 })?;
                 response(&answer);
                 Ok(())
@@ -348,20 +350,23 @@ impl HostServices {
                 frame.path()
             )));
         };
-        let answer = if target.calls_out() {
-            // It may call on: its calls are made within this one.
-            // Its own calls get no more time than it has.
-            let own = Instant::now() + target.manifest().limits.timeout();
-            let deadline = frame.deadline.map_or(own, |d| d.min(own));
-            let inner = Frame::inner(frame, target.name_arc(), Some(deadline));
-            within(Arc::new(inner), || {
-                target.call_with(method, request, response)
-            })
-        } else {
-            until(frame.deadline, || {
-                target.call_with(method, request, response)
-            })
+        let call = || {
+            if target.calls_out() {
+                // It may call on: its calls are made within this one.
+                // Its own calls get no more time than it has.
+                let own = Instant::now() + target.manifest().limits.timeout();
+                let deadline = frame.deadline.map_or(own, |d| d.min(own));
+                let inner = Frame::inner(frame, target.name_arc(), Some(deadline));
+                within(Arc::new(inner), || {
+                    target.call_with(method, request, response)
+                })
+            } else {
+                until(frame.deadline, || {
+                    target.call_with(method, request, response)
+                })
+            }
         };
+        let answer = cancelled_with(frame, call);
         // An answer after the deadline comes too late: from a plugin that
         // cannot be stopped (native, cabi), or one called when the time was
         // up already (the others then get none to run in).

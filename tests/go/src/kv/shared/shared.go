@@ -5,6 +5,7 @@ package shared
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -70,7 +71,8 @@ type kvServer struct{ impl KV }
 
 // WaitKey is a key whose Get waits for the call's context to end (its
 // deadline or the host's cancel), at most 10 s, then stores why under
-// EndedKey: how the tests see a host's deadline and cancel arrive.
+// EndedKey, with the deadline the call came with: how the tests see a
+// host's deadline and cancel arrive.
 const (
 	WaitKey  = "wait-for-the-context"
 	EndedKey = "how-the-context-ended"
@@ -81,9 +83,14 @@ const (
 
 func (s *kvServer) Get(ctx context.Context, req *GetRequest) (*GetResponse, error) {
 	if req.Key == WaitKey {
+		left := "none"
+		if deadline, ok := ctx.Deadline(); ok {
+			left = fmt.Sprint(time.Until(deadline).Milliseconds())
+		}
 		select {
 		case <-ctx.Done():
-			_ = s.impl.Put(EndedKey, []byte(ctx.Err().Error()))
+			ended := fmt.Sprintf("%v; deadline in %s ms", ctx.Err(), left)
+			_ = s.impl.Put(EndedKey, []byte(ended))
 			return nil, ctx.Err()
 		case <-time.After(10 * time.Second):
 			_ = s.impl.Put(EndedKey, []byte("not ended after 10 s"))
