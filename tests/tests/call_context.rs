@@ -94,13 +94,7 @@ fn a_cancelled_call_fails_with_cancelled_at_once_on_every_mechanism() {
         let cancel = Cancel::new();
         let client: GreeterClient<Plugin> = plugin.client().unwrap();
         let client = client.with_cancel(&cancel);
-        let canceller = {
-            let cancel = cancel.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(200));
-                cancel.cancel();
-            })
-        };
+        let canceller = crate::support::cancel_after(&cancel, Duration::from_millis(200));
         let started = Instant::now();
         let error = client.greet(request()).unwrap_err();
         let took = started.elapsed();
@@ -171,13 +165,7 @@ fn an_exec_plugin_that_ignores_its_cancel_is_killed() {
     let f = fixture("deaf", "deaf", "[limits]\ntimeout_ms = 20000\n");
     let plugin = f.load();
     let cancel = Cancel::new();
-    let canceller = {
-        let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            cancel.cancel();
-        })
-    };
+    let canceller = crate::support::cancel_after(&cancel, Duration::from_millis(300));
     let client: GreeterClient<Plugin> = plugin.client().unwrap();
     let started = Instant::now();
     let error = client.with_cancel(&cancel).greet(request()).unwrap_err();
@@ -295,13 +283,7 @@ fn a_cancel_reaches_a_call_an_rpc_plugin_makes_through_the_host() {
     );
     let relay = host.load(&relay.manifest).unwrap();
     let cancel = Cancel::new();
-    let canceller = {
-        let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(300));
-            cancel.cancel();
-        })
-    };
+    let canceller = crate::support::cancel_after(&cancel, Duration::from_millis(300));
     let client: GreeterClient<Plugin> = relay.client().unwrap();
     let relayed = GreetRequest {
         name: "host:late".into(),

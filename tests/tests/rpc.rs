@@ -202,13 +202,7 @@ fn a_go_plugin_sees_its_calls_deadline_cancel_and_trace_in_its_context() {
     };
 
     let cancel = outlet_protocol::context::Cancel::new();
-    let canceller = {
-        let cancel = cancel.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
-            cancel.cancel();
-        })
-    };
+    let canceller = crate::support::cancel_after(&cancel, Duration::from_millis(200));
     let started = Instant::now();
     let error = kv.clone().with_cancel(&cancel).get(wait()).unwrap_err();
     canceller.join().unwrap();

@@ -354,3 +354,16 @@ pub fn rust_guest() -> PathBuf {
 pub fn test_library() -> PathBuf {
     test_plugin().with_file_name("liboutlet_test_native.so")
 }
+
+/// Cancels `cancel` after `after`, on a thread of its own: join it once the
+/// call it cancels has returned.
+pub fn cancel_after(
+    cancel: &outlet_protocol::context::Cancel,
+    after: std::time::Duration,
+) -> std::thread::JoinHandle<()> {
+    let cancel = cancel.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        cancel.cancel();
+    })
+}

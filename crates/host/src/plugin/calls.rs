@@ -169,16 +169,16 @@ impl Transport for Plugin {
         // A poisoned, unhealthy or stopped plugin is not offered, nor one
         // its caller gave up on: the client then takes the encoded path,
         // which says why.
-        let backend = self.instance().ok()?;
-        if backend.poisoned()
-            || self.0.unhealthy.load(Ordering::Relaxed)
-            || crate::deadline::given_up()
-        {
-            return None;
-        }
         // Held to its caller's deadline and cancel as any call is, after
         // the fact: the plugin's code runs on this thread.
         let held = outlet_protocol::context::is_set();
+        let backend = self.instance().ok()?;
+        if backend.poisoned()
+            || self.0.unhealthy.load(Ordering::Relaxed)
+            || (held && crate::deadline::given_up())
+        {
+            return None;
+        }
         let held_to = |code| {
             held.then(|| crate::deadline::refused_here(self.name(), method, code))
                 .flatten()

@@ -52,13 +52,14 @@ impl Shared {
             )));
         }
         // At most the time left to the call it is made in, if any.
-        let deadline = Instant::now() + crate::services::time_left(self.timeout);
+        let left = crate::services::time_left(self.timeout);
+        let deadline = Instant::now() + left;
         let cancel = crate::services::caller_cancel();
         let cancel = cancel.as_ref();
         // Given up on already (a Hello within a cancelled call, whose answer
         // a start may hold): not made.
         let cancelled = cancel.is_some_and(Cancel::is_cancelled);
-        if cancelled || Instant::now() >= deadline {
+        if cancelled || left.is_zero() {
             return Err(crate::deadline::not_made(plugin, method, cancelled));
         }
         let instance = self.instance(deadline, cancel)?;
