@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #ifndef ABI
-#define ABI 4
+#define ABI 5
 #endif
 #ifndef SIZE
 #define SIZE 40

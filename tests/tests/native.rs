@@ -70,7 +70,12 @@ fn a_library_of_another_build_is_refused_with_both_fingerprints() {
     assert!(text.contains(outlet_protocol::BUILD_FINGERPRINT), "{text}");
     assert!(text.contains("rebuild both together"), "{text}");
 
-    for (define, expected) in [("ABI=7", "ABI version 7"), ("SIZE=16", "16 bytes")] {
+    let version = format!(
+        "native ABI version 7, and this host speaks version {}; a native plugin must come from \
+         the host's own build",
+        outlet_protocol::native_abi::ABI_VERSION
+    );
+    for (define, expected) in [("ABI=7", version.as_str()), ("SIZE=16", "16 bytes")] {
         let library = dir.path().join(format!("lib{}.so", &define[..3]));
         compile_c(&source, &[define], &library);
         let text = load(&manifest(dir.path(), "native", "odd", &library, ""))

@@ -345,6 +345,13 @@ const SERVER_BOTTOM: &str = r#"            _ => ::core::result::Result::Err(%P%:
         ::core::option::Option::Some(&self.inner)
     }
 
+    fn shared(&self) -> ::core::option::Option<::outlet_protocol::Shared> {
+        ::core::option::Option::Some(::outlet_protocol::Shared {
+            implementation: ::std::boxed::Box::new(::std::sync::Arc::clone(&self.inner)),
+            poisoned: ::std::sync::Arc::clone(&self.poisoned),
+        })
+    }
+
     fn poisoned(&self) -> bool {
         self.poisoned.load(::std::sync::atomic::Ordering::Relaxed)
     }

@@ -122,6 +122,21 @@ pub enum DylibError {
         /// The table's size.
         found: usize,
     },
+    /// A native plugin's declaration is of another version.
+    #[error(
+        "{}: its declaration is native ABI version {found}, and this host speaks version \
+         {expected}; a native plugin must come from the host's own build: rebuild both together \
+         (or run the plugin as cabi, rpc or exec)",
+        path.display()
+    )]
+    NativeVersion {
+        /// The library's path.
+        path: PathBuf,
+        /// The host's version.
+        expected: u32,
+        /// The declaration's version.
+        found: u32,
+    },
     /// A native plugin from another build.
     #[error(
         "{}: the plugin was built as \"{plugin}\", and this host as \"{host}\"; a native plugin \

@@ -99,7 +99,7 @@ impl NativeLibrary {
         // declaration starts with this header.
         let header = unsafe { &*declaration };
         if header.abi_version != ABI_VERSION {
-            return Err(DylibError::AbiVersion {
+            return Err(DylibError::NativeVersion {
                 path: path.to_owned(),
                 expected: ABI_VERSION,
                 found: header.abi_version,

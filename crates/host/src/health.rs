@@ -103,7 +103,7 @@ fn check(plugin: &Plugin, interval: Duration, pending: &mut Option<Pending>) -> 
     std::thread::Builder::new()
         .name(format!("outlet-check-{}", plugin.name()))
         .spawn(move || {
-            let _ = answer.send(ask(&*backend, until));
+            let _ = answer.send(ask(&**backend, until));
         })
         .map_err(|e| format!("no thread to check it on: {e}"))?;
     let left = until.saturating_duration_since(Instant::now());

@@ -170,6 +170,7 @@ impl CallOptions {
     }
 
     /// Whether it asks nothing.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.timeout.is_none()
             && self.deadline.is_none()
@@ -362,6 +363,7 @@ pub fn trace() -> Option<TraceContext> {
 
 /// Whether this thread is inside a call's context at all: cheaper than
 /// [`current`], for a caller's fast path.
+#[inline]
 pub fn is_set() -> bool {
     CURRENT.with(|current| current.borrow().is_some())
 }

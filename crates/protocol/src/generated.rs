@@ -14,22 +14,19 @@ use crate::{Status, Transport};
 ///
 /// # Errors
 /// `Err(request)` when there is no native implementation of type `Arc<I>`.
+#[inline]
 pub fn native<I: ?Sized + 'static, Q, T>(
-    transport: &(impl Transport + ?Sized),
+    transport: &impl Transport,
     service: &str,
     method: &'static str,
     request: Q,
     direct: impl FnOnce(&Arc<I>, Q) -> Result<T, Status>,
 ) -> Result<Result<T, Status>, Q> {
     let mut request = Some(request);
-    let mut direct = Some(direct);
     let mut answer = None;
-    let refused = transport.with_native(service, method, &mut |implementation| {
+    let refused = transport.with_native_once(service, method, |implementation| {
         let implementation = implementation.downcast_ref::<Arc<I>>()?;
-        let (Some(request), Some(direct)) = (request.take(), direct.take()) else {
-            return None;
-        };
-        let result = direct(implementation, request);
+        let result = direct(implementation, request.take()?);
         let code = result
             .as_ref()
             .map_or_else(Status::code, |_| crate::Code::Ok);
@@ -53,24 +50,34 @@ pub fn native<I: ?Sized + 'static, Q, T>(
 ///
 /// # Errors
 /// The method's own error, `Internal` for a panic, `Unavailable` when poisoned.
+#[inline]
 pub fn guard<R>(
     poisoned: &AtomicBool,
     method: &str,
     call: impl FnOnce() -> Result<R, Status>,
 ) -> Result<R, Status> {
     if poisoned.load(Ordering::Relaxed) {
-        return Err(Status::unavailable(format!(
-            "an earlier call panicked, so the plugin's state may be corrupt and it serves no \
-             more calls ({method} refused); reload the plugin"
-        )));
+        return Err(refused(method));
     }
-    catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|panic| {
-        poisoned.store(true, Ordering::Relaxed);
-        Err(Status::internal(format!(
-            "{method} panicked: {}",
-            panic_message(panic.as_ref())
-        )))
-    })
+    catch_unwind(AssertUnwindSafe(call))
+        .unwrap_or_else(|panic| Err(panicked(poisoned, method, panic)))
+}
+
+#[cold]
+fn refused(method: &str) -> Status {
+    Status::unavailable(format!(
+        "an earlier call panicked, so the plugin's state may be corrupt and it serves no more \
+         calls ({method} refused); reload the plugin"
+    ))
+}
+
+#[cold]
+fn panicked(poisoned: &AtomicBool, method: &str, panic: Box<dyn Any + Send>) -> Status {
+    poisoned.store(true, Ordering::Relaxed);
+    Status::internal(format!(
+        "{method} panicked: {}",
+        panic_message(panic.as_ref())
+    ))
 }
 
 /// The text of a panic's payload.

@@ -86,7 +86,7 @@ pub use generated::{guard, native, panic_message};
 pub use negotiate::{CORE_VERSIONS, Negotiated, NegotiationError, negotiate};
 pub use plugin::Plugin;
 pub use status::{Code, Status};
-pub use transport::{Client, Direct, Local, Service, Transport, handle, unary};
+pub use transport::{Client, Direct, Local, Service, Shared, Transport, handle, unary};
 
 /// Re-exported for generated code, so a crate with generated clients
 /// needs no direct dependency on `prost` beyond the messages.

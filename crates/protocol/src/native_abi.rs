@@ -15,7 +15,9 @@ use crate::{BUILD_FINGERPRINT, Plugin, Status};
 /// raised whenever either changes. Version 2: `make` fails with a
 /// [`MakeError`]. Version 3: `connect` hands the plugin its [`HostCall`].
 /// Version 4: and where to ask about the call it serves ([`Connection`]).
-pub const ABI_VERSION: u32 = 4;
+/// Version 5: a [`crate::Service`] lends its implementation
+/// ([`crate::Service::shared`]).
+pub const ABI_VERSION: u32 = 5;
 
 /// The name of the static a native plugin exports.
 pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";

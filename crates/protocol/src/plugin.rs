@@ -145,16 +145,13 @@ impl Plugin {
         }
     }
 
-    /// The implementation behind `service`, for a host of the same build
-    /// (see [`Transport::with_native`](crate::Transport::with_native)).
-    pub fn native(&self, service: &str) -> Option<&(dyn std::any::Any + Send + Sync)> {
-        let found = match &self.services[..] {
-            [only] => Some(only),
-            all => all.iter().find(|s| s.name() == service),
-        };
-        found
-            .filter(|s| s.name() == service)
-            .and_then(|s| s.as_any())
+    /// What each service lends a host of the same build to call directly
+    /// (see [`Service::shared`](crate::Service::shared)), by service name.
+    pub fn shared(&self) -> Vec<(&'static str, crate::Shared)> {
+        self.services
+            .iter()
+            .filter_map(|s| Some((s.name(), s.shared()?)))
+            .collect()
     }
 
     /// The service of that name.

@@ -61,6 +61,22 @@ pub trait Transport: Send + Sync {
         let _ = (service, method, f);
         None
     }
+
+    /// [`Transport::with_native`] for a transport whose type the caller
+    /// knows, with `f` called at most once: what generated clients call. A
+    /// transport may implement it so that the whole direct path is inlined
+    /// into the client; the default goes through `with_native`.
+    #[inline]
+    fn with_native_once<F>(&self, service: &str, method: &'static str, f: F) -> Option<Status>
+    where
+        Self: Sized,
+        F: FnOnce(&(dyn Any + Send + Sync)) -> Option<crate::Code>,
+    {
+        let mut f = Some(f);
+        self.with_native(service, method, &mut |implementation| {
+            f.take().and_then(|f| f(implementation))
+        })
+    }
 }
 
 macro_rules! forward {
@@ -98,6 +114,16 @@ forward!(&T, Arc<T>, Box<T>);
 /// code; `None` if the implementation is not of the type it calls.
 pub type Direct<'a> = dyn FnMut(&(dyn Any + Send + Sync)) -> Option<crate::Code> + 'a;
 
+/// A service's implementation, lent to a host of the same build (see
+/// [`Service::shared`]). Code of the library lives behind it: it must be
+/// dropped before the library is unloaded.
+pub struct Shared {
+    /// What [`Service::as_any`] returns, owned: an `Arc<dyn Trait>`.
+    pub implementation: Box<dyn Any + Send + Sync>,
+    /// Set once a call of the service panicked.
+    pub poisoned: Arc<std::sync::atomic::AtomicBool>,
+}
+
 /// Serves encoded calls: what a plugin exposes to a mechanism. Generated
 /// code implements it for `GreeterServer<T: Greeter>`.
 pub trait Service: Send + Sync + 'static {
@@ -117,6 +143,14 @@ pub trait Service: Send + Sync + 'static {
     /// build (see [`Transport::with_native`]). Generated servers return their
     /// `Arc<dyn Trait>`.
     fn as_any(&self) -> Option<&(dyn Any + Send + Sync)> {
+        None
+    }
+
+    /// The implementation behind the service and the flag its panics set,
+    /// for a host of the same build to keep beside the library and call
+    /// directly (see [`Transport::with_native`]). Generated servers lend a
+    /// clone of their `Arc<dyn Trait>`.
+    fn shared(&self) -> Option<Shared> {
         None
     }
 

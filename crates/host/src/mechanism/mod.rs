@@ -65,6 +65,13 @@ pub(crate) trait Backend: Transport {
         self.stop();
     }
 
+    /// What a plugin native to this build lends for calls straight to its
+    /// services (see `Transport::with_native`), by service name; taken once
+    /// per instance. It must be dropped before the backend.
+    fn shared(&self) -> Vec<(String, outlet_protocol::Shared)> {
+        Vec::new()
+    }
+
     /// Makes a fresh instance ready for calls and drops it, for a mechanism
     /// that has instances (see `Plugin::fresh_instance`).
     fn fresh_instance(&self) -> Option<Result<(), Status>> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use outlet_dylib::NativeLibrary;
 use outlet_manifest::Manifest;
 use outlet_protocol::native_abi::{Connection, HostCall};
-use outlet_protocol::{Direct, Status, Transport};
+use outlet_protocol::{Shared, Status, Transport};
 
 use super::{Backend, Claim, LibraryPath, Session};
 use crate::error::LoadError;
@@ -88,19 +88,21 @@ impl Transport for Native {
             .handle(method, request, &mut response)?;
         Ok(response)
     }
-
-    fn with_native(&self, service: &str, _: &'static str, f: &mut Direct<'_>) -> Option<Status> {
-        if let Some(implementation) = self.library.plugin().native(service) {
-            f(implementation);
-        }
-        None
-    }
 }
 
 impl Backend for Native {
     fn set_session(&self, _session: Session) {}
 
     fn stop(&self) {}
+
+    fn shared(&self) -> Vec<(String, Shared)> {
+        self.library
+            .plugin()
+            .shared()
+            .into_iter()
+            .map(|(name, shared)| (name.to_owned(), shared))
+            .collect()
+    }
 
     fn poisoned(&self) -> bool {
         self.library.plugin().poisoned()

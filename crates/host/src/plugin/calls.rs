@@ -3,6 +3,7 @@
 //! caller's deadline and cancel; its stats and span. And [`Transport`] for
 //! [`Plugin`], which generated clients call through.
 
+use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -97,6 +98,7 @@ impl Plugin {
     /// The `tracing` span of one call (target `outlet::call`, level TRACE):
     /// the plugin, method, mechanism, and code once it is known; nothing
     /// when no subscriber wants it.
+    #[inline]
     fn span(&self, method: &str) -> tracing::Span {
         tracing::trace_span!(
             target: "outlet::call",
@@ -110,7 +112,7 @@ impl Plugin {
 
     /// The instance to call: the running one, or after a panic, what
     /// `on_panic` makes of it.
-    fn ready(&self) -> Result<Arc<dyn Backend>, Status> {
+    fn ready(&self) -> Result<Arc<super::Instance>, Status> {
         let mut backend = self.instance()?;
         if backend.poisoned() {
             self.tell_poisoned();
@@ -131,7 +133,7 @@ impl Transport for Plugin {
             let answer = self.held(method, || {
                 let backend = self.ready()?;
                 let answer = self.serve(|| backend.call(method, request));
-                self.answered(&*backend, answer)
+                self.answered(&**backend, answer)
             });
             *out = answer.as_ref().map_or(0, Vec::len);
             answer
@@ -152,7 +154,7 @@ impl Transport for Plugin {
             self.held(method, || {
                 let backend = self.ready()?;
                 let answer = self.serve(|| backend.call_with(method, request, &mut counted));
-                self.answered(&*backend, answer)
+                self.answered(&**backend, answer)
             })
         })
     }
@@ -163,52 +165,65 @@ impl Transport for Plugin {
         method: &'static str,
         f: &mut Direct<'_>,
     ) -> Option<Status> {
+        self.direct(service, method, f)
+    }
+
+    #[inline]
+    fn with_native_once<F>(&self, service: &str, method: &'static str, f: F) -> Option<Status>
+    where
+        F: FnOnce(&(dyn Any + Send + Sync)) -> Option<Code>,
+    {
+        self.direct(service, method, f)
+    }
+}
+
+impl Plugin {
+    /// A call straight to a native plugin's implementation (see
+    /// `Transport::with_native`), counted and held to its caller's
+    /// deadline and cancel as any call is; inlined into generated clients.
+    #[inline]
+    fn direct<F>(&self, service: &str, method: &'static str, f: F) -> Option<Status>
+    where
+        F: FnOnce(&(dyn Any + Send + Sync)) -> Option<Code>,
+    {
         if self.0.manifest.mechanism != Mechanism::Native {
             return None;
         }
         // A poisoned, unhealthy or stopped plugin is not offered, nor one
         // its caller gave up on: the client then takes the encoded path,
         // which says why.
+        let backend = self.0.backend.load();
+        let implementation = backend.as_deref()?.direct(service)?;
+        if self.0.unhealthy.load(Ordering::Relaxed) {
+            return None;
+        }
         // Held to its caller's deadline and cancel as any call is, after
         // the fact: the plugin's code runs on this thread.
         let held = outlet_protocol::context::is_set();
-        let backend = self.instance().ok()?;
-        if backend.poisoned()
-            || self.0.unhealthy.load(Ordering::Relaxed)
-            || (held && crate::deadline::given_up())
-        {
+        if held && crate::deadline::given_up() {
             return None;
         }
-        let held_to = |code| {
+        let refused = |code| {
             held.then(|| crate::deadline::refused_here(self.name(), method, code))
                 .flatten()
         };
-        let mut refused = None;
         if !self.0.context.metered {
-            backend.with_native(service, method, &mut |implementation| {
-                let code = f(implementation);
-                refused = code.and_then(held_to);
-                code
-            });
-            return refused;
+            return f(implementation).and_then(refused);
         }
         let meter = self.0.meter.method_static(method);
         let span = self.span(method);
         let _entered = span.enter();
-        backend.with_native(service, method, &mut |implementation| {
-            let started = meter.start();
-            let code = f(implementation);
-            match code {
-                Some(code) => {
-                    refused = held_to(code);
-                    let code = refused.as_ref().map_or(code, Status::code);
-                    meter.finish(started, code, (0, 0));
-                    span.record("code", tracing::field::display(code));
-                }
-                None => meter.unstart(),
-            }
-            code
-        });
+        let started = meter.start();
+        let Some(code) = f(implementation) else {
+            meter.unstart();
+            return None;
+        };
+        let refused = refused(code);
+        let code = refused.as_ref().map_or(code, Status::code);
+        meter.finish(started, code, (0, 0));
+        if !span.is_disabled() {
+            span.record("code", tracing::field::display(code));
+        }
         refused
     }
 }
@@ -234,7 +249,9 @@ impl Plugin {
         let answer = call(&mut out);
         let code = code(&answer);
         meter.finish(started, code, (request, out));
-        span.record("code", tracing::field::display(code));
+        if !span.is_disabled() {
+            span.record("code", tracing::field::display(code));
+        }
         answer
     }
 }

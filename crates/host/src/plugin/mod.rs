@@ -1,16 +1,18 @@
 //! [`Plugin`]: a loaded plugin, whatever its mechanism.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use outlet_manifest::Manifest;
 use outlet_protocol::core::{
     self, ConfigureRequest, ConfigureResponse, HealthRequest, HealthResponse, HelloResponse,
     ShutdownRequest, ShutdownResponse,
 };
-use outlet_protocol::{Client, Negotiated, Status, capability, unary};
+use outlet_protocol::{Client, Negotiated, Shared, Status, capability, unary};
 
 mod calls;
 
@@ -37,12 +39,15 @@ struct Inner {
     calls_out: bool,
     hello: HelloResponse,
     negotiated: Negotiated,
-    /// The running instance; `None` once shut down. A call holds a clone
-    /// of the `Arc` for its length, so an instance a reload replaced is
-    /// dropped (its library shut down and unmapped) when its last call
-    /// returns, and a plugin that calls back into the host, which calls it
-    /// again, takes no lock twice.
-    backend: RwLock<Option<Arc<dyn Backend>>>,
+    /// The running instance; `None` once shut down. A call holds it for
+    /// its length (a guard of the swap, or a clone of the `Arc`), so an
+    /// instance a reload replaced is dropped (its library shut down and
+    /// unmapped) when its last call returns; reading it takes no lock, so a
+    /// plugin that calls back into the host, which calls it again, waits
+    /// for nothing.
+    backend: ArcSwapOption<Instance>,
+    /// Held to change `backend`, with `stopped` read under it.
+    swapping: Mutex<()>,
     config: Mutex<BTreeMap<String, String>>,
     stopped: AtomicBool,
     reloads: AtomicU64,
@@ -58,6 +63,54 @@ struct Inner {
     meter: Arc<Meter>,
     /// Held by the one reload or Configure at a time; taken before `config`.
     reloading: Mutex<()>,
+}
+
+/// A plugin's running instance: its mechanism's backend (boxed, for the
+/// swap it is kept in holds sized values only), and for a native plugin,
+/// what its services lend for calls straight to them.
+pub(crate) struct Instance {
+    /// By service name. Code of the library lives behind these: declared
+    /// before `backend`, they are dropped before the library is unloaded.
+    direct: Vec<(String, Shared)>,
+    backend: Box<dyn Backend>,
+}
+
+impl Instance {
+    fn new(backend: Box<dyn Backend>) -> Instance {
+        Instance {
+            direct: backend.shared(),
+            backend,
+        }
+    }
+
+    /// The implementation of `service` for a generated client to call
+    /// directly, while no call of the plugin's has panicked.
+    #[inline]
+    fn direct(&self, service: &str) -> Option<&(dyn Any + Send + Sync)> {
+        // One service: no name to compare, the caller's downcast tells.
+        let found = match &self.direct[..] {
+            [] => return None,
+            [(_, only)] => only,
+            all => &all.iter().find(|(name, _)| name == service)?.1,
+        };
+        // A panic in any service leaves the plugin's state in doubt.
+        if self
+            .direct
+            .iter()
+            .any(|(_, s)| s.poisoned.load(Ordering::Relaxed))
+        {
+            return None;
+        }
+        Some(&*found.implementation)
+    }
+}
+
+impl std::ops::Deref for Instance {
+    type Target = dyn Backend;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.backend
+    }
 }
 
 /// A handle on a plugin that does not keep it loaded; none by default.
@@ -100,7 +153,8 @@ impl Plugin {
             manifest,
             hello,
             negotiated,
-            backend: RwLock::new(Some(Arc::from(backend))),
+            backend: ArcSwapOption::from_pointee(Instance::new(backend)),
+            swapping: Mutex::new(()),
             config: Mutex::new(config),
             stopped: AtomicBool::new(false),
             reloads: AtomicU64::new(0),
@@ -221,7 +275,7 @@ impl Plugin {
             return Err(self.poisoned_error());
         }
         let _: ConfigureResponse = unary(
-            &*backend,
+            &**backend,
             core::CONFIGURE,
             &ConfigureRequest {
                 config: config.clone().into_iter().collect(),
@@ -297,17 +351,17 @@ impl Plugin {
         // The old instance goes when its last call returns: in-process
         // mechanisms shut it down as they drop it.
         let old = {
-            let mut backend = self.0.backend.write().unwrap_or_else(|e| e.into_inner());
+            let swapping = self.0.swapping.lock().unwrap_or_else(|e| e.into_inner());
             // Shut down while the fresh one started: it is not put back.
             if self.0.stopped.load(Ordering::Acquire) {
-                drop(backend);
+                drop(swapping);
                 fresh.stop();
                 return Err(LoadError::Reload {
                     plugin,
                     error: ReloadError::ShutDown,
                 });
             }
-            backend.replace(Arc::from(fresh))
+            self.0.backend.swap(Some(Arc::new(Instance::new(fresh))))
         };
         drop(old);
         self.0.poison_told.store(false, Ordering::Release);
@@ -347,9 +401,8 @@ impl Plugin {
     }
 
     /// The running instance, for one call.
-    pub(crate) fn instance(&self) -> Result<Arc<dyn Backend>, Status> {
-        let backend = self.0.backend.read().unwrap_or_else(|e| e.into_inner());
-        backend.clone().ok_or_else(|| {
+    pub(crate) fn instance(&self) -> Result<Arc<Instance>, Status> {
+        self.0.backend.load_full().ok_or_else(|| {
             Status::unavailable(format!(
                 "plugin `{}` was shut down; load it again to call it",
                 self.name()
@@ -380,7 +433,7 @@ impl Plugin {
     /// `Unavailable` when the plugin cannot be reached.
     pub fn health(&self) -> Result<HealthResponse, Status> {
         // Asked even while its health checks fail, which fails other calls.
-        unary(&*self.instance()?, core::HEALTH, &HealthRequest {})
+        unary(&**self.instance()?, core::HEALTH, &HealthRequest {})
     }
 
     /// Asks the plugin to finish, then releases it. Later calls fail with
@@ -406,8 +459,8 @@ impl Plugin {
             return Ok(());
         }
         let taken = {
-            let mut backend = self.0.backend.write().unwrap_or_else(|e| e.into_inner());
-            backend.take()
+            let _swapping = self.0.swapping.lock().unwrap_or_else(|e| e.into_inner());
+            self.0.backend.swap(None)
         };
         let Some(backend) = taken else {
             return Ok(());
@@ -433,7 +486,7 @@ impl Plugin {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let shutdown = || unary(&*backend, core::SHUTDOWN, &ShutdownRequest {});
+        let shutdown = || unary(&**backend, core::SHUTDOWN, &ShutdownRequest {});
         let answer: Result<ShutdownResponse, Status> = if force {
             crate::services::until(Some(deadline), shutdown)
         } else {
