@@ -47,6 +47,11 @@ impl Caller {
         }
     }
 
+    /// Whether its manifest grants it any call through the host.
+    pub(crate) fn grants_any(&self) -> bool {
+        !self.grants.is_empty()
+    }
+
     /// Lets a call in: not too large, and for an rpc plugin, not one too
     /// many in flight.
     pub(super) fn admit(&self, request: &[u8]) -> Result<Option<InFlight>, Status> {

@@ -123,6 +123,12 @@ impl Offer {
     /// Opens the broker stream, sends the host's connection info, and reads
     /// what the plugin sends until the stream ends.
     async fn stream(&self) {
+        // A plugin granted no call may only be refused by the host's
+        // services: its stream waits until the start's first calls are
+        // answered, rather than compete with them.
+        if !self.caller.grants_any() {
+            tokio::time::sleep(super::grpc::SETTLE).await;
+        }
         let info = ConnInfo {
             service_id: wire::HOST_SERVICES_ID,
             network: "unix".into(),

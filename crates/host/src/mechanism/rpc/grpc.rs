@@ -75,10 +75,11 @@ async fn one(
     Ok(grpc.unary(request, path, Raw).await?.into_inner())
 }
 
-/// How long after a start go-plugin's stdio stream is opened: then it does
-/// not compete with the start's first calls for the plugin and the CPU. The
-/// plugin keeps what it writes meanwhile.
-const STDIO_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long after a start the connections it has no use for yet are opened
+/// (go-plugin's stdio stream; the broker stream of a plugin granted no
+/// call): then they do not compete with the start's first calls for the
+/// plugin and the CPU. The plugin keeps what it writes meanwhile.
+pub(super) const SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Where the plugin listens, and its idle connections.
 pub(super) struct Grpc {
@@ -271,7 +272,7 @@ impl Grpc {
         std::thread::Builder::new()
             .name("outlet-rpc-stdio".into())
             .spawn(move || {
-                std::thread::sleep(STDIO_DELAY);
+                std::thread::sleep(SETTLE);
                 if !alive() {
                     return;
                 }
