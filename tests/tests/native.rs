@@ -75,7 +75,10 @@ fn a_library_of_another_build_is_refused_with_both_fingerprints() {
          the host's own build",
         outlet_protocol::native_abi::ABI_VERSION
     );
-    for (define, expected) in [("ABI=7", version.as_str()), ("SIZE=16", "16 bytes")] {
+    for (define, expected) in [
+        ("ABI=7", version.as_str()),
+        ("SIZE=16", "its declaration is 16 bytes, and this host's is"),
+    ] {
         let library = dir.path().join(format!("lib{}.so", &define[..3]));
         compile_c(&source, &[define], &library);
         let text = load(&manifest(dir.path(), "native", "odd", &library, ""))

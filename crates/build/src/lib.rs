@@ -345,8 +345,8 @@ const SERVER_BOTTOM: &str = r#"            _ => ::core::result::Result::Err(%P%:
         ::core::option::Option::Some(&self.inner)
     }
 
-    fn shared(&self) -> ::core::option::Option<::outlet_protocol::Shared> {
-        ::core::option::Option::Some(::outlet_protocol::Shared {
+    fn shared(&self) -> ::core::option::Option<%P%::Shared> {
+        ::core::option::Option::Some(%P%::Shared {
             implementation: ::std::boxed::Box::new(::std::sync::Arc::clone(&self.inner)),
             poisoned: ::std::sync::Arc::clone(&self.poisoned),
         })

@@ -137,6 +137,21 @@ pub enum DylibError {
         /// The declaration's version.
         found: u32,
     },
+    /// A native plugin's declaration is of another size.
+    #[error(
+        "{}: its declaration is {found} bytes, and this host's is {expected}; a native plugin \
+         must come from the host's own build: rebuild both together (or run the plugin as \
+         cabi, rpc or exec)",
+        path.display()
+    )]
+    NativeSize {
+        /// The library's path.
+        path: PathBuf,
+        /// This host's size.
+        expected: usize,
+        /// The declaration's size.
+        found: usize,
+    },
     /// A native plugin from another build.
     #[error(
         "{}: the plugin was built as \"{plugin}\", and this host as \"{host}\"; a native plugin \

@@ -107,7 +107,7 @@ impl NativeLibrary {
         }
         let expected = std::mem::size_of::<Declaration>();
         if header.size as usize != expected {
-            return Err(DylibError::TableSize {
+            return Err(DylibError::NativeSize {
                 path: path.to_owned(),
                 expected,
                 found: header.size as usize,

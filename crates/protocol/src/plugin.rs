@@ -146,12 +146,15 @@ impl Plugin {
     }
 
     /// What each service lends a host of the same build to call directly
-    /// (see [`Service::shared`](crate::Service::shared)), by service name.
+    /// (see [`Service::shared`](crate::Service::shared)), by service name;
+    /// nothing unless every service lends, for a host that calls directly
+    /// must know of every service's panics from the flags it is lent.
     pub fn shared(&self) -> Vec<(&'static str, crate::Shared)> {
         self.services
             .iter()
-            .filter_map(|s| Some((s.name(), s.shared()?)))
-            .collect()
+            .map(|s| Some((s.name(), s.shared()?)))
+            .collect::<Option<_>>()
+            .unwrap_or_default()
     }
 
     /// The service of that name.
@@ -272,6 +275,36 @@ mod tests {
 
     use super::*;
     use crate::context::{self, CallOptions, TraceContext};
+
+    #[test]
+    fn a_plugin_lends_for_direct_calls_only_if_every_service_does() {
+        struct Named(&'static str, bool);
+        impl Service for Named {
+            fn name(&self) -> &'static str {
+                self.0
+            }
+            fn call(&self, _: &str, _: &[u8], _: &mut Vec<u8>) -> Result<(), Status> {
+                Ok(())
+            }
+            fn shared(&self) -> Option<crate::Shared> {
+                self.1.then(|| crate::Shared {
+                    implementation: Box::new(()),
+                    poisoned: Arc::default(),
+                })
+            }
+        }
+        let lending = Plugin::new("p", "1")
+            .service(Named("p.A", true))
+            .service(Named("p.B", true));
+        let names: Vec<_> = lending.shared().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["p.A", "p.B"]);
+        // A hand-written service that lends nothing: the host could not see
+        // its panics from the flags it is lent, so every call goes by path.
+        let mixed = Plugin::new("p", "1")
+            .service(Named("p.A", true))
+            .service(Named("p.B", false));
+        assert!(mixed.shared().is_empty());
+    }
 
     #[test]
     fn each_call_served_runs_in_a_span_with_its_trace_id() {

@@ -140,8 +140,8 @@ pub trait Service: Send + Sync + 'static {
     fn call(&self, method: &str, request: &[u8], response: &mut Vec<u8>) -> Result<(), Status>;
 
     /// The implementation behind the service, for callers in the same
-    /// build (see [`Transport::with_native`]). Generated servers return their
-    /// `Arc<dyn Trait>`.
+    /// process ([`Local`]). Generated servers return their `Arc<dyn Trait>`.
+    /// A native plugin's host calls what [`Service::shared`] lends instead.
     fn as_any(&self) -> Option<&(dyn Any + Send + Sync)> {
         None
     }

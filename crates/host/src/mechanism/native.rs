@@ -1,7 +1,8 @@
 //! The native mechanism: a Rust plugin from the host's own build, in the
 //! host's process. Generated clients call the plugin's implementation of
-//! the trait directly (`Transport::with_native`); calls by gRPC path (the
-//! core protocol, `outlet call`) go through its generated server.
+//! the trait directly: what its services lend (`Backend::shared`), which
+//! the running `Instance` keeps; calls by gRPC path (the core protocol,
+//! `outlet call`) go through its generated server.
 //! The loading and its checks live in `outlet-dylib`.
 
 use std::sync::Arc;

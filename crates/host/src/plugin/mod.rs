@@ -500,3 +500,76 @@ impl Plugin {
         answer.map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// A backend that lends one implementation per service, as a native
+    /// plugin's does.
+    struct Lending(Vec<(&'static str, Arc<AtomicBool>)>);
+
+    impl outlet_protocol::Transport for Lending {
+        fn call(&self, _: &str, _: &[u8]) -> Result<Vec<u8>, Status> {
+            Err(Status::unimplemented("by path"))
+        }
+    }
+
+    impl Backend for Lending {
+        fn set_session(&self, _: Session) {}
+
+        fn stop(&self) {}
+
+        fn shared(&self) -> Vec<(String, Shared)> {
+            self.0
+                .iter()
+                .map(|(name, poisoned)| {
+                    let shared = Shared {
+                        implementation: Box::new(name.to_string()),
+                        poisoned: poisoned.clone(),
+                    };
+                    (name.to_string(), shared)
+                })
+                .collect()
+        }
+    }
+
+    fn lent(instance: &Instance, service: &str) -> Option<String> {
+        instance
+            .direct(service)
+            .and_then(|any| any.downcast_ref::<String>().cloned())
+    }
+
+    #[test]
+    fn a_direct_call_finds_its_service_and_none_once_any_service_panicked() {
+        let (a, b) = (Arc::new(AtomicBool::new(false)), Arc::default());
+        let two = Instance::new(Box::new(Lending(vec![("p.A", a.clone()), ("p.B", b)])));
+        assert_eq!(lent(&two, "p.B").as_deref(), Some("p.B"));
+        assert_eq!(lent(&two, "p.C"), None);
+        // One service: found without comparing names; the caller's
+        // downcast tells whether it is the one it calls.
+        let one = Instance::new(Box::new(Lending(vec![("p.A", a.clone())])));
+        assert_eq!(lent(&one, "p.Other").as_deref(), Some("p.A"));
+        // A panic in A leaves B's calls to the encoded path, which reloads
+        // or refuses as `on_panic` says.
+        a.store(true, Ordering::Relaxed);
+        assert_eq!(lent(&two, "p.B"), None);
+        assert_eq!(lent(&one, "p.A"), None);
+        let none = Instance::new(Box::new(Lending(Vec::new())));
+        assert_eq!(lent(&none, "p.A"), None);
+    }
+
+    #[test]
+    fn a_call_holding_the_instance_is_counted_by_the_swap_that_replaces_it() {
+        // What `finish` relies on: once `swap` returns, every call still
+        // holding the old instance holds a reference `strong_count` sees.
+        let slot = ArcSwapOption::from_pointee(Instance::new(Box::new(Lending(Vec::new()))));
+        let held = slot.load();
+        let taken = slot.swap(None).expect("it was there");
+        assert_eq!(Arc::strong_count(&taken), 2);
+        drop(held);
+        assert_eq!(Arc::strong_count(&taken), 1);
+    }
+}

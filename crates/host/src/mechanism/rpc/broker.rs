@@ -18,6 +18,10 @@
 //! user's may call. Others are dropped, with a warning naming the plugin and
 //! the peer.
 //!
+//! For a plugin its manifest grants no call, whose calls can only be
+//! refused, the stream is opened [`SETTLE`](super::grpc::SETTLE) after the
+//! start, so that it does not compete with the start's first calls.
+//!
 //! The thread ends when the process or its stream does (a plugin without a
 //! broker ends it at once), or when the instance is dropped; the socket goes
 //! with it.
