@@ -24,21 +24,24 @@
 //!
 //! The generated code names the protocol crate as `::outlet_protocol`, so the
 //! crate that includes it depends on `outlet-protocol` (see
-//! [`Builder::protocol_crate`] to change that). Only unary methods are
-//! supported; a streaming method fails the build with a message saying so.
+//! [`Builder::protocol_crate`] to change that).
+//!
+//! A streaming method takes or returns `outlet_protocol::Messages`, an
+//! iterator of messages: `Count(CountRequest) returns (stream Number)`
+//! becomes `fn count(&self, request: CountRequest) -> Result<Messages<Number>, Status>`,
+//! a client stream `fn sum(&self, requests: Messages<Number>) -> Result<SumReply, Status>`,
+//! and a bidirectional one takes and returns `Messages`. Streams are
+//! carried by `Transport::open` (see `docs/streams.md`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::cell::RefCell;
 use std::fmt::Write;
 use std::path::Path;
-use std::rc::Rc;
 
 /// Compiles `.proto` files into `OUT_DIR` with the default [`Builder`].
 ///
 /// # Errors
-/// The `.proto` files' parse errors (with file, line and column), or a
-/// streaming method, which Outlet does not support.
+/// The `.proto` files' parse errors (with file, line and column).
 pub fn compile(
     files: &[impl AsRef<Path>],
     includes: &[impl AsRef<Path>],
@@ -87,18 +90,12 @@ impl Builder {
             println!("cargo:rerun-if-changed={}", file.as_ref().display());
         }
         let descriptors = protox::compile(files, includes)?;
-        let errors = Rc::new(RefCell::new(Vec::new()));
         prost_build::Config::new()
             .service_generator(Box::new(Generator {
                 protocol: self.protocol_crate.clone(),
                 proto_sha256: proto_sha256(files)?,
-                errors: errors.clone(),
             }))
             .compile_fds(descriptors)?;
-        let errors = errors.borrow();
-        if !errors.is_empty() {
-            return Err(errors.join("\n").into());
-        }
         Ok(())
     }
 }
@@ -107,31 +104,25 @@ struct Generator {
     protocol: String,
     /// The SHA-256 of the `.proto` files, in the order given.
     proto_sha256: String,
-    /// What could not be generated: prost's hook cannot fail, so errors wait here.
-    errors: Rc<RefCell<Vec<String>>>,
 }
 
 impl prost_build::ServiceGenerator for Generator {
     fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
-        if let Some(method) = service
-            .methods
-            .iter()
-            .find(|m| m.client_streaming || m.server_streaming)
-        {
-            self.errors.borrow_mut().push(format!(
-                "{}.{}: method {} streams, and Outlet interfaces support unary methods only; \
-                 split the stream into unary calls",
-                service.package, service.proto_name, method.proto_name
-            ));
-            return;
-        }
         let full = if service.package.is_empty() {
             service.proto_name.clone()
         } else {
             format!("{}.{}", service.package, service.proto_name)
         };
         let fill = |template: &str, method: Option<&prost_build::Method>| {
-            let mut out = template
+            // A method's signature first: it holds placeholders of its own.
+            let mut out = match method {
+                Some(m) => {
+                    let (sig, arg) = signature(m);
+                    template.replace("%SIG%", sig).replace("%ARG%", arg)
+                }
+                None => template.to_owned(),
+            };
+            out = out
                 .replace("%P%", &self.protocol)
                 .replace("%Trait%", &service.name)
                 .replace("%FULL%", &full)
@@ -147,7 +138,9 @@ impl prost_build::ServiceGenerator for Generator {
             }
             out
         };
-        let each = |template: &str| -> String {
+        // Each method's code, from the template for its shape: unary,
+        // server, client or both streaming.
+        let each_shaped = |templates: [&str; 4]| -> String {
             service
                 .methods
                 .iter()
@@ -157,10 +150,17 @@ impl prost_build::ServiceGenerator for Generator {
                     if docs.is_empty() {
                         docs = format!("    /// Calls `{}`.\n", m.proto_name);
                     }
-                    fill(template, Some(m)).replace("%DOCS%", &docs)
+                    let shape =
+                        usize::from(m.server_streaming) + 2 * usize::from(m.client_streaming);
+                    fill(templates[shape], Some(m)).replace("%DOCS%", &docs)
                 })
                 .collect()
         };
+        let each = |template: &str| each_shaped([template; 4]);
+        let streams = service
+            .methods
+            .iter()
+            .any(|m| m.client_streaming || m.server_streaming);
         let mut docs = String::new();
         doc(&mut docs, "", &service.comments.leading);
 
@@ -170,14 +170,44 @@ impl prost_build::ServiceGenerator for Generator {
         buf.push_str(&fill(ARC_TOP, None));
         buf.push_str(&each(ARC_METHOD));
         buf.push_str(&fill(CLIENT_TOP, None));
-        buf.push_str(&each(CLIENT_METHOD));
+        buf.push_str(&each_shaped(CLIENT_METHOD));
         buf.push_str(&fill(CLIENT_TRAIT_TOP, None));
         buf.push_str(&each(CLIENT_TRAIT_METHOD));
         buf.push_str(&fill(GUARD_TOP, None));
-        buf.push_str(&each(GUARD_METHOD));
+        buf.push_str(&each_shaped(GUARD_METHOD));
         buf.push_str(&fill(SERVER_TOP, None));
-        buf.push_str(&each(SERVER_METHOD));
+        buf.push_str(&each_shaped(SERVER_METHOD));
+        buf.push_str(&fill(SERVER_MIDDLE, None));
+        if streams {
+            buf.push_str(&fill(SERVER_OPEN_TOP, None));
+            buf.push_str(&each_shaped(SERVER_OPEN_METHOD));
+            buf.push_str(&fill(SERVER_OPEN_BOTTOM, None));
+        }
         buf.push_str(&fill(SERVER_BOTTOM, None));
+    }
+}
+
+/// A method's parameters and return type, by its shape, and the name of
+/// its argument.
+fn signature(method: &prost_build::Method) -> (&'static str, &'static str) {
+    match (method.client_streaming, method.server_streaming) {
+        (false, false) => (
+            "(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status>",
+            "request",
+        ),
+        (false, true) => (
+            "(&self, request: %In%) -> ::core::result::Result<%P%::Messages<%Out%>, %P%::Status>",
+            "request",
+        ),
+        (true, false) => (
+            "(&self, requests: %P%::Messages<%In%>) -> ::core::result::Result<%Out%, %P%::Status>",
+            "requests",
+        ),
+        (true, true) => (
+            "(&self, requests: %P%::Messages<%In%>) -> \
+             ::core::result::Result<%P%::Messages<%Out%>, %P%::Status>",
+            "requests",
+        ),
     }
 }
 
@@ -198,7 +228,7 @@ pub const %UPPER%_PROTO_SHA256: &str = "%SHA%";
 %DOCS%pub trait %Trait%: Send + Sync + 'static {
 "#;
 
-const TRAIT_METHOD: &str = r#"%DOCS%    fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status>;
+const TRAIT_METHOD: &str = r#"%DOCS%    fn %method%%SIG%;
 "#;
 
 const ARC_TOP: &str = r#"}
@@ -206,8 +236,8 @@ const ARC_TOP: &str = r#"}
 impl<T: %Trait% + ?Sized> %Trait% for ::std::sync::Arc<T> {
 "#;
 
-const ARC_METHOD: &str = r#"    fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
-        (**self).%method%(request)
+const ARC_METHOD: &str = r#"    fn %method%%SIG% {
+        (**self).%method%(%ARG%)
     }
 "#;
 
@@ -256,22 +286,39 @@ impl<T: %P%::Transport> %Trait%Client<T> {
     }
 "#;
 
-const CLIENT_METHOD: &str = r#"
-%DOCS%    pub fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
+const CLIENT_METHOD: [&str; 4] = [
+    r#"
+%DOCS%    pub fn %method%%SIG% {
         %P%::context::with(&self.options, || match %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", "%PATH%", request, |native, request| native.%method%(request)) {
             ::core::result::Result::Ok(answer) => answer,
             ::core::result::Result::Err(request) => %P%::unary(&self.transport, "%PATH%", &request),
         })
     }
-"#;
+"#,
+    r#"
+%DOCS%    pub fn %method%%SIG% {
+        %P%::stream::open::<%In%, %Out%>(&self.transport, &self.options, "%PATH%", %P%::Messages::ok([request]))
+    }
+"#,
+    r#"
+%DOCS%    pub fn %method%%SIG% {
+        %P%::stream::open::<%In%, %Out%>(&self.transport, &self.options, "%PATH%", requests)?.single("the answer of %PATH%")
+    }
+"#,
+    r#"
+%DOCS%    pub fn %method%%SIG% {
+        %P%::stream::open::<%In%, %Out%>(&self.transport, &self.options, "%PATH%", requests)
+    }
+"#,
+];
 
 const CLIENT_TRAIT_TOP: &str = r#"}
 
 impl<T: %P%::Transport + 'static> %Trait% for %Trait%Client<T> {
 "#;
 
-const CLIENT_TRAIT_METHOD: &str = r#"    fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
-        %Trait%Client::%method%(self, request)
+const CLIENT_TRAIT_METHOD: &str = r#"    fn %method%%SIG% {
+        %Trait%Client::%method%(self, %ARG%)
     }
 "#;
 
@@ -295,8 +342,17 @@ struct %Trait%Guard<T> {
 impl<T: %Trait%> %Trait% for %Trait%Guard<T> {
 "#;
 
-const GUARD_METHOD: &str = r#"    fn %method%(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
-        %P%::guard(&self.poisoned, "%PATH%", || self.inner.%method%(request))
+const GUARD_METHOD: [&str; 4] = [GUARD_ONE, GUARD_STREAM, GUARD_ONE, GUARD_STREAM];
+
+const GUARD_ONE: &str = r#"    fn %method%%SIG% {
+        %P%::guard(&self.poisoned, "%PATH%", || self.inner.%method%(%ARG%))
+    }
+"#;
+
+/// Each response of a stream is made inside the guard too.
+const GUARD_STREAM: &str = r#"    fn %method%%SIG% {
+        %P%::guard(&self.poisoned, "%PATH%", || self.inner.%method%(%ARG%))
+            .map(|responses| responses.guarded(::std::sync::Arc::clone(&self.poisoned), "%PATH%"))
     }
 "#;
 
@@ -332,15 +388,55 @@ impl %P%::Service for %Trait%Server {
         match method {
 "#;
 
-const SERVER_METHOD: &str = r#"            "%PATH%" => %P%::handle(method, request, response, |request| self.inner.%method%(request)),
+const SERVER_METHOD: [&str; 4] = [
+    r#"            "%PATH%" => %P%::handle(method, request, response, |request| self.inner.%method%(request)),
+"#,
+    SERVER_STREAMS,
+    SERVER_STREAMS,
+    SERVER_STREAMS,
+];
+
+const SERVER_STREAMS: &str = r#"            "%PATH%" => {
+                let _ = (request, response);
+                ::core::result::Result::Err(%P%::Status::unimplemented(
+                    "%PATH% streams: it is opened as a stream (Transport::open), not called"
+                ))
+            }
 "#;
 
-const SERVER_BOTTOM: &str = r#"            _ => ::core::result::Result::Err(%P%::Status::unimplemented(::std::format!(
+const SERVER_MIDDLE: &str = r#"            _ => ::core::result::Result::Err(%P%::Status::unimplemented(::std::format!(
                 "%FULL% has no method {method}"
             ))),
         }
     }
+"#;
 
+const SERVER_OPEN_TOP: &str = r#"
+    fn open(&self, method: &str, requests: %P%::Messages<::std::vec::Vec<u8>>) -> ::core::result::Result<%P%::Messages<::std::vec::Vec<u8>>, %P%::Status> {
+        match method {
+"#;
+
+const SERVER_OPEN_METHOD: [&str; 4] = [
+    r#"            "%PATH%" => ::core::result::Result::Err(%P%::Status::unimplemented(
+                "%PATH% does not stream: it is called (Transport::call), not opened"
+            )),
+"#,
+    r#"            "%PATH%" => %P%::stream::serve_server("%PATH%", requests, |request| self.inner.%method%(request)),
+"#,
+    r#"            "%PATH%" => %P%::stream::serve_client("%PATH%", requests, |requests| self.inner.%method%(requests)),
+"#,
+    r#"            "%PATH%" => %P%::stream::serve_both("%PATH%", requests, |requests| self.inner.%method%(requests)),
+"#,
+];
+
+const SERVER_OPEN_BOTTOM: &str = r#"            _ => ::core::result::Result::Err(%P%::Status::unimplemented(::std::format!(
+                "%FULL% has no method {method}"
+            ))),
+        }
+    }
+"#;
+
+const SERVER_BOTTOM: &str = r#"
     fn as_any(&self) -> ::core::option::Option<&(dyn ::core::any::Any + Send + Sync)> {
         ::core::option::Option::Some(&self.inner)
     }

@@ -39,6 +39,7 @@ pub mod native_abi;
 mod negotiate;
 mod plugin;
 mod status;
+pub mod stream;
 mod trace;
 mod transport;
 
@@ -86,6 +87,7 @@ pub use generated::{guard, native, panic_message};
 pub use negotiate::{CORE_VERSIONS, Negotiated, NegotiationError, negotiate};
 pub use plugin::Plugin;
 pub use status::{Code, Status};
+pub use stream::Messages;
 pub use transport::{Client, Direct, Local, Service, Shared, Transport, handle, unary};
 
 /// Re-exported for generated code, so a crate with generated clients

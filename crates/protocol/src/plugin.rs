@@ -219,6 +219,41 @@ impl Plugin {
         answer
     }
 
+    /// Serves a stream (see [`crate::Transport::open`]) by the service the
+    /// path names. Each mechanism's guest side that carries streams calls
+    /// this.
+    ///
+    /// # Errors
+    /// `Unimplemented` for a service the plugin lacks or a method that does
+    /// not stream; what stops the stream from opening.
+    pub fn open(
+        &self,
+        method: &str,
+        requests: crate::Messages<Vec<u8>>,
+    ) -> Result<crate::Messages<Vec<u8>>, Status> {
+        self.service_of(method)?.open(method, requests)
+    }
+
+    /// The service a gRPC path names: with one service, that one, which
+    /// checks the path itself.
+    fn service_of(&self, method: &str) -> Result<&dyn Service, Status> {
+        if let [service] = &self.services[..] {
+            return Ok(&**service);
+        }
+        let service = method
+            .strip_prefix('/')
+            .and_then(|path| path.split_once('/'))
+            .map(|(service, _)| service)
+            .unwrap_or_default();
+        match self.services.iter().find(|s| s.name() == service) {
+            Some(s) => Ok(&**s),
+            None => Err(Status::unimplemented(format!(
+                "plugin `{}` serves no service `{service}` (method {method})",
+                self.name
+            ))),
+        }
+    }
+
     fn dispatch(&self, method: &str, request: &[u8], response: &mut Vec<u8>) -> Result<(), Status> {
         match method {
             core::HELLO => handle(
@@ -247,24 +282,7 @@ impl Plugin {
             core::SHUTDOWN => handle(method, request, response, |_: ShutdownRequest| {
                 Ok(ShutdownResponse {})
             }),
-            _ => {
-                // One service (the usual case): it checks the path itself.
-                if let [service] = &self.services[..] {
-                    return service.call(method, request, response);
-                }
-                let service = method
-                    .strip_prefix('/')
-                    .and_then(|path| path.split_once('/'))
-                    .map(|(service, _)| service)
-                    .unwrap_or_default();
-                match self.services.iter().find(|s| s.name() == service) {
-                    Some(s) => s.call(method, request, response),
-                    None => Err(Status::unimplemented(format!(
-                        "plugin `{}` serves no service `{service}` (method {method})",
-                        self.name
-                    ))),
-                }
-            }
+            _ => self.service_of(method)?.call(method, request, response),
         }
     }
 }

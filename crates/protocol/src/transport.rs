@@ -8,6 +8,7 @@ use std::sync::Arc;
 use prost::Message;
 
 use crate::Status;
+use crate::stream::Messages;
 
 /// Carries encoded calls to a plugin. Every mechanism's plugin handle is one;
 /// a generated client (`GreeterClient<T: Transport>`) is typed code over it.
@@ -62,6 +63,23 @@ pub trait Transport: Send + Sync {
         None
     }
 
+    /// Opens a stream: a streaming method's requests go to the plugin as
+    /// they are pulled, and its responses come back as the returned
+    /// [`Messages`] is read, one encoded message each. A server-streaming
+    /// method takes one request, a client-streaming one answers once.
+    /// Dropping the responses cancels the stream. The default carries no
+    /// streams.
+    ///
+    /// # Errors
+    /// `Unimplemented` where the transport carries no streams; what stops
+    /// the stream from opening (the plugin's own error included).
+    fn open(&self, method: &str, requests: Messages<Vec<u8>>) -> Result<Messages<Vec<u8>>, Status> {
+        drop(requests);
+        Err(Status::unimplemented(format!(
+            "{method} streams, and this transport carries unary calls only"
+        )))
+    }
+
     /// [`Transport::with_native`] for a transport whose type the caller
     /// knows, with `f` called at most once: what generated clients call. A
     /// transport may implement it so that the whole direct path is inlined
@@ -103,6 +121,14 @@ macro_rules! forward {
             ) -> Option<Status> {
                 (**self).with_native(service, method, f)
             }
+
+            fn open(
+                &self,
+                method: &str,
+                requests: Messages<Vec<u8>>,
+            ) -> Result<Messages<Vec<u8>>, Status> {
+                (**self).open(method, requests)
+            }
         }
     )*};
 }
@@ -138,6 +164,21 @@ pub trait Service: Send + Sync + 'static {
     /// `Unimplemented` for a method the service lacks, `InvalidArgument` for
     /// a request that does not decode, or the method's own [`Status`].
     fn call(&self, method: &str, request: &[u8], response: &mut Vec<u8>) -> Result<(), Status>;
+
+    /// Serves a stream (see [`Transport::open`]): the method's encoded
+    /// requests in, its encoded responses out, made as they are pulled.
+    /// Generated servers of services with streaming methods implement it.
+    ///
+    /// # Errors
+    /// `Unimplemented` for a method that does not stream; what stops the
+    /// stream from opening.
+    fn open(&self, method: &str, requests: Messages<Vec<u8>>) -> Result<Messages<Vec<u8>>, Status> {
+        drop(requests);
+        Err(Status::unimplemented(format!(
+            "{} has no streaming method {method}",
+            self.name()
+        )))
+    }
 
     /// The implementation behind the service, for callers in the same
     /// process ([`Local`]). Generated servers return their `Arc<dyn Trait>`.
@@ -194,6 +235,10 @@ impl<S: Service> Transport for Local<S> {
             f(native);
         }
         None
+    }
+
+    fn open(&self, method: &str, requests: Messages<Vec<u8>>) -> Result<Messages<Vec<u8>>, Status> {
+        self.0.open(method, requests)
     }
 }
 
