@@ -5,7 +5,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 setup
 
-cargo build --release -p outlet-cli -p greeter-cabi -p greeter-native -p greeter-rpc -p kv-example
+cargo build --release -p outlet-cli -p greeter-cabi -p greeter-native -p greeter-rpc -p kv-example \
+    -p numbers-native
 build_c target/release -O2
 build_wasm --profile wasm
 # The exec greeter is linked statically: a process per call then skips the

@@ -13,6 +13,7 @@ mod readme;
 mod rpc;
 mod sandbox;
 mod stats;
+mod stream;
 mod stress;
 mod support;
 mod wasm;

@@ -16,6 +16,13 @@ pub fn run(host: Host, manifest: &Path, method: &str, json: &str) -> anyhow::Res
     let manifest = host.policy().admit(Manifest::load(manifest)?)?;
     let service = dynamic::service(&manifest)?;
     let method = dynamic::method(&service, method)?;
+    anyhow::ensure!(
+        !method.is_client_streaming() && !method.is_server_streaming(),
+        "plugin `{}`: {} streams, and `outlet call` calls unary methods only so far; call it \
+         from host code (see docs/streams.md)",
+        manifest.name,
+        method.name()
+    );
     let json = if json == "-" {
         let mut input = String::new();
         std::io::stdin()

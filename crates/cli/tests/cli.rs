@@ -67,6 +67,33 @@ fn call_errors_go_to_stderr_with_a_non_zero_exit() {
     let out = outlet(&["call", "no/such/manifest.toml", "Greet"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no/such/manifest.toml: cannot read the manifest"));
+
+    // A streaming method, refused before the plugin is loaded.
+    let dir = tempfile::tempdir().unwrap();
+    let numbers = dir.path().join("numbers.toml");
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/numbers/numbers.proto");
+    std::fs::copy(proto, dir.path().join("numbers.proto")).unwrap();
+    std::fs::write(
+        &numbers,
+        "name = \"numbers\"\nmechanism = \"native\"\npath = \"nowhere.so\"\n\
+         interface = \"outlet.examples.numbers.v1.Numbers\"\nproto = \"numbers.proto\"\n\
+         trust = \"in-process\"\n",
+    )
+    .unwrap();
+    let trust = format!("{}=in-process", dir.path().display());
+    let out = outlet(&[
+        "call",
+        numbers.to_str().unwrap(),
+        "Count",
+        "--trust-folder",
+        &trust,
+    ]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("plugin `numbers`: Count streams, and `outlet call` calls unary methods only"),
+        "{err}"
+    );
 }
 
 #[test]

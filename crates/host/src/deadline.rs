@@ -137,6 +137,28 @@ pub(crate) fn not_made(plugin: &str, method: &str, cancelled: bool) -> Status {
 }
 
 /// A call its caller cancelled while it ran.
+pub(crate) fn stream_over(
+    caller: &CallContext,
+    plugin: &str,
+    method: &str,
+    opened: bool,
+) -> Option<Status> {
+    let when = if opened {
+        "after it was opened"
+    } else {
+        "before it was opened"
+    };
+    gone(caller, Instant::now()).map(|over| match over {
+        Over::Cancelled => Status::cancelled(format!(
+            "plugin `{plugin}`: the stream of {method} was cancelled by its caller {when}"
+        )),
+        Over::Late => Status::deadline_exceeded(format!(
+            "plugin `{plugin}`: the stream of {method} passed its caller's deadline {when}"
+        )),
+    })
+}
+
+/// The status of a call cancelled while it ran.
 pub(crate) fn cancelled(plugin: &str, method: &str) -> Status {
     Over::Cancelled.status(plugin, method, During(""))
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use outlet_dylib::NativeLibrary;
 use outlet_manifest::Manifest;
 use outlet_protocol::native_abi::{Connection, HostCall};
-use outlet_protocol::{Shared, Status, Transport};
+use outlet_protocol::{Messages, Shared, Status, Transport};
 
 use super::{Backend, Claim, LibraryPath, Session};
 use crate::error::LoadError;
@@ -88,6 +88,10 @@ impl Transport for Native {
             .plugin()
             .handle(method, request, &mut response)?;
         Ok(response)
+    }
+
+    fn open(&self, method: &str, requests: Messages<Vec<u8>>) -> Result<Messages<Vec<u8>>, Status> {
+        self.library.plugin().open(method, requests)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use outlet_manifest::{Mechanism, OnPanic};
-use outlet_protocol::{Code, Direct, Status, Transport};
+use outlet_protocol::{Code, Direct, Messages, Status, Transport};
 
 use super::Plugin;
 use crate::mechanism::Backend;
@@ -43,7 +43,11 @@ impl Plugin {
     }
 
     /// A call's answer: a failed one may be a panic, told at once.
-    fn answered<T>(&self, backend: &dyn Backend, answer: Result<T, Status>) -> Result<T, Status> {
+    pub(super) fn answered<T>(
+        &self,
+        backend: &dyn Backend,
+        answer: Result<T, Status>,
+    ) -> Result<T, Status> {
         if answer.is_err() && backend.poisoned() {
             self.tell_poisoned();
         }
@@ -112,7 +116,7 @@ impl Plugin {
 
     /// The instance to call: the running one, or after a panic, what
     /// `on_panic` makes of it.
-    fn ready(&self) -> Result<Arc<super::Instance>, Status> {
+    pub(super) fn ready(&self) -> Result<Arc<super::Instance>, Status> {
         let mut backend = self.instance()?;
         if backend.poisoned() {
             self.tell_poisoned();
@@ -166,6 +170,10 @@ impl Transport for Plugin {
         f: &mut Direct<'_>,
     ) -> Option<Status> {
         self.direct(service, method, f)
+    }
+
+    fn open(&self, method: &str, requests: Messages<Vec<u8>>) -> Result<Messages<Vec<u8>>, Status> {
+        self.open_stream(method, requests)
     }
 
     #[inline]

@@ -15,6 +15,7 @@ use outlet_protocol::core::{
 use outlet_protocol::{Client, Negotiated, Shared, Status, capability, unary};
 
 mod calls;
+mod stream;
 
 use crate::error::{LoadError, ReloadError};
 use crate::handshake::handshake;

@@ -1,0 +1,3 @@
+fn main() {
+    outlet_build::compile(&["numbers.proto"], &["."]).expect("generate the numbers interface");
+}

@@ -1,0 +1,194 @@
+//! Streaming methods (`examples/numbers`): read as the plugin makes them,
+//! held to their caller's deadline and cancel and to the size limit, and
+//! stopped when their reader drops them.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use numbers::{CountRequest, Number, NumbersClient};
+use outlet_host::Plugin;
+use outlet_protocol::context::Cancel;
+use outlet_protocol::{Code, Messages, Transport};
+
+use crate::support::{host, library, root};
+
+const COUNT: &str = "/outlet.examples.numbers.v1.Numbers/Count";
+
+/// A manifest for the numbers' native plugin; `extra` is appended.
+fn numbers_manifest(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let file = dir.join(format!("{name}.toml"));
+    let text = format!(
+        "name = \"{name}\"\nmechanism = \"native\"\npath = \"{}\"\n\
+         interface = \"outlet.examples.numbers.v1.Numbers\"\nproto = \"{}\"\n\
+         trust = \"in-process\"\n{extra}",
+        library("libnumbers_native.so").display(),
+        root().join("examples/numbers/numbers.proto").display(),
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn number(value: u64) -> Number {
+    Number {
+        value,
+        payload: Vec::new(),
+    }
+}
+
+fn values(messages: Messages<Number>) -> Result<Vec<u64>, outlet_protocol::Status> {
+    messages.map(|n| n.map(|n| n.value)).collect()
+}
+
+#[test]
+fn each_kind_of_stream_works_and_is_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = host()
+        .load(numbers_manifest(dir.path(), "numbers", ""))
+        .unwrap();
+    let client: NumbersClient<Plugin> = plugin.client().unwrap();
+
+    let counted = client.count(CountRequest {
+        n: 3,
+        payload_bytes: 5,
+    });
+    let counted: Vec<Number> = counted.unwrap().collect::<Result<_, _>>().unwrap();
+    assert_eq!(
+        counted.iter().map(|n| n.value).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(counted.iter().all(|n| n.payload == b"nnnnn"));
+
+    let summed = client
+        .sum(Messages::ok((1..=100).map(number).collect::<Vec<_>>()))
+        .unwrap();
+    assert_eq!((summed.sum, summed.count), (5050, 100));
+
+    let echoed = client.echo(Messages::ok([number(7), number(8)])).unwrap();
+    assert_eq!(values(echoed).unwrap(), [7, 8]);
+
+    // An error in the middle ends the stream with it.
+    let mut failing = client
+        .echo(Messages::ok([number(1), number(u64::MAX), number(3)]))
+        .unwrap();
+    assert_eq!(failing.next().unwrap().unwrap().value, 1);
+    let error = failing.next().unwrap().unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument, "{error}");
+    assert_eq!(error.message(), "Echo refuses u64::MAX");
+    assert!(failing.next().is_none());
+
+    let stats = plugin.stats();
+    let count = stats.methods.iter().find(|m| m.method == COUNT).unwrap();
+    // Each Number of value 1–3 and 5 bytes of payload is 9 bytes encoded.
+    assert_eq!((count.calls, count.bytes_out), (1, 3 * 9));
+    assert_eq!(stats.calls(), 4, "{stats:?}");
+    plugin.shutdown().unwrap();
+}
+
+#[test]
+fn a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = host()
+        .load(numbers_manifest(dir.path(), "endless", ""))
+        .unwrap();
+    let endless = CountRequest {
+        n: u64::MAX,
+        payload_bytes: 0,
+    };
+    let client: NumbersClient<Plugin> = plugin.client().unwrap();
+    // Read three, then drop: nothing runs on, and the stream counts as
+    // cancelled.
+    let read: Vec<_> = client.count(endless).unwrap().take(3).collect();
+    assert_eq!(read.len(), 3);
+    let stats = plugin.stats();
+    let count = stats.methods.iter().find(|m| m.method == COUNT).unwrap();
+    assert_eq!(count.errors, [(Code::Cancelled, 1)]);
+
+    let late = client.clone().with_timeout(Duration::from_millis(30));
+    let started = Instant::now();
+    let error = late.count(endless).unwrap().find_map(Result::err).unwrap();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
+    assert!(error.message().contains("plugin `endless`"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A reload meanwhile: an open stream reads on from the instance it was
+    // opened on, which goes when the stream does.
+    let mut open = client
+        .count(CountRequest {
+            n: 4,
+            payload_bytes: 0,
+        })
+        .unwrap();
+    assert_eq!(open.next().unwrap().unwrap().value, 1);
+    plugin.reload().unwrap();
+    assert_eq!(values(open).unwrap(), [2, 3, 4]);
+
+    let cancel = Cancel::new();
+    let mut cancelled = client.clone().with_cancel(&cancel).count(endless).unwrap();
+    assert!(cancelled.next().unwrap().is_ok());
+    cancel.cancel();
+    let error = cancelled.next().unwrap().unwrap_err();
+    assert_eq!(error.code(), Code::Cancelled, "{error}");
+    assert!(cancelled.next().is_none());
+    plugin.shutdown().unwrap();
+}
+
+#[test]
+fn a_message_over_the_limit_ends_the_stream_naming_the_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = host()
+        .load(numbers_manifest(
+            dir.path(),
+            "small",
+            "[limits]\nmax_message_bytes = 1024\n",
+        ))
+        .unwrap();
+    let client: NumbersClient<Plugin> = plugin.client().unwrap();
+    let mut large = client
+        .count(CountRequest {
+            n: 2,
+            payload_bytes: 4096,
+        })
+        .unwrap();
+    let error = large.next().unwrap().unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error}");
+    assert!(
+        error.message().contains("plugin `small`") && error.message().contains("max_message_bytes"),
+        "{error}"
+    );
+    assert!(large.next().is_none());
+    // Requests too, and the plugin is unharmed.
+    let big = Number {
+        value: 1,
+        payload: vec![0; 4096],
+    };
+    let error = client.sum(Messages::ok([big])).unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error}");
+    let summed = client.sum(Messages::ok([number(2), number(3)])).unwrap();
+    assert_eq!(summed.sum, 5);
+    plugin.shutdown().unwrap();
+}
+
+#[test]
+fn a_stream_path_called_unary_or_a_plugin_that_cannot_stream_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = host()
+        .load(numbers_manifest(dir.path(), "numbers-unary", ""))
+        .unwrap();
+    let error = plugin.call(COUNT, &[]).unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented, "{error}");
+    assert!(error.message().contains("opened as a stream"), "{error}");
+    plugin.shutdown().unwrap();
+
+    let rpc = crate::support::rpc_fixture("no-streams-rpc", "", "");
+    let plugin = host().load(&rpc.manifest).unwrap();
+    let error = plugin.open(COUNT, Messages::empty()).unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented, "{error}");
+    assert!(
+        error.message().contains("plugin `no-streams-rpc`: ")
+            && error
+                .message()
+                .contains("native plugins only so far, not by its mechanism (rpc)"),
+        "{error}"
+    );
+    plugin.shutdown().unwrap();
+}
