@@ -165,6 +165,23 @@ fn a_message_over_the_limit_ends_the_stream_naming_the_plugin() {
     assert_eq!(error.code(), Code::ResourceExhausted, "{error}");
     let summed = client.sum(Messages::ok([number(2), number(3)])).unwrap();
     assert_eq!(summed.sum, 5);
+    // The caller's own iterator panics while the plugin pulls it: contained
+    // in the host, the stream fails, the plugin is unharmed.
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let panicking = (1..=3).map(|value| {
+        assert!(value < 3, "the caller's iterator broke");
+        number(value)
+    });
+    let error = client.sum(Messages::ok(panicking)).unwrap_err();
+    std::panic::set_hook(quiet);
+    assert_eq!(error.code(), Code::Internal, "{error}");
+    assert!(
+        error.message().contains("the caller's iterator broke")
+            && error.message().contains("plugin `small`"),
+        "{error}"
+    );
+    assert_eq!(client.sum(Messages::ok([number(4)])).unwrap().sum, 4);
     plugin.shutdown().unwrap();
 }
 

@@ -41,7 +41,7 @@ impl Plugin {
         let sent = Arc::new(AtomicUsize::new(0));
         let requests = {
             let (plugin, path, sent) = (plugin.clone(), path.clone(), sent.clone());
-            requests.and_then(move |request| {
+            contained(requests, plugin.clone(), path.clone()).and_then(move |request| {
                 sent.fetch_add(request.len(), Ordering::Relaxed);
                 within(limit, request, || {
                     format!("a request of the stream of {path} to plugin `{plugin}`")
@@ -75,6 +75,28 @@ impl Plugin {
         stream._instance = Some(instance);
         Ok(Messages::new(stream))
     }
+}
+
+/// The requests, each pulled inside a panic guard of the host's: the
+/// plugin's code pulls them, and a panic of the host's code (the caller's
+/// iterator) must not unwind through the plugin's frames, whose runtime is
+/// another copy of Rust's. It ends the requests with `Internal` instead.
+fn contained(
+    mut requests: Messages<Vec<u8>>,
+    plugin: Arc<str>,
+    path: Arc<str>,
+) -> Messages<Vec<u8>> {
+    Messages::new(std::iter::from_fn(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| requests.next())).unwrap_or_else(
+            |panic| {
+                Some(Err(Status::internal(format!(
+                    "the requests of the stream of {path} to plugin `{plugin}`: the host's code \
+                     making the next one panicked: {}",
+                    outlet_protocol::panic_message(panic.as_ref())
+                ))))
+            },
+        )
+    }))
 }
 
 /// `message`, if it is within `limit` bytes; `what` names it otherwise.
