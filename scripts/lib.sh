@@ -77,7 +77,8 @@ mirror_examples() {
     shift
     rm -rf "$mirror"
     for file in examples/greeter/manifests/*.toml examples/greeter/greeter.proto \
-        examples/greeter/wat examples/kv/kv.toml examples/kv/kv.proto; do
+        examples/greeter/wat examples/kv/kv.toml examples/kv/kv.proto \
+        examples/numbers/manifests/*.toml examples/numbers/numbers.proto; do
         mkdir -p "$mirror/$(dirname "$file")"
         ln -s "$PWD/$file" "$mirror/$file"
     done

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #ifndef ABI
-#define ABI 5
+#define ABI 6
 #endif
 #ifndef SIZE
 #define SIZE 40

@@ -122,6 +122,11 @@ fn a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cance
     plugin.reload().unwrap();
     assert_eq!(values(open).unwrap(), [2, 3, 4]);
 
+    // Requests too: an endless client stream ends at its deadline.
+    let endless_requests = Messages::ok(std::iter::repeat_with(|| number(1)));
+    let error = late.sum(endless_requests).unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
+
     let cancel = Cancel::new();
     let mut cancelled = client.clone().with_cancel(&cancel).count(endless).unwrap();
     assert!(cancelled.next().unwrap().is_ok());
@@ -182,6 +187,32 @@ fn a_message_over_the_limit_ends_the_stream_naming_the_plugin() {
         "{error}"
     );
     assert_eq!(client.sum(Messages::ok([number(4)])).unwrap().sum, 4);
+
+    // And one that panics as the plugin's code drops it, when the plugin
+    // gives up on the stream midway.
+    struct Breaking(std::vec::IntoIter<Number>);
+    impl Iterator for Breaking {
+        type Item = Number;
+        fn next(&mut self) -> Option<Number> {
+            self.0.next()
+        }
+    }
+    impl Drop for Breaking {
+        fn drop(&mut self) {
+            panic!("the caller's iterator broke as it was dropped");
+        }
+    }
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let breaking = Breaking(vec![number(1), number(u64::MAX), number(3)].into_iter());
+    let echoed: Vec<_> = client.echo(Messages::ok(breaking)).unwrap().collect();
+    std::panic::set_hook(quiet);
+    assert_eq!(echoed.len(), 2, "{echoed:?}");
+    assert_eq!(
+        echoed[1].as_ref().unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    assert_eq!(client.sum(Messages::ok([number(5)])).unwrap().sum, 5);
     plugin.shutdown().unwrap();
 }
 

@@ -259,6 +259,15 @@ fn inspect_shows_hello_and_the_negotiation() {
     // The rpc greeter's grant names the key-value store the command offers.
     let out = outlet(&["inspect", "examples/greeter/manifests/rpc.toml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // The numbers' native plugin, whose methods stream, loads as its
+    // example manifest says.
+    let out = outlet(&["inspect", "examples/numbers/manifests/native.toml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("outlet.examples.numbers.v1.Numbers"),
+        "{}",
+        text(&out.stdout)
+    );
     // The relay's names a Greeter, which it does not offer: refused, saying so.
     let out = outlet(&["inspect", "examples/greeter/manifests/relay.toml"]);
     assert!(

@@ -10,12 +10,15 @@ use crate::{Status, Transport};
 
 /// Calls `direct` with the plugin's own `Arc<I>` when `transport` reaches a
 /// plugin native to this build; otherwise hands `request` back, for the
-/// encoded path. Generated clients call this before encoding anything.
+/// encoded path. Generated clients call this before encoding anything,
+/// for unary methods only: the answer is a message, plain data, for
+/// nothing the plugin's code made may outlive the call (a stream's
+/// `Messages` would).
 ///
 /// # Errors
 /// `Err(request)` when there is no native implementation of type `Arc<I>`.
 #[inline]
-pub fn native<I: ?Sized + 'static, Q, T>(
+pub fn native<I: ?Sized + 'static, Q, T: prost::Message>(
     transport: &impl Transport,
     service: &str,
     method: &'static str,

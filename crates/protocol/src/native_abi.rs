@@ -16,8 +16,9 @@ use crate::{BUILD_FINGERPRINT, Plugin, Status};
 /// [`MakeError`]. Version 3: `connect` hands the plugin its [`HostCall`].
 /// Version 4: and where to ask about the call it serves ([`Connection`]).
 /// Version 5: a [`crate::Service`] lends its implementation
-/// ([`crate::Service::shared`]).
-pub const ABI_VERSION: u32 = 5;
+/// ([`crate::Service::shared`]). Version 6: and serves streams
+/// ([`crate::Service::open`]).
+pub const ABI_VERSION: u32 = 6;
 
 /// The name of the static a native plugin exports.
 pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";

@@ -93,17 +93,50 @@ impl<T> Messages<T> {
         }
     }
 
-    /// This stream with each message pulled inside the panic guard of
-    /// `method` ([`crate::guard`]): a panic while making one ends the stream
-    /// with `Internal` and sets `poisoned`. Generated servers wrap every
-    /// stream a method returns, so the plugin's own code catches its panics.
-    pub fn guarded(mut self, poisoned: Arc<AtomicBool>, method: &'static str) -> Messages<T>
+    /// This stream with each message pulled, and the stream dropped, inside
+    /// the panic guard of `method` ([`crate::guard`]): a panic while making
+    /// one ends the stream with `Internal` and sets `poisoned`. Generated
+    /// servers wrap every stream a method returns, so the plugin's own code
+    /// catches its panics.
+    pub fn guarded(self, poisoned: Arc<AtomicBool>, method: &'static str) -> Messages<T>
     where
         T: 'static,
     {
-        Messages::new(std::iter::from_fn(move || {
-            crate::guard(&poisoned, method, || Ok(self.next())).unwrap_or_else(|e| Some(Err(e)))
-        }))
+        Messages::new(Guarded {
+            inner: Some(self),
+            poisoned,
+            method,
+        })
+    }
+}
+
+/// See [`Messages::guarded`].
+struct Guarded<T> {
+    /// `None` once dropped.
+    inner: Option<Messages<T>>,
+    poisoned: Arc<AtomicBool>,
+    method: &'static str,
+}
+
+impl<T> Iterator for Guarded<T> {
+    type Item = Result<T, Status>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let inner = self.inner.as_mut()?;
+        crate::guard(&self.poisoned, self.method, || Ok(inner.next()))
+            .unwrap_or_else(|e| Some(Err(e)))
+    }
+}
+
+impl<T> Drop for Guarded<T> {
+    /// A panic while the stream's own state is dropped poisons too.
+    fn drop(&mut self) {
+        let inner = self.inner.take();
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(inner)));
+        if dropped.is_err() {
+            self.poisoned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -133,14 +166,17 @@ pub fn encoded<T: Message + 'static>(messages: Messages<T>) -> Messages<Vec<u8>>
     messages.and_then(|message| Ok(message.encode_to_vec()))
 }
 
-/// Decodes each message of a stream; `what` names them in the error.
+/// Decodes each message of a stream; `what` names them in the error, of
+/// `code` (`InvalidArgument` for requests, `Internal` for responses, as in
+/// a unary call).
 pub fn decoded<T: Message + Default + 'static>(
     messages: Messages<Vec<u8>>,
     what: impl std::fmt::Display + Send + 'static,
+    code: crate::Code,
 ) -> Messages<T> {
     messages.and_then(move |bytes| {
         T::decode(&bytes[..])
-            .map_err(|error| Status::invalid_argument(format!("{what} does not decode: {error}")))
+            .map_err(|error| Status::new(code, format!("{what} does not decode: {error}")))
     })
 }
 
@@ -157,7 +193,8 @@ pub fn open<Q: Message + 'static, R: Message + Default + 'static>(
     requests: Messages<Q>,
 ) -> Result<Messages<R>, Status> {
     let responses = crate::context::with(options, || transport.open(method, encoded(requests)))?;
-    Ok(decoded(responses, Of("a response of", method)))
+    let what = Of("a response of", method);
+    Ok(decoded(responses, what, crate::Code::Internal))
 }
 
 /// Serves a server-streaming method: its one request decoded, the
@@ -171,7 +208,8 @@ pub fn serve_server<Q: Message + Default + 'static, R: Message + 'static>(
     requests: Messages<Vec<u8>>,
     method: impl FnOnce(Q) -> Result<Messages<R>, Status>,
 ) -> Result<Messages<Vec<u8>>, Status> {
-    let mut requests = decoded::<Q>(requests, Of("the request to", path));
+    let what = Of("the request to", path);
+    let mut requests = decoded::<Q>(requests, what, crate::Code::InvalidArgument);
     let request = match (requests.next(), requests.next()) {
         (Some(Ok(request)), None) => request,
         (Some(Err(status)), _) | (_, Some(Err(status))) => return Err(status),
@@ -195,7 +233,8 @@ pub fn serve_client<Q: Message + Default + 'static, R: Message>(
     requests: Messages<Vec<u8>>,
     method: impl FnOnce(Messages<Q>) -> Result<R, Status>,
 ) -> Result<Messages<Vec<u8>>, Status> {
-    let answer = method(decoded(requests, Of("a request to", path)))?;
+    let what = Of("a request to", path);
+    let answer = method(decoded(requests, what, crate::Code::InvalidArgument))?;
     Ok(Messages::ok([answer.encode_to_vec()]))
 }
 
@@ -209,9 +248,11 @@ pub fn serve_both<Q: Message + Default + 'static, R: Message + 'static>(
     requests: Messages<Vec<u8>>,
     method: impl FnOnce(Messages<Q>) -> Result<Messages<R>, Status>,
 ) -> Result<Messages<Vec<u8>>, Status> {
+    let what = Of("a request to", path);
     Ok(encoded(method(decoded(
         requests,
-        Of("a request to", path),
+        what,
+        crate::Code::InvalidArgument,
     ))?))
 }
 

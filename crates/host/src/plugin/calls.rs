@@ -78,7 +78,7 @@ impl Plugin {
     /// the host, within its frame: in the chain of the call being served on
     /// this thread, if any, and known to the bus if its callbacks come on
     /// other threads (rpc).
-    fn serve<R>(&self, call: impl FnOnce() -> R) -> R {
+    pub(super) fn serve<R>(&self, call: impl FnOnce() -> R) -> R {
         if !self.0.calls_out {
             return call();
         }
