@@ -67,31 +67,64 @@ fn call_errors_go_to_stderr_with_a_non_zero_exit() {
     let out = outlet(&["call", "no/such/manifest.toml", "Greet"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no/such/manifest.toml: cannot read the manifest"));
+}
 
-    // A streaming method, refused before the plugin is loaded.
-    let dir = tempfile::tempdir().unwrap();
-    let numbers = dir.path().join("numbers.toml");
-    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/numbers/numbers.proto");
-    std::fs::copy(proto, dir.path().join("numbers.proto")).unwrap();
-    std::fs::write(
-        &numbers,
-        "name = \"numbers\"\nmechanism = \"native\"\npath = \"nowhere.so\"\n\
-         interface = \"outlet.examples.numbers.v1.Numbers\"\nproto = \"numbers.proto\"\n\
-         trust = \"in-process\"\n",
-    )
-    .unwrap();
-    let trust = format!("{}=in-process", dir.path().display());
-    let out = outlet(&[
-        "call",
-        numbers.to_str().unwrap(),
-        "Count",
-        "--trust-folder",
-        &trust,
-    ]);
+/// `outlet` with `input` on its stdin.
+fn outlet_fed(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outlet"))
+        .args(args)
+        .env(
+            "XDG_CACHE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        )
+        .current_dir(workdir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn call_streams_one_line_of_json_per_message() {
+    const NUMBERS: &str = "examples/numbers/manifests/native.toml";
+    let out = outlet(&["call", NUMBERS, "Count", "--json", r#"{"n": 3}"#]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "{\"value\":\"1\"}\n{\"value\":\"2\"}\n{\"value\":\"3\"}\n"
+    );
+    // A client stream reads stdin, a line a message; blank lines are skipped.
+    let out = outlet_fed(
+        &["call", NUMBERS, "Sum", "--json", "-"],
+        "{\"value\": 2}\n\n{\"value\": 40}\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "{\"count\":\"2\",\"sum\":\"42\"}\n");
+    // What arrived is printed; an error ends the stream and the command.
+    let out = outlet_fed(
+        &["call", NUMBERS, "Echo", "--json", "-"],
+        "{\"value\": 7}\n{\"value\": \"18446744073709551615\"}\n{\"value\": 8}\n",
+    );
+    assert!(!out.status.success());
+    assert_eq!(text(&out.stdout), "{\"value\":\"7\"}\n");
+    assert!(text(&out.stderr).contains("Echo refuses u64::MAX"));
+    let out = outlet_fed(
+        &["call", NUMBERS, "Sum", "--json", "-"],
+        "{\"value\": 1}\n{\"nope\": 1}\n",
+    );
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(
-        err.contains("plugin `numbers`: Count streams, and `outlet call` calls unary methods only"),
+        err.contains("plugin `numbers-native`: line 2 of stdin") && err.contains("nope"),
         "{err}"
     );
 }
