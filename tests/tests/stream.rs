@@ -81,6 +81,22 @@ fn each_kind_of_stream_works_and_is_counted_once() {
     // Each Number of value 1–3 and 5 bytes of payload is 9 bytes encoded.
     assert_eq!((count.calls, count.bytes_out), (1, 3 * 9));
     assert_eq!(stats.calls(), 4, "{stats:?}");
+
+    // One stream as another's requests, and a stream read on another thread.
+    let ten = client
+        .count(CountRequest {
+            n: 10,
+            payload_bytes: 0,
+        })
+        .unwrap();
+    assert_eq!(client.sum(ten).unwrap().sum, 55);
+    let elsewhere = client
+        .echo(Messages::ok((1..=3).map(number).collect::<Vec<_>>()))
+        .unwrap();
+    let read = std::thread::spawn(move || values(elsewhere))
+        .join()
+        .unwrap();
+    assert_eq!(read.unwrap(), [1, 2, 3]);
     plugin.shutdown().unwrap();
 }
 
@@ -238,5 +254,9 @@ fn a_stream_path_called_unary_or_a_plugin_that_cannot_stream_says_why() {
                 .contains("native plugins only so far, not by its mechanism (rpc)"),
         "{error}"
     );
+    // Counted as a call refused.
+    let stats = plugin.stats();
+    let refused = stats.methods.iter().find(|m| m.method == COUNT).unwrap();
+    assert_eq!(refused.errors, [(Code::Unimplemented, 1)]);
     plugin.shutdown().unwrap();
 }

@@ -21,21 +21,31 @@ impl Plugin {
         method: &str,
         requests: Messages<Vec<u8>>,
     ) -> Result<Messages<Vec<u8>>, Status> {
+        // Counted as a call is, refused or not.
+        let started = self
+            .metered()
+            .and_then(|meter| meter.method(method).start());
+        let refused = |status: Status| {
+            if let Some(meter) = self.metered() {
+                meter.method(method).finish(started, status.code(), (0, 0));
+            }
+            status
+        };
         let mechanism = self.0.manifest.mechanism;
         if mechanism != Mechanism::Native {
-            return Err(Status::unimplemented(format!(
+            return Err(refused(Status::unimplemented(format!(
                 "plugin `{}`: {method} streams, and streams are carried by native plugins only \
                  so far, not by its mechanism ({}); load a native build of it for this method",
                 self.name(),
                 mechanism.name()
-            )));
+            ))));
         }
         let caller = context::current();
         if let Some(over) = caller
             .as_ref()
             .and_then(|c| crate::deadline::stream_over(c, self.name(), method, false))
         {
-            return Err(over);
+            return Err(refused(over));
         }
         let shared = Arc::new(State {
             plugin: self.clone(),
@@ -44,9 +54,6 @@ impl Plugin {
             sent: AtomicUsize::new(0),
             failed: Mutex::new(None),
         });
-        let started = self
-            .metered()
-            .and_then(|meter| meter.method(method).start());
         let mut stream = Stream {
             responses: Messages::empty(),
             shared: shared.clone(),
