@@ -46,4 +46,4 @@ pub mod rpc;
 #[allow(unsafe_code)]
 pub mod wasm;
 
-pub use outlet_protocol::{Plugin, Service, Status, context};
+pub use outlet_protocol::{Messages, Plugin, Service, Status, context};
