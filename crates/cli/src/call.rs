@@ -21,21 +21,24 @@ pub fn run(host: Host, manifest: &Path, method: &str, json: &str) -> anyhow::Res
     if method.is_client_streaming() || method.is_server_streaming() {
         return stream(&host, manifest, &method, json);
     }
-    let json = if json == "-" {
-        let mut input = String::new();
-        std::io::stdin()
-            .read_to_string(&mut input)
-            .context("reading the request from stdin")?;
-        input
-    } else {
-        json.to_owned()
-    };
-    let request = dynamic::encode(&method, &json)?;
+    let request = dynamic::encode(&method, &request_json(json)?)?;
     let plugin = host.load_manifest(manifest)?;
     let response = plugin.call(&dynamic::path(&method), &request);
     let _ = plugin.shutdown();
     println!("{:#}", dynamic::decode(&method, &response?)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one request's JSON: `json`, or all of stdin for `-`.
+fn request_json(json: &str) -> anyhow::Result<String> {
+    if json != "-" {
+        return Ok(json.to_owned());
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the request from stdin")?;
+    Ok(input)
 }
 
 /// A streaming method: its requests from `json` (one), or for a client
@@ -64,16 +67,7 @@ fn stream(
             }))
         }))
     } else {
-        let json = if json == "-" {
-            let mut input = String::new();
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .context("reading the request from stdin")?;
-            input
-        } else {
-            json.to_owned()
-        };
-        Messages::ok([dynamic::encode(method, &json)?])
+        Messages::ok([dynamic::encode(method, &request_json(json)?)?])
     };
     let plugin = host.load_manifest(manifest)?;
     let printed = plugin

@@ -136,7 +136,8 @@ pub(crate) fn not_made(plugin: &str, method: &str, cancelled: bool) -> Status {
     over.status(plugin, method, Before)
 }
 
-/// A call its caller cancelled while it ran.
+/// Why a stream of `plugin`'s `method` is over, if its caller cancelled it
+/// or its deadline passed (before or after it was `opened`).
 pub(crate) fn stream_over(
     caller: &CallContext,
     plugin: &str,

@@ -208,8 +208,7 @@ pub fn serve_server<Q: Message + Default + 'static, R: Message + 'static>(
     requests: Messages<Vec<u8>>,
     method: impl FnOnce(Q) -> Result<Messages<R>, Status>,
 ) -> Result<Messages<Vec<u8>>, Status> {
-    let what = Of("the request to", path);
-    let mut requests = decoded::<Q>(requests, what, crate::Code::InvalidArgument);
+    let mut requests = requests_to::<Q>(requests, Of("the request to", path));
     let request = match (requests.next(), requests.next()) {
         (Some(Ok(request)), None) => request,
         (Some(Err(status)), _) | (_, Some(Err(status))) => return Err(status),
@@ -233,8 +232,7 @@ pub fn serve_client<Q: Message + Default + 'static, R: Message>(
     requests: Messages<Vec<u8>>,
     method: impl FnOnce(Messages<Q>) -> Result<R, Status>,
 ) -> Result<Messages<Vec<u8>>, Status> {
-    let what = Of("a request to", path);
-    let answer = method(decoded(requests, what, crate::Code::InvalidArgument))?;
+    let answer = method(requests_to(requests, Of("a request to", path)))?;
     Ok(Messages::ok([answer.encode_to_vec()]))
 }
 
@@ -248,12 +246,19 @@ pub fn serve_both<Q: Message + Default + 'static, R: Message + 'static>(
     requests: Messages<Vec<u8>>,
     method: impl FnOnce(Messages<Q>) -> Result<Messages<R>, Status>,
 ) -> Result<Messages<Vec<u8>>, Status> {
-    let what = Of("a request to", path);
-    Ok(encoded(method(decoded(
+    Ok(encoded(method(requests_to(
         requests,
-        what,
-        crate::Code::InvalidArgument,
+        Of("a request to", path),
     ))?))
+}
+
+/// A method's requests, decoded; one that does not decode ends them with
+/// `InvalidArgument`.
+fn requests_to<Q: Message + Default + 'static>(
+    requests: Messages<Vec<u8>>,
+    what: Of,
+) -> Messages<Q> {
+    decoded(requests, what, crate::Code::InvalidArgument)
 }
 
 /// Which messages an error is about: "a response of /a.B/C".

@@ -67,7 +67,7 @@ impl Plugin {
             shared,
         });
         let instance = self.ready().inspect_err(|e| stream.end(e.code()))?;
-        let opened = stream.within(|| instance.open(method, requests));
+        let opened = stream.shared.run(|| instance.open(method, requests));
         stream.responses = self
             .answered(&**instance, opened)
             .inspect_err(|e| stream.end(e.code()))?;
@@ -113,6 +113,15 @@ impl State {
             )));
         }
         Ok(message)
+    }
+
+    /// Runs the plugin's code for the stream: within its caller's context,
+    /// and for a plugin that calls through the host, in its frame.
+    fn run<R>(&self, code: impl FnOnce() -> R) -> R {
+        match &self.caller {
+            Some(caller) => context::scope(caller.clone(), || self.plugin.serve(code)),
+            None => self.plugin.serve(code),
+        }
     }
 
     fn fail(&self, status: Status) -> Status {
@@ -199,16 +208,6 @@ struct Stream {
 }
 
 impl Stream {
-    /// Runs the plugin's code for the stream: within its caller's context,
-    /// and for a plugin that calls through the host, in its frame.
-    fn within<R>(&self, code: impl FnOnce() -> R) -> R {
-        let shared = &self.shared;
-        match &shared.caller {
-            Some(caller) => context::scope(caller.clone(), || shared.plugin.serve(code)),
-            None => shared.plugin.serve(code),
-        }
-    }
-
     /// Counts the stream, and lets go of the plugin's instance: the
     /// plugin's code behind the responses first.
     fn end(&mut self, code: Code) {
@@ -236,13 +235,7 @@ impl Iterator for Stream {
             Some(over) => Some(Err(over)),
             None => {
                 let responses = &mut self.responses;
-                let shared = &self.shared;
-                match &shared.caller {
-                    Some(caller) => {
-                        context::scope(caller.clone(), || shared.plugin.serve(|| responses.next()))
-                    }
-                    None => shared.plugin.serve(|| responses.next()),
-                }
+                self.shared.run(|| responses.next())
             }
         };
         // A failed request fails the stream, whatever the plugin made of it.
