@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #ifndef ABI
-#define ABI 6
+#define ABI 7
 #endif
 #ifndef SIZE
 #define SIZE 40

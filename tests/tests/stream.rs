@@ -10,18 +10,23 @@ use outlet_host::Plugin;
 use outlet_protocol::context::Cancel;
 use outlet_protocol::{Code, Messages, Transport};
 
-use crate::support::{host, library, root};
+use crate::support::{greeter_exec, host, library, root};
 
 const COUNT: &str = "/outlet.examples.numbers.v1.Numbers/Count";
+const GREET: &str = "/outlet.examples.greeter.v1.Greeter/Greet";
 
-/// A manifest for the numbers' native plugin; `extra` is appended.
-fn numbers_manifest(dir: &Path, name: &str, extra: &str) -> PathBuf {
+/// The mechanisms whose plugins stream, and the numbers' plugin of each.
+const MECHANISMS: [(&str, &str); 2] = [("native", "libnumbers_native.so"), ("rpc", "numbers-rpc")];
+
+/// A manifest for the numbers' plugin of `mechanism`; `extra` is appended.
+fn numbers_manifest(dir: &Path, name: &str, mechanism: &str, extra: &str) -> PathBuf {
     let file = dir.join(format!("{name}.toml"));
+    let (_, artifact) = MECHANISMS.iter().find(|(m, _)| *m == mechanism).unwrap();
     let text = format!(
-        "name = \"{name}\"\nmechanism = \"native\"\npath = \"{}\"\n\
+        "name = \"{name}\"\nmechanism = \"{mechanism}\"\npath = \"{}\"\n\
          interface = \"outlet.examples.numbers.v1.Numbers\"\nproto = \"{}\"\n\
          trust = \"in-process\"\n{extra}",
-        library("libnumbers_native.so").display(),
+        library(artifact).display(),
         root().join("examples/numbers/numbers.proto").display(),
     );
     std::fs::write(&file, text).unwrap();
@@ -41,9 +46,15 @@ fn values(messages: Messages<Number>) -> Result<Vec<u64>, outlet_protocol::Statu
 
 #[test]
 fn each_kind_of_stream_works_and_is_counted_once() {
+    for (mechanism, _) in MECHANISMS {
+        each_kind_of_stream_works_and_is_counted_once_on(mechanism);
+    }
+}
+
+fn each_kind_of_stream_works_and_is_counted_once_on(mechanism: &str) {
     let dir = tempfile::tempdir().unwrap();
     let plugin = host()
-        .load(numbers_manifest(dir.path(), "numbers", ""))
+        .load(numbers_manifest(dir.path(), "numbers", mechanism, ""))
         .unwrap();
     let client: NumbersClient<Plugin> = plugin.client().unwrap();
 
@@ -102,9 +113,19 @@ fn each_kind_of_stream_works_and_is_counted_once() {
 
 #[test]
 fn a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cancel() {
+    for (mechanism, _) in MECHANISMS {
+        a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cancel_on(
+            mechanism,
+        );
+    }
+}
+
+fn a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cancel_on(
+    mechanism: &str,
+) {
     let dir = tempfile::tempdir().unwrap();
     let plugin = host()
-        .load(numbers_manifest(dir.path(), "endless", ""))
+        .load(numbers_manifest(dir.path(), "endless", mechanism, ""))
         .unwrap();
     let endless = CountRequest {
         n: u64::MAX,
@@ -155,11 +176,18 @@ fn a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cance
 
 #[test]
 fn a_message_over_the_limit_ends_the_stream_naming_the_plugin() {
+    for (mechanism, _) in MECHANISMS {
+        a_message_over_the_limit_ends_the_stream_naming_the_plugin_on(mechanism);
+    }
+}
+
+fn a_message_over_the_limit_ends_the_stream_naming_the_plugin_on(mechanism: &str) {
     let dir = tempfile::tempdir().unwrap();
     let plugin = host()
         .load(numbers_manifest(
             dir.path(),
             "small",
+            mechanism,
             "[limits]\nmax_message_bytes = 1024\n",
         ))
         .unwrap();
@@ -236,22 +264,33 @@ fn a_message_over_the_limit_ends_the_stream_naming_the_plugin() {
 fn a_stream_path_called_unary_or_a_plugin_that_cannot_stream_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = host()
-        .load(numbers_manifest(dir.path(), "numbers-unary", ""))
+        .load(numbers_manifest(dir.path(), "numbers-unary", "native", ""))
         .unwrap();
     let error = plugin.call(COUNT, &[]).unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented, "{error}");
     assert!(error.message().contains("opened as a stream"), "{error}");
     plugin.shutdown().unwrap();
 
+    // An rpc plugin without the method says so, as its first message.
     let rpc = crate::support::rpc_fixture("no-streams-rpc", "", "");
     let plugin = host().load(&rpc.manifest).unwrap();
+    let mut opened = plugin.open(COUNT, Messages::ok([Vec::new()])).unwrap();
+    let error = opened.next().unwrap().unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented, "{error}");
+    assert!(opened.next().is_none());
+    let greeted = plugin.call(GREET, &[]);
+    assert!(greeted.is_ok(), "the plugin still serves: {greeted:?}");
+    plugin.shutdown().unwrap();
+
+    let exec = crate::support::fixture_for("no-streams-exec", &greeter_exec(), "", "");
+    let plugin = host().load(&exec.manifest).unwrap();
     let error = plugin.open(COUNT, Messages::empty()).unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented, "{error}");
     assert!(
-        error.message().contains("plugin `no-streams-rpc`: ")
+        error.message().contains("plugin `no-streams-exec`: ")
             && error
                 .message()
-                .contains("native plugins only so far, not by its mechanism (rpc)"),
+                .contains("native and rpc plugins only so far, not by its mechanism (exec)"),
         "{error}"
     );
     // Counted as a call refused.

@@ -182,6 +182,9 @@ impl prost_build::ServiceGenerator for Generator {
             buf.push_str(&fill(SERVER_OPEN_TOP, None));
             buf.push_str(&each_shaped(SERVER_OPEN_METHOD));
             buf.push_str(&fill(SERVER_OPEN_BOTTOM, None));
+            buf.push_str(&fill(SERVER_STREAMS_TOP, None));
+            buf.push_str(&each_shaped(SERVER_STREAMS_METHOD));
+            buf.push_str(SERVER_STREAMS_BOTTOM);
         }
         buf.push_str(&fill(SERVER_BOTTOM, None));
     }
@@ -432,6 +435,23 @@ const SERVER_OPEN_METHOD: [&str; 4] = [
 const SERVER_OPEN_BOTTOM: &str = r#"            _ => ::core::result::Result::Err(%P%::Status::unimplemented(::std::format!(
                 "%FULL% has no method {method}"
             ))),
+        }
+    }
+"#;
+
+const SERVER_STREAMS_TOP: &str = r#"
+    fn streams(&self, method: &str) -> bool {
+        match method {
+"#;
+
+const SERVER_STREAMS_METHOD: [&str; 4] = [
+    "",
+    "            \"%PATH%\" => true,\n",
+    "            \"%PATH%\" => true,\n",
+    "            \"%PATH%\" => true,\n",
+];
+
+const SERVER_STREAMS_BOTTOM: &str = r#"            _ => false,
         }
     }
 "#;

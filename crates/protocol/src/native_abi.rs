@@ -18,7 +18,7 @@ use crate::{BUILD_FINGERPRINT, Plugin, Status};
 /// Version 5: a [`crate::Service`] lends its implementation
 /// ([`crate::Service::shared`]). Version 6: and serves streams
 /// ([`crate::Service::open`]).
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// The name of the static a native plugin exports.
 pub const SYMBOL: &str = "OUTLET_NATIVE_PLUGIN";

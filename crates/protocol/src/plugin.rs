@@ -234,6 +234,12 @@ impl Plugin {
         self.service_of(method)?.open(method, requests)
     }
 
+    /// Whether the method at `path` streams ([`Service::streams`]).
+    pub fn streams(&self, path: &str) -> bool {
+        self.service_of(path)
+            .is_ok_and(|service| service.streams(path))
+    }
+
     /// The service a gRPC path names: with one service, that one, which
     /// checks the path itself.
     fn service_of(&self, method: &str) -> Result<&dyn Service, Status> {

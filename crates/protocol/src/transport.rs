@@ -180,6 +180,14 @@ pub trait Service: Send + Sync + 'static {
         )))
     }
 
+    /// Whether `method` streams: it is opened ([`Service::open`]), not
+    /// called. A mechanism's guest side asks, where its wire does not say
+    /// (gRPC frames a unary call as it frames a stream).
+    fn streams(&self, method: &str) -> bool {
+        let _ = method;
+        false
+    }
+
     /// The implementation behind the service, for callers in the same
     /// process ([`Local`]). Generated servers return their `Arc<dyn Trait>`.
     /// A native plugin's host calls what [`Service::shared`] lends instead.

@@ -30,7 +30,8 @@
 //!
 //! Its parts: `listen` (the socket, the handshake line, mutual TLS),
 //! `connections` (each connection, until Shutdown or SIGTERM), `routes`
-//! (the gRPC services), `frames` (Outlet's frames, for an Outlet host),
+//! (the gRPC services), `streams` (streaming methods, over gRPC for every
+//! host), `frames` (Outlet's frames, for an Outlet host),
 //! `host` and `stdio` (go-plugin's broker and stdio stream).
 
 use std::process::ExitCode;
@@ -48,6 +49,7 @@ mod host;
 mod listen;
 mod routes;
 mod stdio;
+mod streams;
 
 use error::ServeError;
 pub use host::Host;

@@ -85,6 +85,9 @@ pub(super) async fn route(
             let trace = header("traceparent").and_then(|parent| {
                 TraceContext::new(&parent, &header("tracestate").unwrap_or_default())
             });
+            if plugin.streams(&path) {
+                return super::streams::serve(plugin, path, (deadline, trace), request).await;
+            }
             server::unary(request, usize::MAX, move |body| {
                 let plugin = plugin.clone();
                 let path = path.clone();

@@ -32,10 +32,11 @@ impl Plugin {
             status
         };
         let mechanism = self.0.manifest.mechanism;
-        if mechanism != Mechanism::Native {
+        if !matches!(mechanism, Mechanism::Native | Mechanism::Rpc) {
             return Err(refused(Status::unimplemented(format!(
-                "plugin `{}`: {method} streams, and streams are carried by native plugins only \
-                 so far, not by its mechanism ({}); load a native build of it for this method",
+                "plugin `{}`: {method} streams, and streams are carried by native and rpc \
+                 plugins only so far, not by its mechanism ({}); load a native or rpc build of \
+                 it for this method",
                 self.name(),
                 mechanism.name()
             ))));

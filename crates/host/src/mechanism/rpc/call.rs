@@ -295,7 +295,12 @@ impl Shared {
 
     /// Turns a failed call's status into one that names the plugin, and
     /// says whether its process died.
-    fn explain(&self, instance: &Instance, method: &str, status: tonic::Status) -> Status {
+    pub(super) fn explain(
+        &self,
+        instance: &Instance,
+        method: &str,
+        status: tonic::Status,
+    ) -> Status {
         use std::error::Error;
         let plugin = &self.plugin;
         if status

@@ -59,20 +59,26 @@ async fn one(
     grpc.ready().await.map_err(transport)?;
     let mut request = tonic::Request::new(Bytes::from(request));
     request.set_timeout(deadline.saturating_duration_since(Instant::now()));
-    // The trace context as gRPC carries it, for a plugin's
-    // OpenTelemetry instrumentation.
-    if let Some(trace) = trace {
-        let metadata = request.metadata_mut();
-        for (key, value) in [
-            ("traceparent", trace.traceparent()),
-            ("tracestate", trace.tracestate()),
-        ] {
-            if let (false, Ok(value)) = (value.is_empty(), value.parse()) {
-                metadata.insert(key, value);
-            }
+    carry_trace(&mut request, trace);
+    Ok(grpc.unary(request, path, Raw).await?.into_inner())
+}
+
+/// The trace context as gRPC carries it, for a plugin's OpenTelemetry
+/// instrumentation.
+pub(super) fn carry_trace<T>(
+    request: &mut tonic::Request<T>,
+    trace: Option<outlet_protocol::context::TraceContext>,
+) {
+    let Some(trace) = trace else { return };
+    let metadata = request.metadata_mut();
+    for (key, value) in [
+        ("traceparent", trace.traceparent()),
+        ("tracestate", trace.tracestate()),
+    ] {
+        if let (false, Ok(value)) = (value.is_empty(), value.parse()) {
+            metadata.insert(key, value);
         }
     }
-    Ok(grpc.unary(request, path, Raw).await?.into_inner())
 }
 
 /// How long after a start the connections it has no use for yet are opened
@@ -98,14 +104,14 @@ struct Dial {
     peer: Option<Peer>,
 }
 
-struct Connection {
+pub(super) struct Connection {
     /// Always `Some` but in `drop`.
     runtime: Option<tokio::runtime::Runtime>,
-    send: SendRequest<Body>,
+    pub(super) send: SendRequest<Body>,
 }
 
 impl Connection {
-    fn runtime(&self) -> &tokio::runtime::Runtime {
+    pub(super) fn runtime(&self) -> &tokio::runtime::Runtime {
         self.runtime.as_ref().expect("taken only in drop")
     }
 }
@@ -145,12 +151,9 @@ impl Grpc {
         max_message: usize,
         deadline: Instant,
     ) -> [Result<Bytes, tonic::Status>; 2] {
-        let connection = match self.take_idle() {
-            Some(connection) => connection,
-            None => match self.dial.connect(deadline) {
-                Ok(connection) => connection,
-                Err(status) => return [Err(status.clone()), Err(status)],
-            },
+        let connection = match self.connection(deadline) {
+            Ok(connection) => connection,
+            Err(status) => return [Err(status.clone()), Err(status)],
         };
         let [(first, a), (second, b)] = calls;
         let call = |path: &'static str, request| {
@@ -177,12 +180,25 @@ impl Grpc {
             [a.unwrap_or_else(|_| late()), b.unwrap_or_else(|_| late())]
         });
         if replies.iter().all(reusable) {
-            self.idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(connection);
+            self.give_back(connection);
         }
         replies
+    }
+
+    /// A connection for a call of its own: an idle one, or a new one.
+    pub(super) fn connection(&self, deadline: Instant) -> Result<Connection, tonic::Status> {
+        match self.take_idle() {
+            Some(connection) => Ok(connection),
+            None => self.dial.connect(deadline),
+        }
+    }
+
+    /// Takes a connection back, idle and fit for another call.
+    pub(super) fn give_back(&self, connection: Connection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(connection);
     }
 
     /// An idle connection the plugin has not closed, if there is one.
@@ -206,10 +222,7 @@ impl Grpc {
         let path = http::uri::PathAndQuery::try_from(method).map_err(|e| {
             tonic::Status::invalid_argument(format!("`{method}` is not a gRPC path: {e}"))
         })?;
-        let connection = match self.take_idle() {
-            Some(connection) => connection,
-            None => self.dial.connect(deadline)?,
-        };
+        let connection = self.connection(deadline)?;
         let trace = outlet_protocol::context::caller_trace();
         let call = one(
             connection.send.clone(),
@@ -242,10 +255,7 @@ impl Grpc {
             }
         });
         if reusable(&reply) {
-            self.idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(connection);
+            self.give_back(connection);
         }
         reply
     }
@@ -354,7 +364,7 @@ pub(super) fn transport(
 
 /// Runs `future` on `runtime` from this thread; from a thread of another
 /// runtime (where blocking on one is not allowed), on a thread of its own.
-fn drive<F: Future + Send>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
+pub(super) fn drive<F: Future + Send>(runtime: &tokio::runtime::Runtime, future: F) -> F::Output
 where
     F::Output: Send,
 {

@@ -11,7 +11,7 @@
 //! extra capabilities).
 //!
 //! Calls (`call.rs`): over Outlet's frames when both sides are Outlet, else
-//! gRPC (`grpc.rs`); the plugin calls back into the host over go-plugin's
+//! gRPC (`grpc.rs`); streams are gRPC streams for every peer (`stream.rs`); the plugin calls back into the host over go-plugin's
 //! broker (`broker.rs`). On a Unix socket, every connection's peer is
 //! checked, both ways, by one rule (`peer.rs`): the plugin's process or one
 //! that descends from it (an attached plugin's listener: its `pid`).
@@ -44,6 +44,7 @@ mod instance;
 mod output;
 mod peer;
 mod process;
+mod stream;
 mod supervise;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,7 +52,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use outlet_manifest::Manifest;
-use outlet_protocol::{Status, Transport};
+use outlet_protocol::{Messages, Status, Transport};
 
 use super::{Backend, Session};
 use crate::error::LoadError;
@@ -181,6 +182,10 @@ impl Rpc {
 impl Transport for Rpc {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         self.shared.call(method, request)
+    }
+
+    fn open(&self, method: &str, requests: Messages<Vec<u8>>) -> Result<Messages<Vec<u8>>, Status> {
+        self.shared.open(method, requests)
     }
 }
 

@@ -1,0 +1,243 @@
+//! Streams to an rpc plugin: a gRPC stream each, as go-plugin's hosts open
+//! them, whichever peer the plugin is (Outlet's frames carry unary calls
+//! only). A stream has a connection of its own while it is open, driven
+//! by the thread that reads it, as a unary call's is:
+//!
+//! - the caller's requests are pulled while the responses are read, each
+//!   when the connection has room for it (HTTP/2 flow control);
+//! - a response is read off the connection only when the caller asks for
+//!   it: the plugin is held back by the connection's window (64 KiB a
+//!   stream) and its own buffer;
+//! - a stream dropped before its end resets it, which cancels the plugin's
+//!   context;
+//! - each wait for a message is held to the caller's deadline and cancel,
+//!   and to `limits.timeout_ms`; each response to `limits.max_message_bytes`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Bytes;
+use outlet_protocol::context::Cancel;
+use outlet_protocol::{Messages, Status};
+use outlet_rpc::Raw;
+
+use super::Shared;
+use super::grpc::{self, Connection};
+use super::instance::Instance;
+
+type Opening = Pin<Box<dyn Future<Output = Result<tonic::Streaming<Bytes>, tonic::Status>> + Send>>;
+
+impl Shared {
+    /// Opens a stream of `method`, with the caller's deadline and cancel.
+    pub(super) fn open(
+        self: &Arc<Self>,
+        method: &str,
+        requests: Messages<Vec<u8>>,
+    ) -> Result<Messages<Vec<u8>>, Status> {
+        let plugin = &self.plugin;
+        let path = http::uri::PathAndQuery::try_from(method).map_err(|e| {
+            Status::invalid_argument(format!(
+                "plugin `{plugin}`: `{method}` is not a gRPC path: {e}"
+            ))
+        })?;
+        let deadline = crate::services::deadline_here();
+        let cancel = crate::services::caller_cancel();
+        let start_by = Instant::now() + crate::services::time_left(self.timeout);
+        let instance = self.instance(start_by, cancel.as_ref())?;
+        let connection = instance
+            .grpc
+            .connection(start_by)
+            .map_err(|status| self.explain(&instance, method, status))?;
+        let sent = Arc::new(Sent::default());
+        let mut request = tonic::Request::new(requests_of(requests, sent.clone()));
+        if let Some(deadline) = deadline {
+            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        grpc::carry_trace(&mut request, outlet_protocol::context::caller_trace());
+        let mut client = outlet_rpc::client::client(connection.send.clone())
+            .max_decoding_message_size(self.max_message)
+            .max_encoding_message_size(usize::MAX);
+        // Opened when first read: the caller's requests are pulled then.
+        let opening: Opening = Box::pin(async move {
+            client.ready().await.map_err(grpc::transport)?;
+            Ok(client.streaming(request, path, Raw).await?.into_inner())
+        });
+        Ok(Messages::new(Responses {
+            reading: Reading::Opening(opening),
+            connection: Some(connection),
+            shared: self.clone(),
+            instance,
+            method: method.into(),
+            deadline,
+            cancel,
+            sent,
+        }))
+    }
+}
+
+/// How the caller's requests went.
+#[derive(Default)]
+struct Sent {
+    /// All were sent, and the stream half-closed.
+    all: AtomicBool,
+    /// The first that failed (over the limit, past the deadline, a panic
+    /// of the caller's code): the stream fails with it.
+    failed: Mutex<Option<Status>>,
+    /// Woken when one failed.
+    failing: tokio::sync::Notify,
+}
+
+/// The caller's requests as the body of the gRPC stream: pulled when the
+/// connection has room for the next.
+fn requests_of(
+    mut requests: Messages<Vec<u8>>,
+    sent: Arc<Sent>,
+) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
+    futures_util::stream::poll_fn(move |_| {
+        Poll::Ready(match requests.next() {
+            Some(Ok(request)) => Some(Bytes::from(request)),
+            Some(Err(status)) => {
+                let mut failed = sent.failed.lock().unwrap_or_else(|e| e.into_inner());
+                failed.get_or_insert(status);
+                sent.failing.notify_one();
+                None
+            }
+            None => {
+                sent.all.store(true, Ordering::Release);
+                None
+            }
+        })
+    })
+}
+
+enum Reading {
+    Opening(Opening),
+    Open(tonic::Streaming<Bytes>),
+    Ended,
+}
+
+/// An open stream's responses, read as the caller asks for them.
+struct Responses {
+    reading: Reading,
+    /// The stream's own; given back once the stream ended well.
+    connection: Option<Connection>,
+    shared: Arc<Shared>,
+    instance: Arc<Instance>,
+    method: String,
+    deadline: Option<Instant>,
+    cancel: Option<Cancel>,
+    sent: Arc<Sent>,
+}
+
+impl Iterator for Responses {
+    type Item = Result<Vec<u8>, Status>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let connection = self.connection.as_ref()?;
+        let now = Instant::now();
+        let timeout = now + self.shared.timeout;
+        let until = self
+            .deadline
+            .map_or(timeout, |deadline| deadline.min(timeout));
+        let (cancelled, on_cancel) = tokio::sync::oneshot::channel::<()>();
+        let _watch = self.cancel.as_ref().map(|cancel| {
+            cancel.watch(move || {
+                let _ = cancelled.send(());
+            })
+        });
+        let (reading, sent) = (&mut self.reading, &self.sent);
+        let read = grpc::drive(connection.runtime(), async move {
+            let message = async {
+                loop {
+                    match reading {
+                        Reading::Opening(opening) => *reading = Reading::Open(opening.await?),
+                        Reading::Open(stream) => return stream.message().await.map(Ok),
+                        Reading::Ended => return Ok(Ok(None)),
+                    }
+                }
+            };
+            let cancelled = async {
+                match on_cancel.await {
+                    Ok(()) => Ended::Cancelled,
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                message = tokio::time::timeout_at(until.into(), message) => match message {
+                    Ok(Ok(message)) => message.map_err(Ended::Status),
+                    Ok(Err(status)) => Err(Ended::Status(status)),
+                    Err(_) => Err(Ended::Late),
+                },
+                ended = cancelled => Err(ended),
+                () = sent.failing.notified() => Err(Ended::RequestFailed),
+            }
+        });
+        let next = match read {
+            Ok(Some(message)) => return Some(Ok(message.into())),
+            Ok(None) => None,
+            Err(ended) => Some(Err(self.status(ended))),
+        };
+        // A request that failed fails the stream, whatever the plugin made
+        // of the requests before it.
+        let failed = self
+            .sent
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let next = failed.map(Err).or(next);
+        self.reading = Reading::Ended;
+        let connection = self.connection.take();
+        // Fit for another call only if the stream ended well with every
+        // request sent: nothing of it is left on the connection.
+        if let (None, Some(connection)) = (&next, connection)
+            && self.sent.all.load(Ordering::Acquire)
+        {
+            self.instance.grpc.give_back(connection);
+        }
+        if next.is_none() {
+            self.instance.answered(&self.method);
+        }
+        next
+    }
+}
+
+/// Why a stream ended before its last message.
+enum Ended {
+    /// The plugin's status, or one made on the way (the connection broke,
+    /// a message over the limit).
+    Status(tonic::Status),
+    Late,
+    Cancelled,
+    RequestFailed,
+}
+
+impl Responses {
+    fn status(&self, ended: Ended) -> Status {
+        let (shared, method) = (&self.shared, &self.method);
+        let plugin = &shared.plugin;
+        match ended {
+            Ended::Status(status) => shared.explain(&self.instance, method, status),
+            Ended::Late if self.deadline.is_some_and(|d| Instant::now() >= d) => {
+                Status::deadline_exceeded(format!(
+                    "plugin `{plugin}`: the stream of {method} passed its caller's deadline; \
+                     the plugin was told to give up on it"
+                ))
+            }
+            Ended::Late => Status::deadline_exceeded(format!(
+                "plugin `{plugin}`: the stream of {method} had no message for {} ms \
+                 (limits.timeout_ms); the plugin was told to give up on it",
+                shared.timeout.as_millis()
+            )),
+            Ended::Cancelled => crate::deadline::cancelled(plugin, method),
+            // Taken from `sent` by the caller.
+            Ended::RequestFailed => Status::internal(format!(
+                "plugin `{plugin}`: a request of the stream of {method} failed"
+            )),
+        }
+    }
+}
