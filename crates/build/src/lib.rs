@@ -182,9 +182,13 @@ impl prost_build::ServiceGenerator for Generator {
             buf.push_str(&fill(SERVER_OPEN_TOP, None));
             buf.push_str(&each_shaped(SERVER_OPEN_METHOD));
             buf.push_str(&fill(SERVER_OPEN_BOTTOM, None));
-            buf.push_str(&fill(SERVER_STREAMS_TOP, None));
-            buf.push_str(&each_shaped(SERVER_STREAMS_METHOD));
-            buf.push_str(SERVER_STREAMS_BOTTOM);
+            let paths: Vec<String> = service
+                .methods
+                .iter()
+                .filter(|m| m.client_streaming || m.server_streaming)
+                .map(|m| fill("\"%PATH%\"", Some(m)))
+                .collect();
+            buf.push_str(&SERVER_STREAMS_WHICH.replace("%PATHS%", &paths.join(" | ")));
         }
         buf.push_str(&fill(SERVER_BOTTOM, None));
     }
@@ -439,20 +443,9 @@ const SERVER_OPEN_BOTTOM: &str = r#"            _ => ::core::result::Result::Err
     }
 "#;
 
-const SERVER_STREAMS_TOP: &str = r#"
+const SERVER_STREAMS_WHICH: &str = r#"
     fn streams(&self, method: &str) -> bool {
-        match method {
-"#;
-
-const SERVER_STREAMS_METHOD: [&str; 4] = [
-    "",
-    "            \"%PATH%\" => true,\n",
-    "            \"%PATH%\" => true,\n",
-    "            \"%PATH%\" => true,\n",
-];
-
-const SERVER_STREAMS_BOTTOM: &str = r#"            _ => false,
-        }
+        ::core::matches!(method, %PATHS%)
     }
 "#;
 

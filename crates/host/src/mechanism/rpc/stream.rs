@@ -116,7 +116,7 @@ fn requests_of(
 
 enum Reading {
     Opening(Opening),
-    Open(tonic::Streaming<Bytes>),
+    Open(Box<tonic::Streaming<Bytes>>),
     Ended,
 }
 
@@ -154,7 +154,9 @@ impl Iterator for Responses {
             let message = async {
                 loop {
                     match reading {
-                        Reading::Opening(opening) => *reading = Reading::Open(opening.await?),
+                        Reading::Opening(opening) => {
+                            *reading = Reading::Open(Box::new(opening.await?));
+                        }
                         Reading::Open(stream) => return stream.message().await.map(Ok),
                         Reading::Ended => return Ok(Ok(None)),
                     }
