@@ -6,6 +6,9 @@
 #   $TARGET/go/bare-go-plugin  a plugin with go-plugin's handshake and health
 #                              only, no controller (as minimal ones in other
 #                              languages are)
+#   $TARGET/go/numbers-go-plugin  a go-plugin plugin of examples/numbers, whose
+#                                 methods stream
+#   $TARGET/go/numbers-go-host    a go-plugin host driving a numbers plugin
 # TARGET defaults to <repo>/target. Re-running is cheap: Go's build cache
 # (in $TARGET/go/cache) skips unchanged work.
 set -euo pipefail
@@ -33,3 +36,5 @@ export CGO_ENABLED=0
 go build -o "$out/kv-go-plugin" kv/plugin
 go build -o "$out/kv-go-host" kv/host
 go build -o "$out/bare-go-plugin" kv/bare
+go build -o "$out/numbers-go-plugin" numbers/plugin
+go build -o "$out/numbers-go-host" numbers/host

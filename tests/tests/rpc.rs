@@ -10,28 +10,9 @@ use kv::{GetRequest, KvClient, PutRequest};
 use outlet_protocol::Code;
 
 use crate::support::{
-    self, GREETER_GRANT, Shouting, capture_logs, fixture_of, greet, host, host_secret, root,
+    GREETER_GRANT, Shouting, capture_logs, fixture_of, go_program, greet, host, host_secret, root,
     rpc_fixture, rpc_plugin, test_plugin,
 };
-
-/// A program built by `tests/go/build.sh`, which the README's test command
-/// runs; `None`, said on stderr, where that command found no way to install
-/// Go and go-plugin (a system not based on Debian). On Debian it always
-/// builds them, and a missing program fails the test.
-fn go_program(name: &str) -> Option<PathBuf> {
-    if let Some(why) = support::go_interop_skipped() {
-        eprintln!("skipped: this test runs go-plugin's Go programs, and {why}");
-        return None;
-    }
-    let path = root().join("target/go").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the Go interop programs with tests/go/build.sh (the README's test \
-         command does)",
-        path.display()
-    );
-    Some(path)
-}
 
 /// The Rust KV example plugin, built beside the test plugins.
 fn kv_plugin() -> PathBuf {

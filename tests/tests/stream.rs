@@ -10,23 +10,37 @@ use outlet_host::Plugin;
 use outlet_protocol::context::Cancel;
 use outlet_protocol::{Code, Messages, Transport};
 
-use crate::support::{greeter_exec, host, library, root};
+use crate::support::{go_program, greeter_exec, host, library, root};
 
 const COUNT: &str = "/outlet.examples.numbers.v1.Numbers/Count";
 const GREET: &str = "/outlet.examples.greeter.v1.Greeter/Greet";
 
-/// The mechanisms whose plugins stream, and the numbers' plugin of each.
-const MECHANISMS: [(&str, &str); 2] = [("native", "libnumbers_native.so"), ("rpc", "numbers-rpc")];
+/// The numbers' plugins, each with its mechanism: Outlet's native and rpc
+/// plugins, and go-plugin's Go plugin (on rpc) where the Go programs are
+/// built.
+fn plugins() -> Vec<(&'static str, PathBuf)> {
+    let mut plugins = vec![
+        ("native", library("libnumbers_native.so")),
+        ("rpc", library("numbers-rpc")),
+    ];
+    plugins.extend(go_program("numbers-go-plugin").map(|go| ("rpc", go)));
+    plugins
+}
 
-/// A manifest for the numbers' plugin of `mechanism`; `extra` is appended.
-fn numbers_manifest(dir: &Path, name: &str, mechanism: &str, extra: &str) -> PathBuf {
+/// A manifest for the numbers' plugin `artifact` of `mechanism`; `extra`
+/// is appended.
+fn numbers_manifest(
+    dir: &Path,
+    name: &str,
+    (mechanism, artifact): (&str, &Path),
+    extra: &str,
+) -> PathBuf {
     let file = dir.join(format!("{name}.toml"));
-    let (_, artifact) = MECHANISMS.iter().find(|(m, _)| *m == mechanism).unwrap();
     let text = format!(
         "name = \"{name}\"\nmechanism = \"{mechanism}\"\npath = \"{}\"\n\
          interface = \"outlet.examples.numbers.v1.Numbers\"\nproto = \"{}\"\n\
          trust = \"in-process\"\n{extra}",
-        library(artifact).display(),
+        artifact.display(),
         root().join("examples/numbers/numbers.proto").display(),
     );
     std::fs::write(&file, text).unwrap();
@@ -46,15 +60,15 @@ fn values(messages: Messages<Number>) -> Result<Vec<u64>, outlet_protocol::Statu
 
 #[test]
 fn each_kind_of_stream_works_and_is_counted_once() {
-    for (mechanism, _) in MECHANISMS {
-        each_kind_of_stream_works_and_is_counted_once_on(mechanism);
+    for (mechanism, artifact) in plugins() {
+        each_kind_of_stream_works_and_is_counted_once_on((mechanism, &artifact));
     }
 }
 
-fn each_kind_of_stream_works_and_is_counted_once_on(mechanism: &str) {
+fn each_kind_of_stream_works_and_is_counted_once_on(numbers: (&str, &Path)) {
     let dir = tempfile::tempdir().unwrap();
     let plugin = host()
-        .load(numbers_manifest(dir.path(), "numbers", mechanism, ""))
+        .load(numbers_manifest(dir.path(), "numbers", numbers, ""))
         .unwrap();
     let client: NumbersClient<Plugin> = plugin.client().unwrap();
 
@@ -113,19 +127,19 @@ fn each_kind_of_stream_works_and_is_counted_once_on(mechanism: &str) {
 
 #[test]
 fn a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cancel() {
-    for (mechanism, _) in MECHANISMS {
-        a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cancel_on(
-            mechanism,
-        );
+    for (mechanism, artifact) in plugins() {
+        a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cancel_on((
+            mechanism, &artifact,
+        ));
     }
 }
 
 fn a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cancel_on(
-    mechanism: &str,
+    numbers: (&str, &Path),
 ) {
     let dir = tempfile::tempdir().unwrap();
     let plugin = host()
-        .load(numbers_manifest(dir.path(), "endless", mechanism, ""))
+        .load(numbers_manifest(dir.path(), "endless", numbers, ""))
         .unwrap();
     let endless = CountRequest {
         n: u64::MAX,
@@ -176,18 +190,18 @@ fn a_stream_dropped_midway_stops_and_an_endless_one_meets_its_deadline_and_cance
 
 #[test]
 fn a_message_over_the_limit_ends_the_stream_naming_the_plugin() {
-    for (mechanism, _) in MECHANISMS {
-        a_message_over_the_limit_ends_the_stream_naming_the_plugin_on(mechanism);
+    for (mechanism, artifact) in plugins() {
+        a_message_over_the_limit_ends_the_stream_naming_the_plugin_on((mechanism, &artifact));
     }
 }
 
-fn a_message_over_the_limit_ends_the_stream_naming_the_plugin_on(mechanism: &str) {
+fn a_message_over_the_limit_ends_the_stream_naming_the_plugin_on(numbers: (&str, &Path)) {
     let dir = tempfile::tempdir().unwrap();
     let plugin = host()
         .load(numbers_manifest(
             dir.path(),
             "small",
-            mechanism,
+            numbers,
             "[limits]\nmax_message_bytes = 1024\n",
         ))
         .unwrap();
@@ -264,7 +278,12 @@ fn a_message_over_the_limit_ends_the_stream_naming_the_plugin_on(mechanism: &str
 fn a_stream_path_called_unary_or_a_plugin_that_cannot_stream_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let plugin = host()
-        .load(numbers_manifest(dir.path(), "numbers-unary", "native", ""))
+        .load(numbers_manifest(
+            dir.path(),
+            "numbers-unary",
+            ("native", &library("libnumbers_native.so")),
+            "",
+        ))
         .unwrap();
     let error = plugin.call(COUNT, &[]).unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented, "{error}");
@@ -298,4 +317,26 @@ fn a_stream_path_called_unary_or_a_plugin_that_cannot_stream_says_why() {
     let refused = stats.methods.iter().find(|m| m.method == COUNT).unwrap();
     assert_eq!(refused.errors, [(Code::Unimplemented, 1)]);
     plugin.shutdown().unwrap();
+}
+
+#[test]
+fn a_go_plugin_host_drives_an_outlet_plugins_streams() {
+    let Some(go_host) = go_program("numbers-go-host") else {
+        return;
+    };
+    let output = std::process::Command::new(go_host)
+        .args([library("numbers-rpc").to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "count 1,2,3 payload nnnnn\n\
+         sum 5050 count 100\n\
+         echo 7,8\n\
+         echo 1 then InvalidArgument: Echo refuses u64::MAX\n\
+         endless cancelled: Canceled\n",
+        "{stderr}"
+    );
 }

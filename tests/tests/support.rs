@@ -367,3 +367,22 @@ pub fn cancel_after(
         cancel.cancel();
     })
 }
+
+/// A program built by `tests/go/build.sh`, which the README's test command
+/// runs; `None`, said on stderr, where that command found no way to install
+/// Go and go-plugin (a system not based on Debian). On Debian it always
+/// builds them, and a missing program fails the test.
+pub fn go_program(name: &str) -> Option<PathBuf> {
+    if let Some(why) = go_interop_skipped() {
+        eprintln!("skipped: this test runs go-plugin's Go programs, and {why}");
+        return None;
+    }
+    let path = root().join("target/go").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the Go interop programs with tests/go/build.sh (the README's test \
+         command does)",
+        path.display()
+    );
+    Some(path)
+}
