@@ -340,3 +340,97 @@ fn a_go_plugin_host_drives_an_outlet_plugins_streams() {
         "{stderr}"
     );
 }
+
+/// The rpc test plugin's misbehaving counts (`tests/src/bin/test-rpc.rs`).
+const HOSTILE_GROWS: u64 = 1_000_001;
+const HOSTILE_STALLS: u64 = 1_000_002;
+const HOSTILE_DIES: u64 = 1_000_003;
+const HOSTILE_FLOODS: u64 = 1_000_004;
+const HOSTILE_MADE: u64 = 1_000_005;
+
+#[test]
+fn a_hostile_rpc_plugin_ends_its_own_stream_with_a_clear_status_and_serves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = numbers_manifest(
+        dir.path(),
+        "hostile",
+        ("rpc", &crate::support::rpc_plugin()),
+        "[limits]\nmax_message_bytes = 8192\ntimeout_ms = 300\nrestarts = 3\n\
+         [permissions]\nenv = { OUTLET_TEST_MODE = \"numbers\" }\n",
+    );
+    let plugin = host().load(manifest).unwrap();
+    let client: NumbersClient<Plugin> = plugin.client().unwrap();
+    let count = |n| {
+        client
+            .count(CountRequest {
+                n,
+                payload_bytes: 0,
+            })
+            .unwrap()
+    };
+    let serves_on = || assert_eq!(values(count(3)).unwrap(), [1, 2, 3]);
+
+    // A message over the limit midway: 1, 2 and 4 KiB pass, 8 KiB does not.
+    let grown: Vec<_> = count(HOSTILE_GROWS).collect();
+    assert_eq!(grown.len(), 4, "{grown:?}");
+    let error = grown[3].as_ref().unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted, "{error}");
+    assert!(
+        error.message().contains("plugin `hostile`")
+            && error.message().contains("max_message_bytes"),
+        "{error}"
+    );
+    serves_on();
+
+    // A stream that stalls ends at limits.timeout_ms.
+    let started = Instant::now();
+    let stalled: Vec<_> = count(HOSTILE_STALLS).collect();
+    assert_eq!(stalled.len(), 2, "{stalled:?}");
+    let error = stalled[1].as_ref().unwrap_err();
+    assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
+    assert!(
+        error.message().contains("plugin `hostile`")
+            && error.message().contains("had no message for 300 ms"),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    serves_on();
+
+    // A flood read slowly is held back by the connection and the plugin's
+    // buffer; dropped, its code sees the cancel and stops.
+    let mut flood = count(HOSTILE_FLOODS);
+    for _ in 0..100 {
+        assert!(flood.next().unwrap().is_ok());
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    drop(flood);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let made = loop {
+        let made = count(HOSTILE_MADE).next().unwrap().unwrap();
+        if made.payload == b"cancelled" || Instant::now() > deadline {
+            break made;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(made.payload, b"cancelled", "the flood saw no cancel");
+    // 100 read, 8 buffered, and what HTTP/2's windows (2 MiB a stream) and
+    // the socket hold: about 550 numbers of 4 KiB.
+    assert!(
+        made.value < 100 + 1000,
+        "the flood made {} numbers",
+        made.value
+    );
+
+    // A plugin that dies midway: the stream says so, the plugin restarts.
+    // (Its first number may die with it, unsent.)
+    let died: Vec<_> = count(HOSTILE_DIES).collect();
+    assert!(matches!(died.len(), 1 | 2), "{died:?}");
+    let error = died.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
+    assert!(
+        error.message().contains("plugin `hostile` died during"),
+        "{error}"
+    );
+    serves_on();
+    plugin.shutdown().unwrap();
+}

@@ -48,11 +48,11 @@ pub(super) async fn serve(
             }
         });
         let (plugin, path) = (plugin.clone(), path.clone());
-        let context = CallContext::new(deadline, Some(cancel)).with_trace(trace.clone());
+        let context = CallContext::new(deadline, Some(cancel.clone())).with_trace(trace.clone());
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let requests = Messages::new(Requests { runtime, incoming });
-            context::scope(context, || run(&plugin, &path, requests, &send));
+            context::scope(context, || run(&plugin, &path, requests, &send, &cancel));
             drop(finished);
         });
         let responses = futures_util::stream::unfold(receive, |mut receive| async move {
@@ -65,7 +65,13 @@ pub(super) async fn serve(
 
 /// Runs the plugin's code for one stream, sending what it makes, until it
 /// ends, fails, or the host stops reading.
-fn run(plugin: &Plugin, path: &str, requests: Messages<Vec<u8>>, send: &mpsc::Sender<Sent>) {
+fn run(
+    plugin: &Plugin,
+    path: &str,
+    requests: Messages<Vec<u8>>,
+    send: &mpsc::Sender<Sent>,
+    cancel: &Cancel,
+) {
     let responses = match plugin.open(path, requests) {
         Ok(responses) => responses,
         Err(status) => {
@@ -76,7 +82,12 @@ fn run(plugin: &Plugin, path: &str, requests: Messages<Vec<u8>>, send: &mpsc::Se
     for response in responses {
         let ended = response.is_err();
         let sent = response.map(Bytes::from).map_err(outlet_rpc::to_grpc);
-        if send.blocking_send(sent).is_err() || ended {
+        if send.blocking_send(sent).is_err() {
+            // The host is gone: the code sees it while its stream is dropped.
+            cancel.cancel();
+            return;
+        }
+        if ended {
             return;
         }
     }

@@ -6,8 +6,9 @@
 //! - the caller's requests are pulled while the responses are read, each
 //!   when the connection has room for it (HTTP/2 flow control);
 //! - a response is read off the connection only when the caller asks for
-//!   it: the plugin is held back by the connection's window (64 KiB a
-//!   stream) and its own buffer;
+//!   it: the plugin is held back by HTTP/2's flow control once the
+//!   stream's window (2 MiB, hyper's default) is full, and the host holds
+//!   no more than that of it;
 //! - a stream dropped before its end resets it, which cancels the plugin's
 //!   context;
 //! - each wait for a message is held to the caller's deadline and cancel,
