@@ -18,6 +18,7 @@ mod native;
 mod report;
 mod rpc;
 mod stats;
+mod streams;
 mod stress;
 mod wasm;
 
@@ -29,7 +30,9 @@ use outlet_host::{Host, Policy};
 use report::Report;
 
 /// The mechanisms `--only` accepts.
-pub const SECTIONS: [&str; 7] = ["native", "cabi", "rpc", "wasm", "exec", "bus", "metrics"];
+pub const SECTIONS: [&str; 8] = [
+    "native", "cabi", "rpc", "wasm", "exec", "streams", "bus", "metrics",
+];
 
 pub fn run(
     policy: Policy,
@@ -50,8 +53,9 @@ pub fn run(
         "--extism is measured with the wasm rows; drop --only or make it `--only wasm`"
     );
     anyhow::ensure!(
-        go.is_none() || wants("rpc"),
-        "--go is measured with the rpc rows; drop --only or make it `--only rpc`"
+        go.is_none() || wants("rpc") || wants("streams"),
+        "--go is measured with the rpc and streams rows; drop --only or make it `--only rpc` \
+         or `--only streams`"
     );
     // A module cache of the run's own, so that the user's is left alone and
     // every run compiles, then loads from the cache, the same way.
@@ -84,6 +88,9 @@ pub fn run(
         if let Some(dir) = extism {
             extism::rows(&host, manifests, dir, calls, &mut report)?;
         }
+    }
+    if wants("streams") {
+        streams::rows(&host, manifests, calls, go, &mut report)?;
     }
     // Calls between plugins last, below the mechanisms they go through.
     let mut bus = Report::default();

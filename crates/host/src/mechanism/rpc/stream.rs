@@ -30,6 +30,11 @@ use super::Shared;
 use super::grpc::{self, Connection};
 use super::instance::Instance;
 
+/// Messages read ahead at most, of those already arrived.
+const READ_AHEAD: usize = 32;
+
+type ReadAhead = std::collections::VecDeque<Result<Option<Bytes>, tonic::Status>>;
+
 type Opening = Pin<Box<dyn Future<Output = Result<tonic::Streaming<Bytes>, tonic::Status>> + Send>>;
 
 impl Shared {
@@ -69,6 +74,7 @@ impl Shared {
         });
         Ok(Messages::new(Responses {
             reading: Reading::Opening(opening),
+            ready: ReadAhead::new(),
             connection: Some(connection),
             shared: self.clone(),
             instance,
@@ -124,6 +130,8 @@ enum Reading {
 /// An open stream's responses, read as the caller asks for them.
 struct Responses {
     reading: Reading,
+    /// Arrived already, read with an earlier message.
+    ready: ReadAhead,
     /// The stream's own; given back once the stream ended well.
     connection: Option<Connection>,
     shared: Arc<Shared>,
@@ -138,6 +146,45 @@ impl Iterator for Responses {
     type Item = Result<Vec<u8>, Status>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        let read = match self.ready.pop_front() {
+            Some(ready) => ready.map_err(Ended::Status),
+            None => self.read()?,
+        };
+        let next = match read {
+            Ok(Some(message)) => return Some(Ok(message.into())),
+            Ok(None) => None,
+            Err(ended) => Some(Err(self.status(ended))),
+        };
+        // A request that failed fails the stream, whatever the plugin made
+        // of the requests before it.
+        let failed = self
+            .sent
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let next = failed.map(Err).or(next);
+        self.reading = Reading::Ended;
+        self.ready.clear();
+        let connection = self.connection.take();
+        // Fit for another call only if the stream ended well with every
+        // request sent: nothing of it is left on the connection.
+        if let (None, Some(connection)) = (&next, connection)
+            && self.sent.all.load(Ordering::Acquire)
+        {
+            self.instance.grpc.give_back(connection);
+        }
+        if next.is_none() {
+            self.instance.answered(&self.method);
+        }
+        next
+    }
+}
+
+impl Responses {
+    /// Waits for the next message, and takes those that arrived with it
+    /// (up to [`READ_AHEAD`]) into `ready`; `None` once the stream ended.
+    fn read(&mut self) -> Option<Result<Option<Bytes>, Ended>> {
         let connection = self.connection.as_ref()?;
         let now = Instant::now();
         let timeout = now + self.shared.timeout;
@@ -150,7 +197,7 @@ impl Iterator for Responses {
                 let _ = cancelled.send(());
             })
         });
-        let (reading, sent) = (&mut self.reading, &self.sent);
+        let (reading, sent, ready) = (&mut self.reading, &self.sent, &mut self.ready);
         let read = grpc::drive(connection.runtime(), async move {
             let message = async {
                 loop {
@@ -158,7 +205,13 @@ impl Iterator for Responses {
                         Reading::Opening(opening) => {
                             *reading = Reading::Open(Box::new(opening.await?));
                         }
-                        Reading::Open(stream) => return stream.message().await.map(Ok),
+                        Reading::Open(stream) => {
+                            let first = stream.message().await;
+                            if matches!(first, Ok(Some(_))) {
+                                read_ahead(stream, ready);
+                            }
+                            return Ok(first);
+                        }
                         Reading::Ended => return Ok(Ok(None)),
                     }
                 }
@@ -179,33 +232,25 @@ impl Iterator for Responses {
                 () = sent.failing.notified() => Err(Ended::RequestFailed),
             }
         });
-        let next = match read {
-            Ok(Some(message)) => return Some(Ok(message.into())),
-            Ok(None) => None,
-            Err(ended) => Some(Err(self.status(ended))),
+        Some(read)
+    }
+}
+
+/// Takes the messages that have arrived already, up to [`READ_AHEAD`] of
+/// them and the stream's end, without waiting: one wake-up of the reading
+/// thread reads them all. They are what HTTP/2 had buffered, within the
+/// stream's window.
+fn read_ahead(stream: &mut tonic::Streaming<Bytes>, ready: &mut ReadAhead) {
+    use futures_util::FutureExt;
+    while ready.len() < READ_AHEAD {
+        let Some(next) = stream.message().now_or_never() else {
+            return;
         };
-        // A request that failed fails the stream, whatever the plugin made
-        // of the requests before it.
-        let failed = self
-            .sent
-            .failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let next = failed.map(Err).or(next);
-        self.reading = Reading::Ended;
-        let connection = self.connection.take();
-        // Fit for another call only if the stream ended well with every
-        // request sent: nothing of it is left on the connection.
-        if let (None, Some(connection)) = (&next, connection)
-            && self.sent.all.load(Ordering::Acquire)
-        {
-            self.instance.grpc.give_back(connection);
+        let ended = !matches!(next, Ok(Some(_)));
+        ready.push_back(next);
+        if ended {
+            return;
         }
-        if next.is_none() {
-            self.instance.answered(&self.method);
-        }
-        next
     }
 }
 

@@ -1,0 +1,259 @@
+//! Streams (`examples/numbers`): a `Count` of 1 GiB in 16 KiB messages on
+//! rpc, the Outlet host and plugin against go-plugin's own Go host and Go
+//! plugin (given `--go`), in rounds, with the host's resident memory
+//! watched during the stream; and small messages (a `Count` with no
+//! payload) per mechanism, each message's share beside a unary Greet of
+//! the same mechanism.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use greeter::GreeterClient;
+use numbers::{CountRequest, NumbersClient};
+use outlet_host::{Host, Plugin};
+
+use super::report::{Report, Row, human};
+use super::stats::{Summary, middle, resident};
+
+/// The large stream: 65,536 messages of 16 KiB.
+const PAYLOAD: u32 = 16 << 10;
+const LARGE: u64 = (1 << 30) / PAYLOAD as u64;
+const ROUNDS: usize = 3;
+
+pub fn rows(
+    host: &Host,
+    manifests: &Path,
+    calls: usize,
+    go: Option<&Path>,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let numbers = manifests.join("../../numbers/manifests");
+    let rpc = numbers.join("rpc.toml");
+    large(host, &rpc, go, report)?;
+    for (mechanism, usual) in [
+        ("native", "plugin package: direct call ~5 ns"),
+        ("rpc", "go-plugin gRPC ~50-100 µs"),
+    ] {
+        let file = format!("{mechanism}.toml");
+        let row = small(
+            host,
+            (&numbers.join(&file), &manifests.join(&file)),
+            calls,
+            mechanism,
+            usual,
+        )?;
+        report.notes.push(per_second(&row));
+        report.rows.push(row);
+    }
+    Ok(())
+}
+
+/// What reading one large `Count` to its end took, and how much the
+/// reader's resident memory grew meanwhile.
+struct Read {
+    took: Duration,
+    grew: u64,
+}
+
+/// The large `Count` through an Outlet host, in rounds with go-plugin's Go
+/// host and Go plugin.
+fn large(host: &Host, rpc: &Path, go: Option<&Path>, report: &mut Report) -> anyhow::Result<()> {
+    let plugin = load(host, rpc)?;
+    let client = plugin.client::<NumbersClient<_>>()?;
+    // Once unmeasured, as every round's first calls warm what they touch.
+    read_large(&client, 1024)?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        ours.push(read_large(&client, LARGE)?);
+        if let Some(dir) = go {
+            theirs.push(go_host(dir)?);
+        }
+    }
+    host.unload(plugin.name());
+    let took = |reads: &[Read]| reads.iter().map(|r| r.took).collect::<Vec<_>>();
+    let gib_per_s = |took: Duration| 1.0 / took.as_secs_f64();
+    let grew = |reads: &[Read]| middle(reads.iter().map(|r| r.grew).collect()) as f64 / 1e6;
+    report.rows.push(Row {
+        mechanism: "rpc",
+        case: "Count: 1 GiB in 16 KiB messages, read",
+        usual: "go-plugin gRPC ~50-100 µs",
+        samples: Summary::of(took(&ours)),
+        baseline: (!theirs.is_empty())
+            .then(|| ("go-plugin Go host + Go plugin", Summary::of(took(&theirs)))),
+    });
+    let ours_median = Summary::of(took(&ours)).median;
+    let mut note = format!(
+        "rpc: a Count of 1 GiB in 16 KiB messages: {:.2} GiB/s through the Outlet host and \
+         plugin (median of {ROUNDS}); the host's resident memory grew by {:.1} MB during it",
+        gib_per_s(ours_median),
+        grew(&ours)
+    );
+    if !theirs.is_empty() {
+        let go_median = Summary::of(took(&theirs)).median;
+        note.push_str(&format!(
+            "; go-plugin's Go host and plugin: {:.2} GiB/s, its host's memory grew by {:.1} MB",
+            gib_per_s(go_median),
+            grew(&theirs)
+        ));
+    }
+    report.notes.push(note);
+    report.extra.insert(
+        "stream_1gib".into(),
+        serde_json::json!({
+            "outlet_ns": took(&ours).iter().map(|d| d.as_nanos() as u64).collect::<Vec<_>>(),
+            "outlet_grew_bytes": ours.iter().map(|r| r.grew).collect::<Vec<_>>(),
+            "go_ns": took(&theirs).iter().map(|d| d.as_nanos() as u64).collect::<Vec<_>>(),
+            "go_grew_bytes": theirs.iter().map(|r| r.grew).collect::<Vec<_>>(),
+        }),
+    );
+    Ok(())
+}
+
+fn load(host: &Host, file: &Path) -> anyhow::Result<Plugin> {
+    host.load(file)
+        .with_context(|| format!("loading {}", file.display()))
+}
+
+/// Reads a `Count` of `n` messages of 16 KiB to its end, checking each.
+fn read_large(client: &NumbersClient<Plugin>, n: u64) -> anyhow::Result<Read> {
+    let before = resident()?;
+    let mut peak = before;
+    let started = Instant::now();
+    let mut read = 0;
+    for number in client.count(CountRequest {
+        n,
+        payload_bytes: PAYLOAD,
+    })? {
+        let number = number?;
+        read += 1;
+        anyhow::ensure!(
+            number.value == read && number.payload.len() == PAYLOAD as usize,
+            "message {read} of the Count is not the one sent"
+        );
+        if read % 1024 == 0 {
+            peak = peak.max(resident()?);
+        }
+    }
+    let took = started.elapsed();
+    anyhow::ensure!(read == n, "the Count ended after {read} of {n} messages");
+    Ok(Read {
+        took,
+        grew: peak.saturating_sub(before),
+    })
+}
+
+/// go-plugin's Go host from `dir` reading the same `Count` from the Go plugin.
+fn go_host(dir: &Path) -> anyhow::Result<Read> {
+    let program = dir.join("numbers-go-host");
+    let out = Command::new(&program)
+        .arg(dir.join("numbers-go-plugin"))
+        .args(["count", &LARGE.to_string(), &PAYLOAD.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| {
+            format!(
+                "running {}; build it with tests/go/build.sh",
+                program.display()
+            )
+        })?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} failed: {}",
+        program.display(),
+        out.status
+    );
+    let row: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "{} printed {:?}",
+            program.display(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })?;
+    let field = |key: &str| row[key].as_u64().unwrap_or_default();
+    anyhow::ensure!(
+        field("messages") == LARGE,
+        "{} read {} messages",
+        program.display(),
+        field("messages")
+    );
+    Ok(Read {
+        took: Duration::from_nanos(field("elapsed_ns")),
+        grew: field("rss_peak_kib").saturating_sub(field("rss_before_kib")) * 1024,
+    })
+}
+
+/// Small messages: each message's share of a `Count` with no payload,
+/// beside a unary Greet of the same mechanism, in alternating rounds.
+fn small(
+    host: &Host,
+    (numbers, greeter): (&Path, &Path),
+    calls: usize,
+    mechanism: &'static str,
+    usual: &'static str,
+) -> anyhow::Result<Row> {
+    // The greeter's grant of the host's store is not needed here.
+    let mut greeting = outlet_manifest::Manifest::load(greeter)?;
+    greeting.permissions.call.clear();
+    let (numbers, greeter) = (load(host, numbers)?, host.load_manifest(greeting)?);
+    let count = numbers.client::<NumbersClient<_>>()?;
+    let greet = greeter.client::<GreeterClient<_>>()?;
+    // Long enough a stream that opening it is a small part; Greets in
+    // batches back to back, as the Greet rows and the rpc rows' blocks
+    // time them.
+    let (per_stream, batch): (u64, u32) = match mechanism {
+        "native" => (10_000, 1000),
+        _ => (1000, 50),
+    };
+    let (mut messages, mut unary) = (Vec::new(), Vec::new());
+    for round in 0..=calls / 10 {
+        let started = Instant::now();
+        let mut read: u32 = 0;
+        for number in count.count(CountRequest {
+            n: per_stream,
+            payload_bytes: 0,
+        })? {
+            std::hint::black_box(number?);
+            read += 1;
+        }
+        let each = started.elapsed() / read;
+        anyhow::ensure!(
+            u64::from(read) == per_stream,
+            "the Count ended after {read} messages"
+        );
+        let started = Instant::now();
+        for _ in 0..batch {
+            std::hint::black_box(greet.greet(super::greet::request())?);
+        }
+        let greeted = started.elapsed() / batch;
+        // The first round warms up.
+        if round > 0 {
+            messages.push(each);
+            unary.push(greeted);
+        }
+    }
+    host.unload(numbers.name());
+    host.unload(greeter.name());
+    let row = Row {
+        mechanism,
+        case: "Count, no payload: each message",
+        usual,
+        samples: Summary::of(messages),
+        baseline: Some(("a unary Greet", Summary::of(unary))),
+    };
+    Ok(row)
+}
+
+/// Messages per second at a message's median time, for the notes.
+fn per_second(row: &Row) -> String {
+    format!(
+        "{}: {:.0} small messages/s in a stream, {:.0} unary calls/s (each message {})",
+        row.mechanism,
+        1.0 / row.samples.median.as_secs_f64(),
+        row.baseline
+            .as_ref()
+            .map_or(0.0, |(_, base)| 1.0 / base.median.as_secs_f64()),
+        human(row.samples.median)
+    )
+}
