@@ -14,7 +14,7 @@ use crate::support::{
     GREETER_GRANT, greet, manifest, rpc_fixture, rust_guest, test_library, wat_guest_of,
 };
 
-const V1: &str = "outlet.examples.greeter.v1.Greeter";
+pub(crate) const V1: &str = "outlet.examples.greeter.v1.Greeter";
 const V2: &str = "outlet.examples.greeter.v2.Greeter";
 
 /// A sink that keeps what it is given.
@@ -45,7 +45,13 @@ fn audited_host(kept: &Arc<Kept>) -> Host {
 /// the greeter's): its Greet forwards the request to `forward` (a gRPC
 /// path) through the host and answers what came back; without `forward`,
 /// it answers the GreetResponse `"<tag>"` (two bytes).
-fn link(dir: &Path, name: &str, service: &str, forward: Option<&str>, tag: &str) -> PathBuf {
+pub(crate) fn link(
+    dir: &Path,
+    name: &str,
+    service: &str,
+    forward: Option<&str>,
+    tag: &str,
+) -> PathBuf {
     assert!(forward.is_some() || tag.len() == 2);
     let (imports, greet) = match forward {
         Some(path) => (

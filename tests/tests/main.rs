@@ -1,6 +1,7 @@
 //! Outlet's integration tests: real plugins in real processes. One test
 //! binary for the whole workspace, so its dependencies link once.
 
+mod asynchronous;
 mod bus;
 mod cabi;
 mod call_context;

@@ -301,6 +301,17 @@ const CLIENT_METHOD: [&str; 4] = [
             ::core::result::Result::Err(request) => %P%::unary(&self.transport, "%PATH%", &request),
         })
     }
+
+    /// `%Method%` from async code: a plugin in another process is waited
+    /// for without blocking the runtime's thread; an in-process plugin's
+    /// call runs inline, as the function call it is.
+    pub async fn %method%_async(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
+        let direct = %P%::context::with(&self.options, || %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", "%PATH%", request, |native, request| native.%method%(request)));
+        match direct {
+            ::core::result::Result::Ok(answer) => answer,
+            ::core::result::Result::Err(request) => %P%::unary_async(&self.transport, &self.options, "%PATH%", &request).await,
+        }
+    }
 "#,
     r#"
 %DOCS%    pub fn %method%%SIG% {

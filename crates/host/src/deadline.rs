@@ -97,6 +97,24 @@ fn refused(
     }
 }
 
+/// Why a call from async code of `caller`'s context is over before it is
+/// made, if it is.
+pub(crate) fn given_up_on(caller: &CallContext, plugin: &str, method: &str) -> Option<Status> {
+    gone(caller, Instant::now()).map(|over| over.status(plugin, method, Before))
+}
+
+/// As [`held`], after the fact, for a call from async code: whether
+/// `caller`'s context refuses its answer.
+pub(crate) fn refused_after(
+    caller: &CallContext,
+    plugin: &str,
+    mechanism: Mechanism,
+    method: &str,
+    ok: bool,
+) -> Option<Status> {
+    refused(caller, plugin, mechanism, method, ok)
+}
+
 /// As [`refused`], for a call host code made on this thread straight to a
 /// native plugin's implementation, which answered with `code`.
 pub(crate) fn refused_here(

@@ -178,8 +178,9 @@ impl CallOptions {
             && self.trace.is_none()
     }
 
-    /// The call's context, for a call starting now.
-    fn start(&self) -> CallContext {
+    /// The call's context, for a call starting now: what a transport
+    /// holds an async call to ([`crate::Transport::call_async`]).
+    pub fn start(&self) -> CallContext {
         // A timeout past what the clock can hold is no deadline.
         let after = self.timeout.and_then(|t| Instant::now().checked_add(t));
         CallContext {

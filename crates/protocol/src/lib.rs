@@ -88,7 +88,9 @@ pub use negotiate::{CORE_VERSIONS, Negotiated, NegotiationError, negotiate};
 pub use plugin::Plugin;
 pub use status::{Code, Status};
 pub use stream::Messages;
-pub use transport::{Client, Direct, Local, Service, Shared, Transport, handle, unary};
+pub use transport::{
+    Answer, Client, Direct, Local, Service, Shared, Transport, handle, unary, unary_async,
+};
 
 /// Re-exported for generated code, so a crate with generated clients
 /// needs no direct dependency on `prost` beyond the messages.

@@ -3,6 +3,8 @@
 
 use std::any::Any;
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use prost::Message;
@@ -80,6 +82,27 @@ pub trait Transport: Send + Sync {
         )))
     }
 
+    /// Sends one call from async code, made with `options` (a deadline, a
+    /// cancel token; see [`crate::context`]). Dropping the future gives up
+    /// on the call.
+    ///
+    /// The default makes the call when the future is first polled, on the
+    /// polling thread, as [`Transport::call`] would: right for a transport
+    /// whose calls are function calls (an in-process plugin's). A transport
+    /// that waits on another process implements it so that the polling
+    /// thread is never blocked for long.
+    ///
+    /// # Errors
+    /// As [`Transport::call`].
+    fn call_async<'a>(
+        &'a self,
+        method: &'a str,
+        request: Vec<u8>,
+        options: &'a crate::context::CallOptions,
+    ) -> Answer<'a> {
+        Box::pin(async move { crate::context::with(options, || self.call(method, &request)) })
+    }
+
     /// [`Transport::with_native`] for a transport whose type the caller
     /// knows, with `f` called at most once: what generated clients call. A
     /// transport may implement it so that the whole direct path is inlined
@@ -128,6 +151,15 @@ macro_rules! forward {
                 requests: Messages<Vec<u8>>,
             ) -> Result<Messages<Vec<u8>>, Status> {
                 (**self).open(method, requests)
+            }
+
+            fn call_async<'a>(
+                &'a self,
+                method: &'a str,
+                request: Vec<u8>,
+                options: &'a crate::context::CallOptions,
+            ) -> Answer<'a> {
+                (**self).call_async(method, request, options)
             }
         }
     )*};
@@ -291,6 +323,29 @@ pub fn unary<Q: Message, R: Message + Default>(
             "the transport returned no response to {method}"
         ))),
     }
+}
+
+/// An async call's answer, the encoded response ([`Transport::call_async`]).
+pub type Answer<'a> = Pin<Box<dyn Future<Output = Result<Vec<u8>, Status>> + Send + 'a>>;
+
+/// [`unary`] from async code: encodes `request`, sends it through
+/// `transport` made with `options`, decodes the response. Generated
+/// clients' `_async` methods call this.
+///
+/// # Errors
+/// The transport's [`Status`], or `Internal` when the response does not decode.
+pub async fn unary_async<Q: Message, R: Message + Default>(
+    transport: &(impl Transport + ?Sized),
+    options: &crate::context::CallOptions,
+    method: &str,
+    request: &Q,
+) -> Result<R, Status> {
+    let answer = transport
+        .call_async(method, request.encode_to_vec(), options)
+        .await?;
+    R::decode(&answer[..]).map_err(|error| {
+        Status::internal(format!("the response to {method} does not decode: {error}"))
+    })
 }
 
 /// Decodes a request, runs `method` on it, appends its encoded response to

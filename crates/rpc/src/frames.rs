@@ -22,12 +22,16 @@ use std::time::{Duration, Instant};
 use outlet_protocol::frame::{self, HEADER_LEN};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::net::SendFlags;
+use tokio::io::Interest;
 
 /// The capability both sides announce in Hello to use Outlet's frames.
 pub const CAPABILITY: &str = outlet_protocol::capability::RPC_FRAMES;
 
 /// How long the host spins for a reply before it blocks.
 pub const HOST_SPIN: Duration = Duration::from_micros(200);
+/// How long a host's call from async code spins for a reply before it
+/// waits on the runtime: a bound on how long it keeps the runtime's thread.
+pub const ASYNC_SPIN: Duration = Duration::from_micros(50);
 /// How long the plugin spins for the next call before it blocks.
 pub const PLUGIN_SPIN: Duration = Duration::from_micros(100);
 
@@ -102,26 +106,76 @@ impl Connection {
     /// The socket's errors; `TimedOut` at the deadline; `InvalidInput` for
     /// a payload of 4 GiB or more.
     pub fn send(&mut self, payload: &[u8], deadline: Option<Instant>) -> io::Result<()> {
+        self.frame(payload)?;
+        let mut sent = 0;
+        while !self.try_send(&mut sent)? {
+            self.wait(PollFlags::OUT, deadline)?;
+        }
+        self.sent();
+        Ok(())
+    }
+
+    /// [`Connection::send`] from async code: waits for room on the
+    /// socket without blocking the thread. A deadline is the caller's to
+    /// keep (`tokio::time::timeout`).
+    ///
+    /// # Errors
+    /// As [`Connection::send`], but for `TimedOut`.
+    pub async fn send_async(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.frame(payload)?;
+        let mut sent = 0;
+        if !self.try_send(&mut sent)? {
+            let ready = self.waiter()?;
+            loop {
+                ready.writable().await?;
+                // A wait that finds no room clears the readiness it saw.
+                let tried =
+                    ready.try_io(Interest::WRITABLE, || match self.try_send(&mut sent)? {
+                        true => Ok(()),
+                        false => Err(io::ErrorKind::WouldBlock.into()),
+                    });
+                match tried {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.sent();
+        Ok(())
+    }
+
+    /// The frame holding `payload`, into `out`.
+    fn frame(&mut self, payload: &[u8]) -> io::Result<()> {
         let len = u32::try_from(payload.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a frame over 4 GiB"))?;
         self.out.clear();
         self.out.extend_from_slice(&frame::MAGIC);
         self.out.extend_from_slice(&len.to_le_bytes());
         self.out.extend_from_slice(payload);
-        let mut sent = 0;
-        while sent < self.out.len() {
-            match rustix::net::send(&self.stream, &self.out[sent..], SendFlags::NOSIGNAL) {
+        Ok(())
+    }
+
+    /// Sends what the socket takes of `out` past `sent`; whether all of it
+    /// has gone.
+    fn try_send(&mut self, sent: &mut usize) -> io::Result<bool> {
+        while *sent < self.out.len() {
+            match rustix::net::send(&self.stream, &self.out[*sent..], SendFlags::NOSIGNAL) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => sent += n,
-                Err(rustix::io::Errno::AGAIN) => self.wait(PollFlags::OUT, deadline)?,
+                Ok(n) => *sent += n,
+                Err(rustix::io::Errno::AGAIN) => return Ok(false),
                 Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
         }
+        Ok(true)
+    }
+
+    /// A frame is sent: a large buffer goes.
+    fn sent(&mut self) {
         if self.out.capacity() > 1 << 20 {
             self.out = Vec::new();
         }
-        Ok(())
     }
 
     /// Receives one frame's payload of at most `limit` bytes, spinning for
@@ -137,15 +191,77 @@ impl Connection {
         spin: Duration,
         deadline: Option<Instant>,
     ) -> io::Result<&[u8]> {
-        // The bytes of the frame returned last time go now; any read past
-        // it move to the front.
+        self.next_frame();
+        let spin_until = Instant::now() + spin;
+        loop {
+            if let Some(end) = self.try_recv(limit)? {
+                return Ok(&self.buffer[HEADER_LEN..end]);
+            }
+            if Instant::now() < spin_until {
+                std::hint::spin_loop();
+            } else {
+                self.wait(PollFlags::IN, deadline)?;
+            }
+        }
+    }
+
+    /// [`Connection::recv`] from async code: spins for `spin`, then waits
+    /// for the socket without blocking the thread. A deadline is the
+    /// caller's to keep (`tokio::time::timeout`).
+    ///
+    /// # Errors
+    /// As [`Connection::recv`], but for `TimedOut`.
+    pub async fn recv_async(&mut self, limit: usize, spin: Duration) -> io::Result<&[u8]> {
+        self.next_frame();
+        let spin_until = Instant::now() + spin;
+        let end = loop {
+            if let Some(end) = self.try_recv(limit)? {
+                break end;
+            }
+            if Instant::now() >= spin_until {
+                let ready = self.waiter()?;
+                let end = loop {
+                    ready.readable().await?;
+                    // A wait that finds no frame clears the readiness it saw.
+                    let tried = ready.try_io(Interest::READABLE, || {
+                        self.try_recv(limit)?
+                            .ok_or_else(|| io::ErrorKind::WouldBlock.into())
+                    });
+                    match tried {
+                        Ok(end) => break end,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(e),
+                    }
+                };
+                return Ok(&self.buffer[HEADER_LEN..end]);
+            }
+            std::hint::spin_loop();
+        };
+        Ok(&self.buffer[HEADER_LEN..end])
+    }
+
+    /// What an async wait waits on: the socket, registered with the
+    /// runtime for the length of one wait (a descriptor of its own, so that
+    /// the connection outlives the runtime). Made only when a spin did not
+    /// find the frame: a call answered within it costs no registration.
+    fn waiter(&self) -> io::Result<tokio::net::UnixStream> {
+        tokio::net::UnixStream::from_std(self.stream.try_clone()?)
+    }
+
+    /// Drops the frame returned last: the bytes read past it move to the
+    /// front.
+    fn next_frame(&mut self) {
         self.buffer.copy_within(self.consumed..self.filled, 0);
         self.filled -= self.consumed;
         self.consumed = 0;
         if self.filled == 0 && self.buffer.len() > 1 << 20 {
             self.buffer = Vec::new();
         }
-        let spin_until = Instant::now() + spin;
+    }
+
+    /// Reads what has arrived, without waiting; once a whole frame has, the
+    /// end of its payload in `buffer`.
+    fn try_recv(&mut self, limit: usize) -> io::Result<Option<usize>> {
         let mut want = HEADER_LEN;
         loop {
             if self.filled >= HEADER_LEN {
@@ -157,7 +273,7 @@ impl Connection {
                 want = HEADER_LEN + len;
                 if self.filled >= want {
                     self.consumed = want;
-                    return Ok(&self.buffer[HEADER_LEN..want]);
+                    return Ok(Some(want));
                 }
             }
             if self.buffer.len() < want.max(4096) {
@@ -166,13 +282,7 @@ impl Connection {
             match self.stream.read(&mut self.buffer[self.filled..]) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => self.filled += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if Instant::now() < spin_until {
-                        std::hint::spin_loop();
-                    } else {
-                        self.wait(PollFlags::IN, deadline)?;
-                    }
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -235,6 +345,37 @@ mod tests {
             error.kind(),
             io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
         ));
+    }
+
+    #[test]
+    fn async_frames_wait_on_the_runtime_past_the_spin_and_for_room() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (mut a, mut b) = (Connection::new(a).unwrap(), Connection::new(b).unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Answered well after the spin: the wait is the runtime's.
+        let peer = std::thread::spawn(move || {
+            let got = b.recv(4 << 20, PLUGIN_SPIN, None).unwrap().len();
+            std::thread::sleep(Duration::from_millis(20));
+            b.send(b"late", None).unwrap();
+            (b, got)
+        });
+        // 2 MiB: more than the socket holds, so the send waits for room.
+        let big = vec![1u8; 2 << 20];
+        let reply = runtime.block_on(async {
+            a.send_async(&big).await.unwrap();
+            a.recv_async(1024, ASYNC_SPIN).await.unwrap().to_vec()
+        });
+        assert_eq!(reply, b"late");
+        let (b, got) = peer.join().unwrap();
+        assert_eq!(got, 2 << 20);
+        drop(b);
+        let error = runtime
+            .block_on(a.recv_async(1024, ASYNC_SPIN))
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -147,6 +147,10 @@ impl Greeter for Misbehaving {
                 std::thread::sleep(Duration::from_millis(200));
                 format!("Hello, {}!", request.name)
             }
+            "nap" => {
+                std::thread::sleep(Duration::from_millis(50));
+                format!("Hello, {}!", request.name)
+            }
             "flood-stderr" => {
                 let line = vec![b'e'; 1023];
                 let mut err = std::io::stderr().lock();

@@ -90,6 +90,22 @@ pub(crate) trait Backend: Transport {
         None
     }
 
+    /// A call from async code that waits for its answer without blocking
+    /// the thread, held to `deadline` and `cancel`, if the mechanism can
+    /// make one now; `None` sends the call to the runtime's blocking pool
+    /// (see `plugin/asynchronous.rs`).
+    #[cfg(feature = "async")]
+    fn call_nonblocking(
+        &self,
+        method: &str,
+        request: &[u8],
+        deadline: std::time::Instant,
+        cancel: Option<outlet_protocol::context::Cancel>,
+    ) -> Option<outlet_protocol::Answer<'static>> {
+        let _ = (method, request, deadline, cancel);
+        None
+    }
+
     /// Whether a call panicked inside the plugin (in-process mechanisms).
     fn poisoned(&self) -> bool {
         false

@@ -176,6 +176,16 @@ impl Transport for Plugin {
         self.open_stream(method, requests)
     }
 
+    #[cfg(feature = "async")]
+    fn call_async<'a>(
+        &'a self,
+        method: &'a str,
+        request: Vec<u8>,
+        options: &'a outlet_protocol::context::CallOptions,
+    ) -> outlet_protocol::Answer<'a> {
+        self.answer_async(method, request, options)
+    }
+
     #[inline]
     fn with_native_once<F>(&self, service: &str, method: &'static str, f: F) -> Option<Status>
     where

@@ -14,6 +14,8 @@ use outlet_protocol::core::{
 };
 use outlet_protocol::{Client, Negotiated, Shared, Status, capability, unary};
 
+#[cfg(feature = "async")]
+mod asynchronous;
 mod calls;
 mod stream;
 

@@ -187,13 +187,7 @@ impl Shared {
         let mut connection = match idle {
             Some(connection) => connection,
             None => frames::Connection::connect(instance.line.address.as_ref(), deadline)
-                .and_then(|connection| {
-                    let address = &instance.line.address;
-                    if let Some(peer) = instance.peer {
-                        peer.check(connection.as_fd(), address)?;
-                    }
-                    Ok(connection)
-                })
+                .and_then(|connection| self.checked(instance, connection))
                 .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?,
         };
         let (timeout_us, traceparent, tracestate) = crate::deadline::carried(deadline);
@@ -236,36 +230,74 @@ impl Shared {
         if cancel.is_some_and(Cancel::is_cancelled) {
             return Err(crate::deadline::cancelled(plugin, method).into());
         }
-        let payload = match received {
-            Ok(payload) => payload,
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                return Err(self.late(method).into());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                let too_large = e
+        let reply = received
+            .map_err(|e| self.not_received(instance, method, e))
+            .and_then(|payload| self.reply(method, payload))?;
+        Ok(self.replied(instance, connection, method, reply)?)
+    }
+
+    /// A new connection for frames, whose peer is the plugin's process.
+    pub(super) fn checked(
+        &self,
+        instance: &Instance,
+        connection: frames::Connection,
+    ) -> std::io::Result<frames::Connection> {
+        if let Some(peer) = instance.peer {
+            peer.check(connection.as_fd(), &instance.line.address)?;
+        }
+        Ok(connection)
+    }
+
+    /// Why a reply over frames was not received.
+    pub(super) fn not_received(
+        &self,
+        instance: &Instance,
+        method: &str,
+        error: std::io::Error,
+    ) -> Status {
+        let plugin = &self.plugin;
+        match error.kind() {
+            std::io::ErrorKind::TimedOut => self.late(method),
+            std::io::ErrorKind::InvalidData => {
+                let too_large = error
                     .get_ref()
                     .and_then(|e| e.downcast_ref::<FrameError>())
                     .is_some_and(|e| matches!(e, FrameError::TooLarge { .. }));
-                return Err(if too_large {
+                if too_large {
                     Status::resource_exhausted(format!(
-                        "plugin `{plugin}`: its reply to {method} is refused: {e} \
+                        "plugin `{plugin}`: its reply to {method} is refused: {error} \
                          (limits.max_message_bytes)"
                     ))
                 } else {
                     Status::internal(format!(
-                        "plugin `{plugin}`: its reply to {method} is not an Outlet frame: {e}; \
-                         the plugin must write nothing else on its connections"
+                        "plugin `{plugin}`: its reply to {method} is not an Outlet frame: \
+                         {error}; the plugin must write nothing else on its connections"
                     ))
                 }
-                .into());
             }
-            Err(e) => return Err(self.broken(instance, method, &e.to_string()).into()),
-        };
-        let reply = Reply::decode(payload).map_err(|e| {
+            _ => self.broken(instance, method, &error.to_string()),
+        }
+    }
+
+    /// A received frame as a `Reply`.
+    pub(super) fn reply(&self, method: &str, payload: &[u8]) -> Result<Reply, Status> {
+        Reply::decode(payload).map_err(|e| {
             Status::internal(format!(
-                "plugin `{plugin}`: its reply to {method} is not a Reply: {e}"
+                "plugin `{}`: its reply to {method} is not a Reply: {e}",
+                self.plugin
             ))
-        })?;
+        })
+    }
+
+    /// A call over frames answered: its connection is idle again, and the
+    /// answer is the reply's.
+    pub(super) fn replied(
+        &self,
+        instance: &Instance,
+        connection: frames::Connection,
+        method: &str,
+        reply: Reply,
+    ) -> Result<Vec<u8>, Status> {
         instance
             .idle_frames
             .lock()
@@ -273,18 +305,18 @@ impl Shared {
             .push(connection);
         instance.answered(method);
         match reply.status {
-            Some(status) => Err(Status::from(status).into()),
+            Some(status) => Err(Status::from(status)),
             None => Ok(reply.body),
         }
     }
 
     /// A connection carrying frames failed: the plugin died, or the connection broke.
-    fn broken(&self, instance: &Instance, method: &str, error: &str) -> Status {
+    pub(super) fn broken(&self, instance: &Instance, method: &str, error: &str) -> Status {
         self.explain(instance, method, grpc::transport(error.to_owned()))
     }
 
     /// A call's deadline passed.
-    fn late(&self, method: &str) -> Status {
+    pub(super) fn late(&self, method: &str) -> Status {
         Status::deadline_exceeded(format!(
             "plugin `{}`: {method} did not finish within {}; the plugin was told to give up \
              on it",

@@ -35,6 +35,8 @@
 //! [`RpcError`] (`error.rs`).
 
 mod address;
+#[cfg(feature = "async")]
+mod asynchronous;
 mod attach;
 mod broker;
 mod call;
@@ -190,6 +192,18 @@ impl Transport for Rpc {
 }
 
 impl Backend for Rpc {
+    #[cfg(feature = "async")]
+    fn call_nonblocking(
+        &self,
+        method: &str,
+        request: &[u8],
+        deadline: std::time::Instant,
+        cancel: Option<outlet_protocol::context::Cancel>,
+    ) -> Option<outlet_protocol::Answer<'static>> {
+        self.shared
+            .call_nonblocking(method, request, deadline, cancel)
+    }
+
     fn process_id(&self) -> Option<u32> {
         match &*self.shared.lock() {
             State::Running(instance) => instance.process.pid(),

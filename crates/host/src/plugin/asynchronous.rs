@@ -1,0 +1,134 @@
+//! Calls from async code (`Transport::call_async`, the generated clients'
+//! `_async` methods): the runtime's thread is never blocked by a plugin in
+//! another process for longer than a short spin.
+//!
+//! - native, cabi: the call runs inline, on the polling thread, as the
+//!   function call it is (as it would from blocking code).
+//! - rpc, to an Outlet plugin over Outlet's frames: sent and waited for on
+//!   the caller's runtime, after a spin of at most
+//!   `outlet_rpc::frames::ASYNC_SPIN` for a quick answer.
+//! - everything else (exec, wasm, an rpc plugin over gRPC or one whose
+//!   process is being restarted): the blocking call on a thread of the
+//!   runtime's blocking pool (`tokio::task::spawn_blocking`).
+//!
+//! Either way the call is held to its options' deadline and cancel, and
+//! counted; dropping the future cancels it. Outside a tokio runtime, the
+//! call runs inline.
+
+use std::time::Instant;
+
+use outlet_manifest::Mechanism;
+use outlet_protocol::context::{self, CallContext, CallOptions, Cancel};
+use outlet_protocol::{Answer, Code, Status, Transport};
+
+use super::Plugin;
+
+impl Plugin {
+    pub(super) fn answer_async<'a>(
+        &'a self,
+        method: &'a str,
+        request: Vec<u8>,
+        options: &'a CallOptions,
+    ) -> Answer<'a> {
+        let in_process = matches!(
+            self.0.manifest.mechanism,
+            Mechanism::Native | Mechanism::Cabi
+        );
+        if in_process || tokio::runtime::Handle::try_current().is_err() {
+            return Box::pin(async move { context::with(options, || self.call(method, &request)) });
+        }
+        let caller = options.start();
+        Box::pin(async move {
+            let sent = request.len();
+            let meter = self.0.context.metered.then(|| self.0.meter.method(method));
+            let started = meter.as_ref().and_then(|meter| meter.start());
+            let answer = self.waited(method, request, &caller).await;
+            if let Some(meter) = meter {
+                let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);
+                let received = answer.as_ref().map_or(0, Vec::len);
+                meter.finish(started, code, (sent, received));
+            }
+            answer
+        })
+    }
+
+    /// The call, held to `caller`'s deadline and cancel.
+    async fn waited(
+        &self,
+        method: &str,
+        request: Vec<u8>,
+        caller: &CallContext,
+    ) -> Result<Vec<u8>, Status> {
+        if let Some(over) = crate::deadline::given_up_on(caller, self.name(), method) {
+            return Err(over);
+        }
+        let answer = match self.without_blocking(method, &request, caller) {
+            Some(answer) => answer.await,
+            None => self.on_blocking_pool(method, request, caller).await,
+        };
+        let mechanism = self.0.manifest.mechanism;
+        let refused =
+            crate::deadline::refused_after(caller, self.name(), mechanism, method, answer.is_ok());
+        match refused {
+            Some(status) => Err(status),
+            None => answer,
+        }
+    }
+
+    /// The call as its mechanism makes it without blocking, if it can now:
+    /// an instance running and healthy, and no frame of calls through the
+    /// host to keep (a plugin granted calls).
+    fn without_blocking<'a>(
+        &'a self,
+        method: &str,
+        request: &[u8],
+        caller: &CallContext,
+    ) -> Option<Answer<'a>> {
+        if self.0.calls_out || self.0.unhealthy.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        // Not `ready`, which may reload a poisoned plugin: the blocking
+        // path does that, and says why.
+        let instance = self.instance().ok().filter(|i| !i.poisoned())?;
+        let limit = Instant::now() + self.0.manifest.limits.timeout();
+        let deadline = context::sooner(caller.deadline, Some(limit)).unwrap_or(limit);
+        let answer = instance.call_nonblocking(method, request, deadline, caller.cancel.clone())?;
+        Some(Box::pin(async move {
+            let answer = answer.await;
+            self.answered(&**instance, answer)
+        }))
+    }
+
+    /// The blocking call on a thread of the runtime's blocking pool; given
+    /// up on (cancelled) if the future is dropped before it answers.
+    async fn on_blocking_pool(
+        &self,
+        method: &str,
+        request: Vec<u8>,
+        caller: &CallContext,
+    ) -> Result<Vec<u8>, Status> {
+        struct CancelOnDrop(Cancel);
+        impl Drop for CancelOnDrop {
+            fn drop(&mut self) {
+                self.0.cancel();
+            }
+        }
+        let dropped = CancelOnDrop(Cancel::new());
+        let (plugin, method_owned) = (self.clone(), method.to_owned());
+        let (caller, when_dropped) = (caller.clone(), dropped.0.clone());
+        let call = tokio::task::spawn_blocking(move || {
+            // Nested, so that either token cancels it.
+            context::scope(CallContext::new(None, Some(when_dropped)), || {
+                context::scope(caller, || plugin.call(&method_owned, &request))
+            })
+        });
+        let answer = call.await.unwrap_or_else(|error| {
+            Err(Status::internal(format!(
+                "plugin `{}`: the call of {method} on the runtime's blocking pool failed: {error}",
+                self.name()
+            )))
+        });
+        drop(dropped);
+        answer
+    }
+}
