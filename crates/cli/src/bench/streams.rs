@@ -3,7 +3,8 @@
 //! plugin (given `--go`), in rounds, with the host's resident memory
 //! watched during the stream; and small messages (a `Count` with no
 //! payload) per mechanism, each message's share beside a unary Greet of
-//! the same mechanism.
+//! the same mechanism. And a unary rpc call from a tokio task beside the
+//! blocking one.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -32,6 +33,7 @@ pub fn rows(
     let numbers = manifests.join("../../numbers/manifests");
     let rpc = numbers.join("rpc.toml");
     large(host, &rpc, go, report)?;
+    report.rows.push(from_async(host, manifests, calls)?);
     for (mechanism, usual) in [
         ("native", "plugin package: direct call ~5 ns"),
         ("rpc", "go-plugin gRPC ~50-100 µs"),
@@ -243,6 +245,52 @@ fn small(
         baseline: Some(("a unary Greet", Summary::of(unary))),
     };
     Ok(row)
+}
+
+/// A unary Greet of the rpc greeter from a tokio task (a runtime of two
+/// workers, as a server's), beside the same Greet from blocking code, in
+/// alternating blocks of 50 calls each timed.
+fn from_async(host: &Host, manifests: &Path, calls: usize) -> anyhow::Result<Row> {
+    let mut greeting = outlet_manifest::Manifest::load(manifests.join("rpc.toml"))?;
+    greeting.permissions.call.clear();
+    let plugin = host.load_manifest(greeting)?;
+    let client = plugin.client::<GreeterClient<_>>()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (mut tasks, mut blocking) = (Vec::new(), Vec::new());
+    for round in 0..=calls.div_ceil(50) {
+        let async_client = client.clone();
+        let timed = runtime.block_on(runtime.spawn(async move {
+            let mut timed = Vec::with_capacity(50);
+            for _ in 0..50 {
+                let started = Instant::now();
+                std::hint::black_box(async_client.greet_async(super::greet::request()).await?);
+                timed.push(started.elapsed());
+            }
+            Ok::<_, outlet_protocol::Status>(timed)
+        }))??;
+        let mut timed_blocking = Vec::with_capacity(50);
+        for _ in 0..50 {
+            let started = Instant::now();
+            std::hint::black_box(client.greet(super::greet::request())?);
+            timed_blocking.push(started.elapsed());
+        }
+        // The first round warms up.
+        if round > 0 {
+            tasks.extend(timed);
+            blocking.extend(timed_blocking);
+        }
+    }
+    host.unload(plugin.name());
+    Ok(Row {
+        mechanism: "rpc",
+        case: "Greet from a tokio task (async)",
+        usual: "go-plugin gRPC ~50-100 µs",
+        samples: Summary::of(tasks),
+        baseline: Some(("the same Greet, blocking", Summary::of(blocking))),
+    })
 }
 
 /// Messages per second at a message's median time, for the notes.
