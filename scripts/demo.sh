@@ -14,7 +14,8 @@ build_wasm --profile wasm
 # So are the rpc plugins, which start faster for it too.
 triple=$(host_triple)
 cargo build --release -p greeter-example -p greeter-rpc -p kv-example -p numbers-rpc \
-    --bin greeter-exec --bin greeter-rpc --bin kv-plugin --bin numbers-rpc \
+    -p numbers-example --bin greeter-exec --bin greeter-rpc --bin kv-plugin --bin numbers-rpc \
+    --bin numbers-exec \
     --target "$triple" --config "target.$triple.rustflags = ['-C', 'target-feature=+crt-static']"
 install_examples "target/$triple/release" target/release target/wasm32-unknown-unknown/wasm
 

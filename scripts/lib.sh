@@ -57,7 +57,8 @@ build_wasm() {
 # examples/<example> find them in examples/<example>/bin.
 ARTIFACTS=(greeter:greeter-exec greeter:greeter-rpc greeter:libgreeter_c.so
     greeter:libgreeter_cabi.so greeter:libgreeter_native.so greeter:greeter_wasm.wasm
-    kv:kv-plugin numbers:libnumbers_native.so numbers:numbers-rpc)
+    kv:kv-plugin numbers:libnumbers_native.so numbers:numbers-rpc
+    numbers:numbers-exec)
 
 # build_c DIR [CFLAGS...]: the C greeter, with the system C compiler.
 build_c() {

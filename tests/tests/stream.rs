@@ -10,18 +10,19 @@ use outlet_host::Plugin;
 use outlet_protocol::context::Cancel;
 use outlet_protocol::{Code, Messages, Transport};
 
-use crate::support::{go_program, greeter_exec, host, library, root};
+use crate::support::{go_program, host, library, root};
 
 const COUNT: &str = "/outlet.examples.numbers.v1.Numbers/Count";
 const GREET: &str = "/outlet.examples.greeter.v1.Greeter/Greet";
 
-/// The numbers' plugins, each with its mechanism: Outlet's native and rpc
-/// plugins, and go-plugin's Go plugin (on rpc) where the Go programs are
-/// built.
+/// The numbers' plugins, each with its mechanism: Outlet's native, rpc and
+/// exec plugins, and go-plugin's Go plugin (on rpc) where the Go programs
+/// are built.
 fn plugins() -> Vec<(&'static str, PathBuf)> {
     let mut plugins = vec![
         ("native", library("libnumbers_native.so")),
         ("rpc", library("numbers-rpc")),
+        ("exec", library("numbers-exec")),
     ];
     plugins.extend(go_program("numbers-go-plugin").map(|go| ("rpc", go)));
     plugins
@@ -301,15 +302,21 @@ fn a_stream_path_called_unary_or_a_plugin_that_cannot_stream_says_why() {
     assert!(greeted.is_ok(), "the plugin still serves: {greeted:?}");
     plugin.shutdown().unwrap();
 
-    let exec = crate::support::fixture_for("no-streams-exec", &greeter_exec(), "", "");
-    let plugin = host().load(&exec.manifest).unwrap();
+    let wasm = crate::support::manifest(
+        dir.path(),
+        "wasm",
+        "no-streams-wasm",
+        &crate::support::rust_guest(),
+        "",
+    );
+    let plugin = host().load(&wasm).unwrap();
     let error = plugin.open(COUNT, Messages::empty()).unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented, "{error}");
     assert!(
-        error.message().contains("plugin `no-streams-exec`: ")
+        error.message().contains("plugin `no-streams-wasm`: ")
             && error
                 .message()
-                .contains("native and rpc plugins only so far, not by its mechanism (exec)"),
+                .contains("native, rpc and exec plugins only so far, not by its mechanism (wasm)"),
         "{error}"
     );
     // Counted as a call refused.

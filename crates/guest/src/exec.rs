@@ -1,7 +1,9 @@
 //! The exec mechanism's guest side: one call per process.
 //!
 //! The host writes one `Call` frame to stdin; the plugin writes one `Reply`
-//! frame to stdout and exits. Stdout is kept for that frame: anything the
+//! frame to stdout and exits. A `Call` that opens a stream is followed by
+//! its requests and answered by its responses, a `Piece` frame each, the
+//! last one each way marked `end`. Stdout is kept for that frame: anything the
 //! plugin's code prints goes to stderr, which the host turns into log events.
 
 use std::fs::File;
@@ -13,9 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use outlet_protocol::context::{self, CallContext, Cancel, TraceContext};
-use outlet_protocol::core::{Call, Reply};
+use outlet_protocol::core::{Call, Piece, Reply};
 use outlet_protocol::prost::Message;
-use outlet_protocol::{Status, frame};
+use outlet_protocol::{Messages, Status, frame};
 
 use crate::Plugin;
 
@@ -54,6 +56,7 @@ fn serve_one(plugin: &Plugin) -> io::Result<()> {
         )
     })?;
     let reply = match Call::decode(&call[..]) {
+        Ok(call) if call.stream => return stream(plugin, call, &mut out),
         Ok(call) => answer(plugin, call),
         Err(error) => Err(Status::invalid_argument(format!(
             "the call does not decode: {error}"
@@ -72,13 +75,95 @@ fn serve_one(plugin: &Plugin) -> io::Result<()> {
 
 fn answer(plugin: &Plugin, call: Call) -> Result<Vec<u8>, Status> {
     if !call.config.is_empty() {
-        plugin.configure(&call.config.into_iter().collect())?;
+        plugin.configure(&call.config.clone().into_iter().collect())?;
     }
+    context::scope(call_context(&call), || {
+        plugin.call(&call.method, &call.body)
+    })
+}
+
+/// The context a call came with: its deadline, its trace, and SIGTERM as
+/// its cancel.
+fn call_context(call: &Call) -> CallContext {
     let deadline =
         (call.timeout_us > 0).then(|| Instant::now() + Duration::from_micros(call.timeout_us));
     let trace = TraceContext::new(&call.traceparent, &call.tracestate);
-    let context = CallContext::new(deadline, Some(Cancel::probe(terminated))).with_trace(trace);
-    context::scope(context, || plugin.call(&call.method, &call.body))
+    CallContext::new(deadline, Some(Cancel::probe(terminated))).with_trace(trace)
+}
+
+/// Serves a stream: requests read from stdin as the plugin's code asks for
+/// them, each response written to stdout as it is made, a `Piece` each;
+/// the last response `Piece` ends the stream, with its status if it failed.
+fn stream(plugin: &Plugin, call: Call, out: &mut File) -> io::Result<()> {
+    let mut send = |piece: Piece| {
+        out.write_all(&frame::encode(&piece))?;
+        out.flush()
+    };
+    let configured = match call.config.is_empty() {
+        true => Ok(()),
+        false => plugin.configure(&call.config.clone().into_iter().collect()),
+    };
+    let ended = context::scope(call_context(&call), || -> io::Result<Option<Status>> {
+        if let Err(status) = configured {
+            return Ok(Some(status));
+        }
+        let requests = Messages::new(Requests(Some(io::stdin())));
+        let responses = match plugin.open(&call.method, requests) {
+            Ok(responses) => responses,
+            Err(status) => return Ok(Some(status)),
+        };
+        for response in responses {
+            match response {
+                Ok(body) => send(Piece {
+                    body,
+                    ..Piece::default()
+                })?,
+                Err(status) => return Ok(Some(status)),
+            }
+        }
+        Ok(None)
+    })
+    .or_else(|error| match error.kind() {
+        // The host stopped reading: it has given up on the stream.
+        io::ErrorKind::BrokenPipe => Err(error),
+        _ => Ok(Some(Status::internal(error.to_string()))),
+    })?;
+    send(Piece {
+        end: true,
+        status: ended.as_ref().map(Into::into),
+        ..Piece::default()
+    })
+}
+
+/// A stream's requests, each a `Piece` read from stdin when asked for.
+struct Requests(Option<io::Stdin>);
+
+impl Iterator for Requests {
+    type Item = Result<Vec<u8>, Status>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let stdin = self.0.as_ref()?;
+        let piece = frame::read(&mut stdin.lock(), MAX_CALL)
+            .map_err(|error| Status::cancelled(format!("the host's stream ended: {error}")))
+            .and_then(|bytes| {
+                Piece::decode(&bytes[..]).map_err(|error| {
+                    Status::invalid_argument(format!("a request does not decode: {error}"))
+                })
+            });
+        match piece {
+            Ok(Piece {
+                end: false, body, ..
+            }) => Some(Ok(body)),
+            Ok(Piece { status, .. }) => {
+                self.0 = None;
+                status.map(|status| Err(Status::from(status)))
+            }
+            Err(status) => {
+                self.0 = None;
+                Some(Err(status))
+            }
+        }
+    }
 }
 
 /// Whether the host sent SIGTERM, which is how it cancels an exec call.

@@ -32,11 +32,14 @@ impl Plugin {
             status
         };
         let mechanism = self.0.manifest.mechanism;
-        if !matches!(mechanism, Mechanism::Native | Mechanism::Rpc) {
+        if !matches!(
+            mechanism,
+            Mechanism::Native | Mechanism::Rpc | Mechanism::Exec
+        ) {
             return Err(refused(Status::unimplemented(format!(
-                "plugin `{}`: {method} streams, and streams are carried by native and rpc \
-                 plugins only so far, not by its mechanism ({}); load a native or rpc build of \
-                 it for this method",
+                "plugin `{}`: {method} streams, and streams are carried by native, rpc and exec \
+                 plugins only so far, not by its mechanism ({}); load a native, rpc or exec \
+                 build of it for this method",
                 self.name(),
                 mechanism.name()
             ))));

@@ -55,6 +55,14 @@ pub(super) enum Failure {
 /// no wake-up). Returns the pipe's read end for the child, and its write end
 /// if some input is left to stream.
 pub(super) fn preload(input: &[u8]) -> io::Result<(OwnedFd, Option<(File, usize)>)> {
+    let (read, write, written) = preloaded(input)?;
+    let rest = (written < input.len()).then_some((write, written));
+    Ok((read, rest))
+}
+
+/// As [`preload`], keeping the pipe's write end (non-blocking) whatever
+/// was left: the read end, the write end, and how much of `input` went in.
+pub(super) fn preloaded(input: &[u8]) -> io::Result<(OwnedFd, File, usize)> {
     use rustix::pipe::{PipeFlags, pipe_with};
     let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
     rustix::io::ioctl_fionbio(&write, true)?;
@@ -67,8 +75,7 @@ pub(super) fn preload(input: &[u8]) -> io::Result<(OwnedFd, Option<(File, usize)
             Err(e) => return Err(e),
         }
     }
-    let rest = (written < input.len()).then_some((write, written));
-    Ok((read, rest))
+    Ok((read, write, written))
 }
 
 /// Runs one conversation with `child`, spawned with stdout and stderr piped
@@ -132,7 +139,7 @@ struct Talk<'a> {
     filled: usize,
     reply_len: Option<usize>,
     max_reply: usize,
-    log: StderrLog<'a>,
+    log: StderrLog,
 }
 
 impl Talk<'_> {
@@ -187,7 +194,7 @@ impl Talk<'_> {
                 if replied {
                     tracing::warn!(
                         target: "outlet::plugin",
-                        plugin = self.log.plugin,
+                        plugin = %self.log.plugin,
                         "replied, then did not exit within {EXIT_GRACE:?}; killed"
                     );
                     return Ok(());
@@ -329,18 +336,18 @@ fn io_failure(errno: rustix::io::Errno) -> Failure {
 
 /// Splits stderr into lines and logs them, within [`MAX_LOGGED`] bytes a
 /// call, and keeps the last [`TAIL`] bytes for error messages.
-struct StderrLog<'a> {
-    plugin: &'a str,
+pub(super) struct StderrLog {
+    plugin: String,
     line: Vec<u8>,
     logged: usize,
     dropped: usize,
     tail: VecDeque<u8>,
 }
 
-impl<'a> StderrLog<'a> {
-    fn new(plugin: &'a str) -> StderrLog<'a> {
+impl StderrLog {
+    pub(super) fn new(plugin: &str) -> StderrLog {
         StderrLog {
-            plugin,
+            plugin: plugin.to_owned(),
             line: Vec::new(),
             logged: 0,
             dropped: 0,
@@ -348,7 +355,7 @@ impl<'a> StderrLog<'a> {
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) {
+    pub(super) fn write(&mut self, bytes: &[u8]) {
         let keep = bytes.len().min(TAIL);
         if self.tail.len() + keep > TAIL {
             self.tail.drain(..self.tail.len() + keep - TAIL);
@@ -372,18 +379,18 @@ impl<'a> StderrLog<'a> {
     }
 
     fn emit(&mut self) {
-        log::line(self.plugin, &self.line);
+        log::line(&self.plugin, &self.line);
         self.line.clear();
     }
 
-    fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         if !self.line.is_empty() {
             self.emit();
         }
         if self.dropped > 0 {
             tracing::warn!(
                 target: "outlet::plugin",
-                plugin = self.plugin,
+                plugin = %self.plugin,
                 "the plugin wrote more than {MAX_LOGGED} bytes to stderr in one call; \
                  {} bytes were not logged",
                 self.dropped
@@ -392,7 +399,7 @@ impl<'a> StderrLog<'a> {
     }
 
     /// The last lines of stderr, without Rust's backtrace hint.
-    fn tail(&self) -> String {
+    pub(super) fn tail(&self) -> String {
         let bytes: Vec<u8> = self.tail.iter().copied().collect();
         let text = String::from_utf8_lossy(&bytes);
         let lines: Vec<&str> = text

@@ -1,5 +1,8 @@
 //! The exec mechanism: one child process per call.
 //!
+//! A stream is a process too, which reads its requests and writes its
+//! responses as `Piece` frames (`stream.rs`).
+//!
 //! Each call spawns the plugin's binary in a process group of its own, with
 //! an empty environment (plus what the manifest passes), the manifest's
 //! resource limits and a parent-death signal; writes one `Call` frame to its
@@ -16,6 +19,7 @@
 //! then.
 
 mod child;
+mod stream;
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -28,7 +32,7 @@ use std::time::Instant;
 use outlet_manifest::{Limits, Manifest, ManifestError};
 use outlet_protocol::core::{Call, Reply};
 use outlet_protocol::prost::Message;
-use outlet_protocol::{Status, Transport, frame};
+use outlet_protocol::{Messages, Status, Transport, frame};
 
 use super::{Backend, Session};
 use crate::error::LoadError;
@@ -210,20 +214,55 @@ impl Exec {
     }
 
     fn describe(&self, status: ExitStatus) -> String {
-        match (status.code(), status.signal()) {
-            (Some(code), _) => format!("exited with status {code}"),
-            (None, Some(number)) if number == signal::SYS && self.confined.is_some() => {
-                crate::process::sandbox::killed_by_filter()
-            }
-            (None, Some(number)) if number == signal::XCPU => format!(
-                "was stopped by SIGXCPU: it used up its CPU time (limits.cpu_seconds = {})",
-                self.limits.cpu_seconds.unwrap_or_default()
-            ),
-            (None, Some(number)) => {
-                format!("was killed by signal {number} ({})", signal::name(number))
-            }
-            (None, None) => "ended".into(),
+        describe(status, self.confined.is_some(), &self.limits)
+    }
+}
+
+/// How an exec plugin's process ended, for messages; `confined`: whether
+/// it ran in the OS sandbox.
+fn describe(status: ExitStatus, confined: bool, limits: &Limits) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(number)) if number == signal::SYS && confined => {
+            crate::process::sandbox::killed_by_filter()
         }
+        (None, Some(number)) if number == signal::XCPU => format!(
+            "was stopped by SIGXCPU: it used up its CPU time (limits.cpu_seconds = {})",
+            limits.cpu_seconds.unwrap_or_default()
+        ),
+        (None, Some(number)) => {
+            format!("was killed by signal {number} ({})", signal::name(number))
+        }
+        (None, None) => "ended".into(),
+    }
+}
+
+impl Exec {
+    /// The program to start, as it was checked.
+    fn executable(&self) -> Result<Arc<File>, Status> {
+        self.artifact.current().map_err(|error| match error {
+            ManifestError::Artifact { .. } => Status::unavailable(error.to_string()),
+            _ => Status::failed_precondition(format!(
+                "{error}, and load the plugin again: the artifact changed since it was loaded"
+            )),
+        })
+    }
+
+    /// The `Call` frame of `method`, a stream's if `stream`.
+    fn call_frame(&self, method: &str, request: &[u8], deadline: Instant, stream: bool) -> Vec<u8> {
+        let (timeout_us, traceparent, tracestate) = crate::deadline::carried(deadline);
+        let session = self.session.read().unwrap_or_else(|e| e.into_inner());
+        frame::encode(&Call {
+            method: method.to_owned(),
+            body: request.to_vec(),
+            config: session.config.clone().into_iter().collect(),
+            app_version: session.negotiated.app_version,
+            capabilities: session.negotiated.capabilities.clone(),
+            timeout_us,
+            traceparent,
+            tracestate,
+            stream,
+        })
     }
 }
 
@@ -249,6 +288,10 @@ impl Confined {
 }
 
 impl Transport for Exec {
+    fn open(&self, method: &str, requests: Messages<Vec<u8>>) -> Result<Messages<Vec<u8>>, Status> {
+        self.open_stream(method, requests)
+    }
+
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let started = Instant::now();
         // At most the time left to the call it is made in, if any.
@@ -262,26 +305,8 @@ impl Transport for Exec {
                 self.limits.max_message_bytes
             )));
         }
-        let executable = self.artifact.current().map_err(|error| match error {
-            ManifestError::Artifact { .. } => Status::unavailable(error.to_string()),
-            _ => Status::failed_precondition(format!(
-                "{error}, and load the plugin again: the artifact changed since it was loaded"
-            )),
-        })?;
-        let (timeout_us, traceparent, tracestate) = crate::deadline::carried(deadline);
-        let input = {
-            let session = self.session.read().unwrap_or_else(|e| e.into_inner());
-            frame::encode(&Call {
-                method: method.to_owned(),
-                body: request.to_vec(),
-                config: session.config.clone().into_iter().collect(),
-                app_version: session.negotiated.app_version,
-                capabilities: session.negotiated.capabilities.clone(),
-                timeout_us,
-                traceparent,
-                tracestate,
-            })
-        };
+        let executable = self.executable()?;
+        let input = self.call_frame(method, request, deadline, false);
         let (stdin, rest) = child::preload(&input).map_err(|error| {
             Status::unavailable(format!(
                 "plugin `{}`: cannot make a pipe for its stdin: {error}",

@@ -1,0 +1,403 @@
+//! Streams to an exec plugin: one process per stream, as one per call. The
+//! `Call` opening it goes to stdin first; then each request, as the caller's
+//! code makes it, and each response, as the plugin's code makes it, is a
+//! `Piece` frame, the last one each way marked `end`.
+//!
+//! Driven by the thread that reads the stream, with `poll`, as a call's
+//! conversation is (`child.rs`): a response already read is returned
+//! first; else the next request is pulled only once the last one is in
+//! the pipe, so the caller's code runs at most one request ahead of what
+//! the pipe (64 KiB) holds; stderr becomes log events throughout. Each
+//! wait is held to the caller's deadline and cancel and to
+//! `limits.timeout_ms`, each response to `limits.max_message_bytes`. When
+//! the stream ends, or its reader drops it, the process group is killed
+//! and the child reaped.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use outlet_manifest::Limits;
+use outlet_protocol::context::Cancel;
+use outlet_protocol::core::Piece;
+use outlet_protocol::frame::{self, FrameError};
+use outlet_protocol::prost::Message;
+use outlet_protocol::{Messages, Status};
+use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::process::{Pid, PidfdFlags, Signal};
+
+use super::Exec;
+use super::child::{StderrLog, preloaded};
+
+impl Exec {
+    pub(super) fn open_stream(
+        &self,
+        method: &str,
+        requests: Messages<Vec<u8>>,
+    ) -> Result<Messages<Vec<u8>>, Status> {
+        let deadline = crate::services::deadline_here();
+        let cancel = crate::services::caller_cancel();
+        let executable = self.executable()?;
+        let carried = deadline.unwrap_or_else(|| Instant::now() + self.limits.timeout());
+        let call = self.call_frame(method, &[], carried, true);
+        let failed = |error: io::Error| {
+            Status::unavailable(format!(
+                "plugin `{}`: cannot open a stream of {method}: {error}",
+                self.plugin
+            ))
+        };
+        let (stdin, writer, written) = preloaded(&call).map_err(failed)?;
+        let child = self.spawn(&executable, stdin)?;
+        let pid = child.pid;
+        let mut stream = Stream {
+            plugin: self.plugin.clone(),
+            method: method.to_owned(),
+            limits: self.limits.clone(),
+            confined: self.confined.is_some(),
+            pid,
+            pidfd: None,
+            wake: None,
+            stdin: Some(writer),
+            out: call,
+            sent: written,
+            requests: Some(requests),
+            stdout: Some(File::from(child.stdout)),
+            read: Vec::new(),
+            stderr: Some(File::from(child.stderr)),
+            log: StderrLog::new(&self.plugin),
+            deadline,
+            cancel,
+            ended: false,
+        };
+        stream.prepare().map_err(failed)?;
+        Ok(Messages::new(stream))
+    }
+}
+
+/// One open stream, and its process.
+struct Stream {
+    plugin: String,
+    method: String,
+    limits: Limits,
+    confined: bool,
+    pid: Pid,
+    pidfd: Option<OwnedFd>,
+    /// Woken by a cancel.
+    wake: Option<Arc<OwnedFd>>,
+    /// `None` once the last `Piece` is written.
+    stdin: Option<File>,
+    /// The frame being written, and how much of it has been.
+    out: Vec<u8>,
+    sent: usize,
+    /// The caller's; `None` once it ended.
+    requests: Option<Messages<Vec<u8>>>,
+    stdout: Option<File>,
+    /// What was read of stdout and not yet returned.
+    read: Vec<u8>,
+    stderr: Option<File>,
+    log: StderrLog,
+    deadline: Option<Instant>,
+    cancel: Option<Cancel>,
+    ended: bool,
+}
+
+impl Stream {
+    /// Makes the pipes non-blocking, and the process and a cancel
+    /// something to wait on.
+    fn prepare(&mut self) -> io::Result<()> {
+        for fd in [self.stdout.as_ref(), self.stderr.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            rustix::io::ioctl_fionbio(fd, true)?;
+        }
+        self.pidfd = Some(rustix::process::pidfd_open(self.pid, PidfdFlags::empty())?);
+        if self.cancel.is_some() {
+            let flags = EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK;
+            self.wake = Some(Arc::new(rustix::event::eventfd(0, flags)?));
+        }
+        Ok(())
+    }
+
+    /// The next response, or how the stream ended.
+    fn step(&mut self) -> Result<Option<Vec<u8>>, Status> {
+        let limit = self.limits.max_message_bytes + 64;
+        let until = {
+            let timeout = Instant::now() + self.limits.timeout();
+            self.deadline.map_or(timeout, |d| d.min(timeout))
+        };
+        let (wake, cancel) = (self.wake.clone(), self.cancel.clone());
+        let _watch = cancel.as_ref().zip(wake).map(|(cancel, wake)| {
+            cancel.watch(move || {
+                let _ = rustix::io::write(&*wake, &1u64.to_ne_bytes());
+            })
+        });
+        loop {
+            if let Some(piece) = self.piece(limit)? {
+                return self.response(piece);
+            }
+            if cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+                return Err(crate::deadline::cancelled(&self.plugin, &self.method));
+            }
+            self.next_request();
+            let now = Instant::now();
+            if now >= until {
+                return Err(self.late());
+            }
+            let exited = self.wait(until - now)?;
+            self.write()?;
+            self.read_stdout()?;
+            self.read_stderr();
+            if exited {
+                self.read_stdout()?;
+                self.read_stderr();
+                if let Some(piece) = self.piece(limit)? {
+                    return self.response(piece);
+                }
+                return Err(self.died());
+            }
+        }
+    }
+
+    /// A whole `Piece` read, if one is.
+    fn piece(&mut self, limit: usize) -> Result<Option<Piece>, Status> {
+        let Some(header) = self.read.first_chunk::<{ frame::HEADER_LEN }>() else {
+            return Ok(None);
+        };
+        let len = frame::parse_header(header, limit).map_err(|error| self.not_frame(error))?;
+        let end = frame::HEADER_LEN + len;
+        if self.read.len() < end {
+            return Ok(None);
+        }
+        let piece = Piece::decode(&self.read[frame::HEADER_LEN..end]).map_err(|error| {
+            Status::internal(format!(
+                "plugin `{}`: a response of the stream of {} does not decode: {error}",
+                self.plugin, self.method
+            ))
+        })?;
+        self.read.drain(..end);
+        Ok(Some(piece))
+    }
+
+    fn response(&mut self, piece: Piece) -> Result<Option<Vec<u8>>, Status> {
+        match piece {
+            Piece {
+                end: false, body, ..
+            } => Ok(Some(body)),
+            Piece {
+                status: Some(status),
+                ..
+            } if status.code != 0 => Err(status.into()),
+            _ => Ok(None),
+        }
+    }
+
+    /// Pulls the caller's next request once the last one is in the pipe.
+    fn next_request(&mut self) {
+        if self.sent < self.out.len() || self.stdin.is_none() {
+            return;
+        }
+        let piece = match self.requests.as_mut().and_then(Iterator::next) {
+            Some(Ok(body)) => Piece {
+                body,
+                ..Piece::default()
+            },
+            // The plugin's requests fail with it: the host's stream wrapper
+            // fails the stream with it too.
+            Some(Err(status)) => Piece {
+                end: true,
+                status: Some((&status).into()),
+                ..Piece::default()
+            },
+            None => Piece {
+                end: true,
+                ..Piece::default()
+            },
+        };
+        if piece.end {
+            self.requests = None;
+        }
+        self.out = frame::encode(&piece);
+        self.sent = 0;
+    }
+
+    /// Waits until the pipes or the process have something, or `left`
+    /// passes; whether the process exited.
+    fn wait(&self, left: Duration) -> Result<bool, Status> {
+        let timeout = Timespec::try_from(left).unwrap_or(Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        });
+        let mut fds = Vec::with_capacity(5);
+        if let Some(pidfd) = &self.pidfd {
+            fds.push(PollFd::new(pidfd, PollFlags::IN));
+        }
+        if let Some(wake) = &self.wake {
+            fds.push(PollFd::new(&**wake, PollFlags::IN));
+        }
+        for pipe in [&self.stdout, &self.stderr].into_iter().flatten() {
+            fds.push(PollFd::new(pipe, PollFlags::IN));
+        }
+        if let Some(stdin) = self.stdin.as_ref().filter(|_| self.sent < self.out.len()) {
+            fds.push(PollFd::new(stdin, PollFlags::OUT));
+        }
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(self.broken(e.into())),
+        }
+        Ok(!fds[0].revents().is_empty())
+    }
+
+    fn write(&mut self) -> Result<(), Status> {
+        let Some(stdin) = &mut self.stdin else {
+            return Ok(());
+        };
+        while self.sent < self.out.len() {
+            match stdin.write(&self.out[self.sent..]) {
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                // The plugin reads no more requests: its responses say why.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    self.stdin = None;
+                    self.requests = None;
+                    return Ok(());
+                }
+                Err(e) => return Err(self.broken(e)),
+            }
+        }
+        if self.requests.is_none() {
+            self.stdin = None; // the end is written
+        }
+        Ok(())
+    }
+
+    fn read_stdout(&mut self) -> Result<(), Status> {
+        let mut chunk = [0; 16 << 10];
+        while let Some(stdout) = &mut self.stdout {
+            match stdout.read(&mut chunk) {
+                Ok(0) => self.stdout = None,
+                Ok(n) => self.read.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(self.broken(e)),
+            }
+            // Read no further than a frame ahead: a flood waits in the pipe.
+            if self.read.len() > self.limits.max_message_bytes + 2 * frame::HEADER_LEN + 64 {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// What stderr holds, up to 1 MiB a wait.
+    fn read_stderr(&mut self) {
+        let mut chunk = [0; 8192];
+        let mut budget = 1usize << 20;
+        while let Some(stderr) = &mut self.stderr {
+            match stderr.read(&mut chunk) {
+                Ok(0) => self.stderr = None,
+                Ok(n) => {
+                    self.log.write(&chunk[..n]);
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(_) => self.stderr = None,
+            }
+        }
+    }
+
+    /// Kills what is left of the process group and reaps the child; how
+    /// the child ended.
+    fn end(&mut self) -> Option<std::process::ExitStatus> {
+        if std::mem::replace(&mut self.ended, true) {
+            return None;
+        }
+        let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
+        let _ = rustix::process::kill_process(self.pid, Signal::KILL);
+        (self.stdin, self.stdout, self.stderr) = (None, None, None);
+        self.requests = None;
+        let status = crate::process::reap(self.pid).ok();
+        self.log.flush();
+        status
+    }
+
+    fn said(&self) -> String {
+        crate::log::stderr_clause(&self.log.tail())
+    }
+
+    fn late(&self) -> Status {
+        let (plugin, method) = (&self.plugin, &self.method);
+        let over = match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => "passed its caller's deadline".into(),
+            _ => format!(
+                "had no message for {} ms (limits.timeout_ms)",
+                self.limits.timeout_ms
+            ),
+        };
+        Status::deadline_exceeded(format!(
+            "plugin `{plugin}`: the stream of {method} {over}; its process was killed{}",
+            self.said()
+        ))
+    }
+
+    fn not_frame(&self, error: FrameError) -> Status {
+        let (plugin, method) = (&self.plugin, &self.method);
+        match error {
+            FrameError::TooLarge { len, limit } => Status::resource_exhausted(format!(
+                "plugin `{plugin}`: a response of the stream of {method} is {len} bytes, over \
+                 the limit of {limit} (limits.max_message_bytes); its process was killed"
+            )),
+            error => Status::internal(format!(
+                "plugin `{plugin}`: its stdout does not hold the stream of {method} ({error}); \
+                 an exec plugin writes only its responses there and logs to stderr{}",
+                self.said()
+            )),
+        }
+    }
+
+    fn broken(&self, error: io::Error) -> Status {
+        Status::unavailable(format!(
+            "plugin `{}`: talking to its process failed during the stream of {}: {error}",
+            self.plugin, self.method
+        ))
+    }
+
+    /// The process exited without ending the stream.
+    fn died(&mut self) -> Status {
+        let ended = self.end().map_or("ended".into(), |status| {
+            super::describe(status, self.confined, &self.limits)
+        });
+        Status::unavailable(format!(
+            "plugin `{}`: {ended} without ending the stream of {}{}",
+            self.plugin,
+            self.method,
+            self.said()
+        ))
+    }
+}
+
+impl Iterator for Stream {
+    type Item = Result<Vec<u8>, Status>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let next = self.step().transpose();
+        if !matches!(next, Some(Ok(_))) {
+            self.end();
+        }
+        next
+    }
+}
+
+impl Drop for Stream {
+    /// A stream dropped before its end: its process goes.
+    fn drop(&mut self) {
+        self.end();
+    }
+}
