@@ -356,12 +356,22 @@ const HOSTILE_FLOODS: u64 = 1_000_004;
 const HOSTILE_MADE: u64 = 1_000_005;
 
 #[test]
-fn a_hostile_rpc_plugin_ends_its_own_stream_with_a_clear_status_and_serves_on() {
+fn a_hostile_plugin_ends_its_own_stream_with_a_clear_status_and_serves_on() {
+    let programs = [
+        ("rpc", crate::support::rpc_plugin()),
+        ("exec", crate::support::test_plugin()),
+    ];
+    for (mechanism, program) in programs {
+        a_hostile_plugin_ends_its_own_stream_on(mechanism, &program);
+    }
+}
+
+fn a_hostile_plugin_ends_its_own_stream_on(mechanism: &str, program: &Path) {
     let dir = tempfile::tempdir().unwrap();
     let manifest = numbers_manifest(
         dir.path(),
         "hostile",
-        ("rpc", &crate::support::rpc_plugin()),
+        (mechanism, program),
         "[limits]\nmax_message_bytes = 8192\ntimeout_ms = 300\nrestarts = 3\n\
          [permissions]\nenv = { OUTLET_TEST_MODE = \"numbers\" }\n",
     );
@@ -375,11 +385,11 @@ fn a_hostile_rpc_plugin_ends_its_own_stream_with_a_clear_status_and_serves_on() 
             })
             .unwrap()
     };
-    let serves_on = || assert_eq!(values(count(3)).unwrap(), [1, 2, 3]);
+    let serves_on = || assert_eq!(values(count(3)).unwrap(), [1, 2, 3], "{mechanism}");
 
     // A message over the limit midway: 1, 2 and 4 KiB pass, 8 KiB does not.
     let grown: Vec<_> = count(HOSTILE_GROWS).collect();
-    assert_eq!(grown.len(), 4, "{grown:?}");
+    assert_eq!(grown.len(), 4, "{mechanism}: {grown:?}");
     let error = grown[3].as_ref().unwrap_err();
     assert_eq!(error.code(), Code::ResourceExhausted, "{error}");
     assert!(
@@ -392,7 +402,7 @@ fn a_hostile_rpc_plugin_ends_its_own_stream_with_a_clear_status_and_serves_on() 
     // A stream that stalls ends at limits.timeout_ms.
     let started = Instant::now();
     let stalled: Vec<_> = count(HOSTILE_STALLS).collect();
-    assert_eq!(stalled.len(), 2, "{stalled:?}");
+    assert_eq!(stalled.len(), 2, "{mechanism}: {stalled:?}");
     let error = stalled[1].as_ref().unwrap_err();
     assert_eq!(error.code(), Code::DeadlineExceeded, "{error}");
     assert!(
@@ -403,8 +413,29 @@ fn a_hostile_rpc_plugin_ends_its_own_stream_with_a_clear_status_and_serves_on() 
     assert!(started.elapsed() < Duration::from_secs(5));
     serves_on();
 
-    // A flood read slowly is held back by the connection and the plugin's
-    // buffer; dropped, its code sees the cancel and stops.
+    // (An exec plugin's process, and its counts, go with its stream.)
+    if mechanism == "rpc" {
+        flood_is_held_back_and_cancelled(&count);
+    }
+
+    // A plugin that dies midway: the stream says so; an rpc plugin is
+    // restarted. (Its first number may die with it, unsent.)
+    let died: Vec<_> = count(HOSTILE_DIES).collect();
+    assert!(matches!(died.len(), 1 | 2), "{mechanism}: {died:?}");
+    let error = died.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(error.code(), Code::Unavailable, "{error}");
+    let said = match mechanism {
+        "rpc" => "plugin `hostile` died during",
+        _ => "without ending the stream of",
+    };
+    assert!(error.message().contains(said), "{error}");
+    serves_on();
+    plugin.shutdown().unwrap();
+}
+
+/// A flood of 4 KiB numbers read slowly is held back by the connection and
+/// the plugin's buffer; dropped, its code sees the cancel and stops.
+fn flood_is_held_back_and_cancelled(count: &dyn Fn(u64) -> Messages<Number>) {
     let mut flood = count(HOSTILE_FLOODS);
     for _ in 0..100 {
         assert!(flood.next().unwrap().is_ok());
@@ -427,17 +458,4 @@ fn a_hostile_rpc_plugin_ends_its_own_stream_with_a_clear_status_and_serves_on() 
         "the flood made {} numbers",
         made.value
     );
-
-    // A plugin that dies midway: the stream says so, the plugin restarts.
-    // (Its first number may die with it, unsent.)
-    let died: Vec<_> = count(HOSTILE_DIES).collect();
-    assert!(matches!(died.len(), 1 | 2), "{died:?}");
-    let error = died.last().unwrap().as_ref().unwrap_err();
-    assert_eq!(error.code(), Code::Unavailable, "{error}");
-    assert!(
-        error.message().contains("plugin `hostile` died during"),
-        "{error}"
-    );
-    serves_on();
-    plugin.shutdown().unwrap();
 }

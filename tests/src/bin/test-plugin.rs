@@ -5,7 +5,9 @@
 //! prints to stdout by mistake.
 //!
 //! In any mode, a Greet named `probe:…` makes an attack on the OS sandbox
-//! instead, and answers how it went (`tests/src/probe.rs`).
+//! instead, and answers how it went (`tests/src/probe.rs`). In mode
+//! `numbers` it serves the numbers as well, whose streams misbehave on
+//! request (`tests/src/hostile.rs`).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -14,6 +16,9 @@ use std::time::Duration;
 use greeter::{GreetRequest, GreetResponse, Greeter, GreeterServer};
 use outlet_guest::{Plugin, Status};
 
+#[allow(dead_code)] // the flood's counts are the rpc plugin's
+#[path = "../hostile.rs"]
+mod hostile;
 #[path = "../probe.rs"]
 mod probe;
 
@@ -47,9 +52,13 @@ fn main() -> ExitCode {
     }
     let versions: &[u32] = if mode == "version7" { &[7] } else { &[1] };
     let linger = mode == "linger";
-    let plugin = Plugin::new("test-plugin", "0.0.1")
-        .versions(versions)
-        .service(GreeterServer::new(Misbehaving(mode)));
+    let plugin = Plugin::new("test-plugin", "0.0.1").versions(versions);
+    // `numbers`: the numbers too, with streams that misbehave on request.
+    let plugin = match mode.as_str() {
+        "numbers" => plugin.service(numbers::NumbersServer::new(hostile::Hostile)),
+        _ => plugin,
+    };
+    let plugin = plugin.service(GreeterServer::new(Misbehaving(mode)));
     let code = outlet_guest::exec::serve(&plugin);
     if linger {
         // Replied, and now never exits.
