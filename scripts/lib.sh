@@ -50,7 +50,7 @@ setup_go() {
 
 # build_wasm PROFILE_FLAG...: the wasm example guests.
 build_wasm() {
-    cargo build --target wasm32-unknown-unknown -p greeter-wasm "$@"
+    cargo build --target wasm32-unknown-unknown -p greeter-wasm -p numbers-wasm "$@"
 }
 
 # The example plugins' artifacts, as `example:artifact`: the manifests in
@@ -58,7 +58,7 @@ build_wasm() {
 ARTIFACTS=(greeter:greeter-exec greeter:greeter-rpc greeter:libgreeter_c.so
     greeter:libgreeter_cabi.so greeter:libgreeter_native.so greeter:greeter_wasm.wasm
     kv:kv-plugin numbers:libnumbers_native.so numbers:numbers-rpc
-    numbers:numbers-exec)
+    numbers:numbers-exec numbers:numbers_wasm.wasm)
 
 # build_c DIR [CFLAGS...]: the C greeter, with the system C compiler.
 build_c() {

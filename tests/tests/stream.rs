@@ -15,14 +15,18 @@ use crate::support::{go_program, host, library, root};
 const COUNT: &str = "/outlet.examples.numbers.v1.Numbers/Count";
 const GREET: &str = "/outlet.examples.greeter.v1.Greeter/Greet";
 
-/// The numbers' plugins, each with its mechanism: Outlet's native, rpc and
-/// exec plugins, and go-plugin's Go plugin (on rpc) where the Go programs
-/// are built.
+/// The numbers' plugins, each with its mechanism: Outlet's native, rpc,
+/// exec and wasm plugins, and go-plugin's Go plugin (on rpc) where the Go
+/// programs are built.
 fn plugins() -> Vec<(&'static str, PathBuf)> {
     let mut plugins = vec![
         ("native", library("libnumbers_native.so")),
         ("rpc", library("numbers-rpc")),
         ("exec", library("numbers-exec")),
+        (
+            "wasm",
+            root().join("target/wasm32-unknown-unknown/debug/numbers_wasm.wasm"),
+        ),
     ];
     plugins.extend(go_program("numbers-go-plugin").map(|go| ("rpc", go)));
     plugins
@@ -302,21 +306,41 @@ fn a_stream_path_called_unary_or_a_plugin_that_cannot_stream_says_why() {
     assert!(greeted.is_ok(), "the plugin still serves: {greeted:?}");
     plugin.shutdown().unwrap();
 
-    let wasm = crate::support::manifest(
+    // A wasm module of an older guest ABI, which has no streams.
+    let wat = crate::support::manifest(
         dir.path(),
         "wasm",
         "no-streams-wasm",
-        &crate::support::rust_guest(),
+        &root().join("examples/greeter/wat/greeter.wat"),
         "",
     );
-    let plugin = host().load(&wasm).unwrap();
+    let plugin = host().load(&wat).unwrap();
     let error = plugin.open(COUNT, Messages::empty()).unwrap_err();
     assert_eq!(error.code(), Code::Unimplemented, "{error}");
     assert!(
         error.message().contains("plugin `no-streams-wasm`: ")
             && error
                 .message()
-                .contains("native, rpc and exec plugins only so far, not by its mechanism (wasm)"),
+                .contains("its module has none (guest ABI version"),
+        "{error}"
+    );
+    plugin.shutdown().unwrap();
+
+    let cabi = crate::support::manifest(
+        dir.path(),
+        "cabi",
+        "no-streams-cabi",
+        &library("libgreeter_cabi.so"),
+        "",
+    );
+    let plugin = host().load(&cabi).unwrap();
+    let error = plugin.open(COUNT, Messages::empty()).unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented, "{error}");
+    assert!(
+        error.message().contains("plugin `no-streams-cabi`: ")
+            && error
+                .message()
+                .contains("every mechanism but cabi so far, not by its mechanism (cabi)"),
         "{error}"
     );
     // Counted as a call refused.

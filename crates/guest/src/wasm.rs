@@ -13,11 +13,16 @@ use outlet_protocol::Status;
 use crate::Plugin;
 
 mod alloc;
+mod stream;
 pub use alloc::Allocator;
+#[doc(hidden)]
+pub use stream::{close_exported, next_exported, open_exported};
 
-/// The version of the guest ABI: 3, which imports `time_left`, `cancelled`
-/// and `trace` (2 kept the call buffer until the next `outlet_alloc`).
-pub const ABI_VERSION: i32 = 3;
+/// The version of the guest ABI: 4, which exports streams (`outlet_open`,
+/// `outlet_next`, `outlet_close`, importing `next_request`); 3 imported
+/// `time_left`, `cancelled` and `trace`; 2 kept the call buffer until the
+/// next `outlet_alloc`.
+pub const ABI_VERSION: i32 = 4;
 
 static PLUGIN: OnceLock<Plugin> = OnceLock::new();
 
@@ -43,6 +48,7 @@ unsafe extern "C" {
     fn time_left() -> i64;
     fn cancelled() -> i32;
     fn trace(which: i32) -> i64;
+    fn next_request() -> i64;
 }
 
 /// The trace context of the call being served, from the host.
@@ -194,14 +200,7 @@ pub fn call_exported(
             };
             let code = match (slice(method), slice(request)) {
                 (Some(method), Some(request)) => {
-                    let plugin = PLUGIN.get_or_init(|| {
-                        outlet_protocol::context::set_source(outlet_protocol::context::Source {
-                            time_left: host_time_left,
-                            cancelled: host_cancelled,
-                            trace: host_trace,
-                        });
-                        make()
-                    });
+                    let plugin = plugin(make);
                     let result = std::str::from_utf8(method)
                         .map_err(|_| Status::invalid_argument("the method is not UTF-8"))
                         .and_then(|method| plugin.handle(method, request, &mut answer));
@@ -220,18 +219,36 @@ pub fn call_exported(
                     outlet_protocol::Code::InvalidArgument.as_i32()
                 }
             };
-            let slot = (answer.as_ptr() as u64) | ((answer.len() as u64) << 32);
-            // The slot is the first 8 bytes of the input buffer (the ABI).
-            if out == base && input.len() >= 8 {
-                // SAFETY: `out` is the start of `input`, which is at least 8
-                // bytes long and not otherwise borrowed mutably here; the
-                // host reads the slot after the call returns.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(slot.to_le_bytes().as_ptr(), out as *mut u8, 8)
-                };
-            }
+            drop(input);
+            answered(out, &answer);
             code
         })
+    })
+}
+
+/// Writes where `answer` lies into the 8-byte slot at `out`, which the ABI
+/// puts at the start of the input buffer (and nowhere else).
+fn answered(out: usize, answer: &[u8]) {
+    let slot = (answer.as_ptr() as u64) | ((answer.len() as u64) << 32);
+    INPUT.with(|input| {
+        let mut input = input.borrow_mut();
+        if out == input.as_ptr() as usize
+            && let Some(bytes) = input.get_mut(..8)
+        {
+            bytes.copy_from_slice(&slot.to_le_bytes());
+        }
+    });
+}
+
+/// The plugin, made on first use (with the host as its context's source).
+fn plugin(make: fn() -> Plugin) -> &'static Plugin {
+    PLUGIN.get_or_init(|| {
+        outlet_protocol::context::set_source(outlet_protocol::context::Source {
+            time_left: host_time_left,
+            cancelled: host_cancelled,
+            trace: host_trace,
+        });
+        make()
     })
 }
 
@@ -273,6 +290,24 @@ macro_rules! export_wasm {
                 (request_ptr, request_len),
                 out_ptr,
             )
+        }
+
+        /// Opens a stream of the method written into the input buffer.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn outlet_open(method_ptr: usize, method_len: usize, out_ptr: usize) -> i32 {
+            $crate::wasm::open_exported($make, (method_ptr, method_len), out_ptr)
+        }
+
+        /// The open stream's next response; -1 once it has ended.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn outlet_next(out_ptr: usize) -> i32 {
+            $crate::wasm::next_exported(out_ptr)
+        }
+
+        /// Drops the open stream.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn outlet_close() {
+            $crate::wasm::close_exported()
         }
     };
 }

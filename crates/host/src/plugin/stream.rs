@@ -32,14 +32,11 @@ impl Plugin {
             status
         };
         let mechanism = self.0.manifest.mechanism;
-        if !matches!(
-            mechanism,
-            Mechanism::Native | Mechanism::Rpc | Mechanism::Exec
-        ) {
+        if mechanism == Mechanism::Cabi {
             return Err(refused(Status::unimplemented(format!(
-                "plugin `{}`: {method} streams, and streams are carried by native, rpc and exec \
-                 plugins only so far, not by its mechanism ({}); load a native, rpc or exec \
-                 build of it for this method",
+                "plugin `{}`: {method} streams, and streams are carried by every mechanism but \
+                 cabi so far, not by its mechanism ({}); load a native, rpc, wasm or exec build \
+                 of it for this method",
                 self.name(),
                 mechanism.name()
             ))));

@@ -144,6 +144,33 @@ pub(super) fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
             })
         },
     )?;
+    // The open stream's next request: -1 once there is none; else the
+    // code (0, or the error the requests failed with) in the high 32 bits
+    // and the length of the request or message, fetched with `take`.
+    linker.func_wrap("outlet", "next_request", |mut caller: Caller<'_, State>| {
+        let state = caller.data_mut();
+        let Some(requests) = state.requests.as_mut() else {
+            return -1;
+        };
+        let (code, value) = match requests.next() {
+            None => {
+                state.requests = None;
+                return -1;
+            }
+            Some(Ok(request)) if request.len() <= u32::MAX as usize / 2 => (0, request),
+            Some(Ok(_)) => (
+                Code::ResourceExhausted.as_i32(),
+                b"the request is too large for a wasm guest".to_vec(),
+            ),
+            Some(Err(status)) => (status.code().as_i32(), status.message().as_bytes().to_vec()),
+        };
+        if code != 0 {
+            state.requests = None;
+        }
+        let len = value.len() as i64;
+        state.pending = value;
+        (i64::from(code) << 32) | len
+    })?;
     linker.func_wrap(
         "outlet",
         "take",

@@ -69,6 +69,15 @@ pub(super) struct State {
     /// The running call's deadline, its caller's cancel token and its trace
     /// context, for the `time_left`, `cancelled` and `trace` imports.
     pub(super) call: (Instant, Option<Cancel>, Option<TraceContext>),
+    /// The open stream's requests, for the `next_request` import.
+    pub(super) requests: Option<outlet_protocol::Messages<Vec<u8>>>,
+}
+
+impl State {
+    /// Whether one of the store's limits refused a request.
+    pub(super) fn limit_hit(&self) -> bool {
+        self.limits.hit
+    }
 }
 
 /// The store's WASI context; one granting nothing if it was not given one.
@@ -90,8 +99,142 @@ pub(super) struct Instance {
     /// Whether the guest keeps that buffer until the next `outlet_alloc`
     /// (ABI version 2 and later), rather than for one call (version 1).
     pub(super) reuse: bool,
+    /// The guest ABI version it speaks (streams from 4 on).
+    pub(super) version: i32,
+    /// The instance, for the exports only streams need.
+    pub(super) handle: wasmtime::Instance,
     /// The session generation this instance was configured for.
     pub(super) generation: u64,
+}
+
+impl Instance {
+    /// Writes the answer slot, `method` and `request` into a buffer of the
+    /// guest's (asking `outlet_alloc` for one if the last is too small);
+    /// where the slot is.
+    pub(super) fn place(
+        &mut self,
+        plugin: &str,
+        limits: &Limits,
+        method: &str,
+        request: &[u8],
+    ) -> Result<usize, Status> {
+        let instance = self;
+        let store = &mut instance.store;
+        let total = 8 + method.len() + request.len();
+        let Ok(total_i32) = i32::try_from(total) else {
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{plugin}`: a call of {total} bytes does not fit a wasm guest"
+            )));
+        };
+        if !instance.reuse || total > instance.buffer.1 {
+            // Room for this call and a little more, so that calls of
+            // slightly different sizes do not each ask again; for large
+            // calls, and if the guest refuses more, just for this one.
+            let more = match total {
+                ..=65536 if instance.reuse => total.next_power_of_two().max(256) as i32,
+                _ => total_i32,
+            };
+            instance.buffer = (0, 0);
+            for len in [more, total_i32] {
+                let base = instance.alloc.call(&mut *store, len).map_err(|e| {
+                    let hit = store.data().limits.hit;
+                    trapped(plugin, method, e, limits, hit)
+                })? as u32 as usize;
+                if base != 0 {
+                    instance.buffer = (base, len as usize);
+                    break;
+                }
+            }
+        }
+        let base = instance.buffer.0;
+        let memory = instance.memory.data_mut(&mut *store);
+        let Some(area) = memory.get_mut(base..base + total).filter(|_| base != 0) else {
+            instance.buffer = (0, 0);
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{plugin}`: outlet_alloc gave no room for a call of {total} bytes"
+            )));
+        };
+        area[..8].fill(0);
+        area[8..8 + method.len()].copy_from_slice(method.as_bytes());
+        area[8 + method.len()..].copy_from_slice(request);
+        Ok(base)
+    }
+    /// Readies the instance for a call into it until `deadline` (held to
+    /// `cancel` too, at every epoch tick), with its fuel filled.
+    pub(super) fn arm(
+        &mut self,
+        plugin: &str,
+        limits: &Limits,
+        deadline: Instant,
+        cancel: Option<Cancel>,
+    ) -> Result<(), Status> {
+        let store = &mut self.store;
+        store.data_mut().pending.clear();
+        store.data_mut().call = (
+            deadline,
+            cancel.clone(),
+            outlet_protocol::context::caller_trace(),
+        );
+        match cancel {
+            None => {
+                store.epoch_deadline_trap();
+                store.set_epoch_deadline(deadline_ticks(
+                    deadline.saturating_duration_since(Instant::now()),
+                ));
+            }
+            // Its store looks at the token on every epoch tick (a few ms),
+            // not only at the deadline.
+            Some(cancel) => {
+                store.epoch_deadline_callback(move |_| {
+                    if cancel.is_cancelled() {
+                        return Err(wasmtime::Error::msg("the call was cancelled by its caller"));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(Trap::Interrupt.into());
+                    }
+                    Ok(wasmtime::UpdateDeadline::Continue(1))
+                });
+                store.set_epoch_deadline(1);
+            }
+        }
+        if let Some(fuel) = limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Status::internal(format!("plugin `{plugin}`: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The bytes the slot at `base` points at, within the memory and the
+    /// size limit; `what` names them in errors.
+    pub(super) fn answer(
+        &self,
+        plugin: &str,
+        limits: &Limits,
+        base: usize,
+        what: &str,
+    ) -> Result<&[u8], Status> {
+        let limit = limits.max_message_bytes;
+        let memory = self.memory.data(&self.store);
+        let slot = &memory[base..base + 8];
+        let ptr = u32::from_le_bytes(slot[..4].try_into().expect("4 bytes")) as usize;
+        let len = u32::from_le_bytes(slot[4..].try_into().expect("4 bytes")) as usize;
+        if len > limit {
+            return Err(Status::resource_exhausted(format!(
+                "plugin `{plugin}`: its answer to {what} is {len} bytes, over the limit of \
+                 {limit} (limits.max_message_bytes)"
+            )));
+        }
+        ptr.checked_add(len)
+            .and_then(|end| memory.get(ptr..end))
+            .ok_or_else(|| {
+                Status::internal(format!(
+                    "plugin `{plugin}`: its answer to {what} lies outside its memory ({len} \
+                     bytes at {ptr}, memory of {} bytes)",
+                    memory.len()
+                ))
+            })
+    }
 }
 
 impl Wasm {
@@ -119,6 +262,7 @@ impl Wasm {
             },
             pending: Vec::new(),
             memory: None,
+            requests: None,
             call: (Instant::now() + self.limits.timeout(), None, None),
             wasi: match &self.grants {
                 Some(grants) => Some(grants.context().map_err(|why| {
@@ -163,10 +307,10 @@ impl Wasm {
         let version = version
             .call(&mut store, ())
             .map_err(|e| trapped(plugin, "outlet_abi_version", e, &self.limits, false))?;
-        if !(1..=3).contains(&version) {
+        if !(1..=4).contains(&version) {
             return Err(Status::failed_precondition(format!(
                 "plugin `{plugin}`: it speaks guest ABI version {version}, and this host versions 1 \
-                 to 3; rebuild it against docs/wasm-abi.md"
+                 to 4; rebuild it against docs/wasm-abi.md"
             )));
         }
         let memory = instance
@@ -186,6 +330,8 @@ impl Wasm {
             call,
             buffer: (0, 0),
             reuse: version >= 2,
+            version,
+            handle: instance,
             generation: 0,
         })
     }
@@ -199,81 +345,18 @@ impl Wasm {
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
         let plugin = self.plugin();
-        let limit = self.limits.max_message_bytes;
-        let store = &mut instance.store;
-        store.data_mut().pending.clear();
         // At most the time left to the call it is made in, if any.
         let left = crate::services::time_left(self.limits.timeout());
         let deadline = Instant::now() + left;
-        let cancel = crate::services::caller_cancel();
-        store.data_mut().call = (
+        instance.arm(
+            plugin,
+            &self.limits,
             deadline,
-            cancel.clone(),
-            outlet_protocol::context::caller_trace(),
-        );
-        match cancel {
-            None => {
-                store.epoch_deadline_trap();
-                store.set_epoch_deadline(deadline_ticks(left));
-            }
-            // Its store looks at the token on every epoch tick (a few ms),
-            // not only at the deadline.
-            Some(cancel) => {
-                store.epoch_deadline_callback(move |_| {
-                    if cancel.is_cancelled() {
-                        return Err(wasmtime::Error::msg("the call was cancelled by its caller"));
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(Trap::Interrupt.into());
-                    }
-                    Ok(wasmtime::UpdateDeadline::Continue(1))
-                });
-                store.set_epoch_deadline(1);
-            }
-        }
-        if let Some(fuel) = self.fuel {
-            store
-                .set_fuel(fuel)
-                .map_err(|e| Status::internal(format!("plugin `{plugin}`: {e}")))?;
-        }
-        let total = 8 + method.len() + request.len();
-        let Ok(total_i32) = i32::try_from(total) else {
-            return Err(Status::resource_exhausted(format!(
-                "plugin `{plugin}`: a call of {total} bytes does not fit a wasm guest"
-            )));
-        };
-        if !instance.reuse || total > instance.buffer.1 {
-            // Room for this call and a little more, so that calls of
-            // slightly different sizes do not each ask again; for large
-            // calls, and if the guest refuses more, just for this one.
-            let more = match total {
-                ..=65536 if instance.reuse => total.next_power_of_two().max(256) as i32,
-                _ => total_i32,
-            };
-            instance.buffer = (0, 0);
-            for len in [more, total_i32] {
-                let base = instance.alloc.call(&mut *store, len).map_err(|e| {
-                    let hit = store.data().limits.hit;
-                    trapped(plugin, method, e, &self.limits, hit)
-                })? as u32 as usize;
-                if base != 0 {
-                    instance.buffer = (base, len as usize);
-                    break;
-                }
-            }
-        }
-        let base = instance.buffer.0;
-        let memory = instance.memory.data_mut(&mut *store);
-        let Some(area) = memory.get_mut(base..base + total).filter(|_| base != 0) else {
-            instance.buffer = (0, 0);
-            return Err(Status::resource_exhausted(format!(
-                "plugin `{plugin}`: outlet_alloc gave no room for a call of {total} bytes"
-            )));
-        };
-        area[..8].fill(0);
-        area[8..8 + method.len()].copy_from_slice(method.as_bytes());
-        area[8 + method.len()..].copy_from_slice(request);
+            crate::services::caller_cancel(),
+        )?;
+        let base = instance.place(plugin, &self.limits, method, request)?;
         let at = |offset: usize| (base + offset) as i32;
+        let store = &mut instance.store;
         let code = instance
             .call
             .call(
@@ -290,23 +373,7 @@ impl Wasm {
                 let hit = store.data().limits.hit;
                 trapped(plugin, method, e, &self.limits, hit)
             })?;
-        let memory = instance.memory.data(&*store);
-        let slot = &memory[base..base + 8];
-        let ptr = u32::from_le_bytes(slot[..4].try_into().expect("4 bytes")) as usize;
-        let len = u32::from_le_bytes(slot[4..].try_into().expect("4 bytes")) as usize;
-        if len > limit {
-            return Err(Status::resource_exhausted(format!(
-                "plugin `{plugin}`: its answer to {method} is {len} bytes, over the limit of \
-                 {limit} (limits.max_message_bytes)"
-            )));
-        }
-        let Some(answer) = ptr.checked_add(len).and_then(|end| memory.get(ptr..end)) else {
-            return Err(Status::internal(format!(
-                "plugin `{plugin}`: its answer to {method} lies outside its memory ({len} bytes \
-                 at {ptr}, memory of {} bytes)",
-                memory.len()
-            )));
-        };
+        let answer = instance.answer(plugin, &self.limits, base, method)?;
         match code {
             0 => {
                 response(answer);
@@ -321,7 +388,7 @@ impl Wasm {
 }
 
 /// A failure inside the guest, as a status naming the plugin.
-fn trapped(
+pub(super) fn trapped(
     plugin: &str,
     what: &str,
     error: wasmtime::Error,

@@ -17,6 +17,7 @@ pub(crate) mod cache;
 mod engine;
 mod error;
 mod instance;
+mod stream;
 mod wasi;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -215,6 +216,14 @@ impl Wasm {
 }
 
 impl Transport for Wasm {
+    fn open(
+        &self,
+        method: &str,
+        requests: outlet_protocol::Messages<Vec<u8>>,
+    ) -> Result<outlet_protocol::Messages<Vec<u8>>, Status> {
+        self.open_stream(method, requests)
+    }
+
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         let mut answer = Vec::new();
         self.call_with(method, request, &mut |bytes| answer = bytes.to_vec())?;

@@ -1,0 +1,189 @@
+//! Streams to a wasm plugin (guest ABI 4): an instance made for the stream
+//! and dropped with it. `outlet_open` opens the stream in it; each response
+//! is one `outlet_next`, the guest's code pulling the caller's requests
+//! with the `next_request` import as it reads them; `outlet_close` drops
+//! it. So nothing is buffered between the caller and the plugin, as in a
+//! native plugin, while the guest stays in its sandbox. Each call into the
+//! guest is held to the caller's deadline and cancel and to
+//! `limits.timeout_ms`, each response to `limits.max_message_bytes`.
+
+use std::time::Instant;
+
+use outlet_manifest::Limits;
+use outlet_protocol::context::Cancel;
+use outlet_protocol::{Code, Messages, Status};
+use wasmtime::TypedFunc;
+
+use super::Wasm;
+use super::instance::{Instance, trapped};
+
+/// The exports of a guest that streams.
+struct Exports {
+    open: TypedFunc<(i32, i32, i32), i32>,
+    next: TypedFunc<i32, i32>,
+    close: TypedFunc<(), ()>,
+}
+
+impl Wasm {
+    pub(super) fn open_stream(
+        &self,
+        method: &str,
+        requests: Messages<Vec<u8>>,
+    ) -> Result<Messages<Vec<u8>>, Status> {
+        let plugin = self.plugin();
+        // wasmtime-wasi blocks on a runtime of its own inside WASI calls.
+        if self.grants.is_some() && tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Status::failed_precondition(format!(
+                "plugin `{plugin}`: a stream of a plugin that imports WASI cannot be read on a \
+                 thread that runs a tokio runtime; read it on another (spawn_blocking)"
+            )));
+        }
+        let mut instance = self.instantiate()?;
+        self.ready(&mut instance)?;
+        let exports = exports(&mut instance).ok_or_else(|| {
+            Status::unimplemented(format!(
+                "plugin `{plugin}`: {method} streams, and its module has none (guest ABI \
+                 version {}, without outlet_open, outlet_next and outlet_close); rebuild it \
+                 with outlet-guest, or see docs/wasm-abi.md",
+                instance.version
+            ))
+        })?;
+        let mut stream = Stream {
+            plugin: plugin.to_owned(),
+            limits: self.limits.clone(),
+            method: method.to_owned(),
+            deadline: crate::services::deadline_here(),
+            cancel: crate::services::caller_cancel(),
+            instance: Some(instance),
+            exports,
+            base: 0,
+        };
+        stream.open(requests)?;
+        Ok(Messages::new(stream))
+    }
+}
+
+/// The stream exports of `instance`'s module, if it has them all.
+fn exports(instance: &mut Instance) -> Option<Exports> {
+    if instance.version < 4 {
+        return None;
+    }
+    let (handle, store) = (instance.handle, &mut instance.store);
+    Some(Exports {
+        open: handle.get_typed_func(&mut *store, "outlet_open").ok()?,
+        next: handle.get_typed_func(&mut *store, "outlet_next").ok()?,
+        close: handle.get_typed_func(&mut *store, "outlet_close").ok()?,
+    })
+}
+
+/// One open stream, in an instance of its own.
+struct Stream {
+    plugin: String,
+    limits: Limits,
+    method: String,
+    deadline: Option<Instant>,
+    cancel: Option<Cancel>,
+    /// `None` once the stream ended: the instance goes with it.
+    instance: Option<Instance>,
+    exports: Exports,
+    /// Where the guest's answer slot is.
+    base: usize,
+}
+
+impl Stream {
+    fn open(&mut self, requests: Messages<Vec<u8>>) -> Result<(), Status> {
+        let instance = self.instance.as_mut().expect("open");
+        instance.store.data_mut().requests = Some(requests);
+        // The method goes where a call's would, after the answer slot.
+        let base = instance.place(&self.plugin, &self.limits, &self.method, &[])?;
+        self.base = base;
+        let at = |offset: usize| (base + offset) as i32;
+        let args = (at(8), self.method.len() as i32, at(0));
+        let code = self.call(|exports, store| exports.open.call(store, args))?;
+        match code {
+            0 => Ok(()),
+            code => Err(self.failed(code)?),
+        }
+    }
+
+    /// Readies the instance for one call into it.
+    fn arm(&mut self) -> Result<(), Status> {
+        let timeout = Instant::now() + self.limits.timeout();
+        let until = self.deadline.map_or(timeout, |d| d.min(timeout));
+        let instance = self.instance.as_mut().expect("armed while open");
+        instance.arm(&self.plugin, &self.limits, until, self.cancel.clone())
+    }
+
+    /// Calls into the guest, as `f` does.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&Exports, &mut wasmtime::Store<super::instance::State>) -> wasmtime::Result<R>,
+    ) -> Result<R, Status> {
+        self.arm()?;
+        let instance = self.instance.as_mut().expect("open");
+        f(&self.exports, &mut instance.store).map_err(|e| {
+            let hit = instance.store.data().limit_hit();
+            let what = format!("the stream of {}", self.method);
+            trapped(&self.plugin, &what, e, &self.limits, hit)
+        })
+    }
+
+    /// The status of an error `code` the guest returned, its message in
+    /// the slot.
+    fn failed(&self, code: i32) -> Result<Status, Status> {
+        let instance = self.instance.as_ref().expect("open");
+        let what = format!("the stream of {}", self.method);
+        let message = instance.answer(&self.plugin, &self.limits, self.base, &what)?;
+        Ok(Status::new(
+            Code::from_i32(code),
+            String::from_utf8_lossy(message).into_owned(),
+        ))
+    }
+
+    fn step(&mut self) -> Result<Option<Vec<u8>>, Status> {
+        let base = self.base as i32;
+        let code = self.call(|exports, store| exports.next.call(store, base))?;
+        let instance = self.instance.as_ref().expect("open");
+        match code {
+            -1 => Ok(None),
+            0 => {
+                let what = format!("the stream of {}", self.method);
+                instance
+                    .answer(&self.plugin, &self.limits, self.base, &what)
+                    .map(|message| Some(message.to_vec()))
+            }
+            code => Err(self.failed(code)?),
+        }
+    }
+
+    /// Ends the stream: the guest drops its side (when it can still run),
+    /// and the instance goes.
+    fn end(&mut self, clean: bool) {
+        if clean && self.instance.is_some() {
+            let _ = self.call(|exports, store| exports.close.call(store, ()));
+        }
+        self.instance = None;
+    }
+}
+
+impl Iterator for Stream {
+    type Item = Result<Vec<u8>, Status>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.instance.as_ref()?;
+        let next = self.step().transpose();
+        match &next {
+            Some(Ok(_)) => {}
+            // The guest closed its side itself.
+            None | Some(Err(_)) => self.end(false),
+        }
+        next
+    }
+}
+
+impl Drop for Stream {
+    /// A stream its reader dropped early: the guest drops its side.
+    fn drop(&mut self) {
+        self.end(true);
+    }
+}
