@@ -15,6 +15,9 @@ use super::greet::request;
 use super::report::{Report, Row};
 use super::stats::Summary;
 
+/// The usual figure for a one-shot child process.
+pub const USUAL: &str = "exec.Command (one-shot) ~5 ms (fork+exec)";
+
 pub fn rows(
     host: &Host,
     manifests: &Path,
@@ -66,7 +69,7 @@ pub fn rows(
     host.unload(boxed.name());
     let checks = super::checks::samples(plugin.manifest(), calls, report)?;
     host.unload(plugin.name());
-    let usual = "exec.Command (one-shot) ~5 ms (fork+exec)";
+    let usual = USUAL;
     let (call, base) = (Summary::of(ours), Summary::of(base));
     report.rows.push(Row {
         mechanism: "exec",

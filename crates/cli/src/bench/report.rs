@@ -49,7 +49,7 @@ impl Report {
             let (name, ratio) = match &row.baseline {
                 Some((name, base)) => (
                     format!("{name} {}", human(base.median)),
-                    format!("{:.2}x", row.ratio().unwrap_or_default()),
+                    ratio_text(row.ratio().unwrap_or_default()),
                 ),
                 None => (String::new(), String::new()),
             };
@@ -128,6 +128,14 @@ fn machine() -> serde_json::Value {
         .map(|(_, name)| name.trim().to_owned());
     let cpus = std::thread::available_parallelism().map(usize::from).ok();
     serde_json::json!({ "cpu": cpu, "cpus": cpus })
+}
+
+/// A ratio as the table prints it: two decimals, more below 0.1.
+fn ratio_text(ratio: f64) -> String {
+    match ratio {
+        r if r < 0.1 => format!("{r:.4}x"),
+        r => format!("{r:.2}x"),
+    }
 }
 
 /// A duration as the table prints it: ns, µs or ms.

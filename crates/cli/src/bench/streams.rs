@@ -18,6 +18,10 @@ use outlet_host::{Host, Plugin};
 use super::report::{Report, Row, human};
 use super::stats::{Summary, middle, resident};
 
+/// The usual figures of the wasm and exec rows, as their sections say them.
+const WASM_USUAL: &str = super::wasm::USUAL;
+const EXEC_USUAL: &str = super::exec::USUAL;
+
 /// The large stream: 65,536 messages of 16 KiB.
 const PAYLOAD: u32 = 16 << 10;
 const LARGE: u64 = (1 << 30) / PAYLOAD as u64;
@@ -34,14 +38,19 @@ pub fn rows(
     let rpc = numbers.join("rpc.toml");
     large(host, &rpc, go, report)?;
     report.rows.push(from_async(host, manifests, calls)?);
-    for (mechanism, usual) in [
-        ("native", "plugin package: direct call ~5 ns"),
-        ("rpc", "go-plugin gRPC ~50-100 µs"),
+    // Each beside the greeter of its mechanism (the wasm one in Rust).
+    for (mechanism, greeter, usual) in [
+        ("native", "native", "plugin package: direct call ~5 ns"),
+        ("rpc", "rpc", "go-plugin gRPC ~50-100 µs"),
+        ("wasm", "wasm-rust", WASM_USUAL),
+        ("exec", "exec", EXEC_USUAL),
     ] {
-        let file = format!("{mechanism}.toml");
         let row = small(
             host,
-            (&numbers.join(&file), &manifests.join(&file)),
+            (
+                &numbers.join(format!("{mechanism}.toml")),
+                &manifests.join(format!("{greeter}.toml")),
+            ),
             calls,
             mechanism,
             usual,
@@ -205,7 +214,8 @@ fn small(
     // batches back to back, as the Greet rows and the rpc rows' blocks
     // time them.
     let (per_stream, batch): (u64, u32) = match mechanism {
-        "native" => (10_000, 1000),
+        "native" | "wasm" => (10_000, 1000),
+        "exec" => (1000, 5),
         _ => (1000, 50),
     };
     let (mut messages, mut unary) = (Vec::new(), Vec::new());

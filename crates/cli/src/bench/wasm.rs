@@ -15,7 +15,7 @@ use super::greet::{in_process, request};
 use super::report::{Report, Row};
 use super::stats::{Summary, resident};
 
-const USUAL: &str = "WASM call (wazero) ~1 µs";
+pub const USUAL: &str = "WASM call (wazero) ~1 µs";
 
 pub fn rows(
     host: &Host,
