@@ -10,7 +10,7 @@ Every performance figure in the README sits between a pair of markers,
 and this script rewrites what is between them from the JSON, so that the
 README's figures all come from one run and agree with each other. NAME is one
 of the regions below (`intro`, `table`, `extism`, `memory`, `goals`, `sandbox`,
-`bus`); text outside the markers is left as it is, and must hold no figures: the script
+`operations`, `bus`, `streams`); text outside the markers is left as it is, and must hold no figures: the script
 refuses a README with a duration, a ratio or a size outside them. A row
 without a p99 shows `–`; a ratio the JSON lacks is its row's median over its
 baseline's.
@@ -244,7 +244,33 @@ def operations(run):
     )
 
 
+def streams(run):
+    large = run.extra("stream_1gib", "measured with the streams rows")
+    if not large["go_ns"]:
+        raise Missing("no go-plugin stream (measured given --go, as scripts/bench.sh does)")
+    middle = lambda values: sorted(values)[len(values) // 2]
+    ours, theirs = middle(large["outlet_ns"]), middle(large["go_ns"])
+    task = run.row("rpc", "Greet from a tokio task")
+    small = {m: run.row(m, "Count, no payload") for m in ("native", "rpc", "wasm", "exec")}
+    each = ", ".join(
+        f"{m} {duration(small[m]['median_ns'])} ({times(ratio(small[m]))})"
+        for m in ("native", "rpc", "wasm", "exec")
+    )
+    return paragraph(
+        "Streams and async: a `Count` of 1 GiB in 16 KiB messages through the Outlet host and ",
+        f"rpc plugin runs at {1e9 / ours:.2f} GiB/s against {1e9 / theirs:.2f} GiB/s for ",
+        f"go-plugin's own Go host and Go plugin ({times(theirs / ours)} faster; the goal is no ",
+        "slower), the host's resident memory growing by ",
+        f"{middle(large['outlet_grew_bytes']) / 1e6:.1f} MB during it (the Go host's by ",
+        f"{middle(large['go_grew_bytes']) / 1e6:.1f} MB). A small message of a stream (`Count` ",
+        f"with no payload) takes, against a unary Greet of the same mechanism: {each}. A unary ",
+        f"rpc Greet from a tokio task takes {duration(task['median_ns'])}, {times(ratio(task))} ",
+        "the same Greet from blocking code (the goal is within 1.2×).",
+    )
+
+
 REGIONS = {
+    "streams": streams,
     "bus": bus,
     "operations": operations,
     "sandbox": sandbox,
