@@ -22,9 +22,11 @@ use super::stats::{Summary, middle, resident};
 const WASM_USUAL: &str = super::wasm::USUAL;
 const EXEC_USUAL: &str = super::exec::USUAL;
 
-/// The large stream: 65,536 messages of 16 KiB.
+/// The large stream: 65,536 messages of 16 KiB; 1,024 of them (16 MiB)
+/// in a run of fewer than [`FULL`] calls (a quick look, a test).
 const PAYLOAD: u32 = 16 << 10;
 const LARGE: u64 = (1 << 30) / PAYLOAD as u64;
+const FULL: usize = 500;
 const ROUNDS: usize = 3;
 
 pub fn rows(
@@ -36,7 +38,8 @@ pub fn rows(
 ) -> anyhow::Result<()> {
     let numbers = manifests.join("../../numbers/manifests");
     let rpc = numbers.join("rpc.toml");
-    large(host, &rpc, go, report)?;
+    let n = if calls >= FULL { LARGE } else { LARGE / 64 };
+    large(host, &rpc, go, n, report)?;
     report.rows.push(from_async(host, manifests, calls)?);
     // Each beside the greeter of its mechanism (the wasm one in Rust).
     for (mechanism, greeter, usual) in [
@@ -70,25 +73,35 @@ struct Read {
 
 /// The large `Count` through an Outlet host, in rounds with go-plugin's Go
 /// host and Go plugin.
-fn large(host: &Host, rpc: &Path, go: Option<&Path>, report: &mut Report) -> anyhow::Result<()> {
+fn large(
+    host: &Host,
+    rpc: &Path,
+    go: Option<&Path>,
+    n: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let plugin = load(host, rpc)?;
     let client = plugin.client::<NumbersClient<_>>()?;
     // Once unmeasured, as every round's first calls warm what they touch.
     read_large(&client, 1024)?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        ours.push(read_large(&client, LARGE)?);
+        ours.push(read_large(&client, n)?);
         if let Some(dir) = go {
-            theirs.push(go_host(dir)?);
+            theirs.push(go_host(dir, n)?);
         }
     }
     host.unload(plugin.name());
     let took = |reads: &[Read]| reads.iter().map(|r| r.took).collect::<Vec<_>>();
-    let gib_per_s = |took: Duration| 1.0 / took.as_secs_f64();
+    let gib = (n * u64::from(PAYLOAD)) as f64 / f64::from(1 << 30);
+    let gib_per_s = |took: Duration| gib / took.as_secs_f64();
     let grew = |reads: &[Read]| middle(reads.iter().map(|r| r.grew).collect()) as f64 / 1e6;
     report.rows.push(Row {
         mechanism: "rpc",
-        case: "Count: 1 GiB in 16 KiB messages, read",
+        case: match n {
+            LARGE => "Count: 1 GiB in 16 KiB messages, read",
+            _ => "Count: 16 MiB in 16 KiB messages, read (a short run)",
+        },
         usual: "go-plugin gRPC ~50-100 µs",
         samples: Summary::of(took(&ours)),
         baseline: (!theirs.is_empty())
@@ -96,8 +109,9 @@ fn large(host: &Host, rpc: &Path, go: Option<&Path>, report: &mut Report) -> any
     });
     let ours_median = Summary::of(took(&ours)).median;
     let mut note = format!(
-        "rpc: a Count of 1 GiB in 16 KiB messages: {:.2} GiB/s through the Outlet host and \
+        "rpc: a Count of {} MiB in 16 KiB messages: {:.2} GiB/s through the Outlet host and \
          plugin (median of {ROUNDS}); the host's resident memory grew by {:.1} MB during it",
+        (n * u64::from(PAYLOAD)) >> 20,
         gib_per_s(ours_median),
         grew(&ours)
     );
@@ -113,6 +127,7 @@ fn large(host: &Host, rpc: &Path, go: Option<&Path>, report: &mut Report) -> any
     report.extra.insert(
         "stream_1gib".into(),
         serde_json::json!({
+            "bytes": n * u64::from(PAYLOAD),
             "outlet_ns": took(&ours).iter().map(|d| d.as_nanos() as u64).collect::<Vec<_>>(),
             "outlet_grew_bytes": ours.iter().map(|r| r.grew).collect::<Vec<_>>(),
             "go_ns": took(&theirs).iter().map(|d| d.as_nanos() as u64).collect::<Vec<_>>(),
@@ -155,12 +170,13 @@ fn read_large(client: &NumbersClient<Plugin>, n: u64) -> anyhow::Result<Read> {
     })
 }
 
-/// go-plugin's Go host from `dir` reading the same `Count` from the Go plugin.
-fn go_host(dir: &Path) -> anyhow::Result<Read> {
+/// go-plugin's Go host from `dir` reading the same `Count` of `n` messages
+/// from the Go plugin.
+fn go_host(dir: &Path, n: u64) -> anyhow::Result<Read> {
     let program = dir.join("numbers-go-host");
     let out = Command::new(&program)
         .arg(dir.join("numbers-go-plugin"))
-        .args(["count", &LARGE.to_string(), &PAYLOAD.to_string()])
+        .args(["count", &n.to_string(), &PAYLOAD.to_string()])
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| {
@@ -184,7 +200,7 @@ fn go_host(dir: &Path) -> anyhow::Result<Read> {
     })?;
     let field = |key: &str| row[key].as_u64().unwrap_or_default();
     anyhow::ensure!(
-        field("messages") == LARGE,
+        field("messages") == n,
         "{} read {} messages",
         program.display(),
         field("messages")
