@@ -89,8 +89,10 @@ pub fn run(
             extism::rows(&host, manifests, dir, calls, &mut report)?;
         }
     }
+    // Streams and async calls, below the mechanisms' own rows.
+    let mut streams = Report::default();
     if wants("streams") {
-        streams::rows(&host, manifests, calls, go, &mut report)?;
+        streams::rows(&host, manifests, calls, go, &mut streams)?;
     }
     // Calls between plugins last, below the mechanisms they go through.
     let mut bus = Report::default();
@@ -102,8 +104,11 @@ pub fn run(
         metrics::rows(builder, manifests, calls, &mut bus)?;
     }
     report.rows.extend(exec.rows);
+    report.rows.extend(streams.rows);
     report.rows.extend(bus.rows);
     report.notes.extend(exec.notes);
+    report.notes.extend(streams.notes);
+    report.extra.extend(streams.extra);
     report.print(calls);
     if let Some(file) = json {
         report.write_json(calls, file)?;
