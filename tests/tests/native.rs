@@ -71,12 +71,12 @@ fn a_library_of_another_build_is_refused_with_both_fingerprints() {
     assert!(text.contains("rebuild both together"), "{text}");
 
     let version = format!(
-        "native ABI version 7, and this host speaks version {}; a native plugin must come from \
+        "native ABI version 99, and this host speaks version {}; a native plugin must come from \
          the host's own build",
         outlet_protocol::native_abi::ABI_VERSION
     );
     for (define, expected) in [
-        ("ABI=7", version.as_str()),
+        ("ABI=99", version.as_str()),
         ("SIZE=16", "its declaration is 16 bytes, and this host's is"),
     ] {
         let library = dir.path().join(format!("lib{}.so", &define[..3]));
