@@ -104,11 +104,28 @@ pub fn rounds(
 /// go-plugin's Go host from `dir`, with `plugin`: every sample it took,
 /// Gets and starts.
 fn go_host(dir: &Path, plugin: &Path, calls: usize) -> anyhow::Result<GoHost> {
-    let program = dir.join("kv-go-host");
-    let out = Command::new(&program)
+    let calls = calls.to_string();
+    let row = run_go(&dir.join("kv-go-host"), plugin, &["bench", &calls])?;
+    let samples = |key: &str| -> Vec<Duration> {
+        row[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|ns| ns.as_u64().map(Duration::from_nanos))
+            .collect()
+    };
+    Ok(GoHost {
+        gets: samples("get_ns"),
+        starts: samples("start_ns"),
+    })
+}
+
+/// Runs a Go program of `tests/go` with `plugin` and `args`: the JSON it
+/// printed.
+pub fn run_go(program: &Path, plugin: &Path, args: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(program)
         .arg(plugin)
-        .arg("bench")
-        .arg(calls.to_string())
+        .args(args)
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| {
@@ -123,23 +140,11 @@ fn go_host(dir: &Path, plugin: &Path, calls: usize) -> anyhow::Result<GoHost> {
         program.display(),
         out.status
     );
-    let row: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+    serde_json::from_slice(&out.stdout).with_context(|| {
         format!(
             "{} printed {:?}",
             program.display(),
             String::from_utf8_lossy(&out.stdout)
         )
-    })?;
-    let samples = |key: &str| -> Vec<Duration> {
-        row[key]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|ns| ns.as_u64().map(Duration::from_nanos))
-            .collect()
-    };
-    Ok(GoHost {
-        gets: samples("get_ns"),
-        starts: samples("start_ns"),
     })
 }

@@ -7,7 +7,6 @@
 //! blocking one.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -174,30 +173,9 @@ fn read_large(client: &NumbersClient<Plugin>, n: u64) -> anyhow::Result<Read> {
 /// from the Go plugin.
 fn go_host(dir: &Path, n: u64) -> anyhow::Result<Read> {
     let program = dir.join("numbers-go-host");
-    let out = Command::new(&program)
-        .arg(dir.join("numbers-go-plugin"))
-        .args(["count", &n.to_string(), &PAYLOAD.to_string()])
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| {
-            format!(
-                "running {}; build it with tests/go/build.sh",
-                program.display()
-            )
-        })?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{} failed: {}",
-        program.display(),
-        out.status
-    );
-    let row: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
-        format!(
-            "{} printed {:?}",
-            program.display(),
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })?;
+    let (n_text, payload) = (n.to_string(), PAYLOAD.to_string());
+    let args = ["count", n_text.as_str(), payload.as_str()];
+    let row = super::go::run_go(&program, &dir.join("numbers-go-plugin"), &args)?;
     let field = |key: &str| row[key].as_u64().unwrap_or_default();
     anyhow::ensure!(
         field("messages") == n,

@@ -308,24 +308,29 @@ impl Talk<'_> {
         Ok(())
     }
 
-    /// Reads what stderr holds, up to 1 MiB at a time, so that a process
-    /// that writes without pause cannot keep this loop from its deadline.
     fn read_stderr(&mut self) {
-        let mut chunk = [0; 8192];
-        let mut budget = 1usize << 20;
-        while let Some(stderr) = &mut self.stderr {
-            match stderr.read(&mut chunk) {
-                Ok(0) => self.stderr = None,
-                Ok(n) => {
-                    self.log.write(&chunk[..n]);
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
-                        return;
-                    }
+        read_stderr(&mut self.stderr, &mut self.log);
+    }
+}
+
+/// Reads what a child's stderr holds into `log`, up to 1 MiB at a time, so
+/// that a process that writes without pause cannot keep its host's loop
+/// from a deadline; `None` once it is closed.
+pub(super) fn read_stderr(stderr: &mut Option<File>, log: &mut StderrLog) {
+    let mut chunk = [0; 8192];
+    let mut budget = 1usize << 20;
+    while let Some(pipe) = stderr {
+        match pipe.read(&mut chunk) {
+            Ok(0) => *stderr = None,
+            Ok(n) => {
+                log.write(&chunk[..n]);
+                budget = budget.saturating_sub(n);
+                if budget == 0 {
+                    return;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => self.stderr = None,
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => *stderr = None,
         }
     }
 }

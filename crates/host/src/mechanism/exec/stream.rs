@@ -290,24 +290,8 @@ impl Stream {
         Ok(())
     }
 
-    /// What stderr holds, up to 1 MiB a wait.
     fn read_stderr(&mut self) {
-        let mut chunk = [0; 8192];
-        let mut budget = 1usize << 20;
-        while let Some(stderr) = &mut self.stderr {
-            match stderr.read(&mut chunk) {
-                Ok(0) => self.stderr = None,
-                Ok(n) => {
-                    self.log.write(&chunk[..n]);
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(_) => self.stderr = None,
-            }
-        }
+        super::child::read_stderr(&mut self.stderr, &mut self.log);
     }
 
     /// Kills what is left of the process group and reaps the child; how

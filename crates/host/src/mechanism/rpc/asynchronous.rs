@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use outlet_protocol::context::Cancel;
-use outlet_protocol::core::Call;
 use outlet_protocol::prost::Message;
 use outlet_protocol::{Answer, Status};
 use outlet_rpc::Network;
@@ -40,16 +39,7 @@ impl Shared {
         if instance.line.network != Network::Unix || instance.line.cert.is_some() {
             return None;
         }
-        let (timeout_us, traceparent, tracestate) = crate::deadline::carried(deadline);
-        let call = Call {
-            method: method.to_owned(),
-            body: request.to_vec(),
-            timeout_us,
-            traceparent,
-            tracestate,
-            ..Call::default()
-        }
-        .encode_to_vec();
+        let call = super::call::call_message(method, request, deadline).encode_to_vec();
         let (shared, method) = (self.clone(), method.to_owned());
         Some(Box::pin(async move {
             let exchange = shared.exchange(&instance, &method, &call);

@@ -190,15 +190,7 @@ impl Shared {
                 .and_then(|connection| self.checked(instance, connection))
                 .map_err(|e| undelivered(self.broken(instance, method, &e.to_string())))?,
         };
-        let (timeout_us, traceparent, tracestate) = crate::deadline::carried(deadline);
-        let call = Call {
-            method: method.to_owned(),
-            body: request.to_vec(),
-            timeout_us,
-            traceparent,
-            tracestate,
-            ..Call::default()
-        };
+        let call = call_message(method, request, deadline);
         // A cancel shuts the connection: the wait below ends, and the
         // plugin sees its caller gone (outlet_guest::context::cancelled).
         let shut =
@@ -363,5 +355,18 @@ impl Shared {
             "plugin `{plugin}`: {method} could not reach it: {}",
             status.message()
         ))
+    }
+}
+
+/// A call as Outlet's frames carry it, with what it carries of its context.
+pub(super) fn call_message(method: &str, request: &[u8], deadline: Instant) -> Call {
+    let (timeout_us, traceparent, tracestate) = crate::deadline::carried(deadline);
+    Call {
+        method: method.to_owned(),
+        body: request.to_vec(),
+        timeout_us,
+        traceparent,
+        tracestate,
+        ..Call::default()
     }
 }
