@@ -95,6 +95,7 @@ fn call_context(call: &Call) -> CallContext {
 /// them, each response written to stdout as it is made, a `Piece` each;
 /// the last response `Piece` ends the stream, with its status if it failed.
 fn stream(plugin: &Plugin, call: Call, out: &mut File) -> io::Result<()> {
+    let asking = out.try_clone()?;
     let mut send = |piece: Piece| {
         out.write_all(&frame::encode(&piece))?;
         out.flush()
@@ -107,7 +108,7 @@ fn stream(plugin: &Plugin, call: Call, out: &mut File) -> io::Result<()> {
         if let Err(status) = configured {
             return Ok(Some(status));
         }
-        let requests = Messages::new(Requests(Some(io::stdin())));
+        let requests = Messages::new(Requests(Some((io::stdin(), asking))));
         let responses = match plugin.open(&call.method, requests) {
             Ok(responses) => responses,
             Err(status) => return Ok(Some(status)),
@@ -128,21 +129,37 @@ fn stream(plugin: &Plugin, call: Call, out: &mut File) -> io::Result<()> {
         io::ErrorKind::BrokenPipe => Err(error),
         _ => Ok(Some(Status::internal(error.to_string()))),
     })?;
+    // A status says an error, whatever its code.
+    let status = ended.map(|status| match status.code() {
+        outlet_protocol::Code::Ok => Status::unknown(status.message()),
+        _ => status,
+    });
     send(Piece {
         end: true,
-        status: ended.as_ref().map(Into::into),
+        status: status.as_ref().map(Into::into),
         ..Piece::default()
     })
 }
 
-/// A stream's requests, each a `Piece` read from stdin when asked for.
-struct Requests(Option<io::Stdin>);
+/// A stream's requests, each asked for with a `want` on stdout (the
+/// host pulls its caller's next request only then) and read from stdin.
+struct Requests(Option<(io::Stdin, File)>);
 
 impl Iterator for Requests {
     type Item = Result<Vec<u8>, Status>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let stdin = self.0.as_ref()?;
+        let (stdin, out) = self.0.as_mut()?;
+        let want = frame::encode(&Piece {
+            want: true,
+            ..Piece::default()
+        });
+        if let Err(error) = out.write_all(&want).and_then(|()| out.flush()) {
+            self.0 = None;
+            return Some(Err(Status::cancelled(format!(
+                "the host's stream ended: {error}"
+            ))));
+        }
         let piece = frame::read(&mut stdin.lock(), MAX_CALL)
             .map_err(|error| Status::cancelled(format!("the host's stream ended: {error}")))
             .and_then(|bytes| {
@@ -152,12 +169,17 @@ impl Iterator for Requests {
             });
         match piece {
             Ok(Piece {
-                end: false, body, ..
-            }) => Some(Ok(body)),
-            Ok(Piece { status, .. }) => {
+                status: Some(status),
+                ..
+            }) => {
                 self.0 = None;
-                status.map(|status| Err(Status::from(status)))
+                Some(Err(Status::from(status)))
             }
+            Ok(Piece { end: true, .. }) => {
+                self.0 = None;
+                None
+            }
+            Ok(Piece { body, .. }) => Some(Ok(body)),
             Err(status) => {
                 self.0 = None;
                 Some(Err(status))

@@ -248,9 +248,23 @@ impl Exec {
         })
     }
 
-    /// The `Call` frame of `method`, a stream's if `stream`.
-    fn call_frame(&self, method: &str, request: &[u8], deadline: Instant, stream: bool) -> Vec<u8> {
-        let (timeout_us, traceparent, tracestate) = crate::deadline::carried(deadline);
+    /// The `Call` frame of `method`, a stream's if `stream`, carrying
+    /// `deadline` (none: 0).
+    fn call_frame(
+        &self,
+        method: &str,
+        request: &[u8],
+        deadline: Option<Instant>,
+        stream: bool,
+    ) -> Vec<u8> {
+        let (timeout_us, traceparent, tracestate) = match deadline {
+            Some(deadline) => crate::deadline::carried(deadline),
+            // No deadline: 0 says so.
+            None => {
+                let (_, parent, state) = crate::deadline::carried(Instant::now());
+                (0, parent, state)
+            }
+        };
         let session = self.session.read().unwrap_or_else(|e| e.into_inner());
         frame::encode(&Call {
             method: method.to_owned(),
@@ -306,7 +320,7 @@ impl Transport for Exec {
             )));
         }
         let executable = self.executable()?;
-        let input = self.call_frame(method, request, deadline, false);
+        let input = self.call_frame(method, request, Some(deadline), false);
         let (stdin, rest) = child::preload(&input).map_err(|error| {
             Status::unavailable(format!(
                 "plugin `{}`: cannot make a pipe for its stdin: {error}",

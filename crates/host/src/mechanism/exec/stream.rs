@@ -29,6 +29,9 @@ use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
 use super::Exec;
+
+/// How long a child may take to exit once it has ended its stream.
+const EXIT_GRACE: Duration = Duration::from_millis(250);
 use super::child::{StderrLog, preloaded};
 
 impl Exec {
@@ -40,8 +43,9 @@ impl Exec {
         let deadline = crate::services::deadline_here();
         let cancel = crate::services::caller_cancel();
         let executable = self.executable()?;
-        let carried = deadline.unwrap_or_else(|| Instant::now() + self.limits.timeout());
-        let call = self.call_frame(method, &[], carried, true);
+        // The plugin sees no deadline but its caller's: limits.timeout_ms
+        // holds each wait, not the stream.
+        let call = self.call_frame(method, &[], deadline, true);
         let failed = |error: io::Error| {
             Status::unavailable(format!(
                 "plugin `{}`: cannot open a stream of {method}: {error}",
@@ -65,6 +69,7 @@ impl Exec {
             requests: Some(requests),
             stdout: Some(File::from(child.stdout)),
             read: Vec::new(),
+            consumed: 0,
             stderr: Some(File::from(child.stderr)),
             log: StderrLog::new(&self.plugin),
             deadline,
@@ -94,8 +99,9 @@ struct Stream {
     /// The caller's; `None` once it ended.
     requests: Option<Messages<Vec<u8>>>,
     stdout: Option<File>,
-    /// What was read of stdout and not yet returned.
+    /// What was read of stdout; the first `consumed` bytes are returned.
     read: Vec<u8>,
+    consumed: usize,
     stderr: Option<File>,
     log: StderrLog,
     deadline: Option<Instant>,
@@ -124,10 +130,13 @@ impl Stream {
     /// The next response, or how the stream ended.
     fn step(&mut self) -> Result<Option<Vec<u8>>, Status> {
         let limit = self.limits.max_message_bytes + 64;
-        let until = {
-            let timeout = Instant::now() + self.limits.timeout();
-            self.deadline.map_or(timeout, |d| d.min(timeout))
+        // Each wait for the plugin is held to limits.timeout_ms, restarted
+        // when the caller's code has made a request.
+        let until = |deadline: Option<Instant>, limits: &Limits| {
+            let timeout = Instant::now() + limits.timeout();
+            deadline.map_or(timeout, |d| d.min(timeout))
         };
+        let mut wait_until = until(self.deadline, &self.limits);
         let (wake, cancel) = (self.wake.clone(), self.cancel.clone());
         let _watch = cancel.as_ref().zip(wake).map(|(cancel, wake)| {
             cancel.watch(move || {
@@ -135,71 +144,91 @@ impl Stream {
             })
         });
         loop {
-            if let Some(piece) = self.piece(limit)? {
-                return self.response(piece);
+            while let Some(piece) = self.piece(limit)? {
+                if !piece.want {
+                    return self.response(piece);
+                }
+                // The plugin asks for a request: the caller's code makes it
+                // now, as it would if it were called by the plugin's.
+                self.next_request();
+                wait_until = until(self.deadline, &self.limits);
             }
             if cancel.as_ref().is_some_and(Cancel::is_cancelled) {
                 return Err(crate::deadline::cancelled(&self.plugin, &self.method));
             }
-            self.next_request();
+            if self.stdout.is_none() {
+                return Err(self.died("closed its stdout"));
+            }
             let now = Instant::now();
-            if now >= until {
+            if now >= wait_until {
                 return Err(self.late());
             }
-            let exited = self.wait(until - now)?;
+            let exited = self.wait(wait_until - now)?;
             self.write()?;
             self.read_stdout()?;
             self.read_stderr();
             if exited {
                 self.read_stdout()?;
                 self.read_stderr();
-                if let Some(piece) = self.piece(limit)? {
+                if let Some(piece) = self.piece(limit)?.filter(|piece| !piece.want) {
                     return self.response(piece);
                 }
-                return Err(self.died());
+                return Err(self.died("ended"));
             }
         }
     }
 
     /// A whole `Piece` read, if one is.
     fn piece(&mut self, limit: usize) -> Result<Option<Piece>, Status> {
-        let Some(header) = self.read.first_chunk::<{ frame::HEADER_LEN }>() else {
+        let unread = &self.read[self.consumed..];
+        let Some(header) = unread.first_chunk::<{ frame::HEADER_LEN }>() else {
             return Ok(None);
         };
         let len = frame::parse_header(header, limit).map_err(|error| self.not_frame(error))?;
         let end = frame::HEADER_LEN + len;
-        if self.read.len() < end {
+        if unread.len() < end {
             return Ok(None);
         }
-        let piece = Piece::decode(&self.read[frame::HEADER_LEN..end]).map_err(|error| {
+        let piece = Piece::decode(&unread[frame::HEADER_LEN..end]).map_err(|error| {
             Status::internal(format!(
                 "plugin `{}`: a response of the stream of {} does not decode: {error}",
                 self.plugin, self.method
             ))
         })?;
-        self.read.drain(..end);
+        // Read pieces are dropped from the front only now and then: one
+        // at a time would move the rest each time.
+        self.consumed += end;
+        if self.consumed == self.read.len() {
+            (self.read.clear(), self.consumed = 0);
+        } else if self.consumed > self.read.len() / 2 {
+            self.read.drain(..self.consumed);
+            self.consumed = 0;
+        }
         Ok(Some(piece))
     }
 
-    fn response(&mut self, piece: Piece) -> Result<Option<Vec<u8>>, Status> {
+    /// A response `Piece`: a message, or the end (with an error if it
+    /// carries a status, whatever its code).
+    fn response(&self, piece: Piece) -> Result<Option<Vec<u8>>, Status> {
         match piece {
-            Piece {
-                end: false, body, ..
-            } => Ok(Some(body)),
             Piece {
                 status: Some(status),
                 ..
-            } if status.code != 0 => Err(status.into()),
-            _ => Ok(None),
+            } => Err(match status.code {
+                0 => Status::unknown(status.message),
+                _ => status.into(),
+            }),
+            Piece { end: true, .. } => Ok(None),
+            Piece { body, .. } => Ok(Some(body)),
         }
     }
 
-    /// Pulls the caller's next request once the last one is in the pipe.
+    /// Pulls the caller's next request, for the plugin that asked for it.
     fn next_request(&mut self) {
-        if self.sent < self.out.len() || self.stdin.is_none() {
+        let Some(requests) = self.requests.as_mut().filter(|_| self.stdin.is_some()) else {
             return;
-        }
-        let piece = match self.requests.as_mut().and_then(Iterator::next) {
+        };
+        let piece = match requests.next() {
             Some(Ok(body)) => Piece {
                 body,
                 ..Piece::default()
@@ -219,8 +248,11 @@ impl Stream {
         if piece.end {
             self.requests = None;
         }
-        self.out = frame::encode(&piece);
+        // Appended: a request asked for before the last one was all written
+        // waits behind it.
+        self.out.drain(..self.sent);
         self.sent = 0;
+        self.out.extend_from_slice(&frame::encode(&piece));
     }
 
     /// Waits until the pipes or the process have something, or `left`
@@ -282,8 +314,9 @@ impl Stream {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(self.broken(e)),
             }
-            // Read no further than a frame ahead: a flood waits in the pipe.
-            if self.read.len() > self.limits.max_message_bytes + 2 * frame::HEADER_LEN + 64 {
+            // Read no more than a message's limit ahead: a flood waits in
+            // the pipe.
+            if self.read.len() - self.consumed > self.limits.max_message_bytes + 128 {
                 return Ok(());
             }
         }
@@ -295,11 +328,23 @@ impl Stream {
     }
 
     /// Kills what is left of the process group and reaps the child; how
-    /// the child ended.
-    fn end(&mut self) -> Option<std::process::ExitStatus> {
+    /// the child ended. After the stream's end (`grace`), the child has
+    /// [`EXIT_GRACE`] to exit first, its stderr read meanwhile.
+    fn end(&mut self, grace: bool) -> Option<std::process::ExitStatus> {
         if std::mem::replace(&mut self.ended, true) {
             return None;
         }
+        // Its stdin at an end, its stdout of no more use: only its exit
+        // and its stderr are waited on.
+        (self.stdin, self.stdout) = (None, None);
+        let until = Instant::now() + EXIT_GRACE;
+        while grace && let Some(left) = until.checked_duration_since(Instant::now()) {
+            match self.wait(left) {
+                Ok(false) => self.read_stderr(),
+                _ => break,
+            }
+        }
+        self.read_stderr();
         let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
         let _ = rustix::process::kill_process(self.pid, Signal::KILL);
         (self.stdin, self.stdout, self.stderr) = (None, None, None);
@@ -350,9 +395,10 @@ impl Stream {
         ))
     }
 
-    /// The process exited without ending the stream.
-    fn died(&mut self) -> Status {
-        let ended = self.end().map_or("ended".into(), |status| {
+    /// The process `did` something (exited, closed its stdout) without
+    /// ending the stream.
+    fn died(&mut self, did: &str) -> Status {
+        let ended = self.end(false).map_or(did.into(), |status| {
             super::describe(status, self.confined, &self.limits)
         });
         Status::unavailable(format!(
@@ -372,8 +418,14 @@ impl Iterator for Stream {
             return None;
         }
         let next = self.step().transpose();
-        if !matches!(next, Some(Ok(_))) {
-            self.end();
+        match next {
+            Some(Ok(_)) => {}
+            None => {
+                self.end(true);
+            }
+            Some(Err(_)) => {
+                self.end(false);
+            }
         }
         next
     }
@@ -382,6 +434,6 @@ impl Iterator for Stream {
 impl Drop for Stream {
     /// A stream dropped before its end: its process goes.
     fn drop(&mut self) {
-        self.end();
+        self.end(false);
     }
 }
