@@ -31,12 +31,36 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A current-thread runtime whose blocking pool has one thread: calls that
+/// went there would run one after another.
+fn one_blocking_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap()
+}
+
+/// The plugin's stats of its Greet.
+fn greets(plugin: &Plugin) -> outlet_host::MethodStats {
+    let stats = plugin.stats();
+    let greet = stats.methods.iter().find(|m| m.method.ends_with("/Greet"));
+    greet
+        .cloned()
+        .unwrap_or_else(|| panic!("no Greet in {stats:?}"))
+}
+
 /// Makes `n` calls of `name` at once from one current-thread runtime; how
 /// long all took, and their answers.
-fn at_once(plugin: &Plugin, n: usize, name: &str) -> (Duration, Vec<Result<String, Status>>) {
+fn at_once(
+    runtime: &tokio::runtime::Runtime,
+    plugin: &Plugin,
+    n: usize,
+    name: &str,
+) -> (Duration, Vec<Result<String, Status>>) {
     let client: GreeterClient<Plugin> = plugin.client().unwrap();
     let started = Instant::now();
-    let answers = runtime().block_on(futures_util::future::join_all((0..n).map(|_| async {
+    let answers = runtime.block_on(futures_util::future::join_all((0..n).map(|_| async {
         let request = GreetRequest { name: name.into() };
         client.greet_async(request).await.map(|r| r.message)
     })));
@@ -57,13 +81,20 @@ fn a_hundred_calls_of_50_ms_overlap_on_one_current_thread_runtime() {
         Some(&format!("/{V1}/Greet")),
         "",
     );
+    // rpc's calls never reach the blocking pool: with one thread there,
+    // they would take 5 s.
     let cases = [
-        ("rpc", host.load(&rpc.manifest).unwrap(), "sleep:50"),
-        ("exec", host.load(&exec.manifest).unwrap(), "ada"),
-        ("wasm", host.load(wasm_manifest).unwrap(), "ada"),
+        (
+            "rpc",
+            host.load(&rpc.manifest).unwrap(),
+            "sleep:50",
+            one_blocking_thread(),
+        ),
+        ("exec", host.load(&exec.manifest).unwrap(), "ada", runtime()),
+        ("wasm", host.load(wasm_manifest).unwrap(), "ada", runtime()),
     ];
-    for (mechanism, plugin, name) in cases {
-        let (took, answers) = at_once(&plugin, 100, name);
+    for (mechanism, plugin, name, runtime) in cases {
+        let (took, answers) = at_once(&runtime, &plugin, 100, name);
         assert_eq!(answers.len(), 100);
         for answer in &answers {
             assert!(answer.is_ok(), "{mechanism}: {answer:?}");
@@ -73,8 +104,13 @@ fn a_hundred_calls_of_50_ms_overlap_on_one_current_thread_runtime() {
             took < Duration::from_millis(2500),
             "{mechanism}: 100 calls of 50 ms took {took:?}"
         );
-        let stats = plugin.stats();
-        assert!(stats.calls() >= 100, "{mechanism}: {stats:?}");
+        // Counted once each.
+        let greets = greets(&plugin);
+        assert_eq!(
+            (greets.calls, greets.in_flight),
+            (100, 0),
+            "{mechanism}: {greets:?}"
+        );
         plugin.shutdown().unwrap();
     }
 }
@@ -117,6 +153,13 @@ fn an_async_call_keeps_its_deadline_and_cancel_and_a_dropped_one_is_cancelled() 
     });
     assert!(dropped.is_err(), "the call answered: {dropped:?}");
     assert_eq!(greet(&client, "pid").unwrap().message, pid, "serves on");
+    // The dropped call is counted as cancelled, and none is left in flight.
+    let greets = greets(&plugin);
+    assert_eq!(greets.in_flight, 0, "{greets:?}");
+    assert!(
+        greets.errors.contains(&(Code::Cancelled, 2)),
+        "one cancelled by its token, one dropped: {greets:?}"
+    );
     plugin.shutdown().unwrap();
 }
 
@@ -126,7 +169,7 @@ fn an_in_process_async_call_runs_inline() {
     let library = crate::support::library("libgreeter_native.so");
     let file = crate::support::manifest(dir.path(), "native", "async-native", &library, "");
     let native = host().load(file).unwrap();
-    let (_, answers) = at_once(&native, 3, "ada");
+    let (_, answers) = at_once(&runtime(), &native, 3, "ada");
     for answer in answers {
         assert!(answer.unwrap().contains("ada"));
     }

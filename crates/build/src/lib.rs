@@ -164,6 +164,22 @@ impl prost_build::ServiceGenerator for Generator {
         let mut docs = String::new();
         doc(&mut docs, "", &service.comments.leading);
 
+        // Each unary method has an async twin, `<method>_async`: a method
+        // already of that name stops the build, naming both.
+        for unary in service
+            .methods
+            .iter()
+            .filter(|m| !m.client_streaming && !m.server_streaming)
+        {
+            let twin = format!("{}_async", unary.name);
+            if let Some(clash) = service.methods.iter().find(|m| m.name == twin) {
+                buf.push_str(&format!(
+                    "::core::compile_error!(\"{full}: the async twin of {} would be named as \
+                     {} is (`{twin}`); rename one of them in the .proto\");\n",
+                    unary.proto_name, clash.proto_name
+                ));
+            }
+        }
         buf.push('\n');
         buf.push_str(&fill(SERVICE_TOP, None).replace("%DOCS%", &docs));
         buf.push_str(&each(TRAIT_METHOD));
@@ -501,5 +517,62 @@ fn proto_sha256(files: &[impl AsRef<Path>]) -> std::io::Result<String> {
 fn doc(buf: &mut String, indent: &str, comments: &[String]) {
     for line in comments.iter().flat_map(|c| c.lines()) {
         let _ = writeln!(buf, "{indent}///{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost_build::ServiceGenerator;
+
+    use super::*;
+
+    fn method(name: &str, proto_name: &str) -> prost_build::Method {
+        prost_build::Method {
+            name: name.into(),
+            proto_name: proto_name.into(),
+            comments: Default::default(),
+            input_type: "Request".into(),
+            output_type: "Reply".into(),
+            input_proto_type: ".demo.Request".into(),
+            output_proto_type: ".demo.Reply".into(),
+            options: Default::default(),
+            client_streaming: false,
+            server_streaming: false,
+        }
+    }
+
+    #[test]
+    fn a_method_named_as_another_ones_async_twin_stops_the_build_naming_both() {
+        let service = |methods| prost_build::Service {
+            name: "Greeter".into(),
+            proto_name: "Greeter".into(),
+            package: "demo".into(),
+            comments: Default::default(),
+            methods,
+            options: Default::default(),
+        };
+        let generate = |service| {
+            let mut generator = Generator {
+                protocol: "::outlet_protocol".into(),
+                proto_sha256: String::new(),
+            };
+            let mut out = String::new();
+            generator.generate(service, &mut out);
+            out
+        };
+        let clashing = generate(service(vec![
+            method("greet", "Greet"),
+            method("greet_async", "GreetAsync"),
+        ]));
+        assert!(
+            clashing.contains(
+                "compile_error!(\"demo.Greeter: the async twin of Greet would be named as \
+                 GreetAsync is (`greet_async`)"
+            ),
+            "{clashing}"
+        );
+        let fine = generate(service(vec![method("greet", "Greet")]));
+        assert!(!fine.contains("compile_error!"));
+        assert!(fine.contains("pub async fn greet_async("), "{fine}");
     }
 }

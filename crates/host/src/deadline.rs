@@ -99,12 +99,14 @@ fn refused(
 
 /// Why a call from async code of `caller`'s context is over before it is
 /// made, if it is.
+#[cfg(feature = "async")]
 pub(crate) fn given_up_on(caller: &CallContext, plugin: &str, method: &str) -> Option<Status> {
     gone(caller, Instant::now()).map(|over| over.status(plugin, method, Before))
 }
 
 /// As [`held`], after the fact, for a call from async code: whether
 /// `caller`'s context refuses its answer.
+#[cfg(feature = "async")]
 pub(crate) fn refused_after(
     caller: &CallContext,
     plugin: &str,

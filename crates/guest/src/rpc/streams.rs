@@ -79,15 +79,21 @@ fn run(
             return;
         }
     };
-    for response in responses {
-        let ended = response.is_err();
-        let sent = response.map(Bytes::from).map_err(outlet_rpc::to_grpc);
-        if send.blocking_send(sent).is_err() {
+    let mut responses = responses;
+    while let Some(response) = responses.next() {
+        let sent = match response {
+            Ok(message) => Bytes::from(message),
+            Err(status) => {
+                // The stream is over: its code goes before the host hears
+                // of it (and closes its side, which would read as a cancel).
+                drop(responses);
+                let _ = send.blocking_send(Err(outlet_rpc::to_grpc(status)));
+                return;
+            }
+        };
+        if send.blocking_send(Ok(sent)).is_err() {
             // The host is gone: the code sees it while its stream is dropped.
             cancel.cancel();
-            return;
-        }
-        if ended {
             return;
         }
     }

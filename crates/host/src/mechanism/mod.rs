@@ -40,6 +40,14 @@ pub(crate) mod rpc;
 #[cfg(feature = "wasm")]
 pub(crate) mod wasm;
 
+#[cfg(any(feature = "async", feature = "rpc"))]
+thread_local! {
+    /// Set on a thread of a tokio runtime's blocking pool while an async
+    /// call runs there (`plugin/asynchronous.rs`): a mechanism may block on
+    /// a runtime of its own there, as on a thread outside any runtime.
+    pub(crate) static MAY_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// What the host agreed with a plugin, and the config it holds for it.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Session {
@@ -91,18 +99,18 @@ pub(crate) trait Backend: Transport {
     }
 
     /// A call from async code that waits for its answer without blocking
-    /// the thread, held to `deadline` and `cancel`, if the mechanism can
-    /// make one now; `None` sends the call to the runtime's blocking pool
-    /// (see `plugin/asynchronous.rs`).
+    /// the thread, held to `deadline` and to `caller`'s cancel, carrying
+    /// its trace, if the mechanism can make one now; `None` sends the call
+    /// to the runtime's blocking pool (see `plugin/asynchronous.rs`).
     #[cfg(feature = "async")]
     fn call_nonblocking(
         &self,
         method: &str,
         request: &[u8],
         deadline: std::time::Instant,
-        cancel: Option<outlet_protocol::context::Cancel>,
+        caller: &outlet_protocol::context::CallContext,
     ) -> Option<outlet_protocol::Answer<'static>> {
-        let _ = (method, request, deadline, cancel);
+        let _ = (method, request, deadline, caller);
         None
     }
 

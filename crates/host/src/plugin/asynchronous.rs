@@ -37,19 +37,17 @@ impl Plugin {
         if in_process || tokio::runtime::Handle::try_current().is_err() {
             return Box::pin(async move { context::with(options, || self.call(method, &request)) });
         }
-        let caller = options.start();
-        Box::pin(async move {
-            let sent = request.len();
-            let meter = self.0.context.metered.then(|| self.0.meter.method(method));
-            let started = meter.as_ref().and_then(|meter| meter.start());
+        let mut caller = options.start();
+        // The host's trace context, as it stands on the calling thread.
+        caller.trace = caller.trace.or_else(context::caller_trace);
+        let span = self.span(method);
+        let call = async move {
+            let mut counted = Counted::start(self, method, request.len());
             let answer = self.waited(method, request, &caller).await;
-            if let Some(meter) = meter {
-                let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);
-                let received = answer.as_ref().map_or(0, Vec::len);
-                meter.finish(started, code, (sent, received));
-            }
+            counted.finish(&answer);
             answer
-        })
+        };
+        Box::pin(tracing::Instrument::instrument(call, span))
     }
 
     /// The call, held to `caller`'s deadline and cancel.
@@ -92,7 +90,7 @@ impl Plugin {
         let instance = self.instance().ok().filter(|i| !i.poisoned())?;
         let limit = Instant::now() + self.0.manifest.limits.timeout();
         let deadline = context::sooner(caller.deadline, Some(limit)).unwrap_or(limit);
-        let answer = instance.call_nonblocking(method, request, deadline, caller.cancel.clone())?;
+        let answer = instance.call_nonblocking(method, request, deadline, caller)?;
         Some(Box::pin(async move {
             let answer = answer.await;
             self.answered(&**instance, answer)
@@ -116,10 +114,13 @@ impl Plugin {
         let dropped = CancelOnDrop(Cancel::new());
         let (plugin, method_owned) = (self.clone(), method.to_owned());
         let (caller, when_dropped) = (caller.clone(), dropped.0.clone());
+        let span = tracing::Span::current();
         let call = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let _may_block = MayBlock::new();
             // Nested, so that either token cancels it.
             context::scope(CallContext::new(None, Some(when_dropped)), || {
-                context::scope(caller, || plugin.call(&method_owned, &request))
+                context::scope(caller, || plugin.call_unmetered(&method_owned, &request))
             })
         });
         let answer = call.await.unwrap_or_else(|error| {
@@ -130,5 +131,67 @@ impl Plugin {
         });
         drop(dropped);
         answer
+    }
+}
+
+/// An async call as the plugin's stats count it: started when made,
+/// finished with its answer, or as `Cancelled` when its future is dropped
+/// first.
+struct Counted<'a> {
+    meter: Option<&'a crate::stats::MethodMeter>,
+    started: Option<Instant>,
+    sent: usize,
+}
+
+impl<'a> Counted<'a> {
+    fn start(plugin: &'a Plugin, method: &str, sent: usize) -> Counted<'a> {
+        let meter = plugin
+            .0
+            .context
+            .metered
+            .then(|| plugin.0.meter.method(method));
+        let started = meter.and_then(|meter| meter.start());
+        Counted {
+            meter,
+            started,
+            sent,
+        }
+    }
+
+    fn finish(&mut self, answer: &Result<Vec<u8>, Status>) {
+        if let Some(meter) = self.meter.take() {
+            let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);
+            let received = answer.as_ref().map_or(0, Vec::len);
+            meter.finish(self.started, code, (self.sent, received));
+            let span = tracing::Span::current();
+            if !span.is_disabled() {
+                span.record("code", tracing::field::display(code));
+            }
+        }
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        if let Some(meter) = self.meter.take() {
+            meter.finish(self.started, Code::Cancelled, (self.sent, 0));
+        }
+    }
+}
+
+/// Marks this thread, one of the blocking pool's, as one where a call may
+/// block on a runtime of its own (`mechanism::MAY_BLOCK`), while it lives.
+struct MayBlock;
+
+impl MayBlock {
+    fn new() -> MayBlock {
+        crate::mechanism::MAY_BLOCK.set(true);
+        MayBlock
+    }
+}
+
+impl Drop for MayBlock {
+    fn drop(&mut self) {
+        crate::mechanism::MAY_BLOCK.set(false);
     }
 }

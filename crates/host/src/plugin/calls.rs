@@ -103,7 +103,7 @@ impl Plugin {
     /// the plugin, method, mechanism, and code once it is known; nothing
     /// when no subscriber wants it.
     #[inline]
-    fn span(&self, method: &str) -> tracing::Span {
+    pub(super) fn span(&self, method: &str) -> tracing::Span {
         tracing::trace_span!(
             target: "outlet::call",
             "call",
@@ -134,11 +134,7 @@ impl Plugin {
 impl Transport for Plugin {
     fn call(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
         self.measured(method, request.len(), |out| {
-            let answer = self.held(method, || {
-                let backend = self.ready()?;
-                let answer = self.serve(|| backend.call(method, request));
-                self.answered(&**backend, answer)
-            });
+            let answer = self.call_unmetered(method, request);
             *out = answer.as_ref().map_or(0, Vec::len);
             answer
         })
@@ -196,6 +192,16 @@ impl Transport for Plugin {
 }
 
 impl Plugin {
+    /// A call as [`Transport::call`] makes it, neither counted nor in a
+    /// span: for a caller that counts it itself (an async call).
+    pub(super) fn call_unmetered(&self, method: &str, request: &[u8]) -> Result<Vec<u8>, Status> {
+        self.held(method, || {
+            let backend = self.ready()?;
+            let answer = self.serve(|| backend.call(method, request));
+            self.answered(&**backend, answer)
+        })
+    }
+
     /// A call straight to a native plugin's implementation (see
     /// `Transport::with_native`), counted and held to its caller's
     /// deadline and cancel as any call is; inlined into generated clients.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use outlet_protocol::context::Cancel;
+use outlet_protocol::context::{self, CallContext};
 use outlet_protocol::prost::Message;
 use outlet_protocol::{Answer, Status};
 use outlet_rpc::Network;
@@ -24,7 +24,7 @@ impl Shared {
         method: &str,
         request: &[u8],
         deadline: Instant,
-        cancel: Option<Cancel>,
+        caller: &CallContext,
     ) -> Option<Answer<'static>> {
         // Over the limit: the blocking path says so.
         if !self.frames.load(Ordering::Relaxed) || request.len() > self.max_message {
@@ -39,7 +39,12 @@ impl Shared {
         if instance.line.network != Network::Unix || instance.line.cert.is_some() {
             return None;
         }
-        let call = super::call::call_message(method, request, deadline).encode_to_vec();
+        // The trace the caller's options or the calling thread carry.
+        let traced = CallContext::new(None, None).with_trace(caller.trace.clone());
+        let call = context::scope(traced, || {
+            super::call::call_message(method, request, deadline).encode_to_vec()
+        });
+        let cancel = caller.cancel.clone();
         let (shared, method) = (self.clone(), method.to_owned());
         Some(Box::pin(async move {
             let exchange = shared.exchange(&instance, &method, &call);
@@ -81,14 +86,16 @@ impl Shared {
             None => self
                 .connect(instance)
                 .await
-                .map_err(|e| self.broken(instance, method, &e.to_string()))?,
+                .map_err(|e| self.broken_now(instance, method, &e.to_string()))?,
         };
-        let broken = |e: std::io::Error| self.broken(instance, method, &e.to_string());
+        // Nothing here waits to see whether the process died: the
+        // runtime's thread is not held.
+        let broken = |e: std::io::Error| self.broken_now(instance, method, &e.to_string());
         connection.send_async(call).await.map_err(broken)?;
         let reply = connection
             .recv_async(self.max_message + 64, ASYNC_SPIN)
             .await
-            .map_err(|e| self.not_received(instance, method, e))
+            .map_err(|e| self.not_received_within(instance, method, e, Duration::ZERO))
             .and_then(|payload| self.reply(method, payload))?;
         self.replied(instance, connection, method, reply)
     }

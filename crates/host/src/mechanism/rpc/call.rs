@@ -247,6 +247,18 @@ impl Shared {
         method: &str,
         error: std::io::Error,
     ) -> Status {
+        self.not_received_within(instance, method, error, Duration::from_secs(1))
+    }
+
+    /// As [`Shared::not_received`], waiting at most `wait` to see whether
+    /// the process died.
+    pub(super) fn not_received_within(
+        &self,
+        instance: &Instance,
+        method: &str,
+        error: std::io::Error,
+        wait: Duration,
+    ) -> Status {
         let plugin = &self.plugin;
         match error.kind() {
             std::io::ErrorKind::TimedOut => self.late(method),
@@ -267,7 +279,10 @@ impl Shared {
                     ))
                 }
             }
-            _ => self.broken(instance, method, &error.to_string()),
+            _ => {
+                let status = grpc::transport(error.to_string());
+                self.explain_within(instance, method, status, wait)
+            }
         }
     }
 
@@ -290,11 +305,15 @@ impl Shared {
         method: &str,
         reply: Reply,
     ) -> Result<Vec<u8>, Status> {
-        instance
+        let mut idle = instance
             .idle_frames
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(connection);
+            .unwrap_or_else(|e| e.into_inner());
+        // A burst of calls at once leaves at most so many open.
+        if idle.len() < grpc::IDLE {
+            idle.push(connection);
+        }
+        drop(idle);
         instance.answered(method);
         match reply.status {
             Some(status) => Err(Status::from(status)),
@@ -305,6 +324,13 @@ impl Shared {
     /// A connection carrying frames failed: the plugin died, or the connection broke.
     pub(super) fn broken(&self, instance: &Instance, method: &str, error: &str) -> Status {
         self.explain(instance, method, grpc::transport(error.to_owned()))
+    }
+
+    /// As [`Shared::broken`], without waiting to see whether the process
+    /// died: from async code.
+    pub(super) fn broken_now(&self, instance: &Instance, method: &str, error: &str) -> Status {
+        let status = grpc::transport(error.to_owned());
+        self.explain_within(instance, method, status, Duration::ZERO)
     }
 
     /// A call's deadline passed.
@@ -325,6 +351,18 @@ impl Shared {
         method: &str,
         status: tonic::Status,
     ) -> Status {
+        self.explain_within(instance, method, status, Duration::from_secs(1))
+    }
+
+    /// As [`Shared::explain`], waiting at most `wait` to see whether the
+    /// process died (none from async code, which must not block).
+    pub(super) fn explain_within(
+        &self,
+        instance: &Instance,
+        method: &str,
+        status: tonic::Status,
+        wait: Duration,
+    ) -> Status {
         use std::error::Error;
         let plugin = &self.plugin;
         if status
@@ -339,13 +377,21 @@ impl Shared {
             ));
         }
         // A status the plugin returned has no source; one made on the way
-        // (a connection that broke, could not be made) has.
+        // (a connection that broke, could not be made) has. One that says
+        // the plugin broke gRPC's rules (a stream ended without a status,
+        // say) has none either, and names it.
         if status.source().is_none() {
+            if status.message().starts_with("protocol error") {
+                return Status::new(
+                    outlet_rpc::from_grpc(&status).code(),
+                    format!("plugin `{plugin}`: {method}: {}", status.message()),
+                );
+            }
             return outlet_rpc::from_grpc(&status);
         }
         // The connection broke: the process has most likely died, and its
         // status says how (a second on a busy machine is not too long).
-        if let Some(exit) = instance.process.wait(Duration::from_secs(1)) {
+        if let Some(exit) = instance.process.wait(wait) {
             return Status::unavailable(format!(
                 "plugin `{plugin}` died during {method}: it {exit}{}; it is being restarted",
                 said(&instance.process.last_stderr())

@@ -87,6 +87,10 @@ pub(super) fn carry_trace<T>(
 /// plugin and the CPU. The plugin keeps what it writes meanwhile.
 pub(super) const SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// Idle connections kept per plugin process (gRPC's, and Outlet's frames):
+/// a burst of calls at once leaves no more open.
+pub(super) const IDLE: usize = 16;
+
 /// Where the plugin listens, and its idle connections.
 pub(super) struct Grpc {
     dial: Dial,
@@ -193,12 +197,13 @@ impl Grpc {
         }
     }
 
-    /// Takes a connection back, idle and fit for another call.
+    /// Takes a connection back, idle and fit for another call; beyond
+    /// [`IDLE`] idle ones, it is closed.
     pub(super) fn give_back(&self, connection: Connection) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(connection);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE {
+            idle.push(connection);
+        }
     }
 
     /// An idle connection the plugin has not closed, if there is one.
@@ -368,7 +373,7 @@ pub(super) fn drive<F: Future + Send>(runtime: &tokio::runtime::Runtime, future:
 where
     F::Output: Send,
 {
-    if tokio::runtime::Handle::try_current().is_err() {
+    if tokio::runtime::Handle::try_current().is_err() || crate::mechanism::MAY_BLOCK.get() {
         return runtime.block_on(future);
     }
     std::thread::scope(|scope| {

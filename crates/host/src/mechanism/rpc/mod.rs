@@ -198,10 +198,10 @@ impl Backend for Rpc {
         method: &str,
         request: &[u8],
         deadline: std::time::Instant,
-        cancel: Option<outlet_protocol::context::Cancel>,
+        caller: &outlet_protocol::context::CallContext,
     ) -> Option<outlet_protocol::Answer<'static>> {
         self.shared
-            .call_nonblocking(method, request, deadline, cancel)
+            .call_nonblocking(method, request, deadline, caller)
     }
 
     fn process_id(&self) -> Option<u32> {

@@ -3,8 +3,9 @@
 //! only). A stream has a connection of its own while it is open, driven
 //! by the thread that reads it, as a unary call's is:
 //!
-//! - the caller's requests are pulled while the responses are read, each
-//!   when the connection has room for it (HTTP/2 flow control);
+//! - the caller's requests are pulled on a thread of their own, one ahead
+//!   of what the connection has taken (HTTP/2 flow control), so that the
+//!   caller's code may wait for a response before it makes the next;
 //! - a response is read off the connection only when the caller asks for
 //!   it: the plugin is held back by HTTP/2's flow control once the
 //!   stream's window (2 MiB, hyper's default) is full, and the host holds
@@ -12,13 +13,13 @@
 //! - a stream dropped before its end resets it, which cancels the plugin's
 //!   context;
 //! - each wait for a message is held to the caller's deadline and cancel,
-//!   and to `limits.timeout_ms`; each response to `limits.max_message_bytes`.
+//!   and to `limits.timeout_ms`, which starts again as each request is
+//!   made; each response to `limits.max_message_bytes`.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -59,16 +60,22 @@ impl Shared {
             .connection(start_by)
             .map_err(|status| self.explain(&instance, method, status))?;
         let sent = Arc::new(Sent::default());
-        let mut request = tonic::Request::new(requests_of(requests, sent.clone()));
-        if let Some(deadline) = deadline {
-            request.set_timeout(deadline.saturating_duration_since(Instant::now()));
-        }
+        let body = requests_of(requests, sent.clone()).map_err(|e| {
+            Status::unavailable(format!(
+                "plugin `{plugin}`: cannot start a thread for the requests of {method}: {e}"
+            ))
+        })?;
+        let mut request = tonic::Request::new(body);
         grpc::carry_trace(&mut request, outlet_protocol::context::caller_trace());
         let mut client = outlet_rpc::client::client(connection.send.clone())
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(usize::MAX);
-        // Opened when first read: the caller's requests are pulled then.
+        // Opened when first read: the headers, and the time left then, go
+        // out then.
         let opening: Opening = Box::pin(async move {
+            if let Some(deadline) = deadline {
+                request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+            }
             client.ready().await.map_err(grpc::transport)?;
             Ok(client.streaming(request, path, Raw).await?.into_inner())
         });
@@ -89,36 +96,53 @@ impl Shared {
 /// How the caller's requests went.
 #[derive(Default)]
 struct Sent {
-    /// All were sent, and the stream half-closed.
+    /// All were pulled, and the stream half-closed.
     all: AtomicBool,
     /// The first that failed (over the limit, past the deadline, a panic
     /// of the caller's code): the stream fails with it.
     failed: Mutex<Option<Status>>,
     /// Woken when one failed.
     failing: tokio::sync::Notify,
+    /// Woken when one was made: the plugin's time to answer starts again.
+    progress: tokio::sync::Notify,
 }
 
-/// The caller's requests as the body of the gRPC stream: pulled when the
-/// connection has room for the next.
+/// The caller's requests as the body of the gRPC stream, pulled on a
+/// thread of their own into a channel of one, so that the caller's code,
+/// which may wait (for a response, say), never holds up the connection:
+/// each is sent as soon as it is made, and the plugin's responses are read
+/// meanwhile.
 fn requests_of(
-    mut requests: Messages<Vec<u8>>,
+    requests: Messages<Vec<u8>>,
     sent: Arc<Sent>,
-) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
-    futures_util::stream::poll_fn(move |_| {
-        Poll::Ready(match requests.next() {
-            Some(Ok(request)) => Some(Bytes::from(request)),
-            Some(Err(status)) => {
-                let mut failed = sent.failed.lock().unwrap_or_else(|e| e.into_inner());
-                failed.get_or_insert(status);
-                sent.failing.notify_one();
-                None
+) -> std::io::Result<impl futures_util::Stream<Item = Bytes> + Send + 'static> {
+    let (send, receive) = tokio::sync::mpsc::channel::<Bytes>(1);
+    std::thread::Builder::new()
+        .name("outlet-rpc-requests".into())
+        .spawn(move || {
+            for request in requests {
+                match request {
+                    Ok(request) => {
+                        // The stream is over: the rest is not wanted.
+                        if send.blocking_send(Bytes::from(request)).is_err() {
+                            return;
+                        }
+                        sent.progress.notify_one();
+                    }
+                    Err(status) => {
+                        let mut failed = sent.failed.lock().unwrap_or_else(|e| e.into_inner());
+                        failed.get_or_insert(status);
+                        sent.failing.notify_one();
+                        return;
+                    }
+                }
             }
-            None => {
-                sent.all.store(true, Ordering::Release);
-                None
-            }
-        })
-    })
+            sent.all.store(true, Ordering::Release);
+        })?;
+    Ok(futures_util::stream::unfold(
+        receive,
+        |mut receive| async move { receive.recv().await.map(|request| (request, receive)) },
+    ))
 }
 
 enum Reading {
@@ -198,6 +222,7 @@ impl Responses {
             })
         });
         let (reading, sent, ready) = (&mut self.reading, &self.sent, &mut self.ready);
+        let (deadline, timeout) = (self.deadline, self.shared.timeout);
         let read = grpc::drive(connection.runtime(), async move {
             let message = async {
                 loop {
@@ -222,14 +247,23 @@ impl Responses {
                     Err(_) => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                message = tokio::time::timeout_at(until.into(), message) => match message {
-                    Ok(Ok(message)) => message.map_err(Ended::Status),
-                    Ok(Err(status)) => Err(Ended::Status(status)),
-                    Err(_) => Err(Ended::Late),
-                },
-                ended = cancelled => Err(ended),
-                () = sent.failing.notified() => Err(Ended::RequestFailed),
+            tokio::pin!(message, cancelled);
+            let mut until = until;
+            loop {
+                tokio::select! {
+                    message = &mut message => break match message {
+                        Ok(message) => message.map_err(Ended::Status),
+                        Err(status) => Err(Ended::Status(status)),
+                    },
+                    () = tokio::time::sleep_until(until.into()) => break Err(Ended::Late),
+                    ended = &mut cancelled => break Err(ended),
+                    () = sent.failing.notified() => break Err(Ended::RequestFailed),
+                    // A request was made: the plugin's time starts again.
+                    () = sent.progress.notified() => {
+                        let timeout = Instant::now() + timeout;
+                        until = deadline.map_or(timeout, |deadline| deadline.min(timeout));
+                    }
+                }
             }
         });
         Some(read)
