@@ -199,7 +199,8 @@ impl Stream {
         // at a time would move the rest each time.
         self.consumed += end;
         if self.consumed == self.read.len() {
-            (self.read.clear(), self.consumed = 0);
+            self.read.clear();
+            self.consumed = 0;
         } else if self.consumed > self.read.len() / 2 {
             self.read.drain(..self.consumed);
             self.consumed = 0;
