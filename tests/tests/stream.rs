@@ -483,3 +483,43 @@ fn flood_is_held_back_and_cancelled(count: &dyn Fn(u64) -> Messages<Number>) {
         made.value
     );
 }
+
+#[test]
+fn a_caller_that_waits_for_each_response_and_a_slow_caller_are_served_on_every_mechanism() {
+    for (mechanism, artifact) in plugins() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = numbers_manifest(
+            dir.path(),
+            "patient",
+            (mechanism, &artifact),
+            "[limits]\ntimeout_ms = 300\n",
+        );
+        let plugin = host().load(manifest).unwrap();
+        let client: NumbersClient<Plugin> = plugin.client().unwrap();
+        let client = client.with_timeout(Duration::from_secs(20));
+
+        // Ping-pong: each request is made once the last one's echo is read.
+        let (send, receive) = std::sync::mpsc::channel::<Number>();
+        send.send(number(1)).unwrap();
+        let mut echoed = client.echo(Messages::ok(receive)).unwrap();
+        for value in 1..=5 {
+            let echo = echoed.next().unwrap().unwrap();
+            assert_eq!(echo.value, value, "{mechanism}");
+            if value < 5 {
+                send.send(number(value + 1)).unwrap();
+            }
+        }
+        drop(send);
+        assert!(echoed.next().is_none(), "{mechanism}");
+
+        // A caller slower than limits.timeout_ms in all, but not between
+        // two requests: the plugin's time starts again with each.
+        let slow = (1..=5).map(|value| {
+            std::thread::sleep(Duration::from_millis(120));
+            number(value)
+        });
+        let summed = client.sum(Messages::ok(slow));
+        assert_eq!(summed.unwrap().sum, 15, "{mechanism}");
+        plugin.shutdown().unwrap();
+    }
+}

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use outlet_protocol::Code;
-use wasmtime::{Caller, Extern, Linker, Memory, Module};
+use wasmtime::{AsContextMut, Caller, Extern, Linker, Memory, Module};
 
 use super::error::WasmError;
 use super::instance::State;
@@ -169,6 +169,17 @@ pub(super) fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         }
         let len = value.len() as i64;
         state.pending = value;
+        // The time the caller's code took is not the plugin's: its limit
+        // starts again.
+        if let Some((deadline, timeout)) = state.stream {
+            let now = Instant::now();
+            let until = deadline.map_or(now + timeout, |d| d.min(now + timeout));
+            state.call.0 = until;
+            if state.call.1.is_none() {
+                let ticks = super::engine::deadline_ticks(until.saturating_duration_since(now));
+                caller.as_context_mut().set_epoch_deadline(ticks);
+            }
+        }
         (i64::from(code) << 32) | len
     })?;
     linker.func_wrap(

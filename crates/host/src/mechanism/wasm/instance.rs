@@ -71,6 +71,10 @@ pub(super) struct State {
     pub(super) call: (Instant, Option<Cancel>, Option<TraceContext>),
     /// The open stream's requests, for the `next_request` import.
     pub(super) requests: Option<outlet_protocol::Messages<Vec<u8>>>,
+    /// The open stream's deadline and the plugin's time limit: each call
+    /// into the guest is held to them, afresh once the caller's code has
+    /// made a request.
+    pub(super) stream: Option<(Option<Instant>, std::time::Duration)>,
 }
 
 impl State {
@@ -185,11 +189,13 @@ impl Instance {
             // Its store looks at the token on every epoch tick (a few ms),
             // not only at the deadline.
             Some(cancel) => {
-                store.epoch_deadline_callback(move |_| {
+                // The deadline as the store holds it: a stream's moves on
+                // as its caller's code makes requests (`next_request`).
+                store.epoch_deadline_callback(move |store| {
                     if cancel.is_cancelled() {
                         return Err(wasmtime::Error::msg("the call was cancelled by its caller"));
                     }
-                    if Instant::now() >= deadline {
+                    if Instant::now() >= store.data().call.0 {
                         return Err(Trap::Interrupt.into());
                     }
                     Ok(wasmtime::UpdateDeadline::Continue(1))
@@ -263,6 +269,7 @@ impl Wasm {
             pending: Vec::new(),
             memory: None,
             requests: None,
+            stream: None,
             call: (Instant::now() + self.limits.timeout(), None, None),
             wasi: match &self.grants {
                 Some(grants) => Some(grants.context().map_err(|why| {

@@ -31,12 +31,8 @@ impl Wasm {
         requests: Messages<Vec<u8>>,
     ) -> Result<Messages<Vec<u8>>, Status> {
         let plugin = self.plugin();
-        // wasmtime-wasi blocks on a runtime of its own inside WASI calls.
-        if self.grants.is_some() && tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Status::failed_precondition(format!(
-                "plugin `{plugin}`: a stream of a plugin that imports WASI cannot be read on a \
-                 thread that runs a tokio runtime; read it on another (spawn_blocking)"
-            )));
+        if let Some(refused) = wasi_on_runtime(self.grants.is_some(), plugin) {
+            return Err(refused);
         }
         let mut instance = self.instantiate()?;
         self.ready(&mut instance)?;
@@ -49,6 +45,7 @@ impl Wasm {
             ))
         })?;
         let mut stream = Stream {
+            wasi: self.grants.is_some(),
             plugin: plugin.to_owned(),
             limits: self.limits.clone(),
             method: method.to_owned(),
@@ -76,8 +73,22 @@ fn exports(instance: &mut Instance) -> Option<Exports> {
     })
 }
 
+/// A stream of a plugin that imports WASI cannot be read on a thread that
+/// runs a tokio runtime: wasmtime-wasi blocks on a runtime of its own
+/// inside WASI calls.
+fn wasi_on_runtime(wasi: bool, plugin: &str) -> Option<Status> {
+    (wasi && tokio::runtime::Handle::try_current().is_ok()).then(|| {
+        Status::failed_precondition(format!(
+            "plugin `{plugin}`: a stream of a plugin that imports WASI cannot be read on a \
+             thread that runs a tokio runtime; read it on another (spawn_blocking)"
+        ))
+    })
+}
+
 /// One open stream, in an instance of its own.
 struct Stream {
+    /// Whether the module imports WASI.
+    wasi: bool,
     plugin: String,
     limits: Limits,
     method: String,
@@ -92,8 +103,20 @@ struct Stream {
 
 impl Stream {
     fn open(&mut self, requests: Messages<Vec<u8>>) -> Result<(), Status> {
+        let opened = self.opening(requests);
+        if opened.is_err() {
+            // The guest's side is not open (or is broken): nothing to close.
+            self.end(false);
+        }
+        opened
+    }
+
+    fn opening(&mut self, requests: Messages<Vec<u8>>) -> Result<(), Status> {
+        self.arm()?;
+        let timeout = self.limits.timeout();
         let instance = self.instance.as_mut().expect("open");
         instance.store.data_mut().requests = Some(requests);
+        instance.store.data_mut().stream = Some((self.deadline, timeout));
         // The method goes where a call's would, after the answer slot.
         let base = instance.place(&self.plugin, &self.limits, &self.method, &[])?;
         self.base = base;
@@ -122,6 +145,25 @@ impl Stream {
         self.arm()?;
         let instance = self.instance.as_mut().expect("open");
         f(&self.exports, &mut instance.store).map_err(|e| {
+            // Stopped by its caller's cancel, at an epoch tick.
+            if self.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+                return crate::deadline::cancelled(&self.plugin, &self.method);
+            }
+            if let Some(wasmtime::Trap::Interrupt) = e.downcast_ref::<wasmtime::Trap>() {
+                let over = match self.deadline {
+                    Some(deadline) if Instant::now() >= deadline => {
+                        "passed its caller's deadline".to_owned()
+                    }
+                    _ => format!(
+                        "had no message for {} ms (limits.timeout_ms)",
+                        self.limits.timeout_ms
+                    ),
+                };
+                return Status::deadline_exceeded(format!(
+                    "plugin `{}`: the stream of {} {over}; it was stopped",
+                    self.plugin, self.method
+                ));
+            }
             let hit = instance.store.data().limit_hit();
             let what = format!("the stream of {}", self.method);
             trapped(&self.plugin, &what, e, &self.limits, hit)
@@ -171,7 +213,10 @@ impl Iterator for Stream {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.instance.as_ref()?;
-        let next = self.step().transpose();
+        let next = match wasi_on_runtime(self.wasi, &self.plugin) {
+            Some(refused) => Some(Err(refused)),
+            None => self.step().transpose(),
+        };
         match &next {
             Some(Ok(_)) => {}
             // The guest closed its side itself.
