@@ -318,9 +318,11 @@ const CLIENT_METHOD: [&str; 4] = [
         })
     }
 
-    /// `%Method%` from async code: a plugin in another process is waited
-    /// for without blocking the runtime's thread; an in-process plugin's
-    /// call runs inline, as the function call it is.
+    /// `%Method%` from async code (`Transport::call_async`). Through a host's
+    /// `Plugin`, a plugin in another process is waited for without blocking
+    /// the runtime's thread, and an in-process plugin's call runs inline, as
+    /// the function call it is; other transports run it inline unless they
+    /// say otherwise.
     pub async fn %method%_async(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
         let direct = %P%::context::with(&self.options, || %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", "%PATH%", request, |native, request| native.%method%(request)));
         match direct {
