@@ -89,6 +89,13 @@ typedef struct outlet_host_table {
      * tracestate. Copies at most `cap` bytes to `buf` (no NUL) and returns
      * the value's length; 0 if it has none. */
     size_t (*trace)(void *host, int32_t which, uint8_t *buf, size_t cap);
+    /* A stream's next request, pulled by the plugin during its `open` and
+     * `next` of that stream, passing back the `requests` that `open` was
+     * given: 0 with the request in `*request` (the host's bytes, valid until
+     * the stream's next `next_request` or its `close`; not freed by the
+     * plugin), -1 once there are none, or a code and a message. Present when
+     * struct_size reaches it. */
+    int32_t (*next_request)(void *host, void *requests, outlet_buf *request);
 } outlet_host_table;
 
 /* What the plugin offers the host. */
@@ -112,6 +119,21 @@ typedef struct outlet_plugin_table {
     int32_t (*configure)(const uint8_t *request, size_t request_len, outlet_buf *response);
     /* The last call: release everything. */
     void (*shutdown)(void);
+    /* Streams: a plugin with none leaves these NULL (a table whose
+     * struct_size ends before them has none either).
+     * `open` opens a stream of `method`, whose requests the plugin pulls
+     * with the host table's `next_request`, passing `requests`; it returns
+     * 0 with `*stream` set, or a code with a message in `*response`.
+     * `next` makes the stream's next response: 0 with it in `*response`,
+     * -1 once the stream has ended, or a code with a message (the stream is
+     * then over); the host frees `*response` with `free` in every case.
+     * `close` releases the stream, ended or not, and is the last call about
+     * it. A stream is used by one host thread at a time, not always the
+     * same one. */
+    int32_t (*open)(const uint8_t *method, size_t method_len, void *requests, void **stream,
+                    outlet_buf *response);
+    int32_t (*next)(void *stream, outlet_buf *response);
+    void (*close)(void *stream);
 } outlet_plugin_table;
 
 /* The one symbol a cabi plugin exports. */

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 setup
 
 cargo build --release -p outlet-cli -p greeter-cabi -p greeter-native -p greeter-rpc -p kv-example \
-    -p numbers-native -p numbers-rpc
+    -p numbers-native -p numbers-rpc -p numbers-cabi
 build_c target/release -O2
 build_wasm --profile wasm
 # The exec greeter is linked statically: a process per call then skips the

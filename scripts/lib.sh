@@ -58,7 +58,7 @@ build_wasm() {
 ARTIFACTS=(greeter:greeter-exec greeter:greeter-rpc greeter:libgreeter_c.so
     greeter:libgreeter_cabi.so greeter:libgreeter_native.so greeter:greeter_wasm.wasm
     kv:kv-plugin numbers:libnumbers_native.so numbers:numbers-rpc
-    numbers:numbers-exec numbers:numbers_wasm.wasm)
+    numbers:numbers-exec numbers:numbers_wasm.wasm numbers:libnumbers_cabi.so)
 
 # build_c DIR [CFLAGS...]: the C greeter, with the system C compiler.
 build_c() {

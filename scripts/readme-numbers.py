@@ -252,10 +252,10 @@ def streams(run):
     ours, theirs = middle(large["outlet_ns"]), middle(large["go_ns"])
     gib = large["bytes"] / 2**30
     task = run.row("rpc", "Greet from a tokio task")
-    small = {m: run.row(m, "Count, no payload") for m in ("native", "rpc", "wasm", "exec")}
+    mechanisms = ("native", "cabi", "rpc", "wasm", "exec")
+    small = {m: run.row(m, "Count, no payload") for m in mechanisms}
     each = ", ".join(
-        f"{m} {duration(small[m]['median_ns'])} ({times(ratio(small[m]))})"
-        for m in ("native", "rpc", "wasm", "exec")
+        f"{m} {duration(small[m]['median_ns'])} ({times(ratio(small[m]))})" for m in mechanisms
     )
     return paragraph(
         f"Streams and async: a `Count` of {gib:g} GiB in 16 KiB messages through the Outlet ",

@@ -9,7 +9,10 @@
  *   NO_CONFIGURE    a table without `configure`
  *   NULL_ANSWER     answers calls with a null pointer and a length
  *   HUGE_ANSWER     answers calls with 1 MiB
+ *   OLD_TABLE       a table of before streams: it ends before `open`
+ *   HALF_STREAMS    `open`, but no `next` or `close`
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,11 +58,20 @@ static int32_t configure(const uint8_t *r, size_t l, outlet_buf *o) {
     (void)r; (void)l; o->ptr = NULL; o->len = 0; return OUTLET_OK;
 }
 static void shutdown(void) {}
+#ifdef HALF_STREAMS
+static int32_t open_stream(const uint8_t *m, size_t ml, void *requests, void **stream,
+                           outlet_buf *o) {
+    (void)m; (void)ml; (void)requests; (void)stream; o->ptr = NULL; o->len = 0;
+    return OUTLET_UNIMPLEMENTED;
+}
+#endif
 
 static const outlet_plugin_table table = {
     .abi_version = ABI_VERSION,
-#ifdef SMALL_TABLE
+#if defined(SMALL_TABLE)
     .struct_size = 16,
+#elif defined(OLD_TABLE)
+    .struct_size = offsetof(outlet_plugin_table, open),
 #else
     .struct_size = sizeof(outlet_plugin_table),
 #endif
@@ -72,6 +84,9 @@ static const outlet_plugin_table table = {
     .configure = configure,
 #endif
     .shutdown = shutdown,
+#ifdef HALF_STREAMS
+    .open = open_stream,
+#endif
 };
 
 #ifndef NO_ENTRY

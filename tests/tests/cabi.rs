@@ -115,6 +115,7 @@ fn broken_tables_are_refused_with_what_was_found() {
         ),
         ("SMALL_TABLE", "its table is 16 bytes"),
         ("NO_CONFIGURE", "its table has no `configure`"),
+        ("HALF_STREAMS", "its table has no `next`"),
     ];
     for (define, expected) in cases {
         let name = define
@@ -314,4 +315,27 @@ fn a_pinned_library_is_loaded_from_a_private_copy_of_the_bytes_hashed() {
     );
     assert_eq!(greet(&plugin, "C").unwrap(), "Hello, C!");
     plugin.shutdown().unwrap();
+}
+
+#[test]
+fn a_table_of_before_streams_loads_and_says_it_has_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libold.so");
+    compile_c(
+        &root().join("tests/c/bad_plugins.c"),
+        &["OLD_TABLE"],
+        &library,
+    );
+    let plugin = load(&manifest(dir.path(), "cabi", "old", &library, "")).unwrap();
+    assert!(greet(&plugin, "x").is_ok());
+    let count = "/outlet.examples.numbers.v1.Numbers/Count";
+    let opened =
+        outlet_protocol::Transport::open(&plugin, count, outlet_protocol::Messages::empty());
+    let error = opened.unwrap_err();
+    assert_eq!(error.code(), Code::Unimplemented, "{error}");
+    assert!(
+        error.message().contains("plugin `old`: ")
+            && error.message().contains("its table has no streams"),
+        "{error}"
+    );
 }

@@ -521,7 +521,7 @@ fn demo_and_bench_run() {
     expected.extend(["wasm"; 6]);
     expected.extend(["exec"; 3]);
     // Streams: the large Count, a Greet from a tokio task, small messages.
-    expected.extend(["rpc", "rpc", "native", "rpc", "wasm", "exec"]);
+    expected.extend(["rpc", "rpc", "native", "cabi", "rpc", "wasm", "exec"]);
     expected.extend(["bus"; 3]);
     // What counting calls costs, each mechanism, then with an exporter.
     expected.extend(["native", "cabi", "rpc", "wasm", "exec", "native", "rpc"]);

@@ -6,10 +6,16 @@ use std::ffi::{CStr, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use outlet_protocol::cabi::{ABI_VERSION, Buf, ENTRY_SYMBOL, HostTable, PluginTable};
-use outlet_protocol::{Code, Status};
+use outlet_protocol::cabi::{
+    ABI_VERSION, Buf, ENTRY_SYMBOL, HostTable, PluginTable, StreamingPluginTable,
+};
+use outlet_protocol::{Code, Messages, Status};
 
 use crate::DylibError;
+
+mod stream;
+
+use stream::{Pulled, Stream, host_next_request};
 
 /// Receives a plugin's log line, at a level 0–4 (trace … error).
 pub type LogHook = Box<dyn Fn(i32, &[u8]) + Send + Sync>;
@@ -30,6 +36,8 @@ pub struct Hooks {
 /// requires plugins to allow.
 pub struct CabiLibrary {
     table: &'static PluginTable,
+    /// The same table with the functions of streams, if it has them.
+    streams: Option<&'static StreamingPluginTable>,
     /// Who the host calls this plugin, for error messages.
     label: String,
     name: String,
@@ -152,6 +160,32 @@ impl CabiLibrary {
         }
         let name = text(table.name, "name")?;
         let version = text(table.version, "version")?;
+        let streams = if struct_size as usize >= std::mem::size_of::<StreamingPluginTable>() {
+            // SAFETY: `struct_size` says the table goes on past the first
+            // fields with the functions of streams, as `outlet.h` lays them
+            // out (a `StreamingPluginTable` begins with a `PluginTable`).
+            let streaming: &'static StreamingPluginTable =
+                unsafe { &*std::ptr::from_ref(table).cast::<StreamingPluginTable>() };
+            let present = [
+                ("open", streaming.open.is_some()),
+                ("next", streaming.next.is_some()),
+                ("close", streaming.close.is_some()),
+            ];
+            // All three or none.
+            match present.iter().filter(|(_, set)| *set).count() {
+                0 => None,
+                3 => Some(streaming),
+                _ => {
+                    let (field, _) = present.into_iter().find(|(_, set)| !set).expect("one");
+                    return Err(DylibError::NullField {
+                        path: path.to_owned(),
+                        field,
+                    });
+                }
+            }
+        } else {
+            None
+        };
         let hooks = Box::into_raw(Box::new(hooks));
         let host = Box::new(HostTable {
             abi_version: ABI_VERSION,
@@ -163,9 +197,11 @@ impl CabiLibrary {
             time_left: Some(host_time_left),
             cancelled: Some(host_cancelled),
             trace: Some(host_trace),
+            next_request: Some(host_next_request),
         });
         Ok(CabiLibrary {
             table,
+            streams,
             label: label.to_owned(),
             name,
             version,
@@ -245,6 +281,51 @@ impl CabiLibrary {
         self.answer(limit, |out| configure(request.as_ptr(), request.len(), out))
     }
 
+    /// Opens a stream of `method` (see `outlet.h`): the plugin pulls the
+    /// caller's `requests` as it reads them, and each response is held to
+    /// `limit`. `None` if the plugin's table has no streams.
+    ///
+    /// # Errors
+    /// The plugin's status from `open`.
+    pub fn open_stream(
+        &self,
+        method: &str,
+        requests: Messages<Vec<u8>>,
+        limit: usize,
+    ) -> Option<Result<Messages<Vec<u8>>, Status>> {
+        let streams = self.streams?;
+        let open = streams.open.expect("checked at open");
+        let pulled = Box::into_raw(Box::new(Pulled {
+            requests,
+            pending: Vec::new(),
+        }));
+        let mut stream = std::ptr::null_mut();
+        let opened = self.answer(limit, |out| {
+            open(
+                method.as_ptr(),
+                method.len(),
+                pulled.cast::<c_void>(),
+                &mut stream,
+                out,
+            )
+        });
+        let stream = Stream {
+            streams,
+            stream,
+            pulled,
+            label: self.label.clone(),
+            limit,
+        };
+        Some(match opened {
+            Ok(_) if stream.stream.is_null() => Err(Status::internal(format!(
+                "plugin `{}`: its open of {method} returned no stream",
+                self.label
+            ))),
+            Ok(_) => Ok(Messages::new(stream)),
+            Err(status) => Err(status),
+        })
+    }
+
     /// The plugin's last call.
     pub fn shutdown(&self) {
         (self.table.shutdown.expect("checked at open"))();
@@ -266,51 +347,64 @@ impl CabiLibrary {
         f: impl FnOnce(*mut Buf) -> i32,
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
-        let mut out = Buf::EMPTY;
-        let code = f(&mut out);
-        if out.ptr.is_null() && out.len != 0 {
-            return Err(Status::internal(format!(
-                "plugin `{}` answered with a null pointer and a length of {} bytes",
-                self.label, out.len
-            )));
-        }
         let free = self.table.free.expect("checked at open");
-        /// Frees the plugin's buffer however this function is left, a
-        /// panic in `response` included.
-        struct Release(Buf, extern "C" fn(Buf));
-        impl Drop for Release {
-            fn drop(&mut self) {
-                if !self.0.ptr.is_null() {
-                    (self.1)(self.0);
-                }
+        lend(&self.label, free, limit, f, response)
+    }
+}
+
+/// Runs one function of a plugin's table and lends its answer to
+/// `response` on success; on failure the answer is the status's message.
+/// The plugin's buffer is released with its `free` in every case.
+fn lend(
+    label: &str,
+    free: extern "C" fn(Buf),
+    limit: usize,
+    f: impl FnOnce(*mut Buf) -> i32,
+    response: &mut dyn FnMut(&[u8]),
+) -> Result<(), Status> {
+    let mut out = Buf::EMPTY;
+    let code = f(&mut out);
+    if out.ptr.is_null() && out.len != 0 {
+        return Err(Status::internal(format!(
+            "plugin `{label}` answered with a null pointer and a length of {} bytes",
+            out.len
+        )));
+    }
+    /// Frees the plugin's buffer however this function is left, a
+    /// panic in `response` included.
+    struct Release(Buf, extern "C" fn(Buf));
+    impl Drop for Release {
+        fn drop(&mut self) {
+            if !self.0.ptr.is_null() {
+                (self.1)(self.0);
             }
         }
-        let _release = Release(out, free);
-        if out.len > limit {
-            return Err(Status::resource_exhausted(format!(
-                "plugin `{}`: its answer is {} bytes, over the limit of {limit} \
-                 (limits.max_message_bytes)",
-                self.label, out.len
-            )));
+    }
+    let _release = Release(out, free);
+    if out.len > limit {
+        return Err(Status::resource_exhausted(format!(
+            "plugin `{label}`: its answer is {} bytes, over the limit of {limit} \
+             (limits.max_message_bytes)",
+            out.len
+        )));
+    }
+    let bytes = if out.ptr.is_null() {
+        &[][..]
+    } else {
+        // SAFETY: `outlet.h` makes `ptr` point at `len` bytes the plugin
+        // wrote and keeps until `free`, which `_release` calls only after
+        // the last use of `bytes` below.
+        unsafe { std::slice::from_raw_parts(out.ptr, out.len) }
+    };
+    match code {
+        0 => {
+            response(bytes);
+            Ok(())
         }
-        let bytes = if out.ptr.is_null() {
-            &[][..]
-        } else {
-            // SAFETY: `outlet.h` makes `ptr` point at `len` bytes the plugin
-            // wrote and keeps until `free`, which `_release` calls only after
-            // the last use of `bytes` below.
-            unsafe { std::slice::from_raw_parts(out.ptr, out.len) }
-        };
-        match code {
-            0 => {
-                response(bytes);
-                Ok(())
-            }
-            code => Err(Status::new(
-                Code::from_i32(code),
-                String::from_utf8_lossy(bytes).into_owned(),
-            )),
-        }
+        code => Err(Status::new(
+            Code::from_i32(code),
+            String::from_utf8_lossy(bytes).into_owned(),
+        )),
     }
 }
 

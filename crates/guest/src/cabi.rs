@@ -11,9 +11,9 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use outlet_protocol::Status;
-use outlet_protocol::cabi::{ABI_VERSION, Buf, HostTable};
+use outlet_protocol::cabi::{ABI_VERSION, Buf, HostTable, StreamingPluginTable};
 use outlet_protocol::core;
+use outlet_protocol::{Messages, Status};
 
 use crate::Plugin;
 
@@ -24,7 +24,7 @@ static EXPORTED: OnceLock<Exported> = OnceLock::new();
 
 /// The table, and the strings its `name` and `version` point into.
 struct Exported {
-    table: PluginTable,
+    table: StreamingPluginTable,
     _name: CString,
     _version: CString,
 }
@@ -48,22 +48,27 @@ pub fn entry(make: fn() -> Plugin) -> *const PluginTable {
         let text = |s: &str| CString::new(s.replace('\0', "")).unwrap_or_default();
         let (name, version) = (text(plugin.name()), text(plugin.version()));
         Exported {
-            table: PluginTable {
-                abi_version: ABI_VERSION,
-                struct_size: std::mem::size_of::<PluginTable>() as u32,
-                name: name.as_ptr(),
-                version: version.as_ptr(),
-                hello: Some(hello),
-                call: Some(call),
-                free: Some(free),
-                configure: Some(configure),
-                shutdown: Some(shutdown),
+            table: StreamingPluginTable {
+                base: PluginTable {
+                    abi_version: ABI_VERSION,
+                    struct_size: std::mem::size_of::<StreamingPluginTable>() as u32,
+                    name: name.as_ptr(),
+                    version: version.as_ptr(),
+                    hello: Some(hello),
+                    call: Some(call),
+                    free: Some(free),
+                    configure: Some(configure),
+                    shutdown: Some(shutdown),
+                },
+                open: Some(open),
+                next: Some(next),
+                close: Some(close),
             },
             _name: name,
             _version: version,
         }
     });
-    &exported.table
+    &exported.table.base
 }
 
 thread_local! {
@@ -306,6 +311,105 @@ extern "C" fn free(buffer: Buf) {
     // with `Box::into_raw` of a boxed slice of this length, and `outlet.h`
     // has the host free each answer once.
     drop(unsafe { Box::from_raw(slice) });
+}
+
+/// A stream's responses, behind the pointer `open` hands the host.
+type OpenStream = Messages<Vec<u8>>;
+
+extern "C" fn open(
+    method: *const u8,
+    method_len: usize,
+    requests: *mut std::ffi::c_void,
+    stream: *mut *mut std::ffi::c_void,
+    out: *mut Buf,
+) -> i32 {
+    let method = std::str::from_utf8(borrowed(method, method_len));
+    let requests = HostRequests(requests);
+    answer(out, |plugin, _| {
+        let method = method.map_err(|_| Status::invalid_argument("the method is not UTF-8"))?;
+        if stream.is_null() {
+            return Err(Status::invalid_argument(
+                "open was given no place for the stream",
+            ));
+        }
+        let responses: OpenStream = plugin.open(method, Messages::new(requests))?;
+        // SAFETY: checked non-null; `outlet.h` has the host pass a place
+        // for the stream, valid for the call.
+        unsafe { *stream = Box::into_raw(Box::new(responses)).cast() };
+        Ok(())
+    })
+}
+
+extern "C" fn next(stream: *mut std::ffi::c_void, out: *mut Buf) -> i32 {
+    if stream.is_null() {
+        return outlet_protocol::Code::InvalidArgument.as_i32();
+    }
+    // SAFETY: a stream `open` made with `Box::into_raw`, not closed yet, and
+    // used by one host thread at a time (`outlet.h`).
+    let responses = unsafe { &mut *stream.cast::<OpenStream>() };
+    let mut ended = false;
+    let code = answer(out, |_, out| match responses.next() {
+        Some(Ok(message)) => {
+            out.extend_from_slice(&message);
+            Ok(())
+        }
+        Some(Err(status)) => Err(status),
+        None => {
+            ended = true;
+            Ok(())
+        }
+    });
+    if ended { -1 } else { code }
+}
+
+extern "C" fn close(stream: *mut std::ffi::c_void) {
+    if stream.is_null() {
+        return;
+    }
+    // SAFETY: a stream `open` made with `Box::into_raw`; `outlet.h` makes
+    // `close` the last call about it.
+    let responses = unsafe { Box::from_raw(stream.cast::<OpenStream>()) };
+    // Its code's panics stay here.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(responses)));
+}
+
+/// A stream's requests, pulled from the host with its `next_request`.
+struct HostRequests(*mut std::ffi::c_void);
+
+// SAFETY: the host's `requests` handle is used by one thread at a time, the
+// one the host calls `open` or `next` of its stream on (`outlet.h`).
+unsafe impl Send for HostRequests {}
+
+impl Iterator for HostRequests {
+    type Item = Result<Vec<u8>, Status>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(table) = host_table(end_of(std::mem::offset_of!(HostTable, next_request))) else {
+            return Some(Err(Status::failed_precondition(
+                "the host offers no next_request: it is older than streams",
+            )));
+        };
+        let next_request = table.next_request?;
+        let mut request = Buf::EMPTY;
+        let code = next_request(table.host, self.0, &mut request);
+        if code == -1 {
+            return None;
+        }
+        let bytes = if request.ptr.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: the host lent `len` bytes at `ptr`, valid until the
+            // stream's next `next_request` or its close; copied at once.
+            unsafe { std::slice::from_raw_parts(request.ptr, request.len) }.to_vec()
+        };
+        Some(match code {
+            0 => Ok(bytes),
+            code => Err(Status::new(
+                outlet_protocol::Code::from_i32(code),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            )),
+        })
+    }
 }
 
 extern "C" fn shutdown() {

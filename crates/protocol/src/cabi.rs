@@ -68,6 +68,13 @@ pub struct HostTable {
     /// `buf` and returns the value's length (0: none).
     pub trace:
         Option<extern "C" fn(host: *mut c_void, which: i32, buf: *mut u8, cap: usize) -> usize>,
+    /// A stream's next request, pulled by the plugin's `open` and `next`
+    /// of that stream (`requests` is what `open` was given): 0 with the
+    /// request in `*request` (the host's, valid until the stream's next
+    /// `next_request` or its `close`), -1 once there are none, or a code
+    /// with a message. Present when `struct_size` reaches it.
+    pub next_request:
+        Option<extern "C" fn(host: *mut c_void, requests: *mut c_void, request: *mut Buf) -> i32>,
 }
 
 /// `outlet_plugin_table`: what a plugin offers the host.
@@ -108,4 +115,32 @@ pub struct PluginTable {
         Option<extern "C" fn(request: *const u8, request_len: usize, response: *mut Buf) -> i32>,
     /// The last call.
     pub shutdown: Option<extern "C" fn()>,
+}
+
+/// `outlet_plugin_table` with the functions of streams after the first
+/// fields (a [`PluginTable`]): what a plugin whose `struct_size` reaches
+/// them offers. Null functions, or a shorter table: no streams.
+#[repr(C)]
+#[derive(Debug)]
+pub struct StreamingPluginTable {
+    /// The fields of every version.
+    pub base: PluginTable,
+    /// Opens a stream of `method` (a gRPC path) whose requests the plugin
+    /// pulls with the host's `next_request`, passing `requests`: 0 with
+    /// `*stream` set, or a code with a message in `*response`.
+    pub open: Option<
+        extern "C" fn(
+            method: *const u8,
+            method_len: usize,
+            requests: *mut c_void,
+            stream: *mut *mut c_void,
+            response: *mut Buf,
+        ) -> i32,
+    >,
+    /// The stream's next response: 0 with it in `*response`, -1 once the
+    /// stream has ended, or a code with a message (the stream is then
+    /// over). `*response` is released with `free` in every case.
+    pub next: Option<extern "C" fn(stream: *mut c_void, response: *mut Buf) -> i32>,
+    /// Releases a stream, ended or not: the last call about it.
+    pub close: Option<extern "C" fn(stream: *mut c_void)>,
 }

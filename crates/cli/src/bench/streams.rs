@@ -43,6 +43,11 @@ pub fn rows(
     // Each beside the greeter of its mechanism (the wasm one in Rust).
     for (mechanism, greeter, usual) in [
         ("native", "native", "plugin package: direct call ~5 ns"),
+        (
+            "cabi",
+            "cabi-rust",
+            "c-shared: as plugin package, ~5 ns per direct call",
+        ),
         ("rpc", "rpc", "go-plugin gRPC ~50-100 µs"),
         ("wasm", "wasm-rust", WASM_USUAL),
         ("exec", "exec", EXEC_USUAL),
@@ -208,7 +213,7 @@ fn small(
     // batches back to back, as the Greet rows and the rpc rows' blocks
     // time them.
     let (per_stream, batch): (u64, u32) = match mechanism {
-        "native" | "wasm" => (10_000, 1000),
+        "native" | "cabi" | "wasm" => (10_000, 1000),
         "exec" => (1000, 5),
         _ => (1000, 50),
     };

@@ -18,6 +18,7 @@ use crate::error::LoadError;
 use crate::services::HostServices;
 
 pub(crate) struct Cabi {
+    plugin: String,
     library: CabiLibrary,
     limit: usize,
     /// Whether `shutdown` was called: it is the plugin's last call, made
@@ -46,9 +47,15 @@ impl Cabi {
         // trust = "in-process", whose authors vouch for their plugins as for the
         // host's own code; `open` checks everything `outlet.h` lets it check
         // (ELF type, entry symbol, ABI version, table size, null entries).
-        let library = unsafe { CabiLibrary::open(&path.path, &plugin, hooks) }
-            .map_err(|error| LoadError::Library { plugin, error })?;
+        let library =
+            unsafe { CabiLibrary::open(&path.path, &plugin, hooks) }.map_err(|error| {
+                LoadError::Library {
+                    plugin: plugin.clone(),
+                    error,
+                }
+            })?;
         Ok(Cabi {
+            plugin,
             library,
             limit: manifest.limits.max_message_bytes,
             shut: AtomicBool::new(false),
@@ -99,6 +106,33 @@ impl Transport for Cabi {
         }
         self.library
             .call_with(method, request, self.limit, response)
+    }
+
+    fn open(
+        &self,
+        method: &str,
+        requests: outlet_protocol::Messages<Vec<u8>>,
+    ) -> Result<outlet_protocol::Messages<Vec<u8>>, Status> {
+        self.open_stream(method, requests)
+    }
+}
+
+impl Cabi {
+    fn open_stream(
+        &self,
+        method: &str,
+        requests: outlet_protocol::Messages<Vec<u8>>,
+    ) -> Result<outlet_protocol::Messages<Vec<u8>>, Status> {
+        self.library
+            .open_stream(method, requests, self.limit)
+            .unwrap_or_else(|| {
+                Err(Status::unimplemented(format!(
+                    "plugin `{}`: {method} streams, and its table has no streams (open, next \
+                     and close are null, or its struct_size ends before them); see \
+                     include/outlet.h",
+                    self.plugin
+                )))
+            })
     }
 }
 

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use outlet_manifest::Mechanism;
 use outlet_protocol::context::{self, CallContext};
 use outlet_protocol::{Code, Messages, Status};
 
@@ -31,16 +30,6 @@ impl Plugin {
             }
             status
         };
-        let mechanism = self.0.manifest.mechanism;
-        if mechanism == Mechanism::Cabi {
-            return Err(refused(Status::unimplemented(format!(
-                "plugin `{}`: {method} streams, and streams are carried by every mechanism but \
-                 cabi so far, not by its mechanism ({}); load a native, rpc, wasm or exec build \
-                 of it for this method",
-                self.name(),
-                mechanism.name()
-            ))));
-        }
         let caller = context::current();
         if let Some(over) = caller
             .as_ref()
