@@ -165,7 +165,9 @@ impl prost_build::ServiceGenerator for Generator {
         doc(&mut docs, "", &service.comments.leading);
 
         // Each unary method has an async twin, `<method>_async`: a method
-        // already of that name stops the build, naming both.
+        // already of that name stops the build, naming both (and the twin
+        // is not made, so that the error stands alone).
+        let mut twinless = Vec::new();
         for unary in service
             .methods
             .iter()
@@ -178,6 +180,7 @@ impl prost_build::ServiceGenerator for Generator {
                      {} is (`{twin}`); rename one of them in the .proto\");\n",
                     unary.proto_name, clash.proto_name
                 ));
+                twinless.push(unary.name.clone());
             }
         }
         buf.push('\n');
@@ -187,6 +190,13 @@ impl prost_build::ServiceGenerator for Generator {
         buf.push_str(&each(ARC_METHOD));
         buf.push_str(&fill(CLIENT_TOP, None));
         buf.push_str(&each_shaped(CLIENT_METHOD));
+        for unary in service
+            .methods
+            .iter()
+            .filter(|m| !m.client_streaming && !m.server_streaming && !twinless.contains(&m.name))
+        {
+            buf.push_str(&fill(CLIENT_ASYNC_METHOD, Some(unary)));
+        }
         buf.push_str(&fill(CLIENT_TRAIT_TOP, None));
         buf.push_str(&each(CLIENT_TRAIT_METHOD));
         buf.push_str(&fill(GUARD_TOP, None));
@@ -317,19 +327,6 @@ const CLIENT_METHOD: [&str; 4] = [
             ::core::result::Result::Err(request) => %P%::unary(&self.transport, "%PATH%", &request),
         })
     }
-
-    /// `%Method%` from async code (`Transport::call_async`). Through a host's
-    /// `Plugin`, a plugin in another process is waited for without blocking
-    /// the runtime's thread, and an in-process plugin's call runs inline, as
-    /// the function call it is; other transports run it inline unless they
-    /// say otherwise.
-    pub async fn %method%_async(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
-        let direct = %P%::context::with(&self.options, || %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", "%PATH%", request, |native, request| native.%method%(request)));
-        match direct {
-            ::core::result::Result::Ok(answer) => answer,
-            ::core::result::Result::Err(request) => %P%::unary_async(&self.transport, &self.options, "%PATH%", &request).await,
-        }
-    }
 "#,
     r#"
 %DOCS%    pub fn %method%%SIG% {
@@ -347,6 +344,21 @@ const CLIENT_METHOD: [&str; 4] = [
     }
 "#,
 ];
+
+const CLIENT_ASYNC_METHOD: &str = r#"
+    /// `%Method%` from async code (`Transport::call_async`). Through a host's
+    /// `Plugin`, a plugin in another process is waited for without blocking
+    /// the runtime's thread, and an in-process plugin's call runs inline, as
+    /// the function call it is; other transports run it inline unless they
+    /// say otherwise.
+    pub async fn %method%_async(&self, request: %In%) -> ::core::result::Result<%Out%, %P%::Status> {
+        let direct = %P%::context::with(&self.options, || %P%::native::<dyn %Trait%, _, _>(&self.transport, "%FULL%", "%PATH%", request, |native, request| native.%method%(request)));
+        match direct {
+            ::core::result::Result::Ok(answer) => answer,
+            ::core::result::Result::Err(request) => %P%::unary_async(&self.transport, &self.options, "%PATH%", &request).await,
+        }
+    }
+"#;
 
 const CLIENT_TRAIT_TOP: &str = r#"}
 
@@ -571,6 +583,11 @@ mod tests {
                 "compile_error!(\"demo.Greeter: the async twin of Greet would be named as \
                  GreetAsync is (`greet_async`)"
             ),
+            "{clashing}"
+        );
+        // Only the error: no second `greet_async` beside it.
+        assert!(
+            !clashing.contains("pub async fn greet_async("),
             "{clashing}"
         );
         let fine = generate(service(vec![method("greet", "Greet")]));

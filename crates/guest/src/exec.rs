@@ -12,6 +12,7 @@ use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use outlet_protocol::context::{self, CallContext, Cancel, TraceContext};
@@ -95,11 +96,11 @@ fn call_context(call: &Call) -> CallContext {
 /// them, each response written to stdout as it is made, a `Piece` each;
 /// the last response `Piece` ends the stream, with its status if it failed.
 fn stream(plugin: &Plugin, call: Call, out: &mut File) -> io::Result<()> {
-    let asking = out.try_clone()?;
-    let mut send = |piece: Piece| {
-        out.write_all(&frame::encode(&piece))?;
-        out.flush()
-    };
+    // Responses and asks for requests go to stdout a whole frame at a time,
+    // whichever thread the plugin's code makes them on.
+    let out = Writer(Arc::new(Mutex::new(out.try_clone()?)));
+    let asking = out.clone();
+    let send = |piece: Piece| out.write(&piece);
     let configured = match call.config.is_empty() {
         true => Ok(()),
         false => plugin.configure(&call.config.clone().into_iter().collect()),
@@ -143,18 +144,31 @@ fn stream(plugin: &Plugin, call: Call, out: &mut File) -> io::Result<()> {
 
 /// A stream's requests, each asked for with a `want` on stdout (the
 /// host pulls its caller's next request only then) and read from stdin.
-struct Requests(Option<(io::Stdin, File)>);
+struct Requests(Option<(io::Stdin, Writer)>);
+
+/// stdout, shared by a stream's responses and its asks for requests.
+#[derive(Clone)]
+struct Writer(Arc<Mutex<File>>);
+
+impl Writer {
+    /// Writes one whole frame holding `piece`.
+    fn write(&self, piece: &Piece) -> io::Result<()> {
+        let mut out = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        out.write_all(&frame::encode(piece))?;
+        out.flush()
+    }
+}
 
 impl Iterator for Requests {
     type Item = Result<Vec<u8>, Status>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let (stdin, out) = self.0.as_mut()?;
-        let want = frame::encode(&Piece {
+        let want = Piece {
             want: true,
             ..Piece::default()
-        });
-        if let Err(error) = out.write_all(&want).and_then(|()| out.flush()) {
+        };
+        if let Err(error) = out.write(&want) {
             self.0 = None;
             return Some(Err(Status::cancelled(format!(
                 "the host's stream ended: {error}"

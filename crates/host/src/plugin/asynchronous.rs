@@ -180,18 +180,18 @@ impl Drop for Counted<'_> {
 }
 
 /// Marks this thread, one of the blocking pool's, as one where a call may
-/// block on a runtime of its own (`mechanism::MAY_BLOCK`), while it lives.
-struct MayBlock;
+/// block on a runtime of its own (`mechanism::MAY_BLOCK`), while it lives;
+/// then puts back what it was.
+struct MayBlock(bool);
 
 impl MayBlock {
     fn new() -> MayBlock {
-        crate::mechanism::MAY_BLOCK.set(true);
-        MayBlock
+        MayBlock(crate::mechanism::MAY_BLOCK.replace(true))
     }
 }
 
 impl Drop for MayBlock {
     fn drop(&mut self) {
-        crate::mechanism::MAY_BLOCK.set(false);
+        crate::mechanism::MAY_BLOCK.set(self.0);
     }
 }

@@ -4,14 +4,14 @@
 //! `Piece` frame, the last one each way marked `end`.
 //!
 //! Driven by the thread that reads the stream, with `poll`, as a call's
-//! conversation is (`child.rs`): a response already read is returned
-//! first; else the next request is pulled only once the last one is in
-//! the pipe, so the caller's code runs at most one request ahead of what
-//! the pipe (64 KiB) holds; stderr becomes log events throughout. Each
-//! wait is held to the caller's deadline and cancel and to
-//! `limits.timeout_ms`, each response to `limits.max_message_bytes`. When
-//! the stream ends, or its reader drops it, the process group is killed
-//! and the child reaped.
+//! conversation is (`child.rs`). The plugin asks for each request with a
+//! `Piece` marked `want`: the caller's code makes it then, one at a time,
+//! once the last is in the pipe. stderr becomes log events throughout.
+//! Each wait is held to the caller's deadline and cancel and to
+//! `limits.timeout_ms` (which starts again when a request is made), each
+//! response to `limits.max_message_bytes`. After its end the process has a
+//! moment to exit; then, or when its reader drops the stream, the process
+//! group is killed and the child reaped.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -29,10 +29,10 @@ use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
 use super::Exec;
+use super::child::{StderrLog, preloaded};
 
 /// How long a child may take to exit once it has ended its stream.
 const EXIT_GRACE: Duration = Duration::from_millis(250);
-use super::child::{StderrLog, preloaded};
 
 impl Exec {
     pub(super) fn open_stream(
@@ -66,6 +66,7 @@ impl Exec {
             stdin: Some(writer),
             out: call,
             sent: written,
+            wanted: 0,
             requests: Some(requests),
             stdout: Some(File::from(child.stdout)),
             read: Vec::new(),
@@ -96,6 +97,8 @@ struct Stream {
     /// The frame being written, and how much of it has been.
     out: Vec<u8>,
     sent: usize,
+    /// Requests the plugin asked for and has not been sent yet.
+    wanted: usize,
     /// The caller's; `None` once it ended.
     requests: Option<Messages<Vec<u8>>>,
     stdout: Option<File>,
@@ -148,10 +151,16 @@ impl Stream {
                 if !piece.want {
                     return self.response(piece);
                 }
-                // The plugin asks for a request: the caller's code makes it
-                // now, as it would if it were called by the plugin's.
-                self.next_request();
+                // The plugin asks for a request: asked for after the end,
+                // it gets none (its stdin is at an end).
+                self.wanted += usize::from(self.requests.is_some());
+            }
+            // The caller's code makes one now, as it would if the plugin's
+            // called it, once the last is in the pipe; the plugin's time
+            // starts again.
+            if self.pull_wanted() {
                 wait_until = until(self.deadline, &self.limits);
+                continue;
             }
             if cancel.as_ref().is_some_and(Cancel::is_cancelled) {
                 return Err(crate::deadline::cancelled(&self.plugin, &self.method));
@@ -170,8 +179,10 @@ impl Stream {
             if exited {
                 self.read_stdout()?;
                 self.read_stderr();
-                if let Some(piece) = self.piece(limit)?.filter(|piece| !piece.want) {
-                    return self.response(piece);
+                while let Some(piece) = self.piece(limit)? {
+                    if !piece.want {
+                        return self.response(piece);
+                    }
                 }
                 return Err(self.died("ended"));
             }
@@ -224,6 +235,17 @@ impl Stream {
         }
     }
 
+    /// Pulls the caller's next request if the plugin asked for one and the
+    /// last is in the pipe; whether it did.
+    fn pull_wanted(&mut self) -> bool {
+        if self.wanted == 0 || self.sent < self.out.len() {
+            return false;
+        }
+        self.wanted -= 1;
+        self.next_request();
+        true
+    }
+
     /// Pulls the caller's next request, for the plugin that asked for it.
     fn next_request(&mut self) {
         let Some(requests) = self.requests.as_mut().filter(|_| self.stdin.is_some()) else {
@@ -249,11 +271,8 @@ impl Stream {
         if piece.end {
             self.requests = None;
         }
-        // Appended: a request asked for before the last one was all written
-        // waits behind it.
-        self.out.drain(..self.sent);
+        self.out = frame::encode(&piece);
         self.sent = 0;
-        self.out.extend_from_slice(&frame::encode(&piece));
     }
 
     /// Waits until the pipes or the process have something, or `left`
@@ -335,9 +354,11 @@ impl Stream {
         if std::mem::replace(&mut self.ended, true) {
             return None;
         }
-        // Its stdin at an end, its stdout of no more use: only its exit
-        // and its stderr are waited on.
-        (self.stdin, self.stdout) = (None, None);
+        // Its stdin at an end, its stdout of no more use, a cancel told:
+        // only its exit and its stderr are waited on, unless it was
+        // cancelled.
+        (self.stdin, self.stdout, self.wake) = (None, None, None);
+        let grace = grace && !self.cancel.as_ref().is_some_and(Cancel::is_cancelled);
         let until = Instant::now() + EXIT_GRACE;
         while grace && let Some(left) = until.checked_duration_since(Instant::now()) {
             match self.wait(left) {

@@ -96,7 +96,7 @@ impl Shared {
 /// How the caller's requests went.
 #[derive(Default)]
 struct Sent {
-    /// All were pulled, and the stream half-closed.
+    /// All were pulled (the stream half-closes once they are sent).
     all: AtomicBool,
     /// The first that failed (over the limit, past the deadline, a panic
     /// of the caller's code): the stream fails with it.

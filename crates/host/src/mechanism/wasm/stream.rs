@@ -80,7 +80,8 @@ fn wasi_on_runtime(wasi: bool, plugin: &str) -> Option<Status> {
     (wasi && tokio::runtime::Handle::try_current().is_ok()).then(|| {
         Status::failed_precondition(format!(
             "plugin `{plugin}`: a stream of a plugin that imports WASI cannot be read on a \
-             thread that runs a tokio runtime; read it on another (spawn_blocking)"
+             thread of a tokio runtime (its blocking pool included); read it on a thread of \
+             its own (std::thread)"
         ))
     })
 }
@@ -201,6 +202,8 @@ impl Stream {
     /// Ends the stream: the guest drops its side (when it can still run),
     /// and the instance goes.
     fn end(&mut self, clean: bool) {
+        // Not where wasmtime-wasi cannot run the guest's WASI calls.
+        let clean = clean && wasi_on_runtime(self.wasi, &self.plugin).is_none();
         if clean && self.instance.is_some() {
             let _ = self.call(|exports, store| exports.close.call(store, ()));
         }
