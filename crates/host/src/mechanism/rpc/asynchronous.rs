@@ -76,12 +76,7 @@ impl Shared {
         method: &str,
         call: &[u8],
     ) -> Result<Vec<u8>, Status> {
-        let idle = instance
-            .idle_frames
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        let mut connection = match idle {
+        let mut connection = match instance.take_idle_frames() {
             Some(connection) => connection,
             None => self
                 .connect(instance)

@@ -179,12 +179,7 @@ impl Shared {
             status,
             delivered: false,
         };
-        let idle = instance
-            .idle_frames
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        let mut connection = match idle {
+        let mut connection = match instance.take_idle_frames() {
             Some(connection) => connection,
             None => frames::Connection::connect(instance.line.address.as_ref(), deadline)
                 .and_then(|connection| self.checked(instance, connection))

@@ -59,6 +59,12 @@ pub(super) struct Instance {
 }
 
 impl Instance {
+    /// An idle connection carrying Outlet's frames, if there is one.
+    pub(super) fn take_idle_frames(&self) -> Option<frames::Connection> {
+        let mut idle = self.idle_frames.lock().unwrap_or_else(|e| e.into_inner());
+        idle.pop()
+    }
+
     /// Starts a process and connects to it, within the start timeout.
     pub(super) fn start(shared: &Arc<Shared>, restarts: u32) -> Result<Arc<Instance>, RpcError> {
         let started = Instant::now();
