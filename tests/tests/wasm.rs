@@ -615,3 +615,41 @@ fn a_link_planted_on_the_module_cache_path_is_not_followed() {
     assert_eq!(std::fs::read(&planted).unwrap(), before);
     assert_eq!(only_entry(planted.parent().unwrap()), planted);
 }
+
+#[test]
+fn a_guest_that_floods_its_log_is_held_to_the_rate_every_plugin_is() {
+    let dir = tempfile::tempdir().unwrap();
+    // Greet logs 3000 lines of 10 KiB each (from a memory of zeros: NULs),
+    // then answers nothing.
+    let module = wat_guest(
+        dir.path(),
+        "chatty",
+        r#"(import "outlet" "log" (func $log (param i32 i32 i32)))
+  (global $left (mut i32) (i32.const 3000))"#,
+        "(block $done
+      (loop $again
+        (br_if $done (i32.eqz (global.get $left)))
+        (call $log (i32.const 2) (i32.const 4096) (i32.const 10240))
+        (global.set $left (i32.sub (global.get $left) (i32.const 1)))
+        (br $again)))
+    (i32.store (local.get $out) (i32.const 0))
+    (i32.store offset=4 (local.get $out) (i32.const 0))
+    (i32.const 0)",
+    );
+    let file = manifest(dir.path(), "wasm", "chatty", &module, "");
+    let plugin = load(&file).unwrap();
+    let (greeted, logs) = capture_logs(|| greet(&plugin, "x"));
+    assert!(greeted.is_ok(), "{greeted:?}");
+    let lines = logs
+        .lines()
+        .filter(|l| l.contains("plugin=\"chatty\""))
+        .count();
+    // 1000 a second: in the second or two the 3000 take, at most 2000.
+    assert!(
+        (1..=2000).contains(&lines),
+        "{lines} of its 3000 lines were logged"
+    );
+    // Each cut at 4 KiB.
+    let longest = logs.lines().map(str::len).max().unwrap_or_default();
+    assert!(longest < 4096 + 200, "a line of {longest} bytes");
+}

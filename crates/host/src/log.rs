@@ -2,13 +2,85 @@
 //!
 //! A line is either plain text (logged at INFO) or an hclog JSON object, as
 //! go-plugin plugins write them: `{"@level":"debug","@message":"…", …}`.
+//!
+//! One policy holds for every mechanism's plugin: a line is kept up to
+//! [`MAX_LINE`] bytes, and each of its streams (rpc's stdout, stderr and
+//! stdio stream; a wasm guest's `log` import, stdout and stderr; a cabi
+//! plugin's `log`) logs at most [`LINES_PER_SECOND`] lines a second
+//! ([`Limiter`]); the rest are counted and said. An exec plugin's stderr
+//! is also held to 1 MiB a call.
 
-/// The longest log line kept; longer lines are cut and marked.
+use std::time::{Duration, Instant};
+
+/// The longest log line kept; longer lines are cut.
 pub(crate) const MAX_LINE: usize = 4096;
+
+/// Log lines a plugin's stream may write per second; the rest are counted
+/// and dropped.
+pub(crate) const LINES_PER_SECOND: u32 = 1000;
+
+/// Holds one stream of a plugin's log lines to [`LINES_PER_SECOND`], and
+/// says how many it dropped.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    stream: &'static str,
+    window: Instant,
+    logged: u32,
+    dropped: u64,
+}
+
+impl Limiter {
+    pub(crate) fn new(stream: &'static str) -> Limiter {
+        Limiter {
+            stream,
+            window: Instant::now(),
+            logged: 0,
+            dropped: 0,
+        }
+    }
+
+    /// Whether the next line may be logged; a line refused is counted,
+    /// and the count said once its second is over.
+    pub(crate) fn admit(&mut self, plugin: &str) -> bool {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            if self.dropped > 0 {
+                tracing::warn!(
+                    target: "outlet::plugin",
+                    plugin,
+                    "{} lines of its {} were dropped: over {LINES_PER_SECOND} a second",
+                    self.dropped,
+                    self.stream
+                );
+            }
+            (self.window, self.logged, self.dropped) = (Instant::now(), 0, 0);
+        }
+        if self.logged < LINES_PER_SECOND {
+            self.logged += 1;
+            true
+        } else {
+            self.dropped += 1;
+            false
+        }
+    }
+
+    /// Logs `line` as [`line`] does, if admitted.
+    pub(crate) fn log(&mut self, plugin: &str, line: &[u8]) {
+        if self.admit(plugin) {
+            self::line(plugin, line);
+        }
+    }
+
+    /// Logs `message` as [`numbered`] does, if admitted.
+    pub(crate) fn numbered(&mut self, plugin: &str, level: i32, message: &[u8]) {
+        if self.admit(plugin) {
+            self::numbered(plugin, level, message);
+        }
+    }
+}
 
 /// Emits one line a plugin wrote as a `tracing` event, target `outlet::plugin`.
 pub(crate) fn line(plugin: &str, line: &[u8]) {
-    let line = String::from_utf8_lossy(line);
+    let line = String::from_utf8_lossy(cut(line));
     let line = line.trim_end();
     if line.is_empty() {
         return;
@@ -27,7 +99,16 @@ pub(crate) fn numbered(plugin: &str, level: i32, message: &[u8]) {
         3 => Level::Warn,
         _ => Level::Error,
     };
-    at(plugin, level, String::from_utf8_lossy(message).trim_end());
+    at(
+        plugin,
+        level,
+        String::from_utf8_lossy(cut(message)).trim_end(),
+    );
+}
+
+/// At most [`MAX_LINE`] bytes of a line.
+fn cut(line: &[u8]) -> &[u8] {
+    &line[..line.len().min(MAX_LINE)]
 }
 
 fn at(plugin: &str, level: Level, message: &str) {
@@ -88,6 +169,16 @@ pub(crate) fn stderr_clause(tail: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_logs_so_many_lines_a_second_and_each_line_so_long() {
+        let mut limit = Limiter::new("log");
+        let admitted = (0..3000).filter(|_| limit.admit("plugin")).count();
+        assert_eq!(admitted, LINES_PER_SECOND as usize);
+        assert_eq!(limit.dropped, 3000 - u64::from(LINES_PER_SECOND));
+        assert_eq!(cut(&[b'x'; MAX_LINE + 10]).len(), MAX_LINE);
+        assert_eq!(cut(b"short"), b"short");
+    }
 
     #[test]
     fn hclog_json_lines_keep_their_level_and_fields() {

@@ -37,7 +37,14 @@ impl Cabi {
         let mut path = LibraryPath::new(manifest, fresh)?;
         let (logged, caller) = (plugin.clone(), crate::services::Caller::of(manifest));
         let hooks = Hooks {
-            log: Box::new(move |level, line| crate::log::numbered(&logged, level, line)),
+            log: {
+                // Held to the log's rate, as every plugin's lines are.
+                let limit = std::sync::Mutex::new(crate::log::Limiter::new("log"));
+                Box::new(move |level, line| {
+                    let mut limit = limit.lock().unwrap_or_else(|e| e.into_inner());
+                    limit.numbered(&logged, level, line);
+                })
+            },
             call: Box::new(move |method, request| services.call(&caller, method, request)),
             context: crate::deadline::HERE,
         };

@@ -148,7 +148,7 @@ impl Shared {
             .unary(
                 wire::HEALTH_CHECK,
                 request.encode_to_vec(),
-                usize::MAX,
+                grpc::CONTROL_REPLY,
                 deadline,
                 None,
             )

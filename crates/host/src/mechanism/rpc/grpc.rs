@@ -87,6 +87,10 @@ pub(super) fn carry_trace<T>(
 /// plugin and the CPU. The plugin keeps what it writes meanwhile.
 pub(super) const SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// The most a reply of go-plugin's own services (a health check, the
+/// controller's Shutdown) may be: they are a few bytes.
+pub(super) const CONTROL_REPLY: usize = 64 << 10;
+
 /// Idle connections kept per plugin process (gRPC's, and Outlet's frames):
 /// a burst of calls at once leaves no more open.
 pub(super) const IDLE: usize = 16;

@@ -190,7 +190,7 @@ impl Instance {
         let asked = self.grpc.unary(
             wire::SHUTDOWN,
             wire::Empty {}.encode_to_vec(),
-            usize::MAX,
+            super::grpc::CONTROL_REPLY,
             deadline,
             None,
         );
@@ -329,7 +329,13 @@ fn check_health(
             (health, Some(hello))
         }
         None => (
-            grpc.unary(wire::HEALTH_CHECK, request, usize::MAX, deadline, None),
+            grpc.unary(
+                wire::HEALTH_CHECK,
+                request,
+                super::grpc::CONTROL_REPLY,
+                deadline,
+                None,
+            ),
             None,
         ),
     };

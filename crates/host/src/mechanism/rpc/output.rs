@@ -1,18 +1,15 @@
 //! An rpc plugin's stdout and stderr as log events: split into lines, at
-//! most [`LINES_PER_SECOND`] a second of each stream, with the end of
-//! stderr kept for error messages.
+//! most `log::LINES_PER_SECOND` a second of each stream (`log::Limiter`),
+//! with the end of stderr kept for error messages.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use crate::log;
+use crate::log::{self, Limiter};
 
 /// How much of the end of stderr an error message quotes.
 const TAIL: usize = 512;
-/// Log lines a plugin may write per second; the rest are counted and dropped.
-const LINES_PER_SECOND: u32 = 1000;
 
 /// Calls `f` with each line `reader` yields, without its newline; a line
 /// longer than `log::MAX_LINE` comes in pieces of that size.
@@ -43,47 +40,6 @@ pub(super) fn lines(mut reader: impl Read, mut f: impl FnMut(&[u8])) {
     }
     if filled > 0 {
         f(&buffer[..filled]);
-    }
-}
-
-/// Logs a stream's lines, at most `LINES_PER_SECOND`; counts the rest and
-/// says how many were dropped.
-pub(super) struct Limiter {
-    stream: &'static str,
-    window: Instant,
-    logged: u32,
-    dropped: u64,
-}
-
-impl Limiter {
-    pub(super) fn new(stream: &'static str) -> Limiter {
-        Limiter {
-            stream,
-            window: Instant::now(),
-            logged: 0,
-            dropped: 0,
-        }
-    }
-
-    pub(super) fn log(&mut self, plugin: &str, line: &[u8]) {
-        if self.window.elapsed() >= Duration::from_secs(1) {
-            if self.dropped > 0 {
-                tracing::warn!(
-                    target: "outlet::plugin",
-                    plugin,
-                    "{} lines of its {} were dropped: over {LINES_PER_SECOND} a second",
-                    self.dropped,
-                    self.stream
-                );
-            }
-            (self.window, self.logged, self.dropped) = (Instant::now(), 0, 0);
-        }
-        if self.logged < LINES_PER_SECOND {
-            self.logged += 1;
-            log::line(plugin, line);
-        } else {
-            self.dropped += 1;
-        }
     }
 }
 

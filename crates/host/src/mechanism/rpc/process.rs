@@ -18,7 +18,8 @@ use outlet_rpc::HandshakeLine;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use super::error::{ProcessExit, RpcError};
-use super::output::{self, Limiter, Tail};
+use super::output::{self, Tail};
+use crate::log::Limiter;
 use crate::private::{PrivateFolder, Purpose};
 use crate::process::sandbox::{Sandbox, SandboxReport};
 use crate::process::{ChildLimits, Program, Spawned};

@@ -17,8 +17,8 @@ use outlet_protocol::prost::Message;
 use super::Shared;
 use super::error::{ProcessExit, RpcError};
 use super::instance::{Instance, STOP_GRACE};
-use super::output::Limiter;
 use crate::events::EventKind;
+use crate::log::Limiter;
 
 /// The pause before the second restart in a row; it doubles after that.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);

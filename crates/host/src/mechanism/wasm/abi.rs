@@ -37,7 +37,9 @@ pub(super) fn link(linker: &mut Linker<State>) -> wasmtime::Result<()> {
         "log",
         |mut caller: Caller<'_, State>, level: i32, ptr: i32, len: i32| {
             let line = read(&mut caller, ptr, len)?;
-            crate::log::numbered(&caller.data().env.plugin, level, &line);
+            let env = &caller.data().env;
+            let mut limit = env.log.lock().unwrap_or_else(|e| e.into_inner());
+            limit.numbered(&env.plugin, level, &line);
             Ok(())
         },
     )?;

@@ -55,6 +55,8 @@ struct Env {
     caller: crate::services::Caller,
     services: Arc<HostServices>,
     session: RwLock<Session>,
+    /// The guest's `log` lines, held to the log's rate.
+    log: Mutex<crate::log::Limiter>,
 }
 
 /// A loaded wasm plugin: its module ready to instantiate, and its warm
@@ -113,6 +115,7 @@ impl Wasm {
                 caller: crate::services::Caller::of(manifest),
                 services,
                 session: RwLock::new(Session::default()),
+                log: Mutex::new(crate::log::Limiter::new("log")),
             }),
             pre,
             limits: manifest.limits.clone(),

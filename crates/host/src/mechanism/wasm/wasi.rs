@@ -16,10 +16,11 @@
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::error::WasmError;
+use crate::log::Limiter;
 use outlet_manifest::Manifest;
 use wasmtime::Linker;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
@@ -43,6 +44,17 @@ pub(super) struct Grants {
     dirs: Vec<(PathBuf, std::fs::File, String, bool)>,
     clock: bool,
     random: bool,
+    /// The plugin's stdout and stderr lines, held to the log's rate
+    /// (`log::Limiter`), in every instance.
+    limits: [Arc<Mutex<Limiter>>; 2],
+}
+
+/// Limiters for a plugin's stdout and stderr.
+fn limits() -> [Arc<Mutex<Limiter>>; 2] {
+    [
+        Arc::new(Mutex::new(Limiter::new("stdout"))),
+        Arc::new(Mutex::new(Limiter::new("stderr"))),
+    ]
 }
 
 impl Grants {
@@ -105,6 +117,7 @@ impl Grants {
             dirs,
             clock: permissions.clock,
             random: permissions.random,
+            limits: limits(),
         })
     }
 
@@ -116,6 +129,7 @@ impl Grants {
             dirs: Vec::new(),
             clock: false,
             random: false,
+            limits: limits(),
         }
     }
 
@@ -127,8 +141,8 @@ impl Grants {
         // folders are opened, which copy it.
         wasi.allow_blocking_current_thread(true)
             .envs(&self.env)
-            .stdout(Log::new(&self.plugin, 2))
-            .stderr(Log::new(&self.plugin, 3));
+            .stdout(Log::new(&self.plugin, 2, &self.limits[0]))
+            .stderr(Log::new(&self.plugin, 3, &self.limits[1]));
         if !self.clock {
             wasi.wall_clock(Frozen).monotonic_clock(Frozen);
         }
@@ -234,13 +248,15 @@ impl HostMonotonicClock for Frozen {
 struct Log {
     plugin: Arc<str>,
     level: i32,
+    limit: Arc<Mutex<Limiter>>,
 }
 
 impl Log {
-    fn new(plugin: &Arc<str>, level: i32) -> Log {
+    fn new(plugin: &Arc<str>, level: i32, limit: &Arc<Mutex<Limiter>>) -> Log {
         Log {
             plugin: plugin.clone(),
             level,
+            limit: limit.clone(),
         }
     }
 }
@@ -274,7 +290,8 @@ struct LogLines {
 impl LogLines {
     fn emit(&mut self) {
         if !self.line.is_empty() {
-            crate::log::numbered(&self.log.plugin, self.log.level, &self.line);
+            let mut limit = self.log.limit.lock().unwrap_or_else(|e| e.into_inner());
+            limit.numbered(&self.log.plugin, self.log.level, &self.line);
             self.line.clear();
         }
     }
