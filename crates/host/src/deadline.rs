@@ -73,8 +73,8 @@ pub(crate) fn held<R>(
 /// After a call of `plugin`'s `method` answered (`ok` or not), whether its
 /// caller's context refuses the answer: a cancel that came while it ran
 /// ends it, whatever it answered; a late answer too, unless the mechanism
-/// said so already (not `ok`).
-fn refused(
+/// said so already (not `ok`). A call from async code asks this itself.
+pub(crate) fn refused(
     caller: &CallContext,
     plugin: &str,
     mechanism: Mechanism,
@@ -102,19 +102,6 @@ fn refused(
 #[cfg(feature = "async")]
 pub(crate) fn given_up_on(caller: &CallContext, plugin: &str, method: &str) -> Option<Status> {
     gone(caller, Instant::now()).map(|over| over.status(plugin, method, Before))
-}
-
-/// As [`held`], after the fact, for a call from async code: whether
-/// `caller`'s context refuses its answer.
-#[cfg(feature = "async")]
-pub(crate) fn refused_after(
-    caller: &CallContext,
-    plugin: &str,
-    mechanism: Mechanism,
-    method: &str,
-    ok: bool,
-) -> Option<Status> {
-    refused(caller, plugin, mechanism, method, ok)
 }
 
 /// As [`refused`], for a call host code made on this thread straight to a

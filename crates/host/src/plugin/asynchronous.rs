@@ -66,7 +66,7 @@ impl Plugin {
         };
         let mechanism = self.0.manifest.mechanism;
         let refused =
-            crate::deadline::refused_after(caller, self.name(), mechanism, method, answer.is_ok());
+            crate::deadline::refused(caller, self.name(), mechanism, method, answer.is_ok());
         match refused {
             Some(status) => Err(status),
             None => answer,
