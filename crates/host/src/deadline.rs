@@ -134,6 +134,7 @@ pub(crate) fn carried(deadline: Instant) -> (u64, String, String) {
 }
 
 /// A call not made: its caller cancelled it, or its deadline had passed.
+#[cfg_attr(not(feature = "rpc"), allow(dead_code))]
 pub(crate) fn not_made(plugin: &str, method: &str, cancelled: bool) -> Status {
     let over = if cancelled {
         Over::Cancelled

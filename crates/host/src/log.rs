@@ -64,6 +64,7 @@ impl Limiter {
     }
 
     /// Logs `line` as [`line`] does, if admitted.
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
     pub(crate) fn log(&mut self, plugin: &str, line: &[u8]) {
         if self.admit(plugin) {
             self::line(plugin, line);

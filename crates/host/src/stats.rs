@@ -168,6 +168,7 @@ pub(crate) struct Meter {
     methods: Box<[OnceLock<MethodMeter>]>,
     adding: Mutex<()>,
     restarts: AtomicU64,
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
     restarts_total: Counter,
     reloads_total: Counter,
 }
@@ -190,6 +191,7 @@ impl Meter {
     }
 
     /// Counts a restart of the plugin's process.
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
     pub(crate) fn restarted(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
         self.restarts_total.increment(1);

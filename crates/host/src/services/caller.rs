@@ -48,6 +48,7 @@ impl Caller {
     }
 
     /// Whether its manifest grants it any call through the host.
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
     pub(crate) fn grants_any(&self) -> bool {
         !self.grants.is_empty()
     }

@@ -198,9 +198,11 @@ pub(crate) fn limit_hit(timeout_ms: u64) -> String {
 
 /// The call this thread is serving, to be carried to another thread that
 /// serves it on (wasm's, for a module with WASI).
+#[cfg(feature = "wasm")]
 pub(crate) struct Carried(Option<Arc<Frame>>, Option<Instant>, Option<CallContext>);
 
 /// What this thread is serving, for [`Carried::resume`] on another.
+#[cfg(feature = "wasm")]
 pub(crate) fn carry() -> Carried {
     Carried(
         current(),
@@ -209,6 +211,7 @@ pub(crate) fn carry() -> Carried {
     )
 }
 
+#[cfg(feature = "wasm")]
 impl Carried {
     /// Runs `f` as part of the carried call, on this thread.
     pub(crate) fn resume<R>(self, f: impl FnOnce() -> R) -> R {

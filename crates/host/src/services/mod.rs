@@ -21,9 +21,9 @@ use crate::plugin::{Plugin, WeakPlugin};
 
 pub(crate) use caller::Caller;
 use caller::Grant;
-pub(crate) use chain::{
-    Frame, caller_cancel, carry, deadline_here, limit_hit, time_left, until, within,
-};
+#[cfg(feature = "wasm")]
+pub(crate) use chain::carry;
+pub(crate) use chain::{Frame, caller_cancel, deadline_here, limit_hit, time_left, until, within};
 use chain::{MAX_CHAIN, cancelled_with, put_back};
 
 /// What answers a service's calls.

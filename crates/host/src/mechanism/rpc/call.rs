@@ -323,6 +323,7 @@ impl Shared {
 
     /// As [`Shared::broken`], without waiting to see whether the process
     /// died: from async code.
+    #[cfg(feature = "async")]
     pub(super) fn broken_now(&self, instance: &Instance, method: &str, error: &str) -> Status {
         let status = grpc::transport(error.to_owned());
         self.explain_within(instance, method, status, Duration::ZERO)
