@@ -101,91 +101,15 @@ impl CabiLibrary {
             };
             entry()
         };
-        if table.is_null() {
-            return Err(DylibError::NullTable {
-                path: path.to_owned(),
-            });
-        }
-        // SAFETY: every version of the table starts with two `u32`s (ABI
-        // version and size), so these 8 bytes can be read whatever the
-        // version; the table lives as long as the library.
-        let [abi_version, struct_size] = unsafe { *table.cast::<[u32; 2]>() };
-        if abi_version != ABI_VERSION {
-            return Err(DylibError::AbiVersion {
-                path: path.to_owned(),
-                expected: ABI_VERSION,
-                found: abi_version,
-            });
-        }
-        let expected = std::mem::size_of::<PluginTable>();
-        if (struct_size as usize) < expected {
-            return Err(DylibError::TableSize {
-                path: path.to_owned(),
-                expected,
-                found: struct_size as usize,
-            });
-        }
-        // SAFETY: version and size say the pointer holds a whole
-        // `PluginTable` of this ABI, which lives as long as `library`, and
-        // `CabiLibrary` keeps `library` loaded for as long as it hands out
-        // `table`.
-        let table: &'static PluginTable = unsafe { &*table };
-        let missing = [
-            ("hello", table.hello.is_none()),
-            ("call", table.call.is_none()),
-            ("free", table.free.is_none()),
-            ("configure", table.configure.is_none()),
-            ("shutdown", table.shutdown.is_none()),
-        ]
-        .into_iter()
-        .find_map(|(name, null)| null.then_some(name));
-        let text = |ptr: *const std::ffi::c_char, field: &'static str| {
-            if ptr.is_null() {
-                return Err(DylibError::NullField {
-                    path: path.to_owned(),
-                    field,
-                });
-            }
-            // SAFETY: non-null, and `outlet.h` requires a NUL-terminated
-            // static string.
-            Ok(unsafe { CStr::from_ptr(ptr) }
-                .to_string_lossy()
-                .into_owned())
-        };
-        if let Some(field) = missing {
-            return Err(DylibError::NullField {
-                path: path.to_owned(),
-                field,
-            });
-        }
-        let name = text(table.name, "name")?;
-        let version = text(table.version, "version")?;
-        let streams = if struct_size as usize >= std::mem::size_of::<StreamingPluginTable>() {
-            // SAFETY: `struct_size` says the table goes on past the first
-            // fields with the functions of streams, as `outlet.h` lays them
-            // out (a `StreamingPluginTable` begins with a `PluginTable`).
-            let streaming: &'static StreamingPluginTable =
-                unsafe { &*std::ptr::from_ref(table).cast::<StreamingPluginTable>() };
-            let present = [
-                ("open", streaming.open.is_some()),
-                ("next", streaming.next.is_some()),
-                ("close", streaming.close.is_some()),
-            ];
-            // All three or none.
-            match present.iter().filter(|(_, set)| *set).count() {
-                0 => None,
-                3 => Some(streaming),
-                _ => {
-                    let (field, _) = present.into_iter().find(|(_, set)| !set).expect("one");
-                    return Err(DylibError::NullField {
-                        path: path.to_owned(),
-                        field,
-                    });
-                }
-            }
-        } else {
-            None
-        };
+        // SAFETY: the entry function returned it; the caller vouches that
+        // the library follows `outlet.h`, whose table lives as long as the
+        // library, which `CabiLibrary` keeps loaded.
+        let Checked {
+            table,
+            streams,
+            name,
+            version,
+        } = unsafe { check_table(path, table)? };
         let hooks = Box::into_raw(Box::new(hooks));
         let host = Box::new(HostTable {
             abi_version: ABI_VERSION,
@@ -348,14 +272,144 @@ impl CabiLibrary {
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
         let free = self.table.free.expect("checked at open");
-        lend(&self.label, free, limit, f, response)
+        // SAFETY: `f` runs a function of the table checked at open, which
+        // `outlet.h` binds to answer as `lend` requires; `free` is the
+        // table's.
+        unsafe { lend(&self.label, free, limit, f, response) }
     }
+}
+
+/// A plugin's table, checked: its functions, name and version.
+#[derive(Debug)]
+pub struct Checked<'a> {
+    /// The functions every plugin has.
+    pub table: &'a PluginTable,
+    /// The same table with the functions of streams, if it has them.
+    pub streams: Option<&'a StreamingPluginTable>,
+    /// The name in the table.
+    pub name: String,
+    /// The version in the table.
+    pub version: String,
+}
+
+/// Checks the table a plugin's entry function returned (step 4 and 5 of
+/// loading): its ABI version, its size, every function present (those of
+/// streams all or none), its name and version.
+///
+/// # Safety
+/// `table` is null or points at a table laid out as `outlet.h` says, at
+/// least 8 bytes (ABI version and size), of the size its `struct_size`
+/// says, with NUL-terminated `name` and `version` where not null, all
+/// valid for `'a`.
+///
+/// # Errors
+/// [`DylibError`], naming `path` and what was found.
+pub unsafe fn check_table<'a>(
+    path: &Path,
+    table: *const PluginTable,
+) -> Result<Checked<'a>, DylibError> {
+    if table.is_null() {
+        return Err(DylibError::NullTable {
+            path: path.to_owned(),
+        });
+    }
+    // SAFETY: every version of the table starts with two `u32`s (ABI
+    // version and size), so these 8 bytes can be read whatever the
+    // version.
+    let [abi_version, struct_size] = unsafe { *table.cast::<[u32; 2]>() };
+    if abi_version != ABI_VERSION {
+        return Err(DylibError::AbiVersion {
+            path: path.to_owned(),
+            expected: ABI_VERSION,
+            found: abi_version,
+        });
+    }
+    let expected = std::mem::size_of::<PluginTable>();
+    if (struct_size as usize) < expected {
+        return Err(DylibError::TableSize {
+            path: path.to_owned(),
+            expected,
+            found: struct_size as usize,
+        });
+    }
+    // SAFETY: version and size say the pointer holds a whole
+    // `PluginTable` of this ABI, which lives for `'a` (this function's
+    // contract).
+    let table: &'a PluginTable = unsafe { &*table };
+    let missing = [
+        ("hello", table.hello.is_none()),
+        ("call", table.call.is_none()),
+        ("free", table.free.is_none()),
+        ("configure", table.configure.is_none()),
+        ("shutdown", table.shutdown.is_none()),
+    ]
+    .into_iter()
+    .find_map(|(name, null)| null.then_some(name));
+    let text = |ptr: *const std::ffi::c_char, field: &'static str| {
+        if ptr.is_null() {
+            return Err(DylibError::NullField {
+                path: path.to_owned(),
+                field,
+            });
+        }
+        // SAFETY: non-null, and `outlet.h` requires a NUL-terminated
+        // static string.
+        Ok(unsafe { CStr::from_ptr(ptr) }
+            .to_string_lossy()
+            .into_owned())
+    };
+    if let Some(field) = missing {
+        return Err(DylibError::NullField {
+            path: path.to_owned(),
+            field,
+        });
+    }
+    let name = text(table.name, "name")?;
+    let version = text(table.version, "version")?;
+    let streams = if struct_size as usize >= std::mem::size_of::<StreamingPluginTable>() {
+        // SAFETY: `struct_size` says the table goes on past the first
+        // fields with the functions of streams, as `outlet.h` lays them
+        // out (a `StreamingPluginTable` begins with a `PluginTable`).
+        let streaming: &'a StreamingPluginTable =
+            unsafe { &*std::ptr::from_ref(table).cast::<StreamingPluginTable>() };
+        let present = [
+            ("open", streaming.open.is_some()),
+            ("next", streaming.next.is_some()),
+            ("close", streaming.close.is_some()),
+        ];
+        // All three or none.
+        match present.iter().filter(|(_, set)| *set).count() {
+            0 => None,
+            3 => Some(streaming),
+            _ => {
+                let (field, _) = present.into_iter().find(|(_, set)| !set).expect("one");
+                return Err(DylibError::NullField {
+                    path: path.to_owned(),
+                    field,
+                });
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Checked {
+        table,
+        streams,
+        name,
+        version,
+    })
 }
 
 /// Runs one function of a plugin's table and lends its answer to
 /// `response` on success; on failure the answer is the status's message.
 /// The plugin's buffer is released with its `free` in every case.
-fn lend(
+///
+/// # Safety
+/// When `f` returns, the `Buf` it was given holds a null pointer, or a
+/// pointer to `len` readable bytes (at most `isize::MAX`) that stay valid
+/// until `free` is called with that `Buf`, as `outlet.h` requires of a
+/// plugin's functions; `free` accepts it.
+pub unsafe fn lend(
     label: &str,
     free: extern "C" fn(Buf),
     limit: usize,
@@ -391,8 +445,8 @@ fn lend(
     let bytes = if out.ptr.is_null() {
         &[][..]
     } else {
-        // SAFETY: `outlet.h` makes `ptr` point at `len` bytes the plugin
-        // wrote and keeps until `free`, which `_release` calls only after
+        // SAFETY: non-null, so it points at `len` bytes kept until `free`
+        // (this function's contract), which `_release` calls only after
         // the last use of `bytes` below.
         unsafe { std::slice::from_raw_parts(out.ptr, out.len) }
     };

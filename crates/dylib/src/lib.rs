@@ -29,6 +29,13 @@ pub use cabi::{CabiLibrary, CallHook, Hooks, LogHook};
 pub use native::NativeLibrary;
 pub use reopen::Reopen;
 
+/// The readers of what a cabi plugin hands the host, for the fuzz targets
+/// in `fuzz/` (docs/fuzzing.md); not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::cabi::{Checked, check_table, lend};
+}
+
 /// A library that cannot be loaded or used.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

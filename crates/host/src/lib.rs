@@ -54,6 +54,19 @@ pub mod audit;
 mod deadline;
 mod error;
 pub mod events;
+/// The readers of what plugins send the host, apart from the pipes and
+/// memories it comes through, for the fuzz targets in `fuzz/`
+/// (docs/fuzzing.md); not part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::mechanism::exec::stdout::{
+        PieceError, Pieces, ReadError, ReplyReader, answer as exec_answer,
+        response as exec_response,
+    };
+    pub use crate::mechanism::slot::{
+        SlotError, answer as wasm_answer, outcome as wasm_outcome, status as wasm_status,
+    };
+}
 mod handshake;
 mod health;
 mod host;

@@ -45,20 +45,24 @@ impl Iterator for Stream {
         let free = self.streams.base.free.expect("checked at open");
         let mut code = 0;
         let mut message = None;
-        let lent = super::lend(
-            &self.label,
-            free,
-            self.limit,
-            |out| {
-                code = next(self.stream, out);
-                // -1, the end: lent as an answer of nothing.
-                match code {
-                    -1 => 0,
-                    code => code,
-                }
-            },
-            &mut |bytes| message = Some(bytes.to_vec()),
-        );
+        // SAFETY: `next` is the table's, checked at open, which `outlet.h`
+        // binds to answer as `lend` requires; `free` is the table's.
+        let lent = unsafe {
+            super::lend(
+                &self.label,
+                free,
+                self.limit,
+                |out| {
+                    code = next(self.stream, out);
+                    // -1, the end: lent as an answer of nothing.
+                    match code {
+                        -1 => 0,
+                        code => code,
+                    }
+                },
+                &mut |bytes| message = Some(bytes.to_vec()),
+            )
+        };
         let next = match (code, lent) {
             (-1, Ok(())) => None,
             (_, Ok(())) => message.map(Ok),

@@ -37,6 +37,7 @@ mod library;
 pub(crate) mod native;
 #[cfg(feature = "rpc")]
 pub(crate) mod rpc;
+pub(crate) mod slot;
 #[cfg(feature = "wasm")]
 pub(crate) mod wasm;
 

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use outlet_protocol::context::Cancel;
-use outlet_protocol::frame::{self, FrameError};
+use outlet_protocol::frame::FrameError;
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
+use super::stdout::{ReadError, ReplyReader};
 use crate::log;
 use crate::process::Spawned;
 
@@ -102,10 +103,7 @@ pub(super) fn converse(
         stderr: Some(File::from(child.stderr)),
         input,
         written,
-        reply: Vec::new(),
-        filled: 0,
-        reply_len: None,
-        max_reply,
+        reply: ReplyReader::new(max_reply),
         log: StderrLog::new(plugin),
     };
     let failure = talk.run(pid, deadline, cancel).err();
@@ -119,9 +117,7 @@ pub(super) fn converse(
     let status = crate::process::reap(pid).ok();
     talk.log.flush();
     Outcome {
-        reply: talk
-            .has_reply()
-            .then(|| talk.reply.split_off(frame::HEADER_LEN)),
+        reply: talk.reply.into_reply(),
         failure,
         status,
         stderr_tail: talk.log.tail(),
@@ -134,11 +130,7 @@ struct Talk<'a> {
     stderr: Option<File>,
     input: &'a [u8],
     written: usize,
-    reply: Vec<u8>,
-    /// How many bytes of `reply` hold what was read.
-    filled: usize,
-    reply_len: Option<usize>,
-    max_reply: usize,
+    reply: ReplyReader,
     log: StderrLog,
 }
 
@@ -185,7 +177,7 @@ impl Talk<'_> {
                 let _ = rustix::process::kill_process_group(pid, Signal::TERM);
                 deadline = deadline.min(now + TERM_GRACE);
             }
-            if !replied && self.has_reply() {
+            if !replied && self.reply.is_whole() {
                 // The reply is in: the child has nothing left to do but exit.
                 replied = true;
                 deadline = deadline.min(now + EXIT_GRACE);
@@ -250,11 +242,6 @@ impl Talk<'_> {
         }
     }
 
-    fn has_reply(&self) -> bool {
-        self.reply_len
-            .is_some_and(|len| self.filled == frame::HEADER_LEN + len)
-    }
-
     fn write_input(&mut self) -> Result<(), Failure> {
         let Some(stdin) = &mut self.stdin else {
             return Ok(());
@@ -273,37 +260,19 @@ impl Talk<'_> {
         Ok(())
     }
 
-    /// Reads the reply: the header, then exactly the payload it announces
-    /// (the buffer is sized once, when the header is in).
+    /// Reads what stdout holds of the reply. Once the reply is whole,
+    /// anything more is not ours to read: closing the pipe makes further
+    /// writes fail in the child.
     fn read_stdout(&mut self) -> Result<(), Failure> {
-        while let Some(stdout) = &mut self.stdout {
-            let wanted = frame::HEADER_LEN + self.reply_len.unwrap_or(0);
-            if self.reply_len.is_some() && self.filled == wanted {
-                // A whole reply: anything more is not ours to read. Closing
-                // the pipe makes further writes fail in the child.
-                self.stdout = None;
-                return Ok(());
-            }
-            if self.reply.len() < wanted {
-                self.reply.resize(wanted, 0);
-            }
-            let n = match stdout.read(&mut self.reply[self.filled..wanted]) {
-                Ok(0) => {
-                    self.stdout = None; // end of file
-                    return Ok(());
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(Failure::Io(e)),
-            };
-            self.filled += n;
-            if self.reply_len.is_none() && self.filled == frame::HEADER_LEN {
-                let header: &[u8; frame::HEADER_LEN] = self.reply[..frame::HEADER_LEN]
-                    .try_into()
-                    .expect("the header is complete");
-                let len = frame::parse_header(header, self.max_reply).map_err(Failure::Frame)?;
-                self.reply_len = Some(len);
-            }
+        let Some(stdout) = &mut self.stdout else {
+            return Ok(());
+        };
+        let over = self.reply.read_from(stdout).map_err(|error| match error {
+            ReadError::Frame(error) => Failure::Frame(error),
+            ReadError::Io(error) => Failure::Io(error),
+        })?;
+        if over {
+            self.stdout = None;
         }
         Ok(())
     }

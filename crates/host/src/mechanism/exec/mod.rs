@@ -19,6 +19,7 @@
 //! then.
 
 mod child;
+pub(crate) mod stdout;
 mod stream;
 
 use std::ffi::OsString;
@@ -30,8 +31,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use outlet_manifest::{Limits, Manifest, ManifestError};
-use outlet_protocol::core::{Call, Reply};
-use outlet_protocol::prost::Message;
+use outlet_protocol::core::Call;
 use outlet_protocol::{Messages, Status, Transport, frame};
 
 use super::{Backend, Session};
@@ -202,15 +202,7 @@ impl Exec {
                 self.describe(status)
             );
         }
-        let reply = Reply::decode(&reply[..]).map_err(|error| {
-            Status::internal(format!(
-                "plugin `{plugin}`: its reply to {method} does not decode: {error}"
-            ))
-        })?;
-        match reply.status {
-            Some(status) if status.code != 0 => Err(status.into()),
-            _ => Ok(reply.body),
-        }
+        stdout::answer(plugin, method, &reply)
     }
 
     fn describe(&self, status: ExitStatus) -> String {

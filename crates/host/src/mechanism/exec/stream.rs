@@ -23,13 +23,13 @@ use outlet_manifest::Limits;
 use outlet_protocol::context::Cancel;
 use outlet_protocol::core::Piece;
 use outlet_protocol::frame::{self, FrameError};
-use outlet_protocol::prost::Message;
 use outlet_protocol::{Messages, Status};
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec};
 use rustix::process::{Pid, PidfdFlags, Signal};
 
 use super::Exec;
 use super::child::{StderrLog, preloaded};
+use super::stdout::{self, PieceError, Pieces};
 
 /// How long a child may take to exit once it has ended its stream.
 const EXIT_GRACE: Duration = Duration::from_millis(250);
@@ -69,8 +69,7 @@ impl Exec {
             wanted: 0,
             requests: Some(requests),
             stdout: Some(File::from(child.stdout)),
-            read: Vec::new(),
-            consumed: 0,
+            read: Pieces::default(),
             stderr: Some(File::from(child.stderr)),
             log: StderrLog::new(&self.plugin),
             deadline,
@@ -102,9 +101,8 @@ struct Stream {
     /// The caller's; `None` once it ended.
     requests: Option<Messages<Vec<u8>>>,
     stdout: Option<File>,
-    /// What was read of stdout; the first `consumed` bytes are returned.
-    read: Vec<u8>,
-    consumed: usize,
+    /// What was read of stdout and not yet taken.
+    read: Pieces,
     stderr: Option<File>,
     log: StderrLog,
     deadline: Option<Instant>,
@@ -149,7 +147,7 @@ impl Stream {
         loop {
             while let Some(piece) = self.piece(limit)? {
                 if !piece.want {
-                    return self.response(piece);
+                    return stdout::response(piece);
                 }
                 // The plugin asks for a request: asked for after the end,
                 // it gets none (its stdin is at an end).
@@ -181,7 +179,7 @@ impl Stream {
                 self.read_stderr();
                 while let Some(piece) = self.piece(limit)? {
                     if !piece.want {
-                        return self.response(piece);
+                        return stdout::response(piece);
                     }
                 }
                 return Err(self.died("ended"));
@@ -191,48 +189,13 @@ impl Stream {
 
     /// A whole `Piece` read, if one is.
     fn piece(&mut self, limit: usize) -> Result<Option<Piece>, Status> {
-        let unread = &self.read[self.consumed..];
-        let Some(header) = unread.first_chunk::<{ frame::HEADER_LEN }>() else {
-            return Ok(None);
-        };
-        let len = frame::parse_header(header, limit).map_err(|error| self.not_frame(error))?;
-        let end = frame::HEADER_LEN + len;
-        if unread.len() < end {
-            return Ok(None);
-        }
-        let piece = Piece::decode(&unread[frame::HEADER_LEN..end]).map_err(|error| {
-            Status::internal(format!(
+        self.read.next(limit).map_err(|error| match error {
+            PieceError::Frame(error) => self.not_frame(error),
+            PieceError::Decode(error) => Status::internal(format!(
                 "plugin `{}`: a response of the stream of {} does not decode: {error}",
                 self.plugin, self.method
-            ))
-        })?;
-        // Read pieces are dropped from the front only now and then: one
-        // at a time would move the rest each time.
-        self.consumed += end;
-        if self.consumed == self.read.len() {
-            self.read.clear();
-            self.consumed = 0;
-        } else if self.consumed > self.read.len() / 2 {
-            self.read.drain(..self.consumed);
-            self.consumed = 0;
-        }
-        Ok(Some(piece))
-    }
-
-    /// A response `Piece`: a message, or the end (with an error if it
-    /// carries a status, whatever its code).
-    fn response(&self, piece: Piece) -> Result<Option<Vec<u8>>, Status> {
-        match piece {
-            Piece {
-                status: Some(status),
-                ..
-            } => Err(match status.code {
-                0 => Status::unknown(status.message),
-                _ => status.into(),
-            }),
-            Piece { end: true, .. } => Ok(None),
-            Piece { body, .. } => Ok(Some(body)),
-        }
+            )),
+        })
     }
 
     /// Pulls the caller's next request if the plugin asked for one and the
@@ -330,13 +293,13 @@ impl Stream {
         while let Some(stdout) = &mut self.stdout {
             match stdout.read(&mut chunk) {
                 Ok(0) => self.stdout = None,
-                Ok(n) => self.read.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.read.extend(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(self.broken(e)),
             }
             // Read no more than a message's limit ahead: a flood waits in
             // the pipe.
-            if self.read.len() - self.consumed > self.limits.max_message_bytes + 128 {
+            if self.read.unread() > self.limits.max_message_bytes + 128 {
                 return Ok(());
             }
         }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use outlet_manifest::Limits;
+use outlet_protocol::Status;
 use outlet_protocol::context::{Cancel, TraceContext};
-use outlet_protocol::{Code, Status};
 use wasmtime::{Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc};
 
 use super::engine::{POOL, TABLE_ELEMENTS, TABLES, deadline_ticks};
 use super::{Env, Wasm, wasi};
+use crate::mechanism::slot;
 
 /// The store's limits, and whether one of them refused a request: that,
 /// not a message the guest could imitate, says a trap was the memory limit.
@@ -210,37 +211,6 @@ impl Instance {
         }
         Ok(())
     }
-
-    /// The bytes the slot at `base` points at, within the memory and the
-    /// size limit; `what` names them in errors.
-    pub(super) fn answer(
-        &self,
-        plugin: &str,
-        limits: &Limits,
-        base: usize,
-        what: &str,
-    ) -> Result<&[u8], Status> {
-        let limit = limits.max_message_bytes;
-        let memory = self.memory.data(&self.store);
-        let slot = &memory[base..base + 8];
-        let ptr = u32::from_le_bytes(slot[..4].try_into().expect("4 bytes")) as usize;
-        let len = u32::from_le_bytes(slot[4..].try_into().expect("4 bytes")) as usize;
-        if len > limit {
-            return Err(Status::resource_exhausted(format!(
-                "plugin `{plugin}`: its answer to {what} is {len} bytes, over the limit of \
-                 {limit} (limits.max_message_bytes)"
-            )));
-        }
-        ptr.checked_add(len)
-            .and_then(|end| memory.get(ptr..end))
-            .ok_or_else(|| {
-                Status::internal(format!(
-                    "plugin `{plugin}`: its answer to {what} lies outside its memory ({len} \
-                     bytes at {ptr}, memory of {} bytes)",
-                    memory.len()
-                ))
-            })
-    }
 }
 
 impl Wasm {
@@ -380,17 +350,10 @@ impl Wasm {
                 let hit = store.data().limits.hit;
                 trapped(plugin, method, e, &self.limits, hit)
             })?;
-        let answer = instance.answer(plugin, &self.limits, base, method)?;
-        match code {
-            0 => {
-                response(answer);
-                Ok(())
-            }
-            code => Err(Status::new(
-                Code::from_i32(code),
-                String::from_utf8_lossy(answer).into_owned(),
-            )),
-        }
+        let limit = self.limits.max_message_bytes;
+        let memory = instance.memory.data(&instance.store);
+        response(slot::outcome(memory, base, limit, code, plugin, method)?);
+        Ok(())
     }
 }
 

@@ -11,11 +11,12 @@ use std::time::Instant;
 
 use outlet_manifest::Limits;
 use outlet_protocol::context::Cancel;
-use outlet_protocol::{Code, Messages, Status};
+use outlet_protocol::{Messages, Status};
 use wasmtime::TypedFunc;
 
 use super::Wasm;
 use super::instance::{Instance, trapped};
+use crate::mechanism::slot;
 
 /// The exports of a guest that streams.
 struct Exports {
@@ -125,8 +126,9 @@ impl Stream {
         let args = (at(8), self.method.len() as i32, at(0));
         let code = self.call(|exports, store| exports.open.call(store, args))?;
         match code {
+            // An open stream leaves nothing in the slot.
             0 => Ok(()),
-            code => Err(self.failed(code)?),
+            code => self.outcome(code).map(drop),
         }
     }
 
@@ -171,31 +173,22 @@ impl Stream {
         })
     }
 
-    /// The status of an error `code` the guest returned, its message in
-    /// the slot.
-    fn failed(&self, code: i32) -> Result<Status, Status> {
+    /// What the guest returned, `code`, with its answer slot: the message
+    /// for 0, else the error.
+    fn outcome(&self, code: i32) -> Result<Vec<u8>, Status> {
         let instance = self.instance.as_ref().expect("open");
         let what = format!("the stream of {}", self.method);
-        let message = instance.answer(&self.plugin, &self.limits, self.base, &what)?;
-        Ok(Status::new(
-            Code::from_i32(code),
-            String::from_utf8_lossy(message).into_owned(),
-        ))
+        let memory = instance.memory.data(&instance.store);
+        let limit = self.limits.max_message_bytes;
+        slot::outcome(memory, self.base, limit, code, &self.plugin, &what).map(<[u8]>::to_vec)
     }
 
     fn step(&mut self) -> Result<Option<Vec<u8>>, Status> {
         let base = self.base as i32;
         let code = self.call(|exports, store| exports.next.call(store, base))?;
-        let instance = self.instance.as_ref().expect("open");
         match code {
             -1 => Ok(None),
-            0 => {
-                let what = format!("the stream of {}", self.method);
-                instance
-                    .answer(&self.plugin, &self.limits, self.base, &what)
-                    .map(|message| Some(message.to_vec()))
-            }
-            code => Err(self.failed(code)?),
+            code => self.outcome(code).map(Some),
         }
     }
 
