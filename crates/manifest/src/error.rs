@@ -147,10 +147,27 @@ impl ManifestError {
         ManifestError::Policy {
             file: manifest.file.clone(),
             plugin: manifest.name.clone(),
-            rule,
-            fix,
+            rule: cut(rule, QUOTED),
+            fix: cut(fix, QUOTED),
         }
     }
+}
+
+/// The most of a message about a field that quotes it (its value may be
+/// anything a manifest holds).
+pub(crate) const QUOTED: usize = 1024;
+
+/// `text` cut to about `most` bytes, at a character's boundary.
+pub(crate) fn cut(mut text: String, most: usize) -> String {
+    if text.len() > most {
+        let mut at = most;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.truncate(at);
+        text.push_str(" …");
+    }
+    text
 }
 
 /// The rule's text for a trust level and mechanism it does not allow.

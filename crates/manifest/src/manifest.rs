@@ -18,7 +18,7 @@ const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// mechanism = "exec"              # native | cabi | rpc | wasm | exec
 /// path = "../bin/greeter-exec"    # the artifact
 /// interface = "outlet.examples.greeter.v1.Greeter"
-/// proto = "../greeter.proto"      # for `outlet call` and `outlet inspect`
+/// proto = "greeter.proto"         # for `outlet call` and `outlet inspect`
 /// versions = [1]                  # interface versions the host accepts
 /// trust = "sandboxed"             # in-process | out-of-process | sandboxed
 /// sha256 = "…"                    # required unless trust = "in-process"
@@ -140,7 +140,7 @@ impl Manifest {
     pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
         let raw: Raw = toml::from_str(text).map_err(|source| ManifestError::Toml {
             file: file.to_owned(),
-            message: source.to_string(),
+            message: cut_lines(&source.to_string(), 160),
         })?;
         crate::validate::check(&raw, file)?;
         let manifest = raw.resolve(file);
@@ -159,6 +159,28 @@ impl Manifest {
         }
         self.open_artifact().map(drop)
     }
+}
+
+/// `message` with each line cut to about `most` bytes, so that an error
+/// quoting a long line of the input stays short.
+fn cut_lines(message: &str, most: usize) -> String {
+    let mut out = String::with_capacity(message.len().min(16 * most));
+    for line in message.split_inclusive('\n') {
+        if line.len() <= most {
+            out.push_str(line);
+            continue;
+        }
+        let mut cut = most;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.push_str(&line[..cut]);
+        out.push_str(" …");
+        if line.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -379,5 +401,75 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn an_error_quotes_a_long_line_of_the_manifest_cut() {
+        // A line of 200 KB, and one of 2 KB.
+        for len in [200_000, 2_000] {
+            let text = format!("name = \"{}\nmechanism = \"exec\"\n", "é".repeat(len));
+            let error = Manifest::parse(&text, Path::new("/p/long.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.len() < 1024, "{} bytes: {error:.300}", error.len());
+            assert!(
+                error.contains("/p/long.toml") && error.contains("line 1"),
+                "{error}"
+            );
+        }
+        // Values the checks quote: a name, an interface, a path the policy
+        // refuses. Names are held to 64 characters.
+        let long = "a".repeat(5000);
+        let head = "mechanism = \"exec\"\npath = \"x\"\n";
+        for text in [
+            format!("name = \"{long}\"\n{head}interface = \"a.B\"\ntrust = \"in-process\"\n"),
+            format!("name = \"n\"\n{head}interface = \"{long}\"\ntrust = \"in-process\"\n"),
+            format!(
+                "name = \"n\"\n{head}interface = \"a.B\"\ntrust = \"sandboxed\"\n\
+                 sha256 = \"{}\"\n[permissions]\nread = [\"/{long}\"]\n",
+                "0".repeat(64)
+            ),
+        ] {
+            let error = Manifest::parse(&text, Path::new("/p/long.toml"))
+                .and_then(|m| crate::policy::Policy::default().admit(m))
+                .unwrap_err()
+                .to_string();
+            assert!(error.len() < 4096, "{} bytes: {error:.300}", error.len());
+            assert!(error.contains("/p/long.toml"), "{error:.300}");
+        }
+    }
+
+    #[test]
+    fn deeply_nested_or_huge_manifests_are_refused_in_bounded_time() {
+        let started = std::time::Instant::now();
+        let file = Path::new("/p/big.toml");
+        // Arrays and tables nested 100 000 deep: the parser's depth limit.
+        for text in [
+            format!("name = {}{}", "[".repeat(100_000), "]".repeat(100_000)),
+            format!("name = {}1{}", "{a = ".repeat(100_000), "}".repeat(100_000)),
+        ] {
+            let error = Manifest::parse(&text, file).unwrap_err().to_string();
+            assert!(error.contains("/p/big.toml"), "{error:.300}");
+            assert!(error.len() < 2048, "{} bytes: {error:.300}", error.len());
+        }
+        // A table of 50 000 keys parses, and is refused for what it is.
+        let mut text = String::from(
+            "name = \"big\"\nmechanism = \"exec\"\npath = \"big\"\ninterface = \"a.B\"\n\
+             trust = \"in-process\"\n[config]\n",
+        );
+        for i in 0..50_000 {
+            text.push_str(&format!("key{i} = \"{i}\"\n"));
+        }
+        match Manifest::parse(&text, file) {
+            Ok(manifest) => assert_eq!(manifest.config.len(), 50_000),
+            Err(error) => assert!(error.to_string().len() < 2048, "{error}"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // Over 1 MiB on disk: refused unread.
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, format!("{text}{}", "# padding\n".repeat(200_000))).unwrap();
+        let error = Manifest::load(&big).unwrap_err().to_string();
+        assert!(error.contains("big.toml"), "{error}");
     }
 }

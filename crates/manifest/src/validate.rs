@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::error::QUOTED;
 use crate::raw::Raw;
 use crate::{Handshake, Limits, ManifestError, Mechanism, Reattach, Trust};
 
@@ -33,8 +34,8 @@ pub(crate) fn check(raw: &Raw, file: &Path) -> Result<(), ManifestError> {
     sections(raw).map_err(|broken| ManifestError::Invalid {
         file: file.to_owned(),
         field: broken.field,
-        problem: broken.problem,
-        fix: broken.fix,
+        problem: crate::error::cut(broken.problem, QUOTED),
+        fix: crate::error::cut(broken.fix, QUOTED),
     })
 }
 
@@ -49,9 +50,13 @@ fn sections(raw: &Raw) -> Result<(), Broken> {
     config(&raw.config)
 }
 
-/// `name`: letters, digits, `-` and `_`.
+/// The longest plugin name: names are in every message about the plugin.
+const NAME: usize = 64;
+
+/// `name`: letters, digits, `-` and `_`, at most [`NAME`] of them.
 fn name(name: &str) -> Result<(), Broken> {
     let valid = !name.is_empty()
+        && name.len() <= NAME
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
@@ -59,7 +64,7 @@ fn name(name: &str) -> Result<(), Broken> {
         return Err(Broken::new(
             "name",
             format!("{name:?} is not a plugin name"),
-            "use letters, digits, `-` and `_` only",
+            format!("use letters, digits, `-` and `_` only, at most {NAME} of them"),
         ));
     }
     Ok(())
