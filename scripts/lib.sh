@@ -68,20 +68,25 @@ build_c() {
 }
 
 # mirror_examples MIRROR DIR...: a copy of examples/ for the tests, under
-# MIRROR: each manifest, .proto and source folder linked file by file, and
-# each artifact in bin/ linked to the first DIR holding it. Manifests resolve
-# paths against the folder they are found in, so the mirror's manifests load
-# the builds in DIR, and examples/*/bin (what `scripts/demo.sh` installs) is
-# left alone: a native plugin loads only into the build it was made with.
+# MIRROR: each manifest and source folder linked file by file, each .proto
+# copied (`outlet call` reads a .proto only from inside the manifest's
+# folder, links resolved), and each artifact in bin/ linked to the first DIR
+# holding it. Manifests resolve paths against the folder they are found in,
+# so the mirror's manifests load the builds in DIR, and examples/*/bin (what
+# `scripts/demo.sh` installs) is left alone: a native plugin loads only into
+# the build it was made with.
 mirror_examples() {
     local mirror=$1 entry artifact bin dir file
     shift
     rm -rf "$mirror"
-    for file in examples/greeter/manifests/*.toml examples/greeter/greeter.proto \
-        examples/greeter/wat examples/kv/kv.toml examples/kv/kv.proto \
-        examples/numbers/manifests/*.toml examples/numbers/numbers.proto; do
+    for file in examples/greeter/manifests/*.toml examples/greeter/wat examples/kv/kv.toml \
+        examples/numbers/manifests/*.toml; do
         mkdir -p "$mirror/$(dirname "$file")"
         ln -s "$PWD/$file" "$mirror/$file"
+    done
+    for file in examples/greeter/manifests/greeter.proto examples/kv/kv.proto \
+        examples/numbers/manifests/numbers.proto; do
+        cp "$file" "$mirror/$file"
     done
     for entry in "${ARTIFACTS[@]}"; do
         artifact=${entry#*:} bin=$mirror/examples/${entry%%:*}/bin

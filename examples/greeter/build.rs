@@ -1,3 +1,4 @@
 fn main() {
-    outlet_build::compile(&["greeter.proto"], &["."]).expect("generate the greeter interface");
+    outlet_build::compile(&["manifests/greeter.proto"], &["manifests"])
+        .expect("generate the greeter interface");
 }

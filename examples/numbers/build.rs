@@ -1,3 +1,4 @@
 fn main() {
-    outlet_build::compile(&["numbers.proto"], &["."]).expect("generate the numbers interface");
+    outlet_build::compile(&["manifests/numbers.proto"], &["manifests"])
+        .expect("generate the numbers interface");
 }

@@ -31,7 +31,7 @@ fn mapped_copies(plugin: &str) -> usize {
 #[test]
 fn the_native_greeter_is_called_directly_and_by_path() {
     let dir = tempfile::tempdir().unwrap();
-    let proto = root().join("examples/greeter/greeter.proto");
+    let proto = root().join("examples/greeter/manifests/greeter.proto");
     let extra = format!(
         "proto = \"{}\"\n[config]\ngreeting = \"Hi\"\n",
         proto.display()
@@ -110,7 +110,8 @@ fn a_library_of_another_build_is_refused_with_both_fingerprints() {
 fn a_plugin_from_another_proto_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let proto = dir.path().join("greeter.proto");
-    let original = std::fs::read_to_string(root().join("examples/greeter/greeter.proto")).unwrap();
+    let original =
+        std::fs::read_to_string(root().join("examples/greeter/manifests/greeter.proto")).unwrap();
     std::fs::write(
         &proto,
         original.replace("string name = 1;", "string name = 1; int32 age = 2;"),

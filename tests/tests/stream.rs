@@ -47,7 +47,9 @@ fn numbers_manifest(
          interface = \"outlet.examples.numbers.v1.Numbers\"\nproto = \"{}\"\n\
          trust = \"in-process\"\n{extra}",
         artifact.display(),
-        root().join("examples/numbers/numbers.proto").display(),
+        root()
+            .join("examples/numbers/manifests/numbers.proto")
+            .display(),
     );
     std::fs::write(&file, text).unwrap();
     file

@@ -16,7 +16,7 @@ use crate::dynamic;
 pub fn run(host: Host, manifest: &Path, method: &str, json: &str) -> anyhow::Result<ExitCode> {
     // Admitted before anything it names is read.
     let manifest = host.policy().admit(Manifest::load(manifest)?)?;
-    let service = dynamic::service(&manifest)?;
+    let service = dynamic::service(&manifest, host.policy())?;
     let method = dynamic::method(&service, method)?;
     if method.is_client_streaming() || method.is_server_streaming() {
         return stream(&host, manifest, &method, json);

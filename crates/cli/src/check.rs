@@ -39,7 +39,7 @@ fn check(policy: &Policy, file: &Path) -> anyhow::Result<String> {
         );
     }
     if manifest.proto.is_some() {
-        dynamic::service(&manifest)?;
+        dynamic::service(&manifest, policy)?;
     }
     let mut summary = format!(
         "plugin `{}` ({}, trust {}, {})",

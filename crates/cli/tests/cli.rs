@@ -600,14 +600,19 @@ fn demo_and_bench_run() {
 fn a_signal_stops_the_command_and_its_plugins() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("hanging.toml");
+    // The interface beside the manifest: `outlet call` reads it only there.
+    std::fs::copy(
+        root().join("examples/greeter/manifests/greeter.proto"),
+        dir.path().join("greeter.proto"),
+    )
+    .unwrap();
     std::fs::write(
         &manifest,
         format!(
             "name = \"hanging\"\nmechanism = \"rpc\"\npath = {:?}\n\
-             interface = \"outlet.examples.greeter.v1.Greeter\"\nproto = {:?}\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\nproto = \"greeter.proto\"\n\
              trust = \"in-process\"\n[limits]\ntimeout_ms = 60000\n",
             root().join("target/debug/outlet-test-rpc"),
-            root().join("examples/greeter/greeter.proto"),
         ),
     )
     .unwrap();

@@ -364,6 +364,14 @@ impl Policy {
         Ok(())
     }
 
+    /// Whether `resolved`, a path with its links resolved, lies inside the
+    /// folder of the manifest read from `file` or inside a root the host
+    /// approves: where a manifest may point the host at files.
+    pub fn within_reach(&self, file: &Path, resolved: &Path) -> bool {
+        resolved.starts_with(manifest_folder(file))
+            || self.roots.iter().any(|root| resolved.starts_with(root))
+    }
+
     /// `path` (joined to the manifest's folder) resolved through its links,
     /// if it is written without `..` and lies inside the manifest's folder
     /// or an approved root; else what is wrong with it.
@@ -378,7 +386,7 @@ impl Policy {
         let resolved = path
             .canonicalize()
             .map_err(|error| format!("cannot be resolved: {error}"))?;
-        if resolved.starts_with(&own) || self.roots.iter().any(|root| resolved.starts_with(root)) {
+        if self.within_reach(&manifest.file, &resolved) {
             return Ok(resolved);
         }
         Err(format!(

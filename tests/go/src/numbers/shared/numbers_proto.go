@@ -1,5 +1,5 @@
 // Hand-written equivalent of what protoc-gen-go 1.3 (plugins=grpc) emits for
-// examples/numbers/numbers.proto:
+// examples/numbers/manifests/numbers.proto:
 //
 //	syntax = "proto3";
 //	package outlet.examples.numbers.v1;
