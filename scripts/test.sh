@@ -19,3 +19,6 @@ mirror_examples target/test-examples target/debug target/wasm32-unknown-unknown/
 link_missing target/debug greeter-exec
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+# Every fuzz target for a few seconds, replaying its seeds and regressions
+# first (docs/fuzzing.md): a parser that regresses fails here.
+./scripts/fuzz.sh 8
