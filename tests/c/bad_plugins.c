@@ -9,10 +9,13 @@
  *   NO_CONFIGURE    a table without `configure`
  *   NULL_ANSWER     answers calls with a null pointer and a length
  *   HUGE_ANSWER     answers calls with 1 MiB
+ *   NULL_MAX_ANSWER answers calls with a null pointer and a length of SIZE_MAX
+ *   MAX_ANSWER      answers calls with 1 byte and a length of SIZE_MAX
  *   OLD_TABLE       a table of before streams: it ends before `open`
  *   HALF_STREAMS    `open`, but no `next` or `close`
  */
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +49,12 @@ static int32_t call(const uint8_t *m, size_t ml, const uint8_t *req, size_t len,
 #elif defined(HUGE_ANSWER)
     out->len = 1 << 20;
     out->ptr = calloc(1, out->len);
+#elif defined(NULL_MAX_ANSWER)
+    out->ptr = NULL;
+    out->len = SIZE_MAX;
+#elif defined(MAX_ANSWER)
+    out->ptr = calloc(1, 1);
+    out->len = SIZE_MAX;
 #else
     out->ptr = NULL;
     out->len = 0;

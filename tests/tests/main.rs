@@ -7,6 +7,7 @@ mod cabi;
 mod call_context;
 mod events;
 mod exec;
+mod exhaustion;
 mod load;
 mod native;
 mod policy;

@@ -317,6 +317,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_header_announcing_4_gib_is_refused_before_the_buffer_grows() {
+        use std::io::Write;
+        let (mut peer, ours) = UnixStream::pair().unwrap();
+        let mut ours = Connection::new(ours).unwrap();
+        peer.write_all(b"OUTL\xff\xff\xff\xff").unwrap();
+        peer.write_all(&[0; 4096]).unwrap();
+        let error = ours.recv(64 << 20, Duration::ZERO, None).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("4294967295 bytes"), "{error}");
+        // Nothing was sized by the length: the buffer is the first read's.
+        assert!(ours.buffer.len() <= 8192, "{} bytes", ours.buffer.len());
+    }
+
+    #[test]
     fn frames_cross_a_socket_pair_and_time_out() {
         let (a, b) = UnixStream::pair().unwrap();
         let (mut a, mut b) = (Connection::new(a).unwrap(), Connection::new(b).unwrap());

@@ -38,6 +38,18 @@ fn main() -> ExitCode {
         },
         "flood" => return flood(&mut std::io::stdout().lock(), None),
         "flood-frame" => return flood(&mut std::io::stdout().lock(), Some(1 << 30)),
+        "frame-max" => return flood(&mut std::io::stdout().lock(), Some(u32::MAX)),
+        "tiny-frames" => {
+            // A million empty frames, as fast as the pipe takes them.
+            let frames = b"OUTL\0\0\0\0".repeat(1 << 17);
+            let mut out = std::io::stdout().lock();
+            for _ in 0..8 {
+                if out.write_all(&frames).is_err() {
+                    return ExitCode::from(2);
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
         "fork-hang" => {
             // A child of our own that holds stdout and stderr open forever;
             // not waiting for it is the point.
