@@ -117,7 +117,8 @@ pub enum LoadError {
         plugin: String,
         /// The manifest's `interface`.
         expected: String,
-        /// The services the plugin's Hello lists.
+        /// The services the plugin's Hello lists: the first 8, each cut
+        /// to 256 characters.
         found: Vec<String>,
     },
     /// The manifest's config was refused by the plugin's Configure.

@@ -37,10 +37,18 @@ pub(crate) fn handshake(
         error,
     })?;
     if !hello.services.contains(&manifest.interface) {
+        // What the plugin says, but not all of it: the first few names,
+        // each cut.
+        let found = hello
+            .services
+            .iter()
+            .take(8)
+            .map(|service| service.chars().take(256).collect())
+            .collect();
         return Err(LoadError::Interface {
             plugin: plugin.clone(),
             expected: manifest.interface.clone(),
-            found: hello.services,
+            found,
         });
     }
     Ok((hello, negotiated))

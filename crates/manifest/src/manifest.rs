@@ -5,6 +5,7 @@ use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::error::QUOTED;
 use crate::raw::Raw;
 use crate::{Handshake, Limits, ManifestError, Mechanism, Permissions, Reattach, Trust};
 
@@ -140,7 +141,8 @@ impl Manifest {
     pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
         let raw: Raw = toml::from_str(text).map_err(|source| ManifestError::Toml {
             file: file.to_owned(),
-            message: cut_lines(&source.to_string(), 160),
+            // Lines cut, and lines cut off: a value quoted may hold many.
+            message: crate::error::cut(cut_lines(&source.to_string(), 160), 2 * QUOTED),
         })?;
         crate::validate::check(&raw, file)?;
         let manifest = raw.resolve(file);
@@ -421,7 +423,19 @@ mod tests {
         // refuses. Names are held to 64 characters.
         let long = "a".repeat(5000);
         let head = "mechanism = \"exec\"\npath = \"x\"\n";
+        let lines = "x\n".repeat(5000);
         for text in [
+            // A value of many short lines, quoted whole by the parser.
+            format!("name = \"n\"\nmechanism = \"\"\"{lines}\"\"\"\n"),
+            format!(
+                "name = \"n\"\n{head}interface = \"a.B\"\ntrust = \"in-process\"\n\"{}\" = 1\n",
+                "a\\n".repeat(5000)
+            ),
+            // A path too long for the kernel.
+            format!(
+                "name = \"n\"\nmechanism = \"exec\"\npath = \"{}\"\ninterface = \"a.B\"\ntrust = \"in-process\"\n",
+                "p".repeat(100_000)
+            ),
             format!("name = \"{long}\"\n{head}interface = \"a.B\"\ntrust = \"in-process\"\n"),
             format!("name = \"n\"\n{head}interface = \"{long}\"\ntrust = \"in-process\"\n"),
             format!(

@@ -41,6 +41,7 @@ pub(crate) fn check(raw: &Raw, file: &Path) -> Result<(), ManifestError> {
 
 fn sections(raw: &Raw) -> Result<(), Broken> {
     name(&raw.name)?;
+    paths(raw)?;
     artifact(raw)?;
     interface(&raw.interface, &raw.versions)?;
     sha256(raw.sha256.as_deref())?;
@@ -66,6 +67,42 @@ fn name(name: &str) -> Result<(), Broken> {
             format!("{name:?} is not a plugin name"),
             format!("use letters, digits, `-` and `_` only, at most {NAME} of them"),
         ));
+    }
+    Ok(())
+}
+
+/// The longest path a manifest may name: the kernel's own limit.
+const PATH: usize = 4096;
+
+/// Every path the manifest names: at most [`PATH`] bytes, since errors
+/// quote them.
+fn paths(raw: &Raw) -> Result<(), Broken> {
+    let permissions = &raw.permissions;
+    let reattach = raw.reattach.as_ref();
+    let named = [("path", Some(&raw.path)), ("proto", raw.proto.as_ref())]
+        .into_iter()
+        .chain(
+            permissions
+                .dirs
+                .iter()
+                .map(|d| ("permissions.dirs", Some(&d.host))),
+        )
+        .chain(
+            permissions
+                .programs
+                .iter()
+                .map(|p| ("permissions.programs", Some(p))),
+        )
+        .chain(reattach.map(|r| ("reattach.client_cert", r.client_cert.as_ref())))
+        .chain(reattach.map(|r| ("reattach.client_key", r.client_key.as_ref())));
+    for (field, path) in named {
+        if let Some(path) = path.filter(|p| p.as_os_str().len() > PATH) {
+            return Err(Broken::new(
+                field,
+                format!("names a path of {} bytes", path.as_os_str().len()),
+                format!("name a path of at most {PATH} bytes"),
+            ));
+        }
     }
     Ok(())
 }
@@ -225,7 +262,8 @@ fn network(field: &'static str, network: &str) -> Result<(), Broken> {
 /// `interface`, a protobuf service's full name, and the `versions` of it
 /// the host accepts.
 fn interface(interface: &str, versions: &[u32]) -> Result<(), Broken> {
-    let valid = interface.split('.').count() >= 2
+    let valid = interface.len() <= 256
+        && interface.split('.').count() >= 2
         && interface.split('.').all(|part| {
             !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         });
@@ -233,7 +271,7 @@ fn interface(interface: &str, versions: &[u32]) -> Result<(), Broken> {
         return Err(Broken::new(
             "interface",
             format!("{interface:?} is not a protobuf service name"),
-            "write the service's full name, `package.Service`",
+            "write the service's full name, `package.Service`, in at most 256 characters",
         ));
     }
     if versions.is_empty() || versions.contains(&0) {
