@@ -150,9 +150,11 @@ fn table(data: &[u8]) {
         close: bit(6).then_some(close as _),
     };
     let path = Path::new("/plugins/libfuzz.so");
-    // SAFETY: the table is whole, whatever its `struct_size` says, and its
-    // strings are NUL-terminated; all outlive the call.
-    let checked = unsafe { check_table(path, std::ptr::from_ref(&table.base)) };
+    // SAFETY: the whole `StreamingPluginTable` is readable through the
+    // pointer, so every size up to it is, and a larger `struct_size` makes
+    // the host read no more than it; the strings are NUL-terminated; all
+    // outlive the call.
+    let checked = unsafe { check_table(path, (&raw const table).cast::<PluginTable>()) };
     let base = &table.base;
     let whole = base.hello.is_some()
         && base.call.is_some()

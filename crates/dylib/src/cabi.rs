@@ -103,7 +103,9 @@ impl CabiLibrary {
         };
         // SAFETY: the entry function returned it; the caller vouches that
         // the library follows `outlet.h`, whose table lives as long as the
-        // library, which `CabiLibrary` keeps loaded.
+        // library. `'static` stands for that: `CabiLibrary` unloads the
+        // library (`_library`, its last field) only when it drops, after
+        // the fields that borrow the table.
         let Checked {
             table,
             streams,
@@ -153,9 +155,9 @@ impl CabiLibrary {
     pub fn hello(&self, request: &[u8], limit: usize) -> Result<Vec<u8>, Status> {
         let hello = self.table.hello.expect("checked at open");
         let host: *const HostTable = &*self.host;
-        self.answer(limit, |out| {
-            hello(host, request.as_ptr(), request.len(), out)
-        })
+        let f = |out| hello(host, request.as_ptr(), request.len(), out);
+        // SAFETY: `f` calls the table's `hello` with the `Buf` it is given.
+        unsafe { self.answer(limit, f) }
     }
 
     /// One call of the interface, by gRPC path.
@@ -181,19 +183,10 @@ impl CabiLibrary {
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
         let call = self.table.call.expect("checked at open");
-        self.lend(
-            limit,
-            |out| {
-                call(
-                    method.as_ptr(),
-                    method.len(),
-                    request.as_ptr(),
-                    request.len(),
-                    out,
-                )
-            },
-            response,
-        )
+        let (m, r) = (method.as_ptr(), request.as_ptr());
+        let f = |out| call(m, method.len(), r, request.len(), out);
+        // SAFETY: `f` calls the table's `call` with the `Buf` it is given.
+        unsafe { self.lend(limit, f, response) }
     }
 
     /// Configure, with an encoded `ConfigureRequest`.
@@ -202,7 +195,10 @@ impl CabiLibrary {
     /// As [`CabiLibrary::hello`].
     pub fn configure(&self, request: &[u8], limit: usize) -> Result<Vec<u8>, Status> {
         let configure = self.table.configure.expect("checked at open");
-        self.answer(limit, |out| configure(request.as_ptr(), request.len(), out))
+        let f = |out| configure(request.as_ptr(), request.len(), out);
+        // SAFETY: `f` calls the table's `configure` with the `Buf` it is
+        // given.
+        unsafe { self.answer(limit, f) }
     }
 
     /// Opens a stream of `method` (see `outlet.h`): the plugin pulls the
@@ -224,7 +220,7 @@ impl CabiLibrary {
             pending: Vec::new(),
         }));
         let mut stream = std::ptr::null_mut();
-        let opened = self.answer(limit, |out| {
+        let f = |out| {
             open(
                 method.as_ptr(),
                 method.len(),
@@ -232,7 +228,9 @@ impl CabiLibrary {
                 &mut stream,
                 out,
             )
-        });
+        };
+        // SAFETY: `f` calls the table's `open` with the `Buf` it is given.
+        let opened = unsafe { self.answer(limit, f) };
         let stream = Stream {
             streams,
             stream,
@@ -256,25 +254,38 @@ impl CabiLibrary {
     }
 
     /// Runs one function of the table and takes its answer as bytes.
-    fn answer(&self, limit: usize, f: impl FnOnce(*mut Buf) -> i32) -> Result<Vec<u8>, Status> {
+    ///
+    /// # Safety
+    /// As [`CabiLibrary::lend`].
+    unsafe fn answer(
+        &self,
+        limit: usize,
+        f: impl FnOnce(*mut Buf) -> i32,
+    ) -> Result<Vec<u8>, Status> {
         let mut answer = Vec::new();
-        self.lend(limit, f, &mut |bytes| answer = bytes.to_vec())?;
+        // SAFETY: this function's contract is `lend`'s.
+        unsafe { self.lend(limit, f, &mut |bytes| answer = bytes.to_vec())? };
         Ok(answer)
     }
 
     /// Runs one function of the table and lends its answer to `response`
     /// on success; on failure the answer is the status's message. The
     /// plugin's buffer is released with its `free` in every case.
-    fn lend(
+    ///
+    /// # Safety
+    /// `f` only calls one of this table's functions with the `Buf` it is
+    /// given (whose answer `outlet.h` binds as the free function [`lend`]
+    /// requires).
+    unsafe fn lend(
         &self,
         limit: usize,
         f: impl FnOnce(*mut Buf) -> i32,
         response: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Status> {
         let free = self.table.free.expect("checked at open");
-        // SAFETY: `f` runs a function of the table checked at open, which
-        // `outlet.h` binds to answer as `lend` requires; `free` is the
-        // table's.
+        // SAFETY: `f` runs a function of the table checked at open (this
+        // function's contract), which `outlet.h` binds to answer as `lend`
+        // requires; `free` is the table's.
         unsafe { lend(&self.label, free, limit, f, response) }
     }
 }
@@ -297,10 +308,10 @@ pub struct Checked<'a> {
 /// streams all or none), its name and version.
 ///
 /// # Safety
-/// `table` is null or points at a table laid out as `outlet.h` says, at
-/// least 8 bytes (ABI version and size), of the size its `struct_size`
-/// says, with NUL-terminated `name` and `version` where not null, all
-/// valid for `'a`.
+/// `table` is null, or points at a table laid out as `outlet.h` says,
+/// aligned for it and readable for at least 8 bytes (ABI version and size)
+/// and for as much of a `StreamingPluginTable` as its `struct_size` says,
+/// with `name` and `version` null or NUL-terminated, all valid for `'a`.
 ///
 /// # Errors
 /// [`DylibError`], naming `path` and what was found.
@@ -332,10 +343,11 @@ pub unsafe fn check_table<'a>(
             found: struct_size as usize,
         });
     }
+    let raw = table;
     // SAFETY: version and size say the pointer holds a whole
     // `PluginTable` of this ABI, which lives for `'a` (this function's
     // contract).
-    let table: &'a PluginTable = unsafe { &*table };
+    let table: &'a PluginTable = unsafe { &*raw };
     let missing = [
         ("hello", table.hello.is_none()),
         ("call", table.call.is_none()),
@@ -370,8 +382,7 @@ pub unsafe fn check_table<'a>(
         // SAFETY: `struct_size` says the table goes on past the first
         // fields with the functions of streams, as `outlet.h` lays them
         // out (a `StreamingPluginTable` begins with a `PluginTable`).
-        let streaming: &'a StreamingPluginTable =
-            unsafe { &*std::ptr::from_ref(table).cast::<StreamingPluginTable>() };
+        let streaming: &'a StreamingPluginTable = unsafe { &*raw.cast::<StreamingPluginTable>() };
         let present = [
             ("open", streaming.open.is_some()),
             ("next", streaming.next.is_some()),
