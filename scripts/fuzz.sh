@@ -38,13 +38,14 @@ for target in "${targets[@]}"; do
     mkdir -p "corpus/$target" "seeds/$target" "regressions/$target" "artifacts/$target"
     log="target/logs/$target.log"
     echo "fuzz: $target for ${seconds}s"
+    before=$(ls "artifacts/$target" | wc -l)
     TIMEFORMAT='%U %S'
     if ! { time "target/$host/release/$target" "corpus/$target" "seeds/$target" \
         "regressions/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -artifact_prefix="artifacts/$target/" -print_final_stats=1 \
         > "$log" 2>&1; } 2> "target/logs/$target.time"; then
         tail -n 40 "$log" >&2
-        if ls "artifacts/$target"/* > /dev/null 2>&1; then
+        if [ "$(ls "artifacts/$target" | wc -l)" -gt "$before" ]; then
             echo "fuzz: $target found an input that fails; it is in fuzz/artifacts/$target/" >&2
         else
             echo "fuzz: $target did not run; its log is fuzz/$log" >&2

@@ -29,6 +29,10 @@ cargo build --workspace
 build_c target/debug -O2 -Wall -Wextra -Werror
 binary=$(cargo test -p outlet-tests --test integration --no-run --message-format=json-render-diagnostics |
     grep '"kind":\["test"\]' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+if [ -z "$binary" ]; then
+    echo "memcheck: cargo named no integration test binary" >&2
+    exit 1
+fi
 log=target/memcheck.log
 echo "memcheck: $binary ${filters[*]} (log: $log)"
 # One test at a time: memcheck runs the threads of a process one by one, and
@@ -46,7 +50,7 @@ RUST_BACKTRACE=0 valgrind --tool=memcheck --fair-sched=yes --keep-debuginfo=yes 
     --errors-for-leak-kinds=definite --show-leak-kinds=definite \
     --track-origins=yes --log-file="$log" \
     "$binary" --test-threads=1 "${filters[@]}" "${skips[@]}" || status=$?
-grep -E "ERROR SUMMARY|definitely lost" "$log" | tail -n 2
+grep -E "ERROR SUMMARY|definitely lost" "$log" | tail -n 2 || true
 if [ "$status" -ne 0 ]; then
     echo "memcheck: failed (status $status); see $log" >&2
 fi

@@ -1,8 +1,9 @@
 //! What every fuzz target links: an allocator that holds any one
 //! allocation to [`MOST`] bytes. No input of a target is larger than
-//! 64 KiB and no limit a target sets is larger than 64 KiB, so a larger
-//! allocation is one sized by a length no one checked: the process aborts,
-//! and libFuzzer keeps the input as a crash.
+//! 64 KiB, and every reader is given a limit of at most 64 KiB or allocates
+//! nothing by its limit, so a larger allocation is one sized by a length no
+//! one checked: the process aborts, and libFuzzer keeps the input as a
+//! crash.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
