@@ -11,7 +11,7 @@
 # a run over 2 GiB or one allocation over 64 MiB (fuzz/src/lib.rs) stops the
 # script with the input saved in fuzz/artifacts/TARGET. Each target's log and
 # a line of its numbers (executions, coverage, CPU time) go to
-# fuzz/target/logs/.
+# fuzz/target/logs/: run one fuzz.sh at a time per target in a checkout.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 setup
