@@ -12,6 +12,8 @@
 //! sandboxed_mechanisms = ["wasm"]     # only wasm; the default is wasm, exec and rpc
 //! inherit_env = ["LANG", "TZ"]        # host variables plugins below in-process may inherit
 //! approve_roots = ["/srv/shared"]     # folders besides their own they may be granted
+//! trusted_keys = ["keys.txt"]         # minisign public keys plugins may be signed by
+//! require_signature = ["sandboxed"]   # levels whose plugins must be signed by one
 //!
 //! [[folder]]                          # relative paths are from this file's folder
 //! path = "/opt/app/plugins"
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use outlet_host::{Ceiling, Policy};
+use outlet_manifest::signing::TrustedKey;
 use outlet_manifest::{Mechanism, Trust};
 use serde::Deserialize;
 
@@ -49,6 +52,15 @@ pub struct Flags {
     /// their manifest's own (`permissions.dirs`). Repeatable.
     #[arg(long = "approve-root", global = true, value_name = "FOLDER")]
     approve_root: Vec<PathBuf>,
+    /// Accept plugins signed by the minisign public keys in FILE, one per
+    /// line, each optionally followed by `expires=YYYY-MM-DD`
+    /// (docs/signing.md). Repeatable; also from $OUTLET_TRUSTED_KEYS.
+    #[arg(long = "trusted-keys", global = true, value_name = "FILE")]
+    trusted_keys: Vec<PathBuf>,
+    /// Refuse plugins of trust LEVEL whose artifact is not signed by a
+    /// trusted key. Repeatable.
+    #[arg(long = "require-signature", global = true, value_name = "LEVEL")]
+    require_signature: Vec<Trust>,
 }
 
 /// A policy file, as written.
@@ -65,6 +77,10 @@ struct File {
     folder: Vec<Folder>,
     #[serde(default)]
     ceiling: BTreeMap<String, CeilingPatch>,
+    #[serde(default)]
+    trusted_keys: Vec<PathBuf>,
+    #[serde(default)]
+    require_signature: Vec<Trust>,
 }
 
 #[derive(Deserialize)]
@@ -167,8 +183,32 @@ impl Flags {
             );
             policy = policy.approve_root(root);
         }
+        let from_env = std::env::var_os("OUTLET_TRUSTED_KEYS").map(PathBuf::from);
+        for file in self.trusted_keys.iter().chain(&from_env) {
+            policy = trust_keys(policy, file)?;
+        }
+        for level in &self.require_signature {
+            policy = policy.require_signature(*level);
+        }
         Ok(policy)
     }
+}
+
+/// `policy` trusting the keys in `file` (see [`TrustedKey::read_file`]).
+fn trust_keys(mut policy: Policy, file: &Path) -> anyhow::Result<Policy> {
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "{}: cannot read the trusted keys; check the path given to --trusted-keys or \
+             OUTLET_TRUSTED_KEYS",
+            file.display()
+        )
+    })?;
+    let keys = TrustedKey::read_file(&text)
+        .with_context(|| format!("{}: not a file of minisign public keys", file.display()))?;
+    for key in keys {
+        policy = policy.trust_key(key);
+    }
+    Ok(policy)
 }
 
 /// `policy` with the rules of the policy file `file`.
@@ -199,6 +239,12 @@ fn from_file(mut policy: Policy, file: &Path) -> anyhow::Result<Policy> {
     }
     for name in parsed.inherit_env {
         policy = policy.inherit_env(name);
+    }
+    for keys in parsed.trusted_keys {
+        policy = trust_keys(policy, &here.join(keys))?;
+    }
+    for level in parsed.require_signature {
+        policy = policy.require_signature(level);
     }
     for root in parsed.approve_roots {
         policy = policy.approve_root(folder(root, "approve_roots")?);

@@ -218,13 +218,17 @@ impl Manifest {
             error,
         };
         let (file, meta) = self.open_regular()?;
-        if self.sha256.is_none() && sink.is_none() {
+        // A signed artifact is read whole on every open: the signature is
+        // checked against the bytes of this descriptor.
+        let signed = self.signed.as_deref();
+        if self.sha256.is_none() && sink.is_none() && signed.is_none() {
             return Ok(file);
         }
         let stamp = Stamp::from(&meta);
-        if sink.is_none() && hashed(&stamp).as_ref() == self.sha256.as_ref() {
+        if sink.is_none() && signed.is_none() && hashed(&stamp).as_ref() == self.sha256.as_ref() {
             return Ok(file);
         }
+        let mut signature = signed.map(crate::signing::Signed::check);
         // Hashed only when pinned: an unpinned artifact read for `sink` is
         // copied, not hashed.
         let mut hasher = self.sha256.as_ref().map(|_| sha2::Sha256::new());
@@ -246,6 +250,9 @@ impl Manifest {
             };
             if let Some(hasher) = hasher.as_mut() {
                 hasher.update(&chunk[..read]);
+            }
+            if let Some(signature) = signature.as_mut() {
+                signature.update(&chunk[..read]);
             }
             if let Some(sink) = sink.as_mut() {
                 sink(&chunk[..read]);
@@ -276,6 +283,9 @@ impl Manifest {
                     found,
                 });
             }
+        }
+        if let Some(signature) = signature {
+            signature.finish(self)?;
         }
         Ok(file)
     }

@@ -124,6 +124,20 @@ pub enum ManifestError {
         /// The artifact's path.
         path: PathBuf,
     },
+    /// The artifact's signature is unreadable, not minisign's, by a key the
+    /// host does not trust (or trusted until a date now past), or over
+    /// other bytes.
+    #[error("plugin `{plugin}`: its signature {} {problem}; {fix}", file.display())]
+    Signature {
+        /// The plugin's name.
+        plugin: String,
+        /// The signature file.
+        file: PathBuf,
+        /// What is wrong, with the key id when there is one.
+        problem: String,
+        /// What to do.
+        fix: String,
+    },
     /// The artifact's SHA-256 is not the manifest's.
     #[error(
         "plugin `{plugin}`: {} has SHA-256 {found}, but the manifest says {expected}; \

@@ -19,6 +19,7 @@ mod permissions;
 pub mod policy;
 mod raw;
 mod rpc;
+pub mod signing;
 #[cfg(test)]
 mod testing;
 mod trust;
@@ -46,6 +47,18 @@ pub fn call_grant_parts(service: &str, method: &str) -> bool {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex(&sha2::Sha256::digest(bytes))
+}
+
+/// The SHA-256 of the file at `path` in lowercase hex, read in chunks, as
+/// `sha256sum` prints it: what a manifest's `sha256` pins.
+///
+/// # Errors
+/// If the file cannot be opened or read.
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Lowercase hex.

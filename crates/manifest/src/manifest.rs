@@ -55,6 +55,13 @@ pub struct Manifest {
     pub trust: Trust,
     /// The artifact's SHA-256, lowercase hex.
     pub sha256: Option<String>,
+    /// A minisign signature of the artifact (`.minisig`), resolved like
+    /// `path`, checked against the keys the host trusts (see [`signing`](crate::signing)).
+    pub signature: Option<PathBuf>,
+    /// The signature, read and matched to a trusted key by
+    /// [`Policy::admit`](crate::policy::Policy::admit): what the artifact's
+    /// bytes are checked against whenever it is opened.
+    pub(crate) signed: Option<std::sync::Arc<crate::signing::Signed>>,
     /// Resource and time limits.
     pub limits: Limits,
     /// What the plugin may reach.

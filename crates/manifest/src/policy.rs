@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::mechanism_rule;
+use crate::signing::{Signed, TrustedKey};
 use crate::{Manifest, ManifestError, Mechanism, Trust};
 
 /// What the host lets a manifest claim. [`Policy::default`] lets a manifest
@@ -56,6 +57,10 @@ pub struct Policy {
     /// The mechanisms a `sandboxed` plugin may use, of those its trust
     /// allows.
     sandboxed_mechanisms: Vec<Mechanism>,
+    /// The keys whose signatures the host accepts.
+    keys: Vec<TrustedKey>,
+    /// The trust levels whose plugins must be signed by one of `keys`.
+    signed: Vec<Trust>,
 }
 
 /// The limits of a trust level: the most a manifest may ask for, and what
@@ -126,6 +131,8 @@ impl Default for Policy {
             inherit_env: BTreeSet::new(),
             roots: Vec::new(),
             sandboxed_mechanisms: vec![Mechanism::Wasm, Mechanism::Exec, Mechanism::Rpc],
+            keys: Vec::new(),
+            signed: Vec::new(),
         }
     }
 }
@@ -190,6 +197,43 @@ impl Policy {
     #[must_use]
     pub fn sandboxed_mechanisms(mut self, mechanisms: &[Mechanism]) -> Policy {
         self.sandboxed_mechanisms = mechanisms.to_vec();
+        self
+    }
+
+    /// Accepts signatures by `key` (see [`signing`](crate::signing)). A
+    /// manifest that names a `signature` is refused unless its key is one
+    /// of these, unexpired, and the signature matches the artifact.
+    #[must_use]
+    pub fn trust_key(mut self, key: TrustedKey) -> Policy {
+        self.keys.retain(|known| known.id() != key.id());
+        self.keys.push(key);
+        self
+    }
+
+    /// Refuses a plugin of trust `level` unless its manifest names a
+    /// `signature` of its artifact by a key the host trusts.
+    ///
+    /// ```
+    /// use outlet_manifest::{Manifest, Trust, policy::Policy};
+    ///
+    /// let policy = Policy::default().require_signature(Trust::Sandboxed);
+    /// let manifest = Manifest::parse(r#"
+    ///     name = "greeter"
+    ///     mechanism = "wasm"
+    ///     path = "greeter.wasm"
+    ///     interface = "outlet.examples.greeter.v1.Greeter"
+    ///     trust = "sandboxed"
+    ///     sha256 = "d1f228e19fd93e9a2e114975f79cfb2fc26ef99ca5c8d119b24841a3cad99650"
+    /// "#, "plugins/greeter.toml".as_ref())?;
+    /// let refused = policy.admit(manifest).unwrap_err().to_string();
+    /// assert!(refused.contains("requires a signature"), "{refused}");
+    /// # Ok::<(), outlet_manifest::ManifestError>(())
+    /// ```
+    #[must_use]
+    pub fn require_signature(mut self, level: Trust) -> Policy {
+        if !self.signed.contains(&level) {
+            self.signed.push(level);
+        }
         self
     }
 
@@ -259,6 +303,7 @@ impl Policy {
                 ),
             ));
         }
+        self.check_signature(&mut manifest)?;
         let ceiling = match manifest.trust {
             Trust::InProcess => return Ok(manifest),
             Trust::OutOfProcess => self.out_of_process,
@@ -271,6 +316,39 @@ impl Policy {
         self.resolve_programs(&mut manifest)?;
         self.check_reattach_files(&mut manifest)?;
         Ok(manifest)
+    }
+
+    /// A manifest's `signature`, read and matched to a trusted key, which
+    /// the artifact is then checked against whenever it is opened; or none,
+    /// if its trust level does not require one.
+    fn check_signature(&self, manifest: &mut Manifest) -> Result<(), ManifestError> {
+        let Some(file) = manifest.signature.clone() else {
+            if !self.signed.contains(&manifest.trust) {
+                return Ok(());
+            }
+            return Err(ManifestError::policy(
+                manifest,
+                format!(
+                    "it names no `signature`, and the host requires a signature by a key it \
+                     trusts for trust = \"{}\"",
+                    manifest.trust
+                ),
+                "sign the artifact (`minisign -Sm <artifact>`) with a key the host trusts, \
+                 and name the `.minisig` in `signature` (see docs/signing.md)"
+                    .into(),
+            ));
+        };
+        // Below in-process, read only inside the manifest's folder or an
+        // approved root, as other files a manifest names.
+        let file = if manifest.trust == Trust::InProcess {
+            file
+        } else {
+            self.confine(manifest, &file)
+                .map_err(|problem| self.outside(manifest, "signature", &file, problem))?
+        };
+        let signed = Signed::read(manifest, &file, &self.keys)?;
+        manifest.signed = Some(std::sync::Arc::new(signed));
+        Ok(())
     }
 
     /// `inherit_env` names only variables the host allows.
@@ -528,13 +606,21 @@ pub fn check(manifest: &Manifest) -> Result<(), ManifestError> {
         ));
     }
     // An attached plugin has no artifact here: it is checked by its process.
-    if manifest.sha256.is_none() && trust != Trust::InProcess && manifest.reattach.is_none() {
+    // A signature pins it too: by a key the host trusts, or it is refused.
+    if manifest.sha256.is_none()
+        && manifest.signature.is_none()
+        && trust != Trust::InProcess
+        && manifest.reattach.is_none()
+    {
         return Err(ManifestError::policy(
             manifest,
-            format!("a plugin with trust = \"{trust}\" must pin its artifact with `sha256`"),
             format!(
-                "add `sha256 = \"…\"` with the output of `sha256sum {}`",
-                manifest.path.display()
+                "a plugin with trust = \"{trust}\" must pin its artifact with `sha256` (or a \
+                 `signature`)"
+            ),
+            format!(
+                "run `outlet pin {}` to write its `sha256`, or sign it (docs/signing.md)",
+                manifest.file.display()
             ),
         ));
     }
@@ -569,7 +655,7 @@ mod tests {
             text.contains("must pin its artifact with `sha256`"),
             "{text}"
         );
-        assert!(text.contains("sha256sum plugins/bin/greeter"), "{text}");
+        assert!(text.contains("outlet pin plugins/greeter.toml"), "{text}");
 
         let pinned = own_process.replace(
             "[limits]",

@@ -22,6 +22,7 @@ pub(crate) struct Raw {
     pub(crate) versions: Vec<u32>,
     pub(crate) trust: Trust,
     pub(crate) sha256: Option<String>,
+    pub(crate) signature: Option<PathBuf>,
     #[serde(default)]
     pub(crate) limits: Limits,
     #[serde(default)]
@@ -84,6 +85,8 @@ impl Raw {
             versions: self.versions,
             trust: self.trust,
             sha256: self.sha256.map(|s| s.to_ascii_lowercase()),
+            signature: self.signature.map(|p| dir.join(p)),
+            signed: None,
             limits: self.limits,
             permissions,
             sandbox,

@@ -79,22 +79,26 @@ const PATH: usize = 4096;
 fn paths(raw: &Raw) -> Result<(), Broken> {
     let permissions = &raw.permissions;
     let reattach = raw.reattach.as_ref();
-    let named = [("path", Some(&raw.path)), ("proto", raw.proto.as_ref())]
-        .into_iter()
-        .chain(
-            permissions
-                .dirs
-                .iter()
-                .map(|d| ("permissions.dirs", Some(&d.host))),
-        )
-        .chain(
-            permissions
-                .programs
-                .iter()
-                .map(|p| ("permissions.programs", Some(p))),
-        )
-        .chain(reattach.map(|r| ("reattach.client_cert", r.client_cert.as_ref())))
-        .chain(reattach.map(|r| ("reattach.client_key", r.client_key.as_ref())));
+    let named = [
+        ("path", Some(&raw.path)),
+        ("proto", raw.proto.as_ref()),
+        ("signature", raw.signature.as_ref()),
+    ]
+    .into_iter()
+    .chain(
+        permissions
+            .dirs
+            .iter()
+            .map(|d| ("permissions.dirs", Some(&d.host))),
+    )
+    .chain(
+        permissions
+            .programs
+            .iter()
+            .map(|p| ("permissions.programs", Some(p))),
+    )
+    .chain(reattach.map(|r| ("reattach.client_cert", r.client_cert.as_ref())))
+    .chain(reattach.map(|r| ("reattach.client_key", r.client_key.as_ref())));
     for (field, path) in named {
         if let Some(path) = path.filter(|p| p.as_os_str().len() > PATH) {
             return Err(Broken::new(
@@ -134,12 +138,12 @@ fn attached(raw: &Raw, reattach: &Reattach) -> Result<(), Broken> {
             "remove `[reattach]`, or run the plugin as `mechanism = \"rpc\"`",
         ));
     }
-    if !raw.path.as_os_str().is_empty() || raw.sha256.is_some() {
+    if !raw.path.as_os_str().is_empty() || raw.sha256.is_some() || raw.signature.is_some() {
         return Err(Broken::new(
             "path",
             "is given, and so is `[reattach]`: the host does not start an attached \
              plugin",
-            "remove `path` and `sha256`, or `[reattach]` to have the host start it",
+            "remove `path`, `sha256` and `signature`, or `[reattach]` to have the host start it",
         ));
     }
     network("reattach.network", &reattach.network)?;
