@@ -8,6 +8,7 @@ mod check;
 mod demo;
 mod dynamic;
 mod inspect;
+mod pin;
 mod policy;
 mod signals;
 
@@ -66,6 +67,13 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Write each manifest's artifact's current SHA-256 into it (`sha256 =
+    /// "…"`), keeping everything else, comments included.
+    Pin {
+        /// The manifests.
+        #[arg(required = true)]
+        manifests: Vec<PathBuf>,
     },
     /// Pick a mechanism from trust, call rate and deployment.
     Advise {
@@ -157,6 +165,7 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
             let (host, _stops) = host()?;
             inspect::run(host, &manifest, json)
         }
+        Command::Pin { manifests } => pin::run(&manifests),
         Command::Advise {
             trust,
             perf,
