@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
-pub use outlet_host::{Host, HostBuilder, LoadError, MECHANISMS, Plugin, ReloadError, WasmError};
+pub use outlet_host::{
+    Host, HostBuilder, LoadError, Loaded, MECHANISMS, Plugin, ReloadError, WasmError,
+};
 pub use outlet_manifest as manifest;
 pub use outlet_protocol as protocol;
 pub use outlet_protocol::{Code, Status};

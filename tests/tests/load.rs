@@ -96,3 +96,105 @@ fn a_client_for_another_interface_is_refused() {
     let error = plugin.client::<Other<_>>().err().unwrap().to_string();
     assert!(error.contains("plugin `greeter-only` implements `outlet.examples.greeter.v1.Greeter`, not `acme.Other`"), "{error}");
 }
+
+/// A folder of manifests: each that passes loads, each that fails is
+/// reported with its own error, whatever order they come in.
+#[test]
+fn a_folder_loads_every_good_manifest_and_reports_each_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path();
+    let plugin = test_plugin();
+    let manifest = |name: &str, extra: &str| {
+        format!(
+            "name = \"{name}\"\nmechanism = \"exec\"\npath = \"{}\"\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\ntrust = \"in-process\"\n{extra}",
+            plugin.display()
+        )
+    };
+    let write = |file: &str, text: &str| std::fs::write(folder.join(file), text).unwrap();
+    write("good.toml", &manifest("good", ""));
+    // Signed by a key the host trusts, and by one it does not.
+    let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let stranger = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let bytes = std::fs::read(&plugin).unwrap();
+    for (file, pair) in [("plugin.minisig", &pair), ("stranger.minisig", &stranger)] {
+        let signature = minisign::sign(Some(&pair.pk), &pair.sk, &bytes[..], None, None).unwrap();
+        write(file, &signature.into_string());
+    }
+    write(
+        "signed.toml",
+        &manifest("signed", "signature = \"plugin.minisig\"\n"),
+    );
+    write(
+        "stranger.toml",
+        &manifest("stranger", "signature = \"stranger.minisig\"\n"),
+    );
+    let whole = manifest("half", "");
+    write("half.toml", &whole[..whole.len() / 2]);
+    write("twin-a.toml", &manifest("twin", ""));
+    write("twin-b.toml", &manifest("twin", ""));
+    write(
+        "missing.toml",
+        &manifest("missing", "").replace(&*plugin.to_string_lossy(), "/nowhere/plugin"),
+    );
+    std::os::unix::fs::symlink(folder.join("gone"), folder.join("dangling.toml")).unwrap();
+    write(".editing.toml", "not a manifest");
+    write("notes.txt", "not a manifest");
+
+    let key = outlet_manifest::signing::TrustedKey::parse(&pair.pk.to_base64()).unwrap();
+    let host = outlet_host::Host::builder()
+        .policy(outlet_host::Policy::default().trust_key(key))
+        .build();
+    let loaded = host.load_dir(folder).unwrap();
+    let names: Vec<&str> = loaded.plugins.iter().map(|p| p.name()).collect();
+    assert_eq!(names, ["good", "signed"]);
+    for plugin in &loaded.plugins {
+        assert_eq!(greet(plugin, "dir").unwrap(), "Hello, dir!");
+    }
+    let failed: Vec<(String, String)> = (loaded.failed.iter())
+        .map(|(file, error)| {
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            (name, error.to_string())
+        })
+        .collect();
+    let files: Vec<&str> = failed.iter().map(|(file, _)| file.as_str()).collect();
+    assert_eq!(
+        files,
+        [
+            "dangling.toml",
+            "half.toml",
+            "missing.toml",
+            "stranger.toml",
+            "twin-a.toml",
+            "twin-b.toml"
+        ]
+    );
+    let expect = [
+        "cannot read the manifest",
+        "half.toml",
+        "plugin `missing`: cannot read its artifact /nowhere/plugin",
+        "which the host does not trust",
+        "plugin `twin` is also named by",
+        "plugin `twin` is also named by",
+    ];
+    for ((file, error), expected) in failed.iter().zip(expect) {
+        assert!(error.contains(expected), "{file}: {error}");
+        assert!(
+            error.contains(file.as_str()) || error.contains("plugin `"),
+            "{file}: {error}"
+        );
+    }
+    assert!(failed[4].1.contains("twin-b.toml") && failed[5].1.contains("twin-a.toml"));
+    let stranger_id = outlet_manifest::signing::TrustedKey::parse(&stranger.pk.to_base64())
+        .unwrap()
+        .id()
+        .to_owned();
+    assert!(failed[3].1.contains(&stranger_id), "{}", failed[3].1);
+
+    // A folder that cannot be read is the only error of the call.
+    let error = host.load_dir(folder.join("none")).unwrap_err().to_string();
+    assert!(
+        error.contains("cannot read the folder of manifests"),
+        "{error}"
+    );
+}

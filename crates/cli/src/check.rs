@@ -3,17 +3,58 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use outlet_host::Policy;
 use outlet_manifest::Manifest;
 
 use crate::dynamic;
 
-pub fn run(policy: &Policy, manifests: &[impl AsRef<Path>]) -> anyhow::Result<ExitCode> {
+/// Checks each manifest, and each manifest in each folder given; every one
+/// is reported, and two naming the same plugin are both refused.
+pub fn run(policy: &Policy, given: &[impl AsRef<Path>]) -> anyhow::Result<ExitCode> {
+    let mut manifests = Vec::new();
+    for path in given {
+        let path = path.as_ref();
+        if !path.is_dir() {
+            manifests.push(path.to_owned());
+            continue;
+        }
+        let found = outlet_manifest::manifests_in(path).with_context(|| {
+            format!(
+                "{}: cannot read the folder of manifests; check the path",
+                path.display()
+            )
+        })?;
+        anyhow::ensure!(
+            !found.is_empty(),
+            "{}: holds no manifests (`*.toml`); give a folder of plugin manifests, or manifests",
+            path.display()
+        );
+        manifests.extend(found);
+    }
+    let checked: Vec<_> = manifests.iter().map(|file| check(policy, file)).collect();
+    let names: Vec<Option<&str>> = (checked.iter())
+        .map(|c| c.as_ref().ok().map(|(name, _)| name.as_str()))
+        .collect();
     let mut failed = 0;
-    for file in manifests {
-        let file = file.as_ref();
-        match check(policy, file) {
-            Ok(summary) => println!("ok      {}: {summary}", file.display()),
+    for (index, (file, checked)) in manifests.iter().zip(&checked).enumerate() {
+        let others: Vec<String> = (0..manifests.len())
+            .filter(|&other| {
+                other != index && names[other].is_some() && names[other] == names[index]
+            })
+            .map(|other| manifests[other].display().to_string())
+            .collect();
+        match checked {
+            Ok((name, _)) if !others.is_empty() => {
+                failed += 1;
+                println!(
+                    "refused {}: plugin `{name}` is also named by {}; give each plugin its own \
+                     `name`",
+                    file.display(),
+                    others.join(", ")
+                );
+            }
+            Ok((_, summary)) => println!("ok      {}: {summary}", file.display()),
             Err(error) => {
                 failed += 1;
                 println!("refused {error:#}");
@@ -27,7 +68,8 @@ pub fn run(policy: &Policy, manifests: &[impl AsRef<Path>]) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(policy: &Policy, file: &Path) -> anyhow::Result<String> {
+/// The plugin's name and a line on what was checked.
+fn check(policy: &Policy, file: &Path) -> anyhow::Result<(String, String)> {
     let manifest = policy.admit(Manifest::load(file)?)?;
     manifest.verify_artifact()?;
     if !outlet_host::MECHANISMS.contains(&manifest.mechanism) {
@@ -46,9 +88,11 @@ fn check(policy: &Policy, file: &Path) -> anyhow::Result<String> {
         manifest.name,
         manifest.mechanism,
         manifest.trust,
-        match &manifest.sha256 {
-            Some(_) => "sha256 matches",
-            None => "no sha256",
+        match (&manifest.sha256, &manifest.signature) {
+            (Some(_), Some(_)) => "sha256 and signature match",
+            (Some(_), None) => "sha256 matches",
+            (None, Some(_)) => "signature matches",
+            (None, None) => "no sha256",
         }
     );
     // What it will reach: a relaxed sandbox is flagged.
@@ -64,5 +108,5 @@ fn check(policy: &Policy, file: &Path) -> anyhow::Result<String> {
     for line in outlet_host::sandbox_reach(&manifest) {
         summary += &format!("\n        {line}");
     }
-    Ok(summary)
+    Ok((manifest.name, summary))
 }

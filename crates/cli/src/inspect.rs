@@ -5,8 +5,41 @@ use std::process::ExitCode;
 
 use outlet_host::Host;
 
+/// Inspects the plugin of `manifest`, or of every manifest in it if it is
+/// a folder (one failing does not stop the others).
 pub fn run(host: Host, manifest: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let plugin = host.load(manifest)?;
+    if !manifest.is_dir() {
+        let plugin = host.load(manifest)?;
+        show(&plugin, json);
+        let _ = plugin.shutdown();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let loaded = host.load_dir(manifest)?;
+    let total = loaded.plugins.len() + loaded.failed.len();
+    anyhow::ensure!(
+        total > 0,
+        "{}: holds no manifests (`*.toml`); give a folder of plugin manifests, or one manifest",
+        manifest.display()
+    );
+    for (index, plugin) in loaded.plugins.iter().enumerate() {
+        if index > 0 && !json {
+            println!();
+        }
+        show(plugin, json);
+        let _ = plugin.shutdown();
+    }
+    for (_, error) in &loaded.failed {
+        eprintln!("refused {error}");
+    }
+    if loaded.failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("{} of {total} manifests refused", loaded.failed.len());
+    Ok(ExitCode::FAILURE)
+}
+
+/// Prints a loaded plugin's Hello, negotiation and sandbox.
+fn show(plugin: &outlet_host::Plugin, json: bool) {
     let hello = plugin.hello();
     let agreed = plugin.negotiated();
     let manifest = plugin.manifest();
@@ -28,7 +61,7 @@ pub fn run(host: Host, manifest: &Path, json: bool) -> anyhow::Result<ExitCode> 
                 "app_version": agreed.app_version,
                 "capabilities": agreed.capabilities,
             },
-            "sandbox": sandbox_json(&plugin),
+            "sandbox": sandbox_json(plugin),
         });
         println!("{out:#}");
     } else {
@@ -70,8 +103,6 @@ pub fn run(host: Host, manifest: &Path, json: bool) -> anyhow::Result<ExitCode> 
             None => println!("sandbox       {}", unsandboxed(manifest)),
         }
     }
-    let _ = plugin.shutdown();
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The `"sandbox"` object: what holds for the plugin's process, layer by

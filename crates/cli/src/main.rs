@@ -56,13 +56,13 @@ enum Command {
     },
     /// Validate manifests, their artifacts and the trust policy.
     Check {
-        /// The manifests.
+        /// The manifests, or folders of them (each `*.toml` in the folder).
         #[arg(required = true)]
         manifests: Vec<PathBuf>,
     },
     /// Load a plugin and show its Hello and what was negotiated.
     Inspect {
-        /// The plugin's manifest.
+        /// The plugin's manifest, or a folder of manifests to load each of.
         manifest: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]

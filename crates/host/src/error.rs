@@ -1,5 +1,7 @@
 //! [`LoadError`]: why a plugin could not be loaded.
 
+use std::path::PathBuf;
+
 use outlet_manifest::{ManifestError, Mechanism};
 use outlet_protocol::{Negotiated, NegotiationError, Status};
 
@@ -24,6 +26,29 @@ pub enum LoadError {
         mechanism: Mechanism,
         /// The mechanisms this build has.
         available: String,
+    },
+    /// The folder given to [`Host::load_dir`](crate::Host::load_dir) cannot be read.
+    #[error("{}: cannot read the folder of manifests: {error}; check the path", folder.display())]
+    Folder {
+        /// The folder.
+        folder: PathBuf,
+        /// Why reading it failed.
+        error: std::io::Error,
+    },
+    /// Two manifests of one folder name the same plugin: neither is loaded,
+    /// since which one is meant is not known.
+    #[error(
+        "{}: plugin `{plugin}` is also named by {}; give each plugin its own `name` (or move          one manifest out of the folder)",
+        file.display(),
+        others.iter().map(|o| o.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    SameName {
+        /// The plugin's name.
+        plugin: String,
+        /// This manifest.
+        file: PathBuf,
+        /// The other manifests of the folder naming it.
+        others: Vec<PathBuf>,
     },
     /// A plugin of that name is loaded already.
     #[error(

@@ -16,6 +16,16 @@ use crate::plugin::Plugin;
 use crate::services::HostServices;
 use crate::stats::Meter;
 
+/// What [`Host::load_dir`] made of a folder's manifests.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The plugins loaded, in the order of their manifests' names.
+    pub plugins: Vec<Plugin>,
+    /// Each manifest that did not load, with why.
+    pub failed: Vec<(PathBuf, LoadError)>,
+}
+
 /// The host side of Outlet: loads plugins from manifests under the trust
 /// policy and hands out [`Plugin`] handles. Long-lived, `Send + Sync`, and
 /// cheap to clone (one `Arc`).
@@ -179,6 +189,67 @@ impl Host {
     /// [`LoadError`], naming the plugin, the cause and the fix.
     pub fn load(&self, manifest: impl AsRef<Path>) -> Result<Plugin, LoadError> {
         self.load_manifest(Manifest::load(manifest)?)
+    }
+
+    /// Loads every manifest in `folder` (its `*.toml` files, see
+    /// [`manifests_in`](outlet_manifest::manifests_in)), each as
+    /// [`Host::load`] does: a manifest that fails (unreadable, not a
+    /// manifest, half written, refused by the policy, naming a plugin that
+    /// another manifest of the folder also names, or whose plugin fails to
+    /// start) is reported with its own error, and the others load.
+    ///
+    /// # Errors
+    /// [`LoadError::Folder`] only if the folder itself cannot be read.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let host = outlet_host::Host::new();
+    /// let loaded = host.load_dir("/opt/app/plugins")?;
+    /// for (file, error) in &loaded.failed {
+    ///     eprintln!("{}: not loaded: {error}", file.display());
+    /// }
+    /// println!("{} plugins loaded", loaded.plugins.len());
+    /// # Ok::<(), outlet_host::LoadError>(())
+    /// ```
+    pub fn load_dir(&self, folder: impl AsRef<Path>) -> Result<Loaded, LoadError> {
+        let folder = folder.as_ref();
+        let files = outlet_manifest::manifests_in(folder).map_err(|error| LoadError::Folder {
+            folder: folder.to_owned(),
+            error,
+        })?;
+        let read: Vec<_> = files
+            .into_iter()
+            .map(|file| {
+                let manifest = Manifest::load(&file);
+                (file, manifest)
+            })
+            .collect();
+        let names: Vec<(PathBuf, String)> = read
+            .iter()
+            .filter_map(|(file, m)| Some((file.clone(), m.as_ref().ok()?.name.clone())))
+            .collect();
+        let mut loaded = Loaded::default();
+        for (file, manifest) in read {
+            let result = manifest.map_err(LoadError::from).and_then(|manifest| {
+                let others: Vec<PathBuf> = (names.iter())
+                    .filter(|(other, name)| *other != file && *name == manifest.name)
+                    .map(|(other, _)| other.clone())
+                    .collect();
+                if !others.is_empty() {
+                    return Err(LoadError::SameName {
+                        plugin: manifest.name,
+                        file: file.clone(),
+                        others,
+                    });
+                }
+                self.load_manifest(manifest)
+            });
+            match result {
+                Ok(plugin) => loaded.plugins.push(plugin),
+                Err(error) => loaded.failed.push((file, error)),
+            }
+        }
+        Ok(loaded)
     }
 
     /// Loads the plugin of an already parsed manifest, as [`Host::load`]:

@@ -80,7 +80,7 @@ pub mod stats;
 
 pub use error::{LoadError, OfferError, ReloadError};
 pub use events::{Event, EventKind, Events};
-pub use host::{Host, HostBuilder};
+pub use host::{Host, HostBuilder, Loaded};
 pub use mechanism::AVAILABLE as MECHANISMS;
 #[cfg(feature = "rpc")]
 pub use mechanism::rpc::{ProcessExit, RpcError};

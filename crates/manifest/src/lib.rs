@@ -43,6 +43,26 @@ pub fn call_grant_parts(service: &str, method: &str) -> bool {
     service.split('.').all(word) && (method == "*" || word(method))
 }
 
+/// The manifests in `folder`, sorted by name: what it holds named
+/// `*.toml` but folders and hidden files (`.name.toml`, as editors write
+/// while saving). A link that leads nowhere, or to a FIFO, is listed, to
+/// be refused when read. Not its subfolders.
+///
+/// # Errors
+/// If the folder cannot be read.
+pub fn manifests_in(folder: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(".");
+        if name.ends_with(".toml") && !name.starts_with('.') && !path.is_dir() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
 /// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
