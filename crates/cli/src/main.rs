@@ -8,6 +8,7 @@ mod check;
 mod demo;
 mod dynamic;
 mod inspect;
+mod new;
 mod pin;
 mod policy;
 mod signals;
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use outlet_manifest::{Deploy, Perf, Trust};
+use outlet_manifest::{Deploy, Mechanism, Perf, Trust};
 
 /// One plugin API over five mechanisms: native, cabi, rpc, wasm, exec.
 #[derive(Parser)]
@@ -67,6 +68,36 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a plugin project that builds and works as written: the greeter,
+    /// or stubs of another service, for a mechanism and a language.
+    New {
+        /// The project's folder: new, or empty. Its name is the plugin's,
+        /// unless --name says otherwise.
+        dir: PathBuf,
+        /// native, cabi, rpc, wasm or exec (`outlet advise` helps choose).
+        #[arg(long)]
+        mechanism: Mechanism,
+        /// rust (any mechanism), c (cabi), go (rpc, with go-plugin) or wat
+        /// (wasm, in WebAssembly text).
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// The plugin's name: lowercase letters, digits and `-`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Serve the service --service of this `.proto` (copied into the
+        /// project, with what it imports from its folder), every method a
+        /// stub that answers Unimplemented, instead of the greeter.
+        #[arg(long, requires = "service")]
+        proto: Option<PathBuf>,
+        /// The service of --proto: its name, or `package.Name`.
+        #[arg(long, requires = "proto")]
+        service: Option<String>,
+        /// The Outlet checkout the project builds against (Outlet's crates
+        /// are not published). The default is the one this `outlet` was
+        /// built from.
+        #[arg(long, value_name = "PATH")]
+        outlet: Option<PathBuf>,
     },
     /// Write each manifest's artifact's current SHA-256 into it (`sha256 =
     /// "…"`), keeping everything else, comments included.
@@ -166,6 +197,23 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
             inspect::run(host, &manifest, json)
         }
         Command::Pin { manifests } => pin::run(&manifests),
+        Command::New {
+            dir,
+            mechanism,
+            lang,
+            name,
+            proto,
+            service,
+            outlet,
+        } => new::run(&new::Request {
+            dir: &dir,
+            mechanism,
+            lang: &lang,
+            name: name.as_deref(),
+            proto: proto.as_deref(),
+            service: service.as_deref(),
+            outlet: outlet.as_deref(),
+        }),
         Command::Advise {
             trust,
             perf,

@@ -130,6 +130,10 @@ impl FromStr for Trust {
     }
 }
 
+names!(crate::Mechanism, "native, cabi, rpc, wasm, exec",
+    "native" => crate::Mechanism::Native, "cabi" => crate::Mechanism::Cabi,
+    "rpc" => crate::Mechanism::Rpc, "wasm" => crate::Mechanism::Wasm,
+    "exec" => crate::Mechanism::Exec);
 names!(Perf, "high, medium, low", "high" => Perf::High, "medium" => Perf::Medium, "low" => Perf::Low);
 names!(Deploy, "same-build, cross-platform, independent",
     "same-build" => Deploy::SameBuild, "cross-platform" => Deploy::CrossPlatform,
