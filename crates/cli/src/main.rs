@@ -132,6 +132,10 @@ enum Command {
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also draw the results into this SVG file: every row on one log
+        /// time axis, grouped by mechanism, each beside its baseline.
+        #[arg(long, value_name = "FILE.svg")]
+        chart: Option<PathBuf>,
         /// Measure one mechanism only.
         #[arg(long, value_parser = bench::SECTIONS)]
         only: Option<String>,
@@ -224,17 +228,21 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
             manifests,
             calls,
             json,
+            chart,
             only,
             extism,
             go,
         } => bench::run(
             policy.policy()?,
-            &manifests,
-            calls,
-            json.as_deref(),
-            only.as_deref(),
-            extism.as_deref(),
-            go.as_deref(),
+            bench::Options {
+                manifests: &manifests,
+                calls,
+                json: json.as_deref(),
+                chart: chart.as_deref(),
+                only: only.as_deref(),
+                extism: extism.as_deref(),
+                go: go.as_deref(),
+            },
         ),
     }
 }

@@ -8,6 +8,7 @@
 
 mod bus;
 mod cabi;
+mod chart;
 mod checks;
 mod exec;
 mod extism;
@@ -34,15 +35,35 @@ pub const SECTIONS: [&str; 8] = [
     "native", "cabi", "rpc", "wasm", "exec", "streams", "bus", "metrics",
 ];
 
-pub fn run(
-    policy: Policy,
-    manifests: &Path,
-    calls: usize,
-    json: Option<&Path>,
-    only: Option<&str>,
-    extism: Option<&Path>,
-    go: Option<&Path>,
-) -> anyhow::Result<ExitCode> {
+/// What `outlet bench` is asked for.
+#[derive(Clone, Copy)]
+pub struct Options<'a> {
+    /// The greeter's manifests.
+    pub manifests: &'a Path,
+    /// Samples per row.
+    pub calls: usize,
+    /// Where to write the run as JSON.
+    pub json: Option<&'a Path>,
+    /// Where to draw the run as SVG.
+    pub chart: Option<&'a Path>,
+    /// One section only.
+    pub only: Option<&'a str>,
+    /// The built `bench/extism`.
+    pub extism: Option<&'a Path>,
+    /// go-plugin's Go host and plugin.
+    pub go: Option<&'a Path>,
+}
+
+pub fn run(policy: Policy, options: Options<'_>) -> anyhow::Result<ExitCode> {
+    let Options {
+        manifests,
+        calls,
+        json,
+        chart,
+        only,
+        extism,
+        go,
+    } = options;
     anyhow::ensure!(
         calls >= 10,
         "--calls must be at least 10 to give a median and a p99"
@@ -112,6 +133,15 @@ pub fn run(
     report.print(calls);
     if let Some(file) = json {
         report.write_json(calls, file)?;
+    }
+    if let Some(file) = chart {
+        let machine = report::machine();
+        let title = format!(
+            "outlet bench: medians of {calls} samples, p99 whiskers; {} CPUs, {}",
+            machine["cpus"],
+            machine["cpu"].as_str().unwrap_or("unknown processor")
+        );
+        chart::draw(&report.rows, &title, file)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -119,7 +119,7 @@ impl Row {
 
 /// The machine the run was made on: its processor, as `/proc/cpuinfo`
 /// names it, and how many CPUs this process may use.
-fn machine() -> serde_json::Value {
+pub fn machine() -> serde_json::Value {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = info
         .lines()
@@ -131,7 +131,7 @@ fn machine() -> serde_json::Value {
 }
 
 /// A ratio as the table prints it: two decimals, more below 0.1.
-fn ratio_text(ratio: f64) -> String {
+pub fn ratio_text(ratio: f64) -> String {
     match ratio {
         r if r < 0.1 => format!("{r:.4}x"),
         r => format!("{r:.2}x"),
