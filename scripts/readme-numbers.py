@@ -9,7 +9,7 @@ Every performance figure in the README sits between a pair of markers,
 
 and this script rewrites what is between them from the JSON, so that the
 README's figures all come from one run and agree with each other. NAME is one
-of the regions below (`intro`, `table`, `extism`, `memory`, `goals`, `sandbox`,
+of the regions below (`intro`, `table`, `extism`, `component`, `memory`, `goals`, `sandbox`,
 `operations`, `bus`, `streams`); text outside the markers is left as it is, and must hold no figures: the script
 refuses a README with a duration, a ratio or a size outside them. A row
 without a p99 shows `–`; a ratio the JSON lacks is its row's median over its
@@ -151,6 +151,20 @@ def extism(run):
     )
 
 
+def component(run):
+    row = run.row("wasm", "Greet, component")
+    theirs, ours = row["median_ns"], row["baseline"]["median_ns"]
+    faster = "Outlet's Rust guest" if ours < theirs else "the component"
+    return paragraph(
+        "The same Greet as a WebAssembly component (WIT, a `wit-bindgen` guest for ",
+        "`wasm32-wasip2`, called through wasmtime's `bindgen!` bindings with default ",
+        f"settings), interleaved with Outlet's Rust guest: the component {duration(theirs)} ",
+        f"(p99 {duration(row['p99_ns'])}), Outlet's guest {duration(ours)} ",
+        f"(p99 {duration(row['baseline']['p99_ns'])}); {faster} is ",
+        f"{times(max(theirs, ours) / min(theirs, ours))} faster.",
+    )
+
+
 def memory(run):
     native = run.extra("native_loading", "measured with the native rows")
     wasm = run.extra("wasm_memory", "measured with the wasm rows")
@@ -281,6 +295,7 @@ REGIONS = {
     "intro": intro,
     "table": table,
     "extism": extism,
+    "component": component,
     "memory": memory,
     "goals": goals,
 }

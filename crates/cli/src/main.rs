@@ -148,6 +148,11 @@ enum Command {
         /// `target/go`).
         #[arg(long)]
         go: Option<PathBuf>,
+        /// Also measure the same Greet as a WebAssembly component: this
+        /// module, built from `bench/component` for wasm32-wasip2
+        /// (`scripts/bench.sh` builds it).
+        #[arg(long, value_name = "FILE.wasm")]
+        component: Option<PathBuf>,
     },
 }
 
@@ -232,6 +237,7 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
             only,
             extism,
             go,
+            component,
         } => bench::run(
             policy.policy()?,
             bench::Options {
@@ -242,6 +248,7 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
                 only: only.as_deref(),
                 extism: extism.as_deref(),
                 go: go.as_deref(),
+                component: component.as_deref(),
             },
         ),
     }

@@ -10,6 +10,7 @@ mod bus;
 mod cabi;
 mod chart;
 mod checks;
+mod component;
 mod exec;
 mod extism;
 mod go;
@@ -52,6 +53,9 @@ pub struct Options<'a> {
     pub extism: Option<&'a Path>,
     /// go-plugin's Go host and plugin.
     pub go: Option<&'a Path>,
+    /// The Greet component (`bench/component`), set beside Outlet's
+    /// Rust wasm guest.
+    pub component: Option<&'a Path>,
 }
 
 pub fn run(policy: Policy, options: Options<'_>) -> anyhow::Result<ExitCode> {
@@ -63,6 +67,7 @@ pub fn run(policy: Policy, options: Options<'_>) -> anyhow::Result<ExitCode> {
         only,
         extism,
         go,
+        component,
     } = options;
     anyhow::ensure!(
         calls >= 10,
@@ -70,8 +75,9 @@ pub fn run(policy: Policy, options: Options<'_>) -> anyhow::Result<ExitCode> {
     );
     let wants = |section: &str| only.is_none_or(|only| only == section);
     anyhow::ensure!(
-        extism.is_none() || wants("wasm"),
-        "--extism is measured with the wasm rows; drop --only or make it `--only wasm`"
+        (extism.is_none() && component.is_none()) || wants("wasm"),
+        "--extism and --component are measured with the wasm rows; drop --only or make it \
+         `--only wasm`"
     );
     anyhow::ensure!(
         go.is_none() || wants("rpc") || wants("streams"),
@@ -106,6 +112,11 @@ pub fn run(policy: Policy, options: Options<'_>) -> anyhow::Result<ExitCode> {
     }
     if wants("wasm") {
         wasm::rows(&host, manifests, calls, &mut report)?;
+        if let Some(file) = component {
+            report
+                .rows
+                .push(component::row(&host, manifests, file, calls)?);
+        }
         if let Some(dir) = extism {
             extism::rows(&host, manifests, dir, calls, &mut report)?;
         }
