@@ -38,7 +38,8 @@ pub enum LoadError {
     /// Two manifests of one folder name the same plugin: neither is loaded,
     /// since which one is meant is not known.
     #[error(
-        "{}: plugin `{plugin}` is also named by {}; give each plugin its own `name` (or move          one manifest out of the folder)",
+        "{}: plugin `{plugin}` is also named by {}; give each plugin its own `name`, or move \
+         one manifest out of the folder",
         file.display(),
         others.iter().map(|o| o.display().to_string()).collect::<Vec<_>>().join(", ")
     )]

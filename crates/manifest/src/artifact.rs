@@ -217,6 +217,17 @@ impl Manifest {
             path: self.path.clone(),
             error,
         };
+        // A signature is checked against the key the policy matched it to.
+        if let (Some(file), None) = (&self.signature, &self.signed) {
+            return Err(ManifestError::Signature {
+                plugin: self.name.clone(),
+                file: file.clone(),
+                problem: "has not been checked against the keys the host trusts".into(),
+                fix: "load the manifest through a host (`Host::load`), or admit it with \
+                      `Policy::admit` first"
+                    .into(),
+            });
+        }
         let (file, meta) = self.open_regular()?;
         // A signed artifact is read whole on every open: the signature is
         // checked against the bytes of this descriptor.

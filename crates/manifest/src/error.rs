@@ -10,7 +10,11 @@ use crate::{Mechanism, Trust};
 #[non_exhaustive]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("{}: cannot read the manifest: {error}; check the path", file.display())]
+    #[error(
+        "{}: cannot read the manifest: {error}; check the path, and that the host's user may \
+         read it",
+        file.display()
+    )]
     Read {
         /// The manifest file.
         file: PathBuf,
@@ -18,7 +22,12 @@ pub enum ManifestError {
         error: std::io::Error,
     },
     /// The file is not TOML, or has a field of the wrong type or an unknown field.
-    #[error("{}: {}", file.display(), message.trim_end())]
+    #[error(
+        "{}: {}\nfix the manifest's TOML where shown (a manifest still being written is read \
+         whole only once it is moved into place: write it beside, then rename it)",
+        file.display(),
+        message.trim_end()
+    )]
     Toml {
         /// The manifest file.
         file: PathBuf,

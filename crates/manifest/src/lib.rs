@@ -54,8 +54,8 @@ pub fn manifests_in(folder: &std::path::Path) -> std::io::Result<Vec<std::path::
     let mut found = Vec::new();
     for entry in std::fs::read_dir(folder)? {
         let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(".");
-        if name.ends_with(".toml") && !name.starts_with('.') && !path.is_dir() {
+        let name = path.file_name().map_or(&b"."[..], |n| n.as_encoded_bytes());
+        if name.ends_with(b".toml") && !name.starts_with(b".") && !path.is_dir() {
             found.push(path);
         }
     }

@@ -157,6 +157,12 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// Whether the manifest pins its artifact's bytes, by `sha256` or by a
+    /// `signature`: the host must then load the very bytes it checked.
+    pub fn pins_bytes(&self) -> bool {
+        self.sha256.is_some() || self.signature.is_some()
+    }
+
     /// Checks the artifact as [`Manifest::open_artifact`] does, and closes
     /// it. Nothing to check for an rpc plugin the host attaches to.
     ///

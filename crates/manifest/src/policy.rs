@@ -202,11 +202,15 @@ impl Policy {
 
     /// Accepts signatures by `key` (see [`signing`](crate::signing)). A
     /// manifest that names a `signature` is refused unless its key is one
-    /// of these, unexpired, and the signature matches the artifact.
+    /// of these, unexpired, and the signature matches the artifact. A key
+    /// given twice keeps the earlier expiry date; of two keys with one key
+    /// id (64 bits, as minisign's), the first is kept.
     #[must_use]
     pub fn trust_key(mut self, key: TrustedKey) -> Policy {
-        self.keys.retain(|known| known.id() != key.id());
-        self.keys.push(key);
+        match self.keys.iter_mut().find(|known| known.id() == key.id()) {
+            Some(known) => known.merge(key),
+            None => self.keys.push(key),
+        }
         self
     }
 
@@ -326,6 +330,20 @@ impl Policy {
             if !self.signed.contains(&manifest.trust) {
                 return Ok(());
             }
+            if manifest.reattach.is_some() {
+                return Err(ManifestError::policy(
+                    manifest,
+                    format!(
+                        "it attaches to a running plugin (`[reattach]`), which has no artifact \
+                         here to sign, and the host requires a signature for trust = \"{}\"",
+                        manifest.trust
+                    ),
+                    "have the host start the plugin (`path` and `signature` in place of \
+                     `[reattach]`), or load it at a trust level the host does not require \
+                     signatures for"
+                        .into(),
+                ));
+            }
             return Err(ManifestError::policy(
                 manifest,
                 format!(
@@ -340,12 +358,15 @@ impl Policy {
         };
         // Below in-process, read only inside the manifest's folder or an
         // approved root, as other files a manifest names.
-        let file = if manifest.trust == Trust::InProcess {
-            file
-        } else {
-            self.confine(manifest, &file)
-                .map_err(|problem| self.outside(manifest, "signature", &file, problem))?
-        };
+        // A file that is not there is reported as unreadable, with how to
+        // sign; nothing is read where there is nothing.
+        let file =
+            if manifest.trust == Trust::InProcess || std::fs::symlink_metadata(&file).is_err() {
+                file
+            } else {
+                self.confine(manifest, &file)
+                    .map_err(|problem| self.outside(manifest, "signature", &file, problem))?
+            };
         let signed = Signed::read(manifest, &file, &self.keys)?;
         manifest.signed = Some(std::sync::Arc::new(signed));
         Ok(())

@@ -93,6 +93,18 @@ impl TrustedKey {
         self
     }
 
+    /// `other`, given again for this key's id: the same key keeps the
+    /// earlier expiry; another key with the same id is not taken.
+    pub(crate) fn merge(&mut self, other: TrustedKey) {
+        if other.key != self.key {
+            return;
+        }
+        self.expires = match (self.expires, other.expires) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
     /// minisign's key id: 16 hex digits, as `minisign` prints it.
     pub fn id(&self) -> &str {
         &self.id
@@ -226,7 +238,7 @@ impl Signed {
         {
             return Err(refuse(
                 format!(
-                    "is signed by key {id}, which the host trusted until {}",
+                    "is signed by key {id}, which the host stopped trusting on {}",
                     date(expires)
                 ),
                 "sign the artifact again with a key the host trusts now",
@@ -285,7 +297,8 @@ impl Check<'_> {
                 self.signed.key.id
             ),
             fix: "if the artifact is the one you mean to run, sign it again \
-                  (`minisign -Sm <artifact>`)"
+                  (`minisign -Sm <artifact>`), and load the plugin again (a loaded plugin \
+                  keeps the signature it was admitted with)"
                 .into(),
         })
     }
@@ -320,7 +333,9 @@ fn parse_date(text: &str) -> Option<SystemTime> {
         return None;
     }
     let days = days_from_civil(year, month, day);
-    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(days).ok()? * 86_400))
+    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(days).ok()? * 86_400);
+    // A day the month has: 2026-02-31 would be March's.
+    (date(at) == format!("{year:04}-{month:02}-{day:02}")).then_some(at)
 }
 
 /// Days since 1970-01-01 of a date in the proleptic Gregorian calendar
@@ -472,7 +487,7 @@ mod tests {
         let (_dir, manifest) = plugin(&signer, b"the artifact", "sandboxed");
         let refused = open(&policy, manifest.clone()).unwrap_err();
         assert!(
-            refused.contains("which the host trusted until"),
+            refused.contains("which the host stopped trusting on"),
             "{refused}"
         );
         assert!(refused.contains(signer.trusted().id()), "{refused}");
@@ -511,9 +526,10 @@ mod tests {
         std::fs::remove_file(dir.path().join("plugin.wasm.minisig")).unwrap();
         let refused = open(&policy, manifest).unwrap_err();
         assert!(
-            refused.contains("plugin.wasm.minisig, which cannot be resolved"),
+            refused.contains("plugin.wasm.minisig cannot be read"),
             "{refused}"
         );
+        assert!(refused.contains("minisign -Sm"), "{refused}");
     }
 
     #[test]
@@ -549,6 +565,34 @@ mod tests {
         open(&policy, manifest("artifact.minisig")).unwrap();
         let refused = open(&policy, manifest("legacy.minisig")).unwrap_err();
         assert!(refused.contains("legacy format"), "{refused}");
+    }
+
+    #[test]
+    fn a_key_given_twice_keeps_its_earlier_expiry() {
+        let signer = Signer::new();
+        let day = Duration::from_secs(86_400);
+        let soon = SystemTime::now() - day;
+        let policy = Policy::default()
+            .trust_key(signer.trusted().expires(soon))
+            .trust_key(signer.trusted())
+            .trust_key(signer.trusted().expires(SystemTime::now() + day));
+        let (_dir, manifest) = plugin(&signer, b"the artifact", "sandboxed");
+        let refused = open(&policy, manifest).unwrap_err();
+        assert!(refused.contains("stopped trusting on"), "{refused}");
+    }
+
+    #[test]
+    fn an_attached_plugin_where_signatures_are_required_is_told_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "name = \"p\"\nmechanism = \"rpc\"\ninterface = \"a.B\"\n\
+                    trust = \"out-of-process\"\n[reattach]\naddress = \"/tmp/p.sock\"\npid = 1\n";
+        let manifest = Manifest::parse(text, &dir.path().join("p.toml")).unwrap();
+        let policy = Policy::default().require_signature(Trust::OutOfProcess);
+        let refused = policy.admit(manifest).unwrap_err().to_string();
+        assert!(
+            refused.contains("attaches to a running plugin"),
+            "{refused}"
+        );
     }
 
     #[test]
@@ -591,6 +635,7 @@ mod tests {
             "someday",
             "1969-12-31",
             "2026-01-32",
+            "2026-02-29",
         ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }

@@ -138,9 +138,14 @@ fn attached(raw: &Raw, reattach: &Reattach) -> Result<(), Broken> {
             "remove `[reattach]`, or run the plugin as `mechanism = \"rpc\"`",
         ));
     }
-    if !raw.path.as_os_str().is_empty() || raw.sha256.is_some() || raw.signature.is_some() {
+    let given = [
+        ("path", !raw.path.as_os_str().is_empty()),
+        ("sha256", raw.sha256.is_some()),
+        ("signature", raw.signature.is_some()),
+    ];
+    if let Some((field, _)) = given.into_iter().find(|(_, given)| *given) {
         return Err(Broken::new(
-            "path",
+            field,
             "is given, and so is `[reattach]`: the host does not start an attached \
              plugin",
             "remove `path`, `sha256` and `signature`, or `[reattach]` to have the host start it",

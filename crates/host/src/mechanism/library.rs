@@ -60,9 +60,9 @@ impl LibraryPath {
         let claim = Some(Claim(path.clone()));
         let mut artifact = manifest.clone();
         artifact.path = path.clone();
-        if !fresh && !in_use && manifest.sha256.is_none() {
+        if !fresh && !in_use && !manifest.pins_bytes() {
             // A regular file, within the size limit: loaded by its path,
-            // as nothing pins its bytes.
+            // as nothing pins its bytes (no hash, no signature).
             artifact.open_artifact()?;
             return Ok(LibraryPath {
                 path,
