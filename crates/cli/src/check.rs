@@ -32,9 +32,14 @@ pub fn run(policy: &Policy, given: &[impl AsRef<Path>]) -> anyhow::Result<ExitCo
         );
         manifests.extend(found);
     }
+    // A file given twice (by itself and in its folder) is checked once.
+    let mut seen = std::collections::HashSet::new();
+    manifests.retain(|file| seen.insert(file.canonicalize().unwrap_or_else(|_| file.clone())));
     let checked: Vec<_> = manifests.iter().map(|file| check(policy, file)).collect();
-    let names: Vec<Option<&str>> = (checked.iter())
-        .map(|c| c.as_ref().ok().map(|(name, _)| name.as_str()))
+    // Names as `Host::load_dir` compares them: of every manifest that
+    // reads, whatever else is wrong with it.
+    let names: Vec<Option<String>> = (manifests.iter())
+        .map(|file| Manifest::load(file).ok().map(|m| m.name))
         .collect();
     let mut failed = 0;
     for (index, (file, checked)) in manifests.iter().zip(&checked).enumerate() {

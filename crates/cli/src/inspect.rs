@@ -10,7 +10,10 @@ use outlet_host::Host;
 pub fn run(host: Host, manifest: &Path, json: bool) -> anyhow::Result<ExitCode> {
     if !manifest.is_dir() {
         let plugin = host.load(manifest)?;
-        show(&plugin, json);
+        match json {
+            true => println!("{:#}", to_json(&plugin)),
+            false => show(&plugin),
+        }
         let _ = plugin.shutdown();
         return Ok(ExitCode::SUCCESS);
     }
@@ -21,15 +24,22 @@ pub fn run(host: Host, manifest: &Path, json: bool) -> anyhow::Result<ExitCode> 
         "{}: holds no manifests (`*.toml`); give a folder of plugin manifests, or one manifest",
         manifest.display()
     );
+    // JSON: one array of the plugins that loaded.
+    if json {
+        let all: Vec<serde_json::Value> = loaded.plugins.iter().map(to_json).collect();
+        println!("{:#}", serde_json::Value::Array(all));
+    }
     for (index, plugin) in loaded.plugins.iter().enumerate() {
-        if index > 0 && !json {
-            println!();
+        if !json {
+            if index > 0 {
+                println!();
+            }
+            show(plugin);
         }
-        show(plugin, json);
         let _ = plugin.shutdown();
     }
-    for (_, error) in &loaded.failed {
-        eprintln!("refused {error}");
+    for (file, error) in &loaded.failed {
+        eprintln!("refused {}: {error}", file.display());
     }
     if loaded.failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -38,13 +48,12 @@ pub fn run(host: Host, manifest: &Path, json: bool) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::FAILURE)
 }
 
-/// Prints a loaded plugin's Hello, negotiation and sandbox.
-fn show(plugin: &outlet_host::Plugin, json: bool) {
+/// A loaded plugin's Hello, negotiation and sandbox, as JSON.
+fn to_json(plugin: &outlet_host::Plugin) -> serde_json::Value {
     let hello = plugin.hello();
     let agreed = plugin.negotiated();
     let manifest = plugin.manifest();
-    if json {
-        let out = serde_json::json!({
+    serde_json::json!({
             "plugin": manifest.name,
             "mechanism": manifest.mechanism.name(),
             "trust": manifest.trust.name(),
@@ -62,46 +71,50 @@ fn show(plugin: &outlet_host::Plugin, json: bool) {
                 "capabilities": agreed.capabilities,
             },
             "sandbox": sandbox_json(plugin),
-        });
-        println!("{out:#}");
-    } else {
-        println!(
-            "plugin        {} ({}, trust {})",
-            manifest.name, manifest.mechanism, manifest.trust
-        );
-        println!("hello         {} {}", hello.name, hello.version);
-        println!("services      {}", hello.services.join(", "));
-        println!(
-            "core versions {:?} (host {:?})",
-            hello.core_versions,
-            outlet_protocol::CORE_VERSIONS
-        );
-        println!(
-            "app versions  {:?} (host {:?})",
-            hello.app_versions, manifest.versions
-        );
-        println!("capabilities  {}", list(&hello.capabilities));
-        println!(
-            "negotiated    core v{}, app v{}, capabilities: {}",
-            agreed.core_version,
-            agreed.app_version,
-            list(&agreed.capabilities)
-        );
-        match plugin.sandbox() {
-            Some(report) => {
-                let state = if report.enforced {
-                    "enforced"
-                } else {
-                    "NOT enforced"
-                };
-                println!("sandbox       {state}");
-                for layer in &report.layers {
-                    let holds = if layer.holds { "holds  " } else { "MISSING" };
-                    println!("  {:<13} {holds} {}", layer.name, layer.level);
-                }
+    })
+}
+
+/// Prints a loaded plugin's Hello, negotiation and sandbox.
+fn show(plugin: &outlet_host::Plugin) {
+    let hello = plugin.hello();
+    let agreed = plugin.negotiated();
+    let manifest = plugin.manifest();
+    println!(
+        "plugin        {} ({}, trust {})",
+        manifest.name, manifest.mechanism, manifest.trust
+    );
+    println!("hello         {} {}", hello.name, hello.version);
+    println!("services      {}", hello.services.join(", "));
+    println!(
+        "core versions {:?} (host {:?})",
+        hello.core_versions,
+        outlet_protocol::CORE_VERSIONS
+    );
+    println!(
+        "app versions  {:?} (host {:?})",
+        hello.app_versions, manifest.versions
+    );
+    println!("capabilities  {}", list(&hello.capabilities));
+    println!(
+        "negotiated    core v{}, app v{}, capabilities: {}",
+        agreed.core_version,
+        agreed.app_version,
+        list(&agreed.capabilities)
+    );
+    match plugin.sandbox() {
+        Some(report) => {
+            let state = if report.enforced {
+                "enforced"
+            } else {
+                "NOT enforced"
+            };
+            println!("sandbox       {state}");
+            for layer in &report.layers {
+                let holds = if layer.holds { "holds  " } else { "MISSING" };
+                println!("  {:<13} {holds} {}", layer.name, layer.level);
             }
-            None => println!("sandbox       {}", unsandboxed(manifest)),
         }
+        None => println!("sandbox       {}", unsandboxed(manifest)),
     }
 }
 

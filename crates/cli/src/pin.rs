@@ -19,13 +19,16 @@ pub fn run(manifests: &[impl AsRef<Path>]) -> anyhow::Result<ExitCode> {
 }
 
 /// Pins `file`'s artifact; returns its hash and whether the file changed.
-fn pin(file: &Path) -> anyhow::Result<(String, bool)> {
-    let text = std::fs::read_to_string(file).with_context(|| {
+fn pin(given: &Path) -> anyhow::Result<(String, bool)> {
+    // A link is followed: the file it leads to is pinned, and stays a file.
+    let file = &given.canonicalize().with_context(|| {
         format!(
             "{}: cannot read the manifest; check the path",
-            file.display()
+            given.display()
         )
     })?;
+    let text = String::from_utf8(read_regular(file, 1 << 20)?)
+        .with_context(|| format!("{}: not a manifest (not UTF-8 text)", file.display()))?;
     let table: toml::Table = toml::from_str(&text)
         .with_context(|| format!("{}: not a manifest (not TOML)", file.display()))?;
     let name = table
@@ -45,14 +48,16 @@ fn pin(file: &Path) -> anyhow::Result<(String, bool)> {
             file.display()
         ),
     };
-    let artifact = file.parent().unwrap_or(Path::new("")).join(path);
-    let hash = outlet_manifest::sha256_file(&artifact).with_context(|| {
-        format!(
-            "{}: plugin `{name}`: cannot read its artifact {}; build it first, or fix `path`",
-            file.display(),
-            artifact.display()
-        )
-    })?;
+    let artifact = given.parent().unwrap_or(Path::new("")).join(path);
+    let hash = regular(&artifact, outlet_manifest::MAX_ARTIFACT_BYTES)
+        .and_then(|_| Ok(outlet_manifest::sha256_file(&artifact)?))
+        .with_context(|| {
+            format!(
+                "{}: plugin `{name}`: cannot read its artifact {}; build it first, or fix `path`",
+                file.display(),
+                artifact.display()
+            )
+        })?;
     let pinned = with_sha256(&text, &hash);
     // The new text must say what the old one did, but for `sha256`.
     let mut expected = table.clone();
@@ -86,20 +91,22 @@ fn with_sha256(text: &str, hash: &str) -> String {
         .position(|line| line.trim_start().starts_with('['))
         .unwrap_or(lines.len());
     let indent = |line: &str| line[..line.len() - line.trim_start().len()].to_owned();
+    // The line's own ending: a file written on Windows keeps its CRLF.
+    let ending = |line: &str| {
+        let tail = line.len() - line.trim_end_matches(['\r', '\n']).len();
+        line[line.len() - tail..].to_owned()
+    };
     let pinned = |line: &str, comment: &str| {
-        let end = if line.ends_with('\n') { "\n" } else { "" };
-        format!("{}sha256 = \"{hash}\"{comment}{end}", indent(line))
+        format!(
+            "{}sha256 = \"{hash}\"{comment}{}",
+            indent(line),
+            ending(line)
+        )
     };
     let mut out: Vec<String> = lines.iter().map(|line| (*line).to_owned()).collect();
     if let Some(at) = (0..top).find(|&i| key(lines[i], "sha256")) {
         let line = lines[at];
-        // A comment after the value: what follows its closing quote.
-        let comment = line
-            .rfind('"')
-            .map(|quote| line[quote + 1..].trim_end())
-            .filter(|rest| rest.trim_start().starts_with('#'))
-            .unwrap_or("");
-        out[at] = pinned(line, comment);
+        out[at] = pinned(line, comment_after_value(line));
     } else if let Some(at) = (0..top).find(|&i| key(lines[i], "path")) {
         let mut line = pinned(lines[at], "");
         if !lines[at].ends_with('\n') {
@@ -109,6 +116,58 @@ fn with_sha256(text: &str, hash: &str) -> String {
         out.insert(at + 1, line);
     }
     out.concat()
+}
+
+/// What follows a `key = "value"` line's value, from its comment on
+/// (without the line's ending): the value is a string, quoted `"` or `'`.
+fn comment_after_value(line: &str) -> &str {
+    let Some((_, value)) = line.split_once('=') else {
+        return "";
+    };
+    let value = value.trim_start();
+    let Some(quote) = value.chars().next().filter(|c| *c == '"' || *c == '\'') else {
+        return "";
+    };
+    let Some(close) = value[1..].find(quote) else {
+        return "";
+    };
+    let rest = value[1 + close + 1..].trim_end_matches(['\r', '\n']);
+    if rest.trim_start().starts_with('#') {
+        rest
+    } else {
+        ""
+    }
+}
+
+/// Checks that `path` is a regular file of at most `most` bytes, without
+/// waiting on a FIFO or reading a device.
+fn regular(path: &Path, most: u64) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    anyhow::ensure!(
+        meta.is_file() && meta.len() <= most,
+        "it is not a regular file of at most {most} bytes"
+    );
+    Ok(file)
+}
+
+/// The bytes of `path`, a regular file of at most `most` bytes.
+fn read_regular(path: &Path, most: u64) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    regular(path, most)
+        .and_then(|file| Ok(file.take(most).read_to_end(&mut bytes)?))
+        .with_context(|| {
+            format!(
+                "{}: cannot read the manifest; check the path",
+                path.display()
+            )
+        })?;
+    Ok(bytes)
 }
 
 /// Writes `text` over `file`: into a new file beside it, with its mode,
@@ -164,6 +223,56 @@ mod tests {
             with_sha256("path = \"p\"", HASH),
             format!("path = \"p\"\nsha256 = \"{HASH}\"\n")
         );
+    }
+
+    #[test]
+    fn line_endings_and_comments_with_quotes_are_kept() {
+        let text = "name = \"p\"\r\npath = \"p\"\r\nsha256 = 'abc' # the \"right\" one\r\n";
+        assert_eq!(
+            with_sha256(text, HASH),
+            format!("name = \"p\"\r\npath = \"p\"\r\nsha256 = \"{HASH}\" # the \"right\" one\r\n")
+        );
+        let text = "path = \"p\"\r\n";
+        assert_eq!(
+            with_sha256(text, HASH),
+            format!("path = \"p\"\r\nsha256 = \"{HASH}\"\r\n")
+        );
+    }
+
+    #[test]
+    fn a_link_to_a_manifest_pins_the_file_it_leads_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let text = "name = \"p\"\nmechanism = \"wasm\"\npath = \"plugin.wasm\"\n\
+                    interface = \"a.B\"\ntrust = \"sandboxed\"\n";
+        std::fs::write(real.join("plugin.toml"), text).unwrap();
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(real.join("plugin.toml"), &link).unwrap();
+        // The artifact is found beside the link, as the host finds it.
+        std::fs::write(dir.path().join("plugin.wasm"), b"bytes").unwrap();
+        assert!(pin(&link).unwrap().1);
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let pinned = std::fs::read_to_string(real.join("plugin.toml")).unwrap();
+        assert!(
+            pinned.contains(&outlet_manifest::sha256_hex(b"bytes")),
+            "{pinned}"
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("plugin.toml");
+        let mode = rustix::fs::Mode::from_bits_truncate(0o600);
+        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, mode).unwrap();
+        let refused = format!("{:#}", pin(&fifo).unwrap_err());
+        assert!(refused.contains("not a regular file"), "{refused}");
     }
 
     #[test]

@@ -183,9 +183,12 @@ impl Flags {
             );
             policy = policy.approve_root(root);
         }
-        let from_env = std::env::var_os("OUTLET_TRUSTED_KEYS").map(PathBuf::from);
-        for file in self.trusted_keys.iter().chain(&from_env) {
-            policy = trust_keys(policy, file)?;
+        for file in &self.trusted_keys {
+            policy = trust_keys(policy, file, "--trusted-keys")?;
+        }
+        let from_env = std::env::var_os("OUTLET_TRUSTED_KEYS").filter(|v| !v.is_empty());
+        if let Some(file) = from_env {
+            policy = trust_keys(policy, Path::new(&file), "OUTLET_TRUSTED_KEYS")?;
         }
         for level in &self.require_signature {
             policy = policy.require_signature(*level);
@@ -194,12 +197,12 @@ impl Flags {
     }
 }
 
-/// `policy` trusting the keys in `file` (see [`TrustedKey::read_file`]).
-fn trust_keys(mut policy: Policy, file: &Path) -> anyhow::Result<Policy> {
+/// `policy` trusting the keys in `file` (see [`TrustedKey::read_file`]),
+/// named by `source`.
+fn trust_keys(mut policy: Policy, file: &Path, source: &str) -> anyhow::Result<Policy> {
     let text = std::fs::read_to_string(file).with_context(|| {
         format!(
-            "{}: cannot read the trusted keys; check the path given to --trusted-keys or \
-             OUTLET_TRUSTED_KEYS",
+            "{}: cannot read the trusted keys; check the path given by {source}",
             file.display()
         )
     })?;
@@ -240,8 +243,9 @@ fn from_file(mut policy: Policy, file: &Path) -> anyhow::Result<Policy> {
     for name in parsed.inherit_env {
         policy = policy.inherit_env(name);
     }
+    let source = format!("`trusted_keys` in {}", file.display());
     for keys in parsed.trusted_keys {
-        policy = trust_keys(policy, &here.join(keys))?;
+        policy = trust_keys(policy, &here.join(keys), &source)?;
     }
     for level in parsed.require_signature {
         policy = policy.require_signature(level);

@@ -699,3 +699,136 @@ fn children(parent: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// A folder of plugins, one signed and one pinned, under the key flags:
+/// `check` and `inspect` take the folder, `call` the signed plugin.
+#[test]
+fn signed_plugins_load_only_under_a_key_the_host_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let greeter = workdir().join("examples/greeter");
+    std::fs::copy(
+        greeter.join("bin/greeter-exec"),
+        plugins.join("greeter-exec"),
+    )
+    .unwrap();
+    std::fs::copy(
+        greeter.join("manifests/greeter.proto"),
+        plugins.join("greeter.proto"),
+    )
+    .unwrap();
+    let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let bytes = std::fs::read(plugins.join("greeter-exec")).unwrap();
+    let signature = minisign::sign(Some(&pair.pk), &pair.sk, &bytes[..], None, None).unwrap();
+    std::fs::write(
+        plugins.join("greeter-exec.minisig"),
+        signature.into_string(),
+    )
+    .unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(
+        &keys,
+        format!("# ours\n{} expires=2999-12-31\n", pair.pk.to_base64()),
+    )
+    .unwrap();
+    let manifest = |name: &str, extra: &str| {
+        format!(
+            "name = \"{name}\"\nmechanism = \"exec\"\npath = \"greeter-exec\"\n\
+             interface = \"outlet.examples.greeter.v1.Greeter\"\nproto = \"greeter.proto\"\n\
+             trust = \"sandboxed\"\n{extra}"
+        )
+    };
+    let signed = plugins.join("signed.toml");
+    std::fs::write(
+        &signed,
+        manifest("signed", "signature = \"greeter-exec.minisig\"\n"),
+    )
+    .unwrap();
+    std::fs::write(plugins.join("pinned.toml"), manifest("pinned", "")).unwrap();
+    let run = |args: &[&str], keys_env: Option<&Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_outlet"));
+        command
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("OUTLET_TRUSTED_KEYS");
+        command.env(
+            "XDG_CACHE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-cache"),
+        );
+        if let Some(keys) = keys_env {
+            command.env("OUTLET_TRUSTED_KEYS", keys);
+        }
+        command.output().unwrap()
+    };
+    let out = run(&["pin", "plugins/pinned.toml"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // No key trusted: the signed plugin is refused, naming its key.
+    let out = run(&["check", "plugins"], None);
+    assert!(!out.status.success());
+    let said = text(&out.stdout);
+    assert!(said.contains("which the host does not trust"), "{said}");
+    assert!(said.contains("ok      plugins/pinned.toml"), "{said}");
+    // Trusted by a flag, or by the environment.
+    let out = run(
+        &["--trusted-keys", keys.to_str().unwrap(), "check", "plugins"],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("signature matches"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Signatures required: the pinned plugin is refused, the signed one passes.
+    let out = run(
+        &["--require-signature", "sandboxed", "check", "plugins"],
+        Some(&keys),
+    );
+    assert!(!out.status.success());
+    let said = text(&out.stdout);
+    assert!(said.contains("ok      plugins/signed.toml"), "{said}");
+    assert!(said.contains("names no `signature`"), "{said}");
+
+    let keys_flag = ["--trusted-keys", keys.to_str().unwrap()];
+    let call = [
+        &keys_flag[..],
+        &[
+            "call",
+            "plugins/signed.toml",
+            "Greet",
+            "--json",
+            r#"{"name":"key"}"#,
+        ],
+    ]
+    .concat();
+    let out = run(&call, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Hello, key!"),
+        "{}",
+        text(&out.stdout)
+    );
+    let inspect = [&keys_flag[..], &["inspect", "plugins", "--json"]].concat();
+    let out = run(&inspect, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["plugin"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["pinned", "signed"]);
+
+    // The signed artifact rebuilt: its signature no longer matches.
+    std::fs::write(plugins.join("greeter-exec"), b"#!/bin/sh\n").unwrap();
+    let out = run(&call, None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("does not match the bytes of"),
+        "{}",
+        text(&out.stderr)
+    );
+}
