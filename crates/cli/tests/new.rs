@@ -238,6 +238,51 @@ fn stubs(name: &str, mechanism: &str, lang: &str) {
     );
 }
 
+/// Well-known types, messages named as Rust's and Outlet's own types, a
+/// method named by a keyword: stubs of a library plugin that build.
+const TRICKY: &str = r#"
+syntax = "proto3";
+package tricky.v1;
+
+import "google/protobuf/empty.proto";
+import "google/protobuf/timestamp.proto";
+
+message Status { string text = 1; google.protobuf.Timestamp at = 2; }
+message Result { int32 code = 1; }
+message Plugin { string name = 1; }
+
+service Tricky {
+  rpc Ping(google.protobuf.Empty) returns (Status);
+  rpc Type(Result) returns (google.protobuf.Empty);
+  rpc Named(Plugin) returns (stream Result);
+}
+"#;
+
+#[test]
+fn stubs_of_well_known_types_and_clashing_names_build() {
+    let protos = scratch().join("protos");
+    std::fs::create_dir_all(&protos).unwrap();
+    let proto = protos.join("tricky.proto");
+    std::fs::write(&proto, TRICKY).unwrap();
+    let proto = proto.to_str().unwrap();
+    let dir = new(
+        "tricky-cabi",
+        &[
+            "--mechanism",
+            "cabi",
+            "--proto",
+            proto,
+            "--service",
+            "tricky.v1.Tricky",
+        ],
+    );
+    let refused = readme_commands(&dir).unwrap_err();
+    assert!(
+        refused.contains("tricky-cabi: Ping is not implemented yet"),
+        "{refused}"
+    );
+}
+
 #[test]
 fn stubs_of_another_service_build_and_answer_unimplemented() {
     stubs("shapes-exec", "exec", "rust");
@@ -256,7 +301,14 @@ fn bad_requests_are_refused_and_leave_nothing() {
     std::fs::write(parent.join("full/keep.txt"), "mine").unwrap();
     std::fs::write(parent.join("bad.proto"), "syntax = \"proto3\";\nmessage {").unwrap();
     std::fs::write(parent.join("good.proto"), SHAPES).unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    std::fs::write(
+        parent.join("bare.proto"),
+        "syntax = \"proto3\";\nservice S {}\n",
+    )
+    .unwrap();
+    std::fs::create_dir(parent.join("empty")).unwrap();
+    std::os::unix::fs::symlink(parent.join("empty"), parent.join("link")).unwrap();
+    let cases: [(&[&str], &str); 11] = [
         (
             &["new", "full", "--mechanism", "exec"],
             "exists and is not empty",
@@ -303,6 +355,37 @@ fn bad_requests_are_refused_and_leave_nothing() {
             &["new", "Bad_Name", "--mechanism", "exec"],
             "cannot name a plugin",
         ),
+        (&["new", "link", "--mechanism", "exec"], "is a link"),
+        (
+            &["new", "test", "--mechanism", "exec"],
+            "cargo or Rust uses it",
+        ),
+        (
+            &[
+                "new",
+                "p",
+                "--mechanism",
+                "exec",
+                "--proto",
+                "bare.proto",
+                "--service",
+                "S",
+            ],
+            "declares no `package`",
+        ),
+        (
+            &[
+                "new",
+                "p",
+                "--mechanism",
+                "exec",
+                "--proto",
+                "nowhere.proto",
+                "--service",
+                "S",
+            ],
+            "cannot read it",
+        ),
     ];
     for (args, expected) in cases {
         let out = run(&parent, env!("CARGO_BIN_EXE_outlet"), args);
@@ -326,6 +409,46 @@ fn bad_requests_are_refused_and_leave_nothing() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["bad.proto", "full", "good.proto"]);
+    assert_eq!(
+        left,
+        [
+            "bad.proto",
+            "bare.proto",
+            "empty",
+            "full",
+            "good.proto",
+            "link"
+        ]
+    );
     assert_eq!(std::fs::read_dir(parent.join("full")).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(parent.join("empty")).unwrap().count(), 0);
+}
+
+/// `outlet new .` in an empty folder fills that folder, which stays the
+/// same folder (a shell in it still sees the project).
+#[test]
+fn an_empty_folder_is_filled_in_place() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = scratch().join("in-place");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let before = std::fs::metadata(&dir).unwrap().ino();
+    let out = run(
+        &dir,
+        env!("CARGO_BIN_EXE_outlet"),
+        &[
+            "new",
+            ".",
+            "--mechanism",
+            "wasm",
+            "--lang",
+            "wat",
+            "--name",
+            "in-place",
+        ],
+    );
+    ok(&out, "outlet new .");
+    assert_eq!(std::fs::metadata(&dir).unwrap().ino(), before);
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    assert!(manifest.contains("name = \"in-place\""), "{manifest}");
 }

@@ -32,6 +32,9 @@ const LANGUAGES: [(&str, &[Mechanism]); 4] = [
     ("wat", &[Mechanism::Wasm]),
 ];
 
+/// `.proto` files to write into the project: name, text.
+type Protos = Vec<(String, String)>;
+
 /// What the command line asks for.
 pub struct Request<'a> {
     pub dir: &'a Path,
@@ -44,8 +47,7 @@ pub struct Request<'a> {
 }
 
 pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
-    let dir = request.dir;
-    let (project, protos) = project(request)?;
+    let (project, protos, dir) = project(request)?;
     let plan = match request.lang {
         "rust" => rust::plan(&project, request.mechanism),
         "c" => c::plan(&project),
@@ -64,37 +66,23 @@ pub fn run(request: &Request<'_>) -> anyhow::Result<ExitCode> {
         "README.md",
         readme(&project, request.mechanism, request.lang, &plan),
     ));
-    write(dir, &files)?;
+    write(&dir, &files)?;
     println!(
         "wrote {}: plugin `{}` ({}, in {}), serving {}",
-        dir.display(),
+        request.dir.display(),
         project.name,
         request.mechanism,
         request.lang,
         project.service.full_name
     );
-    println!("next: cd {} && {}", dir.display(), plan.build);
+    println!("next: cd {} && {}", request.dir.display(), plan.build);
     Ok(ExitCode::SUCCESS)
 }
 
-/// Checks the request, and reads the interface: the project, and the
-/// `.proto` files to copy into it (name, text).
-fn project(request: &Request<'_>) -> anyhow::Result<(Project, Vec<(String, String)>)> {
-    let dir = request.dir;
-    if let Ok(mut entries) = std::fs::read_dir(dir) {
-        if entries.next().is_some() {
-            bail!(
-                "{}: the folder exists and is not empty; give `outlet new` a new folder (or an \
-                 empty one), so that nothing of yours is overwritten",
-                dir.display()
-            );
-        }
-    } else if dir.exists() {
-        bail!(
-            "{}: exists and is not a folder; give `outlet new` a new folder",
-            dir.display()
-        );
-    }
+/// Checks the request, and reads the interface: the project, the
+/// `.proto` files to copy into it, and the project's folder, absolute.
+fn project(request: &Request<'_>) -> anyhow::Result<(Project, Protos, PathBuf)> {
+    let dir = target(request.dir)?;
     let Some((_, mechanisms)) = LANGUAGES.iter().find(|(lang, _)| *lang == request.lang) else {
         bail!(
             "--lang {}: not a language `outlet new` writes; choose rust (any mechanism), c \
@@ -139,6 +127,23 @@ fn project(request: &Request<'_>) -> anyhow::Result<(Project, Vec<(String, Strin
              a letter, at most 64 characters (the folder's name is used unless --name gives one)"
         );
     }
+    // Names cargo keeps for itself, or that would hide a crate of Rust's own.
+    let reserved = [
+        "build",
+        "deps",
+        "examples",
+        "incremental",
+        "test",
+        "core",
+        "std",
+        "alloc",
+    ];
+    if request.lang == "rust" && reserved.contains(&name.as_str()) {
+        bail!(
+            "{name:?} cannot name a Rust plugin: cargo or Rust uses it; choose another name \
+             (--name)"
+        );
+    }
     let outlet = checkout(request.outlet)?;
     let (service, protos, greeter) = match (request.proto, request.service) {
         (None, None) => {
@@ -146,7 +151,7 @@ fn project(request: &Request<'_>) -> anyhow::Result<(Project, Vec<(String, Strin
             (greeter(), protos, true)
         }
         (Some(proto), Some(service)) => {
-            let (service, protos) = read_interface(proto, service)?;
+            let (service, protos) = read_interface(proto, service, request.lang == "rust")?;
             (service, protos, false)
         }
         (Some(_), None) => bail!("--proto needs --service NAME: the service the plugin serves"),
@@ -160,7 +165,45 @@ fn project(request: &Request<'_>) -> anyhow::Result<(Project, Vec<(String, Strin
         service,
         greeter,
     };
-    Ok((project, protos))
+    Ok((project, protos, dir))
+}
+
+/// Where the project goes: `dir`, absolute. An existing folder must be
+/// empty, and is filled in place; a link is refused (whose folder would be
+/// filled is not clear).
+fn target(dir: &Path) -> anyhow::Result<PathBuf> {
+    let named = || {
+        format!(
+            "{}: give `outlet new` a new folder, or an empty one",
+            dir.display()
+        )
+    };
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => bail!(
+            "{}: is a link; give `outlet new` the folder itself, or a new one",
+            dir.display()
+        ),
+        Ok(meta) if !meta.is_dir() => bail!("{}: exists and is not a folder", named()),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(dir).with_context(named)?;
+            if entries.next().is_some() {
+                bail!(
+                    "{}: the folder exists and is not empty; give `outlet new` a new folder (or \
+                     an empty one), so that nothing of yours is overwritten",
+                    dir.display()
+                );
+            }
+            dir.canonicalize().with_context(named)
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let absolute = std::path::absolute(dir).with_context(named)?;
+            if absolute.file_name().is_none() {
+                bail!("{}", named());
+            }
+            Ok(absolute)
+        }
+        Err(error) => Err(error).with_context(named),
+    }
 }
 
 /// The Outlet checkout a project builds against: `--outlet`, or the one
@@ -185,7 +228,14 @@ fn checkout(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 /// Reads `file` and what it imports from its folder, and finds `service`:
 /// the service, and the files (relative to the folder, the main one
 /// first) with their text.
-fn read_interface(file: &Path, service: &str) -> anyhow::Result<(Service, Vec<(String, String)>)> {
+fn read_interface(file: &Path, service: &str, rust: bool) -> anyhow::Result<(Service, Protos)> {
+    if let Err(error) = std::fs::metadata(file) {
+        bail!(
+            "--proto {}: cannot read it: {error}; give the path of the `.proto` that declares \
+             the service",
+            file.display()
+        );
+    }
     let folder = file
         .parent()
         .filter(|f| !f.as_os_str().is_empty())
@@ -236,6 +286,32 @@ fn read_interface(file: &Path, service: &str) -> anyhow::Result<(Service, Vec<(S
             }
         )
     };
+    let package = found.package_name();
+    if package.is_empty() {
+        bail!(
+            "--proto {}: declares no `package`, and a host names a service `package.Service`; \
+             add a line such as `package {}.v1;`",
+            file.display(),
+            found.name().to_lowercase()
+        );
+    }
+    // A Rust plugin includes one package's module: another package's
+    // messages (but the well-known ones, from prost-types) are not in it.
+    let foreign = (found.methods())
+        .flat_map(|m| [m.input(), m.output()])
+        .find(|m| {
+            let theirs = m.package_name();
+            theirs != package && theirs != "google.protobuf"
+        });
+    if let Some(message) = foreign.filter(|_| rust) {
+        bail!(
+            "--proto {}: {} uses {}, a message of another package, which `outlet new` does not \
+             wire up in Rust; declare it in package {package}",
+            file.display(),
+            found.full_name(),
+            message.full_name()
+        );
+    }
     let service = rust::service(set, found.full_name())
         .with_context(|| format!("--proto {}", file.display()))?;
     Ok((service, protos))
@@ -340,22 +416,48 @@ fn readme(project: &Project, mechanism: Mechanism, lang: &str, plan: &Plan) -> S
     } else {
         String::new()
     };
+    let mut notes = String::new();
+    if lang == "rust" {
+        notes += "- The manifest's `path` is where `cargo build --release` puts the plugin: \
+                  under `target/` here, unless `CARGO_TARGET_DIR` or a cargo config moves \
+                  it elsewhere.\n";
+    }
+    if lang == "rust" && mechanism == Mechanism::Wasm {
+        notes += "- It is built for WebAssembly (`.cargo/config.toml`): `rustup target add \
+                  wasm32-unknown-unknown` once.\n";
+    }
+    if mechanism == Mechanism::Native {
+        notes += &format!(
+            "- A native plugin loads only into a host of the very same build: the same \
+             compiler, Outlet version and debug assertions. `cargo build --release` here \
+             matches a release `outlet` ({outlet}/target/release/outlet) built by the same \
+             `rustc`.\n"
+        );
+    }
     format!(
         "# {name}\n\n\
          An Outlet plugin: {mechanism}, written in {lang}, serving {what}.\n\
          {depends}\n\
          ## Build, test, call\n\n\
+         With the Outlet checkout's `outlet` on your PATH (`{outlet}/target/release`, once \
+         built there: `cargo build --release -p outlet-cli`):\n\n\
          ```sh\n\
          {build}\n\
          {pin}\
          {test}\n\
          {call}\n\
          ```\n\n\
-         `outlet` is the command of the Outlet checkout (`{outlet}/target/release/outlet` once \
-         built there); `plugin.toml` is the manifest a host loads (`Host::load`).\n",
+         `plugin.toml` is the manifest a host loads (`Host::load`, or `Host::load_dir` on a \
+         folder of them).\n\
+         {notes}",
         name = project.name,
         build = plan.build,
         test = plan.test,
+        notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!("\n{notes}")
+        },
     )
 }
 
@@ -385,14 +487,34 @@ fn write(dir: &Path, files: &[File]) -> anyhow::Result<()> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .with_context(failed)?;
     }
-    if dir.is_dir() {
-        // Empty, as checked: rmdir fails if something came meanwhile.
-        std::fs::remove_dir(dir).with_context(failed)?;
+    if !dir.is_dir() {
+        let staged = staging.keep();
+        if let Err(error) = std::fs::rename(&staged, dir) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(error).with_context(failed);
+        }
+        return Ok(());
     }
-    let staged = staging.keep();
-    if let Err(error) = std::fs::rename(&staged, dir) {
-        let _ = std::fs::remove_dir_all(&staged);
-        return Err(error).with_context(failed);
+    // The empty folder given (perhaps the shell's own) is filled in place,
+    // each entry renamed into it; if one cannot be, those moved go back.
+    let mut moved = Vec::new();
+    for entry in std::fs::read_dir(staging.path()).with_context(failed)? {
+        let entry = entry.with_context(failed)?;
+        let to = dir.join(entry.file_name());
+        // A name there already came meanwhile: nothing of it is replaced.
+        let taken = std::fs::symlink_metadata(&to).is_ok();
+        let result = if taken {
+            Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
+        } else {
+            std::fs::rename(entry.path(), &to)
+        };
+        if let Err(error) = result {
+            for (from, to) in moved {
+                let _ = std::fs::rename(to, from);
+            }
+            return Err(error).with_context(failed);
+        }
+        moved.push((entry.path(), to));
     }
     Ok(())
 }

@@ -45,21 +45,6 @@ pub fn service(set: prost_types::FileDescriptorSet, full_name: &str) -> anyhow::
             server_streaming: m.server_streaming,
         })
         .collect::<Vec<_>>();
-    // One package's module is included: a type of another (but the
-    // well-known ones, which prost-types has) would be out of reach.
-    if let Some(method) = methods.iter().find(|m| {
-        [&m.input_rust, &m.output_rust]
-            .iter()
-            .any(|t| t.starts_with("super::"))
-    }) {
-        bail!(
-            "method {} takes or returns a message of another package ({} → {}), which `outlet \
-             new` does not wire up; declare the messages in the service's own package",
-            method.name,
-            method.input_rust,
-            method.output_rust
-        );
-    }
     Ok(Service {
         full_name: full_name.to_owned(),
         name: service.name.clone(),
@@ -130,14 +115,22 @@ pub fn plan(project: &Project, mechanism: Mechanism) -> Plan {
 }
 
 fn cargo_toml(project: &Project, mechanism: Mechanism, library: bool) -> String {
-    let outlet = project.outlet.display();
-    let guest = if mechanism == Mechanism::Rpc {
-        format!("{{ path = \"{outlet}/crates/guest\", features = [\"rpc\"] }}")
-    } else {
-        format!("{{ path = \"{outlet}/crates/guest\" }}")
+    // Paths as TOML strings, quoted and escaped.
+    let crate_path = |name: &str| {
+        toml::Value::String(
+            project
+                .outlet
+                .join("crates")
+                .join(name)
+                .display()
+                .to_string(),
+        )
     };
-    let well_known = (project.service.methods.iter())
-        .any(|m| format!("{}{}", m.input_rust, m.output_rust).contains("prost_types"));
+    let guest = if mechanism == Mechanism::Rpc {
+        format!("{{ path = {}, features = [\"rpc\"] }}", crate_path("guest"))
+    } else {
+        format!("{{ path = {} }}", crate_path("guest"))
+    };
     let mut text = format!(
         "[package]\n\
          name = \"{name}\"\n\
@@ -166,16 +159,18 @@ fn cargo_toml(project: &Project, mechanism: Mechanism, library: bool) -> String 
          # checkout builds with.\n\
          [dependencies]\n\
          outlet-guest = {guest}\n\
-         outlet-protocol = {{ path = \"{outlet}/crates/protocol\" }}\n\
-         prost = \"0.14\"\n"
+         outlet-protocol = {{ path = {protocol} }}\n\
+         prost = \"0.14\"\n\
+         # protobuf's well-known types (google.protobuf.Timestamp, …), if the\n\
+         # interface uses them.\n\
+         prost-types = \"0.14\"\n",
+        protocol = crate_path("protocol"),
     );
-    if well_known {
-        text += "prost-types = \"0.14\"\n";
-    }
     let _ = write!(
         text,
         "\n[build-dependencies]\n\
-         outlet-build = {{ path = \"{outlet}/crates/build\" }}\n"
+         outlet-build = {{ path = {} }}\n",
+        crate_path("build")
     );
     if mechanism == Mechanism::Wasm {
         text += "\n# A module is read and hashed on every load: small, and optimized whole.\n\
@@ -212,8 +207,13 @@ fn source_rs(project: &Project, mechanism: Mechanism) -> String {
          mod interface {{\n    \
              include!(concat!(env!(\"OUT_DIR\"), \"/{generated}.rs\"));\n\
          }}\n\n\
-         use interface::*;\n\
-         use outlet_guest::{{Plugin, Status}};\n\n",
+         use interface::*;\n{uses}\n",
+        uses = if project.greeter {
+            "use outlet_guest::{Plugin, Status};\n"
+        } else {
+            // The interface's own names (a message `Status`, say) come first.
+            ""
+        },
         name = project.name,
         full = service.full_name,
         proto = project.proto,
@@ -234,8 +234,8 @@ fn source_rs(project: &Project, mechanism: Mechanism) -> String {
             out,
             "/// The plugin's implementation of the interface.\n\
              #[derive(Default)]\n\
-             struct Implementation;\n\n\
-             impl {trait_name} for Implementation {{\n"
+             struct {trait_name}Impl;\n\n\
+             impl {trait_name} for {trait_name}Impl {{\n"
         );
         for (index, method) in service.methods.iter().enumerate() {
             if index > 0 {
@@ -254,16 +254,16 @@ fn source_rs(project: &Project, mechanism: Mechanism) -> String {
         out += "}\n\n";
     }
     let implementation = if project.greeter {
-        "Greetings"
+        "Greetings".to_owned()
     } else {
-        "Implementation"
+        format!("{trait_name}Impl")
     };
     let _ = write!(
         out,
         "/// The plugin: its name and version (what it says in Hello), and the\n\
          /// services it serves.\n\
-         fn plugin() -> Plugin {{\n    \
-             Plugin::new(\"{name}\", env!(\"CARGO_PKG_VERSION\"))\n        \
+         fn plugin() -> ::outlet_guest::Plugin {{\n    \
+             ::outlet_guest::Plugin::new(\"{name}\", env!(\"CARGO_PKG_VERSION\"))\n        \
                  .service({trait_name}Server::new({implementation}))\n\
          }}\n\n",
         name = project.name
@@ -286,7 +286,7 @@ fn source_rs(project: &Project, mechanism: Mechanism) -> String {
              static ALLOC: outlet_guest::wasm::Allocator = outlet_guest::wasm::Allocator::new();\n"
         }
     };
-    out += &test_rs(project, implementation);
+    out += &test_rs(project, &implementation);
     out
 }
 
@@ -294,16 +294,17 @@ fn source_rs(project: &Project, mechanism: Mechanism) -> String {
 fn stub(project: &Project, method: &Method, source: &str) -> String {
     let (input, output) = (&method.input_rust, &method.output_rust);
     let (arg, takes) = if method.client_streaming {
-        ("requests", format!("outlet_guest::Messages<{input}>"))
+        ("requests", format!("::outlet_guest::Messages<{input}>"))
     } else {
         ("request", input.clone())
     };
     let gives = if method.server_streaming {
-        format!("outlet_guest::Messages<{output}>")
+        format!("::outlet_guest::Messages<{output}>")
     } else {
         output.clone()
     };
     let todo = match (method.client_streaming, method.server_streaming) {
+        (false, false) if output == "()" => "read `request` and answer `Ok(())`".to_owned(),
         (false, false) => format!("read `request` and answer `Ok({output} {{ .. }})`"),
         (false, true) => format!(
             "read `request` and answer `Ok(Messages::ok(…))` with the {output}s, or a \
@@ -318,9 +319,10 @@ fn stub(project: &Project, method: &Method, source: &str) -> String {
     };
     format!(
         "    // TODO: {name}: {todo}.\n    \
-         fn {rust}(&self, {arg}: {takes}) -> Result<{gives}, Status> {{\n        \
+         fn {rust}(\n        &self,\n        {arg}: {takes},\n    \
+         ) -> ::core::result::Result<{gives}, ::outlet_guest::Status> {{\n        \
              let _ = {arg};\n        \
-             Err(Status::unimplemented(\n            \
+             Err(::outlet_guest::Status::unimplemented(\n            \
                  \"{plugin}: {name} is not implemented yet; write it in {source}\",\n        \
              ))\n    \
          }}\n",
@@ -341,9 +343,9 @@ fn test_rs(project: &Project, implementation: &str) -> String {
             .to_owned(),
         Some(method) => {
             let request = if method.client_streaming {
-                format!("outlet_guest::Messages::ok(Vec::<{}>::new())", method.input_rust)
+                format!("::outlet_guest::Messages::ok(Vec::<{}>::new())", method.input_rust)
             } else {
-                format!("{}::default()", method.input_rust)
+                format!("<{}>::default()", method.input_rust)
             };
             format!(
                 "    /// Until it is written: then test what it answers.\n    \
