@@ -318,6 +318,30 @@ fn a_pinned_library_is_loaded_from_a_private_copy_of_the_bytes_hashed() {
 }
 
 #[test]
+fn a_signed_library_is_loaded_from_a_private_copy_of_the_bytes_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = dir.path().join("libgreeter_c.so");
+    compile_c(&root().join("examples/greeter/c/greeter.c"), &[], &library);
+    let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+    let bytes = std::fs::read(&library).unwrap();
+    let signature = minisign::sign(Some(&pair.pk), &pair.sk, &bytes[..], None, None).unwrap();
+    std::fs::write(dir.path().join("lib.minisig"), signature.into_string()).unwrap();
+    let signed = "signature = \"lib.minisig\"\n";
+    let file = manifest(dir.path(), "cabi", "signed-c", &library, signed);
+    let key = outlet_manifest::signing::TrustedKey::parse(&pair.pk.to_base64()).unwrap();
+    let host = outlet_host::Host::builder()
+        .policy(outlet_host::Policy::default().trust_key(key))
+        .build();
+    let plugin = host.load(&file).unwrap();
+    assert_eq!(greet(&plugin, "C").unwrap(), "Hello, C!");
+    // Signed bytes are pinned bytes: a copy is loaded, not the path.
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(!maps.contains(library.to_str().unwrap()), "{maps}");
+    assert!(maps.contains("/signed-c.so (deleted)"), "{maps}");
+    plugin.shutdown().unwrap();
+}
+
+#[test]
 fn a_table_of_before_streams_loads_and_says_it_has_none() {
     let dir = tempfile::tempdir().unwrap();
     let library = dir.path().join("libold.so");
