@@ -36,7 +36,8 @@ setup
 ./scripts/demo.sh >/dev/null
 cargo build --release --locked --target wasm32-unknown-unknown \
     --manifest-path bench/extism/guest/Cargo.toml
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+installed=$(rustup target list --installed)
+if ! grep -qx wasm32-wasip2 <<<"$installed"; then
     rustup target add wasm32-wasip2
 fi
 cargo build --release --locked --target wasm32-wasip2 \

@@ -157,8 +157,9 @@ def component(run):
     faster = "Outlet's Rust guest" if ours < theirs else "the component"
     return paragraph(
         "The same Greet as a WebAssembly component (WIT, a `wit-bindgen` guest for ",
-        "`wasm32-wasip2`, called through wasmtime's `bindgen!` bindings with default ",
-        f"settings), interleaved with Outlet's Rust guest: the component {duration(theirs)} ",
+        "`wasm32-wasip2`, called through wasmtime's `bindgen!` bindings with wasmtime's ",
+        "default settings: no epoch interruption, fuel or pooling allocator), interleaved ",
+        f"with Outlet's Rust guest: the component {duration(theirs)} ",
         f"(p99 {duration(row['p99_ns'])}), Outlet's guest {duration(ours)} ",
         f"(p99 {duration(row['baseline']['p99_ns'])}); {faster} is ",
         f"{times(max(theirs, ours) / min(theirs, ours))} faster.",

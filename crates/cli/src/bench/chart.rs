@@ -140,12 +140,12 @@ fn drawn(rows: &[&Row], title: &str, file: &Path) -> anyhow::Result<()> {
                 [(low, y - 0.36), (base_ns, y - 0.04)],
                 RGBColor(170, 170, 170).filled(),
             )])?;
-            let ratio = row.samples.median.as_secs_f64() / base.median.as_secs_f64().max(1e-12);
-            note = format!(
-                "{note}   {} of {name} ({})",
-                ratio_text(ratio),
-                human(base.median)
-            );
+            // A baseline of no time has no ratio worth writing.
+            let ratio = match base.median.as_secs_f64() {
+                0.0 => "–".to_owned(),
+                base => ratio_text(row.samples.median.as_secs_f64() / base),
+            };
+            note = format!("{note}   {ratio} of {name} ({})", human(base.median));
         }
         // The row's name on the left, its figures on the right, the
         // group's name at its first row, where a line parts it from the
