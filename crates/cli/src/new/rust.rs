@@ -209,7 +209,7 @@ fn source_rs(project: &Project, mechanism: Mechanism) -> String {
          }}\n\n\
          use interface::*;\n{uses}\n",
         uses = if project.greeter {
-            "use outlet_guest::{Plugin, Status};\n"
+            "use outlet_guest::Status;\n"
         } else {
             // The interface's own names (a message `Status`, say) come first.
             ""
