@@ -201,7 +201,13 @@ impl prost_build::ServiceGenerator for Generator {
         buf.push_str(&each(CLIENT_TRAIT_METHOD));
         buf.push_str(&fill(GUARD_TOP, None));
         buf.push_str(&each_shaped(GUARD_METHOD));
-        buf.push_str(&fill(SERVER_TOP, None));
+        // Without a method, `call` reads neither its request nor its
+        // response buffer.
+        let top = fill(SERVER_TOP, None);
+        buf.push_str(&match service.methods.is_empty() {
+            false => top,
+            true => top.replace("request: &[u8], response:", "_request: &[u8], _response:"),
+        });
         buf.push_str(&each_shaped(SERVER_METHOD));
         buf.push_str(&fill(SERVER_MIDDLE, None));
         if streams {

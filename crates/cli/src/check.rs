@@ -34,7 +34,9 @@ pub fn run(policy: &Policy, given: &[impl AsRef<Path>]) -> anyhow::Result<ExitCo
     }
     // A file given twice (by itself and in its folder) is checked once.
     let mut seen = std::collections::HashSet::new();
-    manifests.retain(|file| seen.insert(file.canonicalize().unwrap_or_else(|_| file.clone())));
+    // As listed (a link to another manifest is a manifest of its own).
+    manifests
+        .retain(|file| seen.insert(std::path::absolute(file).unwrap_or_else(|_| file.clone())));
     let checked: Vec<_> = manifests.iter().map(|file| check(policy, file)).collect();
     // Names as `Host::load_dir` compares them: of every manifest that
     // reads, whatever else is wrong with it.

@@ -49,8 +49,9 @@ fn pin(given: &Path) -> anyhow::Result<(String, bool)> {
         ),
     };
     let artifact = given.parent().unwrap_or(Path::new("")).join(path);
+    // The file checked is the file hashed.
     let hash = regular(&artifact, outlet_manifest::MAX_ARTIFACT_BYTES)
-        .and_then(|_| Ok(outlet_manifest::sha256_file(&artifact)?))
+        .and_then(|file| Ok(outlet_manifest::sha256_read(file)?))
         .with_context(|| {
             format!(
                 "{}: plugin `{name}`: cannot read its artifact {}; build it first, or fix `path`",

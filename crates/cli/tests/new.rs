@@ -287,6 +287,44 @@ fn stubs_of_well_known_types_and_clashing_names_build() {
     );
 }
 
+/// A service of no methods: every kind builds without a warning, loads
+/// and says Hello (its README's last line is `outlet inspect`).
+#[test]
+fn a_service_of_no_methods_builds_and_loads() {
+    let protos = scratch().join("protos");
+    std::fs::create_dir_all(&protos).unwrap();
+    let proto = protos.join("quiet.proto");
+    std::fs::write(
+        &proto,
+        "syntax = \"proto3\";\npackage quiet.v1;\nservice Quiet {}\n",
+    )
+    .unwrap();
+    let proto = proto.to_str().unwrap();
+    let mut kinds = vec![
+        ("quiet-exec", "exec", "rust"),
+        ("quiet-c", "cabi", "c"),
+        ("quiet-wat", "wasm", "wat"),
+    ];
+    if !go_skipped() {
+        kinds.push(("quiet-go", "rpc", "go"));
+    }
+    for (name, mechanism, lang) in kinds {
+        let args = [
+            "--mechanism",
+            mechanism,
+            "--lang",
+            lang,
+            "--proto",
+            proto,
+            "--service",
+            "Quiet",
+        ];
+        let dir = new(name, &args);
+        let said = readme_commands(&dir).unwrap();
+        assert!(said.contains("quiet.v1.Quiet"), "{name}: {said}");
+    }
+}
+
 #[test]
 fn stubs_of_another_service_build_and_answer_unimplemented() {
     stubs("shapes-exec", "exec", "rust");

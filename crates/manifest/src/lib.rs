@@ -69,15 +69,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&sha2::Sha256::digest(bytes))
 }
 
-/// The SHA-256 of the file at `path` in lowercase hex, read in chunks, as
-/// `sha256sum` prints it: what a manifest's `sha256` pins.
+/// The SHA-256 of what `reader` holds (a file, say) in lowercase hex, read
+/// in chunks, as `sha256sum` prints it: what a manifest's `sha256` pins.
 ///
 /// # Errors
-/// If the file cannot be opened or read.
-pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+/// If reading fails.
+pub fn sha256_read(mut reader: impl std::io::Read) -> std::io::Result<String> {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
-    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    std::io::copy(&mut reader, &mut hasher)?;
     Ok(hex(&hasher.finalize()))
 }
 

@@ -3,9 +3,9 @@
 //! wit-bindgen guest built for wasm32-wasip2), called through the typed
 //! bindings wasmtime's `bindgen!` makes, as a Rust user trying typed wasm
 //! plugins would write it first. wasmtime's default settings (no epoch
-//! interruption, no fuel, no pooling allocator, all of which Outlet's
-//! engine has), and the WASI the guest's standard library imports, with
-//! nothing granted.
+//! interruption and no pooling allocator, both of which Outlet's engine
+//! has; neither side meters fuel), and the WASI the guest's standard
+//! library imports, with nothing granted.
 
 use std::path::Path;
 

@@ -3,8 +3,8 @@
 //!
 //! Everything is checked before anything is written (the folder, the pair
 //! of mechanism and language, the `.proto` and its service, the Outlet
-//! checkout), and the project is written into a hidden folder beside its
-//! place, then renamed into it: a failure leaves nothing behind.
+//! checkout), and the project is written into a hidden folder, then
+//! renamed into place: a failure leaves nothing of the project behind.
 
 mod c;
 mod go;
@@ -229,12 +229,18 @@ fn checkout(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 /// the service, and the files (relative to the folder, the main one
 /// first) with their text.
 fn read_interface(file: &Path, service: &str, rust: bool) -> anyhow::Result<(Service, Protos)> {
-    if let Err(error) = std::fs::metadata(file) {
-        bail!(
+    match std::fs::metadata(file) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => bail!(
+            "--proto {}: not a regular file; give the path of the `.proto` that declares the \
+             service (it is copied into the project)",
+            file.display()
+        ),
+        Err(error) => bail!(
             "--proto {}: cannot read it: {error}; give the path of the `.proto` that declares \
              the service",
             file.display()
-        );
+        ),
     }
     let folder = file
         .parent()
@@ -243,7 +249,14 @@ fn read_interface(file: &Path, service: &str, rust: bool) -> anyhow::Result<(Ser
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
-        .with_context(|| format!("--proto {}: not a file name", file.display()))?;
+        .filter(|n| (n.chars()).all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)))
+        .with_context(|| {
+            format!(
+                "--proto {}: name it with letters, digits, `.`, `_` and `-` only (the name is \
+                 written into the manifest and build.rs)",
+                file.display()
+            )
+        })?;
     let set = protox::compile([name], [folder]).map_err(|error| {
         anyhow::anyhow!(
             "--proto {}: the file does not compile: {error}; fix it (protoc would say the same)",
@@ -297,24 +310,45 @@ fn read_interface(file: &Path, service: &str, rust: bool) -> anyhow::Result<(Ser
     }
     // A Rust plugin includes one package's module: another package's
     // messages (but the well-known ones, from prost-types) are not in it.
+    let mut seen = std::collections::HashSet::new();
     let foreign = (found.methods())
         .flat_map(|m| [m.input(), m.output()])
-        .find(|m| {
-            let theirs = m.package_name();
-            theirs != package && theirs != "google.protobuf"
-        });
-    if let Some(message) = foreign.filter(|_| rust) {
+        .find_map(|m| foreign(&m, package, &mut seen));
+    if let Some(name) = foreign.filter(|_| rust) {
         bail!(
-            "--proto {}: {} uses {}, a message of another package, which `outlet new` does not \
-             wire up in Rust; declare it in package {package}",
+            "--proto {}: {} uses {name}, of another package, which `outlet new` does not wire \
+             up in Rust; declare it in package {package}",
             file.display(),
             found.full_name(),
-            message.full_name()
         );
     }
     let service = rust::service(set, found.full_name())
         .with_context(|| format!("--proto {}", file.display()))?;
     Ok((service, protos))
+}
+
+/// The first type `message` reaches (itself, its fields' messages and
+/// enums, through and through) that is of a package other than `package`
+/// and protobuf's well-known types.
+fn foreign(
+    message: &prost_reflect::MessageDescriptor,
+    package: &str,
+    seen: &mut std::collections::HashSet<String>,
+) -> Option<String> {
+    let elsewhere = |theirs: &str| theirs != package && theirs != "google.protobuf";
+    if !seen.insert(message.full_name().to_owned()) {
+        return None;
+    }
+    if elsewhere(message.package_name()) {
+        return Some(message.full_name().to_owned());
+    }
+    message.fields().find_map(|field| match field.kind() {
+        prost_reflect::Kind::Message(inner) => foreign(&inner, package, seen),
+        prost_reflect::Kind::Enum(e) if elsewhere(e.package_name()) => {
+            Some(e.full_name().to_owned())
+        }
+        _ => None,
+    })
 }
 
 /// The greeter's service, as `greeter.proto` declares it.
@@ -461,19 +495,24 @@ fn readme(project: &Project, mechanism: Mechanism, lang: &str, plan: &Plan) -> S
     )
 }
 
-/// Writes `files` into a hidden folder beside `dir`, then renames it to
-/// `dir` (an empty `dir` is replaced): all of it, or nothing.
+/// Writes `files` into a hidden folder, then moves them into place: a new
+/// `dir` is staged beside it and renamed into place whole; an existing,
+/// empty `dir` (perhaps the shell's own) is staged inside itself and each
+/// entry renamed up into it, replacing nothing. All of it, or nothing of
+/// it but parent folders made for it.
 fn write(dir: &Path, files: &[File]) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let fill = dir.is_dir();
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let failed = || format!("{}: cannot write the project", dir.display());
-    std::fs::create_dir_all(parent).with_context(failed)?;
+    let staging_in = if fill { dir } else { parent };
+    std::fs::create_dir_all(staging_in).with_context(failed)?;
     let staging = tempfile::Builder::new()
         .prefix(".outlet-new-")
-        .tempdir_in(parent)
+        .tempdir_in(staging_in)
         .with_context(failed)?;
     std::fs::set_permissions(staging.path(), std::fs::Permissions::from_mode(0o755))
         .with_context(failed)?;
@@ -487,7 +526,7 @@ fn write(dir: &Path, files: &[File]) -> anyhow::Result<()> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .with_context(failed)?;
     }
-    if !dir.is_dir() {
+    if !fill {
         let staged = staging.keep();
         if let Err(error) = std::fs::rename(&staged, dir) {
             let _ = std::fs::remove_dir_all(&staged);
@@ -495,24 +534,22 @@ fn write(dir: &Path, files: &[File]) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    // The empty folder given (perhaps the shell's own) is filled in place,
-    // each entry renamed into it; if one cannot be, those moved go back.
+    // Each entry up into `dir`, never over one that came there meanwhile;
+    // if one cannot move, those moved go back (and the staging folder is
+    // removed with them).
     let mut moved = Vec::new();
     for entry in std::fs::read_dir(staging.path()).with_context(failed)? {
         let entry = entry.with_context(failed)?;
         let to = dir.join(entry.file_name());
-        // A name there already came meanwhile: nothing of it is replaced.
-        let taken = std::fs::symlink_metadata(&to).is_ok();
-        let result = if taken {
-            Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists))
-        } else {
-            std::fs::rename(entry.path(), &to)
-        };
-        if let Err(error) = result {
+        let flags = rustix::fs::RenameFlags::NOREPLACE;
+        let cwd = rustix::fs::CWD;
+        if let Err(error) = rustix::fs::renameat_with(cwd, entry.path(), cwd, &to, flags) {
             for (from, to) in moved {
                 let _ = std::fs::rename(to, from);
             }
-            return Err(error).with_context(failed);
+            return Err(std::io::Error::from(error))
+                .with_context(|| format!("{}: cannot move it into place", to.display()))
+                .with_context(failed);
         }
         moved.push((entry.path(), to));
     }

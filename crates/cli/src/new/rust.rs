@@ -305,6 +305,10 @@ fn stub(project: &Project, method: &Method, source: &str) -> String {
     };
     let todo = match (method.client_streaming, method.server_streaming) {
         (false, false) if output == "()" => "read `request` and answer `Ok(())`".to_owned(),
+        // A well-known wrapper maps to a Rust type of its own (String, bool, …).
+        (false, false) if output.contains("::") || output.starts_with(char::is_lowercase) => {
+            format!("read `request` and answer `Ok(…)`, a {output}")
+        }
         (false, false) => format!("read `request` and answer `Ok({output} {{ .. }})`"),
         (false, true) => format!(
             "read `request` and answer `Ok(Messages::ok(…))` with the {output}s, or a \
@@ -343,7 +347,10 @@ fn test_rs(project: &Project, implementation: &str) -> String {
             .to_owned(),
         Some(method) => {
             let request = if method.client_streaming {
-                format!("::outlet_guest::Messages::ok(Vec::<{}>::new())", method.input_rust)
+                format!(
+                    "::outlet_guest::Messages::ok(::std::vec::Vec::<{}>::new())",
+                    method.input_rust
+                )
             } else {
                 format!("<{}>::default()", method.input_rust)
             };
