@@ -158,7 +158,7 @@ def component(run):
     return paragraph(
         "The same Greet as a WebAssembly component (WIT, a `wit-bindgen` guest for ",
         "`wasm32-wasip2`, called through wasmtime's `bindgen!` bindings with wasmtime's ",
-        "default settings: no epoch interruption, fuel or pooling allocator), interleaved ",
+        "default settings: no epoch interruption or pooling allocator), interleaved ",
         f"with Outlet's Rust guest: the component {duration(theirs)} ",
         f"(p99 {duration(row['p99_ns'])}), Outlet's guest {duration(ours)} ",
         f"(p99 {duration(row['baseline']['p99_ns'])}); {faster} is ",
