@@ -8,13 +8,25 @@
 //! gets when it names none, the folders it may be granted and the host
 //! variables it may inherit. An omitted limit never means unlimited there,
 //! but for an rpc process's memory and CPU (see [`Ceiling`]).
+//!
+//! Here: the policy, its settings and admission; `ceiling.rs`: the
+//! ceilings and the limits filled in from them; `reach.rs`: the files and
+//! folders a manifest may point the host at.
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::error::mechanism_rule;
 use crate::signing::{Signed, TrustedKey};
 use crate::{Manifest, ManifestError, Mechanism, Trust};
+
+mod ceiling;
+mod reach;
+
+pub use ceiling::Ceiling;
+use ceiling::{check_ceiling, fill_limits};
+pub use reach::SYSTEM_PROGRAMS;
+use reach::manifest_folder;
 
 /// What the host lets a manifest claim. [`Policy::default`] lets a manifest
 /// anywhere claim any trust (host code chooses the manifests it loads), and
@@ -61,64 +73,6 @@ pub struct Policy {
     keys: Vec<TrustedKey>,
     /// The trust levels whose plugins must be signed by one of `keys`.
     signed: Vec<Trust>,
-}
-
-/// The limits of a trust level: the most a manifest may ask for, and what
-/// it gets when it asks for nothing.
-/// Build one from a default, `Ceiling { memory_mb: 8192, ..Ceiling::SANDBOXED }`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Ceiling {
-    /// The most `limits.memory_mb` may be.
-    pub memory_mb: u64,
-    /// `limits.memory_mb` when a wasm or exec manifest has none (an rpc
-    /// process gets no default: its runtime may reserve more address space
-    /// than it uses).
-    pub default_memory_mb: u64,
-    /// The most `limits.timeout_ms` may be.
-    pub timeout_ms: u64,
-    /// The most `limits.start_timeout_ms` may be.
-    pub start_timeout_ms: u64,
-    /// The most `limits.cpu_seconds` may be.
-    pub cpu_seconds: u64,
-    /// `limits.cpu_seconds` when an exec manifest has none (the time one
-    /// call may compute; an rpc process lives too long for a CPU limit, and
-    /// a wasm call is stopped at its `timeout_ms`).
-    pub default_cpu_seconds: u64,
-    /// The most `limits.max_message_bytes` may be.
-    pub max_message_bytes: usize,
-    /// The most `permissions.processes` may be.
-    pub processes: u32,
-    /// `permissions.processes` when a sandboxed exec or rpc manifest has
-    /// none: its processes and threads together.
-    pub default_processes: u32,
-}
-
-impl Ceiling {
-    /// The ceiling of `sandboxed` plugins in [`Policy::default`].
-    pub const SANDBOXED: Ceiling = Ceiling {
-        memory_mb: 4096,
-        default_memory_mb: 512,
-        timeout_ms: 60_000,
-        start_timeout_ms: 60_000,
-        cpu_seconds: 60,
-        default_cpu_seconds: 10,
-        max_message_bytes: 64 << 20,
-        processes: 1024,
-        default_processes: 64,
-    };
-
-    /// The ceiling of `out-of-process` plugins in [`Policy::default`].
-    pub const OUT_OF_PROCESS: Ceiling = Ceiling {
-        memory_mb: 65_536,
-        default_memory_mb: 4096,
-        timeout_ms: 3_600_000,
-        start_timeout_ms: 600_000,
-        cpu_seconds: 3600,
-        default_cpu_seconds: 60,
-        max_message_bytes: 1 << 30,
-        processes: 16_384,
-        default_processes: 1024,
-    };
 }
 
 impl Default for Policy {
@@ -394,220 +348,6 @@ impl Policy {
                 .into(),
         ))
     }
-
-    /// Each granted folder, resolved through its symbolic links, must be
-    /// inside the manifest's folder or a root the host approves; written
-    /// relative to the manifest, without `..`. Replaced by the resolved
-    /// path, which the wasm mechanism opens once, at load.
-    fn resolve_dirs(&self, manifest: &mut Manifest) -> Result<(), ManifestError> {
-        for index in 0..manifest.permissions.dirs.len() {
-            let host = manifest.permissions.dirs[index].host.clone();
-            let resolved = self
-                .confine(manifest, &host)
-                .map_err(|problem| self.outside(manifest, "permissions.dirs", &host, problem))?;
-            manifest.permissions.dirs[index].host = resolved;
-        }
-        Ok(())
-    }
-
-    /// Each program a sandboxed process may execute (and read), resolved
-    /// through its links, as the sandbox grants the file and not the link:
-    /// a file inside the manifest's folder, an approved root or the system's
-    /// program folders ([`SYSTEM_PROGRAMS`]), as a granted folder is.
-    fn resolve_programs(&self, manifest: &mut Manifest) -> Result<(), ManifestError> {
-        for index in 0..manifest.permissions.programs.len() {
-            let program = manifest.permissions.programs[index].clone();
-            let field = "permissions.programs";
-            let resolved = match self.confine(manifest, &program) {
-                Ok(resolved) => resolved,
-                Err(problem) => match program.canonicalize() {
-                    Ok(system) if SYSTEM_PROGRAMS.iter().any(|f| system.starts_with(f)) => system,
-                    _ => return Err(self.outside(manifest, field, &program, problem)),
-                },
-            };
-            if !std::fs::metadata(&resolved).is_ok_and(|meta| meta.is_file()) {
-                let problem = "is not a file".to_owned();
-                return Err(self.outside(manifest, field, &program, problem));
-            }
-            manifest.permissions.programs[index] = resolved;
-        }
-        Ok(())
-    }
-
-    /// The files a TLS reattach presents, confined as granted folders are:
-    /// a manifest below `in-process` does not choose which of the user's
-    /// identities the host shows a server.
-    /// Replaced by their resolved paths, which the host opens without
-    /// following a link.
-    fn check_reattach_files(&self, manifest: &mut Manifest) -> Result<(), ManifestError> {
-        let Some(reattach) = &manifest.reattach else {
-            return Ok(());
-        };
-        let mut resolved = [None, None];
-        for (slot, (field, file)) in resolved.iter_mut().zip([
-            ("reattach.client_cert", &reattach.client_cert),
-            ("reattach.client_key", &reattach.client_key),
-        ]) {
-            if let Some(file) = file {
-                *slot = Some(
-                    self.confine(manifest, file)
-                        .map_err(|problem| self.outside(manifest, field, file, problem))?,
-                );
-            }
-        }
-        let [cert, key] = resolved;
-        if let Some(reattach) = &mut manifest.reattach {
-            reattach.client_cert = cert;
-            reattach.client_key = key;
-        }
-        Ok(())
-    }
-
-    /// Whether `resolved`, a path with its links resolved, lies inside the
-    /// folder of the manifest read from `file` or inside a root the host
-    /// approves: where a manifest may point the host at files.
-    pub fn within_reach(&self, file: &Path, resolved: &Path) -> bool {
-        resolved.starts_with(manifest_folder(file))
-            || self.roots.iter().any(|root| resolved.starts_with(root))
-    }
-
-    /// `path` (joined to the manifest's folder) resolved through its links,
-    /// if it is written without `..` and lies inside the manifest's folder
-    /// or an approved root; else what is wrong with it.
-    fn confine(&self, manifest: &Manifest, path: &Path) -> Result<PathBuf, String> {
-        let own = manifest_folder(&manifest.file);
-        // As written: what follows the folder the manifest was given by.
-        let given = manifest.file.parent().unwrap_or(Path::new(""));
-        let written = path.strip_prefix(given).unwrap_or(path);
-        if written.components().any(|c| c == Component::ParentDir) {
-            return Err("climbs out with `..`".to_owned());
-        }
-        let resolved = path
-            .canonicalize()
-            .map_err(|error| format!("cannot be resolved: {error}"))?;
-        if self.within_reach(&manifest.file, &resolved) {
-            return Ok(resolved);
-        }
-        Err(format!(
-            "is {}, outside the manifest's folder {}{}",
-            resolved.display(),
-            own.display(),
-            if self.roots.is_empty() {
-                ""
-            } else {
-                " and the roots the host approves"
-            }
-        ))
-    }
-
-    /// The refusal of `path`, named in `field`, for `problem`.
-    fn outside(
-        &self,
-        manifest: &Manifest,
-        field: &str,
-        path: &Path,
-        problem: String,
-    ) -> ManifestError {
-        ManifestError::policy(
-            manifest,
-            format!("`{field}` names {}, which {problem}", path.display()),
-            format!(
-                "name a path inside {} relative to the manifest, or have the host approve its \
-                 root (`Policy::approve_root`; for the `outlet` command, `--approve-root FOLDER`)",
-                manifest_folder(&manifest.file).display()
-            ),
-        )
-    }
-}
-
-/// The system's program folders, whose programs any sandboxed process may
-/// be granted (it may read them anyway).
-pub const SYSTEM_PROGRAMS: [&str; 5] = ["/usr", "/bin", "/sbin", "/lib", "/lib64"];
-
-/// The limits a manifest names none of, from its level's ceiling.
-fn fill_limits(manifest: &mut Manifest, ceiling: &Ceiling) {
-    if manifest.sandbox {
-        manifest
-            .permissions
-            .processes
-            .get_or_insert(ceiling.default_processes.min(ceiling.processes));
-    }
-    let limits = &mut manifest.limits;
-    // wasm's linear memory, an exec child's address space. Not an rpc
-    // process's: runtimes that live long (Go, the JVM, V8) reserve more
-    // address space than they use, and would fail to start under a limit
-    // nobody asked for; each of its calls has its `timeout_ms`.
-    if matches!(manifest.mechanism, Mechanism::Wasm | Mechanism::Exec) {
-        limits
-            .memory_mb
-            .get_or_insert(ceiling.default_memory_mb.min(ceiling.memory_mb));
-    }
-    if manifest.mechanism == Mechanism::Exec {
-        limits
-            .cpu_seconds
-            .get_or_insert(ceiling.default_cpu_seconds.min(ceiling.cpu_seconds));
-    }
-}
-
-/// No limit above the level's ceiling.
-fn check_ceiling(manifest: &Manifest, ceiling: &Ceiling) -> Result<(), ManifestError> {
-    let limits = &manifest.limits;
-    let asked = [
-        (
-            "limits.memory_mb",
-            limits.memory_mb.unwrap_or(0),
-            ceiling.memory_mb,
-        ),
-        ("limits.timeout_ms", limits.timeout_ms, ceiling.timeout_ms),
-        (
-            "limits.start_timeout_ms",
-            limits.start_timeout_ms,
-            ceiling.start_timeout_ms,
-        ),
-        (
-            "limits.cpu_seconds",
-            limits.cpu_seconds.unwrap_or(0),
-            ceiling.cpu_seconds,
-        ),
-        (
-            "limits.max_message_bytes",
-            limits.max_message_bytes as u64,
-            ceiling.max_message_bytes as u64,
-        ),
-        (
-            "permissions.processes",
-            manifest.permissions.processes.unwrap_or(0).into(),
-            ceiling.processes.into(),
-        ),
-    ];
-    for (field, value, most) in asked {
-        if value > most {
-            return Err(ManifestError::policy(
-                manifest,
-                format!(
-                    "`{field}` = {value} is above the host's ceiling of {most} for \
-                     trust = \"{}\"",
-                    manifest.trust
-                ),
-                format!("lower `{field}` to {most} or less, or ask the host for more"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The folder a manifest was loaded from, resolved as far as it exists:
-/// where its relative paths are resolved too, so that its trust and its
-/// paths are judged in one folder. A manifest reached through a link is
-/// judged where the link is (putting a link in a folder takes the same
-/// right as putting a manifest there).
-fn manifest_folder(file: &Path) -> PathBuf {
-    let folder = std::path::absolute(file)
-        .unwrap_or_else(|_| file.to_owned())
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_default();
-    folder.canonicalize().unwrap_or(folder)
 }
 
 /// Refuses a manifest whose trust does not allow its mechanism, or that has no
