@@ -122,38 +122,7 @@ enum Command {
         json: bool,
     },
     /// Measure every mechanism's round trip side by side on this machine.
-    Bench {
-        /// The folder holding the greeter's manifests.
-        #[arg(long, default_value = "examples/greeter/manifests")]
-        manifests: PathBuf,
-        /// Calls per measurement.
-        #[arg(long, default_value_t = 500)]
-        calls: usize,
-        /// Also write the results as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Also draw the results into this SVG file: every row on one log
-        /// time axis, grouped by mechanism, each beside its baseline.
-        #[arg(long, value_name = "FILE.svg")]
-        chart: Option<PathBuf>,
-        /// Measure one mechanism only.
-        #[arg(long, value_parser = bench::SECTIONS)]
-        only: Option<String>,
-        /// Also measure Extism with the built `bench/extism` in this folder
-        /// (`scripts/bench.sh` builds it).
-        #[arg(long)]
-        extism: Option<PathBuf>,
-        /// Also measure go-plugin's own Go host and Go plugin, built into
-        /// this folder by `tests/go/build.sh` (`scripts/bench.sh` passes
-        /// `target/go`).
-        #[arg(long)]
-        go: Option<PathBuf>,
-        /// Also measure the same Greet as a WebAssembly component: this
-        /// module, built from `bench/component` for wasm32-wasip2
-        /// (`scripts/bench.sh` builds it).
-        #[arg(long, value_name = "FILE.wasm")]
-        component: Option<PathBuf>,
-    },
+    Bench(bench::Options),
 }
 
 fn main() -> ExitCode {
@@ -229,27 +198,6 @@ fn run(command: Command, policy: &policy::Flags) -> anyhow::Result<ExitCode> {
             deploy,
             json,
         } => advise::run(trust, perf, deploy, json),
-        Command::Bench {
-            manifests,
-            calls,
-            json,
-            chart,
-            only,
-            extism,
-            go,
-            component,
-        } => bench::run(
-            policy.policy()?,
-            bench::Options {
-                manifests: &manifests,
-                calls,
-                json: json.as_deref(),
-                chart: chart.as_deref(),
-                only: only.as_deref(),
-                extism: extism.as_deref(),
-                go: go.as_deref(),
-                component: component.as_deref(),
-            },
-        ),
+        Command::Bench(options) => bench::run(policy.policy()?, &options),
     }
 }

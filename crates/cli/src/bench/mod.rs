@@ -24,7 +24,7 @@ mod streams;
 mod stress;
 mod wasm;
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use outlet_host::{Host, Policy};
@@ -37,38 +37,46 @@ pub const SECTIONS: [&str; 8] = [
 ];
 
 /// What `outlet bench` is asked for.
-#[derive(Clone, Copy)]
-pub struct Options<'a> {
-    /// The greeter's manifests.
-    pub manifests: &'a Path,
-    /// Samples per row.
-    pub calls: usize,
-    /// Where to write the run as JSON.
-    pub json: Option<&'a Path>,
-    /// Where to draw the run as SVG.
-    pub chart: Option<&'a Path>,
-    /// One section only.
-    pub only: Option<&'a str>,
-    /// The built `bench/extism`.
-    pub extism: Option<&'a Path>,
-    /// go-plugin's Go host and plugin.
-    pub go: Option<&'a Path>,
-    /// The Greet component (`bench/component`), set beside Outlet's
-    /// Rust wasm guest.
-    pub component: Option<&'a Path>,
+#[derive(clap::Args)]
+pub struct Options {
+    /// The folder holding the greeter's manifests.
+    #[arg(long, default_value = "examples/greeter/manifests")]
+    manifests: PathBuf,
+    /// Calls per measurement.
+    #[arg(long, default_value_t = 500)]
+    calls: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Also draw the results into this SVG file: every row on one log
+    /// time axis, grouped by mechanism, each beside its baseline.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+    /// Measure one mechanism only.
+    #[arg(long, value_parser = SECTIONS)]
+    only: Option<String>,
+    /// Also measure Extism with the built `bench/extism` in this folder
+    /// (`scripts/bench.sh` builds it).
+    #[arg(long)]
+    extism: Option<PathBuf>,
+    /// Also measure go-plugin's own Go host and Go plugin, built into
+    /// this folder by `tests/go/build.sh` (`scripts/bench.sh` passes
+    /// `target/go`).
+    #[arg(long)]
+    go: Option<PathBuf>,
+    /// Also measure the same Greet as a WebAssembly component: this
+    /// module, built from `bench/component` for wasm32-wasip2
+    /// (`scripts/bench.sh` builds it).
+    #[arg(long, value_name = "FILE.wasm")]
+    component: Option<PathBuf>,
 }
 
-pub fn run(policy: Policy, options: Options<'_>) -> anyhow::Result<ExitCode> {
-    let Options {
-        manifests,
-        calls,
-        json,
-        chart,
-        only,
-        extism,
-        go,
-        component,
-    } = options;
+pub fn run(policy: Policy, options: &Options) -> anyhow::Result<ExitCode> {
+    let calls = options.calls;
+    let manifests = options.manifests.as_path();
+    let (json, chart) = (options.json.as_deref(), options.chart.as_deref());
+    let (only, extism) = (options.only.as_deref(), options.extism.as_deref());
+    let (go, component) = (options.go.as_deref(), options.component.as_deref());
     anyhow::ensure!(
         calls >= 10,
         "--calls must be at least 10 to give a median and a p99"
