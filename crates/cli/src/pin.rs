@@ -27,8 +27,13 @@ fn pin(given: &Path) -> anyhow::Result<(String, bool)> {
             given.display()
         )
     })?;
-    let text = String::from_utf8(read_regular(file, 1 << 20)?)
-        .with_context(|| format!("{}: not a manifest (not UTF-8 text)", file.display()))?;
+    let text = outlet_manifest::read_regular(file, outlet_manifest::MAX_MANIFEST_BYTES)
+        .with_context(|| {
+            format!(
+                "{}: cannot read the manifest; check the path",
+                file.display()
+            )
+        })?;
     let table: toml::Table = toml::from_str(&text)
         .with_context(|| format!("{}: not a manifest (not TOML)", file.display()))?;
     let name = table
@@ -50,8 +55,8 @@ fn pin(given: &Path) -> anyhow::Result<(String, bool)> {
     };
     let artifact = given.parent().unwrap_or(Path::new("")).join(path);
     // The file checked is the file hashed.
-    let hash = regular(&artifact, outlet_manifest::MAX_ARTIFACT_BYTES)
-        .and_then(|file| Ok(outlet_manifest::sha256_read(file)?))
+    let hash = outlet_manifest::open_regular(&artifact, outlet_manifest::MAX_ARTIFACT_BYTES)
+        .and_then(outlet_manifest::sha256_read)
         .with_context(|| {
             format!(
                 "{}: plugin `{name}`: cannot read its artifact {}; build it first, or fix `path`",
@@ -138,37 +143,6 @@ fn comment_after_value(line: &str) -> &str {
     } else {
         ""
     }
-}
-
-/// Checks that `path` is a regular file of at most `most` bytes, without
-/// waiting on a FIFO or reading a device.
-fn regular(path: &Path, most: u64) -> anyhow::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    let meta = file.metadata()?;
-    anyhow::ensure!(
-        meta.is_file() && meta.len() <= most,
-        "it is not a regular file of at most {most} bytes"
-    );
-    Ok(file)
-}
-
-/// The bytes of `path`, a regular file of at most `most` bytes.
-fn read_regular(path: &Path, most: u64) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    regular(path, most)
-        .and_then(|file| Ok(file.take(most).read_to_end(&mut bytes)?))
-        .with_context(|| {
-            format!(
-                "{}: cannot read the manifest; check the path",
-                path.display()
-            )
-        })?;
-    Ok(bytes)
 }
 
 /// Writes `text` over `file`: into a new file beside it, with its mode,

@@ -18,6 +18,7 @@ mod mechanism;
 mod permissions;
 pub mod policy;
 mod raw;
+mod regular;
 mod rpc;
 pub mod signing;
 #[cfg(test)]
@@ -29,9 +30,10 @@ pub use advise::{Advice, Deploy, Perf, UnknownName, advise};
 pub use artifact::{MAX_ARTIFACT_BYTES, Stamp};
 pub use error::ManifestError;
 pub use limits::{Limits, OnPanic};
-pub use manifest::Manifest;
+pub use manifest::{MAX_MANIFEST_BYTES, Manifest};
 pub use mechanism::Mechanism;
 pub use permissions::{Dir, Network, Permissions};
+pub use regular::{open_regular, read_regular};
 pub use rpc::{Handshake, Reattach};
 pub use trust::Trust;
 

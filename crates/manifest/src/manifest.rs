@@ -1,8 +1,6 @@
 //! [`Manifest`]: one TOML file per plugin, read, checked and resolved.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::QUOTED;
@@ -10,7 +8,7 @@ use crate::raw::Raw;
 use crate::{Handshake, Limits, ManifestError, Mechanism, Permissions, Reattach, Trust};
 
 /// The largest manifest file read: 1 MiB.
-const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
 /// One plugin's manifest. Paths in it are relative to the manifest's folder.
 ///
@@ -95,23 +93,7 @@ impl Manifest {
         };
         // A regular file of a sane size: a FIFO or a device is not waited on
         // nor read without end.
-        let opened = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(file)
-            .map_err(unreadable)?;
-        let meta = opened.metadata().map_err(unreadable)?;
-        if !meta.is_file() || meta.len() > MAX_MANIFEST_BYTES {
-            return Err(unreadable(std::io::Error::other(format!(
-                "it is not a regular file of at most {} KiB",
-                MAX_MANIFEST_BYTES >> 10
-            ))));
-        }
-        let mut text = String::new();
-        (&opened)
-            .take(MAX_MANIFEST_BYTES)
-            .read_to_string(&mut text)
-            .map_err(unreadable)?;
+        let text = crate::read_regular(file, MAX_MANIFEST_BYTES).map_err(unreadable)?;
         Manifest::parse(&text, file)
     }
 

@@ -76,7 +76,7 @@ impl TrustedKey {
         let key = minisign_verify::PublicKey::from_base64(line).map_err(|error| {
             KeyError::new(format!(
                 "{:?} is not a minisign public key ({error})",
-                cut(line)
+                crate::error::cut(line.to_owned(), 48)
             ))
         })?;
         Ok(TrustedKey {
@@ -138,7 +138,7 @@ impl TrustedKey {
                         problem: format!(
                             "line {}: {:?} is not `expires=YYYY-MM-DD`",
                             number + 1,
-                            cut(word)
+                            crate::error::cut(word.to_owned(), 48)
                         ),
                         fix: "after the key, write only `expires=` and a date such as 2027-01-31",
                     })?;
@@ -148,11 +148,6 @@ impl TrustedKey {
         }
         Ok(keys)
     }
-}
-
-/// The first 48 characters of `text`, for an error that quotes it.
-fn cut(text: &str) -> String {
-    text.chars().take(48).collect()
 }
 
 /// The key id in a key's or signature's first base64 line: the eight bytes
@@ -207,7 +202,7 @@ impl Signed {
             problem: crate::error::cut(problem, crate::error::QUOTED),
             fix: fix.to_owned(),
         };
-        let text = read_small(file).map_err(|error| {
+        let text = crate::read_regular(file, MOST).map_err(|error| {
             refuse(
                 format!("cannot be read: {error}"),
                 "sign the artifact with `minisign -Sm <artifact>`, and name the `.minisig` it \
@@ -302,25 +297,6 @@ impl Check<'_> {
                 .into(),
         })
     }
-}
-
-/// A regular file of at most [`MOST`] bytes, read without waiting on a FIFO.
-fn read_small(file: &Path) -> std::io::Result<String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(file)?;
-    let meta = opened.metadata()?;
-    if !meta.is_file() || meta.len() > MOST {
-        return Err(std::io::Error::other(format!(
-            "it is not a regular file of at most {MOST} bytes"
-        )));
-    }
-    let mut text = String::new();
-    opened.take(MOST).read_to_string(&mut text)?;
-    Ok(text)
 }
 
 /// `YYYY-MM-DD` as the start of that day, UTC.

@@ -368,11 +368,7 @@ pub fn check(manifest: &Manifest) -> Result<(), ManifestError> {
     }
     // An attached plugin has no artifact here: it is checked by its process.
     // A signature pins it too: by a key the host trusts, or it is refused.
-    if manifest.sha256.is_none()
-        && manifest.signature.is_none()
-        && trust != Trust::InProcess
-        && manifest.reattach.is_none()
-    {
+    if !manifest.pins_bytes() && trust != Trust::InProcess && manifest.reattach.is_none() {
         return Err(ManifestError::policy(
             manifest,
             format!(
