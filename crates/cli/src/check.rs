@@ -37,11 +37,15 @@ pub fn run(policy: &Policy, given: &[impl AsRef<Path>]) -> anyhow::Result<ExitCo
     // As listed (a link to another manifest is a manifest of its own).
     manifests
         .retain(|file| seen.insert(std::path::absolute(file).unwrap_or_else(|_| file.clone())));
-    let checked: Vec<_> = manifests.iter().map(|file| check(policy, file)).collect();
+    let loaded: Vec<_> = manifests.iter().map(Manifest::load).collect();
     // Names as `Host::load_dir` compares them: of every manifest that
     // reads, whatever else is wrong with it.
-    let names: Vec<Option<String>> = (manifests.iter())
-        .map(|file| Manifest::load(file).ok().map(|m| m.name))
+    let names: Vec<Option<String>> = (loaded.iter())
+        .map(|m| m.as_ref().ok().map(|m| m.name.clone()))
+        .collect();
+    let checked: Vec<_> = (loaded.into_iter())
+        .zip(&manifests)
+        .map(|(manifest, file)| check(policy, manifest?, file))
         .collect();
     let mut failed = 0;
     for (index, (file, checked)) in manifests.iter().zip(&checked).enumerate() {
@@ -75,9 +79,10 @@ pub fn run(policy: &Policy, given: &[impl AsRef<Path>]) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// The plugin's name and a line on what was checked.
-fn check(policy: &Policy, file: &Path) -> anyhow::Result<(String, String)> {
-    let manifest = policy.admit(Manifest::load(file)?)?;
+/// The plugin's name and a line on what was checked, of `manifest` read
+/// from `file`.
+fn check(policy: &Policy, manifest: Manifest, file: &Path) -> anyhow::Result<(String, String)> {
+    let manifest = policy.admit(manifest)?;
     manifest.verify_artifact()?;
     if !outlet_host::MECHANISMS.contains(&manifest.mechanism) {
         anyhow::bail!(

@@ -141,10 +141,9 @@ fn drawn(rows: &[&Row], title: &str, file: &Path) -> anyhow::Result<()> {
                 RGBColor(170, 170, 170).filled(),
             )])?;
             // A baseline of no time has no ratio worth writing.
-            let ratio = match base.median.as_secs_f64() {
-                0.0 => "–".to_owned(),
-                base => ratio_text(row.samples.median.as_secs_f64() / base),
-            };
+            let ratio = (row.ratio())
+                .filter(|ratio| ratio.is_finite())
+                .map_or_else(|| "–".to_owned(), ratio_text);
             note = format!("{note}   {ratio} of {name} ({})", human(base.median));
         }
         // The row's name on the left, its figures on the right, the

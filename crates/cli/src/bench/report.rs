@@ -93,7 +93,7 @@ impl Report {
 
 impl Row {
     /// The row's median over its baseline's.
-    fn ratio(&self) -> Option<f64> {
+    pub fn ratio(&self) -> Option<f64> {
         let (_, base) = self.baseline.as_ref()?;
         Some(self.samples.median.as_secs_f64() / base.median.as_secs_f64())
     }

@@ -62,11 +62,8 @@ fn makefile(source: &str, library: &str) -> String {
 
 /// Every method answers Unimplemented, naming itself, with a TODO.
 fn stubs(project: &Project) -> String {
-    let (streaming, unary): (Vec<&Method>, Vec<&Method>) = project
-        .service
-        .methods
-        .iter()
-        .partition(|m| m.client_streaming || m.server_streaming);
+    let (streaming, unary): (Vec<&Method>, Vec<&Method>) =
+        project.service.methods.iter().partition(|m| m.streams());
     let mut calls = String::new();
     if unary.is_empty() {
         calls.push_str("    (void)method;\n    (void)method_len;\n");

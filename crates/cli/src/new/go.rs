@@ -22,8 +22,8 @@ const BUILD: &str = include_str!("go/build.sh");
 const SERVICE_FILE: &str = "service.go";
 /// go-plugin's magic cookie, which main.go expects and the host sets: the
 /// defaults of a manifest's `[handshake]`.
-const COOKIE_KEY: &str = "OUTLET_PLUGIN";
-const COOKIE_VALUE: &str = "outlet";
+const COOKIE_KEY: &str = outlet_manifest::Handshake::DEFAULT_KEY;
+const COOKIE_VALUE: &str = outlet_manifest::Handshake::DEFAULT_VALUE;
 
 pub fn plan(project: &Project) -> Plan {
     let fill = |template: &str| {
@@ -73,7 +73,7 @@ pub fn handshake() -> String {
 fn stubs(project: &Project) -> String {
     let (proto, service) = (&project.proto, &project.service.full_name);
     let methods = &project.service.methods;
-    let unary = methods.iter().any(|m| !streams(m));
+    let unary = methods.iter().any(|m| !m.streams());
     let mut imports = String::new();
     if unary {
         imports.push_str("\t\"context\"\n\n");
@@ -89,7 +89,7 @@ fn stubs(project: &Project) -> String {
         handlers.push('\n');
         handlers.push_str(&handler(&project.name, method));
         let name = &method.name;
-        if streams(method) {
+        if method.streams() {
             let _ = writeln!(
                 stream_descs,
                 "\t{{StreamName: \"{name}\", Handler: handle{name}, ServerStreams: {}, \
@@ -152,10 +152,6 @@ fn block(lines: &str) -> String {
     } else {
         format!("\n{lines}")
     }
-}
-
-fn streams(method: &Method) -> bool {
-    method.client_streaming || method.server_streaming
 }
 
 /// One method's gRPC handler, with what to fill in.

@@ -29,6 +29,11 @@ pub struct Method {
 }
 
 impl Method {
+    /// Whether it streams either way.
+    pub fn streams(&self) -> bool {
+        self.client_streaming || self.server_streaming
+    }
+
     /// The gRPC path: `/package.Service/Method`.
     pub fn path(&self, service: &Service) -> String {
         format!("/{}/{}", service.full_name, self.name)

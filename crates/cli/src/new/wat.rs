@@ -7,6 +7,8 @@
 
 use std::fmt::{self, Write as _};
 
+use outlet_protocol::core;
+
 use super::plan::{File, Method, Plan, Project};
 use super::test_script;
 
@@ -83,7 +85,7 @@ fn stubs(project: &Project) -> String {
         let path = data.put(method.path(&project.service).as_bytes());
         let message = format!("{}: {} is not implemented yet", project.name, method.name);
         let message = data.put(message.as_bytes());
-        let streams = method.client_streaming || method.server_streaming;
+        let streams = method.streams();
         let branches = if streams { &mut opens } else { &mut service };
         let _ = write!(
             branches,
@@ -177,10 +179,10 @@ impl Core {
                 &hello_response(project),
             ),
             health: data.note("HealthResponse { status: SERVING }", b"\x08\x01"),
-            hello_path: data.put(b"/outlet.core.v1.Plugin/Hello"),
-            configure_path: data.put(b"/outlet.core.v1.Plugin/Configure"),
-            health_path: data.put(b"/outlet.core.v1.Plugin/Health"),
-            shutdown_path: data.put(b"/outlet.core.v1.Plugin/Shutdown"),
+            hello_path: data.put(core::HELLO.as_bytes()),
+            configure_path: data.put(core::CONFIGURE.as_bytes()),
+            health_path: data.put(core::HEALTH.as_bytes()),
+            shutdown_path: data.put(core::SHUTDOWN.as_bytes()),
             ready: data.put(format!("{} ready", project.name).as_bytes()),
             no_such_method: data.put(format!("{} has no such method", project.name).as_bytes()),
         }
@@ -189,24 +191,17 @@ impl Core {
 
 /// Hello's answer, as protobuf bytes.
 fn hello_response(project: &Project) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let mut field = |number: u8, value: &[u8]| {
-        bytes.push((number << 3) | 2);
-        let mut len = value.len();
-        while len >= 0x80 {
-            bytes.push((len as u8) | 0x80);
-            len >>= 7;
-        }
-        bytes.push(len as u8);
-        bytes.extend_from_slice(value);
-    };
-    field(1, project.name.as_bytes());
-    field(2, VERSION.as_bytes());
-    field(3, &[1]); // core_versions, packed
-    field(4, &[1]); // app_versions, the manifest's `versions`
-    field(5, b"configure");
-    field(6, project.service.full_name.as_bytes());
-    bytes
+    use outlet_protocol::prost::Message;
+    outlet_protocol::core::HelloResponse {
+        name: project.name.clone(),
+        version: VERSION.into(),
+        core_versions: vec![1],
+        // The manifest's `versions`.
+        app_versions: vec![1],
+        capabilities: vec![outlet_protocol::capability::CONFIGURE.into()],
+        services: vec![project.service.full_name.clone()],
+    }
+    .encode_to_vec()
 }
 
 /// Bytes placed in the module's memory: where they are and how many.
