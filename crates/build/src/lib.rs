@@ -201,13 +201,7 @@ impl prost_build::ServiceGenerator for Generator {
         buf.push_str(&each(CLIENT_TRAIT_METHOD));
         buf.push_str(&fill(GUARD_TOP, None));
         buf.push_str(&each_shaped(GUARD_METHOD));
-        // Without a method, `call` reads neither its request nor its
-        // response buffer.
-        let top = fill(SERVER_TOP, None);
-        buf.push_str(&match service.methods.is_empty() {
-            false => top,
-            true => top.replace("request: &[u8], response:", "_request: &[u8], _response:"),
-        });
+        buf.push_str(&fill(SERVER_TOP, None));
         buf.push_str(&each_shaped(SERVER_METHOD));
         buf.push_str(&fill(SERVER_MIDDLE, None));
         if streams {
@@ -458,9 +452,13 @@ const SERVER_STREAMS: &str = r#"            "%PATH%" => {
             }
 "#;
 
-const SERVER_MIDDLE: &str = r#"            _ => ::core::result::Result::Err(%P%::Status::unimplemented(::std::format!(
-                "%FULL% has no method {method}"
-            ))),
+const SERVER_MIDDLE: &str = r#"            _ => {
+                // Read by no method (a service of none reads them nowhere).
+                let _ = (request, response);
+                ::core::result::Result::Err(%P%::Status::unimplemented(::std::format!(
+                    "%FULL% has no method {method}"
+                )))
+            }
         }
     }
 "#;
